@@ -1,0 +1,125 @@
+"""Errors alliance raises on purpose, each with the exit code the CLI returns for it.
+
+    AllianceError                      (1, a bug if it ever escapes un-subclassed)
+    ├── UsageProblem                   2  a bad argument the parser could not catch
+    │   └── UnknownInstrument          2  an instrument id nobody defined
+    ├── RejectedInput                  3  answers or rows that cannot be scored
+    ├── InstrumentInvalid              4  an instrument file with one or more problems
+    └── DataFileError                  5  a file that cannot be read or written
+        └── HistoryError               5  the session store cannot be opened or written
+
+Nothing here imports pydantic or rich: the CLI imports this module on every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit codes, as documented in the README."""
+
+    OK = 0
+    INTERNAL = 1
+    USAGE = 2
+    REJECTED = 3
+    INSTRUMENT = 4
+    FILE = 5
+    INTERRUPTED = 130
+
+
+class AllianceError(Exception):
+    """Base of every error alliance raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.INTERNAL
+
+    def lines(self) -> list[str]:
+        """The one-line messages to print for this error (usually one)."""
+        return [str(self)]
+
+
+class UsageProblem(AllianceError):
+    """An argument or option that does not make sense."""
+
+    exit_code = ExitCode.USAGE
+
+
+class UnknownInstrument(UsageProblem):
+    """An instrument id that no catalog directory defines."""
+
+    def __init__(self, wanted: str, available: list[str], nearest: str | None) -> None:
+        self.wanted = wanted
+        self.available = available
+        self.nearest = nearest
+        hint = f"did you mean {nearest!r}? " if nearest else ""
+        super().__init__(
+            f"unknown instrument {wanted!r} ({hint}available: {', '.join(available) or 'none'})"
+        )
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an instrument file: where and what."""
+
+    file: str
+    line: int | None
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.path}: {self.message}" if self.path else f"{where}: {self.message}"
+
+
+class InstrumentInvalid(AllianceError):
+    """An instrument definition with one or more problems."""
+
+    exit_code = ExitCode.INSTRUMENT
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__(str(problems[0]) if problems else "invalid instrument")
+
+    def lines(self) -> list[str]:
+        """One line per problem."""
+        return [str(p) for p in self.problems]
+
+
+@dataclass(frozen=True)
+class AnswerProblem:
+    """One answer that cannot be used: which item, what was given, what is wrong."""
+
+    item: str
+    value: str
+    problem: str
+
+    def __str__(self) -> str:
+        return f"item {self.item}: {self.problem}"
+
+
+class RejectedInput(AllianceError):
+    """A response set (or some rows) that could not be scored."""
+
+    exit_code = ExitCode.REJECTED
+
+    def __init__(self, problems: list[AnswerProblem], where: str = "") -> None:
+        self.problems = problems
+        self.where = where
+        first = str(problems[0]) if problems else "answers rejected"
+        super().__init__(f"{where}: {first}" if where else first)
+
+    def lines(self) -> list[str]:
+        """One line per rejected answer."""
+        prefix = f"{self.where}: " if self.where else ""
+        return [f"{prefix}{p}" for p in self.problems]
+
+
+class DataFileError(AllianceError):
+    """A file that cannot be read, parsed or written."""
+
+    exit_code = ExitCode.FILE
+
+
+class HistoryError(DataFileError):
+    """The session history store cannot be used."""

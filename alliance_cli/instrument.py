@@ -1,0 +1,378 @@
+"""Pydantic models of an instrument definition: everything a YAML file may say.
+
+The models are pure data with validators. Loading files, YAML and line numbers live in
+``catalog.py``; this module never reads a file.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+Dimension = Literal["goal", "task", "bond", "general"]
+Respondent = Literal["client", "therapist", "observer"]
+MissingReason = Literal["not_applicable", "refused", "not_asked", "blank"]
+Metric = Literal["mean", "sum"]
+Comparison = Literal["<", "<="]
+TOTAL = "total"
+_EPS = 1e-9
+
+
+def _as_text(value: object) -> object:
+    """YAML reads ``id: 1`` as an int; item ids are text, so accept numbers as text."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    return value
+
+
+ItemId = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=40)]
+
+
+class CrossFieldProblems(ValueError):
+    """Several problems found by one validator, each with its own location.
+
+    Pydantic keeps the raised exception in the error's ``ctx``; ``catalog`` unpacks the
+    list so each problem is reported at its own YAML path and line.
+    """
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
+
+
+def _raise_if(problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    if problems:
+        raise CrossFieldProblems(problems)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Verification(_Model):
+    """How sure we are of the scoring key, and on what sources that rests."""
+
+    status: Literal["verified", "single-source", "unverified"] = Field(
+        description="verified: two or more independent sources agree; single-source; unverified"
+    )
+    sources: list[str] = Field(default_factory=list, description="Where the key was checked")
+    note: str = Field(default="", description="What is and is not confirmed")
+
+
+class Scale(_Model):
+    """The response scale every item shares."""
+
+    min: float = Field(description="Lowest answer")
+    max: float = Field(description="Highest answer")
+    step: float = Field(default=1, gt=0, description="1 for Likert, 0.1 for visual-analogue")
+    labels: dict[float, str] = Field(
+        default_factory=dict,
+        description="Anchor text by value; answers may be given as this text",
+    )
+
+    def on_scale(self, value: float) -> bool:
+        """True when value lies inside the range and on a step."""
+        if value < self.min - _EPS or value > self.max + _EPS:
+            return False
+        steps = (value - self.min) / self.step
+        return abs(steps - round(steps)) < 1e-6
+
+    def points(self) -> list[float]:
+        """Every allowed answer, lowest first."""
+        n = round((self.max - self.min) / self.step)
+        return [round(self.min + i * self.step, 10) for i in range(n + 1)]
+
+
+class MissingCode(_Model):
+    """A value that means "no answer", and why."""
+
+    value: Annotated[str, BeforeValidator(_as_text)] = Field(
+        description="The code as it appears in the data"
+    )
+    reason: MissingReason
+
+
+class Item(_Model):
+    """One question on the form."""
+
+    id: ItemId = Field(description="As printed on the form, usually 1..n")
+    label: str = Field(min_length=1, description="Short topic label in our own words")
+    reverse: bool = Field(default=False, description="Scored as min + max - answer")
+    text: str | None = Field(
+        default=None, description="Official wording, only in files of users who hold it"
+    )
+
+
+class Subscale(_Model):
+    """A group of items scored together."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Used in column names")
+    name: str
+    dimension: Dimension = Field(description="Bordin's goal / task / bond, or general")
+    items: list[ItemId] = Field(min_length=1)
+    max_missing: int = Field(default=0, ge=0, description="Missing items allowed (prorated)")
+
+    @model_validator(mode="after")
+    def _check(self) -> Subscale:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        seen: set[str] = set()
+        for i, item in enumerate(self.items):
+            if item in seen:
+                problems.append((("items", i), f"item {item!r} appears twice"))
+            seen.add(item)
+        if self.max_missing >= len(self.items):
+            problems.append(
+                (
+                    ("max_missing",),
+                    f"{self.max_missing} missing would leave no item of {len(self.items)}",
+                )
+            )
+        _raise_if(problems)
+        return self
+
+
+class Total(_Model):
+    """Which items make up the total score and how many may be missing."""
+
+    name: str = "Total"
+    items: list[ItemId] | None = Field(default=None, description="Default: every item")
+    max_missing: int = Field(default=0, ge=0)
+
+
+class NormScale(_Model):
+    """Reference values for one scale in one sample."""
+
+    mean: float
+    sd: float = Field(gt=0)
+    reliability: float = Field(gt=0, lt=1, description="Cronbach's alpha or test-retest r")
+
+
+class Norm(_Model):
+    """A reference sample: z-scores, percentiles and reliable change come from it."""
+
+    sample: str
+    n: int = Field(gt=0)
+    citation: str
+    metric: Metric = Field(default="mean", description="Whether the values are item means or sums")
+    scales: dict[str, NormScale] = Field(min_length=1, description="By subscale id or 'total'")
+
+
+class BandLevel(_Model):
+    """One labelled level: values at or above min (and below the next level)."""
+
+    label: str
+    min: float
+
+
+class BandSet(_Model):
+    """Labelled ranges for one scale."""
+
+    scale: str
+    metric: Metric = "mean"
+    source: str
+    levels: list[BandLevel] = Field(min_length=2)
+
+    @model_validator(mode="after")
+    def _check(self) -> BandSet:
+        problems = [
+            (("levels", i), f"min {b.min:g} is not above the previous level's {a.min:g}")
+            for i, (a, b) in enumerate(zip(self.levels, self.levels[1:], strict=False), start=1)
+            if b.min <= a.min
+        ]
+        _raise_if(problems)
+        return self
+
+
+class Cutoff(_Model):
+    """A threshold below which a score is worth raising with the client."""
+
+    scale: str
+    metric: Metric = "mean"
+    threshold: float
+    comparison: Comparison = Field(description="'<' or '<=' the threshold raises the flag")
+    label: str = Field(description="Short name of the flag")
+    message: str = Field(description="One sentence a counselor reads")
+    source: str
+
+
+class Instrument(_Model):
+    """A whole questionnaire definition."""
+
+    id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="kebab-case; the file stem")
+    name: str
+    short_name: str | None = None
+    version: Annotated[str, BeforeValidator(_as_text)]
+    respondent: Respondent
+    description: str = ""
+    citation: str
+    licence: str = Field(description="Shown to users; say plainly what use needs permission")
+    verification: Verification
+    counterpart: str | None = Field(default=None, description="Id of the other rater's form")
+    scale: Scale
+    missing_codes: list[MissingCode] = Field(default_factory=list)
+    items: list[Item] = Field(min_length=1)
+    subscales: list[Subscale] = Field(default_factory=list)
+    total: Total = Field(default_factory=Total)
+    metric: Metric = Field(default="mean", description="The headline score")
+    norms: list[Norm] = Field(default_factory=list)
+    bands: list[BandSet] = Field(default_factory=list)
+    cutoffs: list[Cutoff] = Field(default_factory=list)
+
+    @field_validator("counterpart")
+    @classmethod
+    def _counterpart_kebab(cls, value: str | None) -> str | None:
+        if value is not None and value != value.strip().lower():
+            raise ValueError("counterpart must be an instrument id (lower-case kebab-case)")
+        return value
+
+    # -- derived views -------------------------------------------------------------------
+    def item_ids(self) -> list[str]:
+        """Item ids in form order."""
+        return [item.id for item in self.items]
+
+    def total_items(self) -> list[str]:
+        """Items in the total score."""
+        return list(self.total.items) if self.total.items is not None else self.item_ids()
+
+    def scale_ids(self) -> list[str]:
+        """Subscale ids followed by 'total'."""
+        return [s.id for s in self.subscales] + [TOTAL]
+
+    def scale_item_count(self, scale_id: str) -> int:
+        """How many items a subscale (or the total) has."""
+        if scale_id == TOTAL:
+            return len(self.total_items())
+        return next(len(s.items) for s in self.subscales if s.id == scale_id)
+
+    def metric_range(self, scale_id: str, metric: str) -> tuple[float, float]:
+        """Lowest and highest possible score of a scale in a metric."""
+        if metric == "mean":
+            return self.scale.min, self.scale.max
+        n = self.scale_item_count(scale_id)
+        return self.scale.min * n, self.scale.max * n
+
+    def dimensions(self) -> list[str]:
+        """Bordin dimensions covered by the subscales, in goal / task / bond order."""
+        have = {s.dimension for s in self.subscales}
+        return [d for d in ("goal", "task", "bond", "general") if d in have]
+
+    # -- cross-field rules ---------------------------------------------------------------
+    @model_validator(mode="after")
+    def _check(self) -> Instrument:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        add = problems.append
+        scale = self.scale
+        if scale.max <= scale.min:
+            add((("scale", "max"), f"max {scale.max:g} must be above min {scale.min:g}"))
+        else:
+            steps = (scale.max - scale.min) / scale.step
+            if abs(steps - round(steps)) > 1e-6:
+                add((("scale", "step"), f"step {scale.step:g} does not divide the range"))
+            for value in scale.labels:
+                if not scale.on_scale(value):
+                    add((("scale", "labels", value), f"anchor {value:g} is not a point of the scale"))
+        texts = [t.strip().lower() for t in scale.labels.values()]
+        for value, text in scale.labels.items():
+            if texts.count(text.strip().lower()) > 1:
+                add((("scale", "labels", value), f"anchor text {text!r} is used twice"))
+
+        ids = self.item_ids()
+        known = set(ids)
+        for i, item in enumerate(self.items):
+            if ids.index(item.id) != i:
+                add((("items", i, "id"), f"item {item.id!r} is defined twice"))
+            if item.reverse and scale.max <= scale.min:
+                add((("items", i, "reverse"), "a reverse key needs a scale of more than one point"))
+
+        for i, code in enumerate(self.missing_codes):
+            text = code.value.strip().lower()
+            if text == "":
+                add((("missing_codes", i, "value"), "blank cells are always missing; drop this"))
+            elif text in texts:
+                add((("missing_codes", i, "value"), f"{code.value!r} is also an anchor label"))
+            else:
+                try:
+                    number = float(text)
+                except ValueError:
+                    number = None
+                if number is not None and scale.max > scale.min and scale.on_scale(number):
+                    add((("missing_codes", i, "value"), f"{code.value!r} is a valid answer"))
+
+        seen_scales: set[str] = set()
+        for i, sub in enumerate(self.subscales):
+            if sub.id == TOTAL:
+                add((("subscales", i, "id"), "'total' is reserved for the total score"))
+            if sub.id in seen_scales:
+                add((("subscales", i, "id"), f"subscale {sub.id!r} is defined twice"))
+            seen_scales.add(sub.id)
+            for j, item in enumerate(sub.items):
+                if item not in known:
+                    add((("subscales", i, "items", j), f"item {item!r} does not exist"))
+
+        total_items = self.total_items()
+        if self.total.items is not None:
+            for j, item in enumerate(self.total.items):
+                if item not in known:
+                    add((("total", "items", j), f"item {item!r} does not exist"))
+            if len(set(self.total.items)) != len(self.total.items):
+                add((("total", "items"), "an item appears twice"))
+        if self.total.max_missing >= len(total_items):
+            add((("total", "max_missing"), "would allow a total with no item answered"))
+
+        scales = {*seen_scales, TOTAL}
+        ranges_ok = scale.max > scale.min and not any(
+            loc[0] in ("subscales", "total") for loc, _ in problems
+        )
+        for i, norm in enumerate(self.norms):
+            for name, values in norm.scales.items():
+                if name not in scales:
+                    add((("norms", i, "scales", name), f"no scale {name!r} (have {sorted(scales)})"))
+                elif ranges_ok:
+                    low, high = self.metric_range(name, norm.metric)
+                    if not low <= values.mean <= high:
+                        add(
+                            (
+                                ("norms", i, "scales", name, "mean"),
+                                f"mean {values.mean:g} is outside {low:g}-{high:g}",
+                            )
+                        )
+        for i, band in enumerate(self.bands):
+            if band.scale not in scales:
+                add((("bands", i, "scale"), f"no scale {band.scale!r}"))
+            elif ranges_ok:
+                low, high = self.metric_range(band.scale, band.metric)
+                for j, level in enumerate(band.levels):
+                    if not low <= level.min <= high:
+                        add(
+                            (
+                                ("bands", i, "levels", j, "min"),
+                                f"{level.min:g} is outside the score range {low:g}-{high:g}",
+                            )
+                        )
+        for i, cut in enumerate(self.cutoffs):
+            if cut.scale not in scales:
+                add((("cutoffs", i, "scale"), f"no scale {cut.scale!r}"))
+            elif ranges_ok:
+                low, high = self.metric_range(cut.scale, cut.metric)
+                if not low < cut.threshold <= high or math.isnan(cut.threshold):
+                    add(
+                        (
+                            ("cutoffs", i, "threshold"),
+                            f"{cut.threshold:g} is outside the score range {low:g}-{high:g}",
+                        )
+                    )
+        if self.counterpart == self.id:
+            add((("counterpart",), "an instrument cannot be its own counterpart"))
+        _raise_if(problems)
+        return self
