@@ -14,6 +14,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -36,7 +37,11 @@ def _as_text(value: object) -> object:
     return value
 
 
-ItemId = Annotated[str, BeforeValidator(_as_text), Field(min_length=1, max_length=40)]
+_TEXT_OR_NUMBER = WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "number"}]})
+Text = Annotated[str, BeforeValidator(_as_text), _TEXT_OR_NUMBER]
+ItemId = Annotated[
+    str, BeforeValidator(_as_text), Field(min_length=1, max_length=40), _TEXT_OR_NUMBER
+]
 
 
 class CrossFieldProblems(ValueError):
@@ -97,7 +102,7 @@ class Scale(_Model):
 class MissingCode(_Model):
     """A value that means "no answer", and why."""
 
-    value: Annotated[str, BeforeValidator(_as_text)] = Field(
+    value: Text = Field(
         description="The code as it appears in the data"
     )
     reason: MissingReason
@@ -212,7 +217,7 @@ class Instrument(_Model):
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="kebab-case; the file stem")
     name: str
     short_name: str | None = None
-    version: Annotated[str, BeforeValidator(_as_text)]
+    version: Text
     respondent: Respondent
     description: str = ""
     citation: str
@@ -331,9 +336,7 @@ class Instrument(_Model):
             add((("total", "max_missing"), "would allow a total with no item answered"))
 
         scales = {*seen_scales, TOTAL}
-        ranges_ok = scale.max > scale.min and not any(
-            loc[0] in ("subscales", "total") for loc, _ in problems
-        )
+        ranges_ok = scale.max > scale.min
         for i, norm in enumerate(self.norms):
             for name, values in norm.scales.items():
                 if name not in scales:

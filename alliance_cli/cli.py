@@ -1,0 +1,376 @@
+"""The ``alliance`` command line: thin commands over the core, and the one error funnel.
+
+Only typer and the standard library are imported at the top: the rest is imported inside
+the commands that need it, so ``alliance --version`` stays fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+
+import typer
+
+from alliance_cli import __version__
+from alliance_cli.errors import AllianceError, ExitCode
+
+if TYPE_CHECKING:
+    from alliance_cli.catalog import Catalog
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="alliance",
+    help="Score therapeutic alliance questionnaires and follow the alliance over sessions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+instruments_app = typer.Typer(
+    help="List, show, check and describe instrument definitions.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(instruments_app, name="instruments")
+
+
+class _State:
+    debug: bool = False
+    instrument_dirs: tuple[Path, ...] = ()
+
+
+STATE = _State()
+
+
+class Format(str, Enum):
+    """Output formats."""
+
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+
+
+FormatOpt = Annotated[
+    Format | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (for people; default on a terminal), json, ndjson or csv.",
+        show_default=False,
+    ),
+]
+
+
+def _pick_format(fmt: Format | None, allowed: tuple[Format, ...]) -> Format:
+    from alliance_cli.errors import UsageProblem
+
+    if fmt is None:
+        fmt = Format.table if sys.stdout.isatty() else Format.json
+        if fmt not in allowed:
+            fmt = allowed[0]
+    if fmt not in allowed:
+        names = ", ".join(f.value for f in allowed)
+        raise UsageProblem(f"--format {fmt.value} is not available here (use {names})")
+    return fmt
+
+
+def _err(line: str) -> None:
+    sys.stderr.write(f"error: {line}\n")
+
+
+def funnel(fn: F) -> F:
+    """Run a command body and map every outcome to one exit code and one-line errors."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            code = fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except AllianceError as exc:
+            for line in exc.lines():
+                _err(line)
+            if STATE.debug:
+                traceback.print_exc()
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (KeyboardInterrupt, typer.Abort):
+            sys.stderr.write("interrupted\n")
+            raise typer.Exit(int(ExitCode.INTERRUPTED)) from None
+        except BrokenPipeError:
+            # The reader went away (`| head`): not an error of ours.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
+        except Exception as exc:
+            if STATE.debug:
+                traceback.print_exc()
+            _err(
+                f"internal error: {type(exc).__name__} "
+                "(a bug: rerun with --debug and report the traceback, which holds no answers)"
+            )
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+        raise typer.Exit(int(code or 0))
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _version(value: bool) -> None:
+    if value:
+        sys.stdout.write(f"alliance {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+    instruments_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--instruments-dir",
+            help="Extra directory of instrument YAML files (repeatable; overrides bundled ids).",
+        ),
+    ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks (never answers) on errors.")
+    ] = False,
+) -> None:
+    """Score therapeutic alliance questionnaires and follow the alliance over sessions."""
+    STATE.debug = debug or bool(os.environ.get("ALLIANCE_DEBUG"))
+    STATE.instrument_dirs = tuple(instruments_dir or ())
+
+
+def _catalog(strict: bool = False) -> Catalog:
+    """Load the catalog; print override notices and, when asked, problems as warnings."""
+    from alliance_cli.catalog import load_catalog
+
+    catalog = load_catalog(STATE.instrument_dirs)
+    for notice in catalog.notices:
+        sys.stderr.write(notice + "\n")
+    if strict and catalog.problems:
+        for problem in catalog.problems:
+            sys.stderr.write(f"warning: {problem} (skipped)\n")
+    return catalog
+
+
+def _emit_json(data: Any) -> None:
+    import json
+
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+# -- instruments ---------------------------------------------------------------------------
+@instruments_app.callback(invoke_without_command=True)
+def instruments_callback(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """List every instrument alliance knows (bundled and your own)."""
+    if ctx.invoked_subcommand is None:
+        instruments_list(fmt)
+
+
+@funnel
+def instruments_list(fmt: Format | None) -> int:
+    """The instrument list, as a table, JSON or CSV."""
+    catalog = _catalog(strict=True)
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
+    rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
+    if fmt is Format.json:
+        _emit_json(rows)
+    elif fmt is Format.csv:
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: "|".join(v) if isinstance(v, list) else v for k, v in row.items()})
+    else:
+        from alliance_cli import render
+
+        render.console().print(render.instrument_table(catalog))
+    return 0
+
+
+def _instrument_summary(catalog: Catalog, key: str) -> dict[str, Any]:
+    entry = catalog.entries[key]
+    inst = entry.instrument
+    return {
+        "id": inst.id,
+        "name": inst.name,
+        "respondent": inst.respondent,
+        "items": len(inst.items),
+        "scale": f"{inst.scale.min:g}-{inst.scale.max:g}",
+        "dimensions": inst.dimensions(),
+        "verification": inst.verification.status,
+        "bundled": entry.bundled,
+        "path": str(entry.path),
+    }
+
+
+@instruments_app.command("show")
+@funnel
+def instruments_show(
+    instrument: Annotated[str, typer.Argument(help="Instrument id, e.g. wai-sr.")],
+    fmt: FormatOpt = None,
+) -> int:
+    """Show one instrument: items, subscales, reverse keys, scale, norms, cutoffs, licence."""
+    entry = _catalog().get(instrument)
+    fmt = _pick_format(fmt, (Format.table, Format.json))
+    if fmt is Format.json:
+        data = entry.instrument.model_dump(mode="json")
+        data["_definition"] = {"path": str(entry.path), "sha256": entry.sha256}
+        _emit_json(data)
+    else:
+        from alliance_cli import render
+
+        render.console().print(render.instrument_detail(entry))
+    return 0
+
+
+@instruments_app.command("check")
+@funnel
+def instruments_check(
+    files: Annotated[list[Path], typer.Argument(help="Instrument YAML files to validate.")],
+    fmt: FormatOpt = None,
+) -> int:
+    """Validate instrument files; list every problem with file, YAML path and line."""
+    from alliance_cli.catalog import load_file
+    from alliance_cli.errors import InstrumentInvalid
+
+    fmt = _pick_format(fmt, (Format.table, Format.json))
+    report: list[dict[str, Any]] = []
+    for path in files:
+        try:
+            loaded = load_file(path)
+        except InstrumentInvalid as exc:
+            report.append(
+                {
+                    "file": str(path),
+                    "valid": False,
+                    "problems": [
+                        {"line": p.line, "path": p.path, "message": p.message}
+                        for p in exc.problems
+                    ],
+                    "lines": exc.lines(),
+                }
+            )
+        else:
+            report.append(
+                {"file": str(path), "valid": True, "problems": [], "sha256": loaded.sha256}
+            )
+    if fmt is Format.json:
+        _emit_json([{k: v for k, v in r.items() if k != "lines"} for r in report])
+    for entry in report:
+        for line in entry.get("lines", []):
+            _err(line)
+        if fmt is Format.table and entry["valid"]:
+            sys.stdout.write(f"ok: {entry['file']}\n")
+    bad = sum(not r["valid"] for r in report)
+    if bad:
+        sys.stderr.write(f"{bad} of {len(report)} file(s) invalid\n")
+    return ExitCode.INSTRUMENT if bad else ExitCode.OK
+
+
+@instruments_app.command("schema")
+@funnel
+def instruments_schema(fmt: FormatOpt = None) -> int:
+    """Print the JSON Schema of the instrument format (for editors and CI checks)."""
+    from alliance_cli.instrument import Instrument
+
+    _pick_format(fmt, (Format.json, Format.table))
+    schema = Instrument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "alliance instrument definition"
+    _emit_json(schema)
+    return 0
+
+
+# -- score ---------------------------------------------------------------------------------
+@app.command("score")
+@funnel
+def score_command(
+    instrument: Annotated[str, typer.Argument(help="Instrument id, e.g. wai-sr or srs.")],
+    answers: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Answers in item order (5 4 4 3 ... or '5,4,4,3'), ITEM=VALUE pairs, "
+            "or - to read JSON / NDJSON from stdin. None on a terminal: prompt for each item.",
+            show_default=False,
+        ),
+    ] = None,
+    client: Annotated[str | None, typer.Option("--client", help="Client id.")] = None,
+    session: Annotated[int | None, typer.Option("--session", help="Session number.")] = None,
+    date: Annotated[str | None, typer.Option("--date", help="Session date, YYYY-MM-DD.")] = None,
+    rater: Annotated[
+        str | None, typer.Option("--rater", help="Who answered (default: the form's respondent).")
+    ] = None,
+    invalid: Annotated[
+        str,
+        typer.Option(
+            "--invalid",
+            help="reject (default): a bad answer rejects the set; missing: treat it as missing.",
+        ),
+    ] = "reject",
+    interactive: Annotated[
+        bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
+    ] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record the session in the local history.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --save: overwrite an existing record.")
+    ] = False,
+    db: Annotated[
+        Path | None, typer.Option("--db", help="History database (default: user data dir).")
+    ] = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
+    from alliance_cli import responses as sessions
+
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
+    catalog = _catalog()
+    entry = catalog.get(instrument)
+    scorer = sessions.make_scorer(entry, invalid)
+    args = list(answers or [])
+    if args == ["-"]:
+        sets = sessions.sets_from_stdin(sys.stdin.read(), scorer, client, session, date, rater)
+    elif args:
+        sets = [sessions.set_from_args(args, scorer, client, session, date, rater)]
+    elif interactive or sys.stdin.isatty():
+        from alliance_cli.prompting import prompt_answers
+
+        sets = [
+            sessions.set_from_args(
+                prompt_answers(scorer), scorer, client, session, date, rater, by_position=True
+            )
+        ]
+    else:
+        from alliance_cli.errors import UsageProblem
+
+        raise UsageProblem(
+            "no answers given: pass them as arguments, '-' to read JSON from stdin, "
+            "or --interactive to be asked item by item"
+        )
+    outcome = sessions.score_sets(scorer, sets)
+    if save:
+        outcome = sessions.save_outcome(outcome, entry, db, replace, catalog)
+    sessions.show(outcome, scorer, fmt.value)
+    for line in outcome.rejection_lines():
+        _err(line)
+    return ExitCode.REJECTED if outcome.rejected else ExitCode.OK
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="alliance")

@@ -1,0 +1,81 @@
+"""Ask for a form's answers item by item on a terminal: labels, anchors, going back, a summary."""
+
+from __future__ import annotations
+
+import typer
+
+from alliance_cli.scoring import Scorer
+
+HELP = "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit"
+
+
+def _anchors(scorer: Scorer) -> str:
+    scale = scorer.instrument.scale
+    if scale.labels:
+        return "  ".join(f"{v:g} {t}" for v, t in sorted(scale.labels.items()))
+    return f"{scale.min:g} to {scale.max:g} in steps of {scale.step:g}"
+
+
+def _ask(scorer: Scorer, pos: int, current: str) -> str:
+    """Ask one item until the answer is usable; return it, or 'b' / 'q'."""
+    item = scorer.instrument.items[pos]
+    n = len(scorer.item_ids)
+    while True:
+        answer = typer.prompt(
+            f"[{pos + 1}/{n}] item {item.id} · {item.label}",
+            default=current,
+            show_default=bool(current),
+            err=True,
+        ).strip()
+        if answer.lower() in ("b", "q"):
+            return answer.lower()
+        if answer == "":
+            return ""
+        _, _, problem = scorer.parse(pos, answer)
+        if problem is None:
+            return answer
+        typer.echo(f"  {problem}; {_anchors(scorer)}", err=True)
+
+
+def prompt_answers(scorer: Scorer) -> list[str]:
+    """Prompt for every item, allow going back, and confirm with a summary before scoring."""
+    inst = scorer.instrument
+    n = len(scorer.item_ids)
+    typer.echo(f"{inst.name}: {n} items. Scale: {_anchors(scorer)}", err=True)
+    typer.echo(HELP, err=True)
+    answers = [""] * n
+    pos = 0
+    while True:
+        while pos < n:
+            got = _ask(scorer, pos, answers[pos])
+            if got == "q":
+                raise typer.Abort()
+            if got == "b":
+                pos = max(pos - 1, 0)
+                continue
+            answers[pos] = got
+            pos += 1
+        typer.echo("\nSummary:", err=True)
+        for i, item in enumerate(inst.items):
+            shown = answers[i] if answers[i] else "(no answer)"
+            typer.echo(f"  {item.id:>3}  {item.label:<36} {shown}", err=True)
+        choice = typer.prompt(
+            "Enter to score, an item number to change it, or q to quit",
+            default="",
+            show_default=False,
+            err=True,
+        ).strip()
+        if choice == "":
+            return answers
+        if choice.lower() == "q":
+            raise typer.Abort()
+        if choice in scorer.position:
+            pos = scorer.position[choice]
+            answers_before = answers[pos]
+            got = _ask(scorer, pos, answers_before)
+            if got not in ("b", "q"):
+                answers[pos] = got
+            pos = n
+        else:
+            typer.echo(f"  no item {choice!r}", err=True)
+            pos = n

@@ -1,0 +1,253 @@
+"""Everything rich: tables, panels, bars and the score view. Imported only by commands that draw."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from rich import box
+from rich.console import Console, Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from alliance_cli.catalog import Catalog, LoadedInstrument
+    from alliance_cli.scoring import Score
+
+_VERIFY_STYLE = {"verified": "green", "single-source": "yellow", "unverified": "red"}
+_DIM_ORDER = ("goal", "task", "bond", "general")
+
+
+def console(stderr: bool = False) -> Console:
+    """A console on stdout or stderr; colour follows the terminal and NO_COLOR."""
+    return Console(
+        stderr=stderr,
+        highlight=False,
+        soft_wrap=False,
+        no_color="NO_COLOR" in os.environ or None,
+        width=None if (sys.stderr if stderr else sys.stdout).isatty() else 100,
+    )
+
+
+def num(value: float | None, digits: int = 2) -> str:
+    """A score for people: fixed decimals, or an en dash when there is none."""
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}"
+
+
+def bar(fraction: float | None, width: int = 12) -> Text:
+    """A small horizontal bar for a 0-1 fraction, drawn with eighth blocks."""
+    if fraction is None:
+        return Text("·" * width, style="dim")
+    fraction = min(max(fraction, 0.0), 1.0)
+    eighths = round(fraction * width * 8)
+    full, part = divmod(eighths, 8)
+    partial = " ▏▎▍▌▋▊▉"[part].strip() if part else ""
+    filled = "█" * full + partial
+    style = "green" if fraction >= 0.75 else "yellow" if fraction >= 0.5 else "red"
+    return Text(filled, style=style) + Text("·" * (width - len(filled)), style="dim")
+
+
+def verification_text(status: str) -> Text:
+    """The verification status, coloured."""
+    return Text(status, style=_VERIFY_STYLE.get(status, ""))
+
+
+# -- instruments ---------------------------------------------------------------------------
+def instrument_table(catalog: Catalog) -> Table:
+    """The catalog as one table."""
+    table = Table(box=box.SIMPLE_HEAD, title="Alliance instruments", title_justify="left")
+    for col in ("id", "name", "respondent", "items", "scale", "dimensions", "verification"):
+        table.add_column(col, no_wrap=col in ("id", "items", "scale"))
+    for key in catalog.ids():
+        entry = catalog.entries[key]
+        inst = entry.instrument
+        scale = inst.scale
+        table.add_row(
+            key,
+            inst.name + ("" if entry.bundled else " [user]"),
+            inst.respondent,
+            str(len(inst.items)),
+            f"{scale.min:g}–{scale.max:g}" + (f" by {scale.step:g}" if scale.step != 1 else ""),
+            ", ".join(inst.dimensions()) or "general",
+            verification_text(inst.verification.status),
+        )
+    return table
+
+
+def instrument_detail(entry: LoadedInstrument) -> Group:
+    """Everything a user should know about one instrument."""
+    inst = entry.instrument
+    parts: list[Any] = []
+    head = Text(f"{inst.name}", style="bold")
+    head.append(f"  ({inst.id}, version {inst.version}, {inst.respondent} form)", style="dim")
+    parts.append(head)
+    if inst.description:
+        parts.append(Text(inst.description.strip()))
+    scale = inst.scale
+    anchors = ", ".join(f"{v:g} {t}" for v, t in sorted(scale.labels.items()))
+    rng = f"{scale.min:g}–{scale.max:g} in steps of {scale.step:g}"
+    parts.append(Text(f"Scale: {rng}" + (f"  ({anchors})" if anchors else "")))
+    member: dict[str, list[str]] = {}
+    for sub in inst.subscales:
+        for item in sub.items:
+            member.setdefault(item, []).append(sub.id)
+    items = Table(box=box.SIMPLE_HEAD, title="Items", title_justify="left")
+    for col in ("item", "label", "subscale", "reverse"):
+        items.add_column(col)
+    for item in inst.items:
+        items.add_row(
+            item.id,
+            item.label,
+            ", ".join(member.get(item.id, [])) or "–",
+            Text("R", style="bold magenta") if item.reverse else "",
+        )
+    parts.append(items)
+    subs = Table(box=box.SIMPLE_HEAD, title="Scores", title_justify="left")
+    for col in ("scale", "name", "dimension", "items", "may be missing"):
+        subs.add_column(col)
+    for sub in inst.subscales:
+        subs.add_row(sub.id, sub.name, sub.dimension, " ".join(sub.items), str(sub.max_missing))
+    subs.add_row(
+        "total",
+        inst.total.name,
+        "general",
+        "all" if inst.total.items is None else " ".join(inst.total.items),
+        str(inst.total.max_missing),
+    )
+    parts.append(subs)
+    parts.append(
+        Text(
+            f"Headline metric: {inst.metric} (both mean and sum are reported). Missing answers: "
+            "a scale is prorated (mean of answered items; sum = mean × items) when no more "
+            "than its allowed number is missing, otherwise it has no score."
+        )
+    )
+    if inst.missing_codes:
+        codes = ", ".join(f"{m.value!r} = {m.reason}" for m in inst.missing_codes)
+        parts.append(Text(f"Missing codes: {codes}; blank cells are always missing."))
+    for norm in inst.norms:
+        t = Table(box=box.SIMPLE_HEAD, title=f"Norms: {norm.sample} (n={norm.n}, {norm.metric}s)")
+        for col in ("scale", "mean", "SD", "reliability"):
+            t.add_column(col)
+        for name, ref in norm.scales.items():
+            t.add_row(name, f"{ref.mean:g}", f"{ref.sd:g}", f"{ref.reliability:g}")
+        parts.append(t)
+        parts.append(Text(f"  {norm.citation}", style="dim"))
+    if not inst.norms:
+        parts.append(Text("Norms: none bundled (no z-scores or percentiles).", style="dim"))
+    for band in inst.bands:
+        levels = " / ".join(f"{lv.label} ≥ {lv.min:g}" for lv in band.levels)
+        parts.append(Text(f"Bands for {band.scale} ({band.metric}): {levels}. Source: {band.source}"))
+    for cut in inst.cutoffs:
+        parts.append(
+            Text(
+                f"Cutoff: {cut.scale} {cut.metric} {cut.comparison} {cut.threshold:g}: "
+                f"{cut.label}. Source: {cut.source}"
+            )
+        )
+    parts.append(Text(f"Citation: {' '.join(inst.citation.split())}"))
+    if inst.counterpart:
+        parts.append(Text(f"Counterpart form: {inst.counterpart}"))
+    ver = inst.verification
+    vtext = Text("Verification: ") + verification_text(ver.status)
+    if ver.note:
+        vtext.append(f". {' '.join(ver.note.split())}")
+    parts.append(vtext)
+    for source in ver.sources:
+        parts.append(Text(f"  source: {source}", style="dim"))
+    parts.append(
+        Panel(" ".join(inst.licence.split()), title="Licence", border_style="yellow", expand=False)
+    )
+    parts.append(Text(f"Definition: {entry.path}  sha256 {entry.sha256[:16]}…", style="dim"))
+    return Group(*parts)
+
+
+# -- scores --------------------------------------------------------------------------------
+def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[str] = ()) -> Group:
+    """A counselor's view of one score: scales with bars, flags, issues, caveats."""
+    low, high = inst_scale
+    who = score.respondent
+    title = f"{score.instrument.name}"
+    meta = [
+        f"client {who.client_id}" if who.client_id else "",
+        f"session {who.session}" if who.session is not None else "",
+        who.date or "",
+        f"rated by {who.rater}" if who.rater else "",
+    ]
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title=title + ("  · " + " · ".join(m for m in meta if m) if any(meta) else ""),
+        title_justify="left",
+    )
+    head = score.metric
+    table.add_column("scale")
+    table.add_column("dimension", style="dim")
+    table.add_column(head, justify="right")
+    table.add_column("range", justify="right", style="dim")
+    table.add_column("answered", justify="right")
+    table.add_column("POMP", justify="right")
+    table.add_column("", no_wrap=True)
+    has_norm = any(s.z is not None for s in score.scales.values())
+    has_band = any(s.band for s in score.scales.values())
+    if has_norm:
+        table.add_column("z", justify="right")
+        table.add_column("percentile", justify="right")
+    if has_band:
+        table.add_column("band")
+    for sid, s in score.scales.items():
+        value = s.mean if head == "mean" else s.sum
+        rng = (low, high) if head == "mean" else (low * s.items, high * s.items)
+        answered = f"{s.answered}/{s.items}" + (" prorated" if s.prorated else "")
+        row: list[Any] = [
+            Text(s.name, style="bold" if sid == "total" else ""),
+            s.dimension,
+            num(value),
+            f"{rng[0]:g}–{rng[1]:g}",
+            answered if value is not None else Text(answered, style="red"),
+            num(s.pomp, 0),
+            bar(None if s.pomp is None else s.pomp / 100),
+        ]
+        if has_norm:
+            row += [num(s.z), num(s.percentile, 0)]
+        if has_band:
+            row.append(s.band or "–")
+        table.add_row(*row)
+    parts: list[Any] = [table]
+    missing = [f"{s.name}: {s.missing_reason}" for s in score.scales.values() if s.missing_reason]
+    if missing:
+        parts.append(Text("No score: " + "; ".join(missing), style="red"))
+    if score.flags:
+        lines = Text()
+        for i, flag in enumerate(score.flags):
+            if i:
+                lines.append("\n")
+            lines.append(f"● {flag.message}", style="bold")
+            lines.append(f"\n  {flag.code} on {flag.scale}: {flag.rule}", style="dim")
+        parts.append(Panel(lines, title="Worth raising", border_style="red", expand=False))
+    if score.issues:
+        text = "; ".join(f"item {i.item}: {i.problem}" for i in score.issues)
+        parts.append(Text(f"Answers treated as missing: {text}", style="yellow"))
+    for note in notes:
+        parts.append(Text(note, style="yellow"))
+    return Group(*parts)
+
+
+def caveat_panel(verification: Any, licence: str) -> Panel:
+    """Why these numbers need care: verification status and licence."""
+    text = Text("Scoring key ") + verification_text(verification.status)
+    if verification.note:
+        text.append(": " + " ".join(verification.note.split()))
+    text.append("\nLicence: " + " ".join(licence.split()), style="dim")
+    return Panel(text, title="Before you rely on this", border_style="yellow", expand=False)
+
+
+def print_lines(lines: Iterable[str], stderr: bool = True) -> None:
+    """Print plain lines through rich (used for notices)."""
+    out = console(stderr=stderr)
+    for line in lines:
+        out.print(line, markup=False)

@@ -1,0 +1,215 @@
+"""Response sets for ``alliance score``: gathered from arguments, stdin or prompts, scored, shown.
+
+This is the glue between the CLI and the pure core; it does the command's work so the
+command body stays a few lines.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from alliance_cli.errors import AllianceError, RejectedInput, UsageProblem
+from alliance_cli.scoring import Respondent, Score, Scorer, response_from_json, validate_date
+from alliance_cli.tables import (
+    RESPONDENT_COLUMNS,
+    parse_answer_args,
+    read_json_sets,
+    safe_text,
+    scale_cells_from_score,
+    score_columns,
+)
+
+if TYPE_CHECKING:
+    from alliance_cli.catalog import LoadedInstrument
+
+
+@dataclass
+class ResponseSet:
+    """One set of answers waiting to be scored, with where it came from."""
+
+    where: str
+    answers: Mapping[str, Any] | Sequence[Any] | None
+    respondent: Respondent
+    error: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What scoring some response sets produced."""
+
+    scores: list[Score] = field(default_factory=list)
+    rejected: list[tuple[str, list[str]]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    history_flags: dict[int, list[Any]] = field(default_factory=dict)
+
+    def rejection_lines(self) -> list[str]:
+        """One line per rejected answer or set."""
+        out = []
+        for where, lines in self.rejected:
+            out += [f"{where}: {line}" if where else line for line in lines]
+        return out
+
+
+def make_scorer(entry: LoadedInstrument, invalid: str) -> Scorer:
+    """Compile the instrument with the chosen policy for bad answers."""
+    if invalid not in ("reject", "missing"):
+        raise UsageProblem(f"--invalid must be 'reject' or 'missing', not {invalid!r}")
+    return Scorer(entry.instrument, entry.sha256, invalid)  # type: ignore[arg-type]
+
+
+def _respondent(
+    scorer: Scorer, client: str | None, session: int | None, date: str | None, rater: str | None
+) -> Respondent:
+    return Respondent(
+        client_id=client,
+        session=session,
+        date=validate_date(date),
+        rater=rater or scorer.instrument.respondent,
+    )
+
+
+def set_from_args(
+    args: Sequence[str],
+    scorer: Scorer,
+    client: str | None,
+    session: int | None,
+    date: str | None,
+    rater: str | None,
+    by_position: bool = False,
+) -> ResponseSet:
+    """A response set from command-line words (or prompted answers in item order)."""
+    answers = list(args) if by_position else parse_answer_args(args)
+    return ResponseSet("", answers, _respondent(scorer, client, session, date, rater))
+
+
+def sets_from_stdin(
+    text: str,
+    scorer: Scorer,
+    client: str | None,
+    session: int | None,
+    date: str | None,
+    rater: str | None,
+) -> list[ResponseSet]:
+    """Response sets from a JSON object, a JSON list, or NDJSON; options fill gaps."""
+    sets = []
+    parsed = read_json_sets(text)
+    if not parsed:
+        raise UsageProblem("stdin is empty: expected a JSON object with an 'answers' key")
+    for line, obj in parsed:
+        where = f"stdin:{line}"
+        if isinstance(obj, str):
+            sets.append(ResponseSet(where, None, Respondent(), obj))
+            continue
+        try:
+            answers, who = response_from_json(obj)
+        except UsageProblem as exc:
+            sets.append(ResponseSet(where, None, Respondent(), str(exc)))
+            continue
+        who = Respondent(
+            client_id=who.client_id or client,
+            session=who.session if who.session is not None else session,
+            date=who.date or validate_date(date),
+            rater=who.rater or rater or scorer.instrument.respondent,
+        )
+        sets.append(ResponseSet(where, answers, who))
+    return sets
+
+
+def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
+    """Score each set; a bad set is rejected with its reasons, the others still scored."""
+    outcome = Outcome()
+    status = scorer.instrument.verification.status
+    if status != "verified":
+        outcome.notes.append(
+            f"note: {scorer.instrument.id} is {status}: "
+            f"{' '.join(scorer.instrument.verification.note.split())}"
+        )
+    single = len(sets) == 1 and not sets[0].where
+    for rs in sets:
+        if rs.error is not None:
+            outcome.rejected.append((rs.where, [rs.error]))
+            continue
+        assert rs.answers is not None
+        try:
+            outcome.scores.append(scorer.score(rs.answers, rs.respondent))
+        except RejectedInput as exc:
+            outcome.rejected.append((rs.where, [str(p) for p in exc.problems]))
+        except UsageProblem:
+            if single:
+                raise
+            outcome.rejected.append((rs.where, [str(sys.exc_info()[1])]))
+    return outcome
+
+
+def save_outcome(
+    outcome: Outcome, entry: LoadedInstrument, db: Any, replace: bool, catalog: Any
+) -> Outcome:
+    """Record each score in the history and attach the flags the history raises."""
+    from alliance_cli import history
+
+    store = history.open_store(db)
+    try:
+        for i, score in enumerate(outcome.scores):
+            try:
+                store.record(score, replace=replace)
+            except AllianceError as exc:
+                outcome.rejected.append(("history", [str(exc)]))
+                continue
+            outcome.history_flags[i] = history.flags_for(store, score, catalog)
+    finally:
+        store.close()
+    return outcome
+
+
+def csv_header(scorer: Scorer) -> list[str]:
+    """Columns of ``score -f csv``."""
+    return [*RESPONDENT_COLUMNS, *score_columns(scorer)]
+
+
+def csv_row(scorer: Scorer, score: Score) -> list[str]:
+    """One CSV row for a Score, the same cells batch writes for the same answers."""
+    flags = [f"{f.code}:{f.scale}" for f in score.flags]
+    who = score.respondent
+    ids = [who.client_id or "", "" if who.session is None else str(who.session)]
+    ids += [who.date or "", who.rater or ""]
+    cells = scale_cells_from_score(scorer, score.scales)
+    return [safe_text(c) for c in ids] + cells + [";".join(flags), scorer.sha256]
+
+
+def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
+    """Write the scores to stdout in the chosen format; notes go to stderr."""
+    results = []
+    for i, score in enumerate(outcome.scores):
+        data = score.model_dump(mode="json")
+        data["flags"] += [f.model_dump(mode="json") for f in outcome.history_flags.get(i, [])]
+        results.append(data)
+    if fmt != "table":
+        for note in outcome.notes:
+            sys.stderr.write(note + "\n")
+    if fmt == "json":
+        if results or not outcome.rejected:
+            payload: Any = results[0] if len(results) == 1 else results
+            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+    elif fmt == "ndjson":
+        for data in results:
+            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+    elif fmt == "csv":
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(csv_header(scorer))
+        for score in outcome.scores:
+            writer.writerow(csv_row(scorer, score))
+    else:
+        from alliance_cli import render
+
+        out = render.console()
+        for data in results:
+            view = render.score_view(Score.model_validate(data), (scorer.low, scorer.high))
+            out.print(view)
+        inst = scorer.instrument
+        if results and inst.verification.status != "verified":
+            out.print(render.caveat_panel(inst.verification, inst.licence))

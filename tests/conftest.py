@@ -1,0 +1,98 @@
+"""Shared fixtures: a CLI runner that keeps stdout and stderr apart, and instrument files."""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from alliance_cli.catalog import load_catalog
+from alliance_cli.cli import app
+from alliance_cli.scoring import Scorer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test sees the developer's instruments path, history or colours."""
+    monkeypatch.delenv("ALLIANCE_INSTRUMENTS_PATH", raising=False)
+    monkeypatch.setenv("ALLIANCE_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("NO_COLOR", "1")
+    monkeypatch.setenv("COLUMNS", "120")
+
+
+class Result:
+    """What a CLI run produced."""
+
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+def run(*args: str, input: str | None = None) -> Result:
+    """Invoke the CLI in-process; stdout and stderr separately."""
+    runner = CliRunner()
+    result = runner.invoke(app, list(args), input=input, env={"NO_COLOR": "1"})
+    return Result(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli():
+    """The in-process CLI runner."""
+    return run
+
+
+def scorer_for(instrument_id: str, invalid: str = "reject") -> Scorer:
+    """A Scorer for a bundled instrument."""
+    entry = load_catalog().get(instrument_id)
+    return Scorer(entry.instrument, entry.sha256, invalid)  # type: ignore[arg-type]
+
+
+def write(path: Path, text: str) -> Path:
+    """Write dedented text to path and return it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip(), encoding="utf-8")
+    return path
+
+
+MINIMAL = """
+id: mini
+name: Minimal test instrument
+version: "1"
+respondent: client
+citation: Test fixture written for alliance's own tests.
+licence: Test fixture; no licence needed.
+verification: {status: unverified, sources: []}
+scale:
+  min: 1
+  max: 5
+  labels: {1: Never, 5: Always}
+items:
+  - {id: 1, label: First topic}
+  - {id: 2, label: Second topic, reverse: true}
+  - {id: 3, label: Third topic}
+subscales:
+  - {id: pair, name: Pair, dimension: goal, items: [1, 2]}
+cutoffs:
+  - {scale: total, metric: mean, threshold: 2, comparison: "<", label: Low, message: Low., source: test}
+"""
+
+
+@pytest.fixture
+def mini_dir(tmp_path: Path) -> Path:
+    """A directory holding one small valid instrument, ``mini``."""
+    write(tmp_path / "inst" / "mini.yaml", MINIMAL)
+    return tmp_path / "inst"
+
+
+def env_without_color() -> dict[str, str]:
+    """Environment for subprocess tests."""
+    env = dict(os.environ)
+    env["NO_COLOR"] = "1"
+    env.pop("ALLIANCE_INSTRUMENTS_PATH", None)
+    return env
