@@ -7,6 +7,7 @@ then each directory of ``ALLIANCE_INSTRUMENTS_PATH`` (``os.pathsep``-separated),
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import os
@@ -48,26 +49,71 @@ class LoadedInstrument:
 
 @dataclass
 class Catalog:
-    """All instruments visible to this run, by id."""
+    """All instruments visible to this run, by id; files are read only when first needed.
 
-    entries: dict[str, LoadedInstrument] = field(default_factory=dict)
+    The file stem is the instrument id (``load_file`` enforces it), so finding an
+    instrument costs a directory listing, and scoring reads one file, not all of them.
+    """
+
+    sources: dict[str, list[tuple[Path, bool]]] = field(default_factory=dict)
     notices: list[str] = field(default_factory=list)
-    problems: list[Problem] = field(default_factory=list)
+    _loaded: dict[str, LoadedInstrument] = field(default_factory=dict)
+    _broken: dict[str, list[Problem]] = field(default_factory=dict)
 
     def ids(self) -> list[str]:
-        """Instrument ids, sorted."""
-        return sorted(self.entries)
+        """Ids of every instrument that loads, sorted (reads every file)."""
+        self.load_all()
+        return sorted(self._loaded)
+
+    @property
+    def entries(self) -> dict[str, LoadedInstrument]:
+        """Every instrument that loads, by id (reads every file)."""
+        self.load_all()
+        return self._loaded
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Problems of every file that does not load (reads every file)."""
+        self.load_all()
+        return [p for key in sorted(self._broken) for p in self._broken[key]]
+
+    def load_all(self) -> None:
+        """Read and validate every file not yet read."""
+        for key in self.sources:
+            if key not in self._loaded and key not in self._broken:
+                with contextlib.suppress(InstrumentInvalid):
+                    self._load(key)
+
+    def _load(self, key: str) -> LoadedInstrument:
+        path, bundled = self.sources[key][-1]
+        try:
+            loaded = load_file(path, _display(path), bundled)
+        except InstrumentInvalid as exc:
+            self._broken[key] = exc.problems
+            raise
+        self._loaded[key] = loaded
+        return loaded
 
     def get(self, wanted: str) -> LoadedInstrument:
         """The instrument with this id (case-insensitive), or UnknownInstrument."""
         key = wanted.strip().lower()
-        if key in self.entries:
-            return self.entries[key]
-        broken = [p for p in self.problems if Path(p.file).stem == key]
-        if broken:
-            raise InstrumentInvalid(broken)
-        close = difflib.get_close_matches(key, self.ids(), n=1, cutoff=0.5)
-        raise UnknownInstrument(wanted, self.ids(), close[0] if close else None)
+        if key in self._loaded:
+            return self._loaded[key]
+        if key in self._broken:
+            raise InstrumentInvalid(self._broken[key])
+        if key in self.sources:
+            return self._load(key)
+        names = sorted(self.sources)
+        raise UnknownInstrument(wanted, names, nearest(key, names))
+
+
+def nearest(wanted: str, choices: list[str]) -> str | None:
+    """The likeliest intended id: same letters swapped first, then the closest spelling."""
+    swapped = [c for c in choices if sorted(c) == sorted(wanted)]
+    if swapped:
+        return swapped[0]
+    close = difflib.get_close_matches(wanted, choices, n=1, cutoff=0.5)
+    return close[0] if close else None
 
 
 # -- YAML ----------------------------------------------------------------------------------
@@ -250,27 +296,22 @@ def search_dirs(extra: Sequence[Path] = ()) -> list[tuple[Path, bool]]:
 
 
 def load_catalog(extra_dirs: Iterable[Path] = ()) -> Catalog:
-    """Read every instrument visible to this run; broken files are kept as problems."""
+    """Find every instrument file visible to this run (files are read on first use)."""
     catalog = Catalog()
     for directory, bundled in search_dirs(list(extra_dirs)):
         if not directory.is_dir():
             if not bundled:
                 raise DataFileError(f"{directory}: instruments directory does not exist")
             continue
-        for path in sorted(directory.glob("*.y*ml")):
-            if path.suffix not in (".yaml", ".yml"):
+        for path in sorted(directory.iterdir()):
+            if path.suffix not in (".yaml", ".yml") or not path.is_file():
                 continue
-            try:
-                loaded = load_file(path, _display(path), bundled)
-            except InstrumentInvalid as exc:
-                catalog.problems.extend(exc.problems)
-                continue
-            key = loaded.instrument.id
-            previous = catalog.entries.get(key)
-            if previous is not None:
+            key = path.stem.lower()
+            previous = catalog.sources.get(key)
+            if previous:
                 catalog.notices.append(
                     f"notice: {_display(path)} overrides instrument {key!r} "
-                    f"from {_display(previous.path)}"
+                    f"from {_display(previous[-1][0])}"
                 )
-            catalog.entries[key] = loaded
+            catalog.sources.setdefault(key, []).append((path, bundled))
     return catalog

@@ -11,7 +11,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -51,7 +51,7 @@ class _State:
 STATE = _State()
 
 
-class Format(str, Enum):
+class Format(StrEnum):
     """Output formats."""
 
     table = "table"
@@ -258,8 +258,7 @@ def instruments_check(
                     "file": str(path),
                     "valid": False,
                     "problems": [
-                        {"line": p.line, "path": p.path, "message": p.message}
-                        for p in exc.problems
+                        {"line": p.line, "path": p.path, "message": p.message} for p in exc.problems
                     ],
                     "lines": exc.lines(),
                 }

@@ -62,7 +62,7 @@ def _raise_if(problems: list[tuple[tuple[str | int, ...], str]]) -> None:
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class Verification(_Model):
@@ -102,9 +102,7 @@ class Scale(_Model):
 class MissingCode(_Model):
     """A value that means "no answer", and why."""
 
-    value: Text = Field(
-        description="The code as it appears in the data"
-    )
+    value: Text = Field(description="The code as it appears in the data")
     reason: MissingReason
 
 
@@ -286,7 +284,12 @@ class Instrument(_Model):
                 add((("scale", "step"), f"step {scale.step:g} does not divide the range"))
             for value in scale.labels:
                 if not scale.on_scale(value):
-                    add((("scale", "labels", value), f"anchor {value:g} is not a point of the scale"))
+                    add(
+                        (
+                            ("scale", "labels", value),
+                            f"anchor {value:g} is not a point of the scale",
+                        )
+                    )
         texts = [t.strip().lower() for t in scale.labels.values()]
         for value, text in scale.labels.items():
             if texts.count(text.strip().lower()) > 1:
@@ -340,7 +343,9 @@ class Instrument(_Model):
         for i, norm in enumerate(self.norms):
             for name, values in norm.scales.items():
                 if name not in scales:
-                    add((("norms", i, "scales", name), f"no scale {name!r} (have {sorted(scales)})"))
+                    add(
+                        (("norms", i, "scales", name), f"no scale {name!r} (have {sorted(scales)})")
+                    )
                 elif ranges_ok:
                     low, high = self.metric_range(name, norm.metric)
                     if not low <= values.mean <= high:

@@ -142,7 +142,9 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
         parts.append(Text("Norms: none bundled (no z-scores or percentiles).", style="dim"))
     for band in inst.bands:
         levels = " / ".join(f"{lv.label} ≥ {lv.min:g}" for lv in band.levels)
-        parts.append(Text(f"Bands for {band.scale} ({band.metric}): {levels}. Source: {band.source}"))
+        parts.append(
+            Text(f"Bands for {band.scale} ({band.metric}): {levels}. Source: {band.source}")
+        )
     for cut in inst.cutoffs:
         parts.append(
             Text(

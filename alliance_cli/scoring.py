@@ -23,7 +23,7 @@ InvalidPolicy = Literal["reject", "missing"]
 
 # -- the public result ---------------------------------------------------------------------
 class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
 
 class InstrumentRef(_Out):
@@ -230,7 +230,11 @@ class Scorer:
             return None, None, f"{_q(text.strip())} is outside {_fmt(self.low)}–{_fmt(self.high)}"
         steps = (number - self.low) / self.step
         if abs(steps - round(steps)) > 1e-6:
-            return None, None, f"{_q(text.strip())} is not a step of {_fmt(self.step)} on this scale"
+            return (
+                None,
+                None,
+                f"{_q(text.strip())} is not a step of {_fmt(self.step)} on this scale",
+            )
         return round(self.low + round(steps) * self.step, 10), None, None
 
     def keyed(self, position: int, raw: float) -> float:
@@ -268,7 +272,9 @@ class Scorer:
             elif raw is None:
                 append(None)
                 if reason != "blank":
-                    noted.append(AnswerProblem(self.item_ids[pos], str(cell), f"missing ({reason})"))
+                    noted.append(
+                        AnswerProblem(self.item_ids[pos], str(cell), f"missing ({reason})")
+                    )
             else:
                 append(self.keyed(pos, raw))
         if problems:

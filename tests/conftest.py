@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import textwrap
 from pathlib import Path
@@ -47,8 +48,9 @@ def cli():
     return run
 
 
+@functools.lru_cache(maxsize=64)
 def scorer_for(instrument_id: str, invalid: str = "reject") -> Scorer:
-    """A Scorer for a bundled instrument."""
+    """A Scorer for a bundled instrument (cached: scorers hold no state between calls)."""
     entry = load_catalog().get(instrument_id)
     return Scorer(entry.instrument, entry.sha256, invalid)  # type: ignore[arg-type]
 
@@ -79,7 +81,8 @@ items:
 subscales:
   - {id: pair, name: Pair, dimension: goal, items: [1, 2]}
 cutoffs:
-  - {scale: total, metric: mean, threshold: 2, comparison: "<", label: Low, message: Low., source: test}
+  - {scale: total, metric: mean, threshold: 2, comparison: "<", label: Low, message: Low.,
+     source: test}
 """
 
 

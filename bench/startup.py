@@ -1,0 +1,64 @@
+"""Start-up and single-score wall time, side by side with the import floor, in one run.
+
+    python bench/startup.py [--runs 15]
+
+Prints the median wall time of each command over the runs, and the ratio to the floor
+(``python -c "import typer, pydantic, yaml"``). Target (issue 3): ``alliance score`` at most
+1.5 times the floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+
+ANSWERS = ["5", "4", "4", "3", "5", "4", "4", "3", "5", "4", "4", "3"]
+
+
+def _alliance() -> list[str]:
+    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
+    return [exe] if exe else [sys.executable, "-m", "alliance_cli"]
+
+
+def median_seconds(cmd: list[str], runs: int) -> float:
+    """Median wall time of a command over runs (one warm-up run first)."""
+    env = dict(os.environ, NO_COLOR="1")
+    subprocess.run(cmd, capture_output=True, env=env, check=False)
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run(cmd, capture_output=True, env=env, check=False)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main() -> None:
+    """Time each command and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=15)
+    args = parser.parse_args()
+    alliance = _alliance()
+    commands = {
+        "floor: python -c 'import typer, pydantic, yaml'": [
+            sys.executable, "-c", "import typer, pydantic, yaml",
+        ],
+        "alliance --version": [*alliance, "--version"],
+        "alliance instruments -f json": [*alliance, "instruments", "-f", "json"],
+        "alliance score wai-sr 5 4 4 3 ... -f json": [
+            *alliance, "score", "wai-sr", *ANSWERS, "-f", "json",
+        ],
+    }  # fmt: skip
+    results = {name: median_seconds(cmd, args.runs) for name, cmd in commands.items()}
+    floor = next(iter(results.values()))
+    print(f"median of {args.runs} runs, python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    for name, seconds in results.items():
+        print(f"{name:<48} {seconds * 1000:7.1f} ms   {seconds / floor:4.2f} x floor")
+
+
+if __name__ == "__main__":
+    main()

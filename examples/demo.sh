@@ -1,0 +1,17 @@
+#!/bin/sh
+# The demo `make demo` runs: the instrument library, one session scored, then the clinic export.
+set -u
+BIN=${1:-.venv/bin}
+A="$BIN/alliance"
+export COLUMNS=${COLUMNS:-110}
+
+echo "== The bundled alliance instruments"
+"$A" instruments -f table
+
+echo
+echo "== One client's WAI-SR after session 3 (answers in item order)"
+"$A" score wai-sr 4 4 5 3 5 4 4 3 5 4 4 4 --client C-102 --session 3 -f table
+
+echo
+echo "== An SRS at the end of a session (marks measured in cm)"
+"$A" score srs 8.3 9.1 7.6 8.8 --client C-102 --session 3 -f table
