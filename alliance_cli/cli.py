@@ -370,6 +370,89 @@ def score_command(
     return ExitCode.REJECTED if outcome.rejected else ExitCode.OK
 
 
+# -- batch ---------------------------------------------------------------------------------
+@app.command("batch")
+@funnel
+def batch_command(
+    files: Annotated[list[str], typer.Argument(help="CSV exports to score; - reads stdin.")],
+    instrument: Annotated[str, typer.Option("--instrument", "-i", help="Instrument id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Write rejected rows, with reasons, as CSV.")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
+    ] = None,
+    map_file: Annotated[
+        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
+    session_column: Annotated[
+        str | None, typer.Option("--session-column", help="Session number column.")
+    ] = None,
+    date_column: Annotated[str | None, typer.Option("--date-column", help="Date column.")] = None,
+    rater_column: Annotated[
+        str | None, typer.Option("--rater-column", help="Rater column.")
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="Comma-separated columns to pass through (default: all)."),
+    ] = None,
+    require_ids: Annotated[
+        bool, typer.Option("--require-ids", help="Reject rows without client id and session.")
+    ] = False,
+    invalid: Annotated[
+        str, typer.Option("--invalid", help="reject (default) or missing: bad answers.")
+    ] = "reject",
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write no output at all if any row is rejected.")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
+    ] = "utf-8",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record scored rows in the local history.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --save: overwrite existing records.")
+    ] = False,
+    db: Annotated[Path | None, typer.Option("--db", help="History database.")] = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="csv (default), ndjson or json.")
+    ] = Format.csv,
+) -> int:
+    """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
+    from alliance_cli import batchview, responses
+
+    _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
+    catalog = _catalog()
+    entry = catalog.get(instrument)
+    scorer = responses.make_scorer(entry, invalid)
+    options = {
+        "template": columns,
+        "map_file": map_file,
+        "id_names": {
+            "client_id": id_column, "session": session_column,
+            "date": date_column, "rater": rater_column,
+        },
+        "keep": [k.strip() for k in keep.split(",")] if keep else None,
+        "require_ids": require_ids or save,
+        "strict": strict,
+        "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
+        "encoding": encoding,
+    }  # fmt: skip
+    stats, written = batchview.run(
+        files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db, entry
+    )
+    return ExitCode.REJECTED if stats.rejected else ExitCode.OK
+
+
 def main() -> None:
     """Console-script entry point."""
     app(prog_name="alliance")

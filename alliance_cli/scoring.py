@@ -322,16 +322,15 @@ class Scorer:
         if problems:
             raise RejectedInput(problems)
         raws = [self.parse(i, c)[0] for i, c in enumerate(cells)]
-        return Score.model_validate(
-            self.result_dict(results, noted, raws, respondent or Respondent())
-        )
+        who = (respondent or Respondent()).model_dump(mode="json")
+        return Score.model_validate(self.result_dict(results, noted, raws, who))
 
     def result_dict(
         self,
         results: Sequence[ScaleResult | None],
         noted: Sequence[AnswerProblem],
         raws: Sequence[float | None],
-        respondent: Respondent,
+        respondent: dict[str, Any],
     ) -> dict[str, Any]:
         """The Score as plain JSON-ready data (what ``Score.model_dump(mode='json')`` gives)."""
         inst = self.instrument
@@ -349,7 +348,7 @@ class Scorer:
                 "sha256": self.sha256,
                 "verification": inst.verification.status,
             },
-            "respondent": respondent.model_dump(mode="json"),
+            "respondent": respondent,
             "metric": inst.metric,
             "scales": scales,
             "flags": flags,

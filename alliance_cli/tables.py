@@ -64,28 +64,26 @@ def scale_cells_from_score(scorer: Scorer, scales: dict[str, Any]) -> list[str]:
     return out
 
 
+def scale_cells(scorer: Scorer, plan_id: str, res: ScaleResult | None) -> list[str]:
+    """Cells for one scale: mean, sum, answered, POMP, and z / band where defined."""
+    if res is None or res.mean is None:
+        out = ["", "", str(res.answered if res else 0), ""]
+    else:
+        out = [num(res.mean), num(res.sum), str(res.answered), num(scorer.pomp(res.mean))]
+    if scorer.norm is not None and plan_id in scorer.norm.scales:
+        out.append(num(scorer.z(plan_id, res)) if res and res.mean is not None else "")
+    if plan_id in scorer.bands:
+        out.append((scorer.band(plan_id, res) or "") if res and res.mean is not None else "")
+    return out
+
+
 def score_cells_out(
     scorer: Scorer, results: Sequence[ScaleResult | None], flags: Sequence[str]
 ) -> list[str]:
     """Score cells matching ``score_columns`` for one scored row."""
     out: list[str] = []
-    norm_scales = scorer.norm.scales if scorer.norm else {}
-    low, span = scorer.low, scorer.high - scorer.low
     for plan, res in zip(scorer.plans, results, strict=True):
-        if res is None or res.mean is None:
-            out += ["", "", str(res.answered if res else 0), ""]
-        else:
-            out += [
-                num(res.mean),
-                num(res.sum),
-                str(res.answered),
-                num((res.mean - low) / span * 100),
-            ]
-        if plan.id in norm_scales:
-            z = scorer.z(plan.id, res) if res and res.mean is not None else None
-            out.append(num(z))
-        if plan.id in scorer.bands:
-            out.append((scorer.band(plan.id, res) or "") if res and res.mean is not None else "")
+        out += scale_cells(scorer, plan.id, res)
     out.append(";".join(flags))
     out.append(scorer.sha256)
     return out
@@ -170,3 +168,62 @@ def read_json_sets(text: str, source: str = "stdin") -> list[tuple[int, Any]]:
         except json.JSONDecodeError as exc:
             sets.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
     return sets
+
+
+# -- reading CSV exports -------------------------------------------------------------------
+ID_VARIANTS: dict[str, tuple[str, ...]] = {
+    "client_id": (
+        "client_id", "clientid", "client", "client_no", "client_number", "participant_id",
+        "participant", "patient_id", "patient", "record_id", "subject_id", "subject", "pid",
+    ),
+    "session": ("session", "session_number", "session_no", "sessionid", "session_id", "visit",
+                "visit_number", "sess", "week"),
+    "date": ("date", "session_date", "completed", "completed_date", "date_completed",
+             "visit_date", "survey_date"),
+    "rater": ("rater", "respondent", "informant", "form", "rater_type"),
+}  # fmt: skip
+
+
+def _norm(name: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in name.strip().lower()).strip("_")
+
+
+def open_input(name: str, encoding: str) -> IO[str]:
+    """Open an input file (or '-' for stdin) as text, newline handling left to csv."""
+    import io
+    import sys
+
+    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    if name == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding=enc, newline="")
+    try:
+        return open(name, encoding=enc, newline="")  # noqa: SIM115
+    except LookupError:
+        raise DataFileError(f"unknown encoding {encoding!r}") from None
+    except OSError as exc:
+        raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+
+
+def sniff_delimiter(header_line: str) -> str:
+    """Comma, semicolon or tab: whichever the header line uses most (comma on a tie)."""
+    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
+    best = max(counts, key=lambda d: (counts[d], d == ","))
+    return best if counts[best] else ","
+
+
+def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict[str, int]:
+    """Positions of client id, session, date and rater columns (named ones must exist)."""
+    normalised = [_norm(h) for h in header]
+    found: dict[str, int] = {}
+    for role, variants in ID_VARIANTS.items():
+        wanted = named.get(role)
+        if wanted:
+            if wanted not in header:
+                raise DataFileError(f"no column {wanted!r} for {role} (columns: {', '.join(header)})")
+            found[role] = list(header).index(wanted)
+            continue
+        for variant in variants:
+            if variant in normalised:
+                found[role] = normalised.index(variant)
+                break
+    return found

@@ -1,0 +1,97 @@
+"""The people's side of ``alliance batch``: progress bar, rejection lines, the summary."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from alliance_cli import batch
+from alliance_cli.scoring import Scorer
+
+SHOWN_REJECTIONS = 20
+
+
+def run(
+    files: list[str],
+    scorer: Scorer,
+    fmt: str,
+    output: Path | None,
+    rejects: Path | None,
+    options: dict[str, Any],
+    quiet: bool,
+    save: bool,
+    replace: bool,
+    db: Path | None,
+    entry: Any,
+) -> tuple[batch.Stats, bool]:
+    """Run a batch with progress on a terminal, rejections reported, and a final summary."""
+    shown: list[batch.Rejection] = []
+    count = [0]
+
+    def on_reject(r: batch.Rejection) -> None:
+        count[0] += 1
+        if rejects is None and len(shown) < SHOWN_REJECTIONS:
+            shown.append(r)
+
+    progress = None
+    on_progress = None
+    if not quiet and sys.stderr.isatty():
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        from alliance_cli import render
+
+        progress = Progress(
+            TextColumn("scoring"),
+            BarColumn(),
+            TextColumn("{task.completed:,} rows"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            console=render.console(stderr=True),
+            transient=True,
+        )
+        task = progress.add_task("rows", total=None, rate="")
+        import time
+
+        start = time.perf_counter()
+
+        def on_progress(n: int) -> None:
+            rate = n / max(time.perf_counter() - start, 1e-9)
+            progress.update(task, completed=n, rate=f"{rate:,.0f} rows/s")
+
+    store = None
+    on_score = None
+    if save:
+        from alliance_cli import history
+
+        store = history.open_store(db)
+        on_score = store.batch_recorder(scorer, replace)
+    try:
+        if progress is not None:
+            with progress:
+                stats, written = batch.run_files(
+                    files, scorer, fmt, output, rejects, options, on_reject, on_progress, on_score
+                )
+        else:
+            stats, written = batch.run_files(
+                files, scorer, fmt, output, rejects, options, on_reject, None, on_score
+            )
+        if store is not None:
+            store.finish_batch()
+    finally:
+        if store is not None:
+            store.close()
+    for r in shown:
+        sys.stderr.write(f"rejected: {r}\n")
+    if count[0] > len(shown) and rejects is None:
+        sys.stderr.write(
+            f"rejected: … and {count[0] - len(shown)} more (use --rejects FILE to keep them all)\n"
+        )
+    if not quiet:
+        where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
+        withheld = "; --strict: no output written" if not written else ""
+        sys.stderr.write(
+            f"batch: {stats.read:,} rows read, {stats.scored:,} scored, "
+            f"{stats.rejected:,} rejected{where} in {stats.seconds:.2f} s{withheld}\n"
+        )
+    return stats, written

@@ -1,0 +1,110 @@
+"""Which CSV column holds which item: automatic detection, a template, or a mapping file."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from alliance_cli.errors import DataFileError, UsageProblem
+
+_NUMBERED = re.compile(r"^(.*?)0*(\d+)([^\d]*)$")
+
+
+def _strip_zeros(item: str) -> str:
+    return item.lstrip("0") or "0" if item.isdigit() else item.lower()
+
+
+def from_template(header: Sequence[str], items: Sequence[str], template: str) -> list[int]:
+    """Item columns named by a template such as ``wai_{item}`` (``{item:02}`` pads numbers)."""
+    if "{item" not in template:
+        raise UsageProblem("--columns needs '{item}' in it, e.g. 'wai_{item}'")
+    positions, missing = [], []
+    for item in items:
+        try:
+            name = template.format(item=int(item) if item.isdigit() else item)
+        except (ValueError, KeyError, IndexError) as exc:
+            raise UsageProblem(f"--columns {template!r}: {exc}") from None
+        if name in header:
+            positions.append(list(header).index(name))
+        else:
+            missing.append(f"{item} (expected {name!r})")
+    if missing:
+        raise DataFileError(f"no column for item {', '.join(missing)}")
+    return positions
+
+
+def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> list[int]:
+    """Item columns from a YAML file ``{item id: column name}``."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(map_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise DataFileError(f"{map_file}: cannot read ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
+        raise DataFileError(f"{map_file}: not valid YAML ({exc})") from None
+    if isinstance(data, dict) and set(data) == {"items"}:
+        data = data["items"]
+    if not isinstance(data, dict):
+        raise DataFileError(f"{map_file}: expected a mapping of item id to column name")
+    mapping = {str(k): str(v) for k, v in data.items()}
+    unknown = sorted(set(mapping) - set(items))
+    if unknown:
+        raise DataFileError(f"{map_file}: no item {', '.join(unknown)} in this instrument")
+    positions, missing = [], []
+    for item in items:
+        column = mapping.get(item)
+        if column is None:
+            missing.append(f"{item} (not in {map_file.name})")
+        elif column not in header:
+            missing.append(f"{item} (column {column!r} is not in the file)")
+        else:
+            positions.append(list(header).index(column))
+    if missing:
+        raise DataFileError(f"no column for item {', '.join(missing)}")
+    return positions
+
+
+def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
+    """Find item columns named by item id with one common prefix and suffix.
+
+    ``1..12``, ``item1``, ``wai_1``, ``Q01`` and ``wai_sr_1`` all work. Stops with a clear
+    error when no family of columns covers every item, or when two do.
+    """
+    wanted = [_strip_zeros(i) for i in items]
+    families: dict[tuple[str, str], dict[str, int]] = {}
+    for pos, name in enumerate(header):
+        text = name.strip()
+        match = _NUMBERED.match(text)
+        if match:
+            prefix, number, suffix = match.groups()
+            key = (prefix.lower(), suffix.lower())
+            families.setdefault(key, {}).setdefault(number.lstrip("0") or "0", pos)
+        for item in wanted:  # non-numeric item ids: exact name or prefix_item
+            if not item.isdigit() and text.lower().endswith(item):
+                prefix = text.lower()[: -len(item)]
+                families.setdefault((prefix, ""), {}).setdefault(item, pos)
+    complete = [key for key, cols in families.items() if all(w in cols for w in wanted)]
+    if len(complete) == 1:
+        cols = families[complete[0]]
+        return [cols[w] for w in wanted]
+    if len(complete) > 1:
+        names = [f"'{p}<item>{s}'" for p, s in complete]
+        raise UsageProblem(
+            f"item columns are ambiguous: {' and '.join(names)} both fit; "
+            "choose with --columns 'PREFIX{item}' or --map FILE.yaml"
+        )
+    best = max(families.items(), key=lambda kv: sum(w in kv[1] for w in wanted), default=None)
+    if best is None or not any(w in best[1] for w in wanted):
+        raise UsageProblem(
+            f"no item columns found for items {', '.join(items)} "
+            f"(columns: {', '.join(header)}); name them with --columns or --map"
+        )
+    (prefix, suffix), cols = best
+    lacking = [i for i, w in zip(items, wanted, strict=True) if w not in cols]
+    candidates = ", ".join(header[p] for p in sorted(cols.values()))
+    raise UsageProblem(
+        f"items {', '.join(lacking)} have no column; columns that look like items: "
+        f"{candidates}; name them with --columns or --map"
+    )
