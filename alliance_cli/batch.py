@@ -193,9 +193,7 @@ class Source:
     delimiter: str
 
 
-def open_sources(
-    names: Sequence[str], encoding: str, delimiter: str | None
-) -> list[Source]:
+def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> list[Source]:
     """Open every input and check they share one header."""
     sources: list[Source] = []
     for name in names:
@@ -316,7 +314,9 @@ def run(
     required = [r for r in ("client_id", "session") if require_ids]
     for role in required:
         if role not in ids:
-            raise UsageProblem(f"no {role} column found; name it with --{role.split('_')[0]}-column")
+            raise UsageProblem(
+                f"no {role} column found; name it with --{role.split('_')[0]}-column"
+            )
     for source in sources:
         for line, row in rows(source):
             stats.read += 1
@@ -441,7 +441,9 @@ def write_rejections(handle: IO[str], rejections: Iterable[Rejection]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(REJECT_COLUMNS)
     for r in rejections:
-        writer.writerow([r.file, r.line, safe_text(r.client), r.column, safe_text(r.value), r.reason])
+        writer.writerow(
+            [r.file, r.line, safe_text(r.client), r.column, safe_text(r.value), r.reason]
+        )
 
 
 class _Discard(Exception):
@@ -473,7 +475,9 @@ def run_files(
     for name in inputs:
         for target, what in ((output, "output"), (rejects, "--rejects")):
             if target is not None and name != "-" and Path(name).resolve() == target.resolve():
-                raise UsageProblem(f"{what} {target} is also an input; the input is never overwritten")
+                raise UsageProblem(
+                    f"{what} {target} is also an input; the input is never overwritten"
+                )
     sources = open_sources(inputs, options.get("encoding", "utf-8"), options.get("delimiter"))
     try:
         layout = plan_layout(
@@ -499,7 +503,14 @@ def run_files(
                 rejected_any = True
                 if writer:
                     writer.writerow(
-                        [r.file, r.line, safe_text(r.client), r.column, safe_text(r.value), r.reason]
+                        [
+                            r.file,
+                            r.line,
+                            safe_text(r.client),
+                            r.column,
+                            safe_text(r.value),
+                            r.reason,
+                        ]
                     )
                 on_reject_line(r)
 

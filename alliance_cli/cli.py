@@ -447,12 +447,20 @@ def batch_command(
         "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
         "encoding": encoding,
     }  # fmt: skip
-    stats, written = batchview.run(
+    stats, _written = batchview.run(
         files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db, entry
     )
     return ExitCode.REJECTED if stats.rejected else ExitCode.OK
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    # SIGTERM unwinds like Ctrl-C, so atomic writes remove their temporary files.
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point."""
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminate)
     app(prog_name="alliance")

@@ -197,7 +197,7 @@ def open_input(name: str, encoding: str) -> IO[str]:
     if name == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding=enc, newline="")
     try:
-        return open(name, encoding=enc, newline="")  # noqa: SIM115
+        return open(name, encoding=enc, newline="")
     except LookupError:
         raise DataFileError(f"unknown encoding {encoding!r}") from None
     except OSError as exc:
@@ -219,7 +219,9 @@ def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict
         wanted = named.get(role)
         if wanted:
             if wanted not in header:
-                raise DataFileError(f"no column {wanted!r} for {role} (columns: {', '.join(header)})")
+                raise DataFileError(
+                    f"no column {wanted!r} for {role} (columns: {', '.join(header)})"
+                )
             found[role] = list(header).index(wanted)
             continue
         for variant in variants:

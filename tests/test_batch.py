@@ -1,0 +1,307 @@
+"""``alliance batch``: row accounting, column mapping, robustness, atomic output."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from .conftest import ROOT, env_without_color, scorer_for, write
+
+ITEMS = [f"wai_{i}" for i in range(1, 13)]
+HEADER = ["client_id", "session", "date", *ITEMS]
+KEY = {"goal": [4, 6, 8, 11], "task": [1, 2, 10, 12], "bond": [3, 5, 7, 9]}
+
+
+def _csv(rows: list[list[str]], header=HEADER, delimiter=",", newline="\n") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, delimiter=delimiter, lineterminator=newline)
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _read(text: str) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_scores_match_an_independent_computation(cli, tmp_path: Path):
+    import random
+
+    rng = random.Random(7)
+    rows = []
+    for n in range(300):
+        answers = [str(rng.randint(1, 5)) if rng.random() > 0.1 else "" for _ in range(12)]
+        rows.append([f"c{n}", "1", "2026-01-01", *answers])
+    path = tmp_path / "in.csv"
+    path.write_text(_csv(rows), encoding="utf-8")
+    result = cli("batch", str(path), "-i", "wai-sr", "-q")
+    out = _read(result.stdout)
+    assert len(out) + result.stderr.count("rejected") == 300
+    by_client = {r["client_id"]: r for r in out}
+    for row in rows:
+        values = {i + 1: row[3 + i] for i in range(12)}
+        for scale, items in KEY.items():
+            answered = [int(values[i]) for i in items if values[i]]
+            got = by_client[row[0]][f"{scale}_mean"]
+            if len(items) - len(answered) > 1:
+                assert got == ""
+            else:
+                assert math.isclose(float(got), sum(answered) / len(answered), abs_tol=5e-7)
+
+
+@given(
+    data=st.lists(
+        st.lists(
+            st.sampled_from(["1", "2", "3", "4", "5", "", " 4 ", "Always", "x", "9", "3.5", '"q"']),
+            min_size=12,
+            max_size=12,
+        ),
+        max_size=25,
+    ),
+    ragged=st.sets(st.integers(0, 24), max_size=3),
+    delimiter=st.sampled_from([",", ";", "\t"]),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    quote_all=st.booleans(),
+)
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+def test_every_row_is_scored_or_rejected(
+    tmp_path_factory, data, ragged, delimiter, newline, bom, quote_all
+):
+    from alliance_cli import batch
+
+    rows = [[f"c{i}", str(i), "2026-01-01", *answers] for i, answers in enumerate(data)]
+    for i in ragged:
+        if i < len(rows):
+            rows[i] = rows[i][:-1]
+    buf = io.StringIO()
+    quoting = csv.QUOTE_ALL if quote_all else csv.QUOTE_MINIMAL
+    w = csv.writer(buf, delimiter=delimiter, lineterminator=newline, quoting=quoting)
+    w.writerow(HEADER)
+    w.writerows(rows)
+    path = tmp_path_factory.mktemp("h") / "in.csv"
+    path.write_bytes(("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8"))
+    out = tmp_path_factory.mktemp("o") / "out.csv"
+    rejected: list[batch.Rejection] = []
+    stats, _written = batch.run_files(
+        [str(path)], scorer_for("wai-sr"), "csv", out, None, {}, rejected.append
+    )
+    scored = _read(out.read_text(encoding="utf-8"))
+    assert stats.read == len(rows) == stats.scored + stats.rejected
+    assert len(scored) == stats.scored and len(rejected) == stats.rejected
+    seen = sorted([r["client_id"] for r in scored] + [rows[r.line - 2][0] for r in rejected])
+    assert seen == sorted(r[0] for r in rows)  # each input row in exactly one place
+
+
+@pytest.mark.parametrize(
+    ("header", "extra"),
+    [
+        ([str(i) for i in range(1, 13)], []),
+        ([f"item{i}" for i in range(1, 13)], []),
+        ([f"Q{i:02d}" for i in range(1, 13)], []),
+        ([f"wai_sr_{i}" for i in range(1, 13)], []),
+    ],
+)
+def test_item_columns_are_found(cli, tmp_path: Path, header, extra):
+    path = write(
+        tmp_path / "in.csv", _csv([["c1", *"5 4 4 3 5 4 4 3 5 4 4 3".split()]], ["client", *header])
+    )
+    result = cli("batch", str(path), "-i", "wai-sr", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert _read(result.stdout)[0]["total_mean"] == "4"
+
+
+def test_template_and_map(cli, tmp_path: Path):
+    header = ["id", *[f"alliance q{i} (wai)" for i in range(1, 13)]]
+    path = write(tmp_path / "in.csv", _csv([["c1", *"5 4 4 3 5 4 4 3 5 4 4 3".split()]], header))
+    assert (
+        cli(
+            "batch", str(path), "-i", "wai-sr", "--columns", "alliance q{item} (wai)", "-q"
+        ).exit_code
+        == 0
+    )
+    mapping = write(
+        tmp_path / "map.yaml", "\n".join(f'{i}: "alliance q{i} (wai)"' for i in range(1, 13))
+    )
+    result = cli("batch", str(path), "-i", "wai-sr", "--map", str(mapping), "-q")
+    assert result.exit_code == 0 and _read(result.stdout)[0]["goal_mean"] == "3.5"
+
+
+def test_incomplete_mapping_stops_before_scoring(cli, tmp_path: Path):
+    header = ["client", *[f"wai_{i}" for i in range(1, 11)], "other"]
+    path = write(tmp_path / "in.csv", _csv([["c1", *["4"] * 11]], header))
+    result = cli("batch", str(path), "-i", "wai-sr")
+    assert result.exit_code == 2
+    assert "items 11, 12 have no column" in result.stderr and "wai_1" in result.stderr
+    assert result.stdout == ""
+
+
+def test_ambiguous_mapping_stops(cli, tmp_path: Path):
+    header = [*[f"pre_{i}" for i in range(1, 13)], *[f"post_{i}" for i in range(1, 13)]]
+    path = write(tmp_path / "in.csv", _csv([["4"] * 24], header))
+    result = cli("batch", str(path), "-i", "wai-sr")
+    assert result.exit_code == 2 and "ambiguous" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "empty file"),
+        ("a,a,b\n1,2,3\n", "duplicate column 'a'"),
+        ("x,y\n1,2\n", "no item columns found"),
+    ],
+)
+def test_unusable_files(cli, tmp_path: Path, content, message):
+    path = tmp_path / "in.csv"
+    path.write_text(content, encoding="utf-8")
+    result = cli("batch", str(path), "-i", "wai-sr")
+    assert result.exit_code in (2, 5)
+    assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_latin1_needs_encoding(cli, tmp_path: Path):
+    path = tmp_path / "in.csv"
+    path.write_bytes(_csv([["Jos\xe9", "1", "", *["4"] * 12]]).encode("latin-1"))
+    bad = cli("batch", str(path), "-i", "wai-sr")
+    assert bad.exit_code == 5 and "--encoding latin-1" in bad.stderr
+    good = cli("batch", str(path), "-i", "wai-sr", "--encoding", "latin-1", "-q")
+    assert good.exit_code == 0 and _read(good.stdout)[0]["client_id"] == "José"
+
+
+def test_rejects_file_and_exit_3(cli, tmp_path: Path):
+    rows = [["c1", "1", "", *["4"] * 12], ["c2", "1", "", "4", "4", "7", *["4"] * 9]]
+    path = write(tmp_path / "in.csv", _csv(rows))
+    rejects = tmp_path / "rejects.csv"
+    result = cli(
+        "batch", str(path), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"), "--rejects", str(rejects)
+    )
+    assert result.exit_code == 3
+    assert "2 rows read, 1 scored, 1 rejected" in result.stderr
+    (rej,) = _read(rejects.read_text(encoding="utf-8"))
+    assert (rej["line"], rej["client_id"], rej["column"], rej["value"]) == ("3", "c2", "wai_3", "7")
+    assert rej["reason"] == 'item 3: "7" is outside 1–5'
+
+
+def test_strict_writes_nothing(cli, tmp_path: Path):
+    rows = [["c1", "1", "", *["4"] * 12], ["c2", "1", "", *["x"] * 12]]
+    path = write(tmp_path / "in.csv", _csv(rows))
+    out = tmp_path / "o.csv"
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(out), "--strict")
+    assert result.exit_code == 3 and not out.exists()
+    assert cli("batch", str(path), "-i", "wai-sr", "--strict", "-q").stdout == ""
+
+
+def test_invalid_missing_scores_bad_cells_as_missing(cli, tmp_path: Path):
+    rows = [["c2", "1", "", "4", "4", "7", *["4"] * 9]]
+    path = write(tmp_path / "in.csv", _csv(rows))
+    result = cli("batch", str(path), "-i", "wai-sr", "--invalid", "missing", "-q")
+    assert result.exit_code == 0 and _read(result.stdout)[0]["bond_answered"] == "3"
+
+
+def test_input_is_never_overwritten(cli, tmp_path: Path):
+    path = write(tmp_path / "in.csv", _csv([["c1", "1", "", *["4"] * 12]]))
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(path))
+    assert result.exit_code == 2 and "never overwritten" in result.stderr
+
+
+def test_several_files_one_stream_and_mismatch(cli, tmp_path: Path):
+    a = write(tmp_path / "a.csv", _csv([["c1", "1", "", *["4"] * 12]]))
+    b = write(tmp_path / "b.csv", _csv([["c2", "1", "", *["5"] * 12]]))
+    result = cli("batch", str(a), str(b), "-i", "wai-sr", "-q")
+    assert [r["client_id"] for r in _read(result.stdout)] == ["c1", "c2"]
+    c = write(tmp_path / "c.csv", _csv([["c3", *["5"] * 12]], ["client", *ITEMS]))
+    bad = cli("batch", str(a), str(c), "-i", "wai-sr")
+    assert bad.exit_code == 5 and "columns differ" in bad.stderr
+
+
+def test_ndjson_equals_score_command(cli, tmp_path: Path):
+    answers = "5 4 4 3 5 4 4 3 5 4 4 3".split()
+    path = write(tmp_path / "in.csv", _csv([["c1", "2", "2026-03-01", *answers]]))
+    line = json.loads(cli("batch", str(path), "-i", "wai-sr", "-f", "ndjson", "-q").stdout)
+    single = cli(
+        "score",
+        "wai-sr",
+        *answers,
+        "--client",
+        "c1",
+        "--session",
+        "2",
+        "--date",
+        "2026-03-01",
+        "-f",
+        "json",
+    )
+    assert line == json.loads(single.stdout)
+
+
+def test_stdin_and_csv_matches_score_csv(cli, tmp_path: Path):
+    answers = "5 4 4 3 5 4 4 3 5 4 4 3".split()
+    result = cli(
+        "batch", "-", "-i", "wai-sr", "-q", input=_csv([["c1", "2", "2026-03-01", *answers]])
+    )
+    single = cli(
+        "score",
+        "wai-sr",
+        *answers,
+        "--client",
+        "c1",
+        "--session",
+        "2",
+        "--date",
+        "2026-03-01",
+        "-f",
+        "csv",
+    )
+    b, s = _read(result.stdout)[0], _read(single.stdout)[0]
+    assert {k: v for k, v in b.items() if k in s} == {k: v for k, v in s.items() if k in b}
+
+
+def test_killed_run_leaves_no_partial_output(tmp_path: Path):
+    import random
+
+    rng = random.Random(3)
+    path = tmp_path / "big.csv"
+    with path.open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(HEADER)
+        for n in range(400_000):
+            w.writerow([f"c{n}", "1", "", *[str(rng.randint(1, 5)) for _ in range(12)]])
+    out = tmp_path / "out.csv"
+    out.write_text("previous good file\n", encoding="utf-8")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "alliance_cli",
+            "batch",
+            str(path),
+            "-i",
+            "wai-sr",
+            "-o",
+            str(out),
+            "-q",
+        ],
+        env=env_without_color(),
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(1.0)
+    assert proc.poll() is None, "run finished before it could be interrupted"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 130
+    assert out.read_text(encoding="utf-8") == "previous good file\n"
+    assert [p for p in os.listdir(tmp_path) if p.endswith(".part")] == []
