@@ -20,10 +20,6 @@ def run(
     rejects: Path | None,
     options: dict[str, Any],
     quiet: bool,
-    save: bool,
-    replace: bool,
-    db: Path | None,
-    entry: Any,
 ) -> tuple[batch.Stats, bool]:
     """Run a batch with progress on a terminal, rejections reported, and a final summary."""
     shown: list[batch.Rejection] = []
@@ -59,28 +55,12 @@ def run(
             rate = n / max(time.perf_counter() - start, 1e-9)
             progress.update(task, completed=n, rate=f"{rate:,.0f} rows/s")
 
-    store = None
-    on_score = None
-    if save:
-        from alliance_cli import history
-
-        store = history.open_store(db)
-        on_score = store.batch_recorder(scorer, replace)
-    try:
-        if progress is not None:
-            with progress:
-                stats, written = batch.run_files(
-                    files, scorer, fmt, output, rejects, options, on_reject, on_progress, on_score
-                )
-        else:
-            stats, written = batch.run_files(
-                files, scorer, fmt, output, rejects, options, on_reject, None, on_score
-            )
-        if store is not None:
-            store.finish_batch()
-    finally:
-        if store is not None:
-            store.close()
+    args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
+    if progress is not None:
+        with progress:
+            stats, written = batch.run_files(*args)
+    else:
+        stats, written = batch.run_files(*args)
     for r in shown:
         sys.stderr.write(f"rejected: {r}\n")
     if count[0] > len(shown) and rejects is None:

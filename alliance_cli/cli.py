@@ -323,15 +323,6 @@ def score_command(
     interactive: Annotated[
         bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
     ] = False,
-    save: Annotated[
-        bool, typer.Option("--save", help="Record the session in the local history.")
-    ] = False,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="With --save: overwrite an existing record.")
-    ] = False,
-    db: Annotated[
-        Path | None, typer.Option("--db", help="History database (default: user data dir).")
-    ] = None,
     fmt: FormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
@@ -362,8 +353,6 @@ def score_command(
             "or --interactive to be asked item by item"
         )
     outcome = sessions.score_sets(scorer, sets)
-    if save:
-        outcome = sessions.save_outcome(outcome, entry, db, replace, catalog)
     sessions.show(outcome, scorer, fmt.value)
     for line in outcome.rejection_lines():
         _err(line)
@@ -416,13 +405,6 @@ def batch_command(
         str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
     ] = "utf-8",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
-    save: Annotated[
-        bool, typer.Option("--save", help="Record scored rows in the local history.")
-    ] = False,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="With --save: overwrite existing records.")
-    ] = False,
-    db: Annotated[Path | None, typer.Option("--db", help="History database.")] = None,
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="csv (default), ndjson or json.")
     ] = Format.csv,
@@ -442,14 +424,12 @@ def batch_command(
             "date": date_column, "rater": rater_column,
         },
         "keep": [k.strip() for k in keep.split(",")] if keep else None,
-        "require_ids": require_ids or save,
+        "require_ids": require_ids,
         "strict": strict,
         "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
         "encoding": encoding,
     }  # fmt: skip
-    stats, _written = batchview.run(
-        files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db, entry
-    )
+    stats, _written = batchview.run(files, scorer, fmt.value, output, rejects, options, quiet)
     return ExitCode.REJECTED if stats.rejected else ExitCode.OK
 
 

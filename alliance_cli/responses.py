@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from alliance_cli.errors import AllianceError, RejectedInput, UsageProblem
+from alliance_cli.errors import RejectedInput, UsageProblem
 from alliance_cli.scoring import Respondent, Score, Scorer, response_from_json, validate_date
 from alliance_cli.tables import (
     RESPONDENT_COLUMNS,
@@ -45,7 +45,6 @@ class Outcome:
     scores: list[Score] = field(default_factory=list)
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    history_flags: dict[int, list[Any]] = field(default_factory=dict)
 
     def rejection_lines(self) -> list[str]:
         """One line per rejected answer or set."""
@@ -146,26 +145,6 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
     return outcome
 
 
-def save_outcome(
-    outcome: Outcome, entry: LoadedInstrument, db: Any, replace: bool, catalog: Any
-) -> Outcome:
-    """Record each score in the history and attach the flags the history raises."""
-    from alliance_cli import history
-
-    store = history.open_store(db)
-    try:
-        for i, score in enumerate(outcome.scores):
-            try:
-                store.record(score, replace=replace)
-            except AllianceError as exc:
-                outcome.rejected.append(("history", [str(exc)]))
-                continue
-            outcome.history_flags[i] = history.flags_for(store, score, catalog)
-    finally:
-        store.close()
-    return outcome
-
-
 def csv_header(scorer: Scorer) -> list[str]:
     """Columns of ``score -f csv``."""
     return [*RESPONDENT_COLUMNS, *score_columns(scorer)]
@@ -184,10 +163,8 @@ def csv_row(scorer: Scorer, score: Score) -> list[str]:
 def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
     """Write the scores to stdout in the chosen format; notes go to stderr."""
     results = []
-    for i, score in enumerate(outcome.scores):
-        data = score.model_dump(mode="json")
-        data["flags"] += [f.model_dump(mode="json") for f in outcome.history_flags.get(i, [])]
-        results.append(data)
+    for score in outcome.scores:
+        results.append(score.model_dump(mode="json"))
     if fmt != "table":
         for note in outcome.notes:
             sys.stderr.write(note + "\n")

@@ -15,3 +15,12 @@ echo "== One client's WAI-SR after session 3 (answers in item order)"
 echo
 echo "== An SRS at the end of a session (marks measured in cm)"
 "$A" score srs 8.3 9.1 7.6 8.8 --client C-102 --session 3 -f table
+
+echo
+echo "== The clinic's WAI-SR export (examples/clinic_wai_sr.csv): scored, bad rows reported"
+"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --rejects examples/.rejects.csv
+echo "first scored rows (examples/.scored.csv):"
+head -n 4 examples/.scored.csv | cut -d, -f1-4,17-20
+echo "rejected rows (examples/.rejects.csv):"
+cat examples/.rejects.csv
+exit 0

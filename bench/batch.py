@@ -1,0 +1,115 @@
+"""Batch scoring speed and memory, side by side with the csv-module floor, in one run.
+
+    python bench/batch.py [--rows 1000000] [--rows 100000]
+
+Generates WAI-SR exports (about 2% blank cells, a few bad cells) under bench/data/, then
+times each command as a separate process and reads its peak memory (max RSS) from wait4:
+  floor     the csv module reading the file and writing it back unchanged
+  alliance  alliance batch FILE -i wai-sr -o OUT -q
+  pandas    read_csv, item means per scale, to_csv (only if pandas is installed)
+Targets (issue 4): alliance at most 2.5 x the floor's wall time; peak memory under 64 MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+
+FLOOR = """
+import csv, sys
+f = open(sys.argv[1], newline="", encoding="utf-8")
+o = open(sys.argv[2], "w", newline="", encoding="utf-8")
+with f, o:
+    w = csv.writer(o, lineterminator="\\n")
+    for row in csv.reader(f):
+        w.writerow(row)
+"""
+
+PANDAS = """
+import sys
+import pandas as pd
+df = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+items = {"goal": [4, 6, 8, 11], "task": [1, 2, 10, 12], "bond": [3, 5, 7, 9]}
+num = df[[f"wai_{i}" for i in range(1, 13)]].apply(pd.to_numeric, errors="coerce")
+for scale, cols in items.items():
+    df[f"{scale}_mean"] = num[[f"wai_{i}" for i in cols]].mean(axis=1)
+df["total_mean"] = num.mean(axis=1)
+df.to_csv(sys.argv[2], index=False)
+"""
+
+
+def generate(rows: int) -> Path:
+    """A WAI-SR export with blanks and a few bad cells (cached by row count)."""
+    DATA.mkdir(exist_ok=True)
+    path = DATA / f"wai_sr_{rows}.csv"
+    if path.exists():
+        return path
+    rng = random.Random(rows)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(["client_id", "session", "date", *[f"wai_{i}" for i in range(1, 13)]])
+        for n in range(rows):
+            cells = [str(rng.randint(1, 5)) if rng.random() > 0.02 else "" for _ in range(12)]
+            if n % 50_000 == 7:
+                cells[rng.randrange(12)] = rng.choice(["9", "x", "3.5"])
+            w.writerow([f"C{n % 20000:05d}", str(n % 24 + 1), "2026-10-01", *cells])
+    return path
+
+
+def measure(cmd: list[str]) -> tuple[float, float, int]:
+    """Wall seconds, peak RSS in MiB and exit code of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return seconds, usage.ru_maxrss / 1024, proc.returncode
+
+
+def main() -> None:
+    """Run every command on every size and print a table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, action="append")
+    args = parser.parse_args()
+    sizes = args.rows or [100_000, 1_000_000]
+    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
+    alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
+    try:
+        import pandas  # noqa: F401
+
+        have_pandas = True
+    except ImportError:
+        have_pandas = False
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    print(f"{'rows':>9}  {'command':<9} {'seconds':>8} {'x floor':>8} {'peak MiB':>9}  exit")
+    for rows in sizes:
+        path = generate(rows)
+        out = DATA / "out.csv"
+        runs = {
+            "floor": [sys.executable, "-c", FLOOR, str(path), str(out)],
+            "alliance": [*alliance, "batch", str(path), "-i", "wai-sr", "-o", str(out), "-q"],
+        }
+        if have_pandas:
+            runs["pandas"] = [sys.executable, "-c", PANDAS, str(path), str(out)]
+        floor = None
+        for name, cmd in runs.items():
+            seconds, peak, code = measure(cmd)
+            floor = floor or seconds
+            print(
+                f"{rows:>9,}  {name:<9} {seconds:8.2f} {seconds / floor:8.2f} {peak:9.1f}  {code}"
+            )
+        out.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
