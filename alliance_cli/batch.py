@@ -9,8 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -31,7 +32,10 @@ from alliance_cli.tables import (
 )
 
 _RISKY = frozenset("=+-@\t\r")
+# Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
+_NEEDS_CARE = re.compile(r'["\r\n]|,[=+\-@\t]')
 _MEMO_LIMIT = 200_000
+_ScaleCells = tuple[list[str], list[str], str, str]  # cells, flag codes, CSV text, flag text
 
 
 @dataclass(frozen=True)
@@ -112,22 +116,69 @@ def plan_layout(
     return Layout(stripped, positions, ids, kept, delimiter)
 
 
+def _blocks(scorer: Scorer) -> list[tuple[int, ...]]:
+    """Partition the items into blocks of at most four, each inside one scale where possible.
+
+    Every scale must be a union of blocks. Disjoint subscales give blocks that fit them; if
+    subscales overlap, each item is its own block.
+    """
+    plans = [set(p.positions) for p in scorer.plans]
+    subs = plans[:-1]
+    disjoint = all(not (a & b) for i, a in enumerate(subs) for b in subs[i + 1 :])
+    if disjoint:
+        groups = [sorted(s) for s in subs]
+        covered = set().union(*subs) if subs else set()
+        groups.append([p for p in range(len(scorer.item_ids)) if p not in covered])
+        blocks = [tuple(g[i : i + 4]) for g in groups for i in range(0, len(g), 4)]
+        blocks = [b for b in blocks if b]
+        if all(any(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans) and all(
+            all(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans
+        ):
+            return blocks
+    return [(p,) for p in range(len(scorer.item_ids))]
+
+
 class FastRows:
-    """Score CSV rows with memoised per-scale cells; falls back to the Scorer for anything odd."""
+    """Score CSV rows through memo tables; falls back to the Scorer for anything odd.
 
-    def __init__(self, scorer: Scorer) -> None:
+    Items are grouped in blocks of up to four. A block's cells (a tuple of strings) map to
+    (sum, answered) through a memo, and a scale's (sum, answered) maps to its output cells
+    through another: a typical row costs a few dictionary look-ups, no parsing, no formatting.
+    """
+
+    def __init__(self, scorer: Scorer, columns: Sequence[int]) -> None:
         self.scorer = scorer
-        self.tables = [
-            {k: (v if v.__class__ is float else None) for k, v in t.items()} for t in scorer.tables
-        ]
         integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
-        self.total = sum if integer else math.fsum
-        self.plans = [(p.id, p.positions, len(p.positions), p.max_missing) for p in scorer.plans]
-        self.memo: list[dict[tuple[float, int], tuple[list[str], list[str]]]] = [
-            {} for _ in self.plans
-        ]
+        self.add = sum if integer else math.fsum
+        self.blocks = _blocks(scorer)
+        self.getters = [itemgetter(*(columns[p] for p in block)) for block in self.blocks]
+        self.block_memo: list[dict[Any, tuple[Any, ...] | None]] = [{} for _ in self.blocks]
+        self.plans = []
+        for plan in scorer.plans:
+            members = [i for i, b in enumerate(self.blocks) if set(b) <= set(plan.positions)]
+            self.plans.append((plan.id, tuple(members), len(plan.positions), plan.max_missing))
+        self.scale_memo: list[dict[tuple[float, int], _ScaleCells]] = [{} for _ in self.plans]
+        # A block that is a whole scale carries that scale's text in its memo entry,
+        # saving one look-up per scale per row.
+        self.block_scale = {
+            i: j
+            for j, plan in enumerate(scorer.plans)
+            for i, block in enumerate(self.blocks)
+            if set(block) == set(plan.positions)
+        }
 
-    def _cells(self, index: int, total: float, answered: int) -> tuple[list[str], list[str]]:
+    def _block(self, index: int, key: Any) -> tuple[float, int] | None:
+        cells = key if isinstance(key, tuple) else (key,)
+        values = []
+        for pos, cell in zip(self.blocks[index], cells, strict=True):
+            value = self.scorer.tables[pos].get(cell)
+            if value is None:
+                return None  # unusual text: the full parser decides
+            if value.__class__ is float:
+                values.append(value)
+        return self.add(values), len(values)
+
+    def _cells(self, index: int, total: float, answered: int) -> _ScaleCells:
         sid, _, n, max_missing = self.plans[index]
         if n - answered > max_missing:
             res = ScaleResult(None, None, answered, False)
@@ -135,32 +186,80 @@ class FastRows:
             mean = total / answered
             res = ScaleResult(mean, total if answered == n else mean * n, answered, answered < n)
         flags = [f"below_cutoff:{sid}" for _ in self.scorer._cutoff_hits(sid, res)]
-        return scale_cells(self.scorer, sid, res), flags
+        cells = scale_cells(self.scorer, sid, res)
+        return cells, flags, ",".join(cells), ";".join(flags)
 
-    def cells(self, answers: Sequence[str]) -> tuple[list[str], list[str]] | None:
-        """Score cells and flag codes for answers in item order; None when any cell is odd."""
-        try:
-            values = [t[c] for t, c in zip(self.tables, answers, strict=True)]
-        except (KeyError, TypeError):
-            return None
-        out: list[str] = []
-        flags: list[str] = []
-        total = self.total
-        for index, (_, positions, _, _) in enumerate(self.plans):
-            picked = [values[p] for p in positions]
-            if None in picked:
-                picked = [v for v in picked if v is not None]
-            key = (total(picked), len(picked))
-            memo = self.memo[index]
-            hit = memo.get(key)
-            if hit is None:
-                hit = self._cells(index, *key)
-                if len(memo) < _MEMO_LIMIT:
-                    memo[key] = hit
-            out += hit[0]
-            if hit[1]:
-                flags += hit[1]
-        return out, flags
+    def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
+        hit: tuple[Any, ...] | None = self._block(index, key)
+        if hit is not None and index in self.block_scale:
+            hit = (*hit, *self._fill_scale(self.block_scale[index], hit)[2:])
+        if len(self.block_memo[index]) < _MEMO_LIMIT:
+            self.block_memo[index][key] = hit
+        return hit
+
+    def _fill_scale(self, index: int, key: tuple[float, int]) -> _ScaleCells:
+        got = self._cells(index, *key)
+        if len(self.scale_memo[index]) < _MEMO_LIMIT:
+            self.scale_memo[index][key] = got
+        return got
+
+    def compile(self) -> Callable[[Sequence[str]], str | None]:
+        """A row function specialised to this instrument, unrolled over blocks and scales.
+
+        It returns the score cells and the flags column already joined as CSV text (they
+        never need quoting: numbers, band labels, flag codes), or None for the parser.
+
+        Generated source (as dataclasses and attrs do) because a loop over 3-20 blocks costs
+        more interpreter time per row than the look-ups themselves; the logic is the same
+        as the memo tables above, and tests compare it with the Scorer.
+        """
+        lines = ["def cells(row):"]
+        env: dict[str, Any] = {"MISS": _MISS, "fill_block": self._fill_block}
+        env["fill_scale"] = self._fill_scale
+        for i in range(len(self.blocks)):
+            env[f"g{i}"], env[f"m{i}"] = self.getters[i], self.block_memo[i]
+            # An odd key is memoised as None and re-checked by fill_block: rare, and it
+            # keeps the common path to one look-up and one test.
+            lines += [
+                f"    k{i} = g{i}(row)",
+                f"    h{i} = m{i}.get(k{i})",
+                f"    if h{i} is None:",
+                f"        h{i} = fill_block({i}, k{i})",
+                f"        if h{i} is None:",
+                "            return None",
+            ]
+        exact = self.add is math.fsum
+        names: list[str] = []  # the variable holding each scale's memo entry
+        env["fsum"] = math.fsum
+        for j, (_, members, _, _) in enumerate(self.plans):
+            env[f"s{j}"] = self.scale_memo[j]
+            if len(members) == 1 and self.block_scale.get(members[0]) == j:
+                names.append(f"h{members[0]}")
+                continue
+            names.append(f"c{j}")
+            if len(members) == 1:
+                key = f"(h{members[0]}[0], h{members[0]}[1])"
+            else:
+                parts = [f"h{m}[0]" for m in members]
+                total = f"fsum(({', '.join(parts)},))" if exact else " + ".join(parts)
+                count = " + ".join(f"h{m}[1]" for m in members)
+                key = f"({total}, {count})"
+            lines += [f"    q{j} = {key}", f"    c{j} = s{j}.get(q{j}) or fill_scale({j}, q{j})"]
+        joined = ",".join(f"{{{name}[2]}}" for name in names)
+        flagged = [j for j, (sid, *_) in enumerate(self.plans) if sid in self.scorer.cutoffs]
+        if not flagged:
+            flags = ""
+        elif len(flagged) == 1:
+            flags = f"{{{names[flagged[0]]}[3]}}"
+        else:
+            parts = ", ".join(f"{names[j]}[3]" for j in flagged)
+            flags = f'{{";".join([f for f in ({parts},) if f])}}'
+        lines.append(f'    return f"{joined},{flags}"')
+        exec("\n".join(lines), env)
+        return env["cells"]
+
+
+_MISS = object()
 
 
 def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str]:
@@ -209,23 +308,6 @@ def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> 
     return sources
 
 
-def rows(source: Source) -> Iterator[tuple[int, list[str]]]:
-    """(first line number, fields) for each data row; the header is line 1."""
-    reader = csv.reader(source.handle, delimiter=source.delimiter)
-    line = 1
-    try:
-        for row in reader:
-            start = line + 1
-            line = reader.line_num + 1
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue  # blank lines are not rows
-            yield start, row
-    except UnicodeDecodeError as exc:
-        raise _decode_error(source.name, exc) from None
-    except csv.Error as exc:
-        raise DataFileError(f"{source.name}:{line + 1}: CSV error ({exc})") from None
-
-
 class Sink:
     """Where scored rows go."""
 
@@ -248,8 +330,20 @@ class CsvSink(Sink):
     """CSV output: pass-through columns then score columns."""
 
     def __init__(self, handle: IO[str]) -> None:
+        import io
+
+        self.handle = handle
         self.writer = csv.writer(handle, lineterminator="\n")
         self.csv_row = self.writer.writerow  # type: ignore[method-assign]
+        self._buffer = io.StringIO()
+        self._line_writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def line(self, cells: list[str]) -> str:
+        """Cells as csv.writer would write them, without the line end."""
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._line_writer.writerow(cells)
+        return self._buffer.getvalue()[:-1]
 
     def begin(self, header: list[str]) -> None:
         """Write the header."""
@@ -306,7 +400,7 @@ def run(
     ids = layout.ids
     client_col = ids.get("client_id")
     header_names = layout.header
-    fast = FastRows(scorer)
+    fast = FastRows(scorer, layout.items).compile()
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     wants_json = sink.wants_json or on_score is not None
@@ -317,60 +411,94 @@ def run(
             raise UsageProblem(
                 f"no {role} column found; name it with --{role.split('_')[0]}-column"
             )
-    for source in sources:
-        for line, row in rows(source):
-            stats.read += 1
-            if on_progress is not None and stats.read % 8192 == 0:
-                on_progress(stats.read)
-            client = row[client_col] if client_col is not None and client_col < len(row) else ""
-            if len(row) != width:
-                reason = f"row has {len(row)} fields; the header has {width}"
-                on_reject(Rejection(source.name, line, "", "", reason, client))
-                stats.rejected += 1
-                continue
-            answers = get_items(row) if get_items is not None else (row[first_item],)
-            problem = _id_problem(row, ids, required, wants_json)
-            if problem is not None:
-                on_reject(Rejection(source.name, line, *problem, client))
-                stats.rejected += 1
-                continue
-            if wants_json:
-                where = (source.name, line, client)
-                data = _score_json(scorer, answers, row, ids, where, item_columns, on_reject)
-                if data is None:
-                    stats.rejected += 1
-                    continue
-                if sink.wants_json:
-                    sink.result(data)
-                else:
-                    sink.csv_row(_passthrough(row, keep) + _cells_from_json(scorer, data))
-                if on_score is not None:
-                    on_score(data)
-                stats.scored += 1
-                continue
-            got = fast.cells(answers)
-            if got is None:
-                results, problems, _ = scorer.score_cells(answers)
-                if problems:
-                    first = problems[0]
-                    column = item_columns[first.item]
-                    reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
-                    on_reject(Rejection(source.name, line, column, first.value, reason, client))
-                    stats.rejected += 1
-                    continue
-                cells = score_cells_out(scorer, results, scorer.flag_codes(results))
+
+    def general(row: list[str], line: int, name: str) -> bool:
+        """Score one row the careful way; True when scored, False when rejected."""
+        client = row[client_col] if client_col is not None and client_col < len(row) else ""
+        if len(row) != width:
+            reason = f"row has {len(row)} fields; the header has {width}"
+            on_reject(Rejection(name, line, "", "", reason, client))
+            return False
+        problem = _id_problem(row, ids, required, wants_json)
+        if problem is not None:
+            on_reject(Rejection(name, line, *problem, client))
+            return False
+        answers = get_items(row) if get_items is not None else (row[first_item],)
+        if wants_json:
+            where = (name, line, client)
+            data = _score_json(scorer, answers, row, ids, where, item_columns, on_reject)
+            if data is None:
+                return False
+            if sink.wants_json:
+                sink.result(data)
             else:
-                cells, flags = got
-                cells = [*cells, ";".join(flags), sha]
-            sink.csv_row(_passthrough(row, keep) + cells)
-            stats.scored += 1
+                sink.csv_row(_passthrough(row, keep) + _cells_from_json(scorer, data))
+            if on_score is not None:
+                on_score(data)
+            return True
+        results, problems, _ = scorer.score_cells(answers)
+        if problems:
+            first = problems[0]
+            reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
+            column = item_columns[first.item]
+            on_reject(Rejection(name, line, column, first.value, reason, client))
+            return False
+        cells = score_cells_out(scorer, results, scorer.flag_codes(results))
+        sink.csv_row(_passthrough(row, keep) + cells)
+        return True
+
+    # The common case (CSV out, no id checks, every answer a plain scale value) stays in
+    # this loop; anything else goes through general().
+    fast_ok = not wants_json and not required and isinstance(sink, CsvSink)
+    write_text = sink.handle.write if isinstance(sink, CsvSink) else None
+    scored = rejected = 0
+    lead = "," if keep else ""
+    n_sep = len(keep) - 1
+    needs_care = _NEEDS_CARE.search
+    if len(keep) > 1:
+        kept_cells = itemgetter(*keep)
+    else:
+        kept_cells = (lambda row: (row[keep[0]],)) if keep else (lambda row: ())
+    sha_tail = f",{sha}\n"
+    for source in sources:
+        reader = csv.reader(source.handle, delimiter=source.delimiter)
+        previous = 0
+        try:
+            for row in reader:
+                if len(row) == width and fast_ok:
+                    got = fast(row)
+                    if got is not None:
+                        text = ",".join(kept_cells(row))
+                        if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
+                            text = sink.line(_passthrough(row, keep))
+                        write_text(f"{text}{lead}{got}{sha_tail}")
+                        previous = reader.line_num
+                        scored += 1
+                        if on_progress is not None and not scored & 8191:
+                            on_progress(scored + rejected)
+                        continue
+                line = previous + 2  # where this record starts; the header is line 1
+                previous = reader.line_num
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue  # blank lines are not rows
+                if general(row, line, source.name):
+                    scored += 1
+                else:
+                    rejected += 1
+                if on_progress is not None and not (scored + rejected) & 8191:
+                    on_progress(scored + rejected)
+        except UnicodeDecodeError as exc:
+            raise _decode_error(source.name, exc) from None
+        except csv.Error as exc:
+            raise DataFileError(f"{source.name}:{previous + 2}: CSV error ({exc})") from None
     sink.end()
+    stats.read, stats.scored, stats.rejected = scored + rejected, scored, rejected
     stats.seconds = time.perf_counter() - started
     return stats
 
 
 def _passthrough(row: list[str], keep: list[int]) -> list[str]:
-    return [safe_text(c) if c and c[0] in _RISKY else c for c in (row[i] for i in keep)]
+    return [safe_text(c) if c and c[0] in _RISKY else c for c in [row[i] for i in keep]]
 
 
 def _id_problem(

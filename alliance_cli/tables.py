@@ -101,7 +101,7 @@ def atomic_writer(target: Path, encoding: str = "utf-8") -> Iterator[IO[str]]:
     except OSError as exc:
         raise DataFileError(f"{target}: cannot write ({exc.strerror or exc})") from None
     try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="") as handle:
+        with os.fdopen(fd, "w", encoding=encoding, newline="", buffering=1 << 20) as handle:
             yield handle
         os.replace(tmp, target)
     except BaseException:

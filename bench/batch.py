@@ -3,7 +3,8 @@
     python bench/batch.py [--rows 1000000] [--rows 100000]
 
 Generates WAI-SR exports (about 2% blank cells, a few bad cells) under bench/data/, then
-times each command as a separate process and reads its peak memory (max RSS) from wait4:
+times each command as a separate process (median of --repeat runs) and reads its peak
+memory (max RSS, the largest of the runs) from wait4:
   floor     the csv module reading the file and writing it back unchanged
   alliance  alliance batch FILE -i wai-sr -o OUT -q
   pandas    read_csv, item means per scale, to_csv (only if pandas is installed)
@@ -80,6 +81,7 @@ def main() -> None:
     """Run every command on every size and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per command (median)")
     args = parser.parse_args()
     sizes = args.rows or [100_000, 1_000_000]
     exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
@@ -103,7 +105,9 @@ def main() -> None:
             runs["pandas"] = [sys.executable, "-c", PANDAS, str(path), str(out)]
         floor = None
         for name, cmd in runs.items():
-            seconds, peak, code = measure(cmd)
+            runs_of = sorted(measure(cmd) for _ in range(args.repeat))
+            seconds, _, code = runs_of[len(runs_of) // 2]
+            peak = max(r[1] for r in runs_of)
             floor = floor or seconds
             print(
                 f"{rows:>9,}  {name:<9} {seconds:8.2f} {seconds / floor:8.2f} {peak:9.1f}  {code}"

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import ROOT, env_without_color, scorer_for, write
+from .conftest import env_without_color, scorer_for, write
 
 ITEMS = [f"wai_{i}" for i in range(1, 13)]
 HEADER = ["client_id", "session", "date", *ITEMS]
@@ -271,35 +271,22 @@ def test_stdin_and_csv_matches_score_csv(cli, tmp_path: Path):
 
 
 def test_killed_run_leaves_no_partial_output(tmp_path: Path):
-    import random
-
-    rng = random.Random(3)
-    path = tmp_path / "big.csv"
-    with path.open("w", encoding="utf-8", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(HEADER)
-        for n in range(400_000):
-            w.writerow([f"c{n}", "1", "", *[str(rng.randint(1, 5)) for _ in range(12)]])
+    # The input arrives on a pipe that stays open, so the run is mid-way (rows scored,
+    # output partly written to its temporary file) when the signal comes.
     out = tmp_path / "out.csv"
     out.write_text("previous good file\n", encoding="utf-8")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "alliance_cli",
-            "batch",
-            str(path),
-            "-i",
-            "wai-sr",
-            "-o",
-            str(out),
-            "-q",
-        ],
-        env=env_without_color(),
-        cwd=ROOT,
-        stderr=subprocess.PIPE,
-    )
-    time.sleep(1.0)
+        [sys.executable, "-m", "alliance_cli", "batch", "-", "-i", "wai-sr", "-o", str(out), "-q"],
+        env=env_without_color(), cwd=tmp_path, stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdin is not None
+    proc.stdin.write(_csv([[f"c{n}", "1", "", *["4"] * 12] for n in range(20_000)]).encode())
+    proc.stdin.flush()
+    deadline = time.monotonic() + 20
+    while not any(p.endswith(".part") for p in os.listdir(tmp_path)):
+        assert time.monotonic() < deadline, "no temporary output appeared"
+        time.sleep(0.05)
+    time.sleep(0.3)
     assert proc.poll() is None, "run finished before it could be interrupted"
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 130
