@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
@@ -65,7 +65,7 @@ class Stats:
     scored: int = 0
     rejected: int = 0
     seconds: float = 0.0
-    rejections_shown: list[Rejection] = field(default_factory=list)
+    not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
 
 
 @dataclass

@@ -20,6 +20,7 @@ def run(
     rejects: Path | None,
     options: dict[str, Any],
     quiet: bool,
+    saving: tuple[bool, bool, Path | None] = (False, False, None),
 ) -> tuple[batch.Stats, bool]:
     """Run a batch with progress on a terminal, rejections reported, and a final summary."""
     shown: list[batch.Rejection] = []
@@ -55,18 +56,41 @@ def run(
             rate = n / max(time.perf_counter() - start, 1e-9)
             progress.update(task, completed=n, rate=f"{rate:,.0f} rows/s")
 
+    save, replace, db = saving
+    store = recorder = None
+    if save:
+        from alliance_cli import history
+
+        store = history.open_store(db)
+        recorder = store.batch_recorder(replace)
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
-    if progress is not None:
-        with progress:
-            stats, written = batch.run_files(*args)
-    else:
-        stats, written = batch.run_files(*args)
+    try:
+        on_score = recorder.add if recorder is not None else None
+        if progress is not None:
+            with progress:
+                stats, written = batch.run_files(*args, on_score=on_score)
+        else:
+            stats, written = batch.run_files(*args, on_score=on_score)
+        if recorder is not None:
+            recorder.flush()
+    finally:
+        if store is not None:
+            store.close()
     for r in shown:
         sys.stderr.write(f"rejected: {r}\n")
     if count[0] > len(shown) and rejects is None:
         sys.stderr.write(
             f"rejected: … and {count[0] - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
+    if recorder is not None:
+        where = store.path if store is not None else ""
+        sys.stderr.write(f"history: {recorder.saved:,} sessions saved to {where}\n")
+        if recorder.duplicates:
+            sys.stderr.write(
+                f"history: {recorder.duplicates:,} sessions were already recorded and were not "
+                "saved again (use --replace to overwrite them)\n"
+            )
+            stats.not_saved = recorder.duplicates
     if not quiet:
         where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
         withheld = "; --strict: no output written" if not written else ""

@@ -60,6 +60,10 @@ class Format(StrEnum):
     csv = "csv"
 
 
+DbOpt = Annotated[
+    Path | None,
+    typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
+]
 FormatOpt = Annotated[
     Format | None,
     typer.Option(
@@ -323,6 +327,13 @@ def score_command(
     interactive: Annotated[
         bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
     ] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record the session in the local history.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --save: overwrite an existing record.")
+    ] = False,
+    db: DbOpt = None,
     fmt: FormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
@@ -353,6 +364,8 @@ def score_command(
             "or --interactive to be asked item by item"
         )
     outcome = sessions.score_sets(scorer, sets)
+    if save:
+        sessions.save_outcome(outcome, db, replace, catalog)
     sessions.show(outcome, scorer, fmt.value)
     for line in outcome.rejection_lines():
         _err(line)
@@ -405,6 +418,13 @@ def batch_command(
         str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
     ] = "utf-8",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record scored rows in the local history.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --save: overwrite existing records.")
+    ] = False,
+    db: DbOpt = None,
     fmt: Annotated[
         Format, typer.Option("--format", "-f", help="csv (default), ndjson or json.")
     ] = Format.csv,
@@ -424,13 +444,136 @@ def batch_command(
             "date": date_column, "rater": rater_column,
         },
         "keep": [k.strip() for k in keep.split(",")] if keep else None,
-        "require_ids": require_ids,
+        "require_ids": require_ids or save,
         "strict": strict,
         "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
         "encoding": encoding,
     }  # fmt: skip
-    stats, _written = batchview.run(files, scorer, fmt.value, output, rejects, options, quiet)
-    return ExitCode.REJECTED if stats.rejected else ExitCode.OK
+    saving = (save, replace, db)
+    stats, _ = batchview.run(files, scorer, fmt.value, output, rejects, options, quiet, saving)
+    return ExitCode.REJECTED if stats.rejected or stats.not_saved else ExitCode.OK
+
+
+# -- history -------------------------------------------------------------------------------
+def _settings(early_sessions: int, early_pomp: float, gap: float) -> Any:
+    from alliance_cli.change import Settings
+
+    return Settings(early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap)
+
+
+EarlyOpt = Annotated[
+    int, typer.Option("--early-sessions", help="Sessions that count as early treatment.")
+]
+EarlyPompOpt = Annotated[
+    float,
+    typer.Option(
+        "--early-pomp", help="Low early total (POMP) when the instrument has no cutoff or bands."
+    ),
+]
+GapOpt = Annotated[
+    float, typer.Option("--gap", help="Client–therapist gap worth flagging, in POMP points.")
+]
+
+
+@app.command("history")
+@funnel
+def history_command(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", "-i", help="Only this instrument.")
+    ] = None,
+    early_sessions: EarlyOpt = 3,
+    early_pomp: EarlyPompOpt = 50.0,
+    gap: GapOpt = 15.0,
+    db: DbOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
+    from alliance_cli import history
+
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
+    store = history.open_store(db)
+    try:
+        views = history.client_view(
+            store, client, instrument, _catalog(), _settings(early_sessions, early_pomp, gap)
+        )
+    finally:
+        store.close()
+    if fmt is Format.json:
+        _emit_json(views)
+    elif fmt is Format.csv:
+        from alliance_cli.tables import write_history_csv
+
+        write_history_csv(sys.stdout, views)
+    else:
+        from alliance_cli import render
+
+        render.console().print(render.history_view(views))
+    return 0
+
+
+@app.command("clients")
+@funnel
+def clients_command(
+    early_sessions: EarlyOpt = 3,
+    early_pomp: EarlyPompOpt = 50.0,
+    gap: GapOpt = 15.0,
+    db: DbOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """The caseload at a glance: clients needing attention first."""
+    from alliance_cli import history
+
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
+    store = history.open_store(db)
+    try:
+        rows = history.caseload(store, _catalog(), _settings(early_sessions, early_pomp, gap))
+    finally:
+        store.close()
+    if fmt is Format.json:
+        _emit_json(rows)
+    elif fmt is Format.csv:
+        import csv
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        columns = list(rows[0]) if rows else ["client_id"]
+        writer.writerow(columns)
+        for row in rows:
+            writer.writerow([";".join(v) if isinstance(v, list) else v for v in row.values()])
+    else:
+        from alliance_cli import render
+
+        render.console().print(render.caseload_table(rows))
+    return 0
+
+
+@app.command("forget")
+@funnel
+def forget_command(
+    client: Annotated[str, typer.Argument(help="Client id whose records are deleted.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOpt = None,
+) -> int:
+    """Delete every record of one client from the history (asks first)."""
+    from alliance_cli import history
+    from alliance_cli.errors import UsageProblem
+
+    store = history.open_store(db)
+    try:
+        count = len(store.records(client))
+        if count == 0:
+            raise UsageProblem(f"no sessions recorded for client {client!r}")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageProblem("refusing to delete without confirmation: add --yes")
+            if not typer.confirm(f"Delete all {count} records of client {client}?", err=True):
+                sys.stderr.write("nothing deleted\n")
+                return 0
+        deleted = store.forget(client)
+    finally:
+        store.close()
+    sys.stderr.write(f"deleted {deleted} records of client {client}\n")
+    return 0
 
 
 def _terminate(signum: int, frame: Any) -> None:

@@ -28,7 +28,9 @@ def console(stderr: bool = False) -> Console:
         highlight=False,
         soft_wrap=False,
         no_color="NO_COLOR" in os.environ or None,
-        width=None if (sys.stderr if stderr else sys.stdout).isatty() else 100,
+        width=None
+        if (sys.stderr if stderr else sys.stdout).isatty() or "COLUMNS" in os.environ
+        else 100,
     )
 
 
@@ -253,3 +255,115 @@ def print_lines(lines: Iterable[str], stderr: bool = True) -> None:
     out = console(stderr=stderr)
     for line in lines:
         out.print(line, markup=False)
+
+
+# -- history -------------------------------------------------------------------------------
+_SPARK = "▁▂▃▄▅▆▇█"
+_FLAG_STYLE = {
+    "rupture_1sd": "red",
+    "rupture_2sd": "bold red",
+    "reliable_drop": "red",
+    "slow_decline": "yellow",
+    "early_low_alliance": "bold red",
+    "rater_gap": "magenta",
+    "repair": "green",
+    "reliable_gain": "green",
+    "below_cutoff": "red",
+}
+
+
+def spark(values: Sequence[float | None]) -> Text:
+    """A sparkline of POMP values (0-100); gaps for missing scores."""
+    out = Text()
+    for v in values:
+        if v is None:
+            out.append(" ")
+            continue
+        idx = min(int(v / 100 * len(_SPARK)), len(_SPARK) - 1)
+        out.append(_SPARK[idx], style="green" if v >= 75 else "yellow" if v >= 50 else "red")
+    return out
+
+
+def history_view(views: Sequence[dict[str, Any]]) -> Group:
+    """Sessions table, a chart per scale, and the flags explained, for each series."""
+    parts: list[Any] = []
+    for view in views:
+        sessions = view["sessions"]
+        scale_ids = list(sessions[0]["scales"])
+        metric = view["metric"]
+        title = f"Client {view['client_id']} · {view['instrument']} · rated by {view['rater']}"
+        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+        table.add_column("session", justify="right")
+        table.add_column("date")
+        for sid in scale_ids:
+            table.add_column(sessions[0]["scales"][sid]["name"], justify="right")
+        table.add_column("POMP", justify="right")
+        table.add_column("flags")
+        for sess in sessions:
+            codes = sorted({f["code"] for f in view["flags"] if f["session"] == sess["session"]})
+            flag_text = Text()
+            for i, code in enumerate(codes):
+                flag_text.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+            table.add_row(
+                str(sess["session"]),
+                sess["date"] or "",
+                *[num(sess["scales"][sid][metric]) for sid in scale_ids],
+                num(sess["scales"]["total"]["pomp"], 0),
+                flag_text,
+            )
+        parts.append(table)
+        chart = Table(box=None, show_header=False, padding=(0, 1))
+        chart.add_column(style="bold")
+        chart.add_column()
+        chart.add_column(style="dim")
+        for sid in scale_ids:
+            values = [s["scales"][sid]["pomp"] for s in sessions]
+            present = [v for v in values if v is not None]
+            span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
+            chart.add_row(sessions[0]["scales"][sid]["name"], spark(values), span)
+        parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
+        if view["flags"]:
+            text = Text()
+            for i, f in enumerate(view["flags"]):
+                text.append(("\n" if i else "") + f"session {f['session']}: ", style="bold")
+                text.append(f["message"], style=_FLAG_STYLE.get(f["code"], ""))
+                text.append(f"\n   {f['code']} on {f['scale']}: {f['rule']}", style="dim")
+            parts.append(Panel(text, title="What the history says", expand=False))
+        else:
+            parts.append(
+                Text("No flags: no reliable change, rupture or early risk.", style="green")
+            )
+        rel = view["reliable_change"].get("total")
+        if rel:
+            parts.append(Text(f"Reliable change (total): {rel['source']}", style="dim"))
+    return Group(*parts)
+
+
+_TREND = {"up": ("↗ up", "green"), "down": ("↘ down", "red"), "steady": ("→ steady", "")}
+
+
+def caseload_table(rows: Sequence[dict[str, Any]]) -> Table:
+    """The caseload: one row per client, those needing attention first."""
+    table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
+    for col, justify in (
+        ("client", "left"), ("instrument", "left"), ("sessions", "right"),
+        ("last session", "right"), ("last date", "left"), ("total POMP", "right"),
+        ("trend", "left"), ("open flags", "left"),
+    ):  # fmt: skip
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        label, style = _TREND[row["trend"]]
+        flags = Text()
+        for i, code in enumerate(row["open_flags"]):
+            flags.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+        table.add_row(
+            row["client_id"],
+            f"{row['instrument']}/{row['rater']}",
+            str(row["sessions"]),
+            str(row["last_session"]),
+            row["last_date"] or "",
+            num(row["last_total_pomp"], 0),
+            Text(label, style=style),
+            flags,
+        )
+    return table

@@ -45,6 +45,7 @@ class Outcome:
     scores: list[Score] = field(default_factory=list)
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def rejection_lines(self) -> list[str]:
         """One line per rejected answer or set."""
@@ -145,6 +146,24 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
     return outcome
 
 
+def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None:
+    """Record each score in the history and attach the flags the history now raises."""
+    from alliance_cli import history
+    from alliance_cli.change import Settings
+
+    store = history.open_store(db)
+    try:
+        for i, score in enumerate(outcome.scores):
+            data = score.model_dump(mode="json")
+            store.record(data, replace=replace)
+            raised = history.flags_for(store, data, catalog, Settings())
+            outcome.history_flags[i] = [
+                {k: v for k, v in f.items() if k != "session"} for f in raised
+            ]
+    finally:
+        store.close()
+
+
 def csv_header(scorer: Scorer) -> list[str]:
     """Columns of ``score -f csv``."""
     return [*RESPONDENT_COLUMNS, *score_columns(scorer)]
@@ -163,8 +182,10 @@ def csv_row(scorer: Scorer, score: Score) -> list[str]:
 def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
     """Write the scores to stdout in the chosen format; notes go to stderr."""
     results = []
-    for score in outcome.scores:
-        results.append(score.model_dump(mode="json"))
+    for i, score in enumerate(outcome.scores):
+        data = score.model_dump(mode="json")
+        data["flags"] += outcome.history_flags.get(i, [])
+        results.append(data)
     if fmt != "table":
         for note in outcome.notes:
             sys.stderr.write(note + "\n")

@@ -229,3 +229,27 @@ def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict
                 found[role] = normalised.index(variant)
                 break
     return found
+
+
+def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
+    """A client's history as CSV: one row per session and scale, with that session's flags."""
+    import csv
+
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(
+        ["client_id", "instrument", "rater", "session", "date", "scale", "mean", "sum", "pomp",
+         "flags"]
+    )  # fmt: skip
+    for view in views:
+        for sess in view["sessions"]:
+            codes = [
+                f"{f['code']}:{f['scale']}"
+                for f in view["flags"]
+                if f["session"] == sess["session"]
+            ]
+            for sid, s in sess["scales"].items():
+                writer.writerow(
+                    [safe_text(view["client_id"]), view["instrument"], view["rater"],
+                     sess["session"], sess["date"] or "", sid, num(s["mean"]), num(s["sum"]),
+                     num(s["pomp"]), ";".join(c for c in codes if c.endswith(":" + sid))]
+                )  # fmt: skip
