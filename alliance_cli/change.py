@@ -8,7 +8,10 @@ sessions").
 
     smallest reliable change = 1.96 · √2 · SD · √(1 − r)          (Jacobson & Truax, 1991)
     rupture (k = 1 or 2)     = score ≤ mean(other sessions) − k · SD(other sessions)
-                               (Strauss et al., 2006: k = 1; Stiles et al., 2004: k = 2)
+                               (Strauss et al., 2006: k = 1; Stiles et al., 2004: k = 2),
+                               and (our addition) at least k · SD below the previous
+                               session, so a slow decline is reported as a decline
+                               rather than as a rupture at its lowest point
     repair                   = a later session back within 1 SD of the pre-rupture mean
                                (the V-shape; Gumz et al., 2012)
 """
@@ -163,7 +166,9 @@ def analyse_scale(
         if depth is None:
             continue
         sds, mean, sd = depth
-        fired = [k for k in settings.rupture_rules if sds >= k]
+        previous = scored[i - 1].pomp if i else None
+        sudden = 0.0 if previous is None else (previous - cur.pomp) / sd
+        fired = [k for k in settings.rupture_rules if sds >= k and sudden >= k]
         if not fired:
             continue
         k = max(fired)
@@ -176,7 +181,8 @@ def analyse_scale(
                 cur.session,
                 f"{_fmt(mean - cur.pomp)} points below the mean of the other sessions "
                 f"({_fmt(sds)} SD; rules fired: {rules}; {source}; SD {_fmt(sd)}, "
-                f"floor {SD_FLOOR_POMP:g})",
+                f"floor {SD_FLOOR_POMP:g}; "
+                f"{_fmt(sudden)} SD below session {scored[i - 1].session})",
                 f"Possible rupture in session {cur.session}: {name} dropped to "
                 f"{_fmt(cur.pomp)} from a usual {_fmt(mean)}. Worth talking about.",
             )

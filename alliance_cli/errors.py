@@ -103,14 +103,16 @@ class RejectedInput(AllianceError):
 
     exit_code = ExitCode.REJECTED
 
-    def __init__(self, problems: list[AnswerProblem], where: str = "") -> None:
+    def __init__(self, problems: list[AnswerProblem], where: str = "", message: str = "") -> None:
         self.problems = problems
         self.where = where
-        first = str(problems[0]) if problems else "answers rejected"
+        first = message or (str(problems[0]) if problems else "answers rejected")
         super().__init__(f"{where}: {first}" if where else first)
 
     def lines(self) -> list[str]:
-        """One line per rejected answer."""
+        """One line per rejected answer (or the one message)."""
+        if not self.problems:
+            return [str(self)]
         prefix = f"{self.where}: " if self.where else ""
         return [f"{prefix}{p}" for p in self.problems]
 

@@ -64,7 +64,7 @@ def default_path() -> Path:
 
 def open_store(path: Path | None = None) -> Store:
     """Open (creating and migrating as needed) the history database."""
-    return Store(path or default_path())
+    return Store(Path(path) if path else default_path())
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,8 @@ class Store:
         except sqlite3.IntegrityError:
             raise RejectedInput(
                 [],
-                f"client {row[0]} session {row[1]} ({row[4]}, {row[3]}) is already recorded "
-                "(use --replace to overwrite it)",
+                message=f"client {row[0]} session {row[1]} ({row[4]}, {row[3]}) is already "
+                "recorded (use --replace to overwrite it)",
             ) from None
 
     def record_many(self, scores: Iterable[dict[str, Any]], replace: bool = False) -> int:

@@ -23,4 +23,19 @@ echo "first scored rows (examples/.scored.csv):"
 head -n 4 examples/.scored.csv | cut -d, -f1-4,17-20
 echo "rejected rows (examples/.rejects.csv):"
 cat examples/.rejects.csv
+
+# A throw-away history for the demo, so a real one is never touched.
+DB=examples/.demo-history.sqlite
+rm -f "$DB" "$DB-wal" "$DB-shm"
+echo
+echo "== The same export recorded in a local history (--save)"
+"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o /dev/null --save --db "$DB" -q
+
+echo
+echo "== One client's alliance over sessions: a rupture in session 4, repaired in session 5"
+"$A" history C-107 --db "$DB" -f table
+
+echo
+echo "== The caseload, those needing attention first"
+"$A" clients --db "$DB" -f table
 exit 0

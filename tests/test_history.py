@@ -1,0 +1,198 @@
+"""The session store and the history, caseload and forget commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from alliance_cli import history
+
+from .conftest import write
+
+V_SHAPE = {  # client C-7: steady, a drop in session 4, back in session 5
+    1: "5 4 5 4 5 4 5 4 5 4 5 4",
+    2: "5 5 4 4 5 5 4 4 5 5 4 4",
+    3: "5 4 5 4 5 5 5 4 5 4 5 4",
+    4: "2 2 2 2 2 2 2 2 2 2 2 2",
+    5: "5 5 5 4 5 4 5 4 5 5 4 4",
+}
+
+
+def _save(cli, db: Path, client: str, session: int, answers: str, inst="wai-sr", *extra):
+    result = cli(
+        "score", inst, *answers.split(), "--client", client, "--session", str(session),
+        "--date", f"2026-09-{session:02d}", "--save", "--db", str(db), "-f", "json", *extra,
+    )  # fmt: skip
+    return result
+
+
+def test_store_is_owner_only_wal_and_current(tmp_path: Path):
+    db = tmp_path / "sub" / "h.sqlite"
+    store = history.open_store(db)
+    try:
+        assert stat.S_IMODE(db.stat().st_mode) == 0o600
+        assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.schema_version() == history.SCHEMA_VERSION
+    finally:
+        store.close()
+
+
+def test_old_schema_is_migrated(tmp_path: Path):
+    db = tmp_path / "old.sqlite"
+    con = sqlite3.connect(db)
+    con.executescript(history.MIGRATIONS[0])
+    score = {"scales": {"total": {"pomp": 75.0}}, "answers": {}}
+    con.execute(
+        "INSERT INTO sessions (client_id, session, date, rater, instrument, instrument_version, "
+        "definition_sha256, answers, score) VALUES ('c1', 1, NULL, 'client', 'wai-sr', '2006', "
+        "'x', '{}', ?)",
+        (json.dumps(score),),
+    )
+    con.execute("PRAGMA user_version = 1")
+    con.commit()
+    con.close()
+    store = history.open_store(db)
+    try:
+        assert store.schema_version() == 2
+        assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
+    finally:
+        store.close()
+
+
+def test_newer_schema_is_refused(cli, tmp_path: Path):
+    db = tmp_path / "new.sqlite"
+    con = sqlite3.connect(db)
+    con.execute("PRAGMA user_version = 99")
+    con.close()
+    result = cli("clients", "--db", str(db))
+    assert result.exit_code == 5 and "newer alliance" in result.stderr
+
+
+def test_killed_mid_write_leaves_a_clean_database(tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    history.open_store(db).close()
+    code = f"""
+import json, sys, time
+from alliance_cli import history
+store = history.open_store({str(db)!r})
+store.db.execute("BEGIN IMMEDIATE")
+for n in range(100000):
+    store.db.execute(
+        "INSERT INTO sessions (client_id, session, rater, instrument, instrument_version, "
+        "definition_sha256, answers, score) "
+        "VALUES (?, 1, 'client', 'wai-sr', '1', 'x', '{{}}', '{{}}')",
+        (f"c{{n}}",),
+    )
+    if n == 5000:
+        print("writing", flush=True)
+time.sleep(60)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "writing"
+    time.sleep(0.2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    store = history.open_store(db)
+    try:
+        assert store.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert store.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    finally:
+        store.close()
+
+
+def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session, answers in V_SHAPE.items():
+        result = _save(cli, db, "C-7", session, answers)
+        assert result.exit_code == 0, result.stderr
+    # The session just saved reports the flags the history raises against it.
+    assert {f["code"] for f in json.loads(result.stdout)["flags"]} >= {"repair"}
+    view = json.loads(cli("history", "C-7", "--db", str(db), "-f", "json").stdout)
+    flags = {(f["code"], f["scale"], f["session"]) for f in view[0]["flags"]}
+    assert ("rupture_2sd", "total", 4) in flags and ("repair", "total", 5) in flags
+    assert not any(s != 4 and c.startswith("rupture") for c, _, s in flags)
+    table = cli("history", "C-7", "--db", str(db), "-f", "table")
+    assert "Possible rupture in session 4" in table.stdout and "recovered" in table.stdout
+    csv_out = cli("history", "C-7", "--db", str(db), "-f", "csv").stdout.splitlines()
+    assert csv_out[0].startswith("client_id,instrument,rater,session,date,scale")
+    assert len(csv_out) == 1 + 5 * 4
+
+
+def test_duplicate_session_is_refused_unless_replace(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    assert _save(cli, db, "C-1", 1, V_SHAPE[1]).exit_code == 0
+    again = _save(cli, db, "C-1", 1, V_SHAPE[2])
+    assert again.exit_code == 3 and "already recorded" in again.stderr
+    assert _save(cli, db, "C-1", 1, V_SHAPE[2], "wai-sr", "--replace").exit_code == 0
+
+
+def test_save_needs_client_and_session(cli, tmp_path: Path):
+    result = cli("score", "wai-sr", *V_SHAPE[1].split(), "--save", "--db", str(tmp_path / "h"))
+    assert result.exit_code == 2 and "client id and a session" in result.stderr
+
+
+def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    assert _save(cli, db, "C-9", 1, "5 5 5 5 5 5 5 5 5 5 5 5").exit_code == 0
+    therapist = cli(
+        "score", "wai-sr-t", *"5 5 5 2 5 2 5 2 5 5 2 5".split(), "--client", "C-9",
+        "--session", "1", "--save", "--db", str(db), "-f", "json",
+    )  # fmt: skip
+    assert therapist.exit_code == 0, therapist.stderr
+    gap_flags = [f for f in json.loads(therapist.stdout)["flags"] if f["code"] == "rater_gap"]
+    assert {f["scale"] for f in gap_flags} == {"goal", "total"}
+
+
+def test_clients_puts_those_needing_attention_first(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session, answers in V_SHAPE.items():
+        _save(cli, db, "steady", session, "4 4 4 4 4 4 4 4 4 4 4 4")
+        if session <= 4:
+            _save(cli, db, "dropping", session, answers)
+    _save(cli, db, "early", 1, "2 2 1 2 2 2 1 2 2 2 2 1")
+    rows = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    order = [r["client_id"] for r in rows]
+    assert order[-1] == "steady"
+    by_id = {r["client_id"]: r for r in rows}
+    assert "rupture_2sd" in by_id["dropping"]["open_flags"]
+    assert by_id["early"]["open_flags"] == ["early_low_alliance"]
+    assert by_id["steady"]["open_flags"] == [] and by_id["steady"]["trend"] == "steady"
+    assert "Caseload" in cli("clients", "--db", str(db), "-f", "table").stdout
+
+
+def test_forget_asks_or_needs_yes(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "C-1", 1, V_SHAPE[1])
+    refused = cli("forget", "C-1", "--db", str(db))
+    assert refused.exit_code == 2 and "--yes" in refused.stderr
+    done = cli("forget", "C-1", "--yes", "--db", str(db))
+    assert done.exit_code == 0 and "deleted 1 records" in done.stderr
+    gone = cli("history", "C-1", "--db", str(db))
+    assert gone.exit_code == 2 and "no sessions recorded" in gone.stderr
+
+
+def test_batch_save_records_scored_rows_only(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    rows = ["client_id,session,date," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"c{n},{s},2026-09-0{s}," + ",".join(["4"] * 12) for n in range(3) for s in (1, 2)]
+    rows.append("c9,1,2026-09-01," + ",".join(["9"] * 12))
+    path = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    first = cli(
+        "batch", str(path), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(tmp_path / "o")
+    )
+    assert first.exit_code == 3 and "6 sessions saved" in first.stderr
+    store = history.open_store(db)
+    assert store.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 6
+    store.close()
+    again = cli(
+        "batch", str(path), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(tmp_path / "o")
+    )
+    assert "6 sessions were already recorded" in again.stderr
