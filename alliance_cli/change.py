@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 Z_RELIABLE = 1.96
 SD_FLOOR_POMP = 5.0  # a near-constant series does not turn a small wobble into a rupture
@@ -40,8 +39,7 @@ class Settings:
     rupture_rules: tuple[float, ...] = (1.0, 2.0)
 
 
-@dataclass(frozen=True)
-class Point:
+class Point(NamedTuple):
     """One scored session of one scale, in POMP."""
 
     session: int
@@ -103,7 +101,7 @@ def reliability_for(
     values = [p.pomp for p in series if p.pomp is not None]
     diffs = [b - a for a, b in itertools.pairwise(values)]
     if len(diffs) >= 3:
-        s_diff = max(statistics.stdev(diffs), SD_FLOOR_POMP)
+        s_diff = max(mean_sd(diffs)[1], SD_FLOOR_POMP)
         return Reliability(
             Z_RELIABLE * s_diff,
             "no norms: 1.96 × the SD of this client's own session-to-session changes",
@@ -111,12 +109,21 @@ def reliability_for(
     return Reliability(None, "no norms and fewer than 4 sessions: reliable change not assessed")
 
 
+def mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample SD (fast: the statistics module is exact but slow on many series)."""
+    n = len(values)
+    mean = math.fsum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, math.sqrt(math.fsum([(v - mean) ** 2 for v in values]) / (n - 1))
+
+
 def rupture_depth(score: float, others: Sequence[float]) -> tuple[float, float, float] | None:
     """(how many SDs below, mean of others, SD used) or None when there is too little history."""
     if len(others) < MIN_OTHER_SESSIONS:
         return None
-    mean = statistics.fmean(others)
-    sd = max(statistics.stdev(others), SD_FLOOR_POMP)
+    mean, sd = mean_sd(others)
+    sd = max(sd, SD_FLOOR_POMP)
     return (mean - score) / sd, mean, sd
 
 
@@ -138,12 +145,17 @@ def analyse_scale(
     points: Sequence[Point],
     reliability: Reliability,
     settings: Settings,
+    latest_only: bool = False,
 ) -> list[ChangeFlag]:
-    """Reliable change, ruptures, repairs and declines on one scale."""
+    """Reliable change, ruptures, repairs and declines on one scale.
+
+    ``latest_only`` evaluates only the concerns the latest session raises (the caseload
+    view): the same rules, without walking every earlier session.
+    """
     flags: list[ChangeFlag] = []
     scored = [p for p in points if p.pomp is not None]
     threshold = reliability.threshold
-    for prev, cur in itertools.pairwise(scored):
+    for prev, cur in itertools.pairwise(scored[-2:] if latest_only else scored):
         assert prev.pomp is not None and cur.pomp is not None
         diff = cur.pomp - prev.pomp
         if threshold is not None and abs(diff) > threshold:
@@ -160,6 +172,8 @@ def analyse_scale(
             )
     ruptures: dict[int, tuple[float, float]] = {}
     for i, cur in enumerate(scored):
+        if latest_only and i != len(scored) - 1:
+            continue
         others = [p.pomp for j, p in enumerate(scored) if j != i]
         assert cur.pomp is not None
         depth = rupture_depth(cur.pomp, others)  # type: ignore[arg-type]
@@ -189,7 +203,7 @@ def analyse_scale(
         )
         before = [p.pomp for p in scored[:i]]
         if before:
-            ruptures[i] = (statistics.fmean(before), sd)  # type: ignore[arg-type]
+            ruptures[i] = (mean_sd(before)[0], sd)  # type: ignore[arg-type]
     for i, (level, sd) in ruptures.items():
         for later in scored[i + 1 :]:
             assert later.pomp is not None
@@ -306,7 +320,7 @@ def trend(values: Sequence[float], threshold: float | None) -> str:
         return "steady"
     n = len(values)
     xs = range(n)
-    mx, my = (n - 1) / 2, statistics.fmean(values)
+    mx, my = (n - 1) / 2, math.fsum(values) / n
     sxx = sum((x - mx) ** 2 for x in xs)
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, values, strict=True)) / sxx
     change = slope * (n - 1)

@@ -515,6 +515,9 @@ def history_command(
 @app.command("clients")
 @funnel
 def clients_command(
+    limit: Annotated[
+        int, typer.Option("--limit", help="Rows in the table (0: all); json and csv list all.")
+    ] = 50,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
@@ -543,7 +546,13 @@ def clients_command(
     else:
         from alliance_cli import render
 
-        render.console().print(render.caseload_table(rows))
+        shown = rows if limit <= 0 else rows[:limit]
+        render.console().print(render.caseload_table(shown))
+        if len(shown) < len(rows):
+            sys.stderr.write(
+                f"… and {len(rows) - len(shown)} more clients, none needing attention first "
+                "(--limit 0 shows all; -f csv lists them)\n"
+            )
     return 0
 
 

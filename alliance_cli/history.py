@@ -41,12 +41,18 @@ MIGRATIONS: list[str] = [
         UNIQUE (client_id, instrument, rater, session)
     );
     """,
-    # 2: when each record was written, and the total kept in columns for the caseload view
+    # 2: when each record was written, and the total kept in columns (covered by the index,
+    #    so the caseload view never reads the Score JSON)
     """
     ALTER TABLE sessions ADD COLUMN recorded_at TEXT;
     ALTER TABLE sessions ADD COLUMN total_pomp REAL;
-    UPDATE sessions SET total_pomp = json_extract(score, '$.scales.total.pomp');
-    CREATE INDEX sessions_by_client ON sessions (client_id, instrument, rater, session);
+    ALTER TABLE sessions ADD COLUMN total_mean REAL;
+    ALTER TABLE sessions ADD COLUMN total_sum REAL;
+    UPDATE sessions SET total_pomp = json_extract(score, '$.scales.total.pomp'),
+        total_mean = json_extract(score, '$.scales.total.mean'),
+        total_sum = json_extract(score, '$.scales.total.sum');
+    CREATE INDEX sessions_by_client ON sessions
+        (client_id, instrument, rater, session, date, total_pomp, total_mean, total_sum);
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -149,12 +155,14 @@ class Store:
             json.dumps(score, ensure_ascii=False),
             now,
             score["scales"]["total"]["pomp"],
+            score["scales"]["total"]["mean"],
+            score["scales"]["total"]["sum"],
         )
 
     _INSERT = (
         "INSERT {verb} INTO sessions (client_id, session, date, rater, instrument, "
-        "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp, "
+        "total_mean, total_sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record(self, score: dict[str, Any], replace: bool = False) -> None:
@@ -222,16 +230,22 @@ class Store:
         ]
 
     def caseload_rows(self) -> list[tuple[Any, ...]]:
-        """Per client, instrument and rater: totals in session order, last date."""
+        """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
+        none; in no guaranteed order: the caller sorts by session), and the last date."""
         sql = (
-            "SELECT client_id, instrument, rater, group_concat(total_pomp, ','), "
-            "group_concat(session, ','), max(date) FROM "
-            "(SELECT client_id, instrument, rater, session, date, "
-            "ifnull(total_pomp, 'null') AS total_pomp FROM sessions "
-            "ORDER BY client_id, instrument, rater, session) "
+            "SELECT client_id, instrument, rater, group_concat(session, ','), "
+            "group_concat(ifnull(total_pomp, 'n'), ','), max(date) FROM sessions "
             "GROUP BY client_id, instrument, rater"
         )
         return self.db.execute(sql).fetchall()
+
+    def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(session, total POMP, total mean, total sum) of one series, in session order."""
+        return self.db.execute(
+            "SELECT session, total_pomp, total_mean, total_sum FROM sessions "
+            "WHERE client_id = ? AND instrument = ? AND rater = ? ORDER BY session",
+            (client_id, instrument, rater),
+        ).fetchall()
 
     def clients(self) -> list[str]:
         """Every client id in the store."""
@@ -396,23 +410,31 @@ def flags_for(
     ]
 
 
+def _floats(text: str) -> list[float | None]:
+    return [None if t == "n" else float(t) for t in text.split(",")]
+
+
 def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict[str, Any]]:
     """One row per client (their client-rated series first), most in need of attention first."""
     rows = store.caseload_rows()
     instruments = _instruments(catalog, {r[1] for r in rows})
     by_client: dict[str, dict[str, Any]] = {}
-    for client_id, inst_id, rater, totals_text, sessions_text, last_date in rows:
-        totals = [None if t == "null" else float(t) for t in totals_text.split(",")]
+    for client_id, inst_id, rater, sessions_text, pomps, last_date in rows:
         sessions = [int(s) for s in sessions_text.split(",")]
-        points = [change.Point(s, None, t) for s, t in zip(sessions, totals, strict=True)]
+        totals = _floats(pomps)
+        if sessions != sorted(sessions):
+            order = sorted(range(len(sessions)), key=sessions.__getitem__)
+            sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
+        points = list(map(change.Point, sessions, [None] * len(sessions), totals))
         inst = instruments.get(inst_id)
         norm = inst.norms[0] if inst is not None and inst.norms else None
         by_metric = _factors(inst)("total") if inst is not None else {"mean": 1.0, "sum": 1.0}
         rel = change.reliability_for(norm, "total", by_metric, points)
-        flags = change.analyse_scale("total", "Total", points, rel, settings)
+        flags = change.analyse_scale("total", "Total", points, rel, settings, latest_only=True)
         last = sessions[-1]
         open_flags = sorted({f.code for f in flags if f.session == last and f.code not in POSITIVE})
-        if inst is not None and _early_risk_open(store, client_id, inst_id, rater, inst, settings):
+        series = (store, client_id, inst_id, rater)
+        if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
             open_flags.append("early_low_alliance")
         valid = [t for t in totals if t is not None]
         row = {
@@ -429,7 +451,7 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
         current = by_client.get(client_id)
         if current is None or (current["rater"] != "client" and rater == "client"):
             by_client[client_id] = row
-    ranked = sorted(
+    return sorted(
         by_client.values(),
         key=lambda r: (
             -len(r["open_flags"]),
@@ -438,31 +460,36 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
             r["client_id"],
         ),
     )
-    return ranked
 
 
 def _early_risk_open(
-    store: Store, client_id: str, inst_id: str, rater: str, inst: Any, settings: change.Settings
+    sessions: list[int],
+    pomps: list[float | None],
+    series: tuple[Store, str, str, str],
+    inst: Any,
+    settings: change.Settings,
 ) -> bool:
     """Early risk stays open while a low early alliance has not improved past the same rule."""
-    rows = store.db.execute(
-        "SELECT session, json_extract(score, '$.scales.total.mean'), "
-        "json_extract(score, '$.scales.total.sum'), total_pomp FROM sessions "
-        "WHERE client_id = ? AND instrument = ? AND rater = ? ORDER BY session",
-        (client_id, inst_id, rater),
-    ).fetchall()
-    if not rows:
+    if sessions[0] > settings.early_sessions:
         return False
-    early = [r for r in rows if r[0] <= settings.early_sessions]
+    means: list[Any]
+    sums: list[Any]
+    if not inst.cutoffs and not inst.bands:  # the POMP setting decides: raw totals not needed
+        means = sums = [None] * len(sessions)
+    else:  # cutoffs are stated in means or sums: read them for this series only
+        store, client_id, inst_id, rater = series
+        raw = store.raw_totals(client_id, inst_id, rater)
+        sessions, pomps = [r[0] for r in raw], [r[1] for r in raw]
+        means, sums = [r[2] for r in raw], [r[3] for r in raw]
     flagged = any(
-        change.early_low(s, pomp, {"mean": m, "sum": t}, inst, settings) for s, m, t, pomp in early
+        change.early_low(s, p, {"mean": m, "sum": t}, inst, settings)
+        for s, p, m, t in zip(sessions, pomps, means, sums, strict=True)
+        if s <= settings.early_sessions
     )
     if not flagged:
         return False
-    session, mean, total_sum, pomp = rows[-1]
     still = change.Settings(
-        early_sessions=max(session, settings.early_sessions), early_pomp=settings.early_pomp
+        early_sessions=max(sessions[-1], settings.early_sessions), early_pomp=settings.early_pomp
     )
-    return (
-        change.early_low(session, pomp, {"mean": mean, "sum": total_sum}, inst, still) is not None
-    )
+    raw = {"mean": means[-1], "sum": sums[-1]}
+    return change.early_low(sessions[-1], pomps[-1], raw, inst, still) is not None

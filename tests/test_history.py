@@ -196,3 +196,18 @@ def test_batch_save_records_scored_rows_only(cli, tmp_path: Path):
         "batch", str(path), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(tmp_path / "o")
     )
     assert "6 sessions were already recorded" in again.stderr
+
+
+def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session, marks in ((1, "8 8 8 8"), (2, "8.5 8 8.2 8")):  # totals 32, 32.7: <= 36
+        result = _save(cli, db, "S-1", session, marks, "srs")
+        assert result.exit_code == 0, result.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["open_flags"] == ["early_low_alliance"]
+    _save(cli, db, "S-1", 3, "9.5 9.5 9.6 9.4", "srs")  # 38: recovered above the cutoff
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert "early_low_alliance" not in row["open_flags"]
+    view = json.loads(cli("history", "S-1", "--db", str(db), "-f", "json").stdout)[0]
+    early = [f for f in view["flags"] if f["code"] == "early_low_alliance"]
+    assert [f["session"] for f in early] == [1, 2] and "sum <= 36" in early[0]["rule"]
