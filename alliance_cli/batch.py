@@ -22,10 +22,10 @@ from alliance_cli.errors import DataFileError, UsageProblem
 from alliance_cli.scoring import ScaleResult, Scorer, validate_date
 from alliance_cli.tables import (
     find_id_columns,
-    num,
     open_input,
     safe_text,
     scale_cells,
+    scale_cells_from_score,
     score_cells_out,
     score_columns,
     sniff_delimiter,
@@ -552,16 +552,8 @@ def _score_json(
 
 
 def _cells_from_json(scorer: Scorer, data: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for plan in scorer.plans:
-        s = data["scales"][plan.id]
-        out += [num(s["mean"]), num(s["sum"]), str(s["answered"]), num(s["pomp"])]
-        if scorer.norm is not None and plan.id in scorer.norm.scales:
-            out.append(num(s["z"]))
-        if plan.id in scorer.bands:
-            out.append(s["band"] or "")
     flags = ";".join(f"{f['code']}:{f['scale']}" for f in data["flags"])
-    return [*out, flags, scorer.sha256]
+    return [*scale_cells_from_score(scorer, data["scales"]), flags, scorer.sha256]
 
 
 def write_rejections(handle: IO[str], rejections: Iterable[Rejection]) -> None:

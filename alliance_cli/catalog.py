@@ -10,24 +10,22 @@ from __future__ import annotations
 import contextlib
 import difflib
 import hashlib
+import json
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
-from pydantic import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from alliance_cli.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
-from alliance_cli.instrument import CrossFieldProblems, Instrument
+from alliance_cli.structure import PlainInstrument
 
-MAX_BYTES = 1024 * 1024
-MAX_NODES = 100_000  # nodes after alias expansion: far above any real instrument
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+    from alliance_cli.yamlfile import Loc
+
 ENV_PATH = "ALLIANCE_INSTRUMENTS_PATH"
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-Loc = tuple[str | int, ...]
 
 
 def bundled_dir() -> Path:
@@ -41,7 +39,7 @@ def bundled_dir() -> Path:
 class LoadedInstrument:
     """An instrument with where it came from and the hash of its exact bytes."""
 
-    instrument: Instrument
+    instrument: PlainInstrument
     path: Path
     sha256: str
     bundled: bool
@@ -116,74 +114,10 @@ def nearest(wanted: str, choices: list[str]) -> str | None:
     return close[0] if close else None
 
 
-# -- YAML ----------------------------------------------------------------------------------
-def _line_map(node: yaml.Node) -> tuple[dict[Loc, int], int]:
-    """Map each YAML path to its 1-based line; also count nodes with aliases expanded."""
-    lines: dict[Loc, int] = {}
-    sizes: dict[int, int] = {}
-
-    def size(n: yaml.Node) -> int:
-        # Memoised on node identity: an alias is the same node object, so a "billion
-        # laughs" document is measured in linear time without being expanded.
-        key = id(n)
-        if key not in sizes:
-            sizes[key] = 0  # guards against recursive aliases
-            if isinstance(n, yaml.MappingNode):
-                sizes[key] = 1 + sum(size(k) + size(v) for k, v in n.value)
-            elif isinstance(n, yaml.SequenceNode):
-                sizes[key] = 1 + sum(size(v) for v in n.value)
-            else:
-                sizes[key] = 1
-        return sizes[key]
-
-    total = size(node)
-    if total > MAX_NODES:
-        return lines, total
-
-    def walk(n: yaml.Node, loc: Loc) -> None:
-        lines.setdefault(loc, n.start_mark.line + 1)
-        if isinstance(n, yaml.MappingNode):
-            for k, v in n.value:
-                key: Any = k.value
-                if isinstance(k, yaml.ScalarNode) and k.tag.endswith(":int"):
-                    key = int(key)
-                lines.setdefault((*loc, key), k.start_mark.line + 1)
-                lines.setdefault((*loc, str(key)), k.start_mark.line + 1)
-                walk(v, (*loc, key))
-        elif isinstance(n, yaml.SequenceNode):
-            for i, v in enumerate(n.value):
-                walk(v, (*loc, i))
-
-    walk(node, ())
-    return lines, total
-
-
-def _line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
-    """The line of the deepest part of loc that the file has."""
-    for end in range(len(loc), -1, -1):
-        prefix = loc[:end]
-        if prefix in lines:
-            return lines[prefix]
-        alt = tuple(float(p) if isinstance(p, int) else p for p in prefix)
-        if alt in lines:
-            return lines[alt]
-    return None
-
-
-def format_loc(loc: Loc) -> str:
-    """Render a location the way a user would write it: ``subscales[1].items[2]``."""
-    out = ""
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        elif isinstance(part, float):
-            out += f"[{part:g}]"
-        else:
-            out += f".{part}" if out else str(part)
-    return out
-
-
 def _pydantic_problems(err: ValidationError, file: str, lines: dict[Loc, int]) -> list[Problem]:
+    from alliance_cli.instrument import CrossFieldProblems
+    from alliance_cli.yamlfile import format_loc, line_for
+
     problems: list[Problem] = []
     for e in err.errors(include_url=False):
         loc: Loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("[")))
@@ -193,7 +127,7 @@ def _pydantic_problems(err: ValidationError, file: str, lines: dict[Loc, int]) -
         if isinstance(inner, CrossFieldProblems):
             for sub_loc, msg in inner.problems:
                 full = (*loc, *sub_loc)
-                problems.append(Problem(file, _line_for(lines, full), format_loc(full), msg))
+                problems.append(Problem(file, line_for(lines, full), format_loc(full), msg))
             continue
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
@@ -204,55 +138,37 @@ def _pydantic_problems(err: ValidationError, file: str, lines: dict[Loc, int]) -
             msg = f"{msg} (got {e['input']!r})"
         elif msg.startswith("Value error, "):
             msg = msg[len("Value error, ") :]
-        problems.append(Problem(file, _line_for(lines, loc), format_loc(loc), msg))
+        problems.append(Problem(file, line_for(lines, loc), format_loc(loc), msg))
     return problems
 
 
-def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, dict[Loc, int], bytes]:
-    """Safely parse one YAML file: size limit, alias-bomb guard, line numbers for paths."""
+def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> LoadedInstrument:
+    """Load and validate one instrument file; every problem is in the InstrumentInvalid.
+
+    A file already validated (same bytes, same alliance and pydantic) comes from the
+    compiled cache: no YAML parsing and no validation, which is most of ``score``'s start-up.
+    """
     name = shown or str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
-            raise InstrumentInvalid(
-                [Problem(name, None, "", f"file is larger than {MAX_BYTES // 1024} KiB; refused")]
-            )
-        raw = path.read_bytes()
+        raw = path.read_bytes() if path.stat().st_size <= _MAX_CACHED else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InstrumentInvalid(
-            [Problem(name, None, "", f"not UTF-8 text (byte {exc.start})")]
-        ) from None
-    try:
-        loader = _Loader(text)
-        try:
-            node = loader.get_single_node()
-            if node is None:
-                raise InstrumentInvalid([Problem(name, 1, "", "file is empty")])
-            lines, size = _line_map(node)
-            if size > MAX_NODES:
-                raise InstrumentInvalid(
-                    [Problem(name, None, "", f"aliases expand to over {MAX_NODES} nodes; refused")]
-                )
-            data = loader.construct_document(node)
-        finally:
-            loader.dispose()
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = exc.problem or exc.context or "invalid YAML"
-        raise InstrumentInvalid([Problem(name, line, "", f"YAML syntax: {what}")]) from None
-    except yaml.YAMLError as exc:
-        raise InstrumentInvalid([Problem(name, None, "", f"YAML: {exc}")]) from None
-    return data, lines, raw
+    sha = hashlib.sha256(raw).hexdigest() if raw else ""
+    data = _cache_get(sha) if sha else None
+    if data is None or data.get("id") != path.stem:
+        data, sha = _parse(path, name)
+        _cache_put(sha, data)
+    return LoadedInstrument(PlainInstrument(data), path, sha, bundled)
 
 
-def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> LoadedInstrument:
-    """Load and validate one instrument file; every problem is in the InstrumentInvalid."""
-    name = shown or str(path)
-    data, lines, raw = read_yaml(path, shown)
+def _parse(path: Path, name: str) -> tuple[dict[str, Any], str]:
+    """Parse and validate with pydantic; return the validated definition as JSON data."""
+    from pydantic import ValidationError
+
+    from alliance_cli.instrument import Instrument
+    from alliance_cli.yamlfile import line_for, read_yaml
+
+    data, lines, raw = read_yaml(path, name)
     if not isinstance(data, dict):
         kind = type(data).__name__ if data is not None else "nothing"
         raise InstrumentInvalid(
@@ -268,7 +184,7 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
         problems.append(
             Problem(
                 name,
-                _line_for(lines, ("id",)),
+                line_for(lines, ("id",)),
                 "id",
                 f"id {instrument.id!r} must match the file name {path.stem!r}",
             )
@@ -276,7 +192,74 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
     if problems:
         raise InstrumentInvalid(problems)
     assert instrument is not None
-    return LoadedInstrument(instrument, path, hashlib.sha256(raw).hexdigest(), bundled)
+    return instrument.model_dump(mode="json"), hashlib.sha256(raw).hexdigest()
+
+
+# -- compiled cache ------------------------------------------------------------------------
+# A validated definition is kept as JSON (its model_dump) under the user cache directory,
+# keyed by the SHA-256 of the file's bytes and the versions of alliance and pydantic: the
+# same bytes always validate the same way, so a hit needs neither YAML nor pydantic.
+# Anything unreadable is ignored and rebuilt. ALLIANCE_CACHE_DIR moves it;
+# ALLIANCE_NO_CACHE=1 turns it off.
+_MAX_CACHED = 1024 * 1024
+ENV_CACHE = "ALLIANCE_CACHE_DIR"
+
+
+def cache_dir() -> Path | None:
+    """Where compiled instruments are kept, or None when caching is off."""
+    if os.environ.get("ALLIANCE_NO_CACHE"):
+        return None
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
+
+
+def _cache_file(sha: str) -> Path | None:
+    base = cache_dir()
+    if base is None:
+        return None
+    from importlib.metadata import version
+
+    from alliance_cli import __version__
+
+    try:
+        pydantic_version = version("pydantic")
+    except Exception:
+        return None
+    return base / f"{sha}-{__version__}-{pydantic_version}.json"
+
+
+def _cache_get(sha: str) -> dict[str, Any] | None:
+    path = _cache_file(sha)
+    if path is None:
+        return None
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # missing, unreadable or stale: rebuilt from the YAML
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _cache_put(sha: str, data: dict[str, Any]) -> None:
+    import tempfile
+
+    path = _cache_file(sha)
+    if path is None:
+        return
+    tmp = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle)
+        os.replace(tmp, path)
+    except OSError:  # a read-only home is no reason to fail: scoring works without a cache
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
 
 
 def _display(path: Path) -> str:

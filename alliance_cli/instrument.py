@@ -19,13 +19,13 @@ from pydantic import (
     model_validator,
 )
 
+from alliance_cli.structure import TOTAL, InstrumentViews, ScaleViews
+
 Dimension = Literal["goal", "task", "bond", "general"]
 Respondent = Literal["client", "therapist", "observer"]
 MissingReason = Literal["not_applicable", "refused", "not_asked", "blank"]
 Metric = Literal["mean", "sum"]
 Comparison = Literal["<", "<="]
-TOTAL = "total"
-_EPS = 1e-9
 
 
 def _as_text(value: object) -> object:
@@ -75,7 +75,7 @@ class Verification(_Model):
     note: str = Field(default="", description="What is and is not confirmed")
 
 
-class Scale(_Model):
+class Scale(_Model, ScaleViews):
     """The response scale every item shares."""
 
     min: float = Field(description="Lowest answer")
@@ -85,18 +85,6 @@ class Scale(_Model):
         default_factory=dict,
         description="Anchor text by value; answers may be given as this text",
     )
-
-    def on_scale(self, value: float) -> bool:
-        """True when value lies inside the range and on a step."""
-        if value < self.min - _EPS or value > self.max + _EPS:
-            return False
-        steps = (value - self.min) / self.step
-        return abs(steps - round(steps)) < 1e-6
-
-    def points(self) -> list[float]:
-        """Every allowed answer, lowest first."""
-        n = round((self.max - self.min) / self.step)
-        return [round(self.min + i * self.step, 10) for i in range(n + 1)]
 
 
 class MissingCode(_Model):
@@ -209,7 +197,7 @@ class Cutoff(_Model):
     source: str
 
 
-class Instrument(_Model):
+class Instrument(_Model, InstrumentViews):
     """A whole questionnaire definition."""
 
     id: str = Field(pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$", description="kebab-case; the file stem")
@@ -238,37 +226,6 @@ class Instrument(_Model):
         if value is not None and value != value.strip().lower():
             raise ValueError("counterpart must be an instrument id (lower-case kebab-case)")
         return value
-
-    # -- derived views -------------------------------------------------------------------
-    def item_ids(self) -> list[str]:
-        """Item ids in form order."""
-        return [item.id for item in self.items]
-
-    def total_items(self) -> list[str]:
-        """Items in the total score."""
-        return list(self.total.items) if self.total.items is not None else self.item_ids()
-
-    def scale_ids(self) -> list[str]:
-        """Subscale ids followed by 'total'."""
-        return [s.id for s in self.subscales] + [TOTAL]
-
-    def scale_item_count(self, scale_id: str) -> int:
-        """How many items a subscale (or the total) has."""
-        if scale_id == TOTAL:
-            return len(self.total_items())
-        return next(len(s.items) for s in self.subscales if s.id == scale_id)
-
-    def metric_range(self, scale_id: str, metric: str) -> tuple[float, float]:
-        """Lowest and highest possible score of a scale in a metric."""
-        if metric == "mean":
-            return self.scale.min, self.scale.max
-        n = self.scale_item_count(scale_id)
-        return self.scale.min * n, self.scale.max * n
-
-    def dimensions(self) -> list[str]:
-        """Bordin dimensions covered by the subscales, in goal / task / bond order."""
-        have = {s.dimension for s in self.subscales}
-        return [d for d in ("goal", "task", "bond", "general") if d in have]
 
     # -- cross-field rules ---------------------------------------------------------------
     @model_validator(mode="after")

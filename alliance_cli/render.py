@@ -15,7 +15,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from alliance_cli.catalog import Catalog, LoadedInstrument
-    from alliance_cli.scoring import Score
+    from alliance_cli.result import Score
 
 _VERIFY_STYLE = {"verified": "green", "single-source": "yellow", "unverified": "red"}
 _DIM_ORDER = ("goal", "task", "bond", "general")

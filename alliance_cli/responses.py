@@ -14,7 +14,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from alliance_cli.errors import RejectedInput, UsageProblem
-from alliance_cli.scoring import Respondent, Score, Scorer, response_from_json, validate_date
+from alliance_cli.scoring import (
+    Scorer,
+    respondent_dict,
+    response_from_json,
+    validate_date,
+)
 from alliance_cli.tables import (
     RESPONDENT_COLUMNS,
     parse_answer_args,
@@ -34,7 +39,7 @@ class ResponseSet:
 
     where: str
     answers: Mapping[str, Any] | Sequence[Any] | None
-    respondent: Respondent
+    respondent: dict[str, Any]
     error: str | None = None
 
 
@@ -42,7 +47,7 @@ class ResponseSet:
 class Outcome:
     """What scoring some response sets produced."""
 
-    scores: list[Score] = field(default_factory=list)
+    scores: list[dict[str, Any]] = field(default_factory=list)  # Score JSON
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
@@ -64,8 +69,8 @@ def make_scorer(entry: LoadedInstrument, invalid: str) -> Scorer:
 
 def _respondent(
     scorer: Scorer, client: str | None, session: int | None, date: str | None, rater: str | None
-) -> Respondent:
-    return Respondent(
+) -> dict[str, Any]:
+    return respondent_dict(
         client_id=client,
         session=session,
         date=validate_date(date),
@@ -103,18 +108,18 @@ def sets_from_stdin(
     for line, obj in parsed:
         where = f"stdin:{line}"
         if isinstance(obj, str):
-            sets.append(ResponseSet(where, None, Respondent(), obj))
+            sets.append(ResponseSet(where, None, respondent_dict(), obj))
             continue
         try:
             answers, who = response_from_json(obj)
         except UsageProblem as exc:
-            sets.append(ResponseSet(where, None, Respondent(), str(exc)))
+            sets.append(ResponseSet(where, None, respondent_dict(), str(exc)))
             continue
-        who = Respondent(
-            client_id=who.client_id or client,
-            session=who.session if who.session is not None else session,
-            date=who.date or validate_date(date),
-            rater=who.rater or rater or scorer.instrument.respondent,
+        who = respondent_dict(
+            client_id=who["client_id"] or client,
+            session=who["session"] if who["session"] is not None else session,
+            date=who["date"] or validate_date(date),
+            rater=who["rater"] or rater or scorer.instrument.respondent,
         )
         sets.append(ResponseSet(where, answers, who))
     return sets
@@ -136,7 +141,7 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
             continue
         assert rs.answers is not None
         try:
-            outcome.scores.append(scorer.score(rs.answers, rs.respondent))
+            outcome.scores.append(scorer.score_dict(rs.answers, rs.respondent))
         except RejectedInput as exc:
             outcome.rejected.append((rs.where, [str(p) for p in exc.problems]))
         except UsageProblem:
@@ -153,8 +158,7 @@ def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None
 
     store = history.open_store(db)
     try:
-        for i, score in enumerate(outcome.scores):
-            data = score.model_dump(mode="json")
+        for i, data in enumerate(outcome.scores):
             store.record(data, replace=replace)
             raised = history.flags_for(store, data, catalog, Settings())
             outcome.history_flags[i] = [
@@ -169,13 +173,13 @@ def csv_header(scorer: Scorer) -> list[str]:
     return [*RESPONDENT_COLUMNS, *score_columns(scorer)]
 
 
-def csv_row(scorer: Scorer, score: Score) -> list[str]:
+def csv_row(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     """One CSV row for a Score, the same cells batch writes for the same answers."""
-    flags = [f"{f.code}:{f.scale}" for f in score.flags]
-    who = score.respondent
-    ids = [who.client_id or "", "" if who.session is None else str(who.session)]
-    ids += [who.date or "", who.rater or ""]
-    cells = scale_cells_from_score(scorer, score.scales)
+    flags = [f"{f['code']}:{f['scale']}" for f in score["flags"]]
+    who = score["respondent"]
+    ids = [who["client_id"] or "", "" if who["session"] is None else str(who["session"])]
+    ids += [who["date"] or "", who["rater"] or ""]
+    cells = scale_cells_from_score(scorer, score["scales"])
     return [safe_text(c) for c in ids] + cells + [";".join(flags), scorer.sha256]
 
 
@@ -183,8 +187,7 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
     """Write the scores to stdout in the chosen format; notes go to stderr."""
     results = []
     for i, score in enumerate(outcome.scores):
-        data = score.model_dump(mode="json")
-        data["flags"] += outcome.history_flags.get(i, [])
+        data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
         results.append(data)
     if fmt != "table":
         for note in outcome.notes:
@@ -206,6 +209,8 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
 
         out = render.console()
         for data in results:
+            from alliance_cli.result import Score
+
             view = render.score_view(Score.model_validate(data), (scorer.low, scorer.high))
             out.print(view)
         inst = scorer.instrument

@@ -1,5 +1,8 @@
 """Pure scoring: an Instrument compiles once into a Scorer; the Scorer turns answers into scores.
 
+No pydantic here: the Scorer runs on the validated model or on its plain form from the
+compiled cache alike (both have the views in ``structure.py``).
+
 No I/O, no printing. The hot path (``Scorer.score_cells``) uses lookup tables built once
 per instrument and plain tuples; the pydantic ``Score`` is built only when asked for.
 """
@@ -9,88 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from datetime import date as _date
-from typing import Any, Literal, NamedTuple
-
-from pydantic import BaseModel, ConfigDict, Field
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from alliance_cli.errors import AnswerProblem, RejectedInput, UsageProblem
-from alliance_cli.instrument import TOTAL, Instrument
+from alliance_cli.structure import TOTAL, InstrumentViews
 
-SCHEMA_VERSION = 1
+if TYPE_CHECKING:
+    from alliance_cli.result import Respondent, Score
+
+SCHEMA_VERSION = 1  # of the Score JSON; alliance_cli.result documents it
 DIGITS = 6  # scores are rounded to 6 decimals in output: float noise, never information
 InvalidPolicy = Literal["reject", "missing"]
-
-
-# -- the public result ---------------------------------------------------------------------
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="forbid", defer_build=True)
-
-
-class InstrumentRef(_Out):
-    """Exactly which definition produced a score."""
-
-    id: str
-    name: str
-    version: str
-    sha256: str = Field(description="SHA-256 of the definition file's bytes")
-    verification: str
-
-
-class Respondent(_Out):
-    """Who answered, and when, where known."""
-
-    client_id: str | None = None
-    session: int | None = None
-    date: str | None = Field(default=None, description="ISO 8601 date")
-    rater: str | None = None
-
-
-class ScaleScore(_Out):
-    """One subscale or the total."""
-
-    name: str
-    dimension: str
-    mean: float | None
-    sum: float | None = Field(description="Prorated when items are missing: mean x items")
-    answered: int
-    items: int
-    prorated: bool
-    pomp: float | None = Field(description="Percent of maximum possible, 0-100")
-    z: float | None = None
-    percentile: float | None = Field(default=None, description="Normal approximation")
-    band: str | None = None
-    missing_reason: str | None = None
-
-
-class Flag(_Out):
-    """Something a counselor should see, with the rule that raised it."""
-
-    code: str
-    scale: str
-    rule: str
-    message: str
-
-
-class AnswerIssue(_Out):
-    """A problem with one answer that did not stop scoring."""
-
-    item: str
-    value: str | None
-    problem: str
-    treated_as: str = "missing"
-
-
-class Score(_Out):
-    """The scored result of one response set. Its JSON is a public, versioned contract."""
-
-    schema_version: int = SCHEMA_VERSION
-    instrument: InstrumentRef
-    respondent: Respondent
-    metric: str
-    scales: dict[str, ScaleScore]
-    flags: list[Flag] = Field(default_factory=list)
-    issues: list[AnswerIssue] = Field(default_factory=list)
-    answers: dict[str, float | None] = Field(description="Raw answers before reverse keying")
 
 
 # -- compiled form -------------------------------------------------------------------------
@@ -142,7 +74,9 @@ def validate_date(text: str | None) -> str | None:
 class Scorer:
     """An Instrument compiled for fast scoring: lookup tables per item, index lists per scale."""
 
-    def __init__(self, instrument: Instrument, sha256: str = "", invalid: InvalidPolicy = "reject"):
+    def __init__(
+        self, instrument: InstrumentViews, sha256: str = "", invalid: InvalidPolicy = "reject"
+    ) -> None:
         self.instrument = instrument
         self.sha256 = sha256
         self.invalid = invalid
@@ -317,13 +251,23 @@ class Scorer:
         respondent: Respondent | None = None,
     ) -> Score:
         """Score one response set. Raises RejectedInput when an answer is unusable."""
+        from alliance_cli.result import Score
+
+        who = respondent.model_dump(mode="json") if respondent is not None else None
+        return Score.model_validate(self.score_dict(answers, who))
+
+    def score_dict(
+        self,
+        answers: Mapping[str, Any] | Sequence[Any],
+        respondent: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``score`` as plain JSON-ready data, without building pydantic models (fast path)."""
         cells = self.answers_in_order(answers)
         results, problems, noted = self.score_cells(cells)
         if problems:
             raise RejectedInput(problems)
         raws = [self.parse(i, c)[0] for i, c in enumerate(cells)]
-        who = (respondent or Respondent()).model_dump(mode="json")
-        return Score.model_validate(self.result_dict(results, noted, raws, who))
+        return self.result_dict(results, noted, raws, respondent or respondent_dict())
 
     def result_dict(
         self,
@@ -452,7 +396,17 @@ class Scorer:
         ]
 
 
-def response_from_json(obj: Any) -> tuple[Mapping[str, Any] | list[Any], Respondent]:
+def respondent_dict(
+    client_id: str | None = None,
+    session: int | None = None,
+    date: str | None = None,
+    rater: str | None = None,
+) -> dict[str, Any]:
+    """The respondent part of a Score, as plain data."""
+    return {"client_id": client_id, "session": session, "date": date, "rater": rater}
+
+
+def response_from_json(obj: Any) -> tuple[Mapping[str, Any] | list[Any], dict[str, Any]]:
     """Split one JSON response set into answers and respondent, or raise UsageProblem."""
     if not isinstance(obj, dict):
         raise UsageProblem(f"expected a JSON object, got {type(obj).__name__}")
@@ -470,7 +424,7 @@ def response_from_json(obj: Any) -> tuple[Mapping[str, Any] | list[Any], Respond
         except ValueError:
             raise UsageProblem(f"session {session!r} is not a whole number") from None
     client = obj.get("client_id")
-    who = Respondent(
+    who = respondent_dict(
         client_id=None if client is None else str(client),
         session=session,
         date=validate_date(None if obj.get("date") is None else str(obj["date"])),

@@ -56,11 +56,11 @@ def scale_cells_from_score(scorer: Scorer, scales: dict[str, Any]) -> list[str]:
     out: list[str] = []
     for plan in scorer.plans:
         s = scales[plan.id]
-        out += [num(s.mean), num(s.sum), str(s.answered), num(s.pomp)]
+        out += [num(s["mean"]), num(s["sum"]), str(s["answered"]), num(s["pomp"])]
         if scorer.norm and plan.id in scorer.norm.scales:
-            out.append(num(s.z))
+            out.append(num(s["z"]))
         if plan.id in scorer.bands:
-            out.append(s.band or "")
+            out.append(s["band"] or "")
     return out
 
 

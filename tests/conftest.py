@@ -22,6 +22,7 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test sees the developer's instruments path, history or colours."""
     monkeypatch.delenv("ALLIANCE_INSTRUMENTS_PATH", raising=False)
     monkeypatch.setenv("ALLIANCE_DB", str(tmp_path / "history.sqlite"))
+    monkeypatch.setenv("ALLIANCE_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("NO_COLOR", "1")
     monkeypatch.setenv("COLUMNS", "120")
 
@@ -98,4 +99,5 @@ def env_without_color() -> dict[str, str]:
     env = dict(os.environ)
     env["NO_COLOR"] = "1"
     env.pop("ALLIANCE_INSTRUMENTS_PATH", None)
+    env["ALLIANCE_NO_CACHE"] = "1"
     return env

@@ -9,8 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
-from alliance_cli.catalog import MAX_BYTES, bundled_dir, load_catalog
+from alliance_cli.catalog import bundled_dir, load_catalog
 from alliance_cli.instrument import Instrument
+from alliance_cli.yamlfile import MAX_BYTES
 
 from .conftest import MINIMAL, write
 
