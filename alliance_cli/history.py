@@ -425,7 +425,7 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
         if sessions != sorted(sessions):
             order = sorted(range(len(sessions)), key=sessions.__getitem__)
             sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
-        points = list(map(change.Point, sessions, [None] * len(sessions), totals))
+        points = change.points(sessions, totals)
         inst = instruments.get(inst_id)
         norm = inst.norms[0] if inst is not None and inst.norms else None
         by_metric = _factors(inst)("total") if inst is not None else {"mean": 1.0, "sum": 1.0}
@@ -475,6 +475,9 @@ def _early_risk_open(
     means: list[Any]
     sums: list[Any]
     if not inst.cutoffs and not inst.bands:  # the POMP setting decides: raw totals not needed
+        early = [p for s, p in zip(sessions, pomps, strict=True) if s <= settings.early_sessions]
+        if all(p is None or p >= settings.early_pomp for p in early):
+            return False  # the common case, decided without building flags
         means = sums = [None] * len(sessions)
     else:  # cutoffs are stated in means or sums: read them for this series only
         store, client_id, inst_id, rater = series
