@@ -82,15 +82,15 @@ def run(
         sys.stderr.write(
             f"rejected: … and {count[0] - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
-    if recorder is not None:
+    if recorder is not None and not quiet:
         where = store.path if store is not None else ""
         sys.stderr.write(f"history: {recorder.saved:,} sessions saved to {where}\n")
-        if recorder.duplicates:
-            sys.stderr.write(
-                f"history: {recorder.duplicates:,} sessions were already recorded and were not "
-                "saved again (use --replace to overwrite them)\n"
-            )
-            stats.not_saved = recorder.duplicates
+    if recorder is not None and recorder.duplicates:
+        sys.stderr.write(
+            f"history: {recorder.duplicates:,} sessions were already recorded and were not "
+            "saved again (use --replace to overwrite them)\n"
+        )
+        stats.not_saved = recorder.duplicates
     if not quiet:
         where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
         withheld = "; --strict: no output written" if not written else ""

@@ -549,9 +549,11 @@ def clients_command(
         shown = rows if limit <= 0 else rows[:limit]
         render.console().print(render.caseload_table(shown))
         if len(shown) < len(rows):
+            hidden = rows[len(shown) :]
+            flagged = sum(bool(r["open_flags"]) for r in hidden)
             sys.stderr.write(
-                f"… and {len(rows) - len(shown)} more clients, none needing attention first "
-                "(--limit 0 shows all; -f csv lists them)\n"
+                f"… and {len(hidden)} more clients ({flagged} with open flags); "
+                "--limit 0 shows all, -f csv lists them\n"
             )
     return 0
 

@@ -345,25 +345,29 @@ _TREND = {"up": ("↗ up", "green"), "down": ("↘ down", "red"), "steady": ("�
 def caseload_table(rows: Sequence[dict[str, Any]]) -> Table:
     """The caseload: one row per client, those needing attention first."""
     table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
-    for col, justify in (
-        ("client", "left"), ("instrument", "left"), ("sessions", "right"),
-        ("last session", "right"), ("last date", "left"), ("total POMP", "right"),
+    show_rater = any(r["rater"] != "client" for r in rows)
+    columns = [("client", "left"), ("instrument", "left")]
+    columns += [("rater", "left")] if show_rater else []
+    columns += [
+        ("sessions", "right"), ("last", "right"), ("date", "left"), ("POMP", "right"),
         ("trend", "left"), ("open flags", "left"),
-    ):  # fmt: skip
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    ]  # fmt: skip
+    for col, justify in columns:
+        table.add_column(col, justify=justify, no_wrap=col != "open flags")  # type: ignore[arg-type]
     for row in rows:
         label, style = _TREND[row["trend"]]
         flags = Text()
         for i, code in enumerate(row["open_flags"]):
-            flags.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
-        table.add_row(
-            row["client_id"],
-            f"{row['instrument']}/{row['rater']}",
+            flags.append((" " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+        cells: list[Any] = [row["client_id"], row["instrument"]]
+        cells += [row["rater"]] if show_rater else []
+        cells += [
             str(row["sessions"]),
             str(row["last_session"]),
             row["last_date"] or "",
             num(row["last_total_pomp"], 0),
             Text(label, style=style),
             flags,
-        )
+        ]
+        table.add_row(*cells)
     return table
