@@ -28,6 +28,8 @@ test: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/batch.py
+	$(BIN)/python bench/history.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
