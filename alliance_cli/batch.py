@@ -387,7 +387,7 @@ def run(
     sink: Sink,
     on_reject: Callable[[Rejection], None],
     require_ids: bool = False,
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any]], None] | None = None,
 ) -> Stats:
     """Score every row of every source into sink; report each rejected row to on_reject."""
@@ -460,6 +460,7 @@ def run(
     else:
         kept_cells = (lambda row: (row[keep[0]],)) if keep else (lambda row: ())
     sha_tail = f",{sha}\n"
+    done = 0  # bytes of the sources already finished, for the progress bar
     for source in sources:
         reader = csv.reader(source.handle, delimiter=source.delimiter)
         previous = 0
@@ -475,7 +476,7 @@ def run(
                         previous = reader.line_num
                         scored += 1
                         if on_progress is not None and not scored & 8191:
-                            on_progress(scored + rejected)
+                            on_progress(scored + rejected, done + _position(source))
                         continue
                 line = previous + 2  # where this record starts; the header is line 1
                 previous = reader.line_num
@@ -486,15 +487,24 @@ def run(
                 else:
                     rejected += 1
                 if on_progress is not None and not (scored + rejected) & 8191:
-                    on_progress(scored + rejected)
+                    on_progress(scored + rejected, done + _position(source))
         except UnicodeDecodeError as exc:
             raise _decode_error(source.name, exc) from None
         except csv.Error as exc:
             raise DataFileError(f"{source.name}:{previous + 2}: CSV error ({exc})") from None
+        done += _position(source)
     sink.end()
     stats.read, stats.scored, stats.rejected = scored + rejected, scored, rejected
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _position(source: Source) -> int:
+    """Bytes read so far from a file (0 for stdin): enough for a progress bar."""
+    try:
+        return source.handle.buffer.tell() if source.name != "stdin" else 0  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 def _passthrough(row: list[str], keep: list[int]) -> list[str]:
@@ -578,7 +588,7 @@ def run_files(
     rejects: Path | None,
     options: dict[str, Any],
     on_reject_line: Callable[[Rejection], None],
-    on_progress: Callable[[int], None] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Stats, bool]:
     """Open inputs, plan columns, stream rows to output (atomically) and rejects to a CSV.

@@ -34,28 +34,7 @@ def run(
     progress = None
     on_progress = None
     if not quiet and sys.stderr.isatty():
-        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-        from alliance_cli import render
-
-        progress = Progress(
-            TextColumn("scoring"),
-            BarColumn(),
-            TextColumn("{task.completed:,} rows"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            console=render.console(stderr=True),
-            transient=True,
-        )
-        task = progress.add_task("rows", total=None, rate="")
-        import time
-
-        start = time.perf_counter()
-
-        def on_progress(n: int) -> None:
-            rate = n / max(time.perf_counter() - start, 1e-9)
-            progress.update(task, completed=n, rate=f"{rate:,.0f} rows/s")
-
+        progress, on_progress = _progress_bar(files)
     save, replace, db = saving
     store = recorder = None
     if save:
@@ -99,3 +78,39 @@ def run(
             f"{stats.rejected:,} rejected{where} in {stats.seconds:.2f} s{withheld}\n"
         )
     return stats, written
+
+
+def _progress_bar(files: list[str]) -> tuple[Any, Any]:
+    """A rich progress bar on stderr: rows, rows/s, and for files a bar with an ETA."""
+    import os
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from alliance_cli import render
+
+    total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None
+    progress = Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=render.console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("rows", total=total, rows=0, rate="")
+    start = time.perf_counter()
+
+    def on_progress(rows: int, done: int) -> None:
+        rate = rows / max(time.perf_counter() - start, 1e-9)
+        progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
+
+    return progress, on_progress

@@ -37,5 +37,5 @@ echo "== One client's alliance over sessions: a rupture in session 4, repaired i
 
 echo
 echo "== The caseload, those needing attention first"
-"$A" clients --db "$DB" -f table
+"$A" clients --db "$DB" -f table --limit 10
 exit 0
