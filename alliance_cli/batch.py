@@ -150,6 +150,7 @@ class FastRows:
         self.scorer = scorer
         integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
         self.add = sum if integer else math.fsum
+        self.integer = integer and len(scorer.item_ids) < _PACK
         self.blocks = _blocks(scorer)
         self.getters = [itemgetter(*(columns[p] for p in block)) for block in self.blocks]
         self.block_memo: list[dict[Any, tuple[Any, ...] | None]] = [{} for _ in self.blocks]
@@ -190,15 +191,32 @@ class FastRows:
         return cells, flags, ",".join(cells), ";".join(flags)
 
     def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
-        hit: tuple[Any, ...] | None = self._block(index, key)
-        if hit is not None and index in self.block_scale:
-            hit = (*hit, *self._fill_scale(self.block_scale[index], hit)[2:])
+        """Memo entry of a block: (sum, answered, code, scale text, flag text).
+
+        ``code`` packs an integer sum and the answered count into one int that adds up
+        across blocks (sum · 256 + answered), so a scale spanning blocks is keyed by one
+        integer addition; None when sums are not integers. Text is set for a block that is
+        a whole scale.
+        """
+        found = self._block(index, key)
+        hit: tuple[Any, ...] | None = None
+        if found is not None:
+            total, answered = found
+            code = int(total) * _PACK + answered if self.integer else None
+            text = flags = None
+            if index in self.block_scale:
+                _, _, text, flags = self._fill_scale(self.block_scale[index], found)
+            hit = (total, answered, code, text, flags)
         if len(self.block_memo[index]) < _MEMO_LIMIT:
             self.block_memo[index][key] = hit
         return hit
 
-    def _fill_scale(self, index: int, key: tuple[float, int]) -> _ScaleCells:
-        got = self._cells(index, *key)
+    def _fill_scale(self, index: int, key: Any) -> _ScaleCells:
+        if isinstance(key, int):  # a packed code: sum · 256 + answered
+            answered = key % _PACK
+            got = self._cells(index, float((key - answered) // _PACK), answered)
+        else:
+            got = self._cells(index, *key)
         if len(self.scale_memo[index]) < _MEMO_LIMIT:
             self.scale_memo[index][key] = got
         return got
@@ -234,10 +252,12 @@ class FastRows:
         for j, (_, members, _, _) in enumerate(self.plans):
             env[f"s{j}"] = self.scale_memo[j]
             if len(members) == 1 and self.block_scale.get(members[0]) == j:
-                names.append(f"h{members[0]}")
+                names.append(f"h{members[0]}")  # its text and flags are at [3] and [4]
                 continue
             names.append(f"c{j}")
-            if len(members) == 1:
+            if self.integer:
+                key = " + ".join(f"h{m}[2]" for m in members)
+            elif len(members) == 1:
                 key = f"(h{members[0]}[0], h{members[0]}[1])"
             else:
                 parts = [f"h{m}[0]" for m in members]
@@ -245,14 +265,21 @@ class FastRows:
                 count = " + ".join(f"h{m}[1]" for m in members)
                 key = f"({total}, {count})"
             lines += [f"    q{j} = {key}", f"    c{j} = s{j}.get(q{j}) or fill_scale({j}, q{j})"]
-        joined = ",".join(f"{{{name}[2]}}" for name in names)
+
+        def text(name: str) -> str:
+            return f"{name}[3]" if name.startswith("h") else f"{name}[2]"
+
+        def flag(name: str) -> str:
+            return f"{name}[4]" if name.startswith("h") else f"{name}[3]"
+
+        joined = ",".join(f"{{{text(name)}}}" for name in names)
         flagged = [j for j, (sid, *_) in enumerate(self.plans) if sid in self.scorer.cutoffs]
         if not flagged:
             flags = ""
         elif len(flagged) == 1:
-            flags = f"{{{names[flagged[0]]}[3]}}"
+            flags = f"{{{flag(names[flagged[0]])}}}"
         else:
-            parts = ", ".join(f"{names[j]}[3]" for j in flagged)
+            parts = ", ".join(flag(names[j]) for j in flagged)
             flags = f'{{";".join([f for f in ({parts},) if f])}}'
         lines.append(f'    return f"{joined},{flags}"')
         exec("\n".join(lines), env)
@@ -260,6 +287,7 @@ class FastRows:
 
 
 _MISS = object()
+_PACK = 256  # answered counts stay below this when sums are packed into one int
 
 
 def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str]:
@@ -460,10 +488,17 @@ def run(
     else:
         kept_cells = (lambda row: (row[keep[0]],)) if keep else (lambda row: ())
     sha_tail = f",{sha}\n"
+    pending: list[str] = []  # fast-path lines, written in blocks; flushed before any other write
+    add_line = pending.append
+
+    def flush() -> None:
+        if pending:
+            write_text("".join(pending))  # type: ignore[misc]
+            pending.clear()
+
     done = 0  # bytes of the sources already finished, for the progress bar
     for source in sources:
         reader = csv.reader(source.handle, delimiter=source.delimiter)
-        previous = 0
         try:
             for row in reader:
                 if len(row) == width and fast_ok:
@@ -472,14 +507,15 @@ def run(
                         text = ",".join(kept_cells(row))
                         if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
                             text = sink.line(_passthrough(row, keep))
-                        write_text(f"{text}{lead}{got}{sha_tail}")
-                        previous = reader.line_num
+                        add_line(f"{text}{lead}{got}{sha_tail}")
                         scored += 1
-                        if on_progress is not None and not scored & 8191:
-                            on_progress(scored + rejected, done + _position(source))
+                        if not scored & 4095:
+                            flush()
+                            if on_progress is not None:
+                                on_progress(scored + rejected, done + _position(source))
                         continue
-                line = previous + 2  # where this record starts; the header is line 1
-                previous = reader.line_num
+                flush()
+                line = _first_line(reader.line_num, row)
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank lines are not rows
                 if general(row, line, source.name):
@@ -491,12 +527,24 @@ def run(
         except UnicodeDecodeError as exc:
             raise _decode_error(source.name, exc) from None
         except csv.Error as exc:
-            raise DataFileError(f"{source.name}:{previous + 2}: CSV error ({exc})") from None
+            line = reader.line_num + 1
+            raise DataFileError(f"{source.name}:{line}: CSV error ({exc})") from None
         done += _position(source)
+    flush()
     sink.end()
     stats.read, stats.scored, stats.rejected = scored + rejected, scored, rejected
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _first_line(line_num: int, row: list[str]) -> int:
+    """The file line a record starts on, from where it ends and the line breaks inside it.
+
+    ``line_num`` counts lines after the header (line 1); a quoted field may hold breaks, and
+    "\r\n" is one break, as the reader counts it.
+    """
+    breaks = sum(f.count("\n") + f.count("\r") - f.count("\r\n") for f in row)
+    return line_num + 1 - breaks
 
 
 def _position(source: Source) -> int:

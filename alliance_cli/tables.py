@@ -23,7 +23,7 @@ def num(value: float | None) -> str:
     """A score for a CSV cell: shortest exact text of the 6-decimal rounding; blank for none."""
     if value is None:
         return ""
-    value = round(value, 6)
+    value = round(float(value), 6)
     return str(int(value)) if value.is_integer() else repr(value)
 
 

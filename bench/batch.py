@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import random
 import shutil
@@ -86,12 +87,8 @@ def main() -> None:
     sizes = args.rows or [100_000, 1_000_000]
     exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
     alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
-    try:
-        import pandas  # noqa: F401
-
-        have_pandas = True
-    except ImportError:
-        have_pandas = False
+    # find_spec, not import: a child's peak RSS (wait4) includes the parent's memory at fork.
+    have_pandas = importlib.util.find_spec("pandas") is not None
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'rows':>9}  {'command':<9} {'seconds':>8} {'x floor':>8} {'peak MiB':>9}  exit")
     for rows in sizes:

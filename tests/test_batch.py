@@ -292,3 +292,18 @@ def test_killed_run_leaves_no_partial_output(tmp_path: Path):
     assert proc.wait(timeout=30) == 130
     assert out.read_text(encoding="utf-8") == "previous good file\n"
     assert [p for p in os.listdir(tmp_path) if p.endswith(".part")] == []
+
+
+def test_line_numbers_count_line_breaks_inside_quoted_fields(cli, tmp_path: Path):
+    header = ["client_id", "note", *ITEMS]
+    rows = [
+        ["c1", "two\nlines", *["4"] * 12],
+        ["c2", "crlf\r\ninside", *["4"] * 12],
+        ["c3", "", "4", "x", *["4"] * 10],
+    ]
+    path = tmp_path / "in.csv"
+    path.write_text(_csv(rows, header, newline="\r\n"), encoding="utf-8", newline="")
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"))
+    assert result.exit_code == 3
+    # header 1; c1 on lines 2-3; c2 on lines 4-5; c3 on line 6
+    assert f"{path}:6: wai_2: item 2:" in result.stderr
