@@ -564,6 +564,7 @@ def forget_command(
     client: Annotated[str, typer.Argument(help="Client id whose records are deleted.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOpt = None,
+    fmt: FormatOpt = None,
 ) -> int:
     """Delete every record of one client from the history (asks first)."""
     from alliance_cli import history
@@ -583,6 +584,11 @@ def forget_command(
         deleted = store.forget(client)
     finally:
         store.close()
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
+    if fmt is Format.json:
+        _emit_json({"client_id": client, "deleted": deleted})
+    elif fmt is Format.csv:
+        sys.stdout.write(f"client_id,deleted\n{client},{deleted}\n")
     sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0
 
