@@ -588,7 +588,12 @@ def forget_command(
     if fmt is Format.json:
         _emit_json({"client_id": client, "deleted": deleted})
     elif fmt is Format.csv:
-        sys.stdout.write(f"client_id,deleted\n{client},{deleted}\n")
+        import csv
+
+        from alliance_cli.tables import safe_text
+
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerows([("client_id", "deleted"), (safe_text(client), deleted)])
     sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0
 
