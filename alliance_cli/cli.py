@@ -192,12 +192,9 @@ def instruments_list(fmt: Format | None) -> int:
     if fmt is Format.json:
         _emit_json(rows)
     elif fmt is Format.csv:
-        import csv
+        from alliance_cli.tables import write_rows_csv
 
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["id"])
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "|".join(v) if isinstance(v, list) else v for k, v in row.items()})
+        write_rows_csv(sys.stdout, rows)
     else:
         from alliance_cli import render
 
@@ -492,13 +489,9 @@ def history_command(
     from alliance_cli import history
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
-    store = history.open_store(db)
-    try:
-        views = history.client_view(
-            store, client, instrument, _catalog(), _settings(early_sessions, early_pomp, gap)
-        )
-    finally:
-        store.close()
+    settings = _settings(early_sessions, early_pomp, gap)
+    with history.open_store(db) as store:
+        views = history.client_view(store, client, instrument, _catalog(), settings)
     if fmt is Format.json:
         _emit_json(views)
     elif fmt is Format.csv:
@@ -528,21 +521,14 @@ def clients_command(
     from alliance_cli import history
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
-    store = history.open_store(db)
-    try:
+    with history.open_store(db) as store:
         rows = history.caseload(store, _catalog(), _settings(early_sessions, early_pomp, gap))
-    finally:
-        store.close()
     if fmt is Format.json:
         _emit_json(rows)
     elif fmt is Format.csv:
-        import csv
+        from alliance_cli.tables import write_rows_csv
 
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        columns = list(rows[0]) if rows else ["client_id"]
-        writer.writerow(columns)
-        for row in rows:
-            writer.writerow([";".join(v) if isinstance(v, list) else v for v in row.values()])
+        write_rows_csv(sys.stdout, rows)
     else:
         from alliance_cli import render
 
@@ -570,8 +556,8 @@ def forget_command(
     from alliance_cli import history
     from alliance_cli.errors import UsageProblem
 
-    store = history.open_store(db)
-    try:
+    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
+    with history.open_store(db) as store:
         count = len(store.records(client))
         if count == 0:
             raise UsageProblem(f"no sessions recorded for client {client!r}")
@@ -582,18 +568,12 @@ def forget_command(
                 sys.stderr.write("nothing deleted\n")
                 return 0
         deleted = store.forget(client)
-    finally:
-        store.close()
-    fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     if fmt is Format.json:
         _emit_json({"client_id": client, "deleted": deleted})
     elif fmt is Format.csv:
-        import csv
+        from alliance_cli.tables import write_rows_csv
 
-        from alliance_cli.tables import safe_text
-
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerows([("client_id", "deleted"), (safe_text(client), deleted)])
+        write_rows_csv(sys.stdout, [{"client_id": client, "deleted": deleted}])
     sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0
 

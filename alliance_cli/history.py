@@ -130,6 +130,12 @@ class Store:
         """Close the connection."""
         self.db.close()
 
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
     def schema_version(self) -> int:
         """The schema version of the open database."""
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])

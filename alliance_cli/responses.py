@@ -156,16 +156,13 @@ def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None
     from alliance_cli import history
     from alliance_cli.change import Settings
 
-    store = history.open_store(db)
-    try:
+    with history.open_store(db) as store:
         for i, data in enumerate(outcome.scores):
             store.record(data, replace=replace)
             raised = history.flags_for(store, data, catalog, Settings())
             outcome.history_flags[i] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
             ]
-    finally:
-        store.close()
 
 
 def csv_header(scorer: Scorer) -> list[str]:

@@ -253,3 +253,18 @@ def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
                      sess["session"], sess["date"] or "", sid, num(s["mean"]), num(s["sum"]),
                      num(s["pomp"]), ";".join(c for c in codes if c.endswith(":" + sid))]
                 )  # fmt: skip
+
+
+def write_rows_csv(handle: IO[str], rows: Sequence[dict[str, Any]]) -> None:
+    """Flat dicts as CSV: lists joined with ';', text neutralised against formulas."""
+    import csv
+
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(list(rows[0]) if rows else [])
+    for row in rows:
+        writer.writerow(
+            [
+                ";".join(v) if isinstance(v, list) else safe_text(v) if isinstance(v, str) else v
+                for v in row.values()
+            ]
+        )
