@@ -24,10 +24,11 @@ def run(
 ) -> tuple[batch.Stats, bool]:
     """Run a batch with progress on a terminal, rejections reported, and a final summary."""
     shown: list[batch.Rejection] = []
-    count = [0]
+    count = 0
 
     def on_reject(r: batch.Rejection) -> None:
-        count[0] += 1
+        nonlocal count
+        count += 1
         if rejects is None and len(shown) < SHOWN_REJECTIONS:
             shown.append(r)
 
@@ -41,7 +42,7 @@ def run(
         from alliance_cli import history
 
         store = history.open_store(db)
-        recorder = store.batch_recorder(replace)
+        recorder = store.batch_recorder(replace, all_or_nothing=bool(options.get("strict")))
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     try:
         on_score = recorder.add if recorder is not None else None
@@ -51,15 +52,15 @@ def run(
         else:
             stats, written = batch.run_files(*args, on_score=on_score)
         if recorder is not None:
-            recorder.flush()
+            recorder.finish(keep=written)
     finally:
         if store is not None:
             store.close()
     for r in shown:
         sys.stderr.write(f"rejected: {r}\n")
-    if count[0] > len(shown) and rejects is None:
+    if count > len(shown) and rejects is None:
         sys.stderr.write(
-            f"rejected: … and {count[0] - len(shown)} more (use --rejects FILE to keep them all)\n"
+            f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
     if recorder is not None and not quiet:
         where = store.path if store is not None else ""
@@ -95,7 +96,10 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
 
     from alliance_cli import render
 
-    total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None
+    try:
+        total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None
+    except OSError:  # a missing file is reported by the batch itself, as a file error
+        total = None
     progress = Progress(
         TextColumn("scoring"),
         BarColumn(),

@@ -8,6 +8,7 @@ user_version``. Each write is one transaction. Deleted records are overwritten
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -185,20 +186,25 @@ class Store:
                 "recorded (use --replace to overwrite it)",
             ) from None
 
-    def record_many(self, scores: Iterable[dict[str, Any]], replace: bool = False) -> int:
+    def record_many(
+        self, scores: Iterable[dict[str, Any]], replace: bool = False, own_transaction: bool = True
+    ) -> int:
         """Store scores in one transaction; returns how many were duplicates (not stored)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "OR IGNORE")
         duplicates = 0
-        with self._transaction():
+        with self._transaction() if own_transaction else contextlib.nullcontext():
             for score in scores:
                 cursor = self.db.execute(sql, self._row(score, now))
                 duplicates += cursor.rowcount == 0
         return duplicates
 
-    def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
-        """Collects scored rows and stores them in chunks, one transaction each."""
-        return BatchRecorder(self, replace, chunk)
+    def batch_recorder(
+        self, replace: bool, chunk: int = 2000, all_or_nothing: bool = False
+    ) -> BatchRecorder:
+        """Collects scored rows and stores them in chunks, one transaction each (or, with
+        all_or_nothing, in one transaction that ``finish`` commits or rolls back)."""
+        return BatchRecorder(self, replace, chunk, all_or_nothing)
 
     def forget(self, client_id: str) -> int:
         """Delete every record of a client (one transaction); returns how many."""
@@ -261,11 +267,14 @@ class Store:
 class BatchRecorder:
     """Stores batch scores in chunks; counts what was saved and what was already there."""
 
-    def __init__(self, store: Store, replace: bool, chunk: int) -> None:
+    def __init__(self, store: Store, replace: bool, chunk: int, all_or_nothing: bool) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk
+        self.all_or_nothing = all_or_nothing
         self.pending: list[dict[str, Any]] = []
         self.saved = 0
         self.duplicates = 0
+        if all_or_nothing:  # closing the store without finish() rolls this back
+            store.db.execute("BEGIN IMMEDIATE")
 
     def add(self, score: dict[str, Any]) -> None:
         """Queue one score; write the chunk when it is full."""
@@ -276,10 +285,20 @@ class BatchRecorder:
     def flush(self) -> None:
         """Write what is queued, in one transaction."""
         if self.pending:
-            dups = self.store.record_many(self.pending, self.replace)
+            dups = self.store.record_many(
+                self.pending, self.replace, own_transaction=not self.all_or_nothing
+            )
             self.duplicates += dups
             self.saved += len(self.pending) - dups
             self.pending.clear()
+
+    def finish(self, keep: bool = True) -> None:
+        """Write the last chunk; with all_or_nothing, commit (keep) or roll back."""
+        self.flush()
+        if self.all_or_nothing:
+            self.store.db.execute("COMMIT" if keep else "ROLLBACK")
+            if not keep:
+                self.saved = self.duplicates = 0
 
 
 # -- analysis over stored sessions ---------------------------------------------------------

@@ -211,3 +211,20 @@ def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path):
     view = json.loads(cli("history", "S-1", "--db", str(db), "-f", "json").stdout)[0]
     early = [f for f in view["flags"] if f["code"] == "early_low_alliance"]
     assert [f["session"] for f in early] == [1, 2] and "sum <= 36" in early[0]["rule"]
+
+
+def test_batch_strict_save_stores_nothing_when_a_row_is_rejected(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    rows = ["client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"c{n},1," + ",".join(["4"] * 12) for n in range(5)]
+    rows.append("bad,1," + ",".join(["9"] * 12))
+    path = write(tmp_path / "in.csv", "\n".join(rows) + "\n")
+    out = tmp_path / "o.csv"
+    args = ("batch", str(path), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(out))
+    result = cli(*args, "--strict")
+    assert result.exit_code == 3 and not out.exists()
+    with history.open_store(db) as store:
+        assert store.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 0
+    assert cli(*args).exit_code == 3  # without --strict the five good rows are kept
+    with history.open_store(db) as store:
+        assert store.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 5
