@@ -185,8 +185,10 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
     ]
     table = Table(
         box=box.SIMPLE_HEAD,
-        title=title + ("  · " + " · ".join(m for m in meta if m) if any(meta) else ""),
+        title=title,
         title_justify="left",
+        caption=" · ".join(m for m in meta if m) or None,
+        caption_justify="left",
     )
     head = score.metric
     table.add_column("scale")
