@@ -137,8 +137,8 @@ BROKEN = {
     ),
     "bad_yaml_syntax": (
         MINIMAL.replace("  min: 1\n", "  min: [1\n"),
-        "YAML syntax",
-        None,
+        "YAML syntax:",
+        10,  # where the parser found the problem (the list opened on line 9)
     ),
     "list_where_mapping_belongs": (
         MINIMAL.replace("verification: {status: unverified, sources: []}", "verification: [a, b]"),
