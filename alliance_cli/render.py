@@ -62,7 +62,13 @@ def verification_text(status: str) -> Text:
 # -- instruments ---------------------------------------------------------------------------
 def instrument_table(catalog: Catalog) -> Table:
     """The catalog as one table."""
-    table = Table(box=box.SIMPLE_HEAD, title="Alliance instruments", title_justify="left")
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title="Alliance instruments",
+        title_justify="left",
+        caption="alliance instruments show ID: items, scoring, norms, licence",
+        caption_justify="left",
+    )
     for col in ("id", "name", "respondent", "items", "scale", "dimensions", "verification"):
         table.add_column(col, no_wrap=col in ("id", "items", "scale"))
     for key in catalog.ids():
@@ -71,7 +77,7 @@ def instrument_table(catalog: Catalog) -> Table:
         scale = inst.scale
         table.add_row(
             key,
-            inst.name + ("" if entry.bundled else " [user]"),
+            (inst.short_name or inst.name) + ("" if entry.bundled else " (yours)"),
             inst.respondent,
             str(len(inst.items)),
             f"{scale.min:g}–{scale.max:g}" + (f" by {scale.step:g}" if scale.step != 1 else ""),
