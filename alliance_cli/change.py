@@ -18,7 +18,6 @@ sessions").
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 from collections.abc import Sequence
@@ -46,12 +45,6 @@ class Point(NamedTuple):
     session: int
     date: str | None
     pomp: float | None
-
-
-def points(sessions: Sequence[int], pomps: Sequence[float | None]) -> list[Point]:
-    """Points from parallel lists (fast: no per-point Python call; the caseload makes 200k)."""
-    make = functools.partial(tuple.__new__, Point)
-    return list(map(make, zip(sessions, itertools.repeat(None), pomps)))
 
 
 @dataclass(frozen=True)
@@ -95,7 +88,7 @@ def reliable_change_threshold(sd: float, reliability: float) -> float:
 
 
 def reliability_for(
-    norm: Any | None, scale: str, factor_by_metric: dict[str, float], series: Sequence[Point]
+    norm: Any | None, scale: str, factor_by_metric: dict[str, float], values: Sequence[float]
 ) -> Reliability:
     """The reliable-change threshold from norms, or else from the client's own variability."""
     if norm is not None and scale in norm.scales:
@@ -105,7 +98,6 @@ def reliability_for(
             threshold * factor_by_metric[norm.metric],
             f"Jacobson & Truax, SD {ref.sd:g} and r {ref.reliability:g} from {norm.sample}",
         )
-    values = [p.pomp for p in series if p.pomp is not None]
     diffs = [b - a for a, b in itertools.pairwise(values)]
     if len(diffs) >= 3:
         s_diff = max(mean_sd(diffs)[1], SD_FLOOR_POMP)
@@ -146,25 +138,61 @@ class Series:
     names: dict[str, str] = field(default_factory=dict)
 
 
+def rupture_test(
+    values: Sequence[float], i: int, rules: Sequence[float]
+) -> tuple[list[float], float, float, float, float] | None:
+    """Session i against the others: (rules fired, SDs below the others' mean, that mean,
+    the SD used, SDs below the previous session); None with too little history."""
+    depth = rupture_depth(values[i], [*values[:i], *values[i + 1 :]])
+    if depth is None:
+        return None
+    sds, mean, sd = depth
+    sudden = (values[i - 1] - values[i]) / sd if i else 0.0
+    return [k for k in rules if sds >= k and sudden >= k], sds, mean, sd, sudden
+
+
+def is_slow_decline(values: Sequence[float], threshold: float | None) -> bool:
+    """First-to-latest drop beyond the threshold with no single step beyond it."""
+    return (
+        threshold is not None
+        and len(values) >= 3
+        and values[0] - values[-1] > threshold
+        and all(abs(b - a) <= threshold for a, b in itertools.pairwise(values))
+    )
+
+
+def latest_concerns(
+    values: Sequence[float], threshold: float | None, settings: Settings
+) -> list[str]:
+    """Codes of the concerns the latest value raises: ``analyse_scale``'s rules, applied to
+    the last session only and without building messages (the caseload runs it per client)."""
+    codes = []
+    if threshold is not None and len(values) >= 2 and values[-2] - values[-1] > threshold:
+        codes.append("reliable_drop")
+    test = rupture_test(values, len(values) - 1, settings.rupture_rules) if values else None
+    if test is not None and test[0]:
+        codes.append(f"rupture_{max(test[0]):g}sd")
+    if is_slow_decline(values, threshold):
+        codes.append("slow_decline")
+    return codes
+
+
 def analyse_scale(
     scale: str,
     name: str,
     points: Sequence[Point],
     reliability: Reliability,
     settings: Settings,
-    latest_only: bool = False,
 ) -> list[ChangeFlag]:
-    """Reliable change, ruptures, repairs and declines on one scale.
-
-    ``latest_only`` evaluates only the concerns the latest session raises (the caseload
-    view): the same rules, without walking every earlier session.
-    """
+    """Reliable change, ruptures, repairs and declines on one scale."""
     flags: list[ChangeFlag] = []
     scored = [p for p in points if p.pomp is not None]
+    values: list[float] = [p.pomp for p in scored]  # type: ignore[misc]
     threshold = reliability.threshold
-    for prev, cur in itertools.pairwise(scored[-2:] if latest_only else scored):
-        assert prev.pomp is not None and cur.pomp is not None
-        diff = cur.pomp - prev.pomp
+    for (prev, cur), (a, b) in zip(
+        itertools.pairwise(scored), itertools.pairwise(values), strict=True
+    ):
+        diff = b - a
         if threshold is not None and abs(diff) > threshold:
             up = diff > 0
             flags.append(
@@ -179,19 +207,10 @@ def analyse_scale(
             )
     ruptures: dict[int, tuple[float, float]] = {}
     for i, cur in enumerate(scored):
-        if latest_only and i != len(scored) - 1:
+        test = rupture_test(values, i, settings.rupture_rules)
+        if test is None or not test[0]:
             continue
-        others = [p.pomp for j, p in enumerate(scored) if j != i]
-        assert cur.pomp is not None
-        depth = rupture_depth(cur.pomp, others)  # type: ignore[arg-type]
-        if depth is None:
-            continue
-        sds, mean, sd = depth
-        previous = scored[i - 1].pomp if i else None
-        sudden = 0.0 if previous is None else (previous - cur.pomp) / sd
-        fired = [k for k in settings.rupture_rules if sds >= k and sudden >= k]
-        if not fired:
-            continue
+        fired, sds, mean, sd, sudden = test
         k = max(fired)
         source = "Stiles et al., 2004" if k >= 2 else "Strauss et al., 2006"
         rules = " and ".join(f"{r:g} SD" for r in sorted(fired))
@@ -200,21 +219,18 @@ def analyse_scale(
                 f"rupture_{k:g}sd",
                 scale,
                 cur.session,
-                f"{_fmt(mean - cur.pomp)} points below the mean of the other sessions "
+                f"{_fmt(mean - values[i])} points below the mean of the other sessions "
                 f"({_fmt(sds)} SD; rules fired: {rules}; {source}; SD {_fmt(sd)}, "
                 f"floor {SD_FLOOR_POMP:g}; "
                 f"{_fmt(sudden)} SD below session {scored[i - 1].session})",
                 f"Possible rupture in session {cur.session}: {name} dropped to "
-                f"{_fmt(cur.pomp)} from a usual {_fmt(mean)}. Worth talking about.",
+                f"{_fmt(values[i])} from a usual {_fmt(mean)}. Worth talking about.",
             )
         )
-        before = [p.pomp for p in scored[:i]]
-        if before:
-            ruptures[i] = (mean_sd(before)[0], sd)  # type: ignore[arg-type]
+        ruptures[i] = (mean_sd(values[:i])[0], sd)  # i > 0: a rupture needs a previous session
     for i, (level, sd) in ruptures.items():
-        for later in scored[i + 1 :]:
-            assert later.pomp is not None
-            if later.pomp >= level - sd:
+        for later, value in zip(scored[i + 1 :], values[i + 1 :], strict=True):
+            if value >= level - sd:
                 flags.append(
                     ChangeFlag(
                         "repair",
@@ -227,26 +243,21 @@ def analyse_scale(
                     )
                 )
                 break
-    if threshold is not None and len(scored) >= 3:
+    if is_slow_decline(values, threshold):
+        assert threshold is not None
         first, last = scored[0], scored[-1]
-        assert first.pomp is not None and last.pomp is not None
-        fell = first.pomp - last.pomp > threshold
-        if fell and all(
-            abs(b.pomp - a.pomp) <= threshold  # type: ignore[operator]
-            for a, b in itertools.pairwise(scored)
-        ):
-            flags.append(
-                ChangeFlag(
-                    "slow_decline",
-                    scale,
-                    last.session,
-                    f"first-to-latest drop {_fmt(first.pomp - last.pomp)} > {_fmt(threshold)} "
-                    f"POMP with no single reliable step ({reliability.source})",
-                    f"{name} has slipped gradually from {_fmt(first.pomp)} (session "
-                    f"{first.session}) to {_fmt(last.pomp)}: no single session stands out, but "
-                    "the whole is more than noise.",
-                )
+        flags.append(
+            ChangeFlag(
+                "slow_decline",
+                scale,
+                last.session,
+                f"first-to-latest drop {_fmt(values[0] - values[-1])} > {_fmt(threshold)} "
+                f"POMP with no single reliable step ({reliability.source})",
+                f"{name} has slipped gradually from {_fmt(values[0])} (session "
+                f"{first.session}) to {_fmt(values[-1])}: no single session stands out, but "
+                "the whole is more than noise.",
             )
+        )
     return flags
 
 

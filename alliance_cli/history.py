@@ -22,7 +22,6 @@ from alliance_cli import change
 from alliance_cli.errors import HistoryError, RejectedInput, UsageProblem
 
 ENV_DB = "ALLIANCE_DB"
-POSITIVE = frozenset({"repair", "reliable_gain"})  # shown in history, never "open"
 
 # Each entry moves the schema from version i to i + 1. Never edit a shipped entry: add one.
 MIGRATIONS: list[str] = [
@@ -337,7 +336,8 @@ def analyse(
     factors = _factors(inst) if inst is not None else None
     for sid, points in series.scales.items():
         by_metric = factors(sid) if factors else {"mean": 1.0, "sum": 1.0}
-        rel = change.reliability_for(norm, sid, by_metric, points)
+        values = [p.pomp for p in points if p.pomp is not None]
+        rel = change.reliability_for(norm, sid, by_metric, values)
         reliabilities[sid] = rel
         flags += change.analyse_scale(sid, series.names[sid], points, rel, settings)
     if inst is not None:
@@ -450,18 +450,21 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
         if sessions != sorted(sessions):
             order = sorted(range(len(sessions)), key=sessions.__getitem__)
             sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
-        points = change.points(sessions, totals)
+        valid = [t for t in totals if t is not None]
         inst = instruments.get(inst_id)
         norm = inst.norms[0] if inst is not None and inst.norms else None
         by_metric = _factors(inst)("total") if inst is not None else {"mean": 1.0, "sum": 1.0}
-        rel = change.reliability_for(norm, "total", by_metric, points)
-        flags = change.analyse_scale("total", "Total", points, rel, settings, latest_only=True)
+        rel = change.reliability_for(norm, "total", by_metric, valid)
+        # Concerns belong to the latest session only if it has a total.
+        open_flags = (
+            sorted(change.latest_concerns(valid, rel.threshold, settings))
+            if totals[-1] is not None
+            else []
+        )
         last = sessions[-1]
-        open_flags = sorted({f.code for f in flags if f.session == last and f.code not in POSITIVE})
         series = (store, client_id, inst_id, rater)
         if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
             open_flags.append("early_low_alliance")
-        valid = [t for t in totals if t is not None]
         row = {
             "client_id": client_id,
             "instrument": inst_id,

@@ -50,13 +50,11 @@ def test_norm_threshold_is_converted_to_pomp():
 
 
 def test_without_norms_the_client_own_variability_is_used_and_labelled():
-    rel = change.reliability_for(
-        None, "total", {"mean": 25, "sum": 1}, _points([70, 74, 68, 72, 71])
-    )
+    rel = change.reliability_for(None, "total", {"mean": 25, "sum": 1}, [70, 74, 68, 72, 71])
     # diffs 4, -6, 4, -1: SD 4.787136, floored at 5 -> threshold 1.96 * 5 = 9.8
     assert math.isclose(rel.threshold, 9.8)
     assert "own session-to-session" in rel.source
-    few = change.reliability_for(None, "total", {"mean": 25, "sum": 1}, _points([70, 72]))
+    few = change.reliability_for(None, "total", {"mean": 25, "sum": 1}, [70, 72])
     assert few.threshold is None and "not assessed" in few.source
 
 
@@ -113,3 +111,26 @@ def test_client_therapist_gap():
 )
 def test_trend(values, expected):
     assert change.trend(values, 10.0) == expected
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [80, 82, 79, 81, 80, 83, 81, 79],
+        [85, 88, 86, 50],
+        [85, 88, 86, 50, 87],
+        [90, 86, 82, 78, 74, 70],
+        [80, 84, 82, 86, 76],
+        [60, 30],
+        [70],
+    ],
+)
+def test_latest_concerns_agree_with_the_full_analysis(values):
+    rel = Reliability(10.0, "t")
+    full = change.analyse_scale("total", "Total", _points(values), rel, SETTINGS)
+    expected = sorted(
+        f.code
+        for f in full
+        if f.session == len(values) and f.code not in ("repair", "reliable_gain")
+    )
+    assert sorted(change.latest_concerns(values, 10.0, SETTINGS)) == expected
