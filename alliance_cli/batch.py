@@ -693,11 +693,15 @@ def run_files(
                 on_reject_line(r)
 
             sink: Sink = CsvSink(out) if fmt == "csv" else JsonSink(out, array=fmt == "json")
-            return run(
+            stats = run(
                 sources, scorer, layout, sink, reject,
                 require_ids=bool(options.get("require_ids")),
                 on_progress=on_progress, on_score=on_score,
             )  # fmt: skip
+            if stats.read == 0:  # raised inside the atomic write: no output file is left
+                names = ", ".join(s.name for s in sources)
+                raise DataFileError(f"{names}: a header but no data rows; nothing to score")
+            return stats
 
         def with_rejects(out: IO[str]) -> Stats:
             if rejects is None:

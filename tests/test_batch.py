@@ -17,6 +17,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alliance_cli.errors import DataFileError
+
 from .conftest import env_without_color, scorer_for, write
 
 ITEMS = [f"wai_{i}" for i in range(1, 13)]
@@ -97,6 +99,11 @@ def test_every_row_is_scored_or_rejected(
     path.write_bytes(("\ufeff" if bom else "").encode() + buf.getvalue().encode("utf-8"))
     out = tmp_path_factory.mktemp("o") / "out.csv"
     rejected: list[batch.Rejection] = []
+    if not rows:
+        with pytest.raises(DataFileError, match="no data rows"):
+            batch.run_files([str(path)], scorer_for("wai-sr"), "csv", out, None, {}, print)
+        assert not out.exists()
+        return
     stats, _written = batch.run_files(
         [str(path)], scorer_for("wai-sr"), "csv", out, None, {}, rejected.append
     )
@@ -161,6 +168,7 @@ def test_ambiguous_mapping_stops(cli, tmp_path: Path):
     ("content", "message"),
     [
         ("", "empty file"),
+        (",".join(HEADER) + "\n", "a header but no data rows"),
         ("a,a,b\n1,2,3\n", "duplicate column 'a'"),
         ("x,y\n1,2\n", "no item columns found"),
     ],
