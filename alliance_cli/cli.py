@@ -175,6 +175,25 @@ def _emit_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def _show(
+    fmt: Format,
+    data: Any,
+    table: Callable[[Any], Any],
+    csv_writer: Callable[[Any, Any], None] | None = None,
+) -> None:
+    """Write data as JSON, CSV (flat rows unless a writer is given) or a rich table."""
+    if fmt is Format.json:
+        _emit_json(data)
+    elif fmt is Format.csv:
+        from alliance_cli import tables
+
+        (csv_writer or tables.write_rows_csv)(sys.stdout, data)
+    else:
+        from alliance_cli import render
+
+        render.console().print(table(render))
+
+
 # -- instruments ---------------------------------------------------------------------------
 @instruments_app.callback(invoke_without_command=True)
 def instruments_callback(ctx: typer.Context, fmt: FormatOpt = None) -> None:
@@ -189,16 +208,7 @@ def instruments_list(fmt: Format | None) -> int:
     catalog = _catalog(strict=True)
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
-    if fmt is Format.json:
-        _emit_json(rows)
-    elif fmt is Format.csv:
-        from alliance_cli.tables import write_rows_csv
-
-        write_rows_csv(sys.stdout, rows)
-    else:
-        from alliance_cli import render
-
-        render.console().print(render.instrument_table(catalog))
+    _show(fmt, rows, lambda render: render.instrument_table(catalog))
     return 0
 
 
@@ -492,16 +502,9 @@ def history_command(
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
         views = history.client_view(store, client, instrument, _catalog(), settings)
-    if fmt is Format.json:
-        _emit_json(views)
-    elif fmt is Format.csv:
-        from alliance_cli.tables import write_history_csv
+    from alliance_cli.tables import write_history_csv
 
-        write_history_csv(sys.stdout, views)
-    else:
-        from alliance_cli import render
-
-        render.console().print(render.history_view(views))
+    _show(fmt, views, lambda render: render.history_view(views), write_history_csv)
     return 0
 
 
@@ -523,24 +526,15 @@ def clients_command(
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     with history.open_store(db) as store:
         rows = history.caseload(store, _catalog(), _settings(early_sessions, early_pomp, gap))
-    if fmt is Format.json:
-        _emit_json(rows)
-    elif fmt is Format.csv:
-        from alliance_cli.tables import write_rows_csv
-
-        write_rows_csv(sys.stdout, rows)
-    else:
-        from alliance_cli import render
-
-        shown = rows if limit <= 0 else rows[:limit]
-        render.console().print(render.caseload_table(shown))
-        if len(shown) < len(rows):
-            hidden = rows[len(shown) :]
-            flagged = sum(bool(r["open_flags"]) for r in hidden)
-            sys.stderr.write(
-                f"… and {len(hidden)} more clients ({flagged} with open flags); "
-                "--limit 0 shows all, -f csv lists them\n"
-            )
+    shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
+    _show(fmt, rows, lambda render: render.caseload_table(shown))
+    if len(shown) < len(rows):
+        hidden = rows[len(shown) :]
+        flagged = sum(bool(r["open_flags"]) for r in hidden)
+        sys.stderr.write(
+            f"… and {len(hidden)} more clients ({flagged} with open flags); "
+            "--limit 0 shows all, -f csv lists them\n"
+        )
     return 0
 
 
@@ -568,12 +562,9 @@ def forget_command(
                 sys.stderr.write("nothing deleted\n")
                 return 0
         deleted = store.forget(client)
-    if fmt is Format.json:
-        _emit_json({"client_id": client, "deleted": deleted})
-    elif fmt is Format.csv:
-        from alliance_cli.tables import write_rows_csv
-
-        write_rows_csv(sys.stdout, [{"client_id": client, "deleted": deleted}])
+    if fmt is not Format.table:
+        result = {"client_id": client, "deleted": deleted}
+        _show(fmt, result if fmt is Format.json else [result], lambda render: None)
     sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0
 

@@ -12,12 +12,11 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import shutil
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from timing import FLOOR, alliance_command, median_seconds
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -52,18 +51,6 @@ def build(path: Path, clients: int, sessions: int) -> None:
     store.close()
 
 
-def median_seconds(cmd: list[str], runs: int) -> float:
-    """Median wall time over runs, after one warm-up."""
-    env = dict(os.environ, NO_COLOR="1")
-    subprocess.run(cmd, capture_output=True, env=env, check=True)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, env=env, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main() -> None:
     """Build the store if needed and time the commands."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -77,12 +64,9 @@ def main() -> None:
         started = time.perf_counter()
         build(path, args.clients, args.sessions)
         print(f"built {path.name} in {time.perf_counter() - started:.1f} s")
-    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
-    alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
+    alliance = alliance_command()
     commands = {
-        "floor: python -c 'import typer, pydantic, yaml'": [
-            sys.executable, "-c", "import typer, pydantic, yaml",
-        ],
+        "floor: python -c 'import typer, pydantic, yaml'": FLOOR,
         "alliance history LONG (50 sessions) -f table": [
             *alliance, "history", "LONG", "--db", str(path), "-f", "table",
         ],
@@ -98,7 +82,7 @@ def main() -> None:
     }  # fmt: skip
     print(f"median of {args.runs} runs, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for name, cmd in commands.items():
-        print(f"{name:<52} {median_seconds(cmd, args.runs) * 1000:8.1f} ms")
+        print(f"{name:<52} {median_seconds(cmd, args.runs, check=True) * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -11,30 +11,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import statistics
-import subprocess
 import sys
-import time
+
+from timing import FLOOR, alliance_command, median_seconds
 
 ANSWERS = ["5", "4", "4", "3", "5", "4", "4", "3", "5", "4", "4", "3"]
-
-
-def _alliance() -> list[str]:
-    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
-    return [exe] if exe else [sys.executable, "-m", "alliance_cli"]
-
-
-def median_seconds(cmd: list[str], runs: int) -> float:
-    """Median wall time of a command over runs (one warm-up run first)."""
-    env = dict(os.environ, NO_COLOR="1")
-    subprocess.run(cmd, capture_output=True, env=env, check=False)
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(cmd, capture_output=True, env=env, check=False)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -42,11 +23,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    alliance = _alliance()
+    alliance = alliance_command()
     commands = {
-        "floor: python -c 'import typer, pydantic, yaml'": [
-            sys.executable, "-c", "import typer, pydantic, yaml",
-        ],
+        "floor: python -c 'import typer, pydantic, yaml'": FLOOR,
         "alliance --version": [*alliance, "--version"],
         "alliance instruments -f json": [*alliance, "instruments", "-f", "json"],
         "alliance score wai-sr 5 4 4 3 ... -f json": [
