@@ -262,6 +262,58 @@ def _cache_put(sha: str, data: dict[str, Any]) -> None:
                 os.unlink(tmp)
 
 
+@dataclass
+class CheckResult:
+    """What ``alliance instruments check`` found in one file."""
+
+    file: str
+    problems: list[Problem]
+    warnings: list[str]
+    sha256: str = ""
+
+    @property
+    def valid(self) -> bool:
+        """True when the file has no problems (warnings do not count)."""
+        return not self.problems
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as JSON data."""
+        return {
+            "file": self.file,
+            "valid": self.valid,
+            "problems": [
+                {"line": p.line, "path": p.path, "message": p.message} for p in self.problems
+            ],
+            "warnings": self.warnings,
+            "sha256": self.sha256,
+        }
+
+
+def check_files(paths: Sequence[Path], known: set[str]) -> list[CheckResult]:
+    """Validate each file; warn about a counterpart no catalog directory defines."""
+    results: list[CheckResult] = []
+    loaded: list[LoadedInstrument] = []
+    for path in paths:
+        try:
+            entry = load_file(path)
+        except InstrumentInvalid as exc:
+            results.append(CheckResult(str(path), exc.problems, []))
+            continue
+        loaded.append(entry)
+        results.append(CheckResult(str(path), [], [], entry.sha256))
+    ids = known | {e.instrument.id for e in loaded}
+    by_file = {str(e.path): e for e in loaded}
+    for result in results:
+        entry = by_file.get(result.file)
+        counterpart = entry.instrument.counterpart if entry else None
+        if counterpart and counterpart not in ids:
+            result.warnings.append(
+                f"counterpart {counterpart!r} is not a known instrument (client-therapist gaps "
+                "need both forms)"
+            )
+    return results
+
+
 def _display(path: Path) -> str:
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))

@@ -255,39 +255,22 @@ def instruments_check(
     fmt: FormatOpt = None,
 ) -> int:
     """Validate instrument files; list every problem with file, YAML path and line."""
-    from alliance_cli.catalog import load_file
-    from alliance_cli.errors import InstrumentInvalid
+    from alliance_cli.catalog import check_files
 
     fmt = _pick_format(fmt, (Format.table, Format.json))
-    report: list[dict[str, Any]] = []
-    for path in files:
-        try:
-            loaded = load_file(path)
-        except InstrumentInvalid as exc:
-            report.append(
-                {
-                    "file": str(path),
-                    "valid": False,
-                    "problems": [
-                        {"line": p.line, "path": p.path, "message": p.message} for p in exc.problems
-                    ],
-                    "lines": exc.lines(),
-                }
-            )
-        else:
-            report.append(
-                {"file": str(path), "valid": True, "problems": [], "sha256": loaded.sha256}
-            )
+    results = check_files(files, known=set(_catalog().sources))
     if fmt is Format.json:
-        _emit_json([{k: v for k, v in r.items() if k != "lines"} for r in report])
-    for entry in report:
-        for line in entry.get("lines", []):
-            _err(line)
-        if fmt is Format.table and entry["valid"]:
-            sys.stdout.write(f"ok: {entry['file']}\n")
-    bad = sum(not r["valid"] for r in report)
+        _emit_json([r.as_dict() for r in results])
+    for result in results:
+        for problem in result.problems:
+            _err(str(problem))
+        for warning in result.warnings:
+            sys.stderr.write(f"warning: {result.file}: {warning}\n")
+        if fmt is Format.table and result.valid:
+            sys.stdout.write(f"ok: {result.file}\n")
+    bad = sum(not r.valid for r in results)
     if bad:
-        sys.stderr.write(f"{bad} of {len(report)} file(s) invalid\n")
+        sys.stderr.write(f"{bad} of {len(results)} file(s) invalid\n")
     return ExitCode.INSTRUMENT if bad else ExitCode.OK
 
 

@@ -315,3 +315,28 @@ def test_line_numbers_count_line_breaks_inside_quoted_fields(cli, tmp_path: Path
     assert result.exit_code == 3
     # header 1; c1 on lines 2-3; c2 on lines 4-5; c3 on line 6
     assert f"{path}:6: wai_2: item 2:" in result.stderr
+
+
+def test_json_array_ndjson_keep_and_tab_delimiter(cli, tmp_path: Path):
+    rows = [["c1", "1", "2026-01-01", *["4"] * 12], ["c2", "2", "2026-01-02", *["5"] * 12]]
+    path = tmp_path / "in.tsv"
+    path.write_text(_csv(rows, delimiter="\t"), encoding="utf-8")
+    array = json.loads(cli("batch", str(path), "-i", "wai-sr", "-f", "json", "-q").stdout)
+    assert [s["respondent"]["client_id"] for s in array] == ["c1", "c2"]
+    lines = cli("batch", str(path), "-i", "wai-sr", "-f", "ndjson", "-q").stdout.splitlines()
+    assert [json.loads(line)["scales"]["total"]["mean"] for line in lines] == [4.0, 5.0]
+    kept = cli(
+        "batch", str(path), "-i", "wai-sr", "--keep", "client_id", "--delimiter", "tab", "-q"
+    )
+    header = kept.stdout.splitlines()[0].split(",")
+    assert header[0] == "client_id" and header[1] == "goal_mean"
+
+
+def test_require_ids_rejects_rows_without_them(cli, tmp_path: Path):
+    rows = [["c1", "1", "", *["4"] * 12], ["", "2", "", *["4"] * 12], ["c3", "", "", *["4"] * 12]]
+    path = write(tmp_path / "in.csv", _csv(rows))
+    result = cli("batch", str(path), "-i", "wai-sr", "--require-ids")
+    assert result.exit_code == 3
+    assert "client_id is blank (ids are required)" in result.stderr
+    assert "session is blank (ids are required)" in result.stderr
+    assert [r["client_id"] for r in _read(result.stdout)] == ["c1"]

@@ -250,3 +250,14 @@ def test_missing_instruments_dir_is_a_file_error(cli, tmp_path: Path):
     result = cli("--instruments-dir", str(tmp_path / "nope"), "instruments")
     assert result.exit_code == 5
     assert "instruments directory does not exist" in result.stderr
+
+
+def test_check_warns_about_an_unknown_counterpart(cli, tmp_path: Path):
+    path = write(
+        tmp_path / "mini.yaml", MINIMAL.replace('version: "1"', 'version: "1"\ncounterpart: nope')
+    )
+    result = cli("instruments", "check", str(path), "-f", "json")
+    assert result.exit_code == 0
+    (entry,) = json.loads(result.stdout)
+    assert entry["valid"] and "counterpart 'nope' is not a known instrument" in entry["warnings"][0]
+    assert "warning:" in result.stderr
