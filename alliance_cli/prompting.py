@@ -21,8 +21,10 @@ def _ask(scorer: Scorer, pos: int, current: str) -> str:
     item = scorer.instrument.items[pos]
     n = len(scorer.item_ids)
     while True:
+        # The official wording when the user's own instrument file holds it, else our label.
+        shown = getattr(item, "text", None) or item.label
         answer = typer.prompt(
-            f"[{pos + 1}/{n}] item {item.id} · {item.label}",
+            f"[{pos + 1}/{n}] item {item.id} · {shown}",
             default=current,
             show_default=bool(current),
             err=True,

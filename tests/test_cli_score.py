@@ -184,3 +184,16 @@ def test_interactive_blank_answer_is_missing_and_q_quits(cli):
     assert _json_after_prompts(result.stdout)["answers"]["1"] is None
     quit_ = cli("score", "wai-sr", "-I", input="5\nq\n")
     assert quit_.exit_code == 130
+
+
+def test_interactive_shows_official_wording_from_a_user_file(cli, tmp_path):
+    from .conftest import MINIMAL, write
+
+    text = MINIMAL.replace(
+        "{id: 1, label: First topic}", '{id: 1, label: First topic, text: "Wording one"}'
+    )
+    write(tmp_path / "d" / "mini.yaml", text)
+    result = cli("--instruments-dir", str(tmp_path / "d"), "score", "mini", "-I", "-f", "json",
+                 input="5\n4\n3\n\n")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "item 1 · Wording one" in result.stderr and "item 2 · Second topic" in result.stderr
