@@ -440,20 +440,23 @@ def run(
                 f"no {role} column found; name it with --{role.split('_')[0]}-column"
             )
 
-    def general(row: list[str], line: int, name: str) -> bool:
-        """Score one row the careful way; True when scored, False when rejected."""
+    def general(row: list[str], end_line: int, name: str) -> bool:
+        """Score one row the careful way; True when scored, False when rejected.
+
+        The row's first line is worked out only for a rejection (it costs a scan of the row).
+        """
         client = row[client_col] if client_col is not None and client_col < len(row) else ""
         if len(row) != width:
             reason = f"row has {len(row)} fields; the header has {width}"
-            on_reject(Rejection(name, line, "", "", reason, client))
+            on_reject(Rejection(name, _first_line(end_line, row), "", "", reason, client))
             return False
         problem = _id_problem(row, ids, required, wants_json)
         if problem is not None:
-            on_reject(Rejection(name, line, *problem, client))
+            on_reject(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
         answers = get_items(row) if get_items is not None else (row[first_item],)
         if wants_json:
-            where = (name, line, client)
+            where = (name, end_line, client)
             data = _score_json(scorer, answers, row, ids, where, item_columns, on_reject)
             if data is None:
                 return False
@@ -469,7 +472,9 @@ def run(
             first = problems[0]
             reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
             column = item_columns[first.item]
-            on_reject(Rejection(name, line, column, first.value, reason, client))
+            on_reject(
+                Rejection(name, _first_line(end_line, row), column, first.value, reason, client)
+            )
             return False
         cells = score_cells_out(scorer, results, scorer.flag_codes(results))
         sink.csv_row(_passthrough(row, keep) + cells)
@@ -515,10 +520,9 @@ def run(
                                 on_progress(scored + rejected, done + _position(source))
                         continue
                 flush()
-                line = _first_line(reader.line_num, row)
                 if not row or (len(row) == 1 and not row[0].strip()):
                     continue  # blank lines are not rows
-                if general(row, line, source.name):
+                if general(row, reader.line_num, source.name):
                     scored += 1
                 else:
                     rejected += 1
@@ -587,11 +591,13 @@ def _score_json(
     item_columns: dict[str, str],
     on_reject: Callable[[Rejection], None],
 ) -> dict[str, Any] | None:
+    """Score a row into Score JSON, or report its rejection; where = (file, end line, client)."""
     results, problems, noted = scorer.score_cells(answers)
     if problems:
-        file, line, client = where
+        file, end_line, client = where
         reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
         first = problems[0]
+        line = _first_line(end_line, row)
         on_reject(Rejection(file, line, item_columns[first.item], first.value, reason, client))
         return None
     raws = [scorer.parse(i, c)[0] for i, c in enumerate(answers)]
