@@ -6,6 +6,7 @@ The models are pure data with validators. Loading files, YAML and line numbers l
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Annotated, Literal
 
@@ -114,24 +115,6 @@ class Subscale(_Model):
     items: list[ItemId] = Field(min_length=1)
     max_missing: int = Field(default=0, ge=0, description="Missing items allowed (prorated)")
 
-    @model_validator(mode="after")
-    def _check(self) -> Subscale:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
-        seen: set[str] = set()
-        for i, item in enumerate(self.items):
-            if item in seen:
-                problems.append((("items", i), f"item {item!r} appears twice"))
-            seen.add(item)
-        if self.max_missing >= len(self.items):
-            problems.append(
-                (
-                    ("max_missing",),
-                    f"{self.max_missing} missing would leave no item of {len(self.items)}",
-                )
-            )
-        _raise_if(problems)
-        return self
-
 
 class Total(_Model):
     """Which items make up the total score and how many may be missing."""
@@ -173,16 +156,6 @@ class BandSet(_Model):
     metric: Metric = "mean"
     source: str
     levels: list[BandLevel] = Field(min_length=2)
-
-    @model_validator(mode="after")
-    def _check(self) -> BandSet:
-        problems = [
-            (("levels", i), f"min {b.min:g} is not above the previous level's {a.min:g}")
-            for i, (a, b) in enumerate(zip(self.levels, self.levels[1:], strict=False), start=1)
-            if b.min <= a.min
-        ]
-        _raise_if(problems)
-        return self
 
 
 class Cutoff(_Model):
@@ -284,6 +257,15 @@ class Instrument(_Model, InstrumentViews):
             for j, item in enumerate(sub.items):
                 if item not in known:
                     add((("subscales", i, "items", j), f"item {item!r} does not exist"))
+                if sub.items.index(item) != j:
+                    add((("subscales", i, "items", j), f"item {item!r} appears twice"))
+            if sub.max_missing >= len(sub.items):
+                add(
+                    (
+                        ("subscales", i, "max_missing"),
+                        f"{sub.max_missing} missing would leave no item of {len(sub.items)}",
+                    )
+                )
 
         total_items = self.total_items()
         if self.total.items is not None:
@@ -313,6 +295,14 @@ class Instrument(_Model, InstrumentViews):
                             )
                         )
         for i, band in enumerate(self.bands):
+            for j, (a, b) in enumerate(itertools.pairwise(band.levels), start=1):
+                if b.min <= a.min:
+                    add(
+                        (
+                            ("bands", i, "levels", j),
+                            f"min {b.min:g} is not above the previous level's {a.min:g}",
+                        )
+                    )
             if band.scale not in scales:
                 add((("bands", i, "scale"), f"no scale {band.scale!r}"))
             elif ranges_ok:

@@ -13,7 +13,7 @@ from alliance_cli.catalog import bundled_dir, load_catalog
 from alliance_cli.instrument import Instrument
 from alliance_cli.yamlfile import MAX_BYTES
 
-from .conftest import MINIMAL, write
+from .conftest import MINIMAL, ROOT, write
 
 BUNDLED = sorted(bundled_dir().glob("*.yaml"))
 REQUIRED_IDS = {
@@ -169,13 +169,27 @@ def test_broken_file_names_file_path_and_line(cli, tmp_path: Path, case: str):
 
 
 def test_every_problem_in_a_file_is_reported(cli, tmp_path: Path):
-    text = MINIMAL.replace("items: [1, 2]}", "items: [1, 13]}").replace(
-        "threshold: 2,", "threshold: 9,"
+    text = (
+        MINIMAL.replace("items: [1, 2]}", "items: [1, 13], max_missing: 2}")
+        .replace("threshold: 2,", "threshold: 9,")
+        .replace("{id: 3, label: Third topic}", "{id: 1, label: Third topic}")
     )
     result = cli("instruments", "check", str(write(tmp_path / "mini.yaml", text)))
     assert result.exit_code == 4
-    assert "subscales[0].items[1]" in result.stderr
-    assert "cutoffs[0].threshold" in result.stderr
+    for path in (
+        "subscales[0].items[1]: item '13' does not exist",
+        "subscales[0].max_missing: 2 missing would leave no item of 2",
+        "cutoffs[0].threshold",
+        "items[2].id: item '1' is defined twice",
+    ):
+        assert path in result.stderr
+    assert len(result.stderr.splitlines()) == 5  # four problems and the summary
+
+
+def test_example_broken_file_reports_all_its_problems(cli):
+    result = cli("instruments", "check", str(ROOT / "examples" / "broken" / "my-wai.yaml"))
+    assert result.exit_code == 4
+    assert result.stderr.count("error: ") == 3
 
 
 def test_empty_file(cli, tmp_path: Path):
