@@ -11,7 +11,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from pathlib import Path
@@ -232,7 +232,7 @@ class FastRows:
         as the memo tables above, and tests compare it with the Scorer.
         """
         lines = ["def cells(row):"]
-        env: dict[str, Any] = {"MISS": _MISS, "fill_block": self._fill_block}
+        env: dict[str, Any] = {"fill_block": self._fill_block}
         env["fill_scale"] = self._fill_scale
         for i in range(len(self.blocks)):
             env[f"g{i}"], env[f"m{i}"] = self.getters[i], self.block_memo[i]
@@ -286,7 +286,6 @@ class FastRows:
         return env["cells"]
 
 
-_MISS = object()
 _PACK = 256  # answered counts stay below this when sums are packed into one int
 
 
@@ -618,16 +617,6 @@ def _score_json(
 def _cells_from_json(scorer: Scorer, data: dict[str, Any]) -> list[str]:
     flags = ";".join(f"{f['code']}:{f['scale']}" for f in data["flags"])
     return [*scale_cells_from_score(scorer, data["scales"]), flags, scorer.sha256]
-
-
-def write_rejections(handle: IO[str], rejections: Iterable[Rejection]) -> None:
-    """Rejections as CSV, one per rejected row."""
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(REJECT_COLUMNS)
-    for r in rejections:
-        writer.writerow(
-            [r.file, r.line, safe_text(r.client), r.column, safe_text(r.value), r.reason]
-        )
 
 
 class _Discard(Exception):

@@ -258,10 +258,6 @@ class Store:
             (client_id, instrument, rater),
         ).fetchall()
 
-    def clients(self) -> list[str]:
-        """Every client id in the store."""
-        return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
-
 
 class BatchRecorder:
     """Stores batch scores in chunks; counts what was saved and what was already there."""

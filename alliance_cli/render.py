@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from rich import box
@@ -256,13 +256,6 @@ def caveat_panel(verification: Any, licence: str) -> Panel:
         text.append(": " + " ".join(verification.note.split()))
     text.append("\nLicence: " + " ".join(licence.split()), style="dim")
     return Panel(text, title="Before you rely on this", border_style="yellow", expand=False)
-
-
-def print_lines(lines: Iterable[str], stderr: bool = True) -> None:
-    """Print plain lines through rich (used for notices)."""
-    out = console(stderr=stderr)
-    for line in lines:
-        out.print(line, markup=False)
 
 
 # -- history -------------------------------------------------------------------------------

@@ -110,11 +110,6 @@ def atomic_writer(target: Path, encoding: str = "utf-8") -> Iterator[IO[str]]:
         raise
 
 
-def flag_codes(result: dict[str, Any]) -> list[str]:
-    """Flag codes of a result dict as 'code:scale'."""
-    return [f"{f['code']}:{f['scale']}" for f in result.get("flags", [])]
-
-
 # -- answers from the command line and from JSON ---------------------------------------------
 def parse_answer_args(args: Sequence[str]) -> dict[str, str] | list[str]:
     """Answers as given on the command line: values in item order, one comma list, or pairs.
