@@ -278,9 +278,10 @@ class FastRows:
             flags = ""
         elif len(flagged) == 1:
             flags = f"{{{flag(names[flagged[0]])}}}"
-        else:
+        else:  # several scales with cutoffs: join the non-empty ones, outside the f-string
             parts = ", ".join(flag(names[j]) for j in flagged)
-            flags = f'{{";".join([f for f in ({parts},) if f])}}'
+            lines.append(f'    flags = ";".join([f for f in ({parts},) if f])')
+            flags = "{flags}"
         lines.append(f'    return f"{joined},{flags}"')
         exec("\n".join(lines), env)
         return env["cells"]

@@ -1,0 +1,69 @@
+"""The batch fast path (memo tables, generated row function) equals the Scorer, cell for cell."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from alliance_cli.batch import FastRows
+from alliance_cli.catalog import bundled_dir, load_catalog
+from alliance_cli.instrument import Instrument
+from alliance_cli.scoring import Scorer
+from alliance_cli.tables import score_cells_out
+
+BUNDLED = sorted(p.stem for p in bundled_dir().glob("*.yaml"))
+
+
+def _with_norms_and_bands() -> Scorer:
+    data = load_catalog().get("wai-s").instrument.model_dump()
+    data["norms"] = [
+        {
+            "sample": "test",
+            "n": 50,
+            "citation": "test",
+            "metric": "sum",
+            "scales": {"total": {"mean": 60, "sd": 10, "reliability": 0.9}},
+        }
+    ]
+    data["bands"] = [
+        {
+            "scale": "goal",
+            "metric": "mean",
+            "source": "test",
+            "levels": [{"label": "low", "min": 1}, {"label": "high", "min": 5}],
+        }
+    ]
+    data["cutoffs"] = [
+        {"scale": "bond", "metric": "mean", "threshold": 3, "comparison": "<", "label": "l",
+         "message": "m", "source": "s"},
+        {"scale": "total", "metric": "sum", "threshold": 40, "comparison": "<=", "label": "l",
+         "message": "m", "source": "s"},
+    ]  # fmt: skip
+    return Scorer(Instrument.model_validate(data), "sha")
+
+
+SCORERS = {key: Scorer(load_catalog().get(key).instrument, "sha") for key in BUNDLED}
+SCORERS["wai-s+norms"] = _with_norms_and_bands()
+
+
+@given(st.sampled_from(sorted(SCORERS)), st.data())
+@settings(max_examples=400, deadline=None)
+def test_fast_path_equals_the_scorer(key, data):
+    scorer = SCORERS[key]
+    points = [f"{p:g}" for p in scorer.instrument.scale.points()]
+    anchors = list(scorer.instrument.scale.labels.values())
+    cell = st.one_of(
+        st.sampled_from(points),
+        st.sampled_from(["", "NA", "-99", " 3 ", "x", "99", "3.5", *anchors]),
+    )
+    n = len(scorer.item_ids)
+    answers = data.draw(st.lists(cell, min_size=n, max_size=n))
+    row = ["id", *answers]
+    fast = FastRows(scorer, list(range(1, n + 1))).compile()
+    got = fast(row)
+    results, problems, _ = scorer.score_cells(answers)
+    if got is None:
+        return  # the row goes to the full parser, which is the Scorer itself
+    assert not problems
+    expected = score_cells_out(scorer, results, scorer.flag_codes(results))
+    assert got == ",".join(expected[:-1])  # all but the definition hash
