@@ -134,3 +134,21 @@ def test_latest_concerns_agree_with_the_full_analysis(values):
         if f.session == len(values) and f.code not in ("repair", "reliable_gain")
     )
     assert sorted(change.latest_concerns(values, 10.0, SETTINGS)) == expected
+
+
+def test_early_weak_alliance_from_the_lowest_band():
+    from alliance_cli.structure import PlainInstrument
+
+    data = scorer_for("wai-sr").instrument.model_dump()
+    data["bands"] = [
+        {
+            "scale": "total",
+            "metric": "sum",
+            "source": "a clinic's own bands",
+            "levels": [{"label": "weak", "min": 12}, {"label": "fair", "min": 36}],
+        }
+    ]
+    inst = PlainInstrument(data)
+    flag = change.early_low(2, 60.0, {"mean": 2.9, "sum": 35.0}, inst, SETTINGS)
+    assert flag is not None and "lowest band 'weak'" in flag.rule
+    assert change.early_low(2, 20.0, {"mean": 3.0, "sum": 36.0}, inst, SETTINGS) is None
