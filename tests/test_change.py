@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alliance_cli import change
 from alliance_cli.change import Point, Reliability, Settings
@@ -152,3 +154,19 @@ def test_early_weak_alliance_from_the_lowest_band():
     flag = change.early_low(2, 60.0, {"mean": 2.9, "sum": 35.0}, inst, SETTINGS)
     assert flag is not None and "lowest band 'weak'" in flag.rule
     assert change.early_low(2, 20.0, {"mean": 3.0, "sum": 36.0}, inst, SETTINGS) is None
+
+
+@given(
+    st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=25),
+    st.one_of(st.none(), st.floats(1, 40)),
+)
+@settings(max_examples=300, deadline=None)
+def test_latest_concerns_agree_with_the_full_analysis_on_any_series(values, threshold):
+    rel = Reliability(threshold, "t")
+    full = change.analyse_scale("total", "Total", _points(values), rel, SETTINGS)
+    expected = sorted(
+        f.code
+        for f in full
+        if f.session == len(values) and f.code not in ("repair", "reliable_gain")
+    )
+    assert sorted(change.latest_concerns(values, threshold, SETTINGS)) == expected
