@@ -558,8 +558,22 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: runs the app and makes typer's usage errors one line."""
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
-    app(prog_name="alliance")
+    try:
+        code = app(prog_name="alliance", standalone_mode=False)
+    except typer.TyperException as exc:  # click's usage errors: a bad option, a missing argument
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            context = getattr(exc, "ctx", None)
+            command = context.command_path if context is not None else "alliance"
+            message = exc.format_message()  # type: ignore[attr-defined]
+            _err(f"{command}: {message} (see '{command} --help')")
+        sys.exit(getattr(exc, "exit_code", int(ExitCode.USAGE)))
+    except typer.Abort:
+        sys.stderr.write("interrupted\n")
+        sys.exit(int(ExitCode.INTERRUPTED))
+    sys.exit(code if isinstance(code, int) else 0)

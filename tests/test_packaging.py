@@ -87,3 +87,15 @@ def test_wheel_ships_instruments_and_runs_outside_repo(tmp_path: Path):
     rows = json.loads(out.stdout)
     assert sorted(f"{r['id']}.yaml" for r in rows) == bundled
     assert all(r["path"].startswith(str(target)) for r in rows)
+
+
+def test_usage_errors_are_one_line_from_the_entry_point(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, "-m", "alliance_cli", "score", "wai-sr", "1", "--session", "abc"],
+        capture_output=True, text=True, env=env_without_color(), cwd=tmp_path,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr == (
+        "error: alliance score: Invalid value for '--session': 'abc' is not a valid int. "
+        "(see 'alliance score --help')\n"
+    )
