@@ -12,7 +12,7 @@ import math
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
@@ -53,8 +53,33 @@ class Rejection:
         col = f" {self.column}:" if self.column else ""
         return f"{self.file}:{self.line}:{col} {self.reason}"
 
+    def row(self) -> list[Any]:
+        """The rejection as a ``--rejects`` CSV row (text neutralised against formulas)."""
+        return [
+            self.file,
+            self.line,
+            safe_text(self.client),
+            self.column,
+            safe_text(self.value),
+            self.reason,
+        ]
+
 
 REJECT_COLUMNS = ("file", "line", "client_id", "column", "value", "reason")
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How to read the inputs and which rows to accept (``alliance batch``'s options)."""
+
+    template: str | None = None
+    map_file: Path | None = None
+    id_names: dict[str, str | None] = field(default_factory=dict)
+    keep: list[str] | None = None
+    require_ids: bool = False
+    strict: bool = False
+    delimiter: str | None = None
+    encoding: str = "utf-8"
 
 
 @dataclass
@@ -630,7 +655,7 @@ def run_files(
     fmt: str,
     output: Path | None,
     rejects: Path | None,
-    options: dict[str, Any],
+    options: BatchOptions,
     on_reject_line: Callable[[Rejection], None],
     on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any]], None] | None = None,
@@ -652,18 +677,18 @@ def run_files(
                 raise UsageProblem(
                     f"{what} {target} is also an input; the input is never overwritten"
                 )
-    sources = open_sources(inputs, options.get("encoding", "utf-8"), options.get("delimiter"))
+    sources = open_sources(inputs, options.encoding, options.delimiter)
     try:
         layout = plan_layout(
             sources[0].header,
             scorer,
             sources[0].delimiter,
-            template=options.get("template"),
-            map_file=options.get("map_file"),
-            id_names=options.get("id_names"),
-            keep=options.get("keep"),
+            template=options.template,
+            map_file=options.map_file,
+            id_names=options.id_names,
+            keep=options.keep,
         )
-        strict = bool(options.get("strict"))
+        strict = options.strict
         rejected_any = False
 
         def body(out: IO[str], reject_out: IO[str] | None) -> Stats:
@@ -676,22 +701,13 @@ def run_files(
                 nonlocal rejected_any
                 rejected_any = True
                 if writer:
-                    writer.writerow(
-                        [
-                            r.file,
-                            r.line,
-                            safe_text(r.client),
-                            r.column,
-                            safe_text(r.value),
-                            r.reason,
-                        ]
-                    )
+                    writer.writerow(r.row())
                 on_reject_line(r)
 
             sink: Sink = CsvSink(out) if fmt == "csv" else JsonSink(out, array=fmt == "json")
             stats = run(
                 sources, scorer, layout, sink, reject,
-                require_ids=bool(options.get("require_ids")),
+                require_ids=options.require_ids,
                 on_progress=on_progress, on_score=on_score,
             )  # fmt: skip
             if stats.read == 0:  # raised inside the atomic write: no output file is left

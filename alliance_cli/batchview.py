@@ -18,9 +18,11 @@ def run(
     fmt: str,
     output: Path | None,
     rejects: Path | None,
-    options: dict[str, Any],
+    options: batch.BatchOptions,
     quiet: bool,
-    saving: tuple[bool, bool, Path | None] = (False, False, None),
+    save: bool = False,
+    replace: bool = False,
+    db: Path | None = None,
 ) -> tuple[batch.Stats, bool]:
     """Run a batch with progress on a terminal, rejections reported, and a final summary."""
     shown: list[batch.Rejection] = []
@@ -36,13 +38,12 @@ def run(
     on_progress = None
     if not quiet and sys.stderr.isatty():
         progress, on_progress = _progress_bar(files)
-    save, replace, db = saving
     store = recorder = None
     if save:
         from alliance_cli import history
 
         store = history.open_store(db)
-        recorder = store.batch_recorder(replace, all_or_nothing=bool(options.get("strict")))
+        recorder = store.batch_recorder(replace, all_or_nothing=options.strict)
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     try:
         on_score = recorder.add if recorder is not None else None

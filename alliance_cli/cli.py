@@ -421,26 +421,27 @@ def batch_command(
 ) -> int:
     """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
     from alliance_cli import batchview, responses
+    from alliance_cli.batch import BatchOptions
+    from alliance_cli.tables import parse_delimiter
 
     _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
-    catalog = _catalog()
-    entry = catalog.get(instrument)
-    scorer = responses.make_scorer(entry, invalid)
-    options = {
-        "template": columns,
-        "map_file": map_file,
-        "id_names": {
+    scorer = responses.make_scorer(_catalog().get(instrument), invalid)
+    options = BatchOptions(
+        template=columns,
+        map_file=map_file,
+        id_names={
             "client_id": id_column, "session": session_column,
             "date": date_column, "rater": rater_column,
         },
-        "keep": [k.strip() for k in keep.split(",")] if keep else None,
-        "require_ids": require_ids or save,
-        "strict": strict,
-        "delimiter": {"tab": "\t", "\\t": "\t"}.get(delimiter or "", delimiter),
-        "encoding": encoding,
-    }  # fmt: skip
-    saving = (save, replace, db)
-    stats, _ = batchview.run(files, scorer, fmt.value, output, rejects, options, quiet, saving)
+        keep=[k.strip() for k in keep.split(",")] if keep else None,
+        require_ids=require_ids or save,
+        strict=strict,
+        delimiter=parse_delimiter(delimiter),
+        encoding=encoding,
+    )  # fmt: skip
+    stats, _ = batchview.run(
+        files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db
+    )
     return ExitCode.REJECTED if stats.rejected or stats.not_saved else ExitCode.OK
 
 

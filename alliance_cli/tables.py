@@ -206,6 +206,18 @@ def sniff_delimiter(header_line: str) -> str:
     return best if counts[best] else ","
 
 
+def parse_delimiter(text: str | None) -> str | None:
+    """``--delimiter``: one character, or 'tab' / '\\t'; None means sniff the header."""
+    from alliance_cli.errors import UsageProblem
+
+    if text is None:
+        return None
+    delimiter = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
+    if len(delimiter) != 1 or delimiter in '\r\n"':
+        raise UsageProblem(f"--delimiter {text!r} must be one character (or 'tab')")
+    return delimiter
+
+
 def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict[str, int]:
     """Positions of client id, session, date and rater columns (named ones must exist)."""
     normalised = [_norm(h) for h in header]

@@ -101,11 +101,13 @@ def test_every_row_is_scored_or_rejected(
     rejected: list[batch.Rejection] = []
     if not rows:
         with pytest.raises(DataFileError, match="no data rows"):
-            batch.run_files([str(path)], scorer_for("wai-sr"), "csv", out, None, {}, print)
+            batch.run_files(
+                [str(path)], scorer_for("wai-sr"), "csv", out, None, batch.BatchOptions(), print
+            )
         assert not out.exists()
         return
     stats, _written = batch.run_files(
-        [str(path)], scorer_for("wai-sr"), "csv", out, None, {}, rejected.append
+        [str(path)], scorer_for("wai-sr"), "csv", out, None, batch.BatchOptions(), rejected.append
     )
     scored = _read(out.read_text(encoding="utf-8"))
     assert stats.read == len(rows) == stats.scored + stats.rejected
@@ -340,3 +342,10 @@ def test_require_ids_rejects_rows_without_them(cli, tmp_path: Path):
     assert "client_id is blank (ids are required)" in result.stderr
     assert "session is blank (ids are required)" in result.stderr
     assert [r["client_id"] for r in _read(result.stdout)] == ["c1"]
+
+
+def test_bad_delimiter_is_a_usage_error(cli, tmp_path: Path):
+    path = write(tmp_path / "in.csv", _csv([["c1", "1", "", *["4"] * 12]]))
+    result = cli("batch", str(path), "-i", "wai-sr", "--delimiter", "ab")
+    assert result.exit_code == 2
+    assert "--delimiter 'ab' must be one character" in result.stderr
