@@ -60,6 +60,20 @@ class Format(StrEnum):
     csv = "csv"
 
 
+class Invalid(StrEnum):
+    """What to do with an out-of-range, off-step or unreadable answer."""
+
+    reject = "reject"
+    missing = "missing"
+
+
+InvalidOpt = Annotated[
+    Invalid,
+    typer.Option(
+        "--invalid",
+        help="reject (default): a bad answer rejects the set or row; missing: score it as missing.",
+    ),
+]
 DbOpt = Annotated[
     Path | None,
     typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
@@ -307,13 +321,7 @@ def score_command(
     rater: Annotated[
         str | None, typer.Option("--rater", help="Who answered (default: the form's respondent).")
     ] = None,
-    invalid: Annotated[
-        str,
-        typer.Option(
-            "--invalid",
-            help="reject (default): a bad answer rejects the set; missing: treat it as missing.",
-        ),
-    ] = "reject",
+    invalid: InvalidOpt = Invalid.reject,
     interactive: Annotated[
         bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
     ] = False,
@@ -332,7 +340,7 @@ def score_command(
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
     catalog = _catalog()
     entry = catalog.get(instrument)
-    scorer = sessions.make_scorer(entry, invalid)
+    scorer = sessions.make_scorer(entry, invalid.value)
     args = list(answers or [])
     if args == ["-"]:
         sets = sessions.sets_from_stdin(sys.stdin.read(), scorer, client, session, date, rater)
@@ -395,9 +403,7 @@ def batch_command(
     require_ids: Annotated[
         bool, typer.Option("--require-ids", help="Reject rows without client id and session.")
     ] = False,
-    invalid: Annotated[
-        str, typer.Option("--invalid", help="reject (default) or missing: bad answers.")
-    ] = "reject",
+    invalid: InvalidOpt = Invalid.reject,
     strict: Annotated[
         bool, typer.Option("--strict", help="Write no output at all if any row is rejected.")
     ] = False,
@@ -425,7 +431,7 @@ def batch_command(
     from alliance_cli.tables import parse_delimiter
 
     _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
-    scorer = responses.make_scorer(_catalog().get(instrument), invalid)
+    scorer = responses.make_scorer(_catalog().get(instrument), invalid.value)
     options = BatchOptions(
         template=columns,
         map_file=map_file,

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from alliance_cli.errors import RejectedInput, UsageProblem
 from alliance_cli.scoring import (
+    InvalidPolicy,
     Scorer,
     respondent_dict,
     response_from_json,
@@ -60,11 +61,9 @@ class Outcome:
         return out
 
 
-def make_scorer(entry: LoadedInstrument, invalid: str) -> Scorer:
+def make_scorer(entry: LoadedInstrument, invalid: InvalidPolicy) -> Scorer:
     """Compile the instrument with the chosen policy for bad answers."""
-    if invalid not in ("reject", "missing"):
-        raise UsageProblem(f"--invalid must be 'reject' or 'missing', not {invalid!r}")
-    return Scorer(entry.instrument, entry.sha256, invalid)  # type: ignore[arg-type]
+    return Scorer(entry.instrument, entry.sha256, invalid)
 
 
 def _respondent(
