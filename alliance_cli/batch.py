@@ -25,9 +25,9 @@ from alliance_cli.tables import (
     open_input,
     safe_text,
     scale_cells,
-    scale_cells_from_score,
     score_cells_out,
     score_columns,
+    score_json_cells,
     sniff_delimiter,
 )
 
@@ -488,7 +488,7 @@ def run(
             if sink.wants_json:
                 sink.result(data)
             else:
-                sink.csv_row(_passthrough(row, keep) + _cells_from_json(scorer, data))
+                sink.csv_row(_passthrough(row, keep) + score_json_cells(scorer, data))
             if on_score is not None:
                 on_score(data)
             return True
@@ -638,11 +638,6 @@ def _score_json(
         "rater": cell("rater") or scorer.instrument.respondent,
     }
     return scorer.result_dict(results, noted, raws, who)
-
-
-def _cells_from_json(scorer: Scorer, data: dict[str, Any]) -> list[str]:
-    flags = ";".join(f"{f['code']}:{f['scale']}" for f in data["flags"])
-    return [*scale_cells_from_score(scorer, data["scales"]), flags, scorer.sha256]
 
 
 class _Discard(Exception):

@@ -335,36 +335,17 @@ def score_command(
     fmt: FormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
-    from alliance_cli import responses as sessions
+    from alliance_cli import responses
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
     catalog = _catalog()
-    entry = catalog.get(instrument)
-    scorer = sessions.make_scorer(entry, invalid.value)
-    args = list(answers or [])
-    if args == ["-"]:
-        sets = sessions.sets_from_stdin(sys.stdin.read(), scorer, client, session, date, rater)
-    elif args:
-        sets = [sessions.set_from_args(args, scorer, client, session, date, rater)]
-    elif interactive or sys.stdin.isatty():
-        from alliance_cli.prompting import prompt_answers
-
-        sets = [
-            sessions.set_from_args(
-                prompt_answers(scorer), scorer, client, session, date, rater, by_position=True
-            )
-        ]
-    else:
-        from alliance_cli.errors import UsageProblem
-
-        raise UsageProblem(
-            "no answers given: pass them as arguments, '-' to read JSON from stdin, "
-            "or --interactive to be asked item by item"
-        )
-    outcome = sessions.score_sets(scorer, sets)
+    scorer = responses.make_scorer(catalog.get(instrument), invalid.value)
+    who = (client, session, date, rater)
+    sets = responses.gather_sets(answers or [], scorer, who, interactive)
+    outcome = responses.score_sets(scorer, sets)
     if save:
-        sessions.save_outcome(outcome, db, replace, catalog)
-    sessions.show(outcome, scorer, fmt.value)
+        responses.save_outcome(outcome, db, replace, catalog)
+    responses.show(outcome, scorer, fmt.value)
     for line in outcome.rejection_lines():
         _err(line)
     return ExitCode.REJECTED if outcome.rejected else ExitCode.OK

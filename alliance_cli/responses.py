@@ -26,8 +26,8 @@ from alliance_cli.tables import (
     parse_answer_args,
     read_json_sets,
     safe_text,
-    scale_cells_from_score,
     score_columns,
+    score_json_cells,
 )
 
 if TYPE_CHECKING:
@@ -104,10 +104,9 @@ def sets_from_stdin(
     parsed = read_json_sets(text)
     if not parsed:
         raise UsageProblem("stdin is empty: expected a JSON object with an 'answers' key")
-    for line, obj in parsed:
-        where = f"stdin:{line}"
-        if isinstance(obj, str):
-            sets.append(ResponseSet(where, None, respondent_dict(), obj))
+    for where, obj, error in parsed:
+        if error is not None:
+            sets.append(ResponseSet(where, None, respondent_dict(), error))
             continue
         try:
             answers, who = response_from_json(obj)
@@ -122,6 +121,31 @@ def sets_from_stdin(
         )
         sets.append(ResponseSet(where, answers, who))
     return sets
+
+
+def gather_sets(
+    args: Sequence[str],
+    scorer: Scorer,
+    respondent: tuple[str | None, int | None, str | None, str | None],
+    interactive: bool,
+) -> list[ResponseSet]:
+    """The response sets ``alliance score`` was given: stdin ('-'), arguments, or prompts.
+
+    ``respondent`` is (client, session, date, rater) from the options; prompting happens with
+    ``interactive`` or when stdin is a terminal.
+    """
+    if list(args) == ["-"]:
+        return sets_from_stdin(sys.stdin.read(), scorer, *respondent)
+    if args:
+        return [set_from_args(args, scorer, *respondent)]
+    if interactive or sys.stdin.isatty():
+        from alliance_cli.prompting import prompt_answers
+
+        return [set_from_args(prompt_answers(scorer), scorer, *respondent, by_position=True)]
+    raise UsageProblem(
+        "no answers given: pass them as arguments, '-' to read JSON from stdin, "
+        "or --interactive to be asked item by item"
+    )
 
 
 def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
@@ -143,10 +167,10 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
             outcome.scores.append(scorer.score_dict(rs.answers, rs.respondent))
         except RejectedInput as exc:
             outcome.rejected.append((rs.where, [str(p) for p in exc.problems]))
-        except UsageProblem:
+        except UsageProblem as exc:
             if single:
                 raise
-            outcome.rejected.append((rs.where, [str(sys.exc_info()[1])]))
+            outcome.rejected.append((rs.where, [str(exc)]))
     return outcome
 
 
@@ -171,12 +195,10 @@ def csv_header(scorer: Scorer) -> list[str]:
 
 def csv_row(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     """One CSV row for a Score, the same cells batch writes for the same answers."""
-    flags = [f"{f['code']}:{f['scale']}" for f in score["flags"]]
     who = score["respondent"]
     ids = [who["client_id"] or "", "" if who["session"] is None else str(who["session"])]
     ids += [who["date"] or "", who["rater"] or ""]
-    cells = scale_cells_from_score(scorer, score["scales"])
-    return [safe_text(c) for c in ids] + cells + [";".join(flags), scorer.sha256]
+    return [safe_text(c) for c in ids] + score_json_cells(scorer, score)
 
 
 def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
@@ -202,11 +224,10 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
             writer.writerow(csv_row(scorer, score))
     else:
         from alliance_cli import render
+        from alliance_cli.result import Score
 
         out = render.console()
         for data in results:
-            from alliance_cli.result import Score
-
             view = render.score_view(Score.model_validate(data), (scorer.low, scorer.high))
             out.print(view)
         inst = scorer.instrument

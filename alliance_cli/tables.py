@@ -77,6 +77,12 @@ def scale_cells(scorer: Scorer, plan_id: str, res: ScaleResult | None) -> list[s
     return out
 
 
+def score_json_cells(scorer: Scorer, score: dict[str, Any]) -> list[str]:
+    """Score cells, flags and definition hash of a Score's JSON, matching ``score_columns``."""
+    flags = ";".join(f"{f['code']}:{f['scale']}" for f in score["flags"])
+    return [*scale_cells_from_score(scorer, score["scales"]), flags, scorer.sha256]
+
+
 def score_cells_out(
     scorer: Scorer, results: Sequence[ScaleResult | None], flags: Sequence[str]
 ) -> list[str]:
@@ -136,10 +142,11 @@ def parse_answer_args(args: Sequence[str]) -> dict[str, str] | list[str]:
     return list(args)
 
 
-def read_json_sets(text: str, source: str = "stdin") -> list[tuple[int, Any]]:
-    """Response sets from one JSON value (object or list) or NDJSON, with their line numbers.
+def read_json_sets(text: str) -> list[tuple[str, Any, str | None]]:
+    """Response sets from one JSON value (object or list) or NDJSON.
 
-    Each entry is (line, parsed object) or (line, error message) when a line is not JSON.
+    Each entry is (where, parsed value, error): ``where`` is ``stdin:LINE`` for NDJSON and
+    ``stdin[INDEX]`` for the items of a list; error is set (and the value None) when a line is not JSON.
     """
     import json
 
@@ -149,19 +156,20 @@ def read_json_sets(text: str, source: str = "stdin") -> list[tuple[int, Any]]:
     try:
         whole = json.loads(stripped)
     except json.JSONDecodeError:
-        whole = None
+        pass
     else:
         if isinstance(whole, list):
-            return [(1, obj) for obj in whole]
-        return [(1, whole)]
-    sets: list[tuple[int, Any]] = []
+            return [(f"stdin[{i}]", obj, None) for i, obj in enumerate(whole)]
+        return [("stdin:1", whole, None)]
+    sets: list[tuple[str, Any, str | None]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            sets.append((number, json.loads(line)))
+            sets.append((f"stdin:{number}", json.loads(line), None))
         except json.JSONDecodeError as exc:
-            sets.append((number, f"not valid JSON ({exc.msg} at column {exc.colno})"))
+            error = f"not valid JSON ({exc.msg} at column {exc.colno})"
+            sets.append((f"stdin:{number}", None, error))
     return sets
 
 

@@ -197,3 +197,13 @@ def test_interactive_shows_official_wording_from_a_user_file(cli, tmp_path):
                  input="5\n4\n3\n\n")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "item 1 · Wording one" in result.stderr and "item 2 · Second topic" in result.stderr
+
+
+def test_stdin_json_list_and_a_string_line_are_located(cli):
+    answers = "5 4 4 3 5 4 4 3 5 4 4 3".split()
+    listed = cli("score", "wai-sr", "-", "-f", "ndjson",
+                 input=json.dumps([{"answers": answers}, {"answers": ["9"]}]))  # fmt: skip
+    assert listed.exit_code == 3 and len(listed.stdout.splitlines()) == 1
+    assert listed.stderr == "error: stdin[1]: wai-sr has 12 items; got 1 answers\n"
+    text = cli("score", "wai-sr", "-", input=json.dumps({"answers": answers}) + '\n"text"\n')
+    assert "error: stdin:2: expected a JSON object, got str" in text.stderr
