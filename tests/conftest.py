@@ -56,6 +56,32 @@ def scorer_for(instrument_id: str, invalid: str = "reject") -> Scorer:
     return Scorer(entry.instrument, entry.sha256, invalid)  # type: ignore[arg-type]
 
 
+def norm(scale: str, metric: str, mean: float, sd: float, reliability: float) -> dict:
+    """A one-scale norm sample for a test instrument."""
+    return {
+        "sample": "test sample",
+        "n": 100,
+        "citation": "test",
+        "metric": metric,
+        "scales": {scale: {"mean": mean, "sd": sd, "reliability": reliability}},
+    }
+
+
+def bands(scale: str, metric: str, *levels: tuple[str, float]) -> dict:
+    """A band set for a test instrument: (label, min) pairs, lowest first."""
+    return {
+        "scale": scale,
+        "metric": metric,
+        "source": "test",
+        "levels": [{"label": label, "min": low} for label, low in levels],
+    }
+
+
+def definition_with(instrument_id: str, **fields: object) -> dict:
+    """A bundled instrument's definition as data, with some fields replaced."""
+    return {**load_catalog().get(instrument_id).instrument.model_dump(), **fields}
+
+
 def write(path: Path, text: str) -> Path:
     """Write dedented text to path and return it."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from alliance_cli import change
 from alliance_cli.change import Point, Reliability, Settings
 
-from .conftest import scorer_for
+from .conftest import bands, definition_with, scorer_for
 
 SETTINGS = Settings()
 
@@ -141,15 +141,7 @@ def test_latest_concerns_agree_with_the_full_analysis(values):
 def test_early_weak_alliance_from_the_lowest_band():
     from alliance_cli.structure import PlainInstrument
 
-    data = scorer_for("wai-sr").instrument.model_dump()
-    data["bands"] = [
-        {
-            "scale": "total",
-            "metric": "sum",
-            "source": "a clinic's own bands",
-            "levels": [{"label": "weak", "min": 12}, {"label": "fair", "min": 36}],
-        }
-    ]
+    data = definition_with("wai-sr", bands=[bands("total", "sum", ("weak", 12), ("fair", 36))])
     inst = PlainInstrument(data)
     flag = change.early_low(2, 60.0, {"mean": 2.9, "sum": 35.0}, inst, SETTINGS)
     assert flag is not None and "lowest band 'weak'" in flag.rule

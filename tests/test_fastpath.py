@@ -11,28 +11,17 @@ from alliance_cli.instrument import Instrument
 from alliance_cli.scoring import Scorer
 from alliance_cli.tables import score_cells_out
 
+from .conftest import bands, definition_with, norm
+
 BUNDLED = sorted(p.stem for p in bundled_dir().glob("*.yaml"))
 
 
 def _with_norms_and_bands() -> Scorer:
-    data = load_catalog().get("wai-s").instrument.model_dump()
-    data["norms"] = [
-        {
-            "sample": "test",
-            "n": 50,
-            "citation": "test",
-            "metric": "sum",
-            "scales": {"total": {"mean": 60, "sd": 10, "reliability": 0.9}},
-        }
-    ]
-    data["bands"] = [
-        {
-            "scale": "goal",
-            "metric": "mean",
-            "source": "test",
-            "levels": [{"label": "low", "min": 1}, {"label": "high", "min": 5}],
-        }
-    ]
+    data = definition_with(
+        "wai-s",
+        norms=[norm("total", "sum", 60, 10, 0.9)],
+        bands=[bands("goal", "mean", ("low", 1), ("high", 5))],
+    )
     data["cutoffs"] = [
         {"scale": "bond", "metric": "mean", "threshold": 3, "comparison": "<", "label": "l",
          "message": "m", "source": "s"},

@@ -11,7 +11,7 @@ from alliance_cli.errors import RejectedInput, UsageProblem
 from alliance_cli.instrument import Instrument
 from alliance_cli.scoring import Scorer
 
-from .conftest import scorer_for
+from .conftest import bands, definition_with, norm, scorer_for
 
 FULL = [5, 4, 4, 3, 5, 4, 4, 3, 5, 4, 4, 3]
 
@@ -169,24 +169,11 @@ def test_score_names_the_exact_definition():
 
 
 def test_norms_give_z_percentile_and_band():
-    inst = load_catalog().get("wai-sr").instrument.model_dump()
-    inst["norms"] = [
-        {
-            "sample": "test sample",
-            "n": 100,
-            "citation": "test",
-            "metric": "mean",
-            "scales": {"total": {"mean": 3.5, "sd": 0.5, "reliability": 0.9}},
-        }
-    ]
-    inst["bands"] = [
-        {
-            "scale": "total",
-            "metric": "sum",
-            "source": "test",
-            "levels": [{"label": "low", "min": 12}, {"label": "high", "min": 48}],
-        }
-    ]
+    inst = definition_with(
+        "wai-sr",
+        norms=[norm("total", "mean", 3.5, 0.5, 0.9)],
+        bands=[bands("total", "sum", ("low", 12), ("high", 48))],
+    )
     scorer = Scorer(Instrument.model_validate(inst))
     total = scorer.score([str(v) for v in FULL]).scales["total"]
     assert total.z == 1.0  # (4.0 - 3.5) / 0.5
