@@ -238,45 +238,24 @@ def test_several_files_one_stream_and_mismatch(cli, tmp_path: Path):
     assert bad.exit_code == 5 and "columns differ" in bad.stderr
 
 
+SAME_SESSION = ["--client", "c1", "--session", "2", "--date", "2026-03-01"]
+FULL_ANSWERS = "5 4 4 3 5 4 4 3 5 4 4 3".split()
+
+
+def _score_command(cli, fmt: str) -> str:
+    return cli("score", "wai-sr", *FULL_ANSWERS, *SAME_SESSION, "-f", fmt).stdout
+
+
 def test_ndjson_equals_score_command(cli, tmp_path: Path):
-    answers = "5 4 4 3 5 4 4 3 5 4 4 3".split()
-    path = write(tmp_path / "in.csv", _csv([["c1", "2", "2026-03-01", *answers]]))
+    path = write(tmp_path / "in.csv", _csv([["c1", "2", "2026-03-01", *FULL_ANSWERS]]))
     line = json.loads(cli("batch", str(path), "-i", "wai-sr", "-f", "ndjson", "-q").stdout)
-    single = cli(
-        "score",
-        "wai-sr",
-        *answers,
-        "--client",
-        "c1",
-        "--session",
-        "2",
-        "--date",
-        "2026-03-01",
-        "-f",
-        "json",
-    )
-    assert line == json.loads(single.stdout)
+    assert line == json.loads(_score_command(cli, "json"))
 
 
-def test_stdin_and_csv_matches_score_csv(cli, tmp_path: Path):
-    answers = "5 4 4 3 5 4 4 3 5 4 4 3".split()
-    result = cli(
-        "batch", "-", "-i", "wai-sr", "-q", input=_csv([["c1", "2", "2026-03-01", *answers]])
-    )
-    single = cli(
-        "score",
-        "wai-sr",
-        *answers,
-        "--client",
-        "c1",
-        "--session",
-        "2",
-        "--date",
-        "2026-03-01",
-        "-f",
-        "csv",
-    )
-    b, s = _read(result.stdout)[0], _read(single.stdout)[0]
+def test_stdin_and_csv_matches_score_csv(cli):
+    rows = _csv([["c1", "2", "2026-03-01", *FULL_ANSWERS]])
+    b = _read(cli("batch", "-", "-i", "wai-sr", "-q", input=rows).stdout)[0]
+    s = _read(_score_command(cli, "csv"))[0]
     assert {k: v for k, v in b.items() if k in s} == {k: v for k, v in s.items() if k in b}
 
 
