@@ -221,13 +221,13 @@ def _cache_file(sha: str) -> Path | None:
     base = cache_dir()
     if base is None:
         return None
-    from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
     from alliance_cli import __version__
 
     try:
         pydantic_version = version("pydantic")
-    except Exception:
+    except PackageNotFoundError:  # pydantic not installed as a distribution: do not cache
         return None
     return base / f"{sha}-{__version__}-{pydantic_version}.json"
 

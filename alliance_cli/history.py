@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance_cli import change
-from alliance_cli.errors import HistoryError, RejectedInput, UsageProblem
+from alliance_cli.errors import AllianceError, HistoryError, RejectedInput, UsageProblem
 
 ENV_DB = "ALLIANCE_DB"
 
@@ -372,7 +372,7 @@ def client_view(
         inst = instruments.get(inst_id)
         counterparts: list[Record] = []
         if inst is not None and inst.counterpart:
-            counterparts = [r for r in store.records(client_id, inst.counterpart)]
+            counterparts = store.records(client_id, inst.counterpart)
         flags, rels = analyse(recs, instruments, settings, counterparts)
         out.append(
             {
@@ -411,7 +411,7 @@ def _instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
     for key in ids:
         try:
             found[key] = catalog.get(key).instrument
-        except Exception:  # an instrument no longer defined: scores stay readable
+        except AllianceError:  # no longer defined, or now broken: scores stay readable
             continue
     return found
 

@@ -146,7 +146,7 @@ def read_json_sets(text: str) -> list[tuple[str, Any, str | None]]:
     """Response sets from one JSON value (object or list) or NDJSON.
 
     Each entry is (where, parsed value, error): ``where`` is ``stdin:LINE`` for NDJSON and
-    ``stdin[INDEX]`` for the items of a list; error is set (and the value None) when a line is not JSON.
+    ``stdin[INDEX]`` for the items of a list; error is set (value None) for a line not JSON.
     """
     import json
 
