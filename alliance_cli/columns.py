@@ -88,6 +88,16 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
     complete = [key for key, cols in families.items() if all(w in cols for w in wanted)]
     if len(complete) == 1:
         cols = families[complete[0]]
+        extra = sorted((n for n in cols if n not in wanted), key=lambda n: (len(n), n))
+        if extra:
+            # wai_1..wai_12 read as a 4-item form would score the wrong questionnaire quietly.
+            prefix, suffix = complete[0]
+            raise UsageProblem(
+                f"the file has item columns beyond this instrument's {len(wanted)} items "
+                f"({', '.join(header[cols[n]] for n in extra[:3])}"
+                f"{', …' if len(extra) > 3 else ''}): is it another questionnaire? "
+                f"If not, name the columns with --columns '{prefix}{{item}}{suffix}' or --map"
+            )
         return [cols[w] for w in wanted]
     if len(complete) > 1:
         names = [f"'{p}<item>{s}'" for p, s in complete]

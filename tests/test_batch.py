@@ -328,3 +328,12 @@ def test_bad_delimiter_is_a_usage_error(cli, tmp_path: Path):
     result = cli("batch", str(path), "-i", "wai-sr", "--delimiter", "ab")
     assert result.exit_code == 2
     assert "--delimiter 'ab' must be one character" in result.stderr
+
+
+def test_a_longer_form_is_not_read_as_a_shorter_one(cli, tmp_path: Path):
+    path = write(tmp_path / "in.csv", _csv([["c1", "1", "", *["4"] * 12]]))
+    result = cli("batch", str(path), "-i", "srs")
+    assert result.exit_code == 2
+    assert "item columns beyond this instrument's 4 items (wai_5, wai_6, wai_7, …)" in result.stderr
+    named = cli("batch", str(path), "-i", "srs", "--columns", "wai_{item}", "-q")
+    assert named.exit_code == 0
