@@ -30,8 +30,13 @@ def from_template(header: Sequence[str], items: Sequence[str], template: str) ->
         else:
             missing.append(f"{item} (expected {name!r})")
     if missing:
-        raise DataFileError(f"no column for item {', '.join(missing)}")
+        raise UsageProblem(_no_column(missing))
     return positions
+
+
+def _no_column(missing: list[str]) -> str:
+    shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+    return f"no column for item {shown}"
 
 
 def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> list[int]:
@@ -43,7 +48,10 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
     except OSError as exc:
         raise DataFileError(f"{map_file}: cannot read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
-        raise DataFileError(f"{map_file}: not valid YAML ({exc})") from None
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{map_file}:{mark.line + 1}" if mark is not None else str(map_file)
+        what = getattr(exc, "problem", None) or "invalid YAML"
+        raise DataFileError(f"{where}: not valid YAML ({what})") from None
     if isinstance(data, dict) and set(data) == {"items"}:
         data = data["items"]
     if not isinstance(data, dict):
@@ -62,7 +70,7 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
         else:
             positions.append(list(header).index(column))
     if missing:
-        raise DataFileError(f"no column for item {', '.join(missing)}")
+        raise UsageProblem(_no_column(missing))
     return positions
 
 

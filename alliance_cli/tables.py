@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from alliance_cli.errors import DataFileError
+from alliance_cli.errors import DataFileError, UsageProblem
 from alliance_cli.scoring import ScaleResult, Scorer
 
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
@@ -123,8 +123,6 @@ def parse_answer_args(args: Sequence[str]) -> dict[str, str] | list[str]:
     ``5 4 4 3``, ``"5,4,4,3"`` and ``1=5 2=4`` are all accepted; pairs and bare values
     cannot be mixed.
     """
-    from alliance_cli.errors import UsageProblem
-
     pairs = [a for a in args if "=" in a]
     if pairs and len(pairs) != len(args):
         raise UsageProblem("give answers either all as ITEM=VALUE pairs or all as plain values")
@@ -216,8 +214,6 @@ def sniff_delimiter(header_line: str) -> str:
 
 def parse_delimiter(text: str | None) -> str | None:
     """``--delimiter``: one character, or 'tab' / '\\t'; None means sniff the header."""
-    from alliance_cli.errors import UsageProblem
-
     if text is None:
         return None
     delimiter = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
@@ -234,7 +230,7 @@ def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict
         wanted = named.get(role)
         if wanted:
             if wanted not in header:
-                raise DataFileError(
+                raise UsageProblem(
                     f"no column {wanted!r} for {role} (columns: {', '.join(header)})"
                 )
             found[role] = list(header).index(wanted)

@@ -337,3 +337,18 @@ def test_a_longer_form_is_not_read_as_a_shorter_one(cli, tmp_path: Path):
     assert "item columns beyond this instrument's 4 items (wai_5, wai_6, wai_7, …)" in result.stderr
     named = cli("batch", str(path), "-i", "srs", "--columns", "wai_{item}", "-q")
     assert named.exit_code == 0
+
+
+def test_column_options_naming_missing_columns_are_usage_errors(cli, tmp_path: Path):
+    path = write(tmp_path / "in.csv", _csv([["c1", "1", "", *["4"] * 12]]))
+    template = cli("batch", str(path), "-i", "wai-sr", "--columns", "x{item}")
+    assert template.exit_code == 2
+    assert template.stderr == (
+        "error: no column for item 1 (expected 'x1'), 2 (expected 'x2'), 3 (expected 'x3') "
+        "and 9 more\n"
+    )
+    assert cli("batch", str(path), "-i", "wai-sr", "--id-column", "nope").exit_code == 2
+    bad_map = write(tmp_path / "map.yaml", "1: wai_1\n2: [\n")
+    mapped = cli("batch", str(path), "-i", "wai-sr", "--map", str(bad_map))
+    assert mapped.exit_code == 5 and len(mapped.stderr.splitlines()) == 1
+    assert f"{bad_map}:" in mapped.stderr and "not valid YAML" in mapped.stderr
