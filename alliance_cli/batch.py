@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from alliance_cli import columns as colmap
 from alliance_cli.errors import DataFileError, UsageProblem
 from alliance_cli.scoring import ScaleResult, Scorer, validate_date
 from alliance_cli.tables import (
+    csv_join,
     find_id_columns,
     open_input,
     safe_text,
@@ -35,6 +37,9 @@ _RISKY = frozenset("=+-@\t\r")
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
 _NEEDS_CARE = re.compile(r'["\r\n]|,[=+\-@\t]')
 _MEMO_LIMIT = 200_000
+MEMO_BYTES = 24 * 1024 * 1024  # all memo tables of one batch together, estimated
+_MEMO_ENTRY_OVERHEAD = 100  # a dict slot and its hash, with room to spare
+NO_FASTPATH = "ALLIANCE_NO_FASTPATH"  # set to 1: every row through the full parser (tests)
 _ScaleCells = tuple[list[str], list[str], str, str]  # cells, flag codes, CSV text, flag text
 
 
@@ -91,6 +96,7 @@ class Stats:
     rejected: int = 0
     seconds: float = 0.0
     not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
+    fast: int = 0  # rows scored on the fast path (the rest went through the full parser)
 
 
 @dataclass
@@ -173,6 +179,7 @@ class FastRows:
 
     def __init__(self, scorer: Scorer, columns: Sequence[int]) -> None:
         self.scorer = scorer
+        self.memo_bytes = 0
         integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
         self.add = sum if integer else math.fsum
         self.integer = integer and len(scorer.item_ids) < _PACK
@@ -213,7 +220,7 @@ class FastRows:
             res = ScaleResult(mean, total if answered == n else mean * n, answered, answered < n)
         flags = [f"below_cutoff:{sid}" for _ in self.scorer._cutoff_hits(sid, res)]
         cells = scale_cells(self.scorer, sid, res)
-        return cells, flags, ",".join(cells), ";".join(flags)
+        return cells, flags, csv_join(cells), ";".join(flags)
 
     def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
         """Memo entry of a block: (sum, answered, code, scale text, flag text).
@@ -232,9 +239,21 @@ class FastRows:
             if index in self.block_scale:
                 _, _, text, flags = self._fill_scale(self.block_scale[index], found)
             hit = (total, answered, code, text, flags)
-        if len(self.block_memo[index]) < _MEMO_LIMIT:
+        if len(self.block_memo[index]) < _MEMO_LIMIT and self._room(key, hit):
             self.block_memo[index][key] = hit
         return hit
+
+    def _room(self, key: Any, value: Any) -> bool:
+        """Whether a new memo entry fits the byte budget (counted as it is added).
+
+        Entries are capped by bytes as well as by count: a 12-item 0-10-by-0.1 form has
+        too many distinct blocks for any count limit to keep memory flat.
+        """
+        size = _MEMO_ENTRY_OVERHEAD + _size(key) + _size(value)
+        if self.memo_bytes + size > MEMO_BYTES:
+            return False
+        self.memo_bytes += size
+        return True
 
     def _fill_scale(self, index: int, key: Any) -> _ScaleCells:
         if isinstance(key, int):  # a packed code: sum · 256 + answered
@@ -242,7 +261,7 @@ class FastRows:
             got = self._cells(index, float((key - answered) // _PACK), answered)
         else:
             got = self._cells(index, *key)
-        if len(self.scale_memo[index]) < _MEMO_LIMIT:
+        if len(self.scale_memo[index]) < _MEMO_LIMIT and self._room(key, got):
             self.scale_memo[index][key] = got
         return got
 
@@ -313,6 +332,15 @@ class FastRows:
 
 
 _PACK = 256  # answered counts stay below this when sums are packed into one int
+
+
+def _size(value: Any) -> int:
+    """Approximate bytes held by a memo key or value (tuples, lists, strings, numbers)."""
+    import sys
+
+    if isinstance(value, tuple | list):
+        return sys.getsizeof(value) + sum(_size(v) for v in value)
+    return sys.getsizeof(value) if value is not None else 0
 
 
 def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str]:
@@ -475,7 +503,7 @@ def run(
             reason = f"row has {len(row)} fields; the header has {width}"
             on_reject(Rejection(name, _first_line(end_line, row), "", "", reason, client))
             return False
-        problem = _id_problem(row, ids, required, wants_json)
+        problem = _id_problem(row, ids, required)
         if problem is not None:
             on_reject(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
@@ -507,7 +535,15 @@ def run(
 
     # The common case (CSV out, no id checks, every answer a plain scale value) stays in
     # this loop; anything else goes through general().
-    fast_ok = not wants_json and not required and isinstance(sink, CsvSink)
+    fast_ok = (
+        not wants_json
+        and not required
+        and isinstance(sink, CsvSink)
+        and not os.environ.get(NO_FASTPATH)
+    )
+    ids_fine = _id_checker(ids)
+    one_column = width == 1
+    slow_scored = 0
     write_text = sink.handle.write if isinstance(sink, CsvSink) else None
     scored = rejected = 0
     lead = "," if keep else ""
@@ -517,7 +553,7 @@ def run(
         kept_cells = itemgetter(*keep)
     else:
         kept_cells = (lambda row: (row[keep[0]],)) if keep else (lambda row: ())
-    sha_tail = f",{sha}\n"
+    sha_tail = f",{scorer.instrument.verification.status},{sha}\n"
     pending: list[str] = []  # fast-path lines, written in blocks; flushed before any other write
     add_line = pending.append
 
@@ -531,7 +567,12 @@ def run(
         reader = csv.reader(source.handle, delimiter=source.delimiter)
         try:
             for row in reader:
-                if len(row) == width and fast_ok:
+                if (
+                    len(row) == width
+                    and fast_ok
+                    and (ids_fine is None or ids_fine(row))
+                    and (not one_column or row[0].strip())
+                ):
                     got = fast(row)
                     if got is not None:
                         text = ",".join(kept_cells(row))
@@ -549,6 +590,7 @@ def run(
                     continue  # blank lines are not rows
                 if general(row, reader.line_num, source.name):
                     scored += 1
+                    slow_scored += 1
                 else:
                     rejected += 1
                 if on_progress is not None and not (scored + rejected) & 8191:
@@ -562,6 +604,7 @@ def run(
     flush()
     sink.end()
     stats.read, stats.scored, stats.rejected = scored + rejected, scored, rejected
+    stats.fast = scored - slow_scored
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -588,23 +631,72 @@ def _passthrough(row: list[str], keep: list[int]) -> list[str]:
     return [safe_text(c) if c and c[0] in _RISKY else c for c in [row[i] for i in keep]]
 
 
+def session_problem(value: str) -> str | None:
+    """Why a session cell (already stripped, not blank) is not a session number, or None."""
+    if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1:
+        return None
+    return f'session "{value}" is not a session number (a whole number from 1 to 999999999)'
+
+
 def _id_problem(
-    row: list[str], ids: dict[str, int], required: list[str], strict_types: bool
+    row: list[str], ids: dict[str, int], required: list[str]
 ) -> tuple[str, str, str] | None:
+    """The first problem with a row's ids, or None. One rule for every output format."""
     for role in required:
         if not row[ids[role]].strip():
             return role, "", f"{role} is blank (ids are required)"
-    if strict_types and "session" in ids:
+    if "session" in ids:
         value = row[ids["session"]].strip()
-        if value and not value.isdigit():
-            return "session", value, f'session "{value}" is not a whole number'
-    if strict_types and "date" in ids:
+        problem = session_problem(value) if value else None
+        if problem is not None:
+            return "session", value, problem
+    if "date" in ids:
         value = row[ids["date"]].strip()
         try:
             validate_date(value)
         except UsageProblem:
             return "date", value, f'date "{value}" is not an ISO date (YYYY-MM-DD)'
     return None
+
+
+def _id_checker(ids: dict[str, int]) -> Callable[[list[str]], bool] | None:
+    """A fast yes/no on a row's session and date cells (memoised), or None when it has none.
+
+    Rows it says no to go to the full path, where ``_id_problem`` gives the reason.
+    """
+    session_col, date_col = ids.get("session"), ids.get("date")
+    if session_col is None and date_col is None:
+        return None
+    seen: dict[tuple[int, str], bool] = {}
+
+    def verdict(col: int, cell: str) -> bool:
+        value = cell.strip()
+        if col == session_col:
+            ok = not value or session_problem(value) is None
+        else:
+            try:
+                validate_date(value)
+                ok = True
+            except UsageProblem:
+                ok = False
+        if len(seen) < _MEMO_LIMIT:
+            seen[(col, cell)] = ok
+        return ok
+
+    def fine(row: list[str]) -> bool:
+        if session_col is not None:
+            cell = row[session_col]
+            ok = seen.get((session_col, cell))
+            if not (ok if ok is not None else verdict(session_col, cell)):
+                return False
+        if date_col is not None:
+            cell = row[date_col]
+            ok = seen.get((date_col, cell))
+            if not (ok if ok is not None else verdict(date_col, cell)):
+                return False
+        return True
+
+    return fine
 
 
 def _score_json(

@@ -78,6 +78,9 @@ DbOpt = Annotated[
     Path | None,
     typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
 ]
+QuietOpt = Annotated[
+    bool, typer.Option("--quiet", "-q", help="No notices or summary on stderr (errors still).")
+]
 FormatOpt = Annotated[
     Format | None,
     typer.Option(
@@ -181,6 +184,15 @@ def _catalog(strict: bool = False) -> Catalog:
         for problem in catalog.problems:
             sys.stderr.write(f"warning: {problem} (skipped)\n")
     return catalog
+
+
+def _verification_notice(scorer: Any, quiet: bool) -> None:
+    """Say once per run, on stderr, that a key is below verified (silenced by -q)."""
+    from alliance_cli.scoring import verification_notice
+
+    notice = verification_notice(scorer.instrument)
+    if notice and not quiet:
+        sys.stderr.write(notice + "\n")
 
 
 def _emit_json(data: Any) -> None:
@@ -332,6 +344,7 @@ def score_command(
         bool, typer.Option("--replace", help="With --save: overwrite an existing record.")
     ] = False,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
@@ -340,6 +353,7 @@ def score_command(
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
     catalog = _catalog()
     scorer = responses.make_scorer(catalog.get(instrument), invalid.value)
+    _verification_notice(scorer, quiet)
     who = (client, session, date, rater)
     sets = responses.gather_sets(answers or [], scorer, who, interactive)
     outcome = responses.score_sets(scorer, sets)
@@ -394,7 +408,7 @@ def batch_command(
     encoding: Annotated[
         str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
     ] = "utf-8",
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No summary on stderr.")] = False,
+    quiet: QuietOpt = False,
     save: Annotated[
         bool, typer.Option("--save", help="Record scored rows in the local history.")
     ] = False,
@@ -412,7 +426,9 @@ def batch_command(
     from alliance_cli.tables import parse_delimiter
 
     _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
-    scorer = responses.make_scorer(_catalog().get(instrument), invalid.value)
+    catalog = _catalog()
+    scorer = responses.make_scorer(catalog.get(instrument), invalid.value)
+    _verification_notice(scorer, quiet)
     options = BatchOptions(
         template=columns,
         map_file=map_file,

@@ -5,6 +5,7 @@
     │   └── UnknownInstrument          2  an instrument id nobody defined
     ├── RejectedInput                  3  answers or rows that cannot be scored
     ├── InstrumentInvalid              4  an instrument file with one or more problems
+    ├── DraftInstrument                4  a draft definition: no public key, never scored
     └── DataFileError                  5  a file that cannot be read or written
         └── HistoryError               5  the session store cannot be opened or written
 
@@ -84,6 +85,20 @@ class InstrumentInvalid(AllianceError):
     def lines(self) -> list[str]:
         """One line per problem."""
         return [str(p) for p in self.problems]
+
+
+class DraftInstrument(AllianceError):
+    """A draft instrument (no public scoring key): alliance refuses to score it."""
+
+    exit_code = ExitCode.INSTRUMENT
+
+    def __init__(self, instrument_id: str) -> None:
+        self.instrument_id = instrument_id
+        super().__init__(
+            f"{instrument_id} is a draft: no public source gives its scoring key, so alliance "
+            f"will not score it (write your own {instrument_id}.yaml with the key and pass "
+            "--instruments-dir DIR: a file with the same id overrides the bundled one)"
+        )
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,12 @@ Respondent = Literal["client", "therapist", "observer"]
 MissingReason = Literal["not_applicable", "refused", "not_asked", "blank"]
 Metric = Literal["mean", "sum"]
 Comparison = Literal["<", "<="]
+VerificationLevel = Literal["verified", "derived", "unverified", "draft"]
+
+
+def _old_level(value: object) -> object:
+    """Files written for alliance 0.1 said "single-source": the same as unverified now."""
+    return "unverified" if value == "single-source" else value
 
 
 def _as_text(value: object) -> object:
@@ -69,8 +75,11 @@ class _Model(BaseModel):
 class Verification(_Model):
     """How sure we are of the scoring key, and on what sources that rests."""
 
-    status: Literal["verified", "single-source", "unverified"] = Field(
-        description="verified: two or more independent sources agree; single-source; unverified"
+    status: Annotated[VerificationLevel, BeforeValidator(_old_level)] = Field(
+        description="verified: the official form prints the key or two or more independent "
+        "sources agree; derived: follows from a verified parent key by a stated item mapping; "
+        "unverified: a single source, or a key sources do not confirm; draft: no public key "
+        "(never scored)"
     )
     sources: list[str] = Field(default_factory=list, description="Where the key was checked")
     note: str = Field(default="", description="What is and is not confirmed")

@@ -50,7 +50,6 @@ class Outcome:
 
     scores: list[dict[str, Any]] = field(default_factory=list)  # Score JSON
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
     def rejection_lines(self) -> list[str]:
@@ -109,7 +108,7 @@ def sets_from_stdin(
             sets.append(ResponseSet(where, None, respondent_dict(), error))
             continue
         try:
-            answers, who = response_from_json(obj)
+            answers, who = response_from_json(obj, scorer.instrument.id)
         except UsageProblem as exc:
             sets.append(ResponseSet(where, None, respondent_dict(), str(exc)))
             continue
@@ -151,12 +150,6 @@ def gather_sets(
 def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
     """Score each set; a bad set is rejected with its reasons, the others still scored."""
     outcome = Outcome()
-    status = scorer.instrument.verification.status
-    if status != "verified":
-        outcome.notes.append(
-            f"note: {scorer.instrument.id} is {status}: "
-            f"{' '.join(scorer.instrument.verification.note.split())}"
-        )
     single = len(sets) == 1 and not sets[0].where
     for rs in sets:
         if rs.error is not None:
@@ -207,9 +200,6 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
     for i, score in enumerate(outcome.scores):
         data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
         results.append(data)
-    if fmt != "table":
-        for note in outcome.notes:
-            sys.stderr.write(note + "\n")
     if fmt == "json":
         if results or not outcome.rejected:
             payload: Any = results[0] if len(results) == 1 else results

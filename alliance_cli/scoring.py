@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date as _date
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from alliance_cli.errors import AnswerProblem, RejectedInput, UsageProblem
+from alliance_cli.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
 from alliance_cli.structure import TOTAL, InstrumentViews
 
 if TYPE_CHECKING:
@@ -61,6 +61,31 @@ def _q(text: str) -> str:
     return f'"{text}"'
 
 
+def below_cutoff(value: float, comparison: str, threshold: float) -> bool:
+    """The one cutoff rule: compare the value as it is reported (rounded to DIGITS decimals).
+
+    The scorer, the batch fast path and the change analysis all call this, so a score shown
+    as 36 is never flagged by a "< 36" rule because its float sum was 35.99999999999999.
+    """
+    shown = round(value, DIGITS)
+    return shown < threshold if comparison == "<" else shown <= threshold
+
+
+def verification_notice(instrument: InstrumentViews) -> str | None:
+    """The one-line notice for a key below verified (None for a verified one)."""
+    level = instrument.verification.status
+    if level == "verified":
+        return None
+    what = {
+        "derived": "derived from a verified parent key, not itself verified",
+        "unverified": "unverified (single source, or not confirmed)",
+    }.get(level, level)
+    return (
+        f"note: the {instrument.id} scoring key is {what}; "
+        f"see 'alliance instruments show {instrument.id}'"
+    )
+
+
 def validate_date(text: str | None) -> str | None:
     """Check an ISO date (YYYY-MM-DD) and return it, or raise UsageProblem."""
     if text is None or text == "":
@@ -77,6 +102,8 @@ class Scorer:
     def __init__(
         self, instrument: InstrumentViews, sha256: str = "", invalid: InvalidPolicy = "reject"
     ) -> None:
+        if instrument.verification.status == "draft":
+            raise DraftInstrument(instrument.id)
         self.instrument = instrument
         self.sha256 = sha256
         self.invalid = invalid
@@ -371,8 +398,7 @@ class Scorer:
         hits = []
         for cut in self.cutoffs.get(scale_id, ()):
             value = self.value_in(res, cut.metric)
-            assert value is not None
-            if value < cut.threshold or (cut.comparison == "<=" and value <= cut.threshold + 1e-9):
+            if value is not None and below_cutoff(value, cut.comparison, cut.threshold):
                 hits.append(cut)
         return hits
 
@@ -406,14 +432,30 @@ def respondent_dict(
     return {"client_id": client_id, "session": session, "date": date, "rater": rater}
 
 
-def response_from_json(obj: Any) -> tuple[Mapping[str, Any] | list[Any], dict[str, Any]]:
-    """Split one JSON response set into answers and respondent, or raise UsageProblem."""
+def response_from_json(
+    obj: Any, instrument_id: str | None = None
+) -> tuple[Mapping[str, Any] | list[Any], dict[str, Any]]:
+    """Split one JSON response set into answers and respondent, or raise UsageProblem.
+
+    A set that names an ``instrument`` other than ``instrument_id`` (the one being scored)
+    is refused: answers to one form scored on another's key give plausible wrong numbers.
+    """
     if not isinstance(obj, dict):
         raise UsageProblem(f"expected a JSON object, got {type(obj).__name__}")
     allowed = {"client_id", "session", "date", "rater", "answers", "instrument"}
     unknown = sorted(set(obj) - allowed)
     if unknown:
         raise UsageProblem(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+    named = obj.get("instrument")
+    if (
+        named is not None
+        and instrument_id is not None
+        and (not isinstance(named, str) or named.strip().lower() != instrument_id)
+    ):
+        raise UsageProblem(
+            f"the set names instrument {named!r} but is being scored as {instrument_id!r} "
+            f"(score it with that instrument, or remove the 'instrument' key)"
+        )
     answers = obj.get("answers")
     if not isinstance(answers, dict | list):
         raise UsageProblem("'answers' must be an object of item: value, or a list in item order")

@@ -37,6 +37,16 @@ def safe_text(cell: str) -> str:
     return cell
 
 
+def csv_join(cells: Sequence[str]) -> str:
+    """Cells joined as one CSV line (without its end), quoted exactly as csv.writer does."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(cells)
+    return buffer.getvalue()[:-1]
+
+
 def score_columns(scorer: Scorer) -> list[str]:
     """Score columns, in order, for this instrument."""
     cols: list[str] = []
@@ -48,7 +58,7 @@ def score_columns(scorer: Scorer) -> list[str]:
             cols.append(f"{sid}_z")
         if sid in scorer.bands:
             cols.append(f"{sid}_band")
-    return [*cols, "flags", "definition_sha256"]
+    return [*cols, "flags", "verification", "definition_sha256"]
 
 
 def scale_cells_from_score(scorer: Scorer, scales: dict[str, Any]) -> list[str]:
@@ -60,7 +70,7 @@ def scale_cells_from_score(scorer: Scorer, scales: dict[str, Any]) -> list[str]:
         if scorer.norm and plan.id in scorer.norm.scales:
             out.append(num(s["z"]))
         if plan.id in scorer.bands:
-            out.append(s["band"] or "")
+            out.append(safe_text(s["band"] or ""))
     return out
 
 
@@ -73,14 +83,20 @@ def scale_cells(scorer: Scorer, plan_id: str, res: ScaleResult | None) -> list[s
     if scorer.norm is not None and plan_id in scorer.norm.scales:
         out.append(num(scorer.z(plan_id, res)) if res and res.mean is not None else "")
     if plan_id in scorer.bands:
-        out.append((scorer.band(plan_id, res) or "") if res and res.mean is not None else "")
+        band = scorer.band(plan_id, res) if res and res.mean is not None else None
+        out.append(safe_text(band or ""))
     return out
 
 
 def score_json_cells(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     """Score cells, flags and definition hash of a Score's JSON, matching ``score_columns``."""
     flags = ";".join(f"{f['code']}:{f['scale']}" for f in score["flags"])
-    return [*scale_cells_from_score(scorer, score["scales"]), flags, scorer.sha256]
+    return [*scale_cells_from_score(scorer, score["scales"]), flags, *definition_cells(scorer)]
+
+
+def definition_cells(scorer: Scorer) -> list[str]:
+    """The last two cells of every score row: the key's verification level and the hash."""
+    return [scorer.instrument.verification.status, scorer.sha256]
 
 
 def score_cells_out(
@@ -91,7 +107,7 @@ def score_cells_out(
     for plan, res in zip(scorer.plans, results, strict=True):
         out += scale_cells(scorer, plan.id, res)
     out.append(";".join(flags))
-    out.append(scorer.sha256)
+    out += definition_cells(scorer)
     return out
 
 

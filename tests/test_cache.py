@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alliance_cli import catalog, yamlfile
-from alliance_cli.catalog import bundled_dir, load_catalog, load_file
+from alliance_cli.catalog import load_catalog, load_file
 from alliance_cli.instrument import Instrument
 from alliance_cli.scoring import Scorer
 
-from .conftest import MINIMAL, env_without_color, write
+from .conftest import MINIMAL, env_without_color, scorable_ids, write
 
 
 def test_second_load_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -78,10 +78,7 @@ def test_warm_score_imports_neither_pydantic_nor_yaml(tmp_path: Path):
     assert warm.stderr.strip() == "[]"
 
 
-BUNDLED = sorted(p.stem for p in bundled_dir().glob("*.yaml"))
-
-
-@given(st.sampled_from(BUNDLED), st.data())
+@given(st.sampled_from(scorable_ids()), st.data())
 @settings(max_examples=100, deadline=None)
 def test_plain_form_scores_exactly_like_the_validated_model(instrument_id, data):
     entry = load_catalog().get(instrument_id)

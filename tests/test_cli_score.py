@@ -162,7 +162,7 @@ def test_table_shows_scales_flags_and_caveats(cli):
     assert "Worth raising" in low.stdout and "36" in low.stdout
     unverified = cli("score", "wai-s", *["6"] * 12, "-f", "table")
     assert "Before you rely on this" in unverified.stdout
-    assert "unverified" in unverified.stdout
+    assert "derived" in unverified.stdout
 
 
 def test_interactive_prompts_reask_and_go_back(cli):

@@ -6,14 +6,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alliance_cli.batch import FastRows
-from alliance_cli.catalog import bundled_dir, load_catalog
+from alliance_cli.catalog import load_catalog
 from alliance_cli.instrument import Instrument
 from alliance_cli.scoring import Scorer
 from alliance_cli.tables import score_cells_out
 
-from .conftest import bands, definition_with, norm
-
-BUNDLED = sorted(p.stem for p in bundled_dir().glob("*.yaml"))
+from .conftest import bands, definition_with, norm, scorable_ids
 
 
 def _with_norms_and_bands() -> Scorer:
@@ -31,7 +29,7 @@ def _with_norms_and_bands() -> Scorer:
     return Scorer(Instrument.model_validate(data), "sha")
 
 
-SCORERS = {key: Scorer(load_catalog().get(key).instrument, "sha") for key in BUNDLED}
+SCORERS = {key: Scorer(load_catalog().get(key).instrument, "sha") for key in scorable_ids()}
 SCORERS["wai-s+norms"] = _with_norms_and_bands()
 
 
@@ -55,4 +53,4 @@ def test_fast_path_equals_the_scorer(key, data):
         return  # the row goes to the full parser, which is the Scorer itself
     assert not problems
     expected = score_cells_out(scorer, results, scorer.flag_codes(results))
-    assert got == ",".join(expected[:-1])  # all but the definition hash
+    assert got == ",".join(expected[:-2])  # all but the verification level and the hash

@@ -143,7 +143,8 @@ def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
     db = tmp_path / "h.sqlite"
     assert _save(cli, db, "C-9", 1, "5 5 5 5 5 5 5 5 5 5 5 5").exit_code == 0
     therapist = cli(
-        "score", "wai-sr-t", *"5 5 5 2 5 2 5 2 5 5 2 5".split(), "--client", "C-9",
+        # the 10-item therapist form: goal is items 3, 6 and 8
+        "score", "wai-sr-t", *"5 5 2 5 5 2 5 2 5 5".split(), "--client", "C-9",
         "--session", "1", "--save", "--db", str(db), "-f", "json",
     )  # fmt: skip
     assert therapist.exit_code == 0, therapist.stderr
