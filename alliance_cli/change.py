@@ -3,8 +3,7 @@ slow declines, early low alliance, and client–therapist gaps.
 
 Every score is compared in POMP (percent of maximum possible, 0–100), so thresholds from
 norms in item means or sums, and the client's own variability, share one unit. Every flag
-names the rule that raised it. Formulas and sources: shared/INSTRUMENTS.md ("Change over
-sessions").
+names the rule that raised it, with its published source:
 
     smallest reliable change = 1.96 · √2 · SD · √(1 − r)          (Jacobson & Truax, 1991)
     rupture (k = 1 or 2)     = score ≤ mean(other sessions) − k · SD(other sessions)
@@ -23,6 +22,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
+
+from alliance_cli.scoring import below_cutoff
 
 Z_RELIABLE = 1.96
 SD_FLOOR_POMP = 5.0  # a near-constant series does not turn a small wobble into a rupture
@@ -278,8 +279,7 @@ def early_low(
         value = total_raw.get(cut.metric)
         if value is None:
             continue
-        low = value < cut.threshold or (cut.comparison == "<=" and value <= cut.threshold)
-        if low:
+        if below_cutoff(value, cut.comparison, cut.threshold):
             rule = f"total {cut.metric} {cut.comparison} {cut.threshold:g} ({cut.source})"
         break
     else:

@@ -17,7 +17,12 @@ if TYPE_CHECKING:
     from alliance_cli.catalog import Catalog, LoadedInstrument
     from alliance_cli.result import Score
 
-_VERIFY_STYLE = {"verified": "green", "single-source": "yellow", "unverified": "red"}
+_VERIFY_STYLE = {
+    "verified": "green",
+    "derived": "yellow",
+    "unverified": "red",
+    "draft": "bold red",
+}
 _DIM_ORDER = ("goal", "task", "bond", "general")
 
 

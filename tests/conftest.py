@@ -49,13 +49,13 @@ def cli():
     return run
 
 
-@functools.lru_cache(maxsize=64)
 def scorable_ids() -> list[str]:
     """Bundled instruments that produce numbers (every one but the drafts)."""
     catalog = load_catalog()
     return [k for k in catalog.ids() if catalog.get(k).instrument.verification.status != "draft"]
 
 
+@functools.lru_cache(maxsize=64)
 def scorer_for(instrument_id: str, invalid: str = "reject") -> Scorer:
     """A Scorer for a bundled instrument (cached: scorers hold no state between calls)."""
     entry = load_catalog().get(instrument_id)
