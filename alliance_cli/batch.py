@@ -180,6 +180,7 @@ class FastRows:
     def __init__(self, scorer: Scorer, columns: Sequence[int]) -> None:
         self.scorer = scorer
         self.memo_bytes = 0
+        self.memo_full = False
         integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
         self.add = sum if integer else math.fsum
         self.integer = integer and len(scorer.item_ids) < _PACK
@@ -237,7 +238,8 @@ class FastRows:
             code = int(total) * _PACK + answered if self.integer else None
             text = flags = None
             if index in self.block_scale:
-                _, _, text, flags = self._fill_scale(self.block_scale[index], found)
+                j = self.block_scale[index]
+                _, _, text, flags = self.scale_memo[j].get(found) or self._fill_scale(j, found)
             hit = (total, answered, code, text, flags)
         if len(self.block_memo[index]) < _MEMO_LIMIT and self._room(key, hit):
             self.block_memo[index][key] = hit
@@ -249,8 +251,11 @@ class FastRows:
         Entries are capped by bytes as well as by count: a 12-item 0-10-by-0.1 form has
         too many distinct blocks for any count limit to keep memory flat.
         """
+        if self.memo_full:
+            return False
         size = _MEMO_ENTRY_OVERHEAD + _size(key) + _size(value)
         if self.memo_bytes + size > MEMO_BYTES:
+            self.memo_full = True  # from here on, misses are computed and not kept
             return False
         self.memo_bytes += size
         return True
@@ -265,11 +270,15 @@ class FastRows:
             self.scale_memo[index][key] = got
         return got
 
-    def compile(self) -> Callable[[Sequence[str]], str | None]:
+    def compile(
+        self, id_checks: dict[int, Callable[[str], bool]] | None = None
+    ) -> Callable[[Sequence[str]], str | None]:
         """A row function specialised to this instrument, unrolled over blocks and scales.
 
-        It returns the score cells and the flags column already joined as CSV text (they
-        never need quoting: numbers, band labels, flag codes), or None for the parser.
+        It returns the score cells and the flags column already joined as CSV text (quoted
+        as csv.writer would), or None for the parser. ``id_checks`` maps a column to a
+        memoised yes/no on its cell (session, date): a no sends the row to the parser, which
+        gives the reason.
 
         Generated source (as dataclasses and attrs do) because a loop over 3-20 blocks costs
         more interpreter time per row than the look-ups themselves; the logic is the same
@@ -277,6 +286,17 @@ class FastRows:
         """
         lines = ["def cells(row):"]
         env: dict[str, Any] = {"fill_block": self._fill_block}
+        for n, (col, check) in enumerate(sorted((id_checks or {}).items())):
+            memo: dict[str, bool] = {}
+            env[f"idm{n}"], env[f"idc{n}"] = memo, _memoised(check, memo)
+            lines += [
+                f"    x = row[{col}]",
+                f"    ok = idm{n}.get(x)",
+                "    if ok is None:",
+                f"        ok = idc{n}(x)",
+                "    if not ok:",
+                "        return None",
+            ]
         env["fill_scale"] = self._fill_scale
         for i in range(len(self.blocks)):
             env[f"g{i}"], env[f"m{i}"] = self.getters[i], self.block_memo[i]
@@ -481,7 +501,7 @@ def run(
     ids = layout.ids
     client_col = ids.get("client_id")
     header_names = layout.header
-    fast = FastRows(scorer, layout.items).compile()
+    fast = FastRows(scorer, layout.items).compile(_id_checks(ids))
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     wants_json = sink.wants_json or on_score is not None
@@ -541,7 +561,6 @@ def run(
         and isinstance(sink, CsvSink)
         and not os.environ.get(NO_FASTPATH)
     )
-    ids_fine = _id_checker(ids)
     one_column = width == 1
     slow_scored = 0
     write_text = sink.handle.write if isinstance(sink, CsvSink) else None
@@ -567,12 +586,7 @@ def run(
         reader = csv.reader(source.handle, delimiter=source.delimiter)
         try:
             for row in reader:
-                if (
-                    len(row) == width
-                    and fast_ok
-                    and (ids_fine is None or ids_fine(row))
-                    and (not one_column or row[0].strip())
-                ):
+                if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                     got = fast(row)
                     if got is not None:
                         text = ",".join(kept_cells(row))
@@ -659,44 +673,38 @@ def _id_problem(
     return None
 
 
-def _id_checker(ids: dict[str, int]) -> Callable[[list[str]], bool] | None:
-    """A fast yes/no on a row's session and date cells (memoised), or None when it has none.
+def _id_checks(ids: dict[str, int]) -> dict[int, Callable[[str], bool]]:
+    """Yes/no checks on the session and date cells, by column, for the fast path."""
 
-    Rows it says no to go to the full path, where ``_id_problem`` gives the reason.
-    """
-    session_col, date_col = ids.get("session"), ids.get("date")
-    if session_col is None and date_col is None:
-        return None
-    seen: dict[tuple[int, str], bool] = {}
-
-    def verdict(col: int, cell: str) -> bool:
+    def session_ok(cell: str) -> bool:
         value = cell.strip()
-        if col == session_col:
-            ok = not value or session_problem(value) is None
-        else:
-            try:
-                validate_date(value)
-                ok = True
-            except UsageProblem:
-                ok = False
-        if len(seen) < _MEMO_LIMIT:
-            seen[(col, cell)] = ok
-        return ok
+        return not value or session_problem(value) is None
 
-    def fine(row: list[str]) -> bool:
-        if session_col is not None:
-            cell = row[session_col]
-            ok = seen.get((session_col, cell))
-            if not (ok if ok is not None else verdict(session_col, cell)):
-                return False
-        if date_col is not None:
-            cell = row[date_col]
-            ok = seen.get((date_col, cell))
-            if not (ok if ok is not None else verdict(date_col, cell)):
-                return False
+    def date_ok(cell: str) -> bool:
+        try:
+            validate_date(cell.strip())
+        except UsageProblem:
+            return False
         return True
 
-    return fine
+    checks = {}
+    if "session" in ids:
+        checks[ids["session"]] = session_ok
+    if "date" in ids:
+        checks[ids["date"]] = date_ok
+    return checks
+
+
+def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[str], bool]:
+    """The check, remembering its answers (up to the memo limit)."""
+
+    def run(cell: str) -> bool:
+        ok = check(cell)
+        if len(memo) < _MEMO_LIMIT:
+            memo[cell] = ok
+        return ok
+
+    return run
 
 
 def _score_json(

@@ -8,7 +8,11 @@ memory (max RSS, the largest of the runs) from wait4:
   floor     the csv module reading the file and writing it back unchanged
   alliance  alliance batch FILE -i wai-sr -o OUT -q
   pandas    read_csv, item means per scale, to_csv (only if pandas is installed)
-Targets (issue 4): alliance at most 2.5 x the floor's wall time; peak memory under 64 MiB.
+  vas12     alliance on a 12-item 0-10-by-0.1 form (101 points an item: the memo tables'
+            worst case, nearly every block of cells distinct), its own file of the same rows
+Targets (issue 4): alliance at most 2.5 x the floor's wall time; peak memory under 64 MiB,
+for any instrument (issue 8: vas12 reached 352 MiB at 700,000 rows before memo tables were
+capped by bytes).
 """
 
 from __future__ import annotations
@@ -68,6 +72,42 @@ def generate(rows: int) -> Path:
     return path
 
 
+_ITEMS = ", ".join(f"{{id: {i}, label: line {i}}}" for i in range(1, 13))
+VAS12 = f"""id: vas12
+name: Twelve visual-analogue lines (benchmark)
+version: "1"
+respondent: client
+citation: alliance benchmark fixture
+licence: none needed
+verification: {{status: unverified, sources: [benchmark]}}
+scale: {{min: 0, max: 10, step: 0.1}}
+items: [{_ITEMS}]
+subscales:
+  - {{id: a, name: A, dimension: goal, items: [1, 2, 3, 4], max_missing: 1}}
+  - {{id: b, name: B, dimension: task, items: [5, 6, 7, 8], max_missing: 1}}
+  - {{id: c, name: C, dimension: bond, items: [9, 10, 11, 12], max_missing: 1}}
+total: {{max_missing: 3}}
+metric: sum
+"""
+
+
+def generate_vas(rows: int) -> tuple[Path, Path]:
+    """A 12-item 0-10-by-0.1 export and its instrument directory (cached by row count)."""
+    inst = DATA / "instruments"
+    inst.mkdir(parents=True, exist_ok=True)
+    (inst / "vas12.yaml").write_text(VAS12, encoding="utf-8")
+    path = DATA / f"vas12_{rows}.csv"
+    if not path.exists():
+        rng = random.Random(rows + 12)
+        with path.open("w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow(["client_id", "session", *[f"v{i}" for i in range(1, 13)]])
+            for n in range(rows):
+                cells = [f"{rng.randint(0, 100) / 10:g}" for _ in range(12)]
+                w.writerow([f"C{n % 20000:05d}", str(n % 24 + 1), *cells])
+    return path, inst
+
+
 def measure(cmd: list[str]) -> tuple[float, float, int]:
     """Wall seconds, peak RSS in MiB and exit code of one process."""
     start = time.perf_counter()
@@ -100,6 +140,11 @@ def main() -> None:
         }
         if have_pandas:
             runs["pandas"] = [sys.executable, "-c", PANDAS, str(path), str(out)]
+        vas, inst = generate_vas(rows)
+        runs["vas12"] = [
+            *alliance, "--instruments-dir", str(inst), "batch", str(vas), "-i", "vas12",
+            "-o", str(out), "-q",
+        ]  # fmt: skip
         floor = None
         for name, cmd in runs.items():
             runs_of = sorted(measure(cmd) for _ in range(args.repeat))
