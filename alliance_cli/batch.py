@@ -81,6 +81,7 @@ class BatchOptions:
     map_file: Path | None = None
     id_names: dict[str, str | None] = field(default_factory=dict)
     keep: list[str] | None = None
+    known_ids: tuple[str, ...] = ()  # every instrument id, to catch another form's columns
     require_ids: bool = False
     strict: bool = False
     delimiter: str | None = None
@@ -118,6 +119,7 @@ def plan_layout(
     map_file: Path | None = None,
     id_names: dict[str, str | None] | None = None,
     keep: Sequence[str] | None = None,
+    known_ids: Sequence[str] = (),
 ) -> Layout:
     """Decide which column is which before any row is scored; stop early when unclear."""
     stripped = [h.strip() for h in header]
@@ -134,7 +136,16 @@ def plan_layout(
     elif template is not None:
         positions = colmap.from_template(stripped, items, template)
     else:
-        positions = colmap.detect(stripped, items)
+        scoring = scorer.instrument.id
+        try:
+            positions = colmap.detect(stripped, items)
+        except UsageProblem:
+            # srs_1..srs_4 scored as wai-sr: say whose columns they are, not only what is missing
+            for pos in range(len(stripped)):
+                if colmap.foreign_instrument(stripped, [pos], scoring, known_ids):
+                    _foreign(stripped, pos, scoring, known_ids)
+            raise
+        _foreign(stripped, positions[0], scoring, known_ids)
     ids = find_id_columns(stripped, id_names or {})
     if keep is not None:
         missing = [k for k in keep if k not in stripped]
@@ -145,6 +156,17 @@ def plan_layout(
         taken = set(positions)
         kept = [i for i in range(len(stripped)) if i not in taken]
     return Layout(stripped, positions, ids, kept, delimiter)
+
+
+def _foreign(header: list[str], pos: int, scoring: str, known: Sequence[str]) -> None:
+    """Stop when the item columns are named for another instrument than the one scored."""
+    other = colmap.foreign_instrument(header, [pos], scoring, known)
+    if other is not None:
+        raise UsageProblem(
+            f"the item columns ({header[pos]}, …) are named for instrument {other!r}, but "
+            f"this is scoring {scoring!r}: use -i {other}, or choose the columns on purpose "
+            "with --columns or --map"
+        )
 
 
 def _blocks(scorer: Scorer) -> list[tuple[int, ...]]:
@@ -782,6 +804,7 @@ def run_files(
             map_file=options.map_file,
             id_names=options.id_names,
             keep=options.keep,
+            known_ids=options.known_ids,
         )
         strict = options.strict
         rejected_any = False

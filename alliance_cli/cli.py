@@ -437,6 +437,7 @@ def batch_command(
             "date": date_column, "rater": rater_column,
         },
         keep=[k.strip() for k in keep.split(",")] if keep else None,
+        known_ids=tuple(catalog.sources),
         require_ids=require_ids or save,
         strict=strict,
         delimiter=parse_delimiter(delimiter),

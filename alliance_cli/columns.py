@@ -126,3 +126,34 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
         f"items {', '.join(lacking)} have no column; columns that look like items: "
         f"{candidates}; name them with --columns or --map"
     )
+
+
+def foreign_instrument(
+    header: Sequence[str], positions: Sequence[int], scoring: str, known: Sequence[str]
+) -> str | None:
+    """The id of another instrument that detected item columns are named for, or None.
+
+    ``wai_sr_1..12`` scored as ``wai-s`` is a mix-up that gives plausible wrong numbers. A
+    prefix that is only the family of the scored form (``wai_`` for ``wai-sr``), or no
+    instrument's id at all (``q``, ``item``), is evidence of nothing.
+    """
+    if not positions:
+        return None
+    match = _NUMBERED.match(header[positions[0]].strip())
+    if match is None:
+        return None
+    prefix = _plain(match.group(1))
+    if not prefix:
+        return None
+    for other in known:
+        if other == scoring or _plain(other) != prefix:
+            continue
+        if scoring.startswith(other + "-"):
+            return None  # the family's prefix, e.g. wai_ for wai-sr
+        return other
+    return None
+
+
+def _plain(name: str) -> str:
+    """A name reduced to lower-case words joined by '_' (``WAI-SR `` -> ``wai_sr``)."""
+    return "_".join(re.findall(r"[a-z0-9]+", name.lower()))

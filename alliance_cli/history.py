@@ -374,6 +374,7 @@ def client_view(
         if inst is not None and inst.counterpart:
             counterparts = store.records(client_id, inst.counterpart)
         flags, rels = analyse(recs, instruments, settings, counterparts)
+        current = _current_sha(catalog, inst_id)
         out.append(
             {
                 "client_id": client_id,
@@ -393,10 +394,13 @@ def client_view(
                             }
                             for k, v in r.score["scales"].items()
                         },
+                        "verification": r.score["instrument"].get("verification"),
                         "definition_sha256": r.sha256,
+                        "definition_current": current is None or r.sha256 == current,
                     }
                     for r in recs
                 ],
+                "verification": recs[-1].score["instrument"].get("verification"),
                 "reliable_change": {
                     k: {"threshold_pomp": v.threshold, "source": v.source} for k, v in rels.items()
                 },
@@ -404,6 +408,14 @@ def client_view(
             }
         )
     return out
+
+
+def _current_sha(catalog: Any, instrument_id: str) -> str | None:
+    """The hash of the definition file alliance would score with now (None if none loads)."""
+    try:
+        return str(catalog.get(instrument_id).sha256)
+    except AllianceError:
+        return None
 
 
 def _instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:

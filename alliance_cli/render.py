@@ -297,7 +297,10 @@ def history_view(views: Sequence[dict[str, Any]]) -> Group:
         sessions = view["sessions"]
         scale_ids = list(sessions[0]["scales"])
         metric = view["metric"]
-        title = f"Client {view['client_id']} · {view['instrument']} · rated by {view['rater']}"
+        level = view.get("verification") or "unknown"
+        title = Text(f"Client {view['client_id']} · {view['instrument']} (")
+        title.append(f"{level} key", style=_VERIFY_STYLE.get(level, ""))
+        title.append(f") · rated by {view['rater']}")
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
         table.add_column("session", justify="right")
         table.add_column("date")
@@ -338,6 +341,18 @@ def history_view(views: Sequence[dict[str, Any]]) -> Group:
         else:
             parts.append(
                 Text("No flags: no reliable change, rupture or early risk.", style="green")
+            )
+        older = [s for s in sessions if not s.get("definition_current", True)]
+        if older:
+            which = ", ".join(str(s["session"]) for s in older)
+            parts.append(
+                Text(
+                    f"{'Sessions' if len(older) > 1 else 'Session'} {which} "
+                    f"{'were' if len(older) > 1 else 'was'} scored with an earlier definition of "
+                    f"{view['instrument']} (their stored scores are shown as they were; "
+                    "rescore their answers to use the current key).",
+                    style="yellow",
+                )
             )
         rel = view["reliable_change"].get("total")
         if rel:

@@ -265,7 +265,7 @@ def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
     writer = csv.writer(handle, lineterminator="\n")
     writer.writerow(
         ["client_id", "instrument", "rater", "session", "date", "scale", "mean", "sum", "pomp",
-         "flags"]
+         "flags", "verification", "definition_sha256"]
     )  # fmt: skip
     for view in views:
         for sess in view["sessions"]:
@@ -278,7 +278,8 @@ def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
                 writer.writerow(
                     [safe_text(view["client_id"]), view["instrument"], view["rater"],
                      sess["session"], sess["date"] or "", sid, num(s["mean"]), num(s["sum"]),
-                     num(s["pomp"]), ";".join(c for c in codes if c.endswith(":" + sid))]
+                     num(s["pomp"]), ";".join(c for c in codes if c.endswith(":" + sid)),
+                     sess["verification"] or "", sess["definition_sha256"]]
                 )  # fmt: skip
 
 

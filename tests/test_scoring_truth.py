@@ -144,3 +144,84 @@ def test_stdin_json_naming_another_instrument_is_rejected(cli):
     assert result.exit_code == 3
     assert [json.loads(ln)["respondent"]["client_id"] for ln in result.stdout.splitlines()] == ["b"]
     assert "names instrument 'wai-sr' but is being scored as 'wai-s'" in result.stderr
+
+
+def _export(tmp_path: Path, prefix: str, n: int) -> Path:
+    path = tmp_path / f"{prefix or 'plain'}.csv"
+    head = ",".join(f"{prefix}{i}" for i in range(1, n + 1))
+    path.write_text(f"client_id,{head}\nc1," + ",".join(["4"] * n) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("prefix", "n", "instrument", "other"),
+    [("wai_sr_", 12, "wai-s", "wai-sr"), ("srs_", 4, "wai-sr", "srs"),
+     ("WAI-S ", 12, "wai-sr", "wai-s"), ("wai_s_t_", 12, "wai-s", "wai-s-t")],
+)  # fmt: skip
+def test_columns_named_for_another_instrument_stop(cli, tmp_path, prefix, n, instrument, other):
+    result = cli("batch", str(_export(tmp_path, prefix, n)), "-i", instrument)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert f"named for instrument {other!r}" in result.stderr
+    template = cli(
+        "batch", str(_export(tmp_path, prefix, n)), "-i", instrument, "--columns",
+        prefix + "{item}", "-q",
+    )  # fmt: skip
+    if n == 12 or instrument == "srs":
+        assert template.exit_code == 0, template.stderr  # chosen on purpose
+
+
+@pytest.mark.parametrize(
+    ("prefix", "instrument"),
+    [("wai_", "wai-sr"), ("q", "wai-s"), ("item", "wai-sr"), ("wai_sr_", "wai-sr"), ("", "srs")],
+)
+def test_generic_prefixes_are_evidence_of_nothing(cli, tmp_path, prefix, instrument):
+    n = 4 if instrument == "srs" else 12
+    result = cli("batch", str(_export(tmp_path, prefix, n)), "-i", instrument, "-q")
+    assert result.exit_code == 0, result.stderr
+
+
+def test_the_bundled_example_export_still_scores(cli):
+    from .conftest import ROOT
+
+    result = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr", "-q")
+    assert result.exit_code == 3  # its two bad rows, by design
+    assert len(result.stdout.splitlines()) == 199 - 2 + 1  # header + scored rows
+
+
+def test_history_keeps_and_shows_the_level(cli, tmp_path: Path):
+    db = str(tmp_path / "h.sqlite")
+    for session in (1, 2):
+        saved = cli(
+            "score", "wai-s", *["6"] * 12, "--client", "C-1", "--session", str(session),
+            "--save", "--db", db, "-f", "json", "-q",
+        )  # fmt: skip
+        assert saved.exit_code == 0, saved.stderr
+    (view,) = json.loads(cli("history", "C-1", "--db", db, "-f", "json").stdout)
+    assert view["verification"] == "derived"
+    assert [s["verification"] for s in view["sessions"]] == ["derived", "derived"]
+    assert all(s["definition_current"] for s in view["sessions"])
+    rows = list(csv.DictReader(io.StringIO(cli("history", "C-1", "--db", db, "-f", "csv").stdout)))
+    assert {r["verification"] for r in rows} == {"derived"}
+    assert "derived key" in cli("history", "C-1", "--db", db, "-f", "table").stdout
+
+
+def test_history_says_when_a_session_was_scored_with_an_earlier_definition(cli, tmp_path: Path):
+    from alliance_cli.catalog import bundled_dir
+
+    db = str(tmp_path / "h.sqlite")
+    own = tmp_path / "own"
+    own.mkdir()
+    text = (bundled_dir() / "wai-s.yaml").read_text(encoding="utf-8")
+    (own / "wai-s.yaml").write_text(text.replace("max_missing: 3", "max_missing: 2"))
+    args = ("--client", "C-2", "--save", "--db", db, "-q")
+    assert (
+        cli(
+            "--instruments-dir", str(own), "score", "wai-s", *["5"] * 12, "--session", "1", *args
+        ).exit_code
+        == 0
+    )
+    assert cli("score", "wai-s", *["5"] * 12, "--session", "2", *args).exit_code == 0
+    (view,) = json.loads(cli("history", "C-2", "--db", db, "-f", "json").stdout)
+    assert [s["definition_current"] for s in view["sessions"]] == [False, True]
+    table = " ".join(cli("history", "C-2", "--db", db, "-f", "table").stdout.split())
+    assert "Session 1 was scored with an earlier definition" in table
