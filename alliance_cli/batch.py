@@ -81,7 +81,9 @@ class BatchOptions:
     map_file: Path | None = None
     id_names: dict[str, str | None] = field(default_factory=dict)
     keep: list[str] | None = None
-    known_ids: tuple[str, ...] = ()  # every instrument id, to catch another form's columns
+    # every instrument id, and how many items one has: to catch another form's columns
+    known_ids: tuple[str, ...] = ()
+    item_count: Callable[[str], int | None] = field(default=lambda _id: None)
     require_ids: bool = False
     strict: bool = False
     delimiter: str | None = None
@@ -120,6 +122,7 @@ def plan_layout(
     id_names: dict[str, str | None] | None = None,
     keep: Sequence[str] | None = None,
     known_ids: Sequence[str] = (),
+    item_count: Callable[[str], int | None] = lambda _id: None,
 ) -> Layout:
     """Decide which column is which before any row is scored; stop early when unclear."""
     stripped = [h.strip() for h in header]
@@ -142,10 +145,9 @@ def plan_layout(
         except UsageProblem:
             # srs_1..srs_4 scored as wai-sr: say whose columns they are, not only what is missing
             for pos in range(len(stripped)):
-                if colmap.foreign_instrument(stripped, [pos], scoring, known_ids):
-                    _foreign(stripped, pos, scoring, known_ids)
+                _foreign(stripped, pos, scoring, known_ids, item_count)
             raise
-        _foreign(stripped, positions[0], scoring, known_ids)
+        _foreign(stripped, positions[0], scoring, known_ids, item_count)
     ids = find_id_columns(stripped, id_names or {})
     if keep is not None:
         missing = [k for k in keep if k not in stripped]
@@ -158,9 +160,15 @@ def plan_layout(
     return Layout(stripped, positions, ids, kept, delimiter)
 
 
-def _foreign(header: list[str], pos: int, scoring: str, known: Sequence[str]) -> None:
+def _foreign(
+    header: list[str],
+    pos: int,
+    scoring: str,
+    known: Sequence[str],
+    item_count: Callable[[str], int | None],
+) -> None:
     """Stop when the item columns are named for another instrument than the one scored."""
-    other = colmap.foreign_instrument(header, [pos], scoring, known)
+    other = colmap.foreign_instrument(header, pos, scoring, known, item_count)
     if other is not None:
         raise UsageProblem(
             f"the item columns ({header[pos]}, …) are named for instrument {other!r}, but "
@@ -805,6 +813,7 @@ def run_files(
             id_names=options.id_names,
             keep=options.keep,
             known_ids=options.known_ids,
+            item_count=options.item_count,
         )
         strict = options.strict
         rejected_any = False

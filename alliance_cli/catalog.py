@@ -104,6 +104,13 @@ class Catalog:
         names = sorted(self.sources)
         raise UnknownInstrument(wanted, names, nearest(key, names))
 
+    def item_count(self, wanted: str) -> int | None:
+        """How many items the instrument with this id has (None if it does not load)."""
+        try:
+            return len(self.get(wanted).instrument.items)
+        except (InstrumentInvalid, UnknownInstrument, DataFileError):
+            return None
+
 
 def nearest(wanted: str, choices: list[str]) -> str | None:
     """The likeliest intended id: same letters swapped first, then the closest spelling."""

@@ -438,6 +438,7 @@ def batch_command(
         },
         keep=[k.strip() for k in keep.split(",")] if keep else None,
         known_ids=tuple(catalog.sources),
+        item_count=catalog.item_count,
         require_ids=require_ids or save,
         strict=strict,
         delimiter=parse_delimiter(delimiter),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from alliance_cli.errors import DataFileError, UsageProblem
@@ -129,17 +129,20 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
 
 
 def foreign_instrument(
-    header: Sequence[str], positions: Sequence[int], scoring: str, known: Sequence[str]
+    header: Sequence[str],
+    pos: int,
+    scoring: str,
+    known: Sequence[str],
+    item_count: Callable[[str], int | None],
 ) -> str | None:
-    """The id of another instrument that detected item columns are named for, or None.
+    """The id of another instrument that the item column at pos is named for, or None.
 
-    ``wai_sr_1..12`` scored as ``wai-s`` is a mix-up that gives plausible wrong numbers. A
-    prefix that is only the family of the scored form (``wai_`` for ``wai-sr``), or no
-    instrument's id at all (``q``, ``item``), is evidence of nothing.
+    ``wai_sr_1..12`` scored as ``wai-s`` is a mix-up that gives plausible wrong numbers. The
+    prefix is evidence only when it is another instrument's full id *and* the file has
+    exactly that instrument's number of columns with it: ``wai_1..wai_12`` is a generic
+    prefix (the 36-item WAI has 36), as are ``q`` and ``item`` (no instrument's id).
     """
-    if not positions:
-        return None
-    match = _NUMBERED.match(header[positions[0]].strip())
+    match = _NUMBERED.match(header[pos].strip())
     if match is None:
         return None
     prefix = _plain(match.group(1))
@@ -150,7 +153,12 @@ def foreign_instrument(
             continue
         if scoring.startswith(other + "-"):
             return None  # the family's prefix, e.g. wai_ for wai-sr
-        return other
+        family = {
+            m.group(2).lstrip("0")
+            for m in (_NUMBERED.match(h.strip()) for h in header)
+            if m is not None and _plain(m.group(1)) == prefix
+        }
+        return other if len(family) == item_count(other) else None
     return None
 
 
