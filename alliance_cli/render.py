@@ -75,7 +75,7 @@ def instrument_table(catalog: Catalog) -> Table:
         caption_justify="left",
     )
     for col in ("id", "name", "respondent", "items", "scale", "dimensions", "verification"):
-        table.add_column(col, no_wrap=col in ("id", "items", "scale"))
+        table.add_column(col, no_wrap=col in ("id", "items", "scale", "verification"))
     for key in catalog.ids():
         entry = catalog.entries[key]
         inst = entry.instrument
@@ -87,7 +87,8 @@ def instrument_table(catalog: Catalog) -> Table:
             str(len(inst.items)),
             f"{scale.min:g}–{scale.max:g}" + (f" by {scale.step:g}" if scale.step != 1 else ""),
             ", ".join(inst.dimensions()) or "general",
-            verification_text(inst.verification.status),
+            verification_text(inst.verification.status)
+            + (" (never scored)" if inst.verification.status == "draft" else ""),
         )
     return table
 

@@ -29,7 +29,7 @@ DB=examples/.demo-history.sqlite
 rm -f "$DB" "$DB-wal" "$DB-shm"
 echo
 echo "== The same export recorded in a local history (--save)"
-"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o /dev/null --save --db "$DB" -q
+"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --save --db "$DB" -q
 
 echo
 echo "== One client's alliance over sessions: a rupture in session 4, repaired in session 5"
