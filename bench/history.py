@@ -24,9 +24,9 @@ DATA = HERE / "data"
 
 def build(path: Path, clients: int, sessions: int) -> None:
     """Fill a store with scored sessions (one transaction per few thousand)."""
-    from alliance_cli import history
-    from alliance_cli.catalog import load_catalog
-    from alliance_cli.scoring import Scorer
+    from alliance_cli.core.scorer import Scorer
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
 
     entry = load_catalog().get("wai-sr")
     scorer = Scorer(entry.instrument, entry.sha256)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from alliance_cli.catalog import load_catalog
-from alliance_cli.cli import app
-from alliance_cli.scoring import Scorer
+from alliance_cli.cli.app import app
+from alliance_cli.core.scorer import Scorer
+from alliance_cli.io.catalog import load_catalog
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.errors import DataFileError
+from alliance_cli.core.errors import DataFileError
 
 from .conftest import env_without_color, scorer_for, write
 
@@ -84,7 +84,7 @@ def test_scores_match_an_independent_computation(cli, tmp_path: Path):
 def test_every_row_is_scored_or_rejected(
     tmp_path_factory, data, ragged, delimiter, newline, bom, quote_all
 ):
-    from alliance_cli import batch
+    from alliance_cli.batch import engine as batch
 
     rows = [[f"c{i}", str(i), "2026-01-01", *answers] for i, answers in enumerate(data)]
     for i in ragged:

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alliance_cli import catalog, yamlfile
-from alliance_cli.catalog import load_catalog, load_file
-from alliance_cli.instrument import Instrument
-from alliance_cli.scoring import Scorer
+from alliance_cli.core.definition import Instrument
+from alliance_cli.core.scorer import Scorer
+from alliance_cli.io import catalog, yamlfile
+from alliance_cli.io.catalog import load_catalog, load_file
 
 from .conftest import MINIMAL, env_without_color, scorable_ids, write
 
@@ -65,7 +65,7 @@ def test_warm_score_imports_neither_pydantic_nor_yaml(tmp_path: Path):
     env.pop("ALLIANCE_NO_CACHE")
     env["ALLIANCE_CACHE_DIR"] = str(tmp_path / "cache")
     code = (
-        "import sys; from alliance_cli.cli import main; sys.argv = ['alliance', 'score', "
+        "import sys; from alliance_cli.cli.app import main; sys.argv = ['alliance', 'score', "
         "'wai-sr', *'5 4 4 3 5 4 4 3 5 4 4 3'.split(), '-f', 'json']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "loaded = [m for m in ('pydantic', 'yaml', 'rich') if m in sys.modules]\n"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alliance_cli import change
-from alliance_cli.change import Point, Reliability, Settings
+from alliance_cli.core import change
+from alliance_cli.core.change import Point, Reliability, Settings
 
 from .conftest import bands, definition_with, scorer_for
 
@@ -139,7 +139,7 @@ def test_latest_concerns_agree_with_the_full_analysis(values):
 
 
 def test_early_weak_alliance_from_the_lowest_band():
-    from alliance_cli.structure import PlainInstrument
+    from alliance_cli.core.compiled import PlainInstrument
 
     data = definition_with("wai-sr", bands=[bands("total", "sum", ("weak", 12), ("fair", 36))])
     inst = PlainInstrument(data)

@@ -30,7 +30,7 @@ def test_readme_quick_start_has_exactly_the_two_commands():
 
 def test_readme_lists_every_exit_code():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    from alliance_cli.errors import ExitCode
+    from alliance_cli.core.errors import ExitCode
 
     for code in ExitCode:
         assert f"| {int(code)} |" in readme

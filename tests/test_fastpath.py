@@ -5,11 +5,11 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.batch import FastRows
-from alliance_cli.catalog import load_catalog
-from alliance_cli.instrument import Instrument
-from alliance_cli.scoring import Scorer
-from alliance_cli.tables import score_cells_out
+from alliance_cli.batch.engine import FastRows
+from alliance_cli.core.definition import Instrument
+from alliance_cli.core.scorer import Scorer
+from alliance_cli.io.catalog import load_catalog
+from alliance_cli.io.csvout import score_cells_out
 
 from .conftest import bands, definition_with, norm, scorable_ids
 

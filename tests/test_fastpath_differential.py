@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.batch import NO_FASTPATH, BatchOptions, run_files
-from alliance_cli.instrument import Instrument
-from alliance_cli.scoring import Scorer
+from alliance_cli.batch.engine import NO_FASTPATH, BatchOptions, run_files
+from alliance_cli.core.definition import Instrument
+from alliance_cli.core.scorer import Scorer
 
 PROFILE = int(os.environ.get("ALLIANCE_DIFF_EXAMPLES", "120"))
 

@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from alliance_cli import history
+from alliance_cli.store import sqlite as history
 
 from .conftest import write
 
@@ -80,7 +80,7 @@ def test_killed_mid_write_leaves_a_clean_database(tmp_path: Path):
     history.open_store(db).close()
     code = f"""
 import json, sys, time
-from alliance_cli import history
+from alliance_cli.store import sqlite as history
 store = history.open_store({str(db)!r})
 store.db.execute("BEGIN IMMEDIATE")
 for n in range(100000):

@@ -9,9 +9,9 @@ import jsonschema
 import pytest
 import yaml
 
-from alliance_cli.catalog import bundled_dir, load_catalog
-from alliance_cli.instrument import Instrument
-from alliance_cli.yamlfile import MAX_BYTES
+from alliance_cli.core.definition import Instrument
+from alliance_cli.io.catalog import bundled_dir, load_catalog
+from alliance_cli.io.yamlfile import MAX_BYTES
 
 from .conftest import MINIMAL, ROOT, write
 

@@ -18,7 +18,7 @@ BAD = "5 4 4 3 5 4 9 3 5 4 4 3".split()
 
 def test_cli_import_loads_neither_rich_nor_yaml():
     code = (
-        "import sys, alliance_cli.cli; "
+        "import sys, alliance_cli.cli.app; "
         "print(sorted(m for m in ('rich', 'yaml', 'pydantic') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -78,7 +78,7 @@ def test_wheel_ships_instruments_and_runs_outside_repo(tmp_path: Path):
     env["PYTHONPATH"] = str(target)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    code = "from alliance_cli.cli import main; main()"
+    code = "from alliance_cli.cli.app import main; main()"
     out = subprocess.run(
         [sys.executable, "-c", code, "instruments", "-f", "json"],
         capture_output=True, text=True, env=env, cwd=elsewhere,

@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.catalog import load_catalog
-from alliance_cli.errors import RejectedInput, UsageProblem
-from alliance_cli.instrument import Instrument
-from alliance_cli.scoring import Scorer
+from alliance_cli.core.definition import Instrument
+from alliance_cli.core.errors import RejectedInput, UsageProblem
+from alliance_cli.core.scorer import Scorer
+from alliance_cli.io.catalog import load_catalog
 
 from .conftest import bands, definition_with, norm, scorable_ids, scorer_for
 

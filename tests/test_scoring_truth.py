@@ -88,7 +88,7 @@ def test_a_draft_is_never_scored(cli, tmp_path: Path, draft):
 
 
 def test_a_users_own_file_overrides_a_draft(cli, tmp_path: Path):
-    from alliance_cli.catalog import bundled_dir
+    from alliance_cli.io.catalog import bundled_dir
 
     text = (bundled_dir() / "star-p.yaml").read_text(encoding="utf-8")
     own = text.replace("status: draft", "status: unverified")
@@ -206,7 +206,7 @@ def test_history_keeps_and_shows_the_level(cli, tmp_path: Path):
 
 
 def test_history_says_when_a_session_was_scored_with_an_earlier_definition(cli, tmp_path: Path):
-    from alliance_cli.catalog import bundled_dir
+    from alliance_cli.io.catalog import bundled_dir
 
     db = str(tmp_path / "h.sqlite")
     own = tmp_path / "own"

@@ -13,15 +13,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from alliance_cli.errors import RejectedInput, UsageProblem
-from alliance_cli.scoring import (
+from alliance_cli.core.errors import RejectedInput, UsageProblem
+from alliance_cli.core.scorer import (
     InvalidPolicy,
     Scorer,
     respondent_dict,
     response_from_json,
     validate_date,
 )
-from alliance_cli.tables import (
+from alliance_cli.io.csvout import (
     RESPONDENT_COLUMNS,
     parse_answer_args,
     read_json_sets,
@@ -31,7 +31,7 @@ from alliance_cli.tables import (
 )
 
 if TYPE_CHECKING:
-    from alliance_cli.catalog import LoadedInstrument
+    from alliance_cli.io.catalog import LoadedInstrument
 
 
 @dataclass
@@ -138,7 +138,7 @@ def gather_sets(
     if args:
         return [set_from_args(args, scorer, *respondent)]
     if interactive or sys.stdin.isatty():
-        from alliance_cli.prompting import prompt_answers
+        from alliance_cli.cli.prompts import prompt_answers
 
         return [set_from_args(prompt_answers(scorer), scorer, *respondent, by_position=True)]
     raise UsageProblem(
@@ -169,8 +169,8 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
 
 def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None:
     """Record each score in the history and attach the flags the history now raises."""
-    from alliance_cli import history
-    from alliance_cli.change import Settings
+    from alliance_cli.core.change import Settings
+    from alliance_cli.store import sqlite as history
 
     with history.open_store(db) as store:
         for i, data in enumerate(outcome.scores):
@@ -213,8 +213,8 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
         for score in outcome.scores:
             writer.writerow(csv_row(scorer, score))
     else:
-        from alliance_cli import render
-        from alliance_cli.result import Score
+        from alliance_cli.core.score import Score
+        from alliance_cli.render import terminal as render
 
         out = render.console()
         for data in results:

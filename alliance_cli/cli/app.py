@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 
 from alliance_cli import __version__
-from alliance_cli.errors import AllianceError, ExitCode
+from alliance_cli.core.errors import AllianceError, ExitCode
 
 if TYPE_CHECKING:
-    from alliance_cli.catalog import Catalog
+    from alliance_cli.io.catalog import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,7 +93,7 @@ FormatOpt = Annotated[
 
 
 def _pick_format(fmt: Format | None, allowed: tuple[Format, ...]) -> Format:
-    from alliance_cli.errors import UsageProblem
+    from alliance_cli.core.errors import UsageProblem
 
     if fmt is None:
         fmt = Format.table if sys.stdout.isatty() else Format.json
@@ -175,7 +175,7 @@ def main_options(
 
 def _catalog(strict: bool = False) -> Catalog:
     """Load the catalog; print override notices and, when asked, problems as warnings."""
-    from alliance_cli.catalog import load_catalog
+    from alliance_cli.io.catalog import load_catalog
 
     catalog = load_catalog(STATE.instrument_dirs)
     for notice in catalog.notices:
@@ -188,7 +188,7 @@ def _catalog(strict: bool = False) -> Catalog:
 
 def _verification_notice(scorer: Any, quiet: bool) -> None:
     """Say once per run, on stderr, that a key is below verified (silenced by -q)."""
-    from alliance_cli.scoring import verification_notice
+    from alliance_cli.core.scorer import verification_notice
 
     notice = verification_notice(scorer.instrument)
     if notice and not quiet:
@@ -211,11 +211,11 @@ def _show(
     if fmt is Format.json:
         _emit_json(data)
     elif fmt is Format.csv:
-        from alliance_cli import tables
+        from alliance_cli.io import csvout as tables
 
         (csv_writer or tables.write_rows_csv)(sys.stdout, data)
     else:
-        from alliance_cli import render
+        from alliance_cli.render import terminal as render
 
         render.console().print(table(render))
 
@@ -268,7 +268,7 @@ def instruments_show(
         data["_definition"] = {"path": str(entry.path), "sha256": entry.sha256}
         _emit_json(data)
     else:
-        from alliance_cli import render
+        from alliance_cli.render import terminal as render
 
         render.console().print(render.instrument_detail(entry))
     return 0
@@ -281,7 +281,7 @@ def instruments_check(
     fmt: FormatOpt = None,
 ) -> int:
     """Validate instrument files; list every problem with file, YAML path and line."""
-    from alliance_cli.catalog import check_files
+    from alliance_cli.io.catalog import check_files
 
     fmt = _pick_format(fmt, (Format.table, Format.json))
     results = check_files(files, known=set(_catalog().sources))
@@ -304,7 +304,7 @@ def instruments_check(
 @funnel
 def instruments_schema(fmt: FormatOpt = None) -> int:
     """Print the JSON Schema of the instrument format (for editors and CI checks)."""
-    from alliance_cli.instrument import Instrument
+    from alliance_cli.core.definition import Instrument
 
     _pick_format(fmt, (Format.json, Format.table))
     schema = Instrument.model_json_schema()
@@ -348,7 +348,7 @@ def score_command(
     fmt: FormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
-    from alliance_cli import responses
+    from alliance_cli.cli import score as responses
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
     catalog = _catalog()
@@ -421,9 +421,10 @@ def batch_command(
     ] = Format.csv,
 ) -> int:
     """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
-    from alliance_cli import batchview, responses
-    from alliance_cli.batch import BatchOptions
-    from alliance_cli.tables import parse_delimiter
+    from alliance_cli.batch.engine import BatchOptions
+    from alliance_cli.cli import batch as batchview
+    from alliance_cli.cli import score as responses
+    from alliance_cli.io.csvout import parse_delimiter
 
     _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
     catalog = _catalog()
@@ -452,7 +453,7 @@ def batch_command(
 
 # -- history -------------------------------------------------------------------------------
 def _settings(early_sessions: int, early_pomp: float, gap: float) -> Any:
-    from alliance_cli.change import Settings
+    from alliance_cli.core.change import Settings
 
     return Settings(early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap)
 
@@ -485,13 +486,13 @@ def history_command(
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
-    from alliance_cli import history
+    from alliance_cli.store import sqlite as history
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
         views = history.client_view(store, client, instrument, _catalog(), settings)
-    from alliance_cli.tables import write_history_csv
+    from alliance_cli.io.csvout import write_history_csv
 
     _show(fmt, views, lambda render: render.history_view(views), write_history_csv)
     return 0
@@ -510,7 +511,7 @@ def clients_command(
     fmt: FormatOpt = None,
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
-    from alliance_cli import history
+    from alliance_cli.store import sqlite as history
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     with history.open_store(db) as store:
@@ -536,8 +537,8 @@ def forget_command(
     fmt: FormatOpt = None,
 ) -> int:
     """Delete every record of one client from the history (asks first)."""
-    from alliance_cli import history
-    from alliance_cli.errors import UsageProblem
+    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.store import sqlite as history
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     with history.open_store(db) as store:

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from alliance_cli.errors import DataFileError, InstrumentInvalid, Problem
+from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem
 
 MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # nodes after alias expansion: far above any real instrument

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from alliance_cli.errors import DataFileError, UsageProblem
+from alliance_cli.core.errors import DataFileError, UsageProblem
 
 _NUMBERED = re.compile(r"^(.*?)0*(\d+)([^\d]*)$")
 

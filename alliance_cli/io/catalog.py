@@ -17,22 +17,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alliance_cli.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
-from alliance_cli.structure import PlainInstrument
+from alliance_cli.core.compiled import PlainInstrument
+from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
 
-    from alliance_cli.yamlfile import Loc
+    from alliance_cli.io.yamlfile import Loc
 
 ENV_PATH = "ALLIANCE_INSTRUMENTS_PATH"
 
 
 def bundled_dir() -> Path:
     """The directory of instruments shipped with alliance (wheel or source checkout)."""
-    here = Path(__file__).resolve().parent
-    inside = here / "instruments"
-    return inside if inside.is_dir() else here.parent / "instruments"
+    package = Path(__file__).resolve().parents[1]
+    inside = package / "instruments"
+    return inside if inside.is_dir() else package.parent / "instruments"
 
 
 @dataclass(frozen=True)
@@ -122,8 +122,8 @@ def nearest(wanted: str, choices: list[str]) -> str | None:
 
 
 def _pydantic_problems(err: ValidationError, file: str, lines: dict[Loc, int]) -> list[Problem]:
-    from alliance_cli.instrument import CrossFieldProblems
-    from alliance_cli.yamlfile import format_loc, line_for
+    from alliance_cli.core.definition import CrossFieldProblems
+    from alliance_cli.io.yamlfile import format_loc, line_for
 
     problems: list[Problem] = []
     for e in err.errors(include_url=False):
@@ -172,8 +172,8 @@ def _parse(path: Path, name: str) -> tuple[dict[str, Any], str]:
     """Parse and validate with pydantic; return the validated definition as JSON data."""
     from pydantic import ValidationError
 
-    from alliance_cli.instrument import Instrument
-    from alliance_cli.yamlfile import line_for, read_yaml
+    from alliance_cli.core.definition import Instrument
+    from alliance_cli.io.yamlfile import line_for, read_yaml
 
     data, lines, raw = read_yaml(path, name)
     if not isinstance(data, dict):

@@ -14,8 +14,8 @@ from rich.table import Table
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from alliance_cli.catalog import Catalog, LoadedInstrument
-    from alliance_cli.result import Score
+    from alliance_cli.core.score import Score
+    from alliance_cli.io.catalog import Catalog, LoadedInstrument
 
 _VERIFY_STYLE = {
     "verified": "green",

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from alliance_cli.scoring import below_cutoff
+from alliance_cli.core.scorer import below_cutoff
 
 Z_RELIABLE = 1.96
 SD_FLOOR_POMP = 5.0  # a near-constant series does not turn a small wobble into a rupture

@@ -20,7 +20,7 @@ from pydantic import (
     model_validator,
 )
 
-from alliance_cli.structure import TOTAL, InstrumentViews, ScaleViews
+from alliance_cli.core.compiled import TOTAL, InstrumentViews, ScaleViews
 
 Dimension = Literal["goal", "task", "bond", "general"]
 Respondent = Literal["client", "therapist", "observer"]

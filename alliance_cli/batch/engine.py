@@ -18,10 +18,10 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
-from alliance_cli import columns as colmap
-from alliance_cli.errors import DataFileError, UsageProblem
-from alliance_cli.scoring import ScaleResult, Scorer, validate_date
-from alliance_cli.tables import (
+from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.core.scorer import ScaleResult, Scorer, validate_date
+from alliance_cli.io import columns as colmap
+from alliance_cli.io.csvout import (
     csv_join,
     find_id_columns,
     open_input,
@@ -794,7 +794,7 @@ def run_files(
     import sys
     import tempfile
 
-    from alliance_cli.tables import atomic_writer
+    from alliance_cli.io.csvout import atomic_writer
 
     for name in inputs:
         for target, what in ((output, "output"), (rejects, "--rejects")):

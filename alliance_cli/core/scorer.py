@@ -14,13 +14,13 @@ from collections.abc import Mapping, Sequence
 from datetime import date as _date
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
-from alliance_cli.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
-from alliance_cli.structure import TOTAL, InstrumentViews
+from alliance_cli.core.compiled import TOTAL, InstrumentViews
+from alliance_cli.core.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
 
 if TYPE_CHECKING:
-    from alliance_cli.result import Respondent, Score
+    from alliance_cli.core.score import Respondent, Score
 
-SCHEMA_VERSION = 1  # of the Score JSON; alliance_cli.result documents it
+SCHEMA_VERSION = 1  # of the Score JSON; alliance_cli.core.score documents it
 DIGITS = 6  # scores are rounded to 6 decimals in output: float noise, never information
 InvalidPolicy = Literal["reject", "missing"]
 
@@ -278,7 +278,7 @@ class Scorer:
         respondent: Respondent | None = None,
     ) -> Score:
         """Score one response set. Raises RejectedInput when an answer is unusable."""
-        from alliance_cli.result import Score
+        from alliance_cli.core.score import Score
 
         who = respondent.model_dump(mode="json") if respondent is not None else None
         return Score.model_validate(self.score_dict(answers, who))

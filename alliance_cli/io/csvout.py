@@ -12,8 +12,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from alliance_cli.errors import DataFileError, UsageProblem
-from alliance_cli.scoring import ScaleResult, Scorer
+from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.core.scorer import ScaleResult, Scorer
 
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")

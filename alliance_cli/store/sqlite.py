@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alliance_cli import change
-from alliance_cli.errors import AllianceError, HistoryError, RejectedInput, UsageProblem
+from alliance_cli.core import change
+from alliance_cli.core.errors import AllianceError, HistoryError, RejectedInput, UsageProblem
 
 ENV_DB = "ALLIANCE_DB"
 

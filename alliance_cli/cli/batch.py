@@ -6,8 +6,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from alliance_cli import batch
-from alliance_cli.scoring import Scorer
+from alliance_cli.batch import engine as batch
+from alliance_cli.core.scorer import Scorer
 
 SHOWN_REJECTIONS = 20
 
@@ -40,7 +40,7 @@ def run(
         progress, on_progress = _progress_bar(files)
     store = recorder = None
     if save:
-        from alliance_cli import history
+        from alliance_cli.store import sqlite as history
 
         store = history.open_store(db)
         recorder = store.batch_recorder(replace, all_or_nothing=options.strict)
@@ -95,7 +95,7 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
         TimeRemainingColumn,
     )
 
-    from alliance_cli import render
+    from alliance_cli.render import terminal as render
 
     try:
         total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None

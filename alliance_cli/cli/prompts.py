@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from alliance_cli.scoring import Scorer
+from alliance_cli.core.scorer import Scorer
 
 HELP = "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit"
 

@@ -1,0 +1,1 @@
+"""Batch scoring: the row-accounting engine, its output sinks and the generated fast path."""

@@ -1,0 +1,1 @@
+"""Everything that touches bytes: instrument files, CSV in and out, atomic writes."""

@@ -1,0 +1,1 @@
+"""Drawing for people: rich tables and panels for the terminal."""

@@ -1,0 +1,1 @@
+"""The local session history: the SQLite store and the views built on it."""
