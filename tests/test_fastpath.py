@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.batch.engine import FastRows
+from alliance_cli.batch.fastpath import FastRows
 from alliance_cli.core.definition import Instrument
 from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.catalog import load_catalog

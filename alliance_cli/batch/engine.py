@@ -7,8 +7,6 @@ opens (atomically). Memory does not grow with the file.
 from __future__ import annotations
 
 import csv
-import json
-import math
 import os
 import re
 import time
@@ -18,29 +16,18 @@ from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
+from alliance_cli.batch.fastpath import FastRows
+from alliance_cli.batch.sinks import CsvSink, JsonSink, Sink
 from alliance_cli.core.errors import DataFileError, UsageProblem
-from alliance_cli.core.scorer import ScaleResult, Scorer, validate_date
+from alliance_cli.core.scorer import Scorer, validate_date
 from alliance_cli.io import columns as colmap
-from alliance_cli.io.csvout import (
-    csv_join,
-    find_id_columns,
-    open_input,
-    safe_text,
-    scale_cells,
-    score_cells_out,
-    score_columns,
-    score_json_cells,
-    sniff_delimiter,
-)
+from alliance_cli.io.csvin import Source, _decode_error, find_id_columns, open_sources
+from alliance_cli.io.csvout import safe_text, score_cells_out, score_columns, score_json_cells
 
 _RISKY = frozenset("=+-@\t\r")
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
 _NEEDS_CARE = re.compile(r'["\r\n]|,[=+\-@\t]')
-_MEMO_LIMIT = 200_000
-MEMO_BYTES = 24 * 1024 * 1024  # all memo tables of one batch together, estimated
-_MEMO_ENTRY_OVERHEAD = 100  # a dict slot and its hash, with room to spare
 NO_FASTPATH = "ALLIANCE_NO_FASTPATH"  # set to 1: every row through the full parser (tests)
-_ScaleCells = tuple[list[str], list[str], str, str]  # cells, flag codes, CSV text, flag text
 
 
 @dataclass(frozen=True)
@@ -175,340 +162,6 @@ def _foreign(
             f"this is scoring {scoring!r}: use -i {other}, or choose the columns on purpose "
             "with --columns or --map"
         )
-
-
-def _blocks(scorer: Scorer) -> list[tuple[int, ...]]:
-    """Partition the items into blocks of at most four, each inside one scale where possible.
-
-    Every scale must be a union of blocks. Disjoint subscales give blocks that fit them; if
-    subscales overlap, each item is its own block.
-    """
-    plans = [set(p.positions) for p in scorer.plans]
-    subs = plans[:-1]
-    disjoint = all(not (a & b) for i, a in enumerate(subs) for b in subs[i + 1 :])
-    if disjoint:
-        groups = [sorted(s) for s in subs]
-        covered = set().union(*subs) if subs else set()
-        groups.append([p for p in range(len(scorer.item_ids)) if p not in covered])
-        blocks = [tuple(g[i : i + 4]) for g in groups for i in range(0, len(g), 4)]
-        blocks = [b for b in blocks if b]
-        if all(any(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans) and all(
-            all(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans
-        ):
-            return blocks
-    return [(p,) for p in range(len(scorer.item_ids))]
-
-
-class FastRows:
-    """Score CSV rows through memo tables; falls back to the Scorer for anything odd.
-
-    Items are grouped in blocks of up to four. A block's cells (a tuple of strings) map to
-    (sum, answered) through a memo, and a scale's (sum, answered) maps to its output cells
-    through another: a typical row costs a few dictionary look-ups, no parsing, no formatting.
-    """
-
-    def __init__(self, scorer: Scorer, columns: Sequence[int]) -> None:
-        self.scorer = scorer
-        self.memo_bytes = 0
-        self.memo_full = False
-        integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
-        self.add = sum if integer else math.fsum
-        self.integer = integer and len(scorer.item_ids) < _PACK
-        self.blocks = _blocks(scorer)
-        self.getters = [itemgetter(*(columns[p] for p in block)) for block in self.blocks]
-        self.block_memo: list[dict[Any, tuple[Any, ...] | None]] = [{} for _ in self.blocks]
-        self.plans = []
-        for plan in scorer.plans:
-            members = [i for i, b in enumerate(self.blocks) if set(b) <= set(plan.positions)]
-            self.plans.append((plan.id, tuple(members), len(plan.positions), plan.max_missing))
-        self.scale_memo: list[dict[tuple[float, int], _ScaleCells]] = [{} for _ in self.plans]
-        # A block that is a whole scale carries that scale's text in its memo entry,
-        # saving one look-up per scale per row.
-        self.block_scale = {
-            i: j
-            for j, plan in enumerate(scorer.plans)
-            for i, block in enumerate(self.blocks)
-            if set(block) == set(plan.positions)
-        }
-
-    def _block(self, index: int, key: Any) -> tuple[float, int] | None:
-        cells = key if isinstance(key, tuple) else (key,)
-        values = []
-        for pos, cell in zip(self.blocks[index], cells, strict=True):
-            value = self.scorer.tables[pos].get(cell)
-            if value is None:
-                return None  # unusual text: the full parser decides
-            if value.__class__ is float:
-                values.append(value)
-        return self.add(values), len(values)
-
-    def _cells(self, index: int, total: float, answered: int) -> _ScaleCells:
-        sid, _, n, max_missing = self.plans[index]
-        if n - answered > max_missing:
-            res = ScaleResult(None, None, answered, False)
-        else:
-            mean = total / answered
-            res = ScaleResult(mean, total if answered == n else mean * n, answered, answered < n)
-        flags = [f"below_cutoff:{sid}" for _ in self.scorer._cutoff_hits(sid, res)]
-        cells = scale_cells(self.scorer, sid, res)
-        return cells, flags, csv_join(cells), ";".join(flags)
-
-    def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
-        """Memo entry of a block: (sum, answered, code, scale text, flag text).
-
-        ``code`` packs an integer sum and the answered count into one int that adds up
-        across blocks (sum · 256 + answered), so a scale spanning blocks is keyed by one
-        integer addition; None when sums are not integers. Text is set for a block that is
-        a whole scale.
-        """
-        found = self._block(index, key)
-        hit: tuple[Any, ...] | None = None
-        if found is not None:
-            total, answered = found
-            code = int(total) * _PACK + answered if self.integer else None
-            text = flags = None
-            if index in self.block_scale:
-                j = self.block_scale[index]
-                _, _, text, flags = self.scale_memo[j].get(found) or self._fill_scale(j, found)
-            hit = (total, answered, code, text, flags)
-        if len(self.block_memo[index]) < _MEMO_LIMIT and self._room(key, hit):
-            self.block_memo[index][key] = hit
-        return hit
-
-    def _room(self, key: Any, value: Any) -> bool:
-        """Whether a new memo entry fits the byte budget (counted as it is added).
-
-        Entries are capped by bytes as well as by count: a 12-item 0-10-by-0.1 form has
-        too many distinct blocks for any count limit to keep memory flat.
-        """
-        if self.memo_full:
-            return False
-        size = _MEMO_ENTRY_OVERHEAD + _size(key) + _size(value)
-        if self.memo_bytes + size > MEMO_BYTES:
-            self.memo_full = True  # from here on, misses are computed and not kept
-            return False
-        self.memo_bytes += size
-        return True
-
-    def _fill_scale(self, index: int, key: Any) -> _ScaleCells:
-        if isinstance(key, int):  # a packed code: sum · 256 + answered
-            answered = key % _PACK
-            got = self._cells(index, float((key - answered) // _PACK), answered)
-        else:
-            got = self._cells(index, *key)
-        if len(self.scale_memo[index]) < _MEMO_LIMIT and self._room(key, got):
-            self.scale_memo[index][key] = got
-        return got
-
-    def compile(
-        self, id_checks: dict[int, Callable[[str], bool]] | None = None
-    ) -> Callable[[Sequence[str]], str | None]:
-        """A row function specialised to this instrument, unrolled over blocks and scales.
-
-        It returns the score cells and the flags column already joined as CSV text (quoted
-        as csv.writer would), or None for the parser. ``id_checks`` maps a column to a
-        memoised yes/no on its cell (session, date): a no sends the row to the parser, which
-        gives the reason.
-
-        Generated source (as dataclasses and attrs do) because a loop over 3-20 blocks costs
-        more interpreter time per row than the look-ups themselves; the logic is the same
-        as the memo tables above, and tests compare it with the Scorer.
-        """
-        lines = ["def cells(row):"]
-        env: dict[str, Any] = {"fill_block": self._fill_block}
-        for n, (col, check) in enumerate(sorted((id_checks or {}).items())):
-            memo: dict[str, bool] = {}
-            env[f"idm{n}"], env[f"idc{n}"] = memo, _memoised(check, memo)
-            lines += [
-                f"    x = row[{col}]",
-                f"    ok = idm{n}.get(x)",
-                "    if ok is None:",
-                f"        ok = idc{n}(x)",
-                "    if not ok:",
-                "        return None",
-            ]
-        env["fill_scale"] = self._fill_scale
-        for i in range(len(self.blocks)):
-            env[f"g{i}"], env[f"m{i}"] = self.getters[i], self.block_memo[i]
-            # An odd key is memoised as None and re-checked by fill_block: rare, and it
-            # keeps the common path to one look-up and one test.
-            lines += [
-                f"    k{i} = g{i}(row)",
-                f"    h{i} = m{i}.get(k{i})",
-                f"    if h{i} is None:",
-                f"        h{i} = fill_block({i}, k{i})",
-                f"        if h{i} is None:",
-                "            return None",
-            ]
-        exact = self.add is math.fsum
-        names: list[str] = []  # the variable holding each scale's memo entry
-        env["fsum"] = math.fsum
-        for j, (_, members, _, _) in enumerate(self.plans):
-            env[f"s{j}"] = self.scale_memo[j]
-            if len(members) == 1 and self.block_scale.get(members[0]) == j:
-                names.append(f"h{members[0]}")  # its text and flags are at [3] and [4]
-                continue
-            names.append(f"c{j}")
-            if self.integer:
-                key = " + ".join(f"h{m}[2]" for m in members)
-            elif len(members) == 1:
-                key = f"(h{members[0]}[0], h{members[0]}[1])"
-            else:
-                parts = [f"h{m}[0]" for m in members]
-                total = f"fsum(({', '.join(parts)},))" if exact else " + ".join(parts)
-                count = " + ".join(f"h{m}[1]" for m in members)
-                key = f"({total}, {count})"
-            lines += [f"    q{j} = {key}", f"    c{j} = s{j}.get(q{j}) or fill_scale({j}, q{j})"]
-
-        def text(name: str) -> str:
-            return f"{name}[3]" if name.startswith("h") else f"{name}[2]"
-
-        def flag(name: str) -> str:
-            return f"{name}[4]" if name.startswith("h") else f"{name}[3]"
-
-        joined = ",".join(f"{{{text(name)}}}" for name in names)
-        flagged = [j for j, (sid, *_) in enumerate(self.plans) if sid in self.scorer.cutoffs]
-        if not flagged:
-            flags = ""
-        elif len(flagged) == 1:
-            flags = f"{{{flag(names[flagged[0]])}}}"
-        else:  # several scales with cutoffs: join the non-empty ones, outside the f-string
-            parts = ", ".join(flag(names[j]) for j in flagged)
-            lines.append(f'    flags = ";".join([f for f in ({parts},) if f])')
-            flags = "{flags}"
-        lines.append(f'    return f"{joined},{flags}"')
-        exec("\n".join(lines), env)
-        return env["cells"]
-
-
-_PACK = 256  # answered counts stay below this when sums are packed into one int
-
-
-def _size(value: Any) -> int:
-    """Approximate bytes held by a memo key or value (tuples, lists, strings, numbers)."""
-    import sys
-
-    if isinstance(value, tuple | list):
-        return sys.getsizeof(value) + sum(_size(v) for v in value)
-    return sys.getsizeof(value) if value is not None else 0
-
-
-def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str]:
-    """Read the header line; sniff the delimiter; refuse empty files."""
-    try:
-        first = handle.readline()
-    except UnicodeDecodeError as exc:
-        raise _decode_error(name, exc) from None
-    if not first.strip():
-        raise DataFileError(f"{name}: empty file (expected a header row)")
-    delim = delimiter or sniff_delimiter(first)
-    header = next(csv.reader([first], delimiter=delim))
-    return header, delim
-
-
-def _decode_error(name: str, exc: UnicodeDecodeError) -> DataFileError:
-    return DataFileError(
-        f"{name}: not {exc.encoding} text at byte {exc.start} "
-        "(for exports from Excel or older systems try --encoding latin-1 or cp1252)"
-    )
-
-
-@dataclass
-class Source:
-    """One input file, opened, with its header read."""
-
-    name: str
-    handle: IO[str]
-    header: list[str]
-    delimiter: str
-
-
-def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> list[Source]:
-    """Open every input and check they share one header."""
-    sources: list[Source] = []
-    for name in names:
-        handle = open_input(name, encoding)
-        shown = "stdin" if name == "-" else name
-        header, delim = read_header(handle, shown, delimiter)
-        if sources and [h.strip() for h in header] != [h.strip() for h in sources[0].header]:
-            raise DataFileError(
-                f"{shown}: columns differ from {sources[0].name}; "
-                "files scored together need the same header"
-            )
-        sources.append(Source(shown, handle, header, delim))
-    return sources
-
-
-class Sink:
-    """Where scored rows go."""
-
-    def begin(self, header: list[str]) -> None:
-        """Called once before the first row."""
-
-    def csv_row(self, cells: list[str]) -> None:
-        """Write one CSV row (CSV sinks only)."""
-
-    def result(self, data: dict[str, Any]) -> None:
-        """Write one Score as JSON data (JSON sinks only)."""
-
-    def end(self) -> None:
-        """Called once after the last row."""
-
-    wants_json = False
-
-
-class CsvSink(Sink):
-    """CSV output: pass-through columns then score columns."""
-
-    def __init__(self, handle: IO[str]) -> None:
-        import io
-
-        self.handle = handle
-        self.writer = csv.writer(handle, lineterminator="\n")
-        self.csv_row = self.writer.writerow  # type: ignore[method-assign]
-        self._buffer = io.StringIO()
-        self._line_writer = csv.writer(self._buffer, lineterminator="\n")
-
-    def line(self, cells: list[str]) -> str:
-        """Cells as csv.writer would write them, without the line end."""
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._line_writer.writerow(cells)
-        return self._buffer.getvalue()[:-1]
-
-    def begin(self, header: list[str]) -> None:
-        """Write the header."""
-        self.writer.writerow(header)
-
-
-class JsonSink(Sink):
-    """NDJSON (one Score per line) or a JSON array, streamed."""
-
-    wants_json = True
-
-    def __init__(self, handle: IO[str], array: bool) -> None:
-        self.handle = handle
-        self.array = array
-        self.count = 0
-
-    def begin(self, header: list[str]) -> None:
-        """Open the array."""
-        if self.array:
-            self.handle.write("[")
-
-    def result(self, data: dict[str, Any]) -> None:
-        """Write one Score."""
-        text = json.dumps(data, ensure_ascii=False)
-        if self.array:
-            self.handle.write(("\n  " if self.count == 0 else ",\n  ") + text)
-        else:
-            self.handle.write(text + "\n")
-        self.count += 1
-
-    def end(self) -> None:
-        """Close the array."""
-        if self.array:
-            self.handle.write("\n]\n" if self.count else "]\n")
 
 
 def run(
@@ -725,18 +378,6 @@ def _id_checks(ids: dict[str, int]) -> dict[int, Callable[[str], bool]]:
     return checks
 
 
-def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[str], bool]:
-    """The check, remembering its answers (up to the memo limit)."""
-
-    def run(cell: str) -> bool:
-        ok = check(cell)
-        if len(memo) < _MEMO_LIMIT:
-            memo[cell] = ok
-        return ok
-
-    return run
-
-
 def _score_json(
     scorer: Scorer,
     answers: Sequence[str],
@@ -794,7 +435,7 @@ def run_files(
     import sys
     import tempfile
 
-    from alliance_cli.io.csvout import atomic_writer
+    from alliance_cli.io.files import atomic_writer
 
     for name in inputs:
         for target, what in ((output, "output"), (rejects, "--rejects")):

@@ -424,7 +424,7 @@ def batch_command(
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.cli import batch as batchview
     from alliance_cli.cli import score as responses
-    from alliance_cli.io.csvout import parse_delimiter
+    from alliance_cli.io.csvin import parse_delimiter
 
     _pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
     catalog = _catalog()
@@ -487,11 +487,12 @@ def history_command(
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
     from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
-        views = history.client_view(store, client, instrument, _catalog(), settings)
+        views = views.client_view(store, client, instrument, _catalog(), settings)
     from alliance_cli.io.csvout import write_history_csv
 
     _show(fmt, views, lambda render: render.history_view(views), write_history_csv)
@@ -512,10 +513,11 @@ def clients_command(
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
     from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
 
     fmt = _pick_format(fmt, (Format.table, Format.json, Format.csv))
     with history.open_store(db) as store:
-        rows = history.caseload(store, _catalog(), _settings(early_sessions, early_pomp, gap))
+        rows = views.caseload(store, _catalog(), _settings(early_sessions, early_pomp, gap))
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     _show(fmt, rows, lambda render: render.caseload_table(shown))
     if len(shown) < len(rows):

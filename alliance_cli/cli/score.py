@@ -13,22 +13,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from alliance_cli.core.contract import respondent_dict
 from alliance_cli.core.errors import RejectedInput, UsageProblem
-from alliance_cli.core.scorer import (
-    InvalidPolicy,
-    Scorer,
-    respondent_dict,
-    response_from_json,
-    validate_date,
-)
-from alliance_cli.io.csvout import (
-    RESPONDENT_COLUMNS,
-    parse_answer_args,
-    read_json_sets,
-    safe_text,
-    score_columns,
-    score_json_cells,
-)
+from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
+from alliance_cli.io.answers import parse_answer_args, read_json_sets, response_from_json
+from alliance_cli.io.csvout import RESPONDENT_COLUMNS, safe_text, score_columns, score_json_cells
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import LoadedInstrument
@@ -171,11 +160,12 @@ def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None
     """Record each score in the history and attach the flags the history now raises."""
     from alliance_cli.core.change import Settings
     from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
 
     with history.open_store(db) as store:
         for i, data in enumerate(outcome.scores):
             store.record(data, replace=replace)
-            raised = history.flags_for(store, data, catalog, Settings())
+            raised = views.flags_for(store, data, catalog, Settings())
             outcome.history_flags[i] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
             ]

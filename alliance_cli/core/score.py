@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from alliance_cli.core.scorer import SCHEMA_VERSION
+from alliance_cli.core.contract import SCHEMA_VERSION
 
 
 class _Out(BaseModel):

@@ -15,12 +15,12 @@ from datetime import date as _date
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from alliance_cli.core.compiled import TOTAL, InstrumentViews
+from alliance_cli.core.contract import SCHEMA_VERSION, respondent_dict
 from alliance_cli.core.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
 
 if TYPE_CHECKING:
     from alliance_cli.core.score import Respondent, Score
 
-SCHEMA_VERSION = 1  # of the Score JSON; alliance_cli.core.score documents it
 DIGITS = 6  # scores are rounded to 6 decimals in output: float noise, never information
 InvalidPolicy = Literal["reject", "missing"]
 
@@ -420,56 +420,3 @@ class Scorer:
             }
             for cut in self._cutoff_hits(scale_id, res)
         ]
-
-
-def respondent_dict(
-    client_id: str | None = None,
-    session: int | None = None,
-    date: str | None = None,
-    rater: str | None = None,
-) -> dict[str, Any]:
-    """The respondent part of a Score, as plain data."""
-    return {"client_id": client_id, "session": session, "date": date, "rater": rater}
-
-
-def response_from_json(
-    obj: Any, instrument_id: str | None = None
-) -> tuple[Mapping[str, Any] | list[Any], dict[str, Any]]:
-    """Split one JSON response set into answers and respondent, or raise UsageProblem.
-
-    A set that names an ``instrument`` other than ``instrument_id`` (the one being scored)
-    is refused: answers to one form scored on another's key give plausible wrong numbers.
-    """
-    if not isinstance(obj, dict):
-        raise UsageProblem(f"expected a JSON object, got {type(obj).__name__}")
-    allowed = {"client_id", "session", "date", "rater", "answers", "instrument"}
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        raise UsageProblem(f"unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
-    named = obj.get("instrument")
-    if (
-        named is not None
-        and instrument_id is not None
-        and (not isinstance(named, str) or named.strip().lower() != instrument_id)
-    ):
-        raise UsageProblem(
-            f"the set names instrument {named!r} but is being scored as {instrument_id!r} "
-            f"(score it with that instrument, or remove the 'instrument' key)"
-        )
-    answers = obj.get("answers")
-    if not isinstance(answers, dict | list):
-        raise UsageProblem("'answers' must be an object of item: value, or a list in item order")
-    session = obj.get("session")
-    if session is not None:
-        try:
-            session = int(str(session).strip())
-        except ValueError:
-            raise UsageProblem(f"session {session!r} is not a whole number") from None
-    client = obj.get("client_id")
-    who = respondent_dict(
-        client_id=None if client is None else str(client),
-        session=session,
-        date=validate_date(None if obj.get("date") is None else str(obj["date"])),
-        rater=None if obj.get("rater") is None else str(obj["rater"]),
-    )
-    return answers, who

@@ -5,14 +5,9 @@ No rich, no typer: the CLI calls these, and so do the benchmarks.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-from collections.abc import Iterator, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any
 
-from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import ScaleResult, Scorer
 
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
@@ -109,153 +104,6 @@ def score_cells_out(
     out.append(";".join(flags))
     out += definition_cells(scorer)
     return out
-
-
-@contextlib.contextmanager
-def atomic_writer(target: Path, encoding: str = "utf-8") -> Iterator[IO[str]]:
-    """Write to a temporary file beside target and rename it into place on success.
-
-    An interrupted or failed run leaves the previous file (or nothing) at target.
-    """
-    directory = target.parent if str(target.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)
-    except OSError as exc:
-        raise DataFileError(f"{target}: cannot write ({exc.strerror or exc})") from None
-    try:
-        with os.fdopen(fd, "w", encoding=encoding, newline="", buffering=1 << 20) as handle:
-            yield handle
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-# -- answers from the command line and from JSON ---------------------------------------------
-def parse_answer_args(args: Sequence[str]) -> dict[str, str] | list[str]:
-    """Answers as given on the command line: values in item order, one comma list, or pairs.
-
-    ``5 4 4 3``, ``"5,4,4,3"`` and ``1=5 2=4`` are all accepted; pairs and bare values
-    cannot be mixed.
-    """
-    pairs = [a for a in args if "=" in a]
-    if pairs and len(pairs) != len(args):
-        raise UsageProblem("give answers either all as ITEM=VALUE pairs or all as plain values")
-    if pairs:
-        out: dict[str, str] = {}
-        for arg in pairs:
-            item, _, value = arg.partition("=")
-            item = item.strip()
-            if item in out:
-                raise UsageProblem(f"item {item} is given twice")
-            out[item] = value
-        return out
-    if len(args) == 1 and "," in args[0]:
-        return [v.strip() for v in args[0].split(",")]
-    return list(args)
-
-
-def read_json_sets(text: str) -> list[tuple[str, Any, str | None]]:
-    """Response sets from one JSON value (object or list) or NDJSON.
-
-    Each entry is (where, parsed value, error): ``where`` is ``stdin:LINE`` for NDJSON and
-    ``stdin[INDEX]`` for the items of a list; error is set (value None) for a line not JSON.
-    """
-    import json
-
-    stripped = text.strip()
-    if not stripped:
-        return []
-    try:
-        whole = json.loads(stripped)
-    except json.JSONDecodeError:
-        pass
-    else:
-        if isinstance(whole, list):
-            return [(f"stdin[{i}]", obj, None) for i, obj in enumerate(whole)]
-        return [("stdin:1", whole, None)]
-    sets: list[tuple[str, Any, str | None]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            sets.append((f"stdin:{number}", json.loads(line), None))
-        except json.JSONDecodeError as exc:
-            error = f"not valid JSON ({exc.msg} at column {exc.colno})"
-            sets.append((f"stdin:{number}", None, error))
-    return sets
-
-
-# -- reading CSV exports -------------------------------------------------------------------
-ID_VARIANTS: dict[str, tuple[str, ...]] = {
-    "client_id": (
-        "client_id", "clientid", "client", "client_no", "client_number", "participant_id",
-        "participant", "patient_id", "patient", "record_id", "subject_id", "subject", "pid",
-    ),
-    "session": ("session", "session_number", "session_no", "sessionid", "session_id", "visit",
-                "visit_number", "sess", "week"),
-    "date": ("date", "session_date", "completed", "completed_date", "date_completed",
-             "visit_date", "survey_date"),
-    "rater": ("rater", "respondent", "informant", "form", "rater_type"),
-}  # fmt: skip
-
-
-def _norm(name: str) -> str:
-    return "".join(ch if ch.isalnum() else "_" for ch in name.strip().lower()).strip("_")
-
-
-def open_input(name: str, encoding: str) -> IO[str]:
-    """Open an input file (or '-' for stdin) as text, newline handling left to csv."""
-    import io
-    import sys
-
-    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-    if name == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding=enc, newline="")
-    try:
-        return open(name, encoding=enc, newline="")
-    except LookupError:
-        raise DataFileError(f"unknown encoding {encoding!r}") from None
-    except OSError as exc:
-        raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
-
-
-def sniff_delimiter(header_line: str) -> str:
-    """Comma, semicolon or tab: whichever the header line uses most (comma on a tie)."""
-    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: (counts[d], d == ","))
-    return best if counts[best] else ","
-
-
-def parse_delimiter(text: str | None) -> str | None:
-    """``--delimiter``: one character, or 'tab' / '\\t'; None means sniff the header."""
-    if text is None:
-        return None
-    delimiter = {"tab": "\t", "\\t": "\t"}.get(text.lower(), text)
-    if len(delimiter) != 1 or delimiter in '\r\n"':
-        raise UsageProblem(f"--delimiter {text!r} must be one character (or 'tab')")
-    return delimiter
-
-
-def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict[str, int]:
-    """Positions of client id, session, date and rater columns (named ones must exist)."""
-    normalised = [_norm(h) for h in header]
-    found: dict[str, int] = {}
-    for role, variants in ID_VARIANTS.items():
-        wanted = named.get(role)
-        if wanted:
-            if wanted not in header:
-                raise UsageProblem(
-                    f"no column {wanted!r} for {role} (columns: {', '.join(header)})"
-                )
-            found[role] = list(header).index(wanted)
-            continue
-        for variant in variants:
-            if variant in normalised:
-                found[role] = normalised.index(variant)
-                break
-    return found
 
 
 def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:

@@ -1,0 +1,251 @@
+"""The batch fast path: memo tables over blocks of cells, and a row function generated per
+instrument from them."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from operator import itemgetter
+from typing import Any
+
+from alliance_cli.core.scorer import ScaleResult, Scorer
+from alliance_cli.io.csvout import (
+    csv_join,
+    scale_cells,
+)
+
+_MEMO_LIMIT = 200_000
+
+MEMO_BYTES = 24 * 1024 * 1024  # all memo tables of one batch together, estimated
+
+_MEMO_ENTRY_OVERHEAD = 100  # a dict slot and its hash, with room to spare
+
+_ScaleCells = tuple[list[str], list[str], str, str]  # cells, flag codes, CSV text, flag text
+
+
+def _blocks(scorer: Scorer) -> list[tuple[int, ...]]:
+    """Partition the items into blocks of at most four, each inside one scale where possible.
+
+    Every scale must be a union of blocks. Disjoint subscales give blocks that fit them; if
+    subscales overlap, each item is its own block.
+    """
+    plans = [set(p.positions) for p in scorer.plans]
+    subs = plans[:-1]
+    disjoint = all(not (a & b) for i, a in enumerate(subs) for b in subs[i + 1 :])
+    if disjoint:
+        groups = [sorted(s) for s in subs]
+        covered = set().union(*subs) if subs else set()
+        groups.append([p for p in range(len(scorer.item_ids)) if p not in covered])
+        blocks = [tuple(g[i : i + 4]) for g in groups for i in range(0, len(g), 4)]
+        blocks = [b for b in blocks if b]
+        if all(any(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans) and all(
+            all(set(b) <= plan or not set(b) & plan for b in blocks) for plan in plans
+        ):
+            return blocks
+    return [(p,) for p in range(len(scorer.item_ids))]
+
+
+class FastRows:
+    """Score CSV rows through memo tables; falls back to the Scorer for anything odd.
+
+    Items are grouped in blocks of up to four. A block's cells (a tuple of strings) map to
+    (sum, answered) through a memo, and a scale's (sum, answered) maps to its output cells
+    through another: a typical row costs a few dictionary look-ups, no parsing, no formatting.
+    """
+
+    def __init__(self, scorer: Scorer, columns: Sequence[int]) -> None:
+        self.scorer = scorer
+        self.memo_bytes = 0
+        self.memo_full = False
+        integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
+        self.add = sum if integer else math.fsum
+        self.integer = integer and len(scorer.item_ids) < _PACK
+        self.blocks = _blocks(scorer)
+        self.getters = [itemgetter(*(columns[p] for p in block)) for block in self.blocks]
+        self.block_memo: list[dict[Any, tuple[Any, ...] | None]] = [{} for _ in self.blocks]
+        self.plans = []
+        for plan in scorer.plans:
+            members = [i for i, b in enumerate(self.blocks) if set(b) <= set(plan.positions)]
+            self.plans.append((plan.id, tuple(members), len(plan.positions), plan.max_missing))
+        self.scale_memo: list[dict[tuple[float, int], _ScaleCells]] = [{} for _ in self.plans]
+        # A block that is a whole scale carries that scale's text in its memo entry,
+        # saving one look-up per scale per row.
+        self.block_scale = {
+            i: j
+            for j, plan in enumerate(scorer.plans)
+            for i, block in enumerate(self.blocks)
+            if set(block) == set(plan.positions)
+        }
+
+    def _block(self, index: int, key: Any) -> tuple[float, int] | None:
+        cells = key if isinstance(key, tuple) else (key,)
+        values = []
+        for pos, cell in zip(self.blocks[index], cells, strict=True):
+            value = self.scorer.tables[pos].get(cell)
+            if value is None:
+                return None  # unusual text: the full parser decides
+            if value.__class__ is float:
+                values.append(value)
+        return self.add(values), len(values)
+
+    def _cells(self, index: int, total: float, answered: int) -> _ScaleCells:
+        sid, _, n, max_missing = self.plans[index]
+        if n - answered > max_missing:
+            res = ScaleResult(None, None, answered, False)
+        else:
+            mean = total / answered
+            res = ScaleResult(mean, total if answered == n else mean * n, answered, answered < n)
+        flags = [f"below_cutoff:{sid}" for _ in self.scorer._cutoff_hits(sid, res)]
+        cells = scale_cells(self.scorer, sid, res)
+        return cells, flags, csv_join(cells), ";".join(flags)
+
+    def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
+        """Memo entry of a block: (sum, answered, code, scale text, flag text).
+
+        ``code`` packs an integer sum and the answered count into one int that adds up
+        across blocks (sum · 256 + answered), so a scale spanning blocks is keyed by one
+        integer addition; None when sums are not integers. Text is set for a block that is
+        a whole scale.
+        """
+        found = self._block(index, key)
+        hit: tuple[Any, ...] | None = None
+        if found is not None:
+            total, answered = found
+            code = int(total) * _PACK + answered if self.integer else None
+            text = flags = None
+            if index in self.block_scale:
+                j = self.block_scale[index]
+                _, _, text, flags = self.scale_memo[j].get(found) or self._fill_scale(j, found)
+            hit = (total, answered, code, text, flags)
+        if len(self.block_memo[index]) < _MEMO_LIMIT and self._room(key, hit):
+            self.block_memo[index][key] = hit
+        return hit
+
+    def _room(self, key: Any, value: Any) -> bool:
+        """Whether a new memo entry fits the byte budget (counted as it is added).
+
+        Entries are capped by bytes as well as by count: a 12-item 0-10-by-0.1 form has
+        too many distinct blocks for any count limit to keep memory flat.
+        """
+        if self.memo_full:
+            return False
+        size = _MEMO_ENTRY_OVERHEAD + _size(key) + _size(value)
+        if self.memo_bytes + size > MEMO_BYTES:
+            self.memo_full = True  # from here on, misses are computed and not kept
+            return False
+        self.memo_bytes += size
+        return True
+
+    def _fill_scale(self, index: int, key: Any) -> _ScaleCells:
+        if isinstance(key, int):  # a packed code: sum · 256 + answered
+            answered = key % _PACK
+            got = self._cells(index, float((key - answered) // _PACK), answered)
+        else:
+            got = self._cells(index, *key)
+        if len(self.scale_memo[index]) < _MEMO_LIMIT and self._room(key, got):
+            self.scale_memo[index][key] = got
+        return got
+
+    def compile(
+        self, id_checks: dict[int, Callable[[str], bool]] | None = None
+    ) -> Callable[[Sequence[str]], str | None]:
+        """A row function specialised to this instrument, unrolled over blocks and scales.
+
+        It returns the score cells and the flags column already joined as CSV text (quoted
+        as csv.writer would), or None for the parser. ``id_checks`` maps a column to a
+        memoised yes/no on its cell (session, date): a no sends the row to the parser, which
+        gives the reason.
+
+        Generated source (as dataclasses and attrs do) because a loop over 3-20 blocks costs
+        more interpreter time per row than the look-ups themselves; the logic is the same
+        as the memo tables above, and tests compare it with the Scorer.
+        """
+        lines = ["def cells(row):"]
+        env: dict[str, Any] = {"fill_block": self._fill_block}
+        for n, (col, check) in enumerate(sorted((id_checks or {}).items())):
+            memo: dict[str, bool] = {}
+            env[f"idm{n}"], env[f"idc{n}"] = memo, _memoised(check, memo)
+            lines += [
+                f"    x = row[{col}]",
+                f"    ok = idm{n}.get(x)",
+                "    if ok is None:",
+                f"        ok = idc{n}(x)",
+                "    if not ok:",
+                "        return None",
+            ]
+        env["fill_scale"] = self._fill_scale
+        for i in range(len(self.blocks)):
+            env[f"g{i}"], env[f"m{i}"] = self.getters[i], self.block_memo[i]
+            # An odd key is memoised as None and re-checked by fill_block: rare, and it
+            # keeps the common path to one look-up and one test.
+            lines += [
+                f"    k{i} = g{i}(row)",
+                f"    h{i} = m{i}.get(k{i})",
+                f"    if h{i} is None:",
+                f"        h{i} = fill_block({i}, k{i})",
+                f"        if h{i} is None:",
+                "            return None",
+            ]
+        exact = self.add is math.fsum
+        names: list[str] = []  # the variable holding each scale's memo entry
+        env["fsum"] = math.fsum
+        for j, (_, members, _, _) in enumerate(self.plans):
+            env[f"s{j}"] = self.scale_memo[j]
+            if len(members) == 1 and self.block_scale.get(members[0]) == j:
+                names.append(f"h{members[0]}")  # its text and flags are at [3] and [4]
+                continue
+            names.append(f"c{j}")
+            if self.integer:
+                key = " + ".join(f"h{m}[2]" for m in members)
+            elif len(members) == 1:
+                key = f"(h{members[0]}[0], h{members[0]}[1])"
+            else:
+                parts = [f"h{m}[0]" for m in members]
+                total = f"fsum(({', '.join(parts)},))" if exact else " + ".join(parts)
+                count = " + ".join(f"h{m}[1]" for m in members)
+                key = f"({total}, {count})"
+            lines += [f"    q{j} = {key}", f"    c{j} = s{j}.get(q{j}) or fill_scale({j}, q{j})"]
+
+        def text(name: str) -> str:
+            return f"{name}[3]" if name.startswith("h") else f"{name}[2]"
+
+        def flag(name: str) -> str:
+            return f"{name}[4]" if name.startswith("h") else f"{name}[3]"
+
+        joined = ",".join(f"{{{text(name)}}}" for name in names)
+        flagged = [j for j, (sid, *_) in enumerate(self.plans) if sid in self.scorer.cutoffs]
+        if not flagged:
+            flags = ""
+        elif len(flagged) == 1:
+            flags = f"{{{flag(names[flagged[0]])}}}"
+        else:  # several scales with cutoffs: join the non-empty ones, outside the f-string
+            parts = ", ".join(flag(names[j]) for j in flagged)
+            lines.append(f'    flags = ";".join([f for f in ({parts},) if f])')
+            flags = "{flags}"
+        lines.append(f'    return f"{joined},{flags}"')
+        exec("\n".join(lines), env)
+        return env["cells"]
+
+
+_PACK = 256  # answered counts stay below this when sums are packed into one int
+
+
+def _size(value: Any) -> int:
+    """Approximate bytes held by a memo key or value (tuples, lists, strings, numbers)."""
+    import sys
+
+    if isinstance(value, tuple | list):
+        return sys.getsizeof(value) + sum(_size(v) for v in value)
+    return sys.getsizeof(value) if value is not None else 0
+
+
+def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[str], bool]:
+    """The check, remembering its answers (up to the memo limit)."""
+
+    def run(cell: str) -> bool:
+        ok = check(cell)
+        if len(memo) < _MEMO_LIMIT:
+            memo[cell] = ok
+        return ok
+
+    return run

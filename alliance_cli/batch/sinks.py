@@ -1,0 +1,79 @@
+"""Where scored rows go: CSV lines, NDJSON lines, or one JSON array, streamed."""
+
+from __future__ import annotations
+
+import csv
+import json
+from typing import IO, Any
+
+
+class Sink:
+    """Where scored rows go."""
+
+    def begin(self, header: list[str]) -> None:
+        """Called once before the first row."""
+
+    def csv_row(self, cells: list[str]) -> None:
+        """Write one CSV row (CSV sinks only)."""
+
+    def result(self, data: dict[str, Any]) -> None:
+        """Write one Score as JSON data (JSON sinks only)."""
+
+    def end(self) -> None:
+        """Called once after the last row."""
+
+    wants_json = False
+
+
+class CsvSink(Sink):
+    """CSV output: pass-through columns then score columns."""
+
+    def __init__(self, handle: IO[str]) -> None:
+        import io
+
+        self.handle = handle
+        self.writer = csv.writer(handle, lineterminator="\n")
+        self.csv_row = self.writer.writerow  # type: ignore[method-assign]
+        self._buffer = io.StringIO()
+        self._line_writer = csv.writer(self._buffer, lineterminator="\n")
+
+    def line(self, cells: list[str]) -> str:
+        """Cells as csv.writer would write them, without the line end."""
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._line_writer.writerow(cells)
+        return self._buffer.getvalue()[:-1]
+
+    def begin(self, header: list[str]) -> None:
+        """Write the header."""
+        self.writer.writerow(header)
+
+
+class JsonSink(Sink):
+    """NDJSON (one Score per line) or a JSON array, streamed."""
+
+    wants_json = True
+
+    def __init__(self, handle: IO[str], array: bool) -> None:
+        self.handle = handle
+        self.array = array
+        self.count = 0
+
+    def begin(self, header: list[str]) -> None:
+        """Open the array."""
+        if self.array:
+            self.handle.write("[")
+
+    def result(self, data: dict[str, Any]) -> None:
+        """Write one Score."""
+        text = json.dumps(data, ensure_ascii=False)
+        if self.array:
+            self.handle.write(("\n  " if self.count == 0 else ",\n  ") + text)
+        else:
+            self.handle.write(text + "\n")
+        self.count += 1
+
+    def end(self) -> None:
+        """Close the array."""
+        if self.array:
+            self.handle.write("\n]\n" if self.count else "]\n")

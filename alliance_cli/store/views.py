@@ -1,0 +1,248 @@
+"""Views over the stored sessions: one client's history with its flags, and the caseload."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from alliance_cli.core import change
+from alliance_cli.core.errors import AllianceError, UsageProblem
+from alliance_cli.store.sqlite import Record, Store
+
+
+# -- analysis over stored sessions ---------------------------------------------------------
+def _series(records: Sequence[Record]) -> change.Series:
+    series = change.Series()
+    for rec in records:
+        for sid, s in rec.score["scales"].items():
+            series.names[sid] = s["name"]
+            series.scales.setdefault(sid, []).append(change.Point(rec.session, rec.date, s["pomp"]))
+    return series
+
+
+def _factors(instrument: Any) -> Callable[[str], dict[str, float]]:
+    def factors(scale: str) -> dict[str, float]:
+        n = instrument.scale_item_count(scale)
+        low, high = instrument.scale.min, instrument.scale.max
+        return {m: change.pomp_factor(low, high, n, m) for m in ("mean", "sum")}
+
+    return factors
+
+
+def analyse(
+    records: Sequence[Record],
+    instruments: dict[str, Any],
+    settings: change.Settings,
+    counterparts: Sequence[Record] = (),
+) -> tuple[list[change.ChangeFlag], dict[str, change.Reliability]]:
+    """Every flag a client's sessions on one instrument and rater raise, and the thresholds."""
+    if not records:
+        return [], {}
+    inst = instruments.get(records[0].instrument)
+    series = _series(records)
+    flags: list[change.ChangeFlag] = []
+    reliabilities: dict[str, change.Reliability] = {}
+    norm = inst.norms[0] if inst is not None and inst.norms else None
+    factors = _factors(inst) if inst is not None else None
+    for sid, points in series.scales.items():
+        by_metric = factors(sid) if factors else {"mean": 1.0, "sum": 1.0}
+        values = [p.pomp for p in points if p.pomp is not None]
+        rel = change.reliability_for(norm, sid, by_metric, values)
+        reliabilities[sid] = rel
+        flags += change.analyse_scale(sid, series.names[sid], points, rel, settings)
+    if inst is not None:
+        for rec in records:
+            total = rec.score["scales"]["total"]
+            raw = {"mean": total["mean"], "sum": total["sum"]}
+            flag = change.early_low(rec.session, total["pomp"], raw, inst, settings)
+            if flag:
+                flags.append(flag)
+    other = {r.session: r for r in counterparts}
+    for rec in records:
+        twin = other.get(rec.session)
+        if twin is None:
+            continue
+        mine = {k: (v["name"], v["pomp"]) for k, v in rec.score["scales"].items()}
+        theirs = {k: (v["name"], v["pomp"]) for k, v in twin.score["scales"].items()}
+        client, therapist = (mine, theirs) if rec.rater == "client" else (theirs, mine)
+        flags += change.gaps(rec.session, client, therapist, settings)
+    flags.sort(key=lambda f: (f.session, f.scale != "total", f.scale, f.code))
+    return flags, reliabilities
+
+
+def client_view(
+    store: Store, client_id: str, instrument: str | None, catalog: Any, settings: change.Settings
+) -> list[dict[str, Any]]:
+    """Per instrument and rater: sessions, thresholds and flags for one client."""
+    records = store.records(client_id, instrument)
+    if not records:
+        raise UsageProblem(f"no sessions recorded for client {client_id!r}")
+    groups: dict[tuple[str, str], list[Record]] = {}
+    for rec in records:
+        groups.setdefault((rec.instrument, rec.rater), []).append(rec)
+    instruments = _instruments(catalog, {k[0] for k in groups})
+    out = []
+    for (inst_id, rater), recs in groups.items():
+        inst = instruments.get(inst_id)
+        counterparts: list[Record] = []
+        if inst is not None and inst.counterpart:
+            counterparts = store.records(client_id, inst.counterpart)
+        flags, rels = analyse(recs, instruments, settings, counterparts)
+        current = _current_sha(catalog, inst_id)
+        out.append(
+            {
+                "client_id": client_id,
+                "instrument": inst_id,
+                "rater": rater,
+                "metric": recs[0].score["metric"],
+                "sessions": [
+                    {
+                        "session": r.session,
+                        "date": r.date,
+                        "scales": {
+                            k: {
+                                "name": v["name"],
+                                "mean": v["mean"],
+                                "sum": v["sum"],
+                                "pomp": v["pomp"],
+                            }
+                            for k, v in r.score["scales"].items()
+                        },
+                        "verification": r.score["instrument"].get("verification"),
+                        "definition_sha256": r.sha256,
+                        "definition_current": current is None or r.sha256 == current,
+                    }
+                    for r in recs
+                ],
+                "verification": recs[-1].score["instrument"].get("verification"),
+                "reliable_change": {
+                    k: {"threshold_pomp": v.threshold, "source": v.source} for k, v in rels.items()
+                },
+                "flags": [f.as_dict() for f in flags],
+            }
+        )
+    return out
+
+
+def _current_sha(catalog: Any, instrument_id: str) -> str | None:
+    """The hash of the definition file alliance would score with now (None if none loads)."""
+    try:
+        return str(catalog.get(instrument_id).sha256)
+    except AllianceError:
+        return None
+
+
+def _instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
+    found = {}
+    for key in ids:
+        try:
+            found[key] = catalog.get(key).instrument
+        except AllianceError:  # no longer defined, or now broken: scores stay readable
+            continue
+    return found
+
+
+def flags_for(
+    store: Store, score: dict[str, Any], catalog: Any, settings: change.Settings
+) -> list[dict[str, Any]]:
+    """The flags the history raises for the session just recorded."""
+    who = score["respondent"]
+    views = client_view(store, str(who["client_id"]), score["instrument"]["id"], catalog, settings)
+    return [
+        f
+        for view in views
+        if view["rater"] == who.get("rater")
+        for f in view["flags"]
+        if f["session"] == who["session"]
+    ]
+
+
+def _floats(text: str) -> list[float | None]:
+    return [None if t == "n" else float(t) for t in text.split(",")]
+
+
+def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict[str, Any]]:
+    """One row per client (their client-rated series first), most in need of attention first."""
+    rows = store.caseload_rows()
+    instruments = _instruments(catalog, {r[1] for r in rows})
+    by_client: dict[str, dict[str, Any]] = {}
+    for client_id, inst_id, rater, sessions_text, pomps, last_date in rows:
+        sessions = [int(s) for s in sessions_text.split(",")]
+        totals = _floats(pomps)
+        if sessions != sorted(sessions):
+            order = sorted(range(len(sessions)), key=sessions.__getitem__)
+            sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
+        valid = [t for t in totals if t is not None]
+        inst = instruments.get(inst_id)
+        norm = inst.norms[0] if inst is not None and inst.norms else None
+        by_metric = _factors(inst)("total") if inst is not None else {"mean": 1.0, "sum": 1.0}
+        rel = change.reliability_for(norm, "total", by_metric, valid)
+        # Concerns belong to the latest session only if it has a total.
+        open_flags = (
+            sorted(change.latest_concerns(valid, rel.threshold, settings))
+            if totals[-1] is not None
+            else []
+        )
+        last = sessions[-1]
+        series = (store, client_id, inst_id, rater)
+        if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
+            open_flags.append("early_low_alliance")
+        row = {
+            "client_id": client_id,
+            "instrument": inst_id,
+            "rater": rater,
+            "sessions": len(sessions),
+            "last_session": last,
+            "last_date": last_date,
+            "last_total_pomp": totals[-1],
+            "trend": change.trend(valid[-6:], rel.threshold),
+            "open_flags": open_flags,
+        }
+        current = by_client.get(client_id)
+        if current is None or (current["rater"] != "client" and rater == "client"):
+            by_client[client_id] = row
+    return sorted(
+        by_client.values(),
+        key=lambda r: (
+            -len(r["open_flags"]),
+            {"down": 0, "steady": 1, "up": 2}[r["trend"]],
+            r["last_total_pomp"] if r["last_total_pomp"] is not None else 101,
+            r["client_id"],
+        ),
+    )
+
+
+def _early_risk_open(
+    sessions: list[int],
+    pomps: list[float | None],
+    series: tuple[Store, str, str, str],
+    inst: Any,
+    settings: change.Settings,
+) -> bool:
+    """Early risk stays open while a low early alliance has not improved past the same rule."""
+    if sessions[0] > settings.early_sessions:
+        return False
+    means: list[Any]
+    sums: list[Any]
+    if not inst.cutoffs and not inst.bands:  # the POMP setting decides: raw totals not needed
+        early = [p for s, p in zip(sessions, pomps, strict=True) if s <= settings.early_sessions]
+        if all(p is None or p >= settings.early_pomp for p in early):
+            return False  # the common case, decided without building flags
+        means = sums = [None] * len(sessions)
+    else:  # cutoffs are stated in means or sums: read them for this series only
+        store, client_id, inst_id, rater = series
+        raw = store.raw_totals(client_id, inst_id, rater)
+        sessions, pomps = [r[0] for r in raw], [r[1] for r in raw]
+        means, sums = [r[2] for r in raw], [r[3] for r in raw]
+    flagged = any(
+        change.early_low(s, p, {"mean": m, "sum": t}, inst, settings)
+        for s, p, m, t in zip(sessions, pomps, means, sums, strict=True)
+        if s <= settings.early_sessions
+    )
+    if not flagged:
+        return False
+    still = change.Settings(
+        early_sessions=max(sessions[-1], settings.early_sessions), early_pomp=settings.early_pomp
+    )
+    raw = {"mean": means[-1], "sum": sums[-1]}
+    return change.early_low(sessions[-1], pomps[-1], raw, inst, still) is not None
