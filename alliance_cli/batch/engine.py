@@ -164,7 +164,7 @@ def _foreign(
         )
 
 
-def run(
+def score_stream(
     sources: Sequence[Source],
     scorer: Scorer,
     layout: Layout,
@@ -473,7 +473,7 @@ def run_files(
                 on_reject_line(r)
 
             sink: Sink = CsvSink(out) if fmt == "csv" else JsonSink(out, array=fmt == "json")
-            stats = run(
+            stats = score_stream(
                 sources, scorer, layout, sink, reject,
                 require_ids=options.require_ids,
                 on_progress=on_progress, on_score=on_score,

@@ -242,10 +242,10 @@ def _size(value: Any) -> int:
 def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[str], bool]:
     """The check, remembering its answers (up to the memo limit)."""
 
-    def run(cell: str) -> bool:
+    def checked(cell: str) -> bool:
         ok = check(cell)
         if len(memo) < _MEMO_LIMIT:
             memo[cell] = ok
         return ok
 
-    return run
+    return checked

@@ -1,121 +1,104 @@
-"""The people's side of ``alliance batch``: progress bar, rejection lines, the summary."""
+"""alliance batch: score exports of any size, streaming; every row accounted for."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from alliance_cli.batch import engine as batch
-from alliance_cli.core.scorer import Scorer
+import typer
 
-SHOWN_REJECTIONS = 20
-
-
-def run(
-    files: list[str],
-    scorer: Scorer,
-    fmt: str,
-    output: Path | None,
-    rejects: Path | None,
-    options: batch.BatchOptions,
-    quiet: bool,
-    save: bool = False,
-    replace: bool = False,
-    db: Path | None = None,
-) -> tuple[batch.Stats, bool]:
-    """Run a batch with progress on a terminal, rejections reported, and a final summary."""
-    shown: list[batch.Rejection] = []
-    count = 0
-
-    def on_reject(r: batch.Rejection) -> None:
-        nonlocal count
-        count += 1
-        if rejects is None and len(shown) < SHOWN_REJECTIONS:
-            shown.append(r)
-
-    progress = None
-    on_progress = None
-    if not quiet and sys.stderr.isatty():
-        progress, on_progress = _progress_bar(files)
-    store = recorder = None
-    if save:
-        from alliance_cli.store import sqlite as history
-
-        store = history.open_store(db)
-        recorder = store.batch_recorder(replace, all_or_nothing=options.strict)
-    args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
-    try:
-        on_score = recorder.add if recorder is not None else None
-        if progress is not None:
-            with progress:
-                stats, written = batch.run_files(*args, on_score=on_score)
-        else:
-            stats, written = batch.run_files(*args, on_score=on_score)
-        if recorder is not None:
-            recorder.finish(keep=written)
-    finally:
-        if store is not None:
-            store.close()
-    for r in shown:
-        sys.stderr.write(f"rejected: {r}\n")
-    if count > len(shown) and rejects is None:
-        sys.stderr.write(
-            f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
-        )
-    if recorder is not None and not quiet:
-        where = store.path if store is not None else ""
-        sys.stderr.write(f"history: {recorder.saved:,} sessions saved to {where}\n")
-    if recorder is not None and recorder.duplicates:
-        sys.stderr.write(
-            f"history: {recorder.duplicates:,} sessions were already recorded and were not "
-            "saved again (use --replace to overwrite them)\n"
-        )
-        stats.not_saved = recorder.duplicates
-    if not quiet:
-        where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
-        withheld = "; --strict: no output written" if not written else ""
-        sys.stderr.write(
-            f"batch: {stats.read:,} rows read, {stats.scored:,} scored, "
-            f"{stats.rejected:,} rejected{where} in {stats.seconds:.2f} s{withheld}\n"
-        )
-    return stats, written
+from alliance_cli.cli.common import (
+    DbOpt,
+    Format,
+    Invalid,
+    InvalidOpt,
+    QuietOpt,
+    funnel,
+    pick_format,
+    run_catalog,
+    say_verification,
+)
+from alliance_cli.core.errors import ExitCode
 
 
-def _progress_bar(files: list[str]) -> tuple[Any, Any]:
-    """A rich progress bar on stderr: rows, rows/s, and for files a bar with an ETA."""
-    import os
-    import time
+@funnel
+def batch_command(
+    files: Annotated[list[str], typer.Argument(help="CSV exports to score; - reads stdin.")],
+    instrument: Annotated[str, typer.Option("--instrument", "-i", help="Instrument id.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option("--rejects", help="Write rejected rows, with reasons, as CSV.")
+    ] = None,
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
+    ] = None,
+    map_file: Annotated[
+        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
+    ] = None,
+    id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
+    session_column: Annotated[
+        str | None, typer.Option("--session-column", help="Session number column.")
+    ] = None,
+    date_column: Annotated[str | None, typer.Option("--date-column", help="Date column.")] = None,
+    rater_column: Annotated[
+        str | None, typer.Option("--rater-column", help="Rater column.")
+    ] = None,
+    keep: Annotated[
+        str | None,
+        typer.Option("--keep", help="Comma-separated columns to pass through (default: all)."),
+    ] = None,
+    require_ids: Annotated[
+        bool, typer.Option("--require-ids", help="Reject rows without client id and session.")
+    ] = False,
+    invalid: InvalidOpt = Invalid.reject,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Write no output at all if any row is rejected.")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
+    ] = None,
+    encoding: Annotated[
+        str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
+    ] = "utf-8",
+    quiet: QuietOpt = False,
+    save: Annotated[
+        bool, typer.Option("--save", help="Record scored rows in the local history.")
+    ] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="With --save: overwrite existing records.")
+    ] = False,
+    db: DbOpt = None,
+    fmt: Annotated[
+        Format, typer.Option("--format", "-f", help="csv (default), ndjson or json.")
+    ] = Format.csv,
+) -> int:
+    """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
+    from alliance_cli.batch.engine import BatchOptions
+    from alliance_cli.cli import batch_run, score_sets
+    from alliance_cli.io.csvin import parse_delimiter
 
-    from rich.progress import (
-        BarColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
+    pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
+    catalog = run_catalog()
+    scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
+    say_verification(scorer, quiet)
+    options = BatchOptions(
+        template=columns,
+        map_file=map_file,
+        id_names={
+            "client_id": id_column, "session": session_column,
+            "date": date_column, "rater": rater_column,
+        },
+        keep=[k.strip() for k in keep.split(",")] if keep else None,
+        known_ids=tuple(catalog.sources),
+        item_count=catalog.item_count,
+        require_ids=require_ids or save,
+        strict=strict,
+        delimiter=parse_delimiter(delimiter),
+        encoding=encoding,
+    )  # fmt: skip
+    stats, _ = batch_run.run_with_progress(
+        files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db
     )
-
-    from alliance_cli.render import terminal as render
-
-    try:
-        total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None
-    except OSError:  # a missing file is reported by the batch itself, as a file error
-        total = None
-    progress = Progress(
-        TextColumn("scoring"),
-        BarColumn(),
-        TextColumn("{task.fields[rows]:,} rows"),
-        TextColumn("{task.fields[rate]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=render.console(stderr=True),
-        transient=True,
-    )
-    task = progress.add_task("rows", total=total, rows=0, rate="")
-    start = time.perf_counter()
-
-    def on_progress(rows: int, done: int) -> None:
-        rate = rows / max(time.perf_counter() - start, 1e-9)
-        progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
-
-    return progress, on_progress
+    return ExitCode.REJECTED if stats.rejected or stats.not_saved else ExitCode.OK

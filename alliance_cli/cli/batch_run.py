@@ -1,0 +1,121 @@
+"""The people's side of ``alliance batch``: progress bar, rejection lines, the summary."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from alliance_cli.batch import engine as batch
+from alliance_cli.core.scorer import Scorer
+
+SHOWN_REJECTIONS = 20
+
+
+def run_with_progress(
+    files: list[str],
+    scorer: Scorer,
+    fmt: str,
+    output: Path | None,
+    rejects: Path | None,
+    options: batch.BatchOptions,
+    quiet: bool,
+    save: bool = False,
+    replace: bool = False,
+    db: Path | None = None,
+) -> tuple[batch.Stats, bool]:
+    """Run a batch with progress on a terminal, rejections reported, and a final summary."""
+    shown: list[batch.Rejection] = []
+    count = 0
+
+    def on_reject(r: batch.Rejection) -> None:
+        nonlocal count
+        count += 1
+        if rejects is None and len(shown) < SHOWN_REJECTIONS:
+            shown.append(r)
+
+    progress = None
+    on_progress = None
+    if not quiet and sys.stderr.isatty():
+        progress, on_progress = _progress_bar(files)
+    store = recorder = None
+    if save:
+        from alliance_cli.store import sqlite as history
+
+        store = history.open_store(db)
+        recorder = store.batch_recorder(replace, all_or_nothing=options.strict)
+    args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
+    try:
+        on_score = recorder.add if recorder is not None else None
+        if progress is not None:
+            with progress:
+                stats, written = batch.run_files(*args, on_score=on_score)
+        else:
+            stats, written = batch.run_files(*args, on_score=on_score)
+        if recorder is not None:
+            recorder.finish(keep=written)
+    finally:
+        if store is not None:
+            store.close()
+    for r in shown:
+        sys.stderr.write(f"rejected: {r}\n")
+    if count > len(shown) and rejects is None:
+        sys.stderr.write(
+            f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
+        )
+    if recorder is not None and not quiet:
+        where = store.path if store is not None else ""
+        sys.stderr.write(f"history: {recorder.saved:,} sessions saved to {where}\n")
+    if recorder is not None and recorder.duplicates:
+        sys.stderr.write(
+            f"history: {recorder.duplicates:,} sessions were already recorded and were not "
+            "saved again (use --replace to overwrite them)\n"
+        )
+        stats.not_saved = recorder.duplicates
+    if not quiet:
+        where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
+        withheld = "; --strict: no output written" if not written else ""
+        sys.stderr.write(
+            f"batch: {stats.read:,} rows read, {stats.scored:,} scored, "
+            f"{stats.rejected:,} rejected{where} in {stats.seconds:.2f} s{withheld}\n"
+        )
+    return stats, written
+
+
+def _progress_bar(files: list[str]) -> tuple[Any, Any]:
+    """A rich progress bar on stderr: rows, rows/s, and for files a bar with an ETA."""
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from alliance_cli.render import terminal as render
+
+    try:
+        total = None if "-" in files else sum(os.path.getsize(f) for f in files) or None
+    except OSError:  # a missing file is reported by the batch itself, as a file error
+        total = None
+    progress = Progress(
+        TextColumn("scoring"),
+        BarColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TextColumn("{task.fields[rate]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=render.console(stderr=True),
+        transient=True,
+    )
+    task = progress.add_task("rows", total=total, rows=0, rate="")
+    start = time.perf_counter()
+
+    def on_progress(rows: int, done: int) -> None:
+        rate = rows / max(time.perf_counter() - start, 1e-9)
+        progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
+
+    return progress, on_progress

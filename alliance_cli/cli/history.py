@@ -1,0 +1,127 @@
+"""alliance history, clients and forget: the stored sessions, read and deleted."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from alliance_cli.cli.common import (
+    DbOpt,
+    Format,
+    FormatOpt,
+    funnel,
+    output,
+    pick_format,
+    run_catalog,
+)
+
+
+# -- history -------------------------------------------------------------------------------
+def _settings(early_sessions: int, early_pomp: float, gap: float) -> Any:
+    from alliance_cli.core.change import Settings
+
+    return Settings(early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap)
+
+
+EarlyOpt = Annotated[
+    int, typer.Option("--early-sessions", help="Sessions that count as early treatment.")
+]
+
+EarlyPompOpt = Annotated[
+    float,
+    typer.Option(
+        "--early-pomp", help="Low early total (POMP) when the instrument has no cutoff or bands."
+    ),
+]
+
+GapOpt = Annotated[
+    float, typer.Option("--gap", help="Client–therapist gap worth flagging, in POMP points.")
+]
+
+
+@funnel
+def history_command(
+    client: Annotated[str, typer.Argument(help="Client id.")],
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", "-i", help="Only this instrument.")
+    ] = None,
+    early_sessions: EarlyOpt = 3,
+    early_pomp: EarlyPompOpt = 50.0,
+    gap: GapOpt = 15.0,
+    db: DbOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
+
+    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    settings = _settings(early_sessions, early_pomp, gap)
+    with history.open_store(db) as store:
+        views = views.client_view(store, client, instrument, run_catalog(), settings)
+    from alliance_cli.io.csvout import write_history_csv
+
+    output(fmt, views, lambda render: render.history_view(views), write_history_csv)
+    return 0
+
+
+@funnel
+def clients_command(
+    limit: Annotated[
+        int, typer.Option("--limit", help="Rows in the table (0: all); json and csv list all.")
+    ] = 50,
+    early_sessions: EarlyOpt = 3,
+    early_pomp: EarlyPompOpt = 50.0,
+    gap: GapOpt = 15.0,
+    db: DbOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """The caseload at a glance: clients needing attention first."""
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
+
+    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    with history.open_store(db) as store:
+        rows = views.caseload(store, run_catalog(), _settings(early_sessions, early_pomp, gap))
+    shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
+    output(fmt, rows, lambda render: render.caseload_table(shown))
+    if len(shown) < len(rows):
+        hidden = rows[len(shown) :]
+        flagged = sum(bool(r["open_flags"]) for r in hidden)
+        sys.stderr.write(
+            f"… and {len(hidden)} more clients ({flagged} with open flags); "
+            "--limit 0 shows all, -f csv lists them\n"
+        )
+    return 0
+
+
+@funnel
+def forget_command(
+    client: Annotated[str, typer.Argument(help="Client id whose records are deleted.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    db: DbOpt = None,
+    fmt: FormatOpt = None,
+) -> int:
+    """Delete every record of one client from the history (asks first)."""
+    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.store import sqlite as history
+
+    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    with history.open_store(db) as store:
+        count = len(store.records(client))
+        if count == 0:
+            raise UsageProblem(f"no sessions recorded for client {client!r}")
+        if not yes:
+            if not sys.stdin.isatty():
+                raise UsageProblem("refusing to delete without confirmation: add --yes")
+            if not typer.confirm(f"Delete all {count} records of client {client}?", err=True):
+                sys.stderr.write("nothing deleted\n")
+                return 0
+        deleted = store.forget(client)
+    if fmt is not Format.table:
+        result = {"client_id": client, "deleted": deleted}
+        output(fmt, result if fmt is Format.json else [result], lambda render: None)
+    sys.stderr.write(f"deleted {deleted} records of client {client}\n")
+    return 0

@@ -1,0 +1,125 @@
+"""alliance instruments: list, show, check and the JSON Schema of instrument files."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from alliance_cli.cli.common import (
+    Format,
+    FormatOpt,
+    emit_json,
+    error_line,
+    funnel,
+    output,
+    pick_format,
+    run_catalog,
+)
+from alliance_cli.core.errors import ExitCode
+
+if TYPE_CHECKING:
+    from alliance_cli.io.catalog import Catalog
+
+instruments_app = typer.Typer(
+    help="List, show, check and describe instrument definitions.",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
+
+
+# -- instruments ---------------------------------------------------------------------------
+@instruments_app.callback(invoke_without_command=True)
+def instruments_callback(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+    """List every instrument alliance knows (bundled and your own)."""
+    if ctx.invoked_subcommand is None:
+        instruments_list(fmt)
+
+
+@funnel
+def instruments_list(fmt: Format | None) -> int:
+    """The instrument list, as a table, JSON or CSV."""
+    catalog = run_catalog(strict=True)
+    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
+    output(fmt, rows, lambda render: render.instrument_table(catalog))
+    return 0
+
+
+def _instrument_summary(catalog: Catalog, key: str) -> dict[str, Any]:
+    entry = catalog.entries[key]
+    inst = entry.instrument
+    return {
+        "id": inst.id,
+        "name": inst.name,
+        "respondent": inst.respondent,
+        "items": len(inst.items),
+        "scale": f"{inst.scale.min:g}-{inst.scale.max:g}",
+        "dimensions": inst.dimensions(),
+        "verification": inst.verification.status,
+        "bundled": entry.bundled,
+        "path": str(entry.path),
+    }
+
+
+@instruments_app.command("show")
+@funnel
+def instruments_show(
+    instrument: Annotated[str, typer.Argument(help="Instrument id, e.g. wai-sr.")],
+    fmt: FormatOpt = None,
+) -> int:
+    """Show one instrument: items, subscales, reverse keys, scale, norms, cutoffs, licence."""
+    entry = run_catalog().get(instrument)
+    fmt = pick_format(fmt, (Format.table, Format.json))
+    if fmt is Format.json:
+        data = entry.instrument.model_dump(mode="json")
+        data["_definition"] = {"path": str(entry.path), "sha256": entry.sha256}
+        emit_json(data)
+    else:
+        from alliance_cli.render import terminal as render
+
+        render.console().print(render.instrument_detail(entry))
+    return 0
+
+
+@instruments_app.command("check")
+@funnel
+def instruments_check(
+    files: Annotated[list[Path], typer.Argument(help="Instrument YAML files to validate.")],
+    fmt: FormatOpt = None,
+) -> int:
+    """Validate instrument files; list every problem with file, YAML path and line."""
+    from alliance_cli.io.catalog import check_files
+
+    fmt = pick_format(fmt, (Format.table, Format.json))
+    results = check_files(files, known=set(run_catalog().sources))
+    if fmt is Format.json:
+        emit_json([r.as_dict() for r in results])
+    for result in results:
+        for problem in result.problems:
+            error_line(str(problem))
+        for warning in result.warnings:
+            sys.stderr.write(f"warning: {result.file}: {warning}\n")
+        if fmt is Format.table and result.valid:
+            sys.stdout.write(f"ok: {result.file}\n")
+    bad = sum(not r.valid for r in results)
+    if bad:
+        sys.stderr.write(f"{bad} of {len(results)} file(s) invalid\n")
+    return ExitCode.INSTRUMENT if bad else ExitCode.OK
+
+
+@instruments_app.command("schema")
+@funnel
+def instruments_schema(fmt: FormatOpt = None) -> int:
+    """Print the JSON Schema of the instrument format (for editors and CI checks)."""
+    from alliance_cli.core.definition import Instrument
+
+    pick_format(fmt, (Format.json, Format.table))
+    schema = Instrument.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "alliance instrument definition"
+    emit_json(schema)
+    return 0
