@@ -24,6 +24,8 @@ demo: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check alliance_cli tests bench
 	$(BIN)/ruff format --check alliance_cli tests bench
+	$(BIN)/mypy --strict alliance_cli/core
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(VENV)/.installed-test

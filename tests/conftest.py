@@ -85,7 +85,7 @@ def bands(scale: str, metric: str, *levels: tuple[str, float]) -> dict:
 
 def definition_with(instrument_id: str, **fields: object) -> dict:
     """A bundled instrument's definition as data, with some fields replaced."""
-    return {**load_catalog().get(instrument_id).instrument.model_dump(), **fields}
+    return {**load_catalog().get(instrument_id).instrument.to_data(), **fields}
 
 
 def write(path: Path, text: str) -> Path:

@@ -25,7 +25,7 @@ def test_second_load_comes_from_the_cache(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setattr(yamlfile, "read_yaml", lambda *a, **k: pytest.fail("YAML was parsed"))
     second = load_file(path)
     assert second.sha256 == first.sha256
-    assert second.instrument.model_dump() == first.instrument.model_dump()
+    assert second.instrument.to_data() == first.instrument.to_data()
 
 
 def test_changed_bytes_are_parsed_again(tmp_path: Path):
@@ -82,7 +82,7 @@ def test_warm_score_imports_neither_pydantic_nor_yaml(tmp_path: Path):
 @settings(max_examples=100, deadline=None)
 def test_plain_form_scores_exactly_like_the_validated_model(instrument_id, data):
     entry = load_catalog().get(instrument_id)
-    validated = Instrument.model_validate(entry.instrument.model_dump())
+    validated = Instrument.model_validate(entry.instrument.to_data())
     plain, model = Scorer(entry.instrument, entry.sha256), Scorer(validated, entry.sha256)
     points = [f"{p:g}" for p in validated.scale.points()]
     n = len(validated.items)

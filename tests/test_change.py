@@ -139,10 +139,10 @@ def test_latest_concerns_agree_with_the_full_analysis(values):
 
 
 def test_early_weak_alliance_from_the_lowest_band():
-    from alliance_cli.core.compiled import PlainInstrument
+    from alliance_cli.core.compiled import CompiledInstrument
 
     data = definition_with("wai-sr", bands=[bands("total", "sum", ("weak", 12), ("fair", 36))])
-    inst = PlainInstrument(data)
+    inst = CompiledInstrument.from_data(data)
     flag = change.early_low(2, 60.0, {"mean": 2.9, "sum": 35.0}, inst, SETTINGS)
     assert flag is not None and "lowest band 'weak'" in flag.rule
     assert change.early_low(2, 20.0, {"mean": 3.0, "sum": 36.0}, inst, SETTINGS) is None

@@ -118,7 +118,9 @@ def test_srs_cutoff_is_at_or_below_36(answers, flagged):
         ("wai-sr", "3.5", '"3.5" is not a step of 1 on this scale'),
         ("wai-sr", "lots", '"lots" is not a number or an anchor of this scale'),
         ("srs", "8.35", '"8.35" is not a step of 0.1 on this scale'),
-        ("srs", "nan", '"nan" is not a number'),
+        ("srs", "nan", '"nan" is not a number or an anchor of this scale'),
+        ("srs", "1_0", '"1_0" is not a number or an anchor of this scale'),
+        ("srs", "1e1", '"1e1" is not a number or an anchor of this scale'),
     ],
 )
 def test_bad_answers_reject_the_set(instrument, cell, message):
@@ -217,7 +219,7 @@ def test_every_mean_lies_within_the_scale(instrument_id, data):
 @settings(max_examples=100, deadline=None)
 def test_item_order_inside_a_subscale_changes_nothing(data):
     entry = load_catalog().get("wai-s")
-    raw = entry.instrument.model_dump()
+    raw = entry.instrument.to_data()
     for sub in raw["subscales"]:
         sub["items"] = data.draw(st.permutations(sub["items"]))
     shuffled = Scorer(Instrument.model_validate(raw))

@@ -7,6 +7,7 @@ opens (atomically). Memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import time
@@ -246,11 +247,13 @@ def score_stream(
     )
     one_column = width == 1
     slow_scored = 0
-    write_text = sink.handle.write if isinstance(sink, CsvSink) else None
+    csv_sink = sink if isinstance(sink, CsvSink) else CsvSink(io.StringIO())  # fast_ok: real
+    write_text = csv_sink.handle.write
     scored = rejected = 0
     lead = "," if keep else ""
     n_sep = len(keep) - 1
     needs_care = _NEEDS_CARE.search
+    kept_cells: Callable[[list[str]], tuple[str, ...]]
     if len(keep) > 1:
         kept_cells = itemgetter(*keep)
     else:
@@ -261,7 +264,7 @@ def score_stream(
 
     def flush() -> None:
         if pending:
-            write_text("".join(pending))  # type: ignore[misc]
+            write_text("".join(pending))
             pending.clear()
 
     done = 0  # bytes of the sources already finished, for the progress bar
@@ -274,7 +277,7 @@ def score_stream(
                     if got is not None:
                         text = ",".join(kept_cells(row))
                         if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
-                            text = sink.line(_passthrough(row, keep))
+                            text = csv_sink.line(_passthrough(row, keep))
                         add_line(f"{text}{lead}{got}{sha_tail}")
                         scored += 1
                         if not scored & 4095:
@@ -370,7 +373,7 @@ def _id_checks(ids: dict[str, int]) -> dict[int, Callable[[str], bool]]:
             return False
         return True
 
-    checks = {}
+    checks: dict[int, Callable[[str], bool]] = {}
     if "session" in ids:
         checks[ids["session"]] = session_ok
     if "date" in ids:

@@ -1,26 +1,35 @@
 """The batch fast path: memo tables over blocks of cells, and a row function generated per
-instrument from them."""
+instrument from them.
+
+Every memo entry, of a block or of a scale, has one shape (``Memo``):
+``(sum, answered, code, text, flags)``, where ``code`` packs an integer sum and the answered
+count into one int (``sum * PACK + answered``) that adds up across blocks, ``text`` is the
+scale's CSV cells and ``flags`` its flag codes. A block's ``text`` and ``flags`` are set only
+when the block is a whole scale.
+"""
 
 from __future__ import annotations
 
+import linecache
 import math
+import sys
 from collections.abc import Callable, Sequence
+from itertools import count
 from operator import itemgetter
-from typing import Any
+from typing import Any, Final
 
 from alliance_cli.core.scorer import ScaleResult, Scorer
-from alliance_cli.io.csvout import (
-    csv_join,
-    scale_cells,
-)
+from alliance_cli.io.csvout import csv_join, scale_cells
 
-_MEMO_LIMIT = 200_000
-
+MEMO_LIMIT = 200_000  # entries in any one memo table
 MEMO_BYTES = 24 * 1024 * 1024  # all memo tables of one batch together, estimated
+_ENTRY_OVERHEAD = 100  # a dict slot and its hash, with room to spare
+PACK = 256  # answered counts stay below this when sums are packed into one int
+TEXT: Final = 3  # where a memo entry keeps the scale's CSV text
+FLAGS: Final = 4  # and where its flag codes
 
-_MEMO_ENTRY_OVERHEAD = 100  # a dict slot and its hash, with room to spare
-
-_ScaleCells = tuple[list[str], list[str], str, str]  # cells, flag codes, CSV text, flag text
+Memo = tuple[float, int, int | None, str | None, str | None]
+_sources = count()  # numbers the generated functions' file names for tracebacks
 
 
 def _blocks(scorer: Scorer) -> list[tuple[int, ...]]:
@@ -59,15 +68,15 @@ class FastRows:
         self.memo_full = False
         integer = float(scorer.step).is_integer() and float(scorer.low).is_integer()
         self.add = sum if integer else math.fsum
-        self.integer = integer and len(scorer.item_ids) < _PACK
+        self.integer = integer and len(scorer.item_ids) < PACK
         self.blocks = _blocks(scorer)
         self.getters = [itemgetter(*(columns[p] for p in block)) for block in self.blocks]
-        self.block_memo: list[dict[Any, tuple[Any, ...] | None]] = [{} for _ in self.blocks]
+        self.block_memo: list[dict[Any, Memo | None]] = [{} for _ in self.blocks]
         self.plans = []
         for plan in scorer.plans:
             members = [i for i, b in enumerate(self.blocks) if set(b) <= set(plan.positions)]
             self.plans.append((plan.id, tuple(members), len(plan.positions), plan.max_missing))
-        self.scale_memo: list[dict[tuple[float, int], _ScaleCells]] = [{} for _ in self.plans]
+        self.scale_memo: list[dict[Any, Memo]] = [{} for _ in self.plans]
         # A block that is a whole scale carries that scale's text in its memo entry,
         # saving one look-up per scale per row.
         self.block_scale = {
@@ -81,43 +90,38 @@ class FastRows:
         cells = key if isinstance(key, tuple) else (key,)
         values = []
         for pos, cell in zip(self.blocks[index], cells, strict=True):
-            value = self.scorer.tables[pos].get(cell)
+            value = self.scorer.cell_tables[pos].get(cell)
             if value is None:
                 return None  # unusual text: the full parser decides
             if value.__class__ is float:
                 values.append(value)
         return self.add(values), len(values)
 
-    def _cells(self, index: int, total: float, answered: int) -> _ScaleCells:
+    def _scale_entry(self, index: int, total: float, answered: int) -> Memo:
+        """The memo entry of one scale result: its CSV cells and flag codes as text."""
         sid, _, n, max_missing = self.plans[index]
         if n - answered > max_missing:
             res = ScaleResult(None, None, answered, False)
         else:
             mean = total / answered
             res = ScaleResult(mean, total if answered == n else mean * n, answered, answered < n)
-        flags = [f"below_cutoff:{sid}" for _ in self.scorer._cutoff_hits(sid, res)]
-        cells = scale_cells(self.scorer, sid, res)
-        return cells, flags, csv_join(cells), ";".join(flags)
+        flags = ";".join(f"below_cutoff:{sid}" for _ in self.scorer.cutoff_hits(sid, res))
+        return total, answered, None, csv_join(scale_cells(self.scorer, sid, res)), flags
 
-    def _fill_block(self, index: int, key: Any) -> tuple[Any, ...] | None:
-        """Memo entry of a block: (sum, answered, code, scale text, flag text).
-
-        ``code`` packs an integer sum and the answered count into one int that adds up
-        across blocks (sum · 256 + answered), so a scale spanning blocks is keyed by one
-        integer addition; None when sums are not integers. Text is set for a block that is
-        a whole scale.
-        """
+    def _fill_block(self, index: int, key: Any) -> Memo | None:
+        """The memo entry of a block's cells, or None when a cell needs the full parser."""
         found = self._block(index, key)
-        hit: tuple[Any, ...] | None = None
+        hit: Memo | None = None
         if found is not None:
             total, answered = found
-            code = int(total) * _PACK + answered if self.integer else None
+            code = int(total) * PACK + answered if self.integer else None
             text = flags = None
             if index in self.block_scale:
                 j = self.block_scale[index]
-                _, _, text, flags = self.scale_memo[j].get(found) or self._fill_scale(j, found)
+                whole = self.scale_memo[j].get(found) or self._fill_scale(j, found)
+                text, flags = whole[TEXT], whole[FLAGS]
             hit = (total, answered, code, text, flags)
-        if len(self.block_memo[index]) < _MEMO_LIMIT and self._room(key, hit):
+        if len(self.block_memo[index]) < MEMO_LIMIT and self._room(key, hit):
             self.block_memo[index][key] = hit
         return hit
 
@@ -129,20 +133,21 @@ class FastRows:
         """
         if self.memo_full:
             return False
-        size = _MEMO_ENTRY_OVERHEAD + _size(key) + _size(value)
+        size = _ENTRY_OVERHEAD + _size(key) + _size(value)
         if self.memo_bytes + size > MEMO_BYTES:
             self.memo_full = True  # from here on, misses are computed and not kept
             return False
         self.memo_bytes += size
         return True
 
-    def _fill_scale(self, index: int, key: Any) -> _ScaleCells:
-        if isinstance(key, int):  # a packed code: sum · 256 + answered
-            answered = key % _PACK
-            got = self._cells(index, float((key - answered) // _PACK), answered)
+    def _fill_scale(self, index: int, key: Any) -> Memo:
+        """The memo entry of a scale, keyed by a packed code or by (sum, answered)."""
+        if isinstance(key, int):
+            answered = key % PACK
+            got = self._scale_entry(index, float((key - answered) // PACK), answered)
         else:
-            got = self._cells(index, *key)
-        if len(self.scale_memo[index]) < _MEMO_LIMIT and self._room(key, got):
+            got = self._scale_entry(index, *key)
+        if len(self.scale_memo[index]) < MEMO_LIMIT and self._room(key, got):
             self.scale_memo[index][key] = got
         return got
 
@@ -192,7 +197,7 @@ class FastRows:
         for j, (_, members, _, _) in enumerate(self.plans):
             env[f"s{j}"] = self.scale_memo[j]
             if len(members) == 1 and self.block_scale.get(members[0]) == j:
-                names.append(f"h{members[0]}")  # its text and flags are at [3] and [4]
+                names.append(f"h{members[0]}")  # the block is the scale: its entry has the text
                 continue
             names.append(f"c{j}")
             if self.integer:
@@ -206,34 +211,28 @@ class FastRows:
                 key = f"({total}, {count})"
             lines += [f"    q{j} = {key}", f"    c{j} = s{j}.get(q{j}) or fill_scale({j}, q{j})"]
 
-        def text(name: str) -> str:
-            return f"{name}[3]" if name.startswith("h") else f"{name}[2]"
-
-        def flag(name: str) -> str:
-            return f"{name}[4]" if name.startswith("h") else f"{name}[3]"
-
-        joined = ",".join(f"{{{text(name)}}}" for name in names)
+        joined = ",".join(f"{{{name}[{TEXT}]}}" for name in names)
         flagged = [j for j, (sid, *_) in enumerate(self.plans) if sid in self.scorer.cutoffs]
         if not flagged:
-            flags = ""
+            flag_text = ""
         elif len(flagged) == 1:
-            flags = f"{{{flag(names[flagged[0]])}}}"
+            flag_text = f"{{{names[flagged[0]]}[{FLAGS}]}}"
         else:  # several scales with cutoffs: join the non-empty ones, outside the f-string
-            parts = ", ".join(flag(names[j]) for j in flagged)
-            lines.append(f'    flags = ";".join([f for f in ({parts},) if f])')
-            flags = "{flags}"
-        lines.append(f'    return f"{joined},{flags}"')
-        exec("\n".join(lines), env)
-        return env["cells"]
-
-
-_PACK = 256  # answered counts stay below this when sums are packed into one int
+            entries = ", ".join(f"{names[j]}[{FLAGS}]" for j in flagged)
+            lines.append(f'    flags = ";".join([f for f in ({entries},) if f])')
+            flag_text = "{flags}"
+        lines.append(f'    return f"{joined},{flag_text}"')
+        source = "\n".join(lines) + "\n"
+        # Registered with linecache (as attrs does) so a traceback shows the generated code.
+        filename = f"<alliance fast path {next(_sources)}>"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        exec(compile(source, filename, "exec"), env)
+        function: Callable[[Sequence[str]], str | None] = env["cells"]
+        return function
 
 
 def _size(value: Any) -> int:
     """Approximate bytes held by a memo key or value (tuples, lists, strings, numbers)."""
-    import sys
-
     if isinstance(value, tuple | list):
         return sys.getsizeof(value) + sum(_size(v) for v in value)
     return sys.getsizeof(value) if value is not None else 0
@@ -244,7 +243,7 @@ def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[
 
     def checked(cell: str) -> bool:
         ok = check(cell)
-        if len(memo) < _MEMO_LIMIT:
+        if len(memo) < MEMO_LIMIT:
             memo[cell] = ok
         return ok
 

@@ -33,7 +33,7 @@ class CsvSink(Sink):
 
         self.handle = handle
         self.writer = csv.writer(handle, lineterminator="\n")
-        self.csv_row = self.writer.writerow  # type: ignore[method-assign]
+        self.csv_row = self.writer.writerow  # type: ignore[method-assign,assignment]
         self._buffer = io.StringIO()
         self._line_writer = csv.writer(self._buffer, lineterminator="\n")
 

@@ -15,7 +15,7 @@ import typer
 
 from alliance_cli import __version__
 from alliance_cli.cli import batch, history, instruments, score
-from alliance_cli.cli.common import STATE, error_line
+from alliance_cli.cli.common import RunOptions, error_line
 from alliance_cli.core.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -47,6 +47,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def main_options(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
@@ -63,8 +64,10 @@ def main_options(
     ] = False,
 ) -> None:
     """Score therapeutic alliance questionnaires and follow the alliance over sessions."""
-    STATE.debug = debug or bool(os.environ.get("ALLIANCE_DEBUG"))
-    STATE.instrument_dirs = tuple(instruments_dir or ())
+    ctx.obj = RunOptions(
+        debug=debug or bool(os.environ.get("ALLIANCE_DEBUG")),
+        instrument_dirs=tuple(instruments_dir or ()),
+    )
 
 
 def _terminate(signum: int, frame: Any) -> None:
@@ -77,17 +80,18 @@ def main() -> None:
     import signal
 
     signal.signal(signal.SIGTERM, _terminate)
+    from alliance_cli.cli.clicklib import ClickException, NoArgsIsHelpError
+
     try:
         code = app(prog_name="alliance", standalone_mode=False)
-    except typer.TyperException as exc:  # click's usage errors: a bad option, a missing argument
-        if type(exc).__name__ == "NoArgsIsHelpError":
-            exc.show()  # type: ignore[attr-defined]
-        else:
-            context = getattr(exc, "ctx", None)
-            command = context.command_path if context is not None else "alliance"
-            message = exc.format_message()  # type: ignore[attr-defined]
-            error_line(f"{command}: {message} (see '{command} --help')")
-        sys.exit(getattr(exc, "exit_code", int(ExitCode.USAGE)))
+    except NoArgsIsHelpError as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ClickException as exc:  # click's usage errors: a bad option, a missing argument
+        context = getattr(exc, "ctx", None)
+        command = context.command_path if context is not None else "alliance"
+        error_line(f"{command}: {exc.format_message()} (see '{command} --help')")
+        sys.exit(exc.exit_code)
     except typer.Abort:
         sys.stderr.write("interrupted\n")
         sys.exit(int(ExitCode.INTERRUPTED))

@@ -7,6 +7,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -21,12 +22,24 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class _State:
+@dataclass(frozen=True)
+class RunOptions:
+    """The options given before the command (``alliance --debug --instruments-dir D ...``).
+
+    Kept in the click context's ``obj`` by the app callback; ``run_options()`` reads it.
+    """
+
     debug: bool = False
     instrument_dirs: tuple[Path, ...] = ()
 
 
-STATE = _State()
+def run_options() -> RunOptions:
+    """This run's global options (defaults outside a command line, e.g. in tests of helpers)."""
+    from alliance_cli.cli.clicklib import get_current_context
+
+    ctx = get_current_context(silent=True)
+    found = ctx.find_object(RunOptions) if ctx is not None else None
+    return found or RunOptions(debug=bool(os.environ.get("ALLIANCE_DEBUG")))
 
 
 class Format(StrEnum):
@@ -102,7 +115,7 @@ def funnel(fn: F) -> F:
         except AllianceError as exc:
             for line in exc.lines():
                 error_line(line)
-            if STATE.debug:
+            if run_options().debug:
                 traceback.print_exc()
             raise typer.Exit(int(exc.exit_code)) from None
         except (KeyboardInterrupt, typer.Abort):
@@ -114,7 +127,7 @@ def funnel(fn: F) -> F:
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
         except Exception as exc:
-            if STATE.debug:
+            if run_options().debug:
                 traceback.print_exc()
             error_line(
                 f"internal error: {type(exc).__name__} "
@@ -130,7 +143,7 @@ def run_catalog(strict: bool = False) -> Catalog:
     """Load the catalog; print override notices and, when asked, problems as warnings."""
     from alliance_cli.io.catalog import load_catalog
 
-    catalog = load_catalog(STATE.instrument_dirs)
+    catalog = load_catalog(run_options().instrument_dirs)
     for notice in catalog.notices:
         sys.stderr.write(notice + "\n")
     if strict and catalog.problems:

@@ -60,10 +60,10 @@ def history_command(
     fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
-        views = views.client_view(store, client, instrument, run_catalog(), settings)
+        series = views.client_view(store, client, instrument, run_catalog(), settings)
     from alliance_cli.io.csvout import write_history_csv
 
-    output(fmt, views, lambda render: render.history_view(views), write_history_csv)
+    output(fmt, series, lambda render: render.history_view(series), write_history_csv)
     return 0
 
 

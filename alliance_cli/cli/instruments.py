@@ -75,7 +75,7 @@ def instruments_show(
     entry = run_catalog().get(instrument)
     fmt = pick_format(fmt, (Format.table, Format.json))
     if fmt is Format.json:
-        data = entry.instrument.model_dump(mode="json")
+        data = entry.instrument.to_data()
         data["_definition"] = {"path": str(entry.path), "sha256": entry.sha256}
         emit_json(data)
     else:

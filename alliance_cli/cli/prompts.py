@@ -23,11 +23,13 @@ def _ask(scorer: Scorer, pos: int, current: str) -> str:
     while True:
         # The official wording when the user's own instrument file holds it, else our label.
         shown = getattr(item, "text", None) or item.label
-        answer = typer.prompt(
-            f"[{pos + 1}/{n}] item {item.id} · {shown}",
-            default=current,
-            show_default=bool(current),
-            err=True,
+        answer = str(
+            typer.prompt(
+                f"[{pos + 1}/{n}] item {item.id} · {shown}",
+                default=current,
+                show_default=bool(current),
+                err=True,
+            )
         ).strip()
         if answer.lower() in ("b", "q"):
             return answer.lower()

@@ -58,12 +58,12 @@ class CrossFieldProblems(ValueError):
     list so each problem is reported at its own YAML path and line.
     """
 
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+    def __init__(self, problems: list[tuple[tuple[str | int | float, ...], str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(f"{'.'.join(map(str, loc))}: {msg}" for loc, msg in problems))
 
 
-def _raise_if(problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+def _raise_if(problems: list[tuple[tuple[str | int | float, ...], str]]) -> None:
     if problems:
         raise CrossFieldProblems(problems)
 
@@ -212,7 +212,7 @@ class Instrument(_Model, InstrumentViews):
     # -- cross-field rules ---------------------------------------------------------------
     @model_validator(mode="after")
     def _check(self) -> Instrument:
-        problems: list[tuple[tuple[str | int, ...], str]] = []
+        problems: list[tuple[tuple[str | int | float, ...], str]] = []
         add = problems.append
         scale = self.scale
         if scale.max <= scale.min:
@@ -263,11 +263,11 @@ class Instrument(_Model, InstrumentViews):
             if sub.id in seen_scales:
                 add((("subscales", i, "id"), f"subscale {sub.id!r} is defined twice"))
             seen_scales.add(sub.id)
-            for j, item in enumerate(sub.items):
-                if item not in known:
-                    add((("subscales", i, "items", j), f"item {item!r} does not exist"))
-                if sub.items.index(item) != j:
-                    add((("subscales", i, "items", j), f"item {item!r} appears twice"))
+            for j, item_id in enumerate(sub.items):
+                if item_id not in known:
+                    add((("subscales", i, "items", j), f"item {item_id!r} does not exist"))
+                if sub.items.index(item_id) != j:
+                    add((("subscales", i, "items", j), f"item {item_id!r} appears twice"))
             if sub.max_missing >= len(sub.items):
                 add(
                     (
@@ -278,9 +278,9 @@ class Instrument(_Model, InstrumentViews):
 
         total_items = self.total_items()
         if self.total.items is not None:
-            for j, item in enumerate(self.total.items):
-                if item not in known:
-                    add((("total", "items", j), f"item {item!r} does not exist"))
+            for j, item_id in enumerate(self.total.items):
+                if item_id not in known:
+                    add((("total", "items", j), f"item {item_id!r} does not exist"))
             if len(set(self.total.items)) != len(self.total.items):
                 add((("total", "items"), "an item appears twice"))
         if self.total.max_missing >= len(total_items):

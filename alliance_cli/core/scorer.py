@@ -10,11 +10,12 @@ per instrument and plain tuples; the pydantic ``Score`` is built only when asked
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import date as _date
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
-from alliance_cli.core.compiled import TOTAL, InstrumentViews
+from alliance_cli.core.compiled import TOTAL, BandSet, CompiledInstrument, Cutoff
 from alliance_cli.core.contract import SCHEMA_VERSION, respondent_dict
 from alliance_cli.core.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 
 DIGITS = 6  # scores are rounded to 6 decimals in output: float noise, never information
 InvalidPolicy = Literal["reject", "missing"]
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)\Z")
 
 
 # -- compiled form -------------------------------------------------------------------------
@@ -71,7 +73,22 @@ def below_cutoff(value: float, comparison: str, threshold: float) -> bool:
     return shown < threshold if comparison == "<" else shown <= threshold
 
 
-def verification_notice(instrument: InstrumentViews) -> str | None:
+class SupportsDump(Protocol):
+    """A validated pydantic instrument model (anything with a JSON ``model_dump``)."""
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]:
+        """The model as JSON data."""
+        ...
+
+
+def compile_instrument(instrument: CompiledInstrument | SupportsDump) -> CompiledInstrument:
+    """The compiled form of a validated model (a compiled instrument is returned as is)."""
+    if isinstance(instrument, CompiledInstrument):
+        return instrument
+    return CompiledInstrument.from_data(instrument.model_dump(mode="json"))
+
+
+def verification_notice(instrument: CompiledInstrument) -> str | None:
     """The one-line notice for a key below verified (None for a verified one)."""
     level = instrument.verification.status
     if level == "verified":
@@ -100,8 +117,12 @@ class Scorer:
     """An Instrument compiled for fast scoring: lookup tables per item, index lists per scale."""
 
     def __init__(
-        self, instrument: InstrumentViews, sha256: str = "", invalid: InvalidPolicy = "reject"
+        self,
+        instrument: CompiledInstrument | SupportsDump,
+        sha256: str = "",
+        invalid: InvalidPolicy = "reject",
     ) -> None:
+        instrument = compile_instrument(instrument)
         if instrument.verification.status == "draft":
             raise DraftInstrument(instrument.id)
         self.instrument = instrument
@@ -115,7 +136,7 @@ class Scorer:
         self.missing_codes = {m.value.strip().lower(): m.reason for m in instrument.missing_codes}
         self.labels = {text.strip().lower(): value for value, text in scale.labels.items()}
         # text -> float (keyed answer) or str (missing reason); one table per item
-        self.tables: list[dict[str, float | str]] = []
+        self.cell_tables: list[dict[str, float | str]] = []
         # text -> raw answer before keying, shared by every item
         self.raw_table: dict[str, float] = {}
         for value in scale.points():
@@ -129,7 +150,7 @@ class Scorer:
                 table[text] = self._key(value, rev)
             for text, reason in self.missing_codes.items():
                 table[text] = reason
-            self.tables.append(table)
+            self.cell_tables.append(table)
         self.plans: list[_ScalePlan] = [
             _ScalePlan(
                 s.id,
@@ -150,10 +171,10 @@ class Scorer:
             )
         )
         self.norm = instrument.norms[0] if instrument.norms else None
-        self.bands: dict[str, Any] = {}
+        self.bands: dict[str, BandSet] = {}
         for band in instrument.bands:
             self.bands.setdefault(band.scale, band)
-        self.cutoffs: dict[str, list[Any]] = {}
+        self.cutoffs: dict[str, list[Cutoff]] = {}
         for cut in instrument.cutoffs:
             self.cutoffs.setdefault(cut.scale, []).append(cut)
 
@@ -169,7 +190,7 @@ class Scorer:
             return None, None, f"{_q(str(cell).lower())} is not an answer"
         if isinstance(cell, int | float):
             text = repr(cell) if isinstance(cell, float) else str(cell)
-            number: float | None = float(cell)
+            number = float(cell)
         else:
             text = str(cell)
             key = text.strip().lower()
@@ -179,12 +200,9 @@ class Scorer:
                 return None, self.missing_codes[key], None
             if key in self.raw_table:
                 return self.raw_table[key], None, None
-            try:
-                number = float(key.replace(",", ".")) if key.count(",") <= 1 else None
-            except ValueError:
-                number = None
-            if number is None:
+            if _DECIMAL.match(key) is None:  # plain decimals only: not 1_0, 1e1, inf or nan
                 return None, None, f"{_q(text.strip())} is not a number or an anchor of this scale"
+            number = float(key.replace(",", "."))
         if math.isnan(number) or math.isinf(number):
             return None, None, f"{_q(text)} is not a number"
         if number < self.low - 1e-9 or number > self.high + 1e-9:
@@ -215,11 +233,11 @@ class Scorer:
         problems: list[AnswerProblem] = []
         noted: list[AnswerProblem] = []
         append = keyed.append
-        for pos, (table, cell) in enumerate(zip(self.tables, cells, strict=True)):
+        for pos, (table, cell) in enumerate(zip(self.cell_tables, cells, strict=True)):
             hit = table.get(cell) if cell.__class__ is str else None
             if hit is not None:
                 if hit.__class__ is float:
-                    append(hit)  # type: ignore[arg-type]
+                    append(hit)  # type: ignore[arg-type,unused-ignore]  # a float, by class
                 else:
                     append(None)
                     if hit != "blank":
@@ -392,7 +410,8 @@ class Scorer:
                 label = level.label
         return label
 
-    def _cutoff_hits(self, scale_id: str, res: ScaleResult | None) -> list[Any]:
+    def cutoff_hits(self, scale_id: str, res: ScaleResult | None) -> list[Cutoff]:
+        """The cutoffs a scale result is below, by the one cutoff rule."""
         if res is None or res.mean is None:
             return []
         hits = []
@@ -407,7 +426,7 @@ class Scorer:
         return [
             f"below_cutoff:{plan.id}"
             for plan, res in zip(self.plans, results, strict=True)
-            for _ in self._cutoff_hits(plan.id, res)
+            for _ in self.cutoff_hits(plan.id, res)
         ]
 
     def _cutoff_flags(self, scale_id: str, res: ScaleResult | None) -> list[dict[str, str]]:
@@ -418,5 +437,5 @@ class Scorer:
                 "rule": f"{cut.metric} {cut.comparison} {_fmt(cut.threshold)} ({cut.source})",
                 "message": " ".join(cut.message.split()),
             }
-            for cut in self._cutoff_hits(scale_id, res)
+            for cut in self.cutoff_hits(scale_id, res)
         ]

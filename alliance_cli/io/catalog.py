@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from alliance_cli.core.compiled import PlainInstrument
+from alliance_cli.core.compiled import CompiledInstrument
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
 
 if TYPE_CHECKING:
@@ -39,7 +39,7 @@ def bundled_dir() -> Path:
 class LoadedInstrument:
     """An instrument with where it came from and the hash of its exact bytes."""
 
-    instrument: PlainInstrument
+    instrument: CompiledInstrument
     path: Path
     sha256: str
     bundled: bool
@@ -162,10 +162,17 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
     sha = hashlib.sha256(raw).hexdigest() if raw else ""
     data = _cache_get(sha) if sha else None
-    if data is None or data.get("id") != path.stem:
+    compiled = None
+    if data is not None and data.get("id") == path.stem:
+        try:
+            compiled = CompiledInstrument.from_data(data)
+        except (ValueError, KeyError, TypeError):  # a malformed entry: rebuilt, never trusted
+            compiled = None
+    if compiled is None:
         data, sha = _parse(path, name)
+        compiled = CompiledInstrument.from_data(data)
         _cache_put(sha, data)
-    return LoadedInstrument(PlainInstrument(data), path, sha, bundled)
+    return LoadedInstrument(compiled, path, sha, bundled)
 
 
 def _parse(path: Path, name: str) -> tuple[dict[str, Any], str]:
@@ -311,8 +318,8 @@ def check_files(paths: Sequence[Path], known: set[str]) -> list[CheckResult]:
     ids = known | {e.instrument.id for e in loaded}
     by_file = {str(e.path): e for e in loaded}
     for result in results:
-        entry = by_file.get(result.file)
-        counterpart = entry.instrument.counterpart if entry else None
+        found = by_file.get(result.file)
+        counterpart = found.instrument.counterpart if found else None
         if counterpart and counterpart not in ids:
             result.warnings.append(
                 f"counterpart {counterpart!r} is not a known instrument (client-therapist gaps "

@@ -16,7 +16,7 @@ MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # nodes after alias expansion: far above any real instrument
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-Loc = tuple[str | int, ...]
+Loc = tuple[str | int | float, ...]
 
 
 def line_map(node: yaml.Node) -> tuple[dict[Loc, int], int]:

@@ -108,8 +108,8 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
     parts.append(Text(f"Scale: {rng}" + (f"  ({anchors})" if anchors else "")))
     member: dict[str, list[str]] = {}
     for sub in inst.subscales:
-        for item in sub.items:
-            member.setdefault(item, []).append(sub.id)
+        for item_id in sub.items:
+            member.setdefault(item_id, []).append(sub.id)
     items = Table(box=box.SIMPLE_HEAD, title="Items", title_justify="left")
     for col in ("item", "label", "subscale", "reverse"):
         items.add_column(col)

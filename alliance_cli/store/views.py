@@ -244,5 +244,5 @@ def _early_risk_open(
     still = change.Settings(
         early_sessions=max(sessions[-1], settings.early_sessions), early_pomp=settings.early_pomp
     )
-    raw = {"mean": means[-1], "sum": sums[-1]}
-    return change.early_low(sessions[-1], pomps[-1], raw, inst, still) is not None
+    latest = {"mean": means[-1], "sum": sums[-1]}
+    return change.early_low(sessions[-1], pomps[-1], latest, inst, still) is not None
