@@ -11,7 +11,7 @@ import yaml
 
 from alliance_cli.core.definition import Instrument
 from alliance_cli.io.catalog import bundled_dir, load_catalog
-from alliance_cli.io.yamlfile import MAX_BYTES
+from alliance_cli.io.files import MAX_DEFINITION_BYTES as MAX_BYTES
 
 from .conftest import MINIMAL, ROOT, write
 

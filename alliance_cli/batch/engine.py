@@ -23,11 +23,18 @@ from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, validate_date
 from alliance_cli.io import columns as colmap
 from alliance_cli.io.csvin import Source, _decode_error, find_id_columns, open_sources
-from alliance_cli.io.csvout import safe_text, score_cells_out, score_columns, score_json_cells
+from alliance_cli.io.csvout import (
+    FORMULA_START,
+    safe_cells,
+    safe_text,
+    score_cells_out,
+    score_columns,
+    score_json_cells,
+)
 
-_RISKY = frozenset("=+-@\t\r")
+_RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
-_NEEDS_CARE = re.compile(r'["\r\n]|,[=+\-@\t]')
+_NEEDS_CARE = re.compile('["\\r\\n]|,[' + re.escape("".join(FORMULA_START)) + "]")
 NO_FASTPATH = "ALLIANCE_NO_FASTPATH"  # set to 1: every row through the full parser (tests)
 
 
@@ -328,7 +335,7 @@ def _position(source: Source) -> int:
 
 
 def _passthrough(row: list[str], keep: list[int]) -> list[str]:
-    return [safe_text(c) if c and c[0] in _RISKY else c for c in [row[i] for i in keep]]
+    return safe_cells(row, keep)
 
 
 def session_problem(value: str) -> str | None:

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.scorer import below_cutoff
 
 Z_RELIABLE = 1.96
@@ -274,7 +275,7 @@ def early_low(
         return None
     rule = None
     for cut in instrument.cutoffs:
-        if cut.scale != "total":
+        if cut.scale != TOTAL:
             continue
         value = total_raw.get(cut.metric)
         if value is None:
@@ -283,7 +284,7 @@ def early_low(
             rule = f"total {cut.metric} {cut.comparison} {cut.threshold:g} ({cut.source})"
         break
     else:
-        bands = [b for b in instrument.bands if b.scale == "total"]
+        bands = [b for b in instrument.bands if b.scale == TOTAL]
         if bands:
             band = bands[0]
             value = total_raw.get(band.metric)
@@ -298,7 +299,7 @@ def early_low(
         return None
     return ChangeFlag(
         "early_low_alliance",
-        "total",
+        TOTAL,
         session,
         f"session {session} of the first {settings.early_sessions}; {rule}",
         f"Low alliance early in treatment (session {session}). In substance-use treatment a "

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from alliance_cli.core.compiled import CompiledInstrument
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
+from alliance_cli.io.files import MAX_DEFINITION_BYTES
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -157,7 +158,7 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
     """
     name = shown or str(path)
     try:
-        raw = path.read_bytes() if path.stat().st_size <= _MAX_CACHED else b""
+        raw = path.read_bytes() if path.stat().st_size <= MAX_DEFINITION_BYTES else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
     sha = hashlib.sha256(raw).hexdigest() if raw else ""
@@ -215,7 +216,6 @@ def _parse(path: Path, name: str) -> tuple[dict[str, Any], str]:
 # same bytes always validate the same way, so a hit needs neither YAML nor pydantic.
 # Anything unreadable is ignored and rebuilt. ALLIANCE_CACHE_DIR moves it;
 # ALLIANCE_NO_CACHE=1 turns it off.
-_MAX_CACHED = 1024 * 1024
 ENV_CACHE = "ALLIANCE_CACHE_DIR"
 
 

@@ -1,35 +1,42 @@
-"""Rows in and out: CSV columns for scores, cell formatting, atomic writes.
+"""CSV out: the score-column layout, cell formatting, formula neutralising, history rows.
 
 No rich, no typer: the CLI calls these, and so do the benchmarks.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import IO, Any
 
-from alliance_cli.core.scorer import ScaleResult, Scorer
+from alliance_cli.core.scorer import DIGITS, ScaleResult, Scorer
 
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet runs a cell starting with one of these as a formula (the one rule for it).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 def num(value: float | None) -> str:
     """A score for a CSV cell: shortest exact text of the 6-decimal rounding; blank for none."""
     if value is None:
         return ""
-    value = round(float(value), 6)
+    value = round(float(value), DIGITS)
     return str(int(value)) if value.is_integer() else repr(value)
 
 
 def safe_text(cell: str) -> str:
-    """Neutralise text a spreadsheet would run as a formula (leading = + - @)."""
-    if cell and cell.startswith(_FORMULA_START):
+    """Neutralise text a spreadsheet would run as a formula (leading = + - @, tab, CR)."""
+    if cell and cell.startswith(FORMULA_START):
         try:
             float(cell)
         except ValueError:
             return "'" + cell
     return cell
+
+
+def safe_cells(row: Sequence[str], columns: Sequence[int]) -> list[str]:
+    """The chosen cells of a row, each neutralised against formulas."""
+    return [safe_text(row[i]) for i in columns]
 
 
 def csv_join(cells: Sequence[str]) -> str:
@@ -42,56 +49,75 @@ def csv_join(cells: Sequence[str]) -> str:
     return buffer.getvalue()[:-1]
 
 
+# -- the score-column layout: the one place that names and formats score cells ----------------
+@functools.lru_cache(maxsize=32)
+def scale_layout(scorer: Scorer) -> tuple[tuple[str, bool, bool], ...]:
+    """Per scale, in output order: (scale id, has a z column, has a band column)."""
+    normed = set(scorer.norm.scales) if scorer.norm else set()
+    return tuple((p.id, p.id in normed, p.id in scorer.bands) for p in scorer.plans)
+
+
 def score_columns(scorer: Scorer) -> list[str]:
     """Score columns, in order, for this instrument."""
     cols: list[str] = []
-    norm_scales = set(scorer.norm.scales) if scorer.norm else set()
-    for plan in scorer.plans:
-        sid = plan.id
+    for sid, has_z, has_band in scale_layout(scorer):
         cols += [f"{sid}_mean", f"{sid}_sum", f"{sid}_answered", f"{sid}_pomp"]
-        if sid in norm_scales:
-            cols.append(f"{sid}_z")
-        if sid in scorer.bands:
-            cols.append(f"{sid}_band")
+        cols += [f"{sid}_z"] * has_z + [f"{sid}_band"] * has_band
     return [*cols, "flags", "verification", "definition_sha256"]
+
+
+def _scale_cells(
+    has_z: bool,
+    has_band: bool,
+    values: tuple[float | None, float | None, int, float | None, float | None, str | None],
+) -> list[str]:
+    """The cells of one scale from (mean, sum, answered, pomp, z, band)."""
+    mean, total, answered, pomp, z, band = values
+    out = [num(mean), num(total), str(answered), num(pomp)]
+    if has_z:
+        out.append(num(z))
+    if has_band:
+        out.append(safe_text(band or ""))
+    return out
+
+
+def scale_cells(scorer: Scorer, scale_id: str, res: ScaleResult | None) -> list[str]:
+    """Cells for one scale result: mean, sum, answered, POMP, and z / band where defined."""
+    _, has_z, has_band = next(s for s in scale_layout(scorer) if s[0] == scale_id)
+    if res is None or res.mean is None:
+        return _scale_cells(
+            has_z, has_band, (None, None, res.answered if res else 0, None, None, None)
+        )
+    values = (
+        res.mean,
+        res.sum,
+        res.answered,
+        scorer.pomp(res.mean),
+        scorer.z(scale_id, res) if has_z else None,
+        scorer.band(scale_id, res) if has_band else None,
+    )
+    return _scale_cells(has_z, has_band, values)
 
 
 def scale_cells_from_score(scorer: Scorer, scales: dict[str, Any]) -> list[str]:
     """Score cells matching ``score_columns`` from a Score's scales (flags and sha excluded)."""
     out: list[str] = []
-    for plan in scorer.plans:
-        s = scales[plan.id]
-        out += [num(s["mean"]), num(s["sum"]), str(s["answered"]), num(s["pomp"])]
-        if scorer.norm and plan.id in scorer.norm.scales:
-            out.append(num(s["z"]))
-        if plan.id in scorer.bands:
-            out.append(safe_text(s["band"] or ""))
+    for sid, has_z, has_band in scale_layout(scorer):
+        s = scales[sid]
+        values = (s["mean"], s["sum"], s["answered"], s["pomp"], s["z"], s["band"])
+        out += _scale_cells(has_z, has_band, values)
     return out
-
-
-def scale_cells(scorer: Scorer, plan_id: str, res: ScaleResult | None) -> list[str]:
-    """Cells for one scale: mean, sum, answered, POMP, and z / band where defined."""
-    if res is None or res.mean is None:
-        out = ["", "", str(res.answered if res else 0), ""]
-    else:
-        out = [num(res.mean), num(res.sum), str(res.answered), num(scorer.pomp(res.mean))]
-    if scorer.norm is not None and plan_id in scorer.norm.scales:
-        out.append(num(scorer.z(plan_id, res)) if res and res.mean is not None else "")
-    if plan_id in scorer.bands:
-        band = scorer.band(plan_id, res) if res and res.mean is not None else None
-        out.append(safe_text(band or ""))
-    return out
-
-
-def score_json_cells(scorer: Scorer, score: dict[str, Any]) -> list[str]:
-    """Score cells, flags and definition hash of a Score's JSON, matching ``score_columns``."""
-    flags = ";".join(f"{f['code']}:{f['scale']}" for f in score["flags"])
-    return [*scale_cells_from_score(scorer, score["scales"]), flags, *definition_cells(scorer)]
 
 
 def definition_cells(scorer: Scorer) -> list[str]:
     """The last two cells of every score row: the key's verification level and the hash."""
     return [scorer.instrument.verification.status, scorer.sha256]
+
+
+def score_json_cells(scorer: Scorer, score: dict[str, Any]) -> list[str]:
+    """Score cells, flags and definition cells of a Score's JSON, matching ``score_columns``."""
+    flags = ";".join(f"{f['code']}:{f['scale']}" for f in score["flags"])
+    return [*scale_cells_from_score(scorer, score["scales"]), flags, *definition_cells(scorer)]
 
 
 def score_cells_out(
@@ -101,9 +127,7 @@ def score_cells_out(
     out: list[str] = []
     for plan, res in zip(scorer.plans, results, strict=True):
         out += scale_cells(scorer, plan.id, res)
-    out.append(";".join(flags))
-    out += definition_cells(scorer)
-    return out
+    return [*out, ";".join(flags), *definition_cells(scorer)]
 
 
 def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:

@@ -1,15 +1,17 @@
-"""Writing files so that nothing is lost: atomic replacement of regular files."""
+"""Files: how large a definition may be, and writing so that nothing is lost (atomic
+replacement of regular files)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
 from alliance_cli.core.errors import DataFileError
+
+MAX_DEFINITION_BYTES = 1024 * 1024  # instrument files and --map files; larger ones are refused
 
 
 @contextlib.contextmanager
@@ -18,6 +20,8 @@ def atomic_writer(target: Path, encoding: str = "utf-8") -> Iterator[IO[str]]:
 
     An interrupted or failed run leaves the previous file (or nothing) at target.
     """
+    import tempfile
+
     directory = target.parent if str(target.parent) else Path(".")
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=directory)

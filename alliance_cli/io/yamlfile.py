@@ -11,8 +11,8 @@ from typing import Any
 import yaml
 
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem
+from alliance_cli.io.files import MAX_DEFINITION_BYTES
 
-MAX_BYTES = 1024 * 1024
 MAX_NODES = 100_000  # nodes after alias expansion: far above any real instrument
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -89,9 +89,16 @@ def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, dict[Loc, int]
     """Safely parse one YAML file: size limit, alias-bomb guard, line numbers for paths."""
     name = shown or str(path)
     try:
-        if path.stat().st_size > MAX_BYTES:
+        if path.stat().st_size > MAX_DEFINITION_BYTES:
             raise InstrumentInvalid(
-                [Problem(name, None, "", f"file is larger than {MAX_BYTES // 1024} KiB; refused")]
+                [
+                    Problem(
+                        name,
+                        None,
+                        "",
+                        f"file is larger than {MAX_DEFINITION_BYTES // 1024} KiB; refused",
+                    )
+                ]
             )
         raw = path.read_bytes()
     except OSError as exc:

@@ -13,6 +13,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from alliance_cli.core.compiled import TOTAL
+
 if TYPE_CHECKING:
     from alliance_cli.core.score import Score
     from alliance_cli.io.catalog import Catalog, LoadedInstrument
@@ -23,7 +25,6 @@ _VERIFY_STYLE = {
     "unverified": "red",
     "draft": "bold red",
 }
-_DIM_ORDER = ("goal", "task", "bond", "general")
 
 
 def console(stderr: bool = False) -> Console:
@@ -222,7 +223,7 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
         rng = (low, high) if head == "mean" else (low * s.items, high * s.items)
         answered = f"{s.answered}/{s.items}" + (" prorated" if s.prorated else "")
         row: list[Any] = [
-            Text(s.name, style="bold" if sid == "total" else ""),
+            Text(s.name, style="bold" if sid == TOTAL else ""),
             s.dimension,
             num(value),
             f"{rng[0]:g}–{rng[1]:g}",
@@ -318,7 +319,7 @@ def history_view(views: Sequence[dict[str, Any]]) -> Group:
                 str(sess["session"]),
                 sess["date"] or "",
                 *[num(sess["scales"][sid][metric]) for sid in scale_ids],
-                num(sess["scales"]["total"]["pomp"], 0),
+                num(sess["scales"][TOTAL]["pomp"], 0),
                 flag_text,
             )
         parts.append(table)
@@ -355,7 +356,7 @@ def history_view(views: Sequence[dict[str, Any]]) -> Group:
                     style="yellow",
                 )
             )
-        rel = view["reliable_change"].get("total")
+        rel = view["reliable_change"].get(TOTAL)
         if rel:
             parts.append(Text(f"Reliable change (total): {rel['source']}", style="dim"))
     return Group(*parts)

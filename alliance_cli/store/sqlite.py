@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput, UsageProblem
 
 ENV_DB = "ALLIANCE_DB"
@@ -159,9 +160,9 @@ class Store:
             json.dumps(score["answers"]),
             json.dumps(score, ensure_ascii=False),
             now,
-            score["scales"]["total"]["pomp"],
-            score["scales"]["total"]["mean"],
-            score["scales"]["total"]["sum"],
+            score["scales"][TOTAL]["pomp"],
+            score["scales"][TOTAL]["mean"],
+            score["scales"][TOTAL]["sum"],
         )
 
     _INSERT = (

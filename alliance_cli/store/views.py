@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from alliance_cli.core import change
+from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
 from alliance_cli.store.sqlite import Record, Store
 
@@ -52,7 +53,7 @@ def analyse(
         flags += change.analyse_scale(sid, series.names[sid], points, rel, settings)
     if inst is not None:
         for rec in records:
-            total = rec.score["scales"]["total"]
+            total = rec.score["scales"][TOTAL]
             raw = {"mean": total["mean"], "sum": total["sum"]}
             flag = change.early_low(rec.session, total["pomp"], raw, inst, settings)
             if flag:
@@ -66,7 +67,7 @@ def analyse(
         theirs = {k: (v["name"], v["pomp"]) for k, v in twin.score["scales"].items()}
         client, therapist = (mine, theirs) if rec.rater == "client" else (theirs, mine)
         flags += change.gaps(rec.session, client, therapist, settings)
-    flags.sort(key=lambda f: (f.session, f.scale != "total", f.scale, f.code))
+    flags.sort(key=lambda f: (f.session, f.scale != TOTAL, f.scale, f.code))
     return flags, reliabilities
 
 
@@ -175,8 +176,8 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
         valid = [t for t in totals if t is not None]
         inst = instruments.get(inst_id)
         norm = inst.norms[0] if inst is not None and inst.norms else None
-        by_metric = _factors(inst)("total") if inst is not None else {"mean": 1.0, "sum": 1.0}
-        rel = change.reliability_for(norm, "total", by_metric, valid)
+        by_metric = _factors(inst)(TOTAL) if inst is not None else {"mean": 1.0, "sum": 1.0}
+        rel = change.reliability_for(norm, TOTAL, by_metric, valid)
         # Concerns belong to the latest session only if it has a total.
         open_flags = (
             sorted(change.latest_concerns(valid, rel.threshold, settings))
