@@ -249,7 +249,7 @@ def _score_command(cli, fmt: str) -> str:
 def test_ndjson_equals_score_command(cli, tmp_path: Path):
     path = write(tmp_path / "in.csv", _csv([["c1", "2", "2026-03-01", *FULL_ANSWERS]]))
     line = json.loads(cli("batch", str(path), "-i", "wai-sr", "-f", "ndjson", "-q").stdout)
-    assert line == json.loads(_score_command(cli, "json"))
+    assert [line] == json.loads(_score_command(cli, "json"))
 
 
 def test_stdin_and_csv_matches_score_csv(cli):

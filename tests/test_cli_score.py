@@ -15,7 +15,8 @@ GOLDEN = Path(__file__).parent / "golden"
 
 def _json_after_prompts(stdout: str) -> dict:
     """CliRunner echoes typed input to stdout; the score JSON follows it."""
-    return json.loads(stdout[stdout.index('{\n  "schema_version"') :])
+    (score,) = json.loads(stdout[stdout.index('[\n  {\n    "schema_version"') :])
+    return score
 
 
 FULL = ["5", "4", "4", "3", "5", "4", "4", "3", "5", "4", "4", "3"]
@@ -36,7 +37,7 @@ def test_json_equals_core_score(cli):
     core = scorer_for("wai-sr").score(FULL, None)
     expected = core.model_dump(mode="json")
     expected["respondent"] = {"client_id": "c7", "session": 3, "date": None, "rater": "client"}
-    assert json.loads(result.stdout) == expected
+    assert json.loads(result.stdout) == [expected]  # -f json is always a list
 
 
 def test_golden_json_wai_sr_with_missing(cli):
@@ -79,7 +80,7 @@ def test_rejected_answers_exit_3_with_one_line_each(cli):
     answers[9] = "often-ish"
     result = cli("score", "wai-sr", *answers, "-f", "json")
     assert result.exit_code == 3
-    assert result.stdout == ""
+    assert result.stdout == "[]\n"  # -f json is always a list: here of no scores
     assert result.stderr.splitlines() == [
         'error: item 7: "9" is outside 1–5',
         'error: item 10: "often-ish" is not a number or an anchor of this scale',
@@ -91,7 +92,7 @@ def test_invalid_missing_scores_and_reports(cli):
     answers[6] = "9"
     result = cli("score", "wai-sr", *answers, "--invalid", "missing", "-f", "json")
     assert result.exit_code == 0
-    data = json.loads(result.stdout)
+    (data,) = json.loads(result.stdout)
     assert data["issues"][0]["item"] == "7" and data["scales"]["bond"]["prorated"] is True
 
 
@@ -135,7 +136,7 @@ def test_stdin_json_object(cli):
     payload["answers"].update({str(i): 4 for i in range(2, 13)})
     result = cli("score", "wai-sr", "-", "-f", "json", input=json.dumps(payload))
     assert result.exit_code == 0, result.stderr
-    data = json.loads(result.stdout)
+    (data,) = json.loads(result.stdout)
     assert data["respondent"] == {
         "client_id": "c1", "session": 4, "date": "2026-11-01", "rater": "client"
     }  # fmt: skip

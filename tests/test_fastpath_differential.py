@@ -211,5 +211,5 @@ cutoffs:
         ]
     for row in exact:
         score = cli("--instruments-dir", str(inst), "score", "vas", row, "-f", "json", "-q")
-        flags = [f["code"] for f in __import__("json").loads(score.stdout)["flags"]]
+        flags = [f["code"] for f in __import__("json").loads(score.stdout)[0]["flags"]]
         assert flags == (["below_cutoff"] if flagged_when_equal else [])

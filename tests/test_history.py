@@ -114,7 +114,7 @@ def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path):
         result = _save(cli, db, "C-7", session, answers)
         assert result.exit_code == 0, result.stderr
     # The session just saved reports the flags the history raises against it.
-    assert {f["code"] for f in json.loads(result.stdout)["flags"]} >= {"repair"}
+    assert {f["code"] for f in json.loads(result.stdout)[0]["flags"]} >= {"repair"}
     view = json.loads(cli("history", "C-7", "--db", str(db), "-f", "json").stdout)
     flags = {(f["code"], f["scale"], f["session"]) for f in view[0]["flags"]}
     assert ("rupture_2sd", "total", 4) in flags and ("repair", "total", 5) in flags
@@ -148,7 +148,7 @@ def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
         "--session", "1", "--save", "--db", str(db), "-f", "json",
     )  # fmt: skip
     assert therapist.exit_code == 0, therapist.stderr
-    gap_flags = [f for f in json.loads(therapist.stdout)["flags"] if f["code"] == "rater_gap"]
+    gap_flags = [f for f in json.loads(therapist.stdout)[0]["flags"] if f["code"] == "rater_gap"]
     assert {f["scale"] for f in gap_flags} == {"goal", "total"}
 
 

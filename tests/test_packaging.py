@@ -44,7 +44,7 @@ def test_score_subprocess_exit_codes(tmp_path: Path):
         capture_output=True, text=True, env=env_without_color(), cwd=tmp_path,
     )  # fmt: skip
     assert ok.returncode == 0, ok.stderr
-    assert json.loads(ok.stdout)["scales"]["total"]["mean"] == 4.0
+    assert json.loads(ok.stdout)[0]["scales"]["total"]["mean"] == 4.0
     bad = subprocess.run(
         [*cmd, "score", "wai-sr", *BAD],
         capture_output=True, text=True, env=env_without_color(), cwd=tmp_path,

@@ -95,7 +95,7 @@ def test_a_users_own_file_overrides_a_draft(cli, tmp_path: Path):
     write(tmp_path / "star-p.yaml", own)
     result = cli("--instruments-dir", str(tmp_path), "score", "star-p", *["3"] * 12, "-f", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)["scales"]["total"]["mean"] is not None
+    assert json.loads(result.stdout)[0]["scales"]["total"]["mean"] is not None
 
 
 def test_instruments_list_shows_drafts(cli):
@@ -115,7 +115,7 @@ def test_below_verified_is_said_in_every_format(cli, fmt):
     verified = cli("score", "wai-sr", *["4"] * 12, "-f", fmt)
     assert "note:" not in verified.stderr
     if fmt == "json":
-        assert json.loads(result.stdout)["instrument"]["verification"] == "derived"
+        assert json.loads(result.stdout)[0]["instrument"]["verification"] == "derived"
     if fmt == "csv":
         (row,) = csv.DictReader(io.StringIO(result.stdout))
         assert row["verification"] == "derived"

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer.core import TyperCommand
 
 from alliance_cli import __version__
 from alliance_cli.cli import batch, history, instruments, score
@@ -26,17 +27,38 @@ app = typer.Typer(
     name="alliance",
     help="Score therapeutic alliance questionnaires and follow the alliance over sessions.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+# An example for each command, shown under its --help (one line each, run as written).
+EXAMPLES = {
+    "score": "alliance score wai-sr 4 4 5 3 5 4 4 3 5 4 4 4 --client C-102 --session 3",
+    "batch": "alliance batch examples/clinic_wai_sr.csv -i wai-sr -o scored.csv --rejects bad.csv",
+    "history": "alliance history C-107 --instrument wai-sr",
+    "clients": "alliance clients --limit 20",
+    "forget": "alliance forget C-107 --yes",
+}
+
+
+def _example(name: str) -> str:
+    return f"Example: {EXAMPLES[name]}"
+
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (typer wraps them in braces)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """The usage line's pieces, without typer's braces around required arguments."""
+        return [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
+
+
 app.add_typer(instruments.instruments_app, name="instruments")
-app.command("score")(score.score_command)
-app.command("batch")(batch.batch_command)
-app.command("history")(history.history_command)
-app.command("clients")(history.clients_command)
-app.command("forget")(history.forget_command)
+app.command("score", cls=Command, epilog=_example("score"))(score.score_command)
+app.command("batch", cls=Command, epilog=_example("batch"))(batch.batch_command)
+app.command("history", cls=Command, epilog=_example("history"))(history.history_command)
+app.command("clients", cls=Command, epilog=_example("clients"))(history.clients_command)
+app.command("forget", cls=Command, epilog=_example("forget"))(history.forget_command)
 
 
 def _version(value: bool) -> None:

@@ -8,13 +8,13 @@ from typing import Annotated
 import typer
 
 from alliance_cli.cli.common import (
+    BatchFormat,
+    BatchFormatOpt,
     DbOpt,
-    Format,
     Invalid,
     InvalidOpt,
     QuietOpt,
     funnel,
-    pick_format,
     run_catalog,
     say_verification,
 )
@@ -23,7 +23,9 @@ from alliance_cli.core.errors import ExitCode
 
 @funnel
 def batch_command(
-    files: Annotated[list[str], typer.Argument(help="CSV exports to score; - reads stdin.")],
+    files: Annotated[
+        list[str], typer.Argument(help="CSV exports to score; - reads stdin.", metavar="FILE...")
+    ],
     instrument: Annotated[str, typer.Option("--instrument", "-i", help="Instrument id.")],
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
@@ -70,16 +72,13 @@ def batch_command(
         bool, typer.Option("--replace", help="With --save: overwrite existing records.")
     ] = False,
     db: DbOpt = None,
-    fmt: Annotated[
-        Format, typer.Option("--format", "-f", help="csv (default), ndjson or json.")
-    ] = Format.csv,
+    fmt: BatchFormatOpt = BatchFormat.csv,
 ) -> int:
     """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.cli import batch_run, score_sets
     from alliance_cli.io.csvin import parse_delimiter
 
-    pick_format(fmt, (Format.csv, Format.ndjson, Format.json))
     catalog = run_catalog()
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)

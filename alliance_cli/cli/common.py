@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -43,12 +43,33 @@ def run_options() -> RunOptions:
 
 
 class Format(StrEnum):
-    """Output formats."""
+    """Output formats (a command that offers all four takes this enum)."""
 
     table = "table"
     json = "json"
     ndjson = "ndjson"
     csv = "csv"
+
+
+class DetailFormat(StrEnum):
+    """Formats of one described thing (``instruments show``, ``instruments check``)."""
+
+    table = "table"
+    json = "json"
+
+
+class BatchFormat(StrEnum):
+    """Formats of scored rows (``batch``)."""
+
+    csv = "csv"
+    ndjson = "ndjson"
+    json = "json"
+
+
+class SchemaFormat(StrEnum):
+    """The JSON Schema is JSON."""
+
+    json = "json"
 
 
 class Invalid(StrEnum):
@@ -80,23 +101,31 @@ FormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="table (for people; default on a terminal), json, ndjson or csv.",
+        help="table (for people; default on a terminal), json (default when piped), ndjson or csv.",
         show_default=False,
     ),
 ]
+DetailFormatOpt = Annotated[
+    DetailFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (default on a terminal) or json (default when piped).",
+        show_default=False,
+    ),
+]
+BatchFormatOpt = Annotated[
+    BatchFormat,
+    typer.Option("--format", "-f", help="csv (default), ndjson (one Score a line) or json."),
+]
+SchemaFormatOpt = Annotated[SchemaFormat, typer.Option("--format", "-f", help="json.")]
 
 
-def pick_format(fmt: Format | None, allowed: tuple[Format, ...]) -> Format:
-    from alliance_cli.core.errors import UsageProblem
-
+def pick_format(fmt: StrEnum | None) -> Format:
+    """The chosen format; with none, a table on a terminal and JSON when piped."""
     if fmt is None:
-        fmt = Format.table if sys.stdout.isatty() else Format.json
-        if fmt not in allowed:
-            fmt = allowed[0]
-    if fmt not in allowed:
-        names = ", ".join(f.value for f in allowed)
-        raise UsageProblem(f"--format {fmt.value} is not available here (use {names})")
-    return fmt
+        return Format.table if sys.stdout.isatty() else Format.json
+    return Format(fmt.value)
 
 
 def error_line(line: str) -> None:
@@ -169,17 +198,30 @@ def emit_json(data: Any) -> None:
 
 def output(
     fmt: Format,
-    data: Any,
+    records: Any,
     table: Callable[[Any], Any],
-    csv_writer: Callable[[Any, Any], None] | None = None,
+    csv_writer: Callable[[IO[str]], None] | None = None,
 ) -> None:
-    """Write data as JSON, CSV (flat rows unless a writer is given) or a rich table."""
-    if fmt is Format.json:
-        emit_json(data)
-    elif fmt is Format.csv:
-        from alliance_cli.io import csvout as tables
+    """Write JSON data (a list of records, or one object) as JSON, NDJSON, CSV or a table.
 
-        (csv_writer or tables.write_rows_csv)(sys.stdout, data)
+    ``-f json`` prints the data as it is, so a command always has one shape; ``ndjson`` one
+    record a line; ``csv`` flat rows unless the command gives its own writer.
+    """
+    many = records if isinstance(records, list) else [records]
+    if fmt is Format.json:
+        emit_json(records)
+    elif fmt is Format.ndjson:
+        import json
+
+        for record in many:
+            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif fmt is Format.csv:
+        from alliance_cli.io import csvout
+
+        if csv_writer is not None:
+            csv_writer(sys.stdout)
+        else:
+            csvout.write_rows_csv(sys.stdout, many)
     else:
         from alliance_cli.render import terminal as render
 

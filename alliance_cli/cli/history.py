@@ -43,7 +43,7 @@ GapOpt = Annotated[
 
 @funnel
 def history_command(
-    client: Annotated[str, typer.Argument(help="Client id.")],
+    client: Annotated[str, typer.Argument(help="Client id.", metavar="CLIENT")],
     instrument: Annotated[
         str | None, typer.Option("--instrument", "-i", help="Only this instrument.")
     ] = None,
@@ -57,13 +57,18 @@ def history_command(
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
-    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
         series = views.client_view(store, client, instrument, run_catalog(), settings)
     from alliance_cli.io.csvout import write_history_csv
 
-    output(fmt, series, lambda render: render.history_view(series), write_history_csv)
+    output(
+        fmt,
+        [s.as_dict() for s in series],
+        lambda render: render.history_view(series),
+        lambda handle: write_history_csv(handle, series),
+    )
     return 0
 
 
@@ -82,14 +87,14 @@ def clients_command(
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
-    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    fmt = pick_format(fmt)
     with history.open_store(db) as store:
         rows = views.caseload(store, run_catalog(), _settings(early_sessions, early_pomp, gap))
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
-    output(fmt, rows, lambda render: render.caseload_table(shown))
+    output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
     if len(shown) < len(rows):
         hidden = rows[len(shown) :]
-        flagged = sum(bool(r["open_flags"]) for r in hidden)
+        flagged = sum(bool(r.open_flags) for r in hidden)
         sys.stderr.write(
             f"… and {len(hidden)} more clients ({flagged} with open flags); "
             "--limit 0 shows all, -f csv lists them\n"
@@ -99,7 +104,9 @@ def clients_command(
 
 @funnel
 def forget_command(
-    client: Annotated[str, typer.Argument(help="Client id whose records are deleted.")],
+    client: Annotated[
+        str, typer.Argument(help="Client id whose records are deleted.", metavar="CLIENT")
+    ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOpt = None,
     fmt: FormatOpt = None,
@@ -108,7 +115,7 @@ def forget_command(
     from alliance_cli.core.errors import UsageProblem
     from alliance_cli.store import sqlite as history
 
-    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    fmt = pick_format(fmt)
     with history.open_store(db) as store:
         count = len(store.records(client))
         if count == 0:
@@ -122,6 +129,6 @@ def forget_command(
         deleted = store.forget(client)
     if fmt is not Format.table:
         result = {"client_id": client, "deleted": deleted}
-        output(fmt, result if fmt is Format.json else [result], lambda render: None)
+        output(fmt, result, lambda render: None)
     sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0

@@ -9,8 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alliance_cli.cli.common import (
+    DetailFormatOpt,
     Format,
     FormatOpt,
+    SchemaFormat,
+    SchemaFormatOpt,
     emit_json,
     error_line,
     funnel,
@@ -25,7 +28,7 @@ if TYPE_CHECKING:
 
 instruments_app = typer.Typer(
     help="List, show, check and describe instrument definitions.",
-    add_completion=False,
+    epilog="Example: alliance instruments show wai-sr",
     pretty_exceptions_enable=False,
     pretty_exceptions_show_locals=False,
 )
@@ -43,9 +46,9 @@ def instruments_callback(ctx: typer.Context, fmt: FormatOpt = None) -> None:
 def instruments_list(fmt: Format | None) -> int:
     """The instrument list, as a table, JSON or CSV."""
     catalog = run_catalog(strict=True)
-    fmt = pick_format(fmt, (Format.table, Format.json, Format.csv))
+    chosen = pick_format(fmt)
     rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
-    output(fmt, rows, lambda render: render.instrument_table(catalog))
+    output(chosen, rows, lambda render: render.instrument_table(catalog))
     return 0
 
 
@@ -65,16 +68,18 @@ def _instrument_summary(catalog: Catalog, key: str) -> dict[str, Any]:
     }
 
 
-@instruments_app.command("show")
+@instruments_app.command("show", epilog="Example: alliance instruments show wai-sr -f json")
 @funnel
 def instruments_show(
-    instrument: Annotated[str, typer.Argument(help="Instrument id, e.g. wai-sr.")],
-    fmt: FormatOpt = None,
+    instrument: Annotated[
+        str, typer.Argument(help="Instrument id, e.g. wai-sr.", metavar="INSTRUMENT")
+    ],
+    fmt: DetailFormatOpt = None,
 ) -> int:
     """Show one instrument: items, subscales, reverse keys, scale, norms, cutoffs, licence."""
     entry = run_catalog().get(instrument)
-    fmt = pick_format(fmt, (Format.table, Format.json))
-    if fmt is Format.json:
+    chosen = pick_format(fmt)
+    if chosen is Format.json:
         data = entry.instrument.to_data()
         data["_definition"] = {"path": str(entry.path), "sha256": entry.sha256}
         emit_json(data)
@@ -85,25 +90,29 @@ def instruments_show(
     return 0
 
 
-@instruments_app.command("check")
+@instruments_app.command(
+    "check", epilog="Example: alliance instruments check my-instruments/*.yaml"
+)
 @funnel
 def instruments_check(
-    files: Annotated[list[Path], typer.Argument(help="Instrument YAML files to validate.")],
-    fmt: FormatOpt = None,
+    files: Annotated[
+        list[Path], typer.Argument(help="Instrument YAML files to validate.", metavar="FILE...")
+    ],
+    fmt: DetailFormatOpt = None,
 ) -> int:
     """Validate instrument files; list every problem with file, YAML path and line."""
     from alliance_cli.io.catalog import check_files
 
-    fmt = pick_format(fmt, (Format.table, Format.json))
+    chosen = pick_format(fmt)
     results = check_files(files, known=set(run_catalog().sources))
-    if fmt is Format.json:
+    if chosen is Format.json:
         emit_json([r.as_dict() for r in results])
     for result in results:
         for problem in result.problems:
             error_line(str(problem))
         for warning in result.warnings:
             sys.stderr.write(f"warning: {result.file}: {warning}\n")
-        if fmt is Format.table and result.valid:
+        if chosen is Format.table and result.valid:
             sys.stdout.write(f"ok: {result.file}\n")
     bad = sum(not r.valid for r in results)
     if bad:
@@ -111,13 +120,14 @@ def instruments_check(
     return ExitCode.INSTRUMENT if bad else ExitCode.OK
 
 
-@instruments_app.command("schema")
+@instruments_app.command(
+    "schema", epilog="Example: alliance instruments schema > instrument.schema.json"
+)
 @funnel
-def instruments_schema(fmt: FormatOpt = None) -> int:
+def instruments_schema(fmt: SchemaFormatOpt = SchemaFormat.json) -> int:
     """Print the JSON Schema of the instrument format (for editors and CI checks)."""
     from alliance_cli.core.definition import Instrument
 
-    pick_format(fmt, (Format.json, Format.table))
     schema = Instrument.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "alliance instrument definition"

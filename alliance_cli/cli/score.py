@@ -8,7 +8,6 @@ import typer
 
 from alliance_cli.cli.common import (
     DbOpt,
-    Format,
     FormatOpt,
     Invalid,
     InvalidOpt,
@@ -24,13 +23,16 @@ from alliance_cli.core.errors import ExitCode
 
 @funnel
 def score_command(
-    instrument: Annotated[str, typer.Argument(help="Instrument id, e.g. wai-sr or srs.")],
+    instrument: Annotated[
+        str, typer.Argument(help="Instrument id, e.g. wai-sr or srs.", metavar="INSTRUMENT")
+    ],
     answers: Annotated[
         list[str] | None,
         typer.Argument(
             help="Answers in item order (5 4 4 3 ... or '5,4,4,3'), ITEM=VALUE pairs, "
             "or - to read JSON / NDJSON from stdin. None on a terminal: prompt for each item.",
             show_default=False,
+            metavar="[ANSWER]...",
         ),
     ] = None,
     client: Annotated[str | None, typer.Option("--client", help="Client id.")] = None,
@@ -56,7 +58,7 @@ def score_command(
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
     from alliance_cli.cli import score_sets
 
-    fmt = pick_format(fmt, (Format.table, Format.json, Format.ndjson, Format.csv))
+    fmt = pick_format(fmt)
     catalog = run_catalog()
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)

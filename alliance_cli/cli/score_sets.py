@@ -191,9 +191,8 @@ def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
         data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
         results.append(data)
     if fmt == "json":
-        if results or not outcome.rejected:
-            payload: Any = results[0] if len(results) == 1 else results
-            sys.stdout.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
+        if True:  # always a list, one Score per set given: the same shape however many there are
+            sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     elif fmt == "ndjson":
         for data in results:
             sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

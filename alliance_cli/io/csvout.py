@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from alliance_cli.core.scorer import DIGITS, ScaleResult, Scorer
+
+if TYPE_CHECKING:
+    from alliance_cli.store.views import SeriesView
 
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
 # A spreadsheet runs a cell starting with one of these as a formula (the one rule for it).
@@ -130,7 +133,7 @@ def score_cells_out(
     return [*out, ";".join(flags), *definition_cells(scorer)]
 
 
-def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
+def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
     """A client's history as CSV: one row per session and scale, with that session's flags."""
     import csv
 
@@ -140,18 +143,14 @@ def write_history_csv(handle: IO[str], views: Sequence[dict[str, Any]]) -> None:
          "flags", "verification", "definition_sha256"]
     )  # fmt: skip
     for view in views:
-        for sess in view["sessions"]:
-            codes = [
-                f"{f['code']}:{f['scale']}"
-                for f in view["flags"]
-                if f["session"] == sess["session"]
-            ]
-            for sid, s in sess["scales"].items():
+        for sess in view.sessions:
+            codes = [f"{f.code}:{f.scale}" for f in view.flags if f.session == sess.session]
+            for sid, s in sess.scales.items():
                 writer.writerow(
-                    [safe_text(view["client_id"]), view["instrument"], view["rater"],
-                     sess["session"], sess["date"] or "", sid, num(s["mean"]), num(s["sum"]),
-                     num(s["pomp"]), ";".join(c for c in codes if c.endswith(":" + sid)),
-                     sess["verification"] or "", sess["definition_sha256"]]
+                    [safe_text(view.client_id), view.instrument, safe_text(view.rater),
+                     sess.session, safe_text(sess.date or ""), sid, num(s.mean), num(s.sum),
+                     num(s.pomp), ";".join(c for c in codes if c.endswith(":" + sid)),
+                     sess.verification or "", sess.definition_sha256]
                 )  # fmt: skip
 
 

@@ -18,6 +18,7 @@ from alliance_cli.core.compiled import TOTAL
 if TYPE_CHECKING:
     from alliance_cli.core.score import Score
     from alliance_cli.io.catalog import Catalog, LoadedInstrument
+    from alliance_cli.store.views import CaseloadRow, SeriesView
 
 _VERIFY_STYLE = {
     "verified": "green",
@@ -38,6 +39,15 @@ def console(stderr: bool = False) -> Console:
         if (sys.stderr if stderr else sys.stdout).isatty() or "COLUMNS" in os.environ
         else 100,
     )
+
+
+# C0 and C1 control characters (ESC, BEL, CR, ...) shown as \x1b etc., never sent to a terminal
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c != 0x0A}
+
+
+def literal(text: str, style: str = "") -> Text:
+    """Text from data shown as it is: never read as markup, control characters made visible."""
+    return Text(text.translate(_CONTROL), style=style)
 
 
 def num(value: float | None, digits: int = 2) -> str:
@@ -292,34 +302,35 @@ def spark(values: Sequence[float | None]) -> Text:
     return out
 
 
-def history_view(views: Sequence[dict[str, Any]]) -> Group:
+def history_view(views: Sequence[SeriesView]) -> Group:
     """Sessions table, a chart per scale, and the flags explained, for each series."""
     parts: list[Any] = []
     for view in views:
-        sessions = view["sessions"]
-        scale_ids = list(sessions[0]["scales"])
-        metric = view["metric"]
-        level = view.get("verification") or "unknown"
-        title = Text(f"Client {view['client_id']} · {view['instrument']} (")
+        sessions = view.sessions
+        scale_ids = list(sessions[0].scales)
+        names = {sid: sessions[0].scales[sid].name for sid in scale_ids}
+        level = view.verification or "unknown"
+        title = Text("Client ") + literal(view.client_id) + Text(f" · {view.instrument} (")
         title.append(f"{level} key", style=_VERIFY_STYLE.get(level, ""))
-        title.append(f") · rated by {view['rater']}")
+        title.append(f") · rated by {view.rater}")
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
         table.add_column("session", justify="right")
         table.add_column("date")
         for sid in scale_ids:
-            table.add_column(sessions[0]["scales"][sid]["name"], justify="right")
+            table.add_column(literal(names[sid]), justify="right")
         table.add_column("POMP", justify="right")
         table.add_column("flags")
         for sess in sessions:
-            codes = sorted({f["code"] for f in view["flags"] if f["session"] == sess["session"]})
+            codes = sorted({f.code for f in view.flags if f.session == sess.session})
             flag_text = Text()
             for i, code in enumerate(codes):
                 flag_text.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+            values = [getattr(sess.scales[sid], view.metric) for sid in scale_ids]
             table.add_row(
-                str(sess["session"]),
-                sess["date"] or "",
-                *[num(sess["scales"][sid][metric]) for sid in scale_ids],
-                num(sess["scales"][TOTAL]["pomp"], 0),
+                str(sess.session),
+                literal(sess.date or ""),
+                *[num(v) for v in values],
+                num(sess.scales[TOTAL].pomp, 0),
                 flag_text,
             )
         parts.append(table)
@@ -328,47 +339,48 @@ def history_view(views: Sequence[dict[str, Any]]) -> Group:
         chart.add_column()
         chart.add_column(style="dim")
         for sid in scale_ids:
-            values = [s["scales"][sid]["pomp"] for s in sessions]
-            present = [v for v in values if v is not None]
+            pomps = [s.scales[sid].pomp for s in sessions]
+            present = [v for v in pomps if v is not None]
             span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
-            chart.add_row(sessions[0]["scales"][sid]["name"], spark(values), span)
+            chart.add_row(literal(names[sid]), spark(pomps), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
-        if view["flags"]:
+        if view.flags:
             text = Text()
-            for i, f in enumerate(view["flags"]):
-                text.append(("\n" if i else "") + f"session {f['session']}: ", style="bold")
-                text.append(f["message"], style=_FLAG_STYLE.get(f["code"], ""))
-                text.append(f"\n   {f['code']} on {f['scale']}: {f['rule']}", style="dim")
+            for i, f in enumerate(view.flags):
+                text.append(("\n" if i else "") + f"session {f.session}: ", style="bold")
+                text.append_text(literal(f.message, style=_FLAG_STYLE.get(f.code, "")))
+                text.append_text(literal(f"\n   {f.code} on {f.scale}: {f.rule}", style="dim"))
             parts.append(Panel(text, title="What the history says", expand=False))
         else:
             parts.append(
                 Text("No flags: no reliable change, rupture or early risk.", style="green")
             )
-        older = [s for s in sessions if not s.get("definition_current", True)]
+        older = [s for s in sessions if not s.definition_current]
         if older:
-            which = ", ".join(str(s["session"]) for s in older)
+            which = ", ".join(str(s.session) for s in older)
+            many = len(older) > 1
             parts.append(
                 Text(
-                    f"{'Sessions' if len(older) > 1 else 'Session'} {which} "
-                    f"{'were' if len(older) > 1 else 'was'} scored with an earlier definition of "
-                    f"{view['instrument']} (their stored scores are shown as they were; "
+                    f"{'Sessions' if many else 'Session'} {which} "
+                    f"{'were' if many else 'was'} scored with an earlier definition of "
+                    f"{view.instrument} (their stored scores are shown as they were; "
                     "rescore their answers to use the current key).",
                     style="yellow",
                 )
             )
-        rel = view["reliable_change"].get(TOTAL)
+        rel = view.reliable_change.get(TOTAL)
         if rel:
-            parts.append(Text(f"Reliable change (total): {rel['source']}", style="dim"))
+            parts.append(Text(f"Reliable change (total): {rel.source}", style="dim"))
     return Group(*parts)
 
 
 _TREND = {"up": ("↗ up", "green"), "down": ("↘ down", "red"), "steady": ("→ steady", "")}
 
 
-def caseload_table(rows: Sequence[dict[str, Any]]) -> Table:
+def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
     """The caseload: one row per client, those needing attention first."""
     table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
-    show_rater = any(r["rater"] != "client" for r in rows)
+    show_rater = any(r.rater != "client" for r in rows)
     columns = [("client", "left"), ("instrument", "left")]
     columns += [("rater", "left")] if show_rater else []
     columns += [
@@ -378,17 +390,17 @@ def caseload_table(rows: Sequence[dict[str, Any]]) -> Table:
     for col, justify in columns:
         table.add_column(col, justify=justify, no_wrap=col != "open flags")  # type: ignore[arg-type]
     for row in rows:
-        label, style = _TREND[row["trend"]]
+        label, style = _TREND[row.trend]
         flags = Text()
-        for i, code in enumerate(row["open_flags"]):
+        for i, code in enumerate(row.open_flags):
             flags.append((" " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
-        cells: list[Any] = [row["client_id"], row["instrument"]]
-        cells += [row["rater"]] if show_rater else []
+        cells: list[Any] = [literal(row.client_id), row.instrument]
+        cells += [literal(row.rater)] if show_rater else []
         cells += [
-            str(row["sessions"]),
-            str(row["last_session"]),
-            row["last_date"] or "",
-            num(row["last_total_pomp"], 0),
+            str(row.sessions),
+            str(row.last_session),
+            literal(row.last_date or ""),
+            num(row.last_total_pomp, 0),
             Text(label, style=style),
             flags,
         ]

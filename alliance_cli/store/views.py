@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from alliance_cli.core import change
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
+from alliance_cli.core.scorer import DIGITS
 from alliance_cli.store.sqlite import Record, Store
 
 
@@ -71,9 +73,79 @@ def analyse(
     return flags, reliabilities
 
 
+@dataclass(frozen=True)
+class ScalePoint:
+    """One scale of one stored session."""
+
+    name: str
+    mean: float | None
+    sum: float | None
+    pomp: float | None
+
+
+@dataclass(frozen=True)
+class SessionView:
+    """One stored session, as it was scored."""
+
+    session: int
+    date: str | None
+    scales: dict[str, ScalePoint]
+    verification: str | None
+    definition_sha256: str
+    definition_current: bool  # scored with the definition file alliance would use now
+
+
+@dataclass(frozen=True)
+class SeriesView:
+    """One client's sessions on one instrument by one rater, with what the history says."""
+
+    client_id: str
+    instrument: str
+    rater: str
+    metric: str
+    verification: str | None
+    sessions: list[SessionView]
+    reliable_change: dict[str, change.Reliability]
+    flags: list[change.ChangeFlag]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The series as JSON data (``alliance history -f json``)."""
+        return {
+            "client_id": self.client_id,
+            "instrument": self.instrument,
+            "rater": self.rater,
+            "metric": self.metric,
+            "verification": self.verification,
+            "sessions": [asdict(s) for s in self.sessions],
+            "reliable_change": {
+                k: {
+                    "threshold_pomp": None if v.threshold is None else round(v.threshold, DIGITS),
+                    "source": v.source,
+                }
+                for k, v in self.reliable_change.items()
+            },
+            "flags": [f.as_dict() for f in self.flags],
+        }
+
+
+def _session_view(rec: Record, current: str | None) -> SessionView:
+    scales = {
+        k: ScalePoint(v["name"], v["mean"], v["sum"], v["pomp"])
+        for k, v in rec.score["scales"].items()
+    }
+    return SessionView(
+        rec.session,
+        rec.date,
+        scales,
+        rec.score["instrument"].get("verification"),
+        rec.sha256,
+        current is None or rec.sha256 == current,
+    )
+
+
 def client_view(
     store: Store, client_id: str, instrument: str | None, catalog: Any, settings: change.Settings
-) -> list[dict[str, Any]]:
+) -> list[SeriesView]:
     """Per instrument and rater: sessions, thresholds and flags for one client."""
     records = store.records(client_id, instrument)
     if not records:
@@ -90,37 +162,18 @@ def client_view(
             counterparts = store.records(client_id, inst.counterpart)
         flags, rels = analyse(recs, instruments, settings, counterparts)
         current = _current_sha(catalog, inst_id)
+        sessions = [_session_view(r, current) for r in recs]
         out.append(
-            {
-                "client_id": client_id,
-                "instrument": inst_id,
-                "rater": rater,
-                "metric": recs[0].score["metric"],
-                "sessions": [
-                    {
-                        "session": r.session,
-                        "date": r.date,
-                        "scales": {
-                            k: {
-                                "name": v["name"],
-                                "mean": v["mean"],
-                                "sum": v["sum"],
-                                "pomp": v["pomp"],
-                            }
-                            for k, v in r.score["scales"].items()
-                        },
-                        "verification": r.score["instrument"].get("verification"),
-                        "definition_sha256": r.sha256,
-                        "definition_current": current is None or r.sha256 == current,
-                    }
-                    for r in recs
-                ],
-                "verification": recs[-1].score["instrument"].get("verification"),
-                "reliable_change": {
-                    k: {"threshold_pomp": v.threshold, "source": v.source} for k, v in rels.items()
-                },
-                "flags": [f.as_dict() for f in flags],
-            }
+            SeriesView(
+                client_id,
+                inst_id,
+                rater,
+                recs[0].score["metric"],
+                sessions[-1].verification,
+                sessions,
+                rels,
+                flags,
+            )
         )
     return out
 
@@ -150,11 +203,11 @@ def flags_for(
     who = score["respondent"]
     views = client_view(store, str(who["client_id"]), score["instrument"]["id"], catalog, settings)
     return [
-        f
+        f.as_dict()
         for view in views
-        if view["rater"] == who.get("rater")
-        for f in view["flags"]
-        if f["session"] == who["session"]
+        if view.rater == who.get("rater")
+        for f in view.flags
+        if f.session == who["session"]
     ]
 
 
@@ -162,11 +215,33 @@ def _floats(text: str) -> list[float | None]:
     return [None if t == "n" else float(t) for t in text.split(",")]
 
 
-def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class CaseloadRow:
+    """One client in the caseload: their latest reading and what is open."""
+
+    client_id: str
+    instrument: str
+    rater: str
+    sessions: int
+    last_session: int
+    last_date: str | None
+    last_total_pomp: float | None
+    trend: str
+    open_flags: list[str]
+
+    def as_dict(self) -> dict[str, Any]:
+        """The row as JSON data (``alliance clients -f json``)."""
+        return asdict(self)
+
+
+_TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
+
+
+def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[CaseloadRow]:
     """One row per client (their client-rated series first), most in need of attention first."""
     rows = store.caseload_rows()
     instruments = _instruments(catalog, {r[1] for r in rows})
-    by_client: dict[str, dict[str, Any]] = {}
+    by_client: dict[str, CaseloadRow] = {}
     for client_id, inst_id, rater, sessions_text, pomps, last_date in rows:
         sessions = [int(s) for s in sessions_text.split(",")]
         totals = _floats(pomps)
@@ -184,31 +259,30 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[dict
             if totals[-1] is not None
             else []
         )
-        last = sessions[-1]
         series = (store, client_id, inst_id, rater)
         if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
             open_flags.append("early_low_alliance")
-        row = {
-            "client_id": client_id,
-            "instrument": inst_id,
-            "rater": rater,
-            "sessions": len(sessions),
-            "last_session": last,
-            "last_date": last_date,
-            "last_total_pomp": totals[-1],
-            "trend": change.trend(valid[-6:], rel.threshold),
-            "open_flags": open_flags,
-        }
+        row = CaseloadRow(
+            client_id,
+            inst_id,
+            rater,
+            len(sessions),
+            sessions[-1],
+            last_date,
+            totals[-1],
+            change.trend(valid[-6:], rel.threshold),
+            open_flags,
+        )
         current = by_client.get(client_id)
-        if current is None or (current["rater"] != "client" and rater == "client"):
+        if current is None or (current.rater != "client" and rater == "client"):
             by_client[client_id] = row
     return sorted(
         by_client.values(),
         key=lambda r: (
-            -len(r["open_flags"]),
-            {"down": 0, "steady": 1, "up": 2}[r["trend"]],
-            r["last_total_pomp"] if r["last_total_pomp"] is not None else 101,
-            r["client_id"],
+            -len(r.open_flags),
+            _TREND_ORDER[r.trend],
+            r.last_total_pomp if r.last_total_pomp is not None else 101,
+            r.client_id,
         ),
     )
 
