@@ -79,7 +79,7 @@ def batch_command(
     from alliance_cli.cli import batch_run, score_sets
     from alliance_cli.io.csvin import parse_delimiter
 
-    catalog = run_catalog()
+    catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
     options = BatchOptions(
@@ -97,7 +97,9 @@ def batch_command(
         delimiter=parse_delimiter(delimiter),
         encoding=encoding,
     )  # fmt: skip
-    stats, _ = batch_run.run_with_progress(
-        files, scorer, fmt.value, output, rejects, options, quiet, save, replace, db
-    )
+    request = batch_run.BatchRequest(
+        files=files, scorer=scorer, fmt=fmt.value, output=output, rejects=rejects,
+        options=options, quiet=quiet, save=save, replace=replace, db=db,
+    )  # fmt: skip
+    stats, _ = batch_run.run_with_progress(request)
     return ExitCode.REJECTED if stats.rejected or stats.not_saved else ExitCode.OK

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +14,32 @@ from alliance_cli.core.scorer import Scorer
 SHOWN_REJECTIONS = 20
 
 
-def run_with_progress(
-    files: list[str],
-    scorer: Scorer,
-    fmt: str,
-    output: Path | None,
-    rejects: Path | None,
-    options: batch.BatchOptions,
-    quiet: bool,
-    save: bool = False,
-    replace: bool = False,
-    db: Path | None = None,
-) -> tuple[batch.Stats, bool]:
+@dataclass(frozen=True)
+class BatchRequest:
+    """Everything ``alliance batch`` was asked to do, in one object."""
+
+    files: list[str]
+    scorer: Scorer
+    fmt: str
+    output: Path | None
+    rejects: Path | None
+    options: batch.BatchOptions
+    quiet: bool = False
+    save: bool = False
+    replace: bool = False
+    db: Path | None = None
+
+
+def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     """Run a batch with progress on a terminal, rejections reported, and a final summary."""
+    files, scorer, fmt = request.files, request.scorer, request.fmt
+    output, rejects, options, quiet = (
+        request.output,
+        request.rejects,
+        request.options,
+        request.quiet,
+    )
+    save, replace, db = request.save, request.replace, request.db
     shown: list[batch.Rejection] = []
     count = 0
 

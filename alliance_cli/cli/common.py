@@ -168,12 +168,12 @@ def funnel(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def run_catalog(strict: bool = False) -> Catalog:
-    """Load the catalog; print override notices and, when asked, problems as warnings."""
+def run_catalog(strict: bool = False, quiet: bool = False) -> Catalog:
+    """Load the catalog; print override notices (unless quiet) and, when asked, problems."""
     from alliance_cli.io.catalog import load_catalog
 
     catalog = load_catalog(run_options().instrument_dirs)
-    for notice in catalog.notices:
+    for notice in catalog.notices if not quiet else ():
         sys.stderr.write(notice + "\n")
     if strict and catalog.problems:
         for problem in catalog.problems:

@@ -11,6 +11,7 @@ from alliance_cli.cli.common import (
     DbOpt,
     Format,
     FormatOpt,
+    QuietOpt,
     funnel,
     output,
     pick_format,
@@ -51,6 +52,7 @@ def history_command(
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
@@ -60,7 +62,7 @@ def history_command(
     fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db) as store:
-        series = views.client_view(store, client, instrument, run_catalog(), settings)
+        series = views.client_view(store, client, instrument, run_catalog(quiet=quiet), settings)
     from alliance_cli.io.csvout import write_history_csv
 
     output(
@@ -81,6 +83,7 @@ def clients_command(
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
@@ -89,10 +92,12 @@ def clients_command(
 
     fmt = pick_format(fmt)
     with history.open_store(db) as store:
-        rows = views.caseload(store, run_catalog(), _settings(early_sessions, early_pomp, gap))
+        rows = views.caseload(
+            store, run_catalog(quiet=quiet), _settings(early_sessions, early_pomp, gap)
+        )
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
-    if len(shown) < len(rows):
+    if len(shown) < len(rows) and not quiet:
         hidden = rows[len(shown) :]
         flagged = sum(bool(r.open_flags) for r in hidden)
         sys.stderr.write(
@@ -109,6 +114,7 @@ def forget_command(
     ],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOpt = None,
+    quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
     """Delete every record of one client from the history (asks first)."""
@@ -130,5 +136,6 @@ def forget_command(
     if fmt is not Format.table:
         result = {"client_id": client, "deleted": deleted}
         output(fmt, result, lambda render: None)
-    sys.stderr.write(f"deleted {deleted} records of client {client}\n")
+    if not quiet:
+        sys.stderr.write(f"deleted {deleted} records of client {client}\n")
     return 0

@@ -12,6 +12,7 @@ from alliance_cli.cli.common import (
     DetailFormatOpt,
     Format,
     FormatOpt,
+    QuietOpt,
     SchemaFormat,
     SchemaFormatOpt,
     emit_json,
@@ -36,16 +37,18 @@ instruments_app = typer.Typer(
 
 # -- instruments ---------------------------------------------------------------------------
 @instruments_app.callback(invoke_without_command=True)
-def instruments_callback(ctx: typer.Context, fmt: FormatOpt = None) -> None:
+def instruments_callback(
+    ctx: typer.Context, quiet: QuietOpt = False, fmt: FormatOpt = None
+) -> None:
     """List every instrument alliance knows (bundled and your own)."""
     if ctx.invoked_subcommand is None:
-        instruments_list(fmt)
+        instruments_list(fmt, quiet)
 
 
 @funnel
-def instruments_list(fmt: Format | None) -> int:
-    """The instrument list, as a table, JSON or CSV."""
-    catalog = run_catalog(strict=True)
+def instruments_list(fmt: Format | None, quiet: bool = False) -> int:
+    """The instrument list, as a table, JSON, NDJSON or CSV."""
+    catalog = run_catalog(strict=True, quiet=quiet)
     chosen = pick_format(fmt)
     rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
     output(chosen, rows, lambda render: render.instrument_table(catalog))
@@ -74,10 +77,11 @@ def instruments_show(
     instrument: Annotated[
         str, typer.Argument(help="Instrument id, e.g. wai-sr.", metavar="INSTRUMENT")
     ],
+    quiet: QuietOpt = False,
     fmt: DetailFormatOpt = None,
 ) -> int:
     """Show one instrument: items, subscales, reverse keys, scale, norms, cutoffs, licence."""
-    entry = run_catalog().get(instrument)
+    entry = run_catalog(quiet=quiet).get(instrument)
     chosen = pick_format(fmt)
     if chosen is Format.json:
         data = entry.instrument.to_data()
@@ -98,19 +102,20 @@ def instruments_check(
     files: Annotated[
         list[Path], typer.Argument(help="Instrument YAML files to validate.", metavar="FILE...")
     ],
+    quiet: QuietOpt = False,
     fmt: DetailFormatOpt = None,
 ) -> int:
     """Validate instrument files; list every problem with file, YAML path and line."""
     from alliance_cli.io.catalog import check_files
 
     chosen = pick_format(fmt)
-    results = check_files(files, known=set(run_catalog().sources))
+    results = check_files(files, known=set(run_catalog(quiet=quiet).sources))
     if chosen is Format.json:
         emit_json([r.as_dict() for r in results])
     for result in results:
         for problem in result.problems:
             error_line(str(problem))
-        for warning in result.warnings:
+        for warning in result.warnings if not quiet else ():
             sys.stderr.write(f"warning: {result.file}: {warning}\n")
         if chosen is Format.table and result.valid:
             sys.stdout.write(f"ok: {result.file}\n")

@@ -59,7 +59,7 @@ def score_command(
     from alliance_cli.cli import score_sets
 
     fmt = pick_format(fmt)
-    catalog = run_catalog()
+    catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
     who = (client, session, date, rater)
