@@ -11,7 +11,7 @@ import io
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -74,6 +74,7 @@ class BatchOptions:
 
     template: str | None = None
     map_file: Path | None = None
+    item_columns: Mapping[str, str] | None = None  # {item id: column}, from the Python API
     id_names: dict[str, str | None] = field(default_factory=dict)
     keep: list[str] | None = None
     # every instrument id, and how many items one has: to catch another form's columns
@@ -114,6 +115,7 @@ def plan_layout(
     delimiter: str,
     template: str | None = None,
     map_file: Path | None = None,
+    item_columns: Mapping[str, str] | None = None,
     id_names: dict[str, str | None] | None = None,
     keep: Sequence[str] | None = None,
     known_ids: Sequence[str] = (),
@@ -129,7 +131,9 @@ def plan_layout(
             )
         seen[name] = pos
     items = scorer.item_ids
-    if map_file is not None:
+    if item_columns is not None:
+        positions = colmap.from_mapping(stripped, items, item_columns, "columns")
+    elif map_file is not None:
         positions = colmap.from_map(stripped, items, map_file)
     elif template is not None:
         positions = colmap.from_template(stripped, items, template)
@@ -461,6 +465,7 @@ def run_files(
             sources[0].delimiter,
             template=options.template,
             map_file=options.map_file,
+            item_columns=options.item_columns,
             id_names=options.id_names,
             keep=options.keep,
             known_ids=options.known_ids,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
@@ -40,18 +40,18 @@ def _no_column(missing: list[str]) -> str:
 
 
 def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> list[int]:
-    """Item columns from a YAML file ``{item id: column name}``."""
-    import yaml
+    """Item columns from a YAML file ``{item id: column name}`` (read with the safe YAML
+    reader: size limit, alias-bomb guard, line numbers)."""
+    from alliance_cli.core.errors import InstrumentInvalid
+    from alliance_cli.io.yamlfile import read_yaml
 
     try:
-        data = yaml.safe_load(map_file.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise DataFileError(f"{map_file}: cannot read ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{map_file}:{mark.line + 1}" if mark is not None else str(map_file)
-        what = getattr(exc, "problem", None) or "invalid YAML"
-        raise DataFileError(f"{where}: not valid YAML ({what})") from None
+        data, _, _ = read_yaml(map_file)
+    except InstrumentInvalid as exc:
+        problem = exc.problems[0]
+        where = f"{problem.file}:{problem.line}" if problem.line else problem.file
+        what = problem.message.removeprefix("YAML syntax: ")
+        raise DataFileError(f"{where}: not valid YAML for a --map file ({what})") from None
     if isinstance(data, dict) and set(data) == {"items"}:
         data = data["items"]
     if not isinstance(data, dict):
@@ -60,11 +60,21 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
     unknown = sorted(set(mapping) - set(items))
     if unknown:
         raise DataFileError(f"{map_file}: no item {', '.join(unknown)} in this instrument")
+    return from_mapping(header, items, mapping, map_file.name)
+
+
+def from_mapping(
+    header: Sequence[str], items: Sequence[str], mapping: Mapping[str, str], source: str
+) -> list[int]:
+    """Item columns from ``{item id: column name}``; every item must have its column."""
+    unknown = sorted(set(mapping) - set(items))
+    if unknown:
+        raise UsageProblem(f"{source}: no item {', '.join(unknown)} in this instrument")
     positions, missing = [], []
     for item in items:
         column = mapping.get(item)
         if column is None:
-            missing.append(f"{item} (not in {map_file.name})")
+            missing.append(f"{item} (not in {source})")
         elif column not in header:
             missing.append(f"{item} (column {column!r} is not in the file)")
         else:

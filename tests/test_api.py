@@ -1,0 +1,92 @@
+"""The Python API: the same numbers as the command line, streaming rows, frames, a light import."""
+
+from __future__ import annotations
+
+import csv
+import io
+import subprocess
+import sys
+
+import pytest
+
+import alliance_cli
+from alliance_cli import api
+from alliance_cli.core.errors import DraftInstrument, RejectedInput
+
+from .conftest import ROOT
+
+EXPORT = ROOT / "examples" / "clinic_wai_sr.csv"
+
+
+def _batch_rows(cli, *args: str) -> list[dict[str, str]]:
+    result = cli("batch", str(EXPORT), "-i", "wai-sr", "-q", *args)
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def test_public_names_are_complete_and_sorted():
+    assert api.__all__ == sorted(api.__all__)
+    public = {n for n in vars(api) if not n.startswith("_") and callable(getattr(api, n))}
+    defined_here = {n for n in public if getattr(getattr(api, n), "__module__", "") == api.__name__}
+    assert set(api.__all__) == defined_here
+    assert alliance_cli.__all__ == sorted(alliance_cli.__all__)
+    assert set(alliance_cli.__all__) == {"__version__", *api.__all__}
+    assert alliance_cli.score is api.score
+
+
+def test_import_alliance_cli_stays_light():
+    code = "import sys, alliance_cli; print(sorted(m for m in ('pydantic', 'yaml', 'rich', 'typer', 'alliance_cli.api') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_score_equals_the_score_command(cli):
+    answers = ["4", "4", "5", "3", "5", "4", "4", "3", "5", "4", "4", "4"]
+    ours = api.score("wai-sr", answers, client_id="C-102", session=3).model_dump(mode="json")
+    (theirs,) = __import__("json").loads(
+        cli("score", "wai-sr", *answers, "--client", "C-102", "--session", "3", "-f", "json").stdout
+    )
+    assert ours == theirs
+
+
+def test_score_rows_equals_batch(cli):
+    rows = list(csv.DictReader(EXPORT.open(encoding="utf-8")))
+    rejected = []
+    ours = list(api.score_rows("wai-sr", rows, on_reject=rejected.append, chunk=50))
+    assert ours == _batch_rows(cli)
+    assert [(r.line, r.column) for r in rejected] == [(11, "wai_3"), (41, "wai_5")]
+
+
+def test_score_rows_raises_without_on_reject():
+    rows = list(csv.DictReader(EXPORT.open(encoding="utf-8")))
+    with pytest.raises(RejectedInput, match="row 11: item 3"):
+        list(api.score_rows("wai-sr", rows))
+
+
+def test_score_rows_with_named_columns():
+    rows = [{"who": "a", "Q1": "4", **{f"Q{i}": "3" for i in range(2, 13)}}]
+    by_template = list(api.score_rows("wai-sr", rows, columns="Q{item}"))
+    by_mapping = list(
+        api.score_rows("wai-sr", rows, columns={str(i): f"Q{i}" for i in range(1, 13)})
+    )
+    assert by_template == by_mapping and by_template[0]["task_mean"] == "3.25"
+
+
+def test_a_draft_is_refused():
+    with pytest.raises(DraftInstrument):
+        api.score("star-p", ["2"] * 12)
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_score_frame_equals_batch(cli, library):
+    lib = pytest.importorskip(library)
+    frame = (
+        lib.read_csv(EXPORT, infer_schema=False)
+        if library == "polars"
+        else lib.read_csv(EXPORT, dtype=str, keep_default_na=False)
+    )
+    rejected = []
+    scored = api.score_frame(frame, "wai-sr", on_reject=rejected.append)
+    assert type(scored).__module__.split(".")[0] == library
+    rows = scored.to_dicts() if library == "polars" else scored.to_dict("records")
+    assert rows == _batch_rows(cli)
+    assert len(rejected) == 2
