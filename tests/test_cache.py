@@ -54,10 +54,17 @@ def test_corrupt_cache_is_ignored(tmp_path: Path):
 
 
 def test_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    cache = tmp_path / "cache-off"
+    monkeypatch.setenv("ALLIANCE_CACHE_DIR", str(cache))
     monkeypatch.setenv("ALLIANCE_NO_CACHE", "1")
+    parsed = []
+    real_parse = catalog._parse
+    monkeypatch.setattr(catalog, "_parse", lambda *a: parsed.append(a) or real_parse(*a))
     path = write(tmp_path / "mini.yaml", MINIMAL)
     load_file(path)
-    assert catalog.cache_dir() is None
+    load_file(path)
+    assert len(parsed) == 2  # both loads read the YAML: nothing was served from a cache
+    assert not cache.exists()  # and nothing was written
 
 
 def test_warm_score_imports_neither_pydantic_nor_yaml(tmp_path: Path):

@@ -31,13 +31,21 @@ def _golden(name: str, text: str, sha: str) -> None:
     assert text == path.read_text(encoding="utf-8")
 
 
-def test_json_equals_core_score(cli):
+def test_json_has_the_hand_worked_scores(cli):
+    # FULL on the WAI-SR key (Hatcher & Gillaspy, 2006), worked by hand:
+    # goal 4 6 8 11 -> 3 4 3 4 = 14; task 1 2 10 12 -> 5 4 4 3 = 16; bond 3 5 7 9 -> 4 5 4 5 = 18
     result = cli("score", "wai-sr", *FULL, "--client", "c7", "--session", "3", "-f", "json")
     assert result.exit_code == 0, result.stderr
-    core = scorer_for("wai-sr").score(FULL, None)
-    expected = core.model_dump(mode="json")
-    expected["respondent"] = {"client_id": "c7", "session": 3, "date": None, "rater": "client"}
-    assert json.loads(result.stdout) == [expected]  # -f json is always a list
+    (data,) = json.loads(result.stdout)
+    got = {k: (v["mean"], v["sum"], v["pomp"]) for k, v in data["scales"].items()}
+    assert got == {
+        "goal": (3.5, 14, 62.5),
+        "task": (4.0, 16, 75.0),
+        "bond": (4.5, 18, 87.5),
+        "total": (4.0, 48, 75.0),
+    }
+    assert data["respondent"] == {"client_id": "c7", "session": 3, "date": None, "rater": "client"}
+    assert data["instrument"]["sha256"] == scorer_for("wai-sr").sha256
 
 
 def test_golden_json_wai_sr_with_missing(cli):

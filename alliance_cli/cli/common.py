@@ -129,6 +129,7 @@ def pick_format(fmt: StrEnum | None) -> Format:
 
 
 def error_line(line: str) -> None:
+    """Print one error line on stderr: ``error: ...``."""
     sys.stderr.write(f"error: {line}\n")
 
 
@@ -191,6 +192,7 @@ def say_verification(scorer: Any, quiet: bool) -> None:
 
 
 def emit_json(data: Any) -> None:
+    """Print JSON data on stdout, indented, UTF-8 as it is."""
     import json
 
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
