@@ -85,7 +85,7 @@ def test_no_import_cycle_at_module_level():
         stack.append(m)
         for n in sorted(edges[m]):
             if state.get(n) == 1:
-                cycle = stack[stack.index(n) :] + [n]
+                cycle = [*stack[stack.index(n) :], n]
                 pytest.fail("import cycle: " + " -> ".join(cycle))
             if n not in state:
                 walk(n)
