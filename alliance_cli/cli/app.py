@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from typer.core import TyperCommand
 
 from alliance_cli import __version__
 from alliance_cli.cli import batch, history, instruments, score
-from alliance_cli.cli.common import RunOptions, error_line
+from alliance_cli.cli.common import Command, RunOptions, error_line
 from alliance_cli.core.errors import ExitCode
 
 if TYPE_CHECKING:
@@ -43,14 +42,6 @@ EXAMPLES = {
 
 def _example(name: str) -> str:
     return f"Example: {EXAMPLES[name]}"
-
-
-class Command(TyperCommand):
-    """A command whose usage line names its arguments plainly (typer wraps them in braces)."""
-
-    def collect_usage_pieces(self, ctx: Any) -> list[str]:
-        """The usage line's pieces, without typer's braces around required arguments."""
-        return [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
 
 
 app.add_typer(instruments.instruments_app, name="instruments")

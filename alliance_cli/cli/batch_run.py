@@ -12,6 +12,7 @@ from alliance_cli.batch import engine as batch
 from alliance_cli.core.scorer import Scorer
 
 SHOWN_REJECTIONS = 20
+PROGRESS_AFTER = 0.5  # seconds before the progress bar appears
 
 
 @dataclass(frozen=True)
@@ -62,11 +63,11 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     try:
         on_score = recorder.add if recorder is not None else None
-        if progress is not None:
-            with progress:
-                stats, written = batch.run_files(*args, on_score=on_score)
-        else:
+        try:
             stats, written = batch.run_files(*args, on_score=on_score)
+        finally:
+            if progress is not None and progress.live.is_started:
+                progress.stop()
         if recorder is not None:
             recorder.finish(keep=written)
     finally:
@@ -129,7 +130,12 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
     start = time.perf_counter()
 
     def on_progress(rows: int, done: int) -> None:
-        rate = rows / max(time.perf_counter() - start, 1e-9)
+        elapsed = time.perf_counter() - start
+        if not progress.live.is_started:
+            if elapsed < PROGRESS_AFTER:
+                return  # a short batch never flickers a bar
+            progress.start()
+        rate = rows / max(elapsed, 1e-9)
         progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
 
     return progress, on_progress

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from typer.core import TyperCommand
 
 from alliance_cli.core.errors import AllianceError, ExitCode
 
@@ -20,6 +21,14 @@ if TYPE_CHECKING:
     from alliance_cli.io.catalog import Catalog
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class Command(TyperCommand):
+    """A command whose usage line names its arguments plainly (typer wraps them in braces)."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """The usage line's pieces, without typer's braces around required arguments."""
+        return [p.replace("{", "").replace("}", "") for p in super().collect_usage_pieces(ctx)]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alliance_cli.cli.common import (
+    Command,
     DetailFormatOpt,
     Format,
     FormatOpt,
@@ -71,7 +72,9 @@ def _instrument_summary(catalog: Catalog, key: str) -> dict[str, Any]:
     }
 
 
-@instruments_app.command("show", epilog="Example: alliance instruments show wai-sr -f json")
+@instruments_app.command(
+    "show", cls=Command, epilog="Example: alliance instruments show wai-sr -f json"
+)
 @funnel
 def instruments_show(
     instrument: Annotated[
@@ -95,7 +98,7 @@ def instruments_show(
 
 
 @instruments_app.command(
-    "check", epilog="Example: alliance instruments check my-instruments/*.yaml"
+    "check", cls=Command, epilog="Example: alliance instruments check my-instruments/*.yaml"
 )
 @funnel
 def instruments_check(

@@ -1,0 +1,114 @@
+"""The README's examples run and print what the README shows (a doctest for the shell).
+
+Every fenced block whose lines start with ``$ `` is a session: each command runs in a shell on
+a 100-column pseudo-terminal (``script``), in a scratch directory that holds the repository's
+``examples/``, with its own history database and no colour; its output (stdout and stderr, as
+a terminal shows them, escape codes removed) must equal the lines under it. A line ``...``
+stands for any lines; timings (``in 0.01 s``) are compared as ``in N s``. Blocks run in README
+order and share the scratch directory, as a reader following along would.
+
+``UPDATE_README=1`` writes what the commands print into the README instead (on purpose, and
+read the diff before committing it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+README = ROOT / "README.md"
+_TIMING = re.compile(r"in \d+(\.\d+)? s\b")
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
+
+
+def _sessions() -> list[tuple[int, list[tuple[str, list[str]]]]]:
+    """(line, [(command, expected lines)]) for each shell block of the README."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    blocks, inside, start, current = [], False, 0, []
+    for number, line in enumerate(lines, start=1):
+        if line.startswith("```"):
+            if inside and current:
+                blocks.append((start, current))
+            inside, start, current = not inside, number, []
+        elif inside and line.startswith("$ "):
+            current.append((line[2:], []))
+        elif inside and current:
+            current[-1][1].append(line)
+    return blocks
+
+
+def _normal(lines: list[str]) -> list[str]:
+    return [_TIMING.sub("in N s", ln.rstrip()) for ln in lines]
+
+
+def _matches(expected: list[str], got: list[str]) -> bool:
+    """Compare with '...' matching any run of lines."""
+    if not expected:
+        return not got
+    if expected[0] == "...":
+        return any(_matches(expected[1:], got[i:]) for i in range(len(got) + 1))
+    return bool(got) and expected[0] == got[0] and _matches(expected[1:], got[1:])
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory like the repository's root, for the README's commands to run in."""
+    path = tmp_path_factory.mktemp("readme")
+    (path / "examples").symlink_to(ROOT / "examples")
+    return path
+
+
+def _env(scratch: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ALLIANCE_")}
+    env.update(
+        PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
+        ALLIANCE_DB="history.sqlite",  # relative: the scratch directory, shown as it is
+        ALLIANCE_CACHE_DIR=str(scratch / "cache"),
+        COLUMNS="100",
+        NO_COLOR="1",
+        TERM="xterm",
+    )
+    return env
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("block", _sessions(), ids=lambda b: f"README.md:{b[0]}")
+def test_readme_example(scratch: Path, block):
+    """Run one block; with UPDATE_README=1, write what it printed into the README instead."""
+    _, session = block
+    old_text, new_text, problems = [], [], []
+    status = 0
+    for command, expected in session:
+        # Under script(1), on a 100-column terminal, as the README's reader sees it; $? is
+        # the previous command's status, as in one shell.
+        line = f"stty cols 100 rows 50; (exit {status})\n{command}\ns=$?; echo; echo __status=$s"
+        done = subprocess.run(
+            ["script", "-qec", line, "/dev/null"], cwd=scratch, env=_env(scratch),
+            capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        plain = _ESCAPES.sub("", done.stdout).replace("\r\n", "\n")  # bold, italic: as read
+        text, _, tail = plain.rpartition("__status=")
+        status = int(tail.split()[0])
+        printed = [ln.rstrip() for ln in text.splitlines()][:-1]  # the echo's empty line
+        got, want = _normal(printed), _normal(expected)
+        old_text += [f"$ {command}", *expected]
+        if _matches(want, got):
+            new_text += [f"$ {command}", *expected]
+        else:
+            new_text += [f"$ {command}", *printed]
+            problems.append(
+                f"$ {command}\n--- README shows:\n" + "\n".join(want) + "\n--- it prints:\n"
+                + "\n".join(got)
+            )  # fmt: skip
+    if problems and os.environ.get("UPDATE_README"):
+        text = README.read_text(encoding="utf-8")
+        README.write_text(text.replace("\n".join(old_text), "\n".join(new_text), 1), "utf-8")
+        return
+    assert not problems, "\n\n".join(problems)
