@@ -200,13 +200,10 @@ def score_stream(
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     wants_json = sink.wants_json or on_score is not None
-    sink.begin([header_names[i] for i in keep] + score_columns(scorer))
     required = [r for r in ("client_id", "session") if require_ids]
-    for role in required:
-        if role not in ids:
-            raise UsageProblem(
-                f"no {role} column found; name it with --{role.split('_')[0]}-column"
-            )
+    if required:
+        _check_id_columns(layout)  # before anything is written
+    sink.begin([header_names[i] for i in keep] + score_columns(scorer))
 
     def general(row: list[str], end_line: int, name: str) -> bool:
         """Score one row the careful way; True when scored, False when rejected.
@@ -433,30 +430,30 @@ def run_files(
     inputs: Sequence[str],
     scorer: Scorer,
     fmt: str,
-    output: Path | None,
-    rejects: Path | None,
+    output: Path | str | None,
+    rejects: Path | str | None,
     options: BatchOptions,
     on_reject_line: Callable[[Rejection], None],
     on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any]], None] | None = None,
 ) -> tuple[Stats, bool]:
-    """Open inputs, plan columns, stream rows to output (atomically) and rejects to a CSV.
+    """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
 
-    Returns the row accounting and whether output was written (``--strict`` withholds it
-    when any row is rejected).
+    Everything that can be checked is checked before the first row is read or written:
+    the outputs are writable and distinct, no output is an input, the ids --save needs
+    exist. Returns the row accounting and whether output was written (``--strict``
+    withholds it when any row is rejected). ``output`` None or ``-`` is stdout.
     """
-    import io
-    import sys
     import tempfile
 
-    from alliance_cli.io.files import atomic_writer
+    from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
 
-    for name in inputs:
-        for target, what in ((output, "output"), (rejects, "--rejects")):
-            if target is not None and name != "-" and Path(name).resolve() == target.resolve():
-                raise UsageProblem(
-                    f"{what} {target} is also an input; the input is never overwritten"
-                )
+    target = output if output is not None and str(output) != STDOUT else None
+    outputs = [("-o", target if target is not None else STDOUT), ("--rejects", rejects)]
+    check_distinct(outputs, [*inputs, *([str(options.map_file)] if options.map_file else [])])
+    for what, path in outputs:
+        if path is not None:
+            check_output(path, what)
     sources = open_sources(inputs, options.encoding, options.delimiter)
     try:
         layout = plan_layout(
@@ -471,6 +468,8 @@ def run_files(
             known_ids=options.known_ids,
             item_count=options.item_count,
         )
+        if options.require_ids:
+            _check_id_columns(layout)
         strict = options.strict
         rejected_any = False
 
@@ -493,7 +492,7 @@ def run_files(
                 require_ids=options.require_ids,
                 on_progress=on_progress, on_score=on_score,
             )  # fmt: skip
-            if stats.read == 0:  # raised inside the atomic write: no output file is left
+            if stats.read == 0:  # raised inside the safe write: no output file is left
                 names = ", ".join(s.name for s in sources)
                 raise DataFileError(f"{names}: a header but no data rows; nothing to score")
             return stats
@@ -501,12 +500,12 @@ def run_files(
         def with_rejects(out: IO[str]) -> Stats:
             if rejects is None:
                 return body(out, None)
-            with atomic_writer(rejects) as reject_out:
+            with safe_writer(rejects) as reject_out:
                 return body(out, reject_out)
 
-        if output is not None:
+        if target is not None:
             try:
-                with atomic_writer(output) as out:
+                with safe_writer(target) as out:
                     stats = with_rejects(out)
                     if strict and rejected_any:
                         raise _Discard
@@ -519,14 +518,23 @@ def run_files(
                 if rejected_any:
                     return stats, False
                 spool.seek(0)
-                while chunk := spool.read(1 << 20):
-                    sys.stdout.write(chunk)
+                with safe_writer(STDOUT) as out:
+                    while chunk := spool.read(1 << 20):
+                        out.write(chunk)
             return stats, True
-        out = sys.stdout
-        if isinstance(out, io.TextIOWrapper):
-            out.reconfigure(newline="")
-        return with_rejects(out), True
+        with safe_writer(STDOUT) as out:
+            return with_rejects(out), True
     finally:
         for source in sources:
             if source.name != "stdin":
                 source.handle.close()
+
+
+def _check_id_columns(layout: Layout) -> None:
+    """With --save or --require-ids, the client id and session columns must exist."""
+    for role, option in (("client_id", "--id-column"), ("session", "--session-column")):
+        if role not in layout.ids:
+            raise UsageProblem(
+                f"no {role.replace('_', ' ')} column found (saving needs one); "
+                f"name it with {option}"
+            )

@@ -92,7 +92,11 @@ def main() -> None:
     """Console-script entry point: runs the app and makes typer's usage errors one line."""
     import signal
 
+    # TERM and HUP (a closed terminal or SSH session) unwind like Ctrl-C, so safe writes
+    # remove their temporary files and transactions roll back.
     signal.signal(signal.SIGTERM, _terminate)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, _terminate)
     from alliance_cli.cli.clicklib import ClickException, NoArgsIsHelpError
 
     try:

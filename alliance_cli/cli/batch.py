@@ -28,10 +28,21 @@ def batch_command(
     ],
     instrument: Annotated[str, typer.Option("--instrument", "-i", help="Instrument id.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Write here (atomically), not stdout.")
+        str | None,  # text, not Path: Path("") would silently become "."
+        typer.Option(
+            "--output",
+            "-o",
+            metavar="FILE",
+            help="Write here (safely: a regular file is replaced only when complete); - is stdout.",
+        ),
     ] = None,
     rejects: Annotated[
-        Path | None, typer.Option("--rejects", help="Write rejected rows, with reasons, as CSV.")
+        str | None,
+        typer.Option(
+            "--rejects",
+            metavar="FILE",
+            help="Write rejected rows, with reasons, as CSV (- is stdout).",
+        ),
     ] = None,
     columns: Annotated[
         str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
@@ -98,7 +109,8 @@ def batch_command(
         encoding=encoding,
     )  # fmt: skip
     request = batch_run.BatchRequest(
-        files=files, scorer=scorer, fmt=fmt.value, output=output, rejects=rejects,
+        files=files, scorer=scorer, fmt=fmt.value,
+        output=output, rejects=rejects,
         options=options, quiet=quiet, save=save, replace=replace, db=db,
     )  # fmt: skip
     stats, _ = batch_run.run_with_progress(request)

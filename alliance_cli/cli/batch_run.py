@@ -22,8 +22,8 @@ class BatchRequest:
     files: list[str]
     scorer: Scorer
     fmt: str
-    output: Path | None
-    rejects: Path | None
+    output: str | None  # - or None: stdout
+    rejects: str | None
     options: batch.BatchOptions
     quiet: bool = False
     save: bool = False
