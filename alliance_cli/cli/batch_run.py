@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance_cli.batch import engine as batch
+from alliance_cli.cli.common import say
 from alliance_cli.core.scorer import Scorer
 
 SHOWN_REJECTIONS = 20
@@ -74,14 +75,14 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         if store is not None:
             store.close()
     for r in shown:
-        sys.stderr.write(f"rejected: {r}\n")
+        say(f"rejected: {r}")
     if count > len(shown) and rejects is None:
         sys.stderr.write(
             f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
     if recorder is not None and not quiet:
         where = store.path if store is not None else ""
-        sys.stderr.write(f"history: {recorder.saved:,} sessions saved to {where}\n")
+        say(f"history: {recorder.saved:,} sessions saved to {where}")
     if recorder is not None and recorder.duplicates:
         sys.stderr.write(
             f"history: {recorder.duplicates:,} sessions were already recorded and were not "

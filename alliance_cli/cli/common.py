@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from alliance_cli.core.errors import AllianceError, ExitCode
+from alliance_cli.core.errors import AllianceError, ExitCode, visible
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import Catalog
@@ -137,9 +137,14 @@ def pick_format(fmt: StrEnum | None) -> Format:
     return Format(fmt.value)
 
 
+def say(line: str) -> None:
+    """Print one message line on stderr, control characters made visible (data is in it)."""
+    sys.stderr.write(visible(line) + "\n")
+
+
 def error_line(line: str) -> None:
     """Print one error line on stderr: ``error: ...``."""
-    sys.stderr.write(f"error: {line}\n")
+    say(f"error: {line}")
 
 
 def funnel(fn: F) -> F:
@@ -184,10 +189,10 @@ def run_catalog(strict: bool = False, quiet: bool = False) -> Catalog:
 
     catalog = load_catalog(run_options().instrument_dirs)
     for notice in catalog.notices if not quiet else ():
-        sys.stderr.write(notice + "\n")
+        say(notice)
     if strict and catalog.problems:
         for problem in catalog.problems:
-            sys.stderr.write(f"warning: {problem} (skipped)\n")
+            say(f"warning: {problem} (skipped)")
     return catalog
 
 
@@ -197,7 +202,7 @@ def say_verification(scorer: Any, quiet: bool) -> None:
 
     notice = verification_notice(scorer.instrument)
     if notice and not quiet:
-        sys.stderr.write(notice + "\n")
+        say(notice)
 
 
 def emit_json(data: Any) -> None:

@@ -16,6 +16,7 @@ from alliance_cli.cli.common import (
     output,
     pick_format,
     run_catalog,
+    say,
 )
 
 
@@ -137,5 +138,5 @@ def forget_command(
         result = {"client_id": client, "deleted": deleted}
         output(fmt, result, lambda render: None)
     if not quiet:
-        sys.stderr.write(f"deleted {deleted} records of client {client}\n")
+        say(f"deleted {deleted} records of client {client}")
     return 0

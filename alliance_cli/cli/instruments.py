@@ -22,6 +22,7 @@ from alliance_cli.cli.common import (
     output,
     pick_format,
     run_catalog,
+    say,
 )
 from alliance_cli.core.errors import ExitCode
 
@@ -119,7 +120,7 @@ def instruments_check(
         for problem in result.problems:
             error_line(str(problem))
         for warning in result.warnings if not quiet else ():
-            sys.stderr.write(f"warning: {result.file}: {warning}\n")
+            say(f"warning: {result.file}: {warning}")
         if chosen is Format.table and result.valid:
             sys.stdout.write(f"ok: {result.file}\n")
     bad = sum(not r.valid for r in results)

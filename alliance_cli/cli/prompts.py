@@ -1,12 +1,36 @@
-"""Ask for a form's answers item by item on a terminal: labels, anchors, going back, a summary."""
+"""Ask for a form's answers item by item on a terminal: labels, anchors, going back, a summary.
+
+Prompts and their echo go to stderr only, so ``alliance score wai-sr -f csv > x.csv`` leaves
+nothing but the CSV in x.csv. Labels from a user's file are shown literally.
+"""
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
+from alliance_cli.core.errors import visible
 from alliance_cli.core.scorer import Scorer
 
 HELP = "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit"
+
+
+def _tell(text: str) -> None:
+    sys.stderr.write(visible(text) + "\n")
+
+
+def _prompt(text: str, default: str = "") -> str:
+    """Ask on stderr, read one line from stdin; end of input is 'q' (quit)."""
+    shown = f" [{default}]" if default else ""
+    sys.stderr.write(visible(f"{text}{shown}: "))
+    sys.stderr.flush()
+    line = sys.stdin.readline()
+    if not line:
+        sys.stderr.write("\n")
+        return "q"
+    answer = line.strip()
+    return answer if answer else default
 
 
 def _anchors(scorer: Scorer) -> str:
@@ -23,14 +47,7 @@ def _ask(scorer: Scorer, pos: int, current: str) -> str:
     while True:
         # The official wording when the user's own instrument file holds it, else our label.
         shown = getattr(item, "text", None) or item.label
-        answer = str(
-            typer.prompt(
-                f"[{pos + 1}/{n}] item {item.id} · {shown}",
-                default=current,
-                show_default=bool(current),
-                err=True,
-            )
-        ).strip()
+        answer = _prompt(f"[{pos + 1}/{n}] item {item.id} · {shown}", current)
         if answer.lower() in ("b", "q"):
             return answer.lower()
         if answer == "":
@@ -38,15 +55,15 @@ def _ask(scorer: Scorer, pos: int, current: str) -> str:
         _, _, problem = scorer.parse(pos, answer)
         if problem is None:
             return answer
-        typer.echo(f"  {problem}; {_anchors(scorer)}", err=True)
+        _tell(f"  {problem}; {_anchors(scorer)}")
 
 
 def prompt_answers(scorer: Scorer) -> list[str]:
     """Prompt for every item, allow going back, and confirm with a summary before scoring."""
     inst = scorer.instrument
     n = len(scorer.item_ids)
-    typer.echo(f"{inst.name}: {n} items. Scale: {_anchors(scorer)}", err=True)
-    typer.echo(HELP, err=True)
+    _tell(f"{inst.name}: {n} items. Scale: {_anchors(scorer)}")
+    _tell(HELP)
     answers = [""] * n
     pos = 0
     while True:
@@ -59,16 +76,11 @@ def prompt_answers(scorer: Scorer) -> list[str]:
                 continue
             answers[pos] = got
             pos += 1
-        typer.echo("\nSummary:", err=True)
+        _tell("\nSummary:")
         for i, item in enumerate(inst.items):
             shown = answers[i] if answers[i] else "(no answer)"
-            typer.echo(f"  {item.id:>3}  {item.label:<36} {shown}", err=True)
-        choice = typer.prompt(
-            "Enter to score, an item number to change it, or q to quit",
-            default="",
-            show_default=False,
-            err=True,
-        ).strip()
+            _tell(f"  {item.id:>3}  {item.label:<36} {shown}")
+        choice = _prompt("Enter to score, an item number to change it, or q to quit")
         if choice == "":
             return answers
         if choice.lower() == "q":
@@ -81,5 +93,5 @@ def prompt_answers(scorer: Scorer) -> list[str]:
                 answers[pos] = got
             pos = n
         else:
-            typer.echo(f"  no item {choice!r}", err=True)
+            _tell(f"  no item {choice!r}")
             pos = n

@@ -17,6 +17,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
+# C0 and C1 control characters (ESC, BEL, CR, ...) as text: data shown to people never
+# moves a cursor, sets a title, writes the clipboard (OSC 52) or clears a screen.
+_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c != 0x0A}
+
+
+def visible(text: str) -> str:
+    """Text with every control character but the line feed written out (``\\x1b``)."""
+    return text.translate(_CONTROL)
+
 
 class ExitCode(IntEnum):
     """Process exit codes, as documented in the README."""

@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alliance_cli.core.compiled import TOTAL
+from alliance_cli.core.errors import visible
 
 if TYPE_CHECKING:
     from alliance_cli.core.score import Score
@@ -41,13 +42,14 @@ def console(stderr: bool = False) -> Console:
     )
 
 
-# C0 and C1 control characters (ESC, BEL, CR, ...) shown as \x1b etc., never sent to a terminal
-_CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c != 0x0A}
-
-
 def literal(text: str, style: str = "") -> Text:
     """Text from data shown as it is: never read as markup, control characters made visible."""
-    return Text(text.translate(_CONTROL), style=style)
+    return Text(visible(text), style=style)
+
+
+def cells(*values: str | Text) -> list[Text]:
+    """Table cells: text from data as literal Text, anything else as it is."""
+    return [literal(v) if isinstance(v, str) else v for v in values]
 
 
 def num(value: float | None, digits: int = 2) -> str:
@@ -92,14 +94,16 @@ def instrument_table(catalog: Catalog) -> Table:
         inst = entry.instrument
         scale = inst.scale
         table.add_row(
-            key,
-            (inst.short_name or inst.name) + ("" if entry.bundled else " (yours)"),
-            inst.respondent,
-            str(len(inst.items)),
-            f"{scale.min:g}–{scale.max:g}" + (f" by {scale.step:g}" if scale.step != 1 else ""),
-            ", ".join(inst.dimensions()) or "general",
-            verification_text(inst.verification.status)
-            + (" (never scored)" if inst.verification.status == "draft" else ""),
+            *cells(
+                key,
+                (inst.short_name or inst.name) + ("" if entry.bundled else " (yours)"),
+                inst.respondent,
+                str(len(inst.items)),
+                f"{scale.min:g}–{scale.max:g}" + (f" by {scale.step:g}" if scale.step != 1 else ""),
+                ", ".join(inst.dimensions()) or "general",
+                verification_text(inst.verification.status)
+                + (" (never scored)" if inst.verification.status == "draft" else ""),
+            )
         )
     return table
 
@@ -108,15 +112,15 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
     """Everything a user should know about one instrument."""
     inst = entry.instrument
     parts: list[Any] = []
-    head = Text(f"{inst.name}", style="bold")
-    head.append(f"  ({inst.id}, version {inst.version}, {inst.respondent} form)", style="dim")
+    head = literal(inst.name, style="bold")
+    head.append(visible(f"  ({inst.id}, version {inst.version}, {inst.respondent} form)"), "dim")
     parts.append(head)
     if inst.description:
-        parts.append(Text(inst.description.strip()))
+        parts.append(literal(inst.description.strip()))
     scale = inst.scale
     anchors = ", ".join(f"{v:g} {t}" for v, t in sorted(scale.labels.items()))
     rng = f"{scale.min:g}–{scale.max:g} in steps of {scale.step:g}"
-    parts.append(Text(f"Scale: {rng}" + (f"  ({anchors})" if anchors else "")))
+    parts.append(literal(f"Scale: {rng}" + (f"  ({anchors})" if anchors else "")))
     member: dict[str, list[str]] = {}
     for sub in inst.subscales:
         for item_id in sub.items:
@@ -126,23 +130,29 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
         items.add_column(col)
     for item in inst.items:
         items.add_row(
-            item.id,
-            item.label,
-            ", ".join(member.get(item.id, [])) or "–",
-            Text("R", style="bold magenta") if item.reverse else "",
+            *cells(
+                item.id,
+                item.label,
+                ", ".join(member.get(item.id, [])) or "–",
+                Text("R", style="bold magenta") if item.reverse else "",
+            )
         )
     parts.append(items)
     subs = Table(box=box.SIMPLE_HEAD, title="Scores", title_justify="left")
     for col in ("scale", "name", "dimension", "items", "may be missing"):
         subs.add_column(col)
     for sub in inst.subscales:
-        subs.add_row(sub.id, sub.name, sub.dimension, " ".join(sub.items), str(sub.max_missing))
+        subs.add_row(
+            *cells(sub.id, sub.name, sub.dimension, " ".join(sub.items), str(sub.max_missing))
+        )
     subs.add_row(
-        "total",
-        inst.total.name,
-        "general",
-        "all" if inst.total.items is None else " ".join(inst.total.items),
-        str(inst.total.max_missing),
+        *cells(
+            TOTAL,
+            inst.total.name,
+            "general",
+            "all" if inst.total.items is None else " ".join(inst.total.items),
+            str(inst.total.max_missing),
+        )
     )
     parts.append(subs)
     parts.append(
@@ -154,43 +164,43 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
     )
     if inst.missing_codes:
         codes = ", ".join(f"{m.value!r} = {m.reason}" for m in inst.missing_codes)
-        parts.append(Text(f"Missing codes: {codes}; blank cells are always missing."))
+        parts.append(literal(f"Missing codes: {codes}; blank cells are always missing."))
     for norm in inst.norms:
-        t = Table(box=box.SIMPLE_HEAD, title=f"Norms: {norm.sample} (n={norm.n}, {norm.metric}s)")
+        title = literal(f"Norms: {norm.sample} (n={norm.n}, {norm.metric}s)")
+        t = Table(box=box.SIMPLE_HEAD, title=title)
         for col in ("scale", "mean", "SD", "reliability"):
             t.add_column(col)
         for name, ref in norm.scales.items():
-            t.add_row(name, f"{ref.mean:g}", f"{ref.sd:g}", f"{ref.reliability:g}")
+            t.add_row(*cells(name, f"{ref.mean:g}", f"{ref.sd:g}", f"{ref.reliability:g}"))
         parts.append(t)
-        parts.append(Text(f"  {norm.citation}", style="dim"))
+        parts.append(literal(f"  {norm.citation}", style="dim"))
     if not inst.norms:
         parts.append(Text("Norms: none bundled (no z-scores or percentiles).", style="dim"))
     for band in inst.bands:
         levels = " / ".join(f"{lv.label} ≥ {lv.min:g}" for lv in band.levels)
         parts.append(
-            Text(f"Bands for {band.scale} ({band.metric}): {levels}. Source: {band.source}")
+            literal(f"Bands for {band.scale} ({band.metric}): {levels}. Source: {band.source}")
         )
     for cut in inst.cutoffs:
         parts.append(
-            Text(
+            literal(
                 f"Cutoff: {cut.scale} {cut.metric} {cut.comparison} {cut.threshold:g}: "
                 f"{cut.label}. Source: {cut.source}"
             )
         )
-    parts.append(Text(f"Citation: {' '.join(inst.citation.split())}"))
+    parts.append(literal(f"Citation: {' '.join(inst.citation.split())}"))
     if inst.counterpart:
-        parts.append(Text(f"Counterpart form: {inst.counterpart}"))
+        parts.append(literal(f"Counterpart form: {inst.counterpart}"))
     ver = inst.verification
     vtext = Text("Verification: ") + verification_text(ver.status)
     if ver.note:
-        vtext.append(f". {' '.join(ver.note.split())}")
+        vtext.append(visible(f". {' '.join(ver.note.split())}"))
     parts.append(vtext)
     for source in ver.sources:
-        parts.append(Text(f"  source: {source}", style="dim"))
-    parts.append(
-        Panel(" ".join(inst.licence.split()), title="Licence", border_style="yellow", expand=False)
-    )
-    parts.append(Text(f"Definition: {entry.path}  sha256 {entry.sha256[:16]}…", style="dim"))
+        parts.append(literal(f"  source: {source}", style="dim"))
+    licence = literal(" ".join(inst.licence.split()))
+    parts.append(Panel(licence, title="Licence", border_style="yellow", expand=False))
+    parts.append(literal(f"Definition: {entry.path}  sha256 {entry.sha256[:16]}…", style="dim"))
     return Group(*parts)
 
 
@@ -199,7 +209,7 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
     """A counselor's view of one score: scales with bars, flags, issues, caveats."""
     low, high = inst_scale
     who = score.respondent
-    title = f"{score.instrument.name}"
+    title = literal(score.instrument.name)
     meta = [
         f"client {who.client_id}" if who.client_id else "",
         f"session {who.session}" if who.session is not None else "",
@@ -210,7 +220,7 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
         box=box.SIMPLE_HEAD,
         title=title,
         title_justify="left",
-        caption=" · ".join(m for m in meta if m) or None,
+        caption=literal(" · ".join(m for m in meta if m)) if any(meta) else None,
         caption_justify="left",
     )
     head = score.metric
@@ -233,8 +243,8 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
         rng = (low, high) if head == "mean" else (low * s.items, high * s.items)
         answered = f"{s.answered}/{s.items}" + (" prorated" if s.prorated else "")
         row: list[Any] = [
-            Text(s.name, style="bold" if sid == TOTAL else ""),
-            s.dimension,
+            literal(s.name, style="bold" if sid == TOTAL else ""),
+            literal(s.dimension),
             num(value),
             f"{rng[0]:g}–{rng[1]:g}",
             answered if value is not None else Text(answered, style="red"),
@@ -244,25 +254,25 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
         if has_norm:
             row += [num(s.z), num(s.percentile, 0)]
         if has_band:
-            row.append(s.band or "–")
+            row.append(literal(s.band or "–"))
         table.add_row(*row)
     parts: list[Any] = [table]
     missing = [f"{s.name}: {s.missing_reason}" for s in score.scales.values() if s.missing_reason]
     if missing:
-        parts.append(Text("No score: " + "; ".join(missing), style="red"))
+        parts.append(literal("No score: " + "; ".join(missing), style="red"))
     if score.flags:
         lines = Text()
         for i, flag in enumerate(score.flags):
             if i:
                 lines.append("\n")
-            lines.append(f"● {flag.message}", style="bold")
-            lines.append(f"\n  {flag.code} on {flag.scale}: {flag.rule}", style="dim")
+            lines.append(visible(f"● {flag.message}"), style="bold")
+            lines.append(visible(f"\n  {flag.code} on {flag.scale}: {flag.rule}"), style="dim")
         parts.append(Panel(lines, title="Worth raising", border_style="red", expand=False))
     if score.issues:
         text = "; ".join(f"item {i.item}: {i.problem}" for i in score.issues)
-        parts.append(Text(f"Answers treated as missing: {text}", style="yellow"))
+        parts.append(literal(f"Answers treated as missing: {text}", style="yellow"))
     for note in notes:
-        parts.append(Text(note, style="yellow"))
+        parts.append(literal(note, style="yellow"))
     return Group(*parts)
 
 
@@ -270,8 +280,8 @@ def caveat_panel(verification: Any, licence: str) -> Panel:
     """Why these numbers need care: verification status and licence."""
     text = Text("Scoring key ") + verification_text(verification.status)
     if verification.note:
-        text.append(": " + " ".join(verification.note.split()))
-    text.append("\nLicence: " + " ".join(licence.split()), style="dim")
+        text.append(visible(": " + " ".join(verification.note.split())))
+    text.append(visible("\nLicence: " + " ".join(licence.split())), style="dim")
     return Panel(text, title="Before you rely on this", border_style="yellow", expand=False)
 
 
