@@ -96,6 +96,7 @@ class Stats:
     seconds: float = 0.0
     not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
     fast: int = 0  # rows scored on the fast path (the rest went through the full parser)
+    output_cut: bool = False  # stdout's reader went away: the output is incomplete
 
 
 @dataclass
@@ -523,7 +524,10 @@ def run_files(
                         out.write(chunk)
             return stats, True
         with safe_writer(STDOUT) as out:
-            return with_rejects(out), True
+            stats = with_rejects(out)
+            out.flush()
+            stats.output_cut = bool(getattr(out, "broken", False))
+            return stats, True
     finally:
         for source in sources:
             if source.name != "stdin":

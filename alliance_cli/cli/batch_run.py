@@ -55,23 +55,35 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     on_progress = None
     if not quiet and sys.stderr.isatty():
         progress, on_progress = _progress_bar(files)
-    store = recorder = None
-    if save:
-        from alliance_cli.store import sqlite as history
+    store: Any = None
+    recorder: Any = None
 
-        store = history.open_store(db)
-        recorder = store.batch_recorder(replace, all_or_nothing=options.strict)
+    def on_score(data: dict[str, Any]) -> None:
+        # The history is opened at the first scored row: a usage error found while reading
+        # the header (no id column, unclear item columns) never creates or locks a store.
+        nonlocal store, recorder
+        if recorder is None:
+            from alliance_cli.store import sqlite as history
+
+            store = history.open_store(db, on_wait=say)
+            recorder = store.batch_recorder(replace)
+        recorder.add(data)
+
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     try:
-        on_score = recorder.add if recorder is not None else None
         try:
-            stats, written = batch.run_files(*args, on_score=on_score)
+            stats, written = batch.run_files(*args, on_score=on_score if save else None)
         finally:
             if progress is not None and progress.live.is_started:
                 progress.stop()
         if recorder is not None:
             recorder.finish(keep=written)
     finally:
+        if recorder is not None and not recorder.finished:
+            say(
+                "history: nothing from this batch was saved (a batch is saved whole or not "
+                "at all); run it again"
+            )
         if store is not None:
             store.close()
     for r in shown:
@@ -80,15 +92,23 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         sys.stderr.write(
             f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
-    if recorder is not None and not quiet:
-        where = store.path if store is not None else ""
-        say(f"history: {recorder.saved:,} sessions saved to {where}")
+    if save and not quiet:
+        from alliance_cli.store.sqlite import default_path
+
+        where = store.path if store is not None else (db or default_path())
+        saved = recorder.saved if recorder is not None else 0
+        say(f"history: {saved:,} sessions saved to {where}")
     if recorder is not None and recorder.duplicates:
         sys.stderr.write(
             f"history: {recorder.duplicates:,} sessions were already recorded and were not "
             "saved again (use --replace to overwrite them)\n"
         )
         stats.not_saved = recorder.duplicates
+    if stats.output_cut:
+        say(
+            "batch: the reader of stdout stopped early, so the output is incomplete; every "
+            "row was still scored" + (" and saved" if save else "")
+        )
     if not quiet:
         where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
         withheld = "; --strict: no output written" if not written else ""

@@ -62,7 +62,7 @@ def history_command(
 
     fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap)
-    with history.open_store(db) as store:
+    with history.open_store(db, create=False, on_wait=say) as store:
         series = views.client_view(store, client, instrument, run_catalog(quiet=quiet), settings)
     from alliance_cli.io.csvout import write_history_csv
 
@@ -92,7 +92,7 @@ def clients_command(
     from alliance_cli.store import views
 
     fmt = pick_format(fmt)
-    with history.open_store(db) as store:
+    with history.open_store(db, create=False, on_wait=say) as store:
         rows = views.caseload(
             store, run_catalog(quiet=quiet), _settings(early_sessions, early_pomp, gap)
         )
@@ -123,7 +123,7 @@ def forget_command(
     from alliance_cli.store import sqlite as history
 
     fmt = pick_format(fmt)
-    with history.open_store(db) as store:
+    with history.open_store(db, create=False, on_wait=say) as store:
         count = len(store.records(client))
         if count == 0:
             raise UsageProblem(f"no sessions recorded for client {client!r}")
@@ -134,6 +134,11 @@ def forget_command(
                 sys.stderr.write("nothing deleted\n")
                 return 0
         deleted = store.forget(client)
+        if store.log_busy:
+            say(
+                f"note: another program has {store.path} open; the deleted records leave its "
+                "write-ahead log (-wal) when that program closes it"
+            )
     if fmt is not Format.table:
         result = {"client_id": client, "deleted": deleted}
         output(fmt, result, lambda render: None)

@@ -66,7 +66,7 @@ def score_command(
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
     outcome = score_sets.score_sets(scorer, sets)
     if save:
-        score_sets.save_outcome(outcome, db, replace, catalog)
+        score_sets.save_outcome(outcome, db, replace, catalog, quiet)
     score_sets.show(outcome, scorer, fmt.value)
     for line in outcome.rejection_lines():
         error_line(line)

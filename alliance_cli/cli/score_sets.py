@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from alliance_cli.cli.common import say
 from alliance_cli.core.contract import respondent_dict
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
@@ -38,6 +39,7 @@ class Outcome:
     """What scoring some response sets produced."""
 
     scores: list[dict[str, Any]] = field(default_factory=list)  # Score JSON
+    wheres: list[str] = field(default_factory=list)  # where each score's set came from
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -147,6 +149,7 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
         assert rs.answers is not None
         try:
             outcome.scores.append(scorer.score_dict(rs.answers, rs.respondent))
+            outcome.wheres.append(rs.where)
         except RejectedInput as exc:
             outcome.rejected.append((rs.where, [str(p) for p in exc.problems]))
         except UsageProblem as exc:
@@ -156,19 +159,51 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
     return outcome
 
 
-def save_outcome(outcome: Outcome, db: Any, replace: bool, catalog: Any) -> None:
-    """Record each score in the history and attach the flags the history now raises."""
+def save_outcome(
+    outcome: Outcome, db: Any, replace: bool, catalog: Any, quiet: bool = False
+) -> None:
+    """Record each score in the history and attach the flags the history now raises.
+
+    Every set gets an outcome: saved (and shown), or rejected with its reason (a session
+    already recorded, without --replace). One duplicate never stops the sets after it.
+    """
     from alliance_cli.core.change import Settings
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
-    with history.open_store(db) as store:
-        for i, data in enumerate(outcome.scores):
-            store.record(data, replace=replace)
+    kept: list[dict[str, Any]] = []
+    wheres: list[str] = []
+    missing = [not d["respondent"]["client_id"] or d["respondent"]["session"] is None
+               for d in outcome.scores]  # fmt: skip
+    if len(outcome.scores) == 1 and missing[0] and not outcome.wheres[0]:
+        # one set from the command line: a usage error, found before any store is opened
+        raise UsageProblem("saving needs a client id and a session number (--client, --session)")
+    if outcome.scores and all(missing):
+        outcome.rejected += [
+            (w, ["saving needs a client id and a session"]) for w in outcome.wheres
+        ]
+        outcome.scores, outcome.wheres = [], []
+        return
+    with history.open_store(db, on_wait=say) as store:
+        for data, where in zip(outcome.scores, outcome.wheres, strict=True):
+            try:
+                store.record(data, replace=replace)
+            except (RejectedInput, UsageProblem) as exc:
+                outcome.rejected.append((where, [str(exc)]))
+                continue
+            who = data["respondent"]
+            if not quiet:
+                say(
+                    f"saved session {who['session']} for client {who['client_id']} "
+                    f"({data['instrument']['id']}, {who['rater']})"
+                )
             raised = views.flags_for(store, data, catalog, Settings())
-            outcome.history_flags[i] = [
+            outcome.history_flags[len(kept)] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
             ]
+            kept.append(data)
+            wheres.append(where)
+    outcome.scores, outcome.wheres = kept, wheres
 
 
 def csv_header(scorer: Scorer) -> list[str]:

@@ -29,6 +29,42 @@ MAX_DEFINITION_BYTES = 1024 * 1024  # instrument files and --map files; larger o
 STDOUT = "-"
 
 
+class PipeGuard:
+    """Standard output that survives its reader going away (``alliance batch ... | head``).
+
+    After a broken pipe, writes are discarded and ``broken`` is set: the batch goes on
+    scoring, rejecting and saving every row, and says that the output was cut short.
+    """
+
+    def __init__(self, out: IO[str]) -> None:
+        self.out = out
+        self.broken = False
+
+    def write(self, text: str) -> int:
+        """Write, or discard once the reader has gone."""
+        if not self.broken:
+            try:
+                return self.out.write(text)
+            except BrokenPipeError:
+                self._gone()
+        return len(text)
+
+    def flush(self) -> None:
+        """Flush, noting a reader that has gone."""
+        if not self.broken:
+            try:
+                self.out.flush()
+            except BrokenPipeError:
+                self._gone()
+
+    def _gone(self) -> None:
+        self.broken = True
+        # Point fd 1 at /dev/null so the interpreter's own flush at exit stays quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, self.out.fileno())
+        os.close(devnull)
+
+
 def _resolved(target: Path) -> Path:
     """The file a path names, symlinks followed (a dangling link names its target)."""
     return Path(os.path.realpath(target))
@@ -93,8 +129,9 @@ def safe_writer(target: Path | str, encoding: str = "utf-8") -> Iterator[IO[str]
         out = sys.stdout
         if hasattr(out, "reconfigure"):
             out.reconfigure(newline="")
-        yield out
-        out.flush()
+        guard = PipeGuard(out)
+        yield guard  # type: ignore[misc]  # a text sink with write() and flush()
+        guard.flush()
         return
     shown = str(target)
     real = _resolved(Path(target))

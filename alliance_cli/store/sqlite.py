@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -68,9 +68,29 @@ def default_path() -> Path:
     return Path(user_data_dir("alliance", appauthor=False)) / "history.sqlite"
 
 
-def open_store(path: Path | None = None) -> Store:
-    """Open (creating and migrating as needed) the history database."""
-    return Store(Path(path) if path else default_path())
+# Seconds to wait for another alliance's write before giving up (exit 5);
+# ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
+LOCK_WAIT = float(os.environ.get("ALLIANCE_LOCK_WAIT", "30"))
+
+
+def open_store(
+    path: Path | None = None,
+    create: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> Store:
+    """Open (creating and migrating as needed) the history database.
+
+    Read-only commands pass ``create=False``: a path that does not exist is an error that
+    says where alliance looked, never a new empty store. ``on_wait`` is told, once, when
+    another process holds the write lock and alliance waits for it.
+    """
+    where = Path(path) if path else default_path()
+    if not create and not where.exists():
+        raise HistoryError(
+            f"{where}: no history here (nothing has been saved with --save, or the path is "
+            "mistyped; --db or ALLIANCE_DB choose another)"
+        )
+    return Store(where, on_wait)
 
 
 @dataclass(frozen=True)
@@ -90,37 +110,88 @@ class Record:
 class Store:
     """The SQLite session store."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, on_wait: Callable[[str], None] | None = None) -> None:
         self.path = path
+        self.on_wait = on_wait
+        self._waited = False
+        self.log_busy = False  # forget could not empty the write-ahead log (a reader holds it)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                # Create the file owner-only before SQLite opens it.
+                # Create the file owner-only before SQLite opens it (O_EXCL-free: two
+                # processes creating it at once both succeed).
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self.db = sqlite3.connect(path, isolation_level=None, timeout=10)
-            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
+            self._set_wal()
             self.db.execute("PRAGMA secure_delete=ON")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise HistoryError(f"{path}: cannot open the history ({exc})") from None
+            raise self._error(exc) from None
         except OSError as exc:
             raise HistoryError(f"{path}: cannot create the history ({exc.strerror})") from None
 
-    def _migrate(self) -> None:
-        version = self.db.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise HistoryError(
-                f"{self.path}: written by a newer alliance (schema {version}, this one knows "
-                f"{SCHEMA_VERSION}); upgrade alliance"
+    def _error(self, exc: sqlite3.Error) -> HistoryError:
+        """The history error for an SQLite failure, naming the file and what to do."""
+        text = str(exc)
+        if "readonly" in text or "read-only" in text:
+            return HistoryError(f"{self.path}: the history is read-only here (cannot save)")
+        if "locked" in text or "busy" in text:
+            return HistoryError(
+                f"{self.path}: another program held the history too long "
+                f"(waited {float(os.environ.get('ALLIANCE_LOCK_WAIT', LOCK_WAIT)):g} s); "
+                "try again when it has finished"
             )
-        for target in range(version, SCHEMA_VERSION):
-            self.db.execute("BEGIN IMMEDIATE")
+        if "full" in text:
+            return HistoryError(f"{self.path}: the disk is full; nothing was saved")
+        return HistoryError(f"{self.path}: cannot use the history ({text})")
+
+    def _locked(self, run: Callable[[], Any]) -> Any:
+        """Run a statement that takes a lock: say once that we wait, then wait LOCK_WAIT."""
+        try:
+            return run()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+        if self.on_wait is not None and not self._waited:
+            self.on_wait(f"waiting for another alliance to finish with {self.path} …")
+        self._waited = True
+        wait = float(os.environ.get("ALLIANCE_LOCK_WAIT", LOCK_WAIT))
+        self.db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        try:
+            return run()
+        finally:
+            self.db.execute("PRAGMA busy_timeout = 500")
+
+    def _set_wal(self) -> None:
+        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date, one migration per transaction.
+
+        The version is read again inside ``BEGIN IMMEDIATE``: with many processes opening a
+        new history at once, only the first applies a migration, the others see it done. An
+        up-to-date history takes no lock at all (so a read-only file can still be read).
+        """
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        for _ in range(SCHEMA_VERSION + 1):
+            self._locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
-                for statement in MIGRATIONS[target].split(";"):
+                version = self.db.execute("PRAGMA user_version").fetchone()[0]
+                if version > SCHEMA_VERSION:
+                    raise HistoryError(
+                        f"{self.path}: written by a newer alliance (schema {version}, this one "
+                        f"knows {SCHEMA_VERSION}); upgrade alliance"
+                    )
+                if version == SCHEMA_VERSION:
+                    self.db.execute("COMMIT")
+                    return
+                for statement in MIGRATIONS[version].split(";"):
                     if statement.strip():
                         self.db.execute(statement)
-                self.db.execute(f"PRAGMA user_version = {target + 1}")
+                self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
@@ -198,30 +269,59 @@ class Store:
                 duplicates += cursor.rowcount == 0
         return duplicates
 
-    def batch_recorder(
-        self, replace: bool, chunk: int = 2000, all_or_nothing: bool = False
-    ) -> BatchRecorder:
-        """Collects scored rows and stores them in chunks, one transaction each (or, with
-        all_or_nothing, in one transaction that ``finish`` commits or rolls back)."""
-        return BatchRecorder(self, replace, chunk, all_or_nothing)
+    def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
+        """Collects a batch's scored rows and stores them in one transaction."""
+        return BatchRecorder(self, replace, chunk)
 
     def forget(self, client_id: str) -> int:
-        """Delete every record of a client (one transaction); returns how many."""
+        """Delete every record of a client (one transaction); returns how many.
+
+        ``secure_delete`` overwrites the freed pages; the checkpoint then copies the change
+        into the database file and truncates the write-ahead log, so no copy of the deleted
+        records stays in the -wal file (when another connection holds it open, the
+        checkpoint waits for it, up to the lock wait).
+        """
         with self._transaction():
             cursor = self.db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+        busy = self._locked(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+        self.log_busy = bool(busy and busy[0])
         return cursor.rowcount
 
-    def _transaction(self) -> Any:
-        store = self
+    def begin(self) -> None:
+        """Start a write transaction, waiting (visibly) for another writer to finish."""
+        try:
+            self._locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
+        except sqlite3.DatabaseError as exc:
+            raise self._error(exc) from None
 
-        class _Tx:
-            def __enter__(self) -> None:
-                store.db.execute("BEGIN IMMEDIATE")
+    def commit(self) -> None:
+        """Commit the open transaction (exit 5 naming the file if the disk is full)."""
+        try:
+            self.db.execute("COMMIT")
+        except sqlite3.DatabaseError as exc:
+            self.rollback()
+            raise self._error(exc) from None
 
-            def __exit__(self, kind: Any, *_: Any) -> None:
-                store.db.execute("COMMIT" if kind is None else "ROLLBACK")
+    def rollback(self) -> None:
+        """Undo the open transaction, if there is one."""
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
 
-        return _Tx()
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.begin()
+        try:
+            yield
+        except sqlite3.IntegrityError:
+            self.rollback()
+            raise
+        except sqlite3.DatabaseError as exc:
+            self.rollback()
+            raise self._error(exc) from None
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
 
     # -- reading -------------------------------------------------------------------------
     def records(self, client_id: str, instrument: str | None = None) -> list[Record]:
@@ -260,16 +360,21 @@ class Store:
 
 
 class BatchRecorder:
-    """Stores batch scores in chunks; counts what was saved and what was already there."""
+    """Stores a batch's scores in one transaction: the whole batch is saved, or nothing.
 
-    def __init__(self, store: Store, replace: bool, chunk: int, all_or_nothing: bool) -> None:
+    Rows are written in chunks as they are scored (memory stays flat), inside one
+    transaction that ``finish`` commits. An interrupted run, a crash or ``--strict`` with a
+    rejected row rolls back: a rerun then starts from a clean slate, never from a
+    half-saved export.
+    """
+
+    def __init__(self, store: Store, replace: bool, chunk: int) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk
-        self.all_or_nothing = all_or_nothing
         self.pending: list[dict[str, Any]] = []
         self.saved = 0
         self.duplicates = 0
-        if all_or_nothing:  # closing the store without finish() rolls this back
-            store.db.execute("BEGIN IMMEDIATE")
+        self.finished = False
+        store.begin()  # closing the store without finish() rolls this back
 
     def add(self, score: dict[str, Any]) -> None:
         """Queue one score; write the chunk when it is full."""
@@ -278,19 +383,23 @@ class BatchRecorder:
             self.flush()
 
     def flush(self) -> None:
-        """Write what is queued, in one transaction."""
+        """Write what is queued (inside the batch's transaction)."""
         if self.pending:
-            dups = self.store.record_many(
-                self.pending, self.replace, own_transaction=not self.all_or_nothing
-            )
+            try:
+                dups = self.store.record_many(self.pending, self.replace, own_transaction=False)
+            except sqlite3.DatabaseError as exc:
+                self.store.rollback()
+                raise self.store._error(exc) from None
             self.duplicates += dups
             self.saved += len(self.pending) - dups
             self.pending.clear()
 
     def finish(self, keep: bool = True) -> None:
-        """Write the last chunk; with all_or_nothing, commit (keep) or roll back."""
+        """Write the last chunk, then commit (keep) or roll back the whole batch."""
         self.flush()
-        if self.all_or_nothing:
-            self.store.db.execute("COMMIT" if keep else "ROLLBACK")
-            if not keep:
-                self.saved = self.duplicates = 0
+        if keep:
+            self.store.commit()
+        else:
+            self.store.rollback()
+            self.saved = self.duplicates = 0
+        self.finished = True

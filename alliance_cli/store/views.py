@@ -25,7 +25,10 @@ def _series(records: Sequence[Record]) -> change.Series:
 
 def _factors(instrument: Any) -> Callable[[str], dict[str, float]]:
     def factors(scale: str) -> dict[str, float]:
-        n = instrument.scale_item_count(scale)
+        try:
+            n = instrument.scale_item_count(scale)
+        except KeyError:  # a scale the current file no longer has: stored scores stay readable
+            return {"mean": 1.0, "sum": 1.0}
         low, high = instrument.scale.min, instrument.scale.max
         return {m: change.pomp_factor(low, high, n, m) for m in ("mean", "sum")}
 

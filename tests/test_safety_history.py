@@ -1,0 +1,236 @@
+"""Issue 10, the history: concurrency, locks, read-only and full stores, interrupts, pipes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, env_without_color
+
+ALLIANCE = [sys.executable, "-m", "alliance_cli"]
+ANSWERS = "4 4 4 4 4 4 4 4 4 4 4 4".split()
+
+
+def _run(*args: str, env_extra: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    env = env_without_color() | (env_extra or {})
+    return subprocess.run([*ALLIANCE, *args], env=env, capture_output=True, text=True, **kw)
+
+
+def _count(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+
+
+def test_twenty_first_uses_at_once_lose_no_save(tmp_path: Path):
+    db = tmp_path / "new.sqlite"
+
+    def save(i: int) -> subprocess.CompletedProcess:
+        return _run("score", "wai-sr", *ANSWERS, "--client", f"C-{i}", "--session", "1",
+                    "--save", "--db", str(db), "-f", "json", "-q")  # fmt: skip
+
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(save, range(20)))
+    assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results]
+    assert _count(db) == 20
+    with ThreadPoolExecutor(10) as pool:
+        reads = list(pool.map(lambda _: _run("clients", "--db", str(db), "-f", "json"), range(10)))
+    assert all(r.returncode == 0 for r in reads), [r.stderr for r in reads]
+
+
+def _saved(db: Path) -> None:
+    done = _run("score", "wai-sr", *ANSWERS, "--client", "C-1", "--session", "1", "--save",
+                "--db", str(db), "-q")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_held_lock_is_waited_for_visibly_then_exit_5(tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    _saved(db)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        done = _run("score", "wai-sr", *ANSWERS, "--client", "C-2", "--session", "1", "--save",
+                    "--db", str(db), env_extra={"ALLIANCE_LOCK_WAIT": "1"})  # fmt: skip
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert done.returncode == 5, done.stderr
+    assert "waiting for another alliance" in done.stderr
+    assert f"error: {db}: another program held the history" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+def test_a_read_only_history_is_read_but_not_written(cli, tmp_path: Path, monkeypatch):
+    db = tmp_path / "h.sqlite"
+    _saved(db)
+    real_connect = sqlite3.connect
+
+    def read_only(path, *args, **kwargs):
+        return real_connect(f"file:{path}?mode=ro", *args, uri=True, **kwargs)
+
+    monkeypatch.setattr("alliance_cli.store.sqlite.sqlite3.connect", read_only)
+    assert cli("history", "C-1", "--db", str(db), "-f", "json").exit_code == 0
+    saved = cli("score", "wai-sr", *ANSWERS, "--client", "C-1", "--session", "2", "--save",
+                "--db", str(db), "-q")  # fmt: skip
+    assert saved.exit_code == 5
+    assert saved.stderr.startswith(f"error: {db}: the history is read-only")
+
+
+def test_a_full_disk_is_exit_5_naming_the_history(cli, tmp_path: Path, monkeypatch):
+    from alliance_cli.store.sqlite import Store
+
+    db = tmp_path / "h.sqlite"
+    _saved(db)
+    real_init = Store.__init__
+
+    def tiny(self, path, on_wait=None):
+        real_init(self, path, on_wait)
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        self.db.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more page
+
+    monkeypatch.setattr(Store, "__init__", tiny)
+    src = tmp_path / "many.csv"
+    rows = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(2, 3000))
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + rows)
+    result = cli(
+        "batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(tmp_path / "o.csv")
+    )
+    assert result.exit_code == 5, result.stderr
+    assert f"error: {db}: the disk is full; nothing was saved" in result.stderr
+    assert _count(db) == 1  # the batch is saved whole or not at all
+
+
+def test_read_only_commands_never_create_a_store(cli, tmp_path: Path):
+    typo = tmp_path / "histroy.sqlite"
+    for command in (["clients"], ["history", "C-1"], ["forget", "C-1", "--yes"]):
+        result = cli(*command, "--db", str(typo))
+        assert result.exit_code == 5
+        assert result.stderr.startswith(f"error: {typo}: no history here")
+        assert not typo.exists()
+
+
+def test_a_pipe_closed_early_still_saves_every_row(tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    src = tmp_path / "big.csv"
+    rows = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(20_000))
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + rows)
+    proc = subprocess.Popen(
+        [*ALLIANCE, "batch", str(src), "-i", "wai-sr", "--save", "--db", str(db)],
+        env=env_without_color(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # as `| head -1` does
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert b"output is incomplete; every row was still scored and saved" in err
+    assert _count(db) == 20_000
+
+
+def test_an_interrupted_batch_saves_nothing_and_says_so(tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    src = tmp_path / "big.csv"
+    rows = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(40_000))
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + rows)
+    out = tmp_path / "out.csv"
+    proc = subprocess.Popen(
+        [*ALLIANCE, "batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(out)],
+        env=env_without_color(), stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 30
+    while time.time() < deadline and not db.exists():
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"nothing from this batch was saved" in err
+    assert _count(db) == 0 and not out.exists()
+    again = _run("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(out), "-q")
+    assert again.returncode == 0, again.stderr  # the rerun is not refused as duplicates
+    assert _count(db) == 40_000
+
+
+def test_a_changed_subscale_id_leaves_old_records_readable(cli, tmp_path: Path):
+    from alliance_cli.io.catalog import bundled_dir
+
+    own = tmp_path / "own"
+    own.mkdir()
+    db = str(tmp_path / "h.sqlite")
+    text = (bundled_dir() / "wai-sr.yaml").read_text(encoding="utf-8")
+    (own / "wai-sr.yaml").write_text(text)
+    for session in (1, 2):
+        cli("--instruments-dir", str(own), "score", "wai-sr", *ANSWERS, "--client", "C-1",
+            "--session", str(session), "--save", "--db", db, "-q")  # fmt: skip
+    (own / "wai-sr.yaml").write_text(
+        text.replace("{id: bond, name: Bond", "{id: rapport, name: Bond")
+    )
+    shown = cli("--instruments-dir", str(own), "history", "C-1", "--db", db, "-f", "table")
+    assert shown.exit_code == 0, shown.stderr
+    saved = cli("--instruments-dir", str(own), "score", "wai-sr", *ANSWERS, "--client", "C-1",
+                "--session", "3", "--save", "--db", db, "-f", "json")  # fmt: skip
+    assert saved.exit_code == 0, saved.stderr
+    assert "saved session 3 for client C-1" in saved.stderr
+
+
+def test_forget_leaves_no_copy_in_the_write_ahead_log(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for i in range(3):
+        cli("score", "wai-sr", *ANSWERS, "--client", "SECRET-ID-7", "--session", str(i + 1),
+            "--save", "--db", str(db), "-q")  # fmt: skip
+    reader = sqlite3.connect(db)  # another connection open, as a second window would be
+    try:
+        reader.execute("SELECT count(*) FROM sessions").fetchone()
+        assert cli("forget", "SECRET-ID-7", "--yes", "--db", str(db)).exit_code == 0
+    finally:
+        reader.close()
+    wal = Path(f"{db}-wal")
+    leftover = wal.read_bytes() if wal.exists() else b""
+    assert b"SECRET-ID-7" not in leftover
+    assert b"SECRET-ID-7" not in db.read_bytes()
+
+
+def test_ndjson_save_gives_every_set_an_outcome(cli, tmp_path: Path):
+    db = str(tmp_path / "h.sqlite")
+    sets = [{"client_id": "A", "session": 1, "answers": ANSWERS},
+            {"client_id": "A", "session": 1, "answers": ANSWERS},
+            {"client_id": "B", "session": 1, "answers": ANSWERS}]  # fmt: skip
+    lines = "\n".join(json.dumps(s) for s in sets) + "\n"
+    result = cli("score", "wai-sr", "-", "--save", "--db", db, "-f", "ndjson", input=lines)
+    assert result.exit_code == 3
+    shown = [json.loads(line)["respondent"]["client_id"] for line in result.stdout.splitlines()]
+    assert shown == ["A", "B"]
+    assert "stdin:2: client A session 1" in result.stderr and "already recorded" in result.stderr
+
+
+@pytest.mark.parametrize("cell", ["²", "①", "12345678901234567890", "0", "-1"])
+def test_an_odd_session_cell_rejects_the_row_not_the_batch(cli, tmp_path: Path, cell):
+    src = tmp_path / "s.csv"
+    good = "C-1,1," + ",".join(["4"] * 12)
+    bad = f"C-2,{cell}," + ",".join(["4"] * 12)
+    src.write_text(
+        "client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + f"\n{good}\n{bad}\n"
+    )
+    result = cli(
+        "batch",
+        str(src),
+        "-i",
+        "wai-sr",
+        "--save",
+        "--db",
+        str(tmp_path / "h"),
+        "-o",
+        str(tmp_path / "o.csv"),
+    )
+    assert result.exit_code == 3, result.stderr
+    assert "rows read, 1 scored, 1 rejected" in result.stderr.replace("2 rows", "rows")
+    assert "is not a session number" in result.stderr
