@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, env_without_color
+from .conftest import env_without_color
 
 ALLIANCE = [sys.executable, "-m", "alliance_cli"]
 ANSWERS = "4 4 4 4 4 4 4 4 4 4 4 4".split()
