@@ -50,7 +50,49 @@ def test_corrupt_cache_is_ignored(tmp_path: Path):
     assert cached is not None and cached.exists()
     cached.write_text("{not json", encoding="utf-8")
     assert load_file(path).instrument.id == "mini"
-    assert json.loads(cached.read_text(encoding="utf-8"))["id"] == "mini"  # rebuilt
+    assert json.loads(cached.read_text(encoding="utf-8"))["entry"]["id"] == "mini"  # rebuilt
+
+
+def _cached_entry(path: Path) -> tuple[Path, dict]:
+    loaded = load_file(path)
+    cached = catalog._cache_file(loaded.sha256)
+    assert cached is not None and cached.exists()
+    return cached, json.loads(cached.read_text(encoding="utf-8"))
+
+
+def test_a_tampered_entry_never_scores(tmp_path: Path):
+    path = write(tmp_path / "mini.yaml", MINIMAL)
+    cached, stored = _cached_entry(path)
+    stored["entry"]["items"][1]["reverse"] = False  # a changed key under the genuine hash
+    cached.write_text(json.dumps(stored), encoding="utf-8")
+    assert load_file(path).instrument.items[1].reverse is True  # rebuilt from the YAML
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda e: e.pop("items"),
+        lambda e: e["scale"].update(step=0),
+        lambda e: e["subscales"][0].update(items=["99"]),
+        lambda e: e["items"].append({"id": "1", "label": "again"}),
+    ],
+)
+def test_a_malformed_entry_with_a_matching_digest_is_rebuilt(tmp_path: Path, damage):
+    path = write(tmp_path / "mini.yaml", MINIMAL)
+    cached, stored = _cached_entry(path)
+    damage(stored["entry"])
+    stored["digest"] = catalog._entry_digest(load_file(path).sha256, stored["entry"])
+    cached.write_text(json.dumps(stored), encoding="utf-8")
+    loaded = load_file(path)  # no KeyError, no ZeroDivisionError: the YAML again
+    assert [i.id for i in loaded.instrument.items] == ["1", "2", "3"]
+
+
+def test_the_cache_key_follows_the_code(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    path = write(tmp_path / "mini.yaml", MINIMAL)
+    before = catalog._cache_file(load_file(path).sha256)
+    monkeypatch.setattr(catalog, "_code_fingerprint", lambda: "changed-code")
+    after = catalog._cache_file(load_file(path).sha256)
+    assert before != after
 
 
 def test_cache_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

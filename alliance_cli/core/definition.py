@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -21,6 +22,9 @@ from pydantic import (
 )
 
 from alliance_cli.core.compiled import TOTAL, InstrumentViews, ScaleViews
+
+MAX_SCALE_POINTS = 10_001  # 0-1000 in steps of 0.1; more would only exhaust memory
+_DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)\Z")
 
 Dimension = Literal["goal", "task", "bond", "general"]
 Respondent = Literal["client", "therapist", "observer"]
@@ -69,7 +73,7 @@ def _raise_if(problems: list[tuple[tuple[str | int | float, ...], str]]) -> None
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True, allow_inf_nan=False)
 
 
 class Verification(_Model):
@@ -219,7 +223,14 @@ class Instrument(_Model, InstrumentViews):
             add((("scale", "max"), f"max {scale.max:g} must be above min {scale.min:g}"))
         else:
             steps = (scale.max - scale.min) / scale.step
-            if abs(steps - round(steps)) > 1e-6:
+            if steps + 1 > MAX_SCALE_POINTS:
+                add(
+                    (
+                        ("scale", "step"),
+                        f"{steps + 1:.0f} answer points; at most {MAX_SCALE_POINTS:,} are allowed",
+                    )
+                )
+            elif abs(steps - round(steps)) > 1e-6:
                 add((("scale", "step"), f"step {scale.step:g} does not divide the range"))
             for value in scale.labels:
                 if not scale.on_scale(value):
@@ -233,6 +244,14 @@ class Instrument(_Model, InstrumentViews):
         for value, text in scale.labels.items():
             if texts.count(text.strip().lower()) > 1:
                 add((("scale", "labels", value), f"anchor text {text!r} is used twice"))
+            if _DECIMAL_TEXT.match(text.strip()):
+                add(
+                    (
+                        ("scale", "labels", value),
+                        f"anchor text {text!r} is a number: an answer {text.strip()!r} would "
+                        "score as the anchor, not as the number; use words",
+                    )
+                )
 
         ids = self.item_ids()
         known = set(ids)

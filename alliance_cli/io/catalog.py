@@ -231,6 +231,23 @@ def cache_dir() -> Path | None:
     return Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
 
 
+def _code_fingerprint() -> str:
+    """Sizes and modification times of the code that validates and compiles a definition.
+
+    Part of the cache key, so a development checkout whose validation rules changed never
+    scores with an entry the old rules made (a release changes ``__version__`` as well).
+    """
+    core = Path(__file__).resolve().parents[1] / "core"
+    parts = []
+    for path in sorted(core.glob("*.py")):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+
+
 def _cache_file(sha: str) -> Path | None:
     base = cache_dir()
     if base is None:
@@ -243,18 +260,31 @@ def _cache_file(sha: str) -> Path | None:
         pydantic_version = version("pydantic")
     except PackageNotFoundError:  # pydantic not installed as a distribution: do not cache
         return None
-    return base / f"{sha}-{__version__}-{pydantic_version}.json"
+    return base / f"{sha}-{__version__}-{pydantic_version}-{_code_fingerprint()}.json"
+
+
+def _entry_digest(sha: str, data: dict[str, Any]) -> str:
+    """The digest stored beside an entry: its data bound to the definition file's hash."""
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(f"{sha}\n{text}".encode()).hexdigest()
 
 
 def _cache_get(sha: str) -> dict[str, Any] | None:
+    """A cached definition, or None: missing, unreadable, malformed or with a wrong digest
+    (an edited entry never scores; it is rebuilt from the YAML)."""
     path = _cache_file(sha)
     if path is None:
         return None
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):  # missing, unreadable or stale: rebuilt from the YAML
+    except (OSError, ValueError):
         return None
-    return value if isinstance(value, dict) else None
+    if not isinstance(value, dict) or not isinstance(value.get("entry"), dict):
+        return None
+    entry: dict[str, Any] = value["entry"]
+    if value.get("digest") != _entry_digest(sha, entry):
+        return None
+    return entry
 
 
 def _cache_put(sha: str, data: dict[str, Any]) -> None:
@@ -268,7 +298,7 @@ def _cache_put(sha: str, data: dict[str, Any]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle)
+            json.dump({"entry": data, "digest": _entry_digest(sha, data)}, handle)
         os.replace(tmp, path)
     except OSError:  # a read-only home is no reason to fail: scoring works without a cache
         if tmp is not None:
@@ -312,6 +342,10 @@ def check_files(paths: Sequence[Path], known: set[str]) -> list[CheckResult]:
             entry = load_file(path)
         except InstrumentInvalid as exc:
             results.append(CheckResult(str(path), exc.problems, []))
+            continue
+        except DataFileError as exc:  # a missing or unreadable file: report it, go on
+            problem = Problem(str(path), None, "", str(exc).removeprefix(f"{path}: "))
+            results.append(CheckResult(str(path), [problem], []))
             continue
         loaded.append(entry)
         results.append(CheckResult(str(path), [], [], entry.sha256))

@@ -23,7 +23,7 @@ def from_template(header: Sequence[str], items: Sequence[str], template: str) ->
     for item in items:
         try:
             name = template.format(item=int(item) if item.isdigit() else item)
-        except (ValueError, KeyError, IndexError) as exc:
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise UsageProblem(f"--columns {template!r}: {exc}") from None
         if name in header:
             positions.append(list(header).index(name))

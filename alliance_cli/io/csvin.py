@@ -29,16 +29,22 @@ def _norm(name: str) -> str:
 
 def open_input(name: str, encoding: str) -> IO[str]:
     """Open an input file (or '-' for stdin) as text, newline handling left to csv."""
+    import codecs
     import io
     import sys
 
     enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    try:
+        codecs.lookup(enc)
+    except LookupError:
+        raise UsageProblem(
+            f"--encoding {encoding!r} is not an encoding Python knows (try utf-8, latin-1 "
+            "or cp1252)"
+        ) from None
     if name == "-":
         return io.TextIOWrapper(sys.stdin.buffer, encoding=enc, newline="")
     try:
         return open(name, encoding=enc, newline="")
-    except LookupError:
-        raise DataFileError(f"unknown encoding {encoding!r}") from None
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
 

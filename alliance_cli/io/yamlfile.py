@@ -60,6 +60,32 @@ def line_map(node: yaml.Node) -> tuple[dict[Loc, int], int]:
     return lines, total
 
 
+def duplicate_keys(node: yaml.Node) -> list[tuple[Loc, str, int]]:
+    """Keys given twice in one mapping, (path, key, line of the second): YAML's "last one
+    wins" would silently drop the first."""
+    found: list[tuple[Loc, str, int]] = []
+    seen_nodes: set[int] = set()
+
+    def walk(n: yaml.Node, loc: Loc) -> None:
+        if id(n) in seen_nodes:  # an alias: its node was walked where it was defined
+            return
+        seen_nodes.add(id(n))
+        if isinstance(n, yaml.MappingNode):
+            keys: set[str] = set()
+            for k, v in n.value:
+                key = str(k.value)
+                if key in keys:
+                    found.append((loc, key, k.start_mark.line + 1))
+                keys.add(key)
+                walk(v, (*loc, key))
+        elif isinstance(n, yaml.SequenceNode):
+            for i, v in enumerate(n.value):
+                walk(v, (*loc, i))
+
+    walk(node, ())
+    return found
+
+
 def line_for(lines: dict[Loc, int], loc: Loc) -> int | None:
     """The line of the deepest part of loc that the file has."""
     for end in range(len(loc), -1, -1):
@@ -119,6 +145,14 @@ def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, dict[Loc, int]
             if size > MAX_NODES:
                 raise InstrumentInvalid(
                     [Problem(name, None, "", f"aliases expand to over {MAX_NODES} nodes; refused")]
+                )
+            twice = duplicate_keys(node)
+            if twice:
+                raise InstrumentInvalid(
+                    [
+                        Problem(name, line, format_loc(loc), f"key {key!r} is given twice")
+                        for loc, key, line in twice
+                    ]
                 )
             data = loader.construct_document(node)
         finally:

@@ -1,0 +1,64 @@
+"""Issue 10, inputs: odd instrument files, options and cells give one clear line, never exit 1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from .conftest import MINIMAL, ROOT, write
+
+EXPORT = ROOT / "examples" / "clinic_wai_sr.csv"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (("max: 5", "max: 100000000"), "answer points; at most 10,001"),
+        (("max: 5", "max: 5\n  step: 0.0000001"), "answer points; at most"),
+        (("max: 5", "max: .inf"), "finite"),
+        (("labels: {1: Never, 5: Always}", 'labels: {1: Never, 5: "4"}'), "is a number"),
+        (("name: Minimal test instrument", "name: One\nname: Two"), "key 'name' is given twice"),
+    ],
+)
+def test_bad_instrument_files_are_reported_not_crashed(cli, tmp_path: Path, change, words):
+    path = write(tmp_path / "mini.yaml", MINIMAL.replace(*change))
+    result = cli("instruments", "check", str(path))
+    assert result.exit_code == 4, result.stderr
+    assert words in result.stderr and "internal error" not in result.stderr
+
+
+def test_check_reports_every_file_even_a_missing_one(cli, tmp_path: Path):
+    good = write(tmp_path / "mini.yaml", MINIMAL)
+    result = cli("instruments", "check", str(tmp_path / "gone.yaml"), str(good), "-f", "table")
+    assert result.exit_code == 4
+    assert "gone.yaml" in result.stderr and "1 of 2 file(s) invalid" in result.stderr
+    assert f"ok: {good}" in result.stdout
+
+
+def test_an_unknown_encoding_on_stdin_is_a_usage_error(cli):
+    result = cli("batch", "-", "-i", "wai-sr", "--encoding", "bogus", input="a,b\n1,2\n")
+    assert result.exit_code == 2 and "not an encoding" in result.stderr
+
+
+@pytest.mark.parametrize("template", ["{item[0]}", "{item.real.x}", "{item!z}", "wai_{item:q}"])
+def test_odd_column_templates_are_usage_errors(cli, template):
+    result = cli("batch", str(EXPORT), "-i", "wai-sr", "--columns", template)
+    assert result.exit_code == 2, result.stderr
+    assert result.stderr.startswith("error: ") and len(result.stderr.splitlines()) == 1
+
+
+def test_a_map_alias_bomb_is_refused(cli, tmp_path: Path):
+    bomb = tmp_path / "m.yaml"
+    lines = ['a0: &a0 ["x"]'] + [
+        f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}, *a{i - 1}, *a{i - 1}]" for i in range(1, 12)
+    ]
+    bomb.write_text("\n".join(lines) + "\n")
+    result = cli("batch", str(EXPORT), "-i", "wai-sr", "--map", str(bomb))
+    assert result.exit_code == 5 and "aliases expand" in result.stderr
+
+
+@pytest.mark.parametrize("answer", ["1_0", "1e1", "inf", "nan", "0x5"])
+def test_only_plain_decimals_are_answers(cli, answer):
+    result = cli("score", "srs", answer, "5", "5", "5", "-f", "json")
+    assert result.exit_code == 3 and "is not a number or an anchor" in result.stderr
