@@ -62,3 +62,43 @@ def test_a_map_alias_bomb_is_refused(cli, tmp_path: Path):
 def test_only_plain_decimals_are_answers(cli, answer):
     result = cli("score", "srs", answer, "5", "5", "5", "-f", "json")
     assert result.exit_code == 3 and "is not a number or an anchor" in result.stderr
+
+
+def _export(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "x.csv"
+    path.write_text("client_id,note," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + body)
+    return path
+
+
+def _row(client: str, note: str = "") -> str:
+    return f"{client},{note}," + ",".join(["4"] * 12) + "\n"
+
+
+@pytest.mark.parametrize("fastpath", [True, False])
+def test_a_quote_never_closed_loses_no_row_silently(cli, tmp_path: Path, monkeypatch, fastpath):
+    if not fastpath:
+        monkeypatch.setenv("ALLIANCE_NO_FASTPATH", "1")
+    body = "".join(_row(f"C-{i}") for i in range(10)) + _row("C-10", '"oops')
+    body += "".join(_row(f"C-{i}") for i in range(11, 100))
+    result = cli("batch", str(_export(tmp_path, body)), "-i", "wai-sr")
+    assert result.exit_code == 3
+    assert "rows read, 10 scored, 1 rejected" in result.stderr
+    assert (
+        "x.csv:12: a quoted field runs from line 12 to line 101 and holds 89 line(s)"
+        in result.stderr
+    )
+
+
+def test_a_real_multi_line_note_is_kept(cli, tmp_path: Path):
+    body = _row("C-1", '"first line\nsecond, line"') + _row("C-2")
+    result = cli("batch", str(_export(tmp_path, body)), "-i", "wai-sr", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert '"first line\nsecond, line"' in result.stdout
+
+
+def test_a_cell_over_128_kib_rejects_its_row_not_the_batch(cli, tmp_path: Path):
+    body = _row("C-1") + _row("C-2", "x" * 140_000) + _row("C-3")
+    result = cli("batch", str(_export(tmp_path, body)), "-i", "wai-sr")
+    assert result.exit_code == 3, result.stderr
+    assert "3 rows read, 2 scored, 1 rejected" in result.stderr
+    assert "larger than 128 KiB by line 3" in result.stderr

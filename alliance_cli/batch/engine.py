@@ -35,6 +35,7 @@ from alliance_cli.io.csvout import (
 _RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
 _NEEDS_CARE = re.compile('["\\r\\n]|,[' + re.escape("".join(FORMULA_START)) + "]")
+FIELD_LIMIT = csv.field_size_limit()  # 128 KiB: a larger cell rejects its record
 NO_FASTPATH = "ALLIANCE_NO_FASTPATH"  # set to 1: every row through the full parser (tests)
 
 
@@ -212,6 +213,17 @@ def score_stream(
         The row's first line is worked out only for a rejection (it costs a scan of the row).
         """
         client = row[client_col] if client_col is not None and client_col < len(row) else ""
+        swallowed = _swallowed(row, width, layout.delimiter)
+        if swallowed:
+            # a quote still open at the end of the file ends its field with the last newline
+            start = _first_line(end_line, row) + (row[-1].endswith(("\n", "\r")))
+            reason = (
+                f"a quoted field runs from line {start} to line {end_line + 1} and holds "
+                f"{swallowed} line(s) that look like rows (a quote never closed?); they are "
+                "not scored"
+            )
+            on_reject(Rejection(name, start, "", "", reason, client))
+            return False
         if len(row) != width:
             reason = f"row has {len(row)} fields; the header has {width}"
             on_reject(Rejection(name, _first_line(end_line, row), "", "", reason, client))
@@ -279,36 +291,52 @@ def score_stream(
     done = 0  # bytes of the sources already finished, for the progress bar
     for source in sources:
         reader = csv.reader(source.handle, delimiter=source.delimiter)
-        try:
-            for row in reader:
-                if len(row) == width and fast_ok and (not one_column or row[0].strip()):
-                    got = fast(row)
-                    if got is not None:
-                        text = ",".join(kept_cells(row))
-                        if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
-                            text = csv_sink.line(_passthrough(row, keep))
-                        add_line(f"{text}{lead}{got}{sha_tail}")
+        delimiter = source.delimiter
+        while True:  # a CSV error rejects one record; reading goes on after it
+            try:
+                for row in reader:
+                    if len(row) == width and fast_ok and (not one_column or row[0].strip()):
+                        got = fast(row)
+                        if got is not None:
+                            text = ",".join(kept_cells(row))
+                            if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
+                                if _swallowed(row, width, delimiter):
+                                    got = None  # a runaway quote: the careful path rejects it
+                                else:
+                                    text = csv_sink.line(_passthrough(row, keep))
+                            if got is not None:
+                                add_line(f"{text}{lead}{got}{sha_tail}")
+                                scored += 1
+                                if not scored & 4095:
+                                    flush()
+                                    if on_progress is not None:
+                                        on_progress(scored + rejected, done + _position(source))
+                                continue
+                    flush()
+                    if not row or (len(row) == 1 and not row[0].strip()):
+                        continue  # blank lines are not rows
+                    if general(row, reader.line_num, source.name):
                         scored += 1
-                        if not scored & 4095:
-                            flush()
-                            if on_progress is not None:
-                                on_progress(scored + rejected, done + _position(source))
-                        continue
+                        slow_scored += 1
+                    else:
+                        rejected += 1
+                    if on_progress is not None and not (scored + rejected) & 8191:
+                        on_progress(scored + rejected, done + _position(source))
+                break
+            except UnicodeDecodeError as exc:
+                raise _decode_error(source.name, exc) from None
+            except csv.Error as exc:
                 flush()
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue  # blank lines are not rows
-                if general(row, reader.line_num, source.name):
-                    scored += 1
-                    slow_scored += 1
-                else:
-                    rejected += 1
-                if on_progress is not None and not (scored + rejected) & 8191:
-                    on_progress(scored + rejected, done + _position(source))
-        except UnicodeDecodeError as exc:
-            raise _decode_error(source.name, exc) from None
-        except csv.Error as exc:
-            line = reader.line_num + 1
-            raise DataFileError(f"{source.name}:{line}: CSV error ({exc})") from None
+                line = reader.line_num + 1
+                reason = (
+                    f"a field grew larger than {FIELD_LIMIT // 1024} KiB by line {line} "
+                    "(a cell that large, or a quote that is never closed); this record is "
+                    "not scored, and reading goes on at the next line"
+                    if "field limit" in str(exc)
+                    else f"CSV error ({exc}); this record is not scored"
+                )
+                on_reject(Rejection(source.name, line, "", "", reason))
+                rejected += 1
         done += _position(source)
     flush()
     sink.end()
@@ -316,6 +344,23 @@ def score_stream(
     stats.fast = scored - slow_scored
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _swallowed(row: list[str], width: int, delimiter: str) -> int:
+    """How many lines inside the row's quoted fields look like whole rows of the file.
+
+    A quote that is never closed swallows the rows after it into one field; a genuine
+    multi-line note does not hold lines with a full row's worth of delimiters.
+    """
+    if width < 2:
+        return 0
+    return sum(
+        1
+        for cell in row
+        if "\n" in cell or "\r" in cell
+        for line in cell.splitlines()[1:]
+        if line.count(delimiter) >= width - 1
+    )
 
 
 def _first_line(line_num: int, row: list[str]) -> int:
