@@ -102,3 +102,67 @@ def test_a_cell_over_128_kib_rejects_its_row_not_the_batch(cli, tmp_path: Path):
     assert result.exit_code == 3, result.stderr
     assert "3 rows read, 2 scored, 1 rejected" in result.stderr
     assert "larger than 128 KiB by line 3" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("line", "words"),
+    [
+        ('{"answers": [' + "9" * 5000 + "]}", "not usable JSON"),
+        ("[" * 100_000 + "]" * 100_000, "nested too deeply"),
+        ('{"answers": [4], "answers": [5]}', "key 'answers' is given twice"),
+    ],
+)
+def test_hostile_json_on_stdin_is_a_rejected_set(cli, line, words):
+    good = '{"client_id": "ok", "answers": ["4","4","4","4","4","4","4","4","4","4","4","4"]}'
+    result = cli("score", "wai-sr", "-", "-f", "ndjson", input=f"{line}\n{good}\n")
+    assert result.exit_code == 3, result.stderr
+    assert words in result.stderr and "internal error" not in result.stderr
+    assert len(result.stdout.splitlines()) == 1  # the good set after it is still scored
+
+
+def test_plain_answer_lines_on_stdin(cli):
+    result = cli(
+        "score",
+        "wai-sr",
+        "-",
+        "-f",
+        "ndjson",
+        input="4 4 5 3 5 4 4 3 5 4 4 4\n4,4,4,4,4,4,4,4,4,4,4,4\n",
+    )
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+
+
+def test_ndjson_streams_in_flat_memory(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from .conftest import env_without_color
+
+    src = tmp_path / "many.ndjson"
+    line = '{"client_id": "c", "answers": ["4","4","5","3","5","4","4","3","5","4","4","4"]}\n'
+    src.write_text(line * 60_000)
+    # a fresh parent, so the peak of its one child is measured, not any earlier test's
+    probe = (
+        "import resource, subprocess, sys\n"
+        f"with open({str(src)!r}) as stdin:\n"
+        "    done = subprocess.run([sys.executable, '-m', 'alliance_cli', 'score', 'wai-sr',"
+        " '-', '-f', 'ndjson', '-q'], stdin=stdin, stdout=subprocess.DEVNULL)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env_without_color(), check=True)  # fmt: skip
+    code, peak_kib = map(int, out.stdout.split())
+    assert code == 0
+    assert peak_kib / 1024 < 80, peak_kib / 1024  # 5 MB of NDJSON, scored as it streams
+
+
+def test_a_typed_missing_code_is_an_answer_not_an_option(cli):
+    result = cli("score", "srs", "5", "5", "-99", "5", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        '"problem": "missing (refused)"' in result.stdout.replace("\n", "").replace("  ", " ")
+        or "refused" in result.stdout
+    )
+    bogus = cli("score", "srs", "5", "5", "5", "5", "--bogus")
+    assert bogus.exit_code == 2 and "no such option: --bogus" in bogus.stderr

@@ -45,7 +45,14 @@ def _example(name: str) -> str:
 
 
 app.add_typer(instruments.instruments_app, name="instruments")
-app.command("score", cls=Command, epilog=_example("score"))(score.score_command)
+# Unknown "options" reach score as answers, so a missing code such as -99 can be typed;
+# score_command refuses anything else that looks like an option.
+app.command(
+    "score",
+    cls=Command,
+    epilog=_example("score"),
+    context_settings={"ignore_unknown_options": True},
+)(score.score_command)
 app.command("batch", cls=Command, epilog=_example("batch"))(batch.batch_command)
 app.command("history", cls=Command, epilog=_example("history"))(history.history_command)
 app.command("clients", cls=Command, epilog=_example("clients"))(history.clients_command)

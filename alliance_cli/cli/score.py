@@ -18,7 +18,7 @@ from alliance_cli.cli.common import (
     run_catalog,
     say_verification,
 )
-from alliance_cli.core.errors import ExitCode
+from alliance_cli.core.errors import ExitCode, UsageProblem
 
 
 @funnel
@@ -58,16 +58,25 @@ def score_command(
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
     from alliance_cli.cli import score_sets
 
+    for answer in answers or []:
+        if answer.startswith("--") or (answer[:1] == "-" and answer[1:2].isalpha()):
+            raise UsageProblem(f"no such option: {answer} (see 'alliance score --help')")
     fmt = pick_format(fmt)
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
     who = (client, session, date, rater)
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
-    outcome = score_sets.score_sets(scorer, sets)
-    if save:
-        score_sets.save_outcome(outcome, db, replace, catalog, quiet)
-    score_sets.show(outcome, scorer, fmt.value)
-    for line in outcome.rejection_lines():
-        error_line(line)
-    return ExitCode.REJECTED if outcome.rejected else ExitCode.OK
+    printer: score_sets.Printer | None = None
+    rejected = False
+    for chunk in score_sets.chunks(sets):
+        outcome = score_sets.score_sets(scorer, chunk)
+        if save:
+            score_sets.save_outcome(outcome, db, replace, catalog, quiet)
+        printer = printer or score_sets.Printer(scorer, fmt.value)
+        printer.add(outcome)
+        for line in outcome.rejection_lines():
+            error_line(line)
+        rejected = rejected or bool(outcome.rejected)
+    (printer or score_sets.Printer(scorer, fmt.value)).end()
+    return ExitCode.REJECTED if rejected else ExitCode.OK

@@ -9,9 +9,9 @@ from __future__ import annotations
 import csv
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from alliance_cli.cli.common import say
 from alliance_cli.core.contract import respondent_dict
@@ -82,26 +82,43 @@ def set_from_args(
 
 
 def sets_from_stdin(
-    text: str,
+    stream: IO[str],
     scorer: Scorer,
     client: str | None,
     session: int | None,
     date: str | None,
     rater: str | None,
-) -> list[ResponseSet]:
-    """Response sets from a JSON object, a JSON list, or NDJSON; options fill gaps."""
-    sets = []
-    parsed = read_json_sets(text)
-    if not parsed:
-        raise UsageProblem("stdin is empty: expected a JSON object with an 'answers' key")
-    for where, obj, error in parsed:
+) -> Iterator[ResponseSet]:
+    """Response sets, streamed, from JSON, a JSON list, NDJSON, or plain answer lines.
+
+    Options fill what a set leaves out. Input that does not start with ``{`` or ``[`` is
+    read as answers, one set per line (``4 4 5 3 ...`` or ``4,4,5,3,...``).
+    """
+    first = stream.read(1)
+    while first.isspace():
+        first = stream.read(1)
+    if not first:
+        raise UsageProblem("stdin is empty: expected answers, a JSON object or NDJSON")
+    rest = _Prefixed(first, stream)
+    if first not in "[{":
+        for number, line in enumerate(rest, start=1):
+            if line.strip():
+                words = line.split()
+                one = ResponseSet(f"stdin:{number}", [], respondent_dict())
+                try:
+                    one = set_from_args(words, scorer, client, session, date, rater)
+                except UsageProblem as exc:
+                    one.error = str(exc)
+                yield ResponseSet(f"stdin:{number}", one.answers, one.respondent, one.error)
+        return
+    for where, obj, error in read_json_sets(rest):
         if error is not None:
-            sets.append(ResponseSet(where, None, respondent_dict(), error))
+            yield ResponseSet(where, None, respondent_dict(), error)
             continue
         try:
             answers, who = response_from_json(obj, scorer.instrument.id)
         except UsageProblem as exc:
-            sets.append(ResponseSet(where, None, respondent_dict(), str(exc)))
+            yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
         who = respondent_dict(
             client_id=who["client_id"] or client,
@@ -109,8 +126,29 @@ def sets_from_stdin(
             date=who["date"] or validate_date(date),
             rater=who["rater"] or rater or scorer.instrument.respondent,
         )
-        sets.append(ResponseSet(where, answers, who))
-    return sets
+        yield ResponseSet(where, answers, who)
+
+
+class _Prefixed:
+    """A text stream with one character already read put back in front (readline, read)."""
+
+    def __init__(self, head: str, stream: IO[str]) -> None:
+        self.head, self.stream = head, stream
+
+    def readline(self, limit: int = -1) -> str:
+        """The next line (the put-back character first)."""
+        head, self.head = self.head, ""
+        if limit >= 0:
+            return head + self.stream.readline(max(limit - len(head), 0))
+        return head + self.stream.readline()
+
+    def read(self, size: int = -1) -> str:
+        """The rest, or up to size characters."""
+        head, self.head = self.head, ""
+        return head + self.stream.read(size if size < 0 else max(size - len(head), 0))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.readline, "")
 
 
 def gather_sets(
@@ -118,14 +156,14 @@ def gather_sets(
     scorer: Scorer,
     respondent: tuple[str | None, int | None, str | None, str | None],
     interactive: bool,
-) -> list[ResponseSet]:
+) -> Iterable[ResponseSet]:
     """The response sets ``alliance score`` was given: stdin ('-'), arguments, or prompts.
 
     ``respondent`` is (client, session, date, rater) from the options; prompting happens with
-    ``interactive`` or when stdin is a terminal.
+    ``interactive`` or when stdin is a terminal. Stdin is read lazily, set by set.
     """
     if list(args) == ["-"]:
-        return sets_from_stdin(sys.stdin.read(), scorer, *respondent)
+        return sets_from_stdin(sys.stdin, scorer, *respondent)
     if args:
         return [set_from_args(args, scorer, *respondent)]
     if interactive or sys.stdin.isatty():
@@ -133,9 +171,21 @@ def gather_sets(
 
         return [set_from_args(prompt_answers(scorer), scorer, *respondent, by_position=True)]
     raise UsageProblem(
-        "no answers given: pass them as arguments, '-' to read JSON from stdin, "
+        "no answers given: pass them as arguments, '-' to read answers or JSON from stdin, "
         "or --interactive to be asked item by item"
     )
+
+
+def chunks(sets: Iterable[ResponseSet], size: int = 1000) -> Iterator[list[ResponseSet]]:
+    """Sets in chunks, so stdin of any length is scored, saved and written as it comes."""
+    chunk: list[ResponseSet] = []
+    for one in sets:
+        chunk.append(one)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
@@ -219,31 +269,47 @@ def csv_row(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     return [safe_text(c) for c in ids] + score_json_cells(scorer, score)
 
 
-def show(outcome: Outcome, scorer: Scorer, fmt: str) -> None:
-    """Write the scores to stdout in the chosen format; notes go to stderr."""
-    results = []
-    for i, score in enumerate(outcome.scores):
-        data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
-        results.append(data)
-    if fmt == "json":
-        if True:  # always a list, one Score per set given: the same shape however many there are
-            sys.stdout.write(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
-    elif fmt == "ndjson":
-        for data in results:
-            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-    elif fmt == "csv":
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(csv_header(scorer))
-        for score in outcome.scores:
-            writer.writerow(csv_row(scorer, score))
-    else:
+class Printer:
+    """Writes scores as they come: JSON (one array, streamed), NDJSON, CSV, or tables."""
+
+    def __init__(self, scorer: Scorer, fmt: str) -> None:
+        self.scorer, self.fmt = scorer, fmt
+        self.count = 0
+        self.writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+        if self.writer is not None:
+            self.writer.writerow(csv_header(scorer))
+        elif fmt == "json":
+            sys.stdout.write("[")
+
+    def add(self, outcome: Outcome) -> None:
+        """Write one chunk's scores (with the flags the history raised for them)."""
+        for i, score in enumerate(outcome.scores):
+            data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
+            if self.fmt == "json":
+                text = json.dumps(data, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+                sys.stdout.write(("\n  " if self.count == 0 else ",\n  ") + text)
+            elif self.fmt == "ndjson":
+                sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
+            elif self.writer is not None:
+                self.writer.writerow(csv_row(self.scorer, data))
+            else:
+                self._table(data)
+            self.count += 1
+
+    def _table(self, data: dict[str, Any]) -> None:
         from alliance_cli.core.score import Score
         from alliance_cli.render import terminal as render
 
-        out = render.console()
-        for data in results:
-            view = render.score_view(Score.model_validate(data), (scorer.low, scorer.high))
-            out.print(view)
-        inst = scorer.instrument
-        if results and inst.verification.status != "verified":
-            out.print(render.caveat_panel(inst.verification, inst.licence))
+        view = render.score_view(Score.model_validate(data), (self.scorer.low, self.scorer.high))
+        render.console().print(view)
+
+    def end(self) -> None:
+        """Close the JSON array; under tables, the caveat panel for a key below verified."""
+        if self.fmt == "json":
+            sys.stdout.write("\n]\n" if self.count else "]\n")
+        elif self.fmt == "table" and self.count:
+            from alliance_cli.render import terminal as render
+
+            inst = self.scorer.instrument
+            if inst.verification.status != "verified":
+                render.console().print(render.caveat_panel(inst.verification, inst.licence))

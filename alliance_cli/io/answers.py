@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Protocol
 
 from alliance_cli.core.contract import respondent_dict
 from alliance_cli.core.errors import UsageProblem
@@ -77,32 +77,105 @@ def parse_answer_args(args: Sequence[str]) -> dict[str, str] | list[str]:
     return list(args)
 
 
-def read_json_sets(text: str) -> list[tuple[str, Any, str | None]]:
-    """Response sets from one JSON value (object or list) or NDJSON.
+MAX_JSON_DOCUMENT = 64 * 1024 * 1024  # one JSON value (object or list); NDJSON has no limit
+MAX_JSON_LINE = 1024 * 1024  # one NDJSON line
 
-    Each entry is (where, parsed value, error): ``where`` is ``stdin:LINE`` for NDJSON and
-    ``stdin[INDEX]`` for the items of a list; error is set (value None) for a line not JSON.
-    """
+
+class _Duplicate(ValueError):
+    """A JSON object that gives one key twice."""
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Duplicate(key)
+        out[key] = value
+    return out
+
+
+def parse_json(text: str) -> tuple[Any, str | None]:
+    """One JSON value, or (None, why not): malformed, a key twice, too deep, a huge number."""
     import json
 
-    stripped = text.strip()
-    if not stripped:
-        return []
     try:
-        whole = json.loads(stripped)
-    except json.JSONDecodeError:
-        pass
+        return json.loads(text, object_pairs_hook=_no_duplicates), None
+    except _Duplicate as exc:
+        return None, f"key {exc.args[0]!r} is given twice"
+    except json.JSONDecodeError as exc:
+        return None, f"not valid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, "JSON nested too deeply"
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        return None, f"not usable JSON ({str(exc).split(';')[0]})"
+
+
+class TextSource(Protocol):
+    """What read_json_sets reads from: a text stream (stdin, or stdin with a peeked char)."""
+
+    def readline(self, limit: int = -1, /) -> str:
+        """One line, at most limit characters."""
+        ...
+
+    def read(self, size: int = -1, /) -> str:
+        """The rest, or at most size characters."""
+        ...
+
+
+def read_json_sets(stream: TextSource) -> Iterator[tuple[str, Any, str | None]]:
+    """Response sets, streamed, from one JSON value (object or list) or NDJSON.
+
+    Each is (where, parsed value, error): ``where`` is ``stdin:LINE`` for NDJSON and
+    ``stdin[INDEX]`` for a list's items; error is set (value None) for a line that is not
+    usable JSON. NDJSON is read a line at a time, so memory does not grow with the input;
+    a single JSON value may be up to 64 MiB.
+    """
+    first = stream.readline(MAX_JSON_LINE + 1)
+    number = 1
+    while first and not first.strip():
+        first = stream.readline(MAX_JSON_LINE + 1)
+        number += 1
+    if not first:
+        return
+    value, error = parse_json(first) if len(first) <= MAX_JSON_LINE else (None, "too long")
+    if error is not None and first.lstrip()[:1] in "[{":
+        # not one line of NDJSON: one JSON value spread over lines (pretty-printed)
+        rest = stream.read(MAX_JSON_DOCUMENT + 1 - len(first))
+        whole = first + rest
+        if len(whole) > MAX_JSON_DOCUMENT:
+            yield (
+                "stdin",
+                None,
+                f"a JSON document over {MAX_JSON_DOCUMENT // 2**20} MiB (use NDJSON)",
+            )
+            return
+        value, error = parse_json(whole)
+        if error is None:
+            if isinstance(value, list):
+                for i, obj in enumerate(value):
+                    yield f"stdin[{i}]", obj, None
+            else:
+                yield "stdin:1", value, None
+            return
+        # not one value either: report it line by line, as NDJSON
+        lines = iter(whole.splitlines(keepends=True))
+        yield from _ndjson(lines, number)
+        return
+    if error is None and isinstance(value, list):  # a JSON list on one line
+        for i, obj in enumerate(value):
+            yield f"stdin[{i}]", obj, None
     else:
-        if isinstance(whole, list):
-            return [(f"stdin[{i}]", obj, None) for i, obj in enumerate(whole)]
-        return [("stdin:1", whole, None)]
-    sets: list[tuple[str, Any, str | None]] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+        yield from _ndjson(iter([first]), number)
+    yield from _ndjson(iter(lambda: stream.readline(MAX_JSON_LINE + 1), ""), number + 1)
+
+
+def _ndjson(lines: Iterator[str], start: int) -> Iterator[tuple[str, Any, str | None]]:
+    for number, line in enumerate(lines, start=start):
         if not line.strip():
             continue
-        try:
-            sets.append((f"stdin:{number}", json.loads(line), None))
-        except json.JSONDecodeError as exc:
-            error = f"not valid JSON ({exc.msg} at column {exc.colno})"
-            sets.append((f"stdin:{number}", None, error))
-    return sets
+        where = f"stdin:{number}"
+        if len(line) > MAX_JSON_LINE:
+            yield where, None, f"a line over {MAX_JSON_LINE // 1024} KiB"
+            continue
+        value, error = parse_json(line)
+        yield where, value, error
