@@ -6,8 +6,6 @@ The public Python API lives in ``alliance_cli.api`` and is re-exported here lazi
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.2.0"
 
 __all__ = ["__version__", "load_instrument", "score", "score_frame", "score_rows"]
@@ -15,7 +13,7 @@ __all__ = ["__version__", "load_instrument", "score", "score_frame", "score_rows
 _API = frozenset(__all__) - {"__version__"}
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:
     """Load the API on first use of one of its names."""
     if name in _API:
         from alliance_cli import api

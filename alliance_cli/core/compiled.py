@@ -1,4 +1,8 @@
-"""The compiled instrument: frozen, typed dataclasses that a Scorer runs on.
+"""The compiled instrument: frozen, typed records that a Scorer runs on.
+
+The two classes with behaviour (``CompiledInstrument``, ``CompiledScale``) are frozen
+dataclasses; the plain records inside them are typed ``NamedTuple``s, which cost a tenth of
+a dataclass to define (this module is imported on every ``alliance score``).
 
 Built from the validated pydantic model's JSON data (``CompiledInstrument.from_data``) or read
 back from the compiled cache, so ``score`` and ``batch`` on a cache hit load neither YAML nor
@@ -14,7 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, cast
 
 TOTAL = "total"
 DIMENSION_ORDER = ("goal", "task", "bond", "general")  # the order dimensions are shown in
@@ -134,8 +138,7 @@ def _metric(data: object, where: str) -> Metric:
     raise ValueError(f"{where}: expected 'mean' or 'sum'")
 
 
-@dataclass(frozen=True)
-class Verification:
+class Verification(NamedTuple):
     """How sure we are of the scoring key."""
 
     status: str
@@ -175,16 +178,14 @@ class CompiledScale(ScaleViews):
         return cls(low, high, step, labels)
 
 
-@dataclass(frozen=True)
-class MissingCode:
+class MissingCode(NamedTuple):
     """A value that means "no answer", and why."""
 
     value: str
     reason: str
 
 
-@dataclass(frozen=True)
-class Item:
+class Item(NamedTuple):
     """One question on the form."""
 
     id: str
@@ -193,8 +194,7 @@ class Item:
     text: str | None
 
 
-@dataclass(frozen=True)
-class Subscale:
+class Subscale(NamedTuple):
     """A group of items scored together."""
 
     id: str
@@ -204,8 +204,7 @@ class Subscale:
     max_missing: int
 
 
-@dataclass(frozen=True)
-class Total:
+class Total(NamedTuple):
     """Which items make up the total and how many may be missing."""
 
     name: str
@@ -213,8 +212,7 @@ class Total:
     max_missing: int
 
 
-@dataclass(frozen=True)
-class NormScale:
+class NormScale(NamedTuple):
     """Reference values for one scale in one sample."""
 
     mean: float
@@ -222,8 +220,7 @@ class NormScale:
     reliability: float
 
 
-@dataclass(frozen=True)
-class Norm:
+class Norm(NamedTuple):
     """A reference sample."""
 
     sample: str
@@ -233,16 +230,14 @@ class Norm:
     scales: Mapping[str, NormScale]
 
 
-@dataclass(frozen=True)
-class BandLevel:
+class BandLevel(NamedTuple):
     """One labelled level of a band set."""
 
     label: str
     min: float
 
 
-@dataclass(frozen=True)
-class BandSet:
+class BandSet(NamedTuple):
     """Labelled ranges for one scale."""
 
     scale: str
@@ -251,8 +246,7 @@ class BandSet:
     levels: tuple[BandLevel, ...]
 
 
-@dataclass(frozen=True)
-class Cutoff:
+class Cutoff(NamedTuple):
     """A threshold below which a score is worth raising."""
 
     scale: str

@@ -14,8 +14,8 @@ Nothing here imports pydantic or rich: the CLI imports this module on every call
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 # C0 and C1 control characters (ESC, BEL, CR, ...) as text: data shown to people never
 # moves a cursor, sets a title, writes the clipboard (OSC 52) or clears a screen.
@@ -68,8 +68,7 @@ class UnknownInstrument(UsageProblem):
         )
 
 
-@dataclass(frozen=True)
-class Problem:
+class Problem(NamedTuple):
     """One thing wrong with an instrument file: where and what."""
 
     file: str
@@ -110,8 +109,7 @@ class DraftInstrument(AllianceError):
         )
 
 
-@dataclass(frozen=True)
-class AnswerProblem:
+class AnswerProblem(NamedTuple):
     """One answer that cannot be used: which item, what was given, what is wrong."""
 
     item: str
