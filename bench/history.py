@@ -47,7 +47,7 @@ def build(path: Path, clients: int, sessions: int) -> None:
             add(f"C{c:05d}", s, level)
     for s in range(1, 51):
         add("LONG", s, 4.0 if s != 30 else 2.0)
-    recorder.flush()
+    recorder.finish()  # one transaction for the whole build: commit it
     store.close()
 
 

@@ -14,6 +14,8 @@ from alliance_cli.cli.common import (
     Invalid,
     InvalidOpt,
     QuietOpt,
+    ReplaceOpt,
+    SaveOpt,
     funnel,
     run_catalog,
     say_verification,
@@ -76,12 +78,8 @@ def batch_command(
         str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
     ] = "utf-8",
     quiet: QuietOpt = False,
-    save: Annotated[
-        bool, typer.Option("--save", help="Record scored rows in the local history.")
-    ] = False,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="With --save: overwrite existing records.")
-    ] = False,
+    save: SaveOpt = False,
+    replace: ReplaceOpt = False,
     db: DbOpt = None,
     fmt: BatchFormatOpt = BatchFormat.csv,
 ) -> int:

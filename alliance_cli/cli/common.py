@@ -99,6 +99,12 @@ DbOpt = Annotated[
     typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
 ]
 
+SaveOpt = Annotated[
+    bool, typer.Option("--save", help="Record what is scored in the local history.")
+]
+ReplaceOpt = Annotated[
+    bool, typer.Option("--replace", help="With --save: overwrite sessions already recorded.")
+]
 QuietOpt = Annotated[
     bool, typer.Option("--quiet", "-q", help="No notices or summary on stderr (errors still).")
 ]

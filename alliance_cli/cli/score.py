@@ -12,6 +12,8 @@ from alliance_cli.cli.common import (
     Invalid,
     InvalidOpt,
     QuietOpt,
+    ReplaceOpt,
+    SaveOpt,
     error_line,
     funnel,
     pick_format,
@@ -45,12 +47,8 @@ def score_command(
     interactive: Annotated[
         bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
     ] = False,
-    save: Annotated[
-        bool, typer.Option("--save", help="Record the session in the local history.")
-    ] = False,
-    replace: Annotated[
-        bool, typer.Option("--replace", help="With --save: overwrite an existing record.")
-    ] = False,
+    save: SaveOpt = False,
+    replace: ReplaceOpt = False,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,

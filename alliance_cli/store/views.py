@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from alliance_cli.core import change
@@ -234,9 +234,11 @@ class CaseloadRow:
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
-        return asdict(self)
+        # Not dataclasses.asdict: its deep copy made 10,000 rows cost 0.8 s.
+        return {f: getattr(self, f) for f in _CASELOAD_FIELDS}
 
 
+_CASELOAD_FIELDS = tuple(f.name for f in fields(CaseloadRow))
 _TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
 
 
