@@ -1,6 +1,6 @@
 """The house: arrows point down, the core is pure, and no module imports another in a cycle.
 
-Read from the source with ``ast`` (nothing is imported), as DESIGN.md draws it:
+Read from the source with ``ast`` (nothing is imported), as docs/design-notes.md draws it:
 cli -> render, batch, store, io -> core; nothing imports cli.
 """
 
