@@ -168,14 +168,10 @@ class FastRows:
         lines = ["def cells(row):"]
         env: dict[str, Any] = {"fill_block": self._fill_block}
         for n, (col, check) in enumerate(sorted((id_checks or {}).items())):
-            memo: dict[str, bool] = {}
-            env[f"idm{n}"], env[f"idc{n}"] = memo, _memoised(check, memo)
+            good: set[str] = set()  # cells already found fine: one set look-up a row
+            env[f"idg{n}"], env[f"idc{n}"] = good, _remembering(check, good)
             lines += [
-                f"    x = row[{col}]",
-                f"    ok = idm{n}.get(x)",
-                "    if ok is None:",
-                f"        ok = idc{n}(x)",
-                "    if not ok:",
+                f"    if row[{col}] not in idg{n} and not idc{n}(row[{col}]):",
                 "        return None",
             ]
         env["fill_scale"] = self._fill_scale
@@ -238,13 +234,13 @@ def _size(value: Any) -> int:
     return sys.getsizeof(value) if value is not None else 0
 
 
-def _memoised(check: Callable[[str], bool], memo: dict[str, bool]) -> Callable[[str], bool]:
-    """The check, remembering its answers (up to the memo limit)."""
+def _remembering(check: Callable[[str], bool], good: set[str]) -> Callable[[str], bool]:
+    """The check, remembering the cells it passed (up to the memo limit)."""
 
     def checked(cell: str) -> bool:
         ok = check(cell)
-        if len(memo) < MEMO_LIMIT:
-            memo[cell] = ok
+        if ok and len(good) < MEMO_LIMIT:
+            good.add(cell)
         return ok
 
     return checked

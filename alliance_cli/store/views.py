@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from dataclasses import asdict, dataclass
+from typing import Any, NamedTuple
 
 from alliance_cli.core import change
 from alliance_cli.core.compiled import TOTAL
@@ -218,8 +218,7 @@ def _floats(text: str) -> list[float | None]:
     return [None if t == "n" else float(t) for t in text.split(",")]
 
 
-@dataclass(frozen=True)
-class CaseloadRow:
+class CaseloadRow(NamedTuple):
     """One client in the caseload: their latest reading and what is open."""
 
     client_id: str
@@ -234,11 +233,9 @@ class CaseloadRow:
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
-        # Not dataclasses.asdict: its deep copy made 10,000 rows cost 0.8 s.
-        return {f: getattr(self, f) for f in _CASELOAD_FIELDS}
+        return self._asdict()
 
 
-_CASELOAD_FIELDS = tuple(f.name for f in fields(CaseloadRow))
 _TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
 
 
