@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import functools
 import hashlib
 import json
 import os
@@ -231,6 +232,7 @@ def cache_dir() -> Path | None:
     return Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
 
 
+@functools.lru_cache(maxsize=1)
 def _code_fingerprint() -> str:
     """Sizes and modification times of the code that validates and compiles a definition.
 
