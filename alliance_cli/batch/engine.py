@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from alliance_cli.batch.fastpath import FastRows
 from alliance_cli.batch.sinks import CsvSink, JsonSink, Sink
+from alliance_cli.core.contract import rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, validate_date
 from alliance_cli.io import columns as colmap
@@ -198,7 +199,7 @@ def score_stream(
     ids = layout.ids
     client_col = ids.get("client_id")
     header_names = layout.header
-    fast = FastRows(scorer, layout.items).compile(_id_checks(ids))
+    fast = FastRows(scorer, layout.items).compile(_id_checks(ids, scorer.instrument.respondent))
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     wants_json = sink.wants_json or on_score is not None
@@ -228,7 +229,7 @@ def score_stream(
             reason = f"row has {len(row)} fields; the header has {width}"
             on_reject(Rejection(name, _first_line(end_line, row), "", "", reason, client))
             return False
-        problem = _id_problem(row, ids, required)
+        problem = _id_problem(row, ids, required, scorer.instrument.respondent)
         if problem is not None:
             on_reject(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
@@ -385,15 +386,8 @@ def _passthrough(row: list[str], keep: list[int]) -> list[str]:
     return safe_cells(row, keep)
 
 
-def session_problem(value: str) -> str | None:
-    """Why a session cell (already stripped, not blank) is not a session number, or None."""
-    if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1:
-        return None
-    return f'session "{value}" is not a session number (a whole number from 1 to 999999999)'
-
-
 def _id_problem(
-    row: list[str], ids: dict[str, int], required: list[str]
+    row: list[str], ids: dict[str, int], required: list[str], respondent: str
 ) -> tuple[str, str, str] | None:
     """The first problem with a row's ids, or None. One rule for every output format."""
     for role in required:
@@ -410,11 +404,16 @@ def _id_problem(
             validate_date(value)
         except UsageProblem:
             return "date", value, f'date "{value}" is not an ISO date (YYYY-MM-DD)'
+    if "rater" in ids:
+        value = row[ids["rater"]].strip()
+        problem = rater_problem(value, respondent) if value else None
+        if problem is not None:
+            return "rater", value, problem
     return None
 
 
-def _id_checks(ids: dict[str, int]) -> dict[int, Callable[[str], bool]]:
-    """Yes/no checks on the session and date cells, by column, for the fast path."""
+def _id_checks(ids: dict[str, int], respondent: str) -> dict[int, Callable[[str], bool]]:
+    """Yes/no checks on the session, date and rater cells, by column, for the fast path."""
 
     def session_ok(cell: str) -> bool:
         value = cell.strip()
@@ -427,7 +426,13 @@ def _id_checks(ids: dict[str, int]) -> dict[int, Callable[[str], bool]]:
             return False
         return True
 
+    def rater_ok(cell: str) -> bool:
+        value = cell.strip()
+        return not value or rater_problem(value, respondent) is None
+
     checks: dict[int, Callable[[str], bool]] = {}
+    if "rater" in ids:
+        checks[ids["rater"]] = rater_ok
     if "session" in ids:
         checks[ids["session"]] = session_ok
     if "date" in ids:
@@ -463,7 +468,7 @@ def _score_json(
         "client_id": cell("client_id"),
         "session": int(session) if session else None,
         "date": validate_date(cell("date")),
-        "rater": cell("rater") or scorer.instrument.respondent,
+        "rater": (cell("rater") or scorer.instrument.respondent).lower(),
     }
     return scorer.result_dict(results, noted, raws, who)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from alliance_cli.cli.common import say
-from alliance_cli.core.contract import respondent_dict
+from alliance_cli.core.contract import rater_problem, respondent_dict, session_problem
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
 from alliance_cli.io.answers import parse_answer_args, read_json_sets, response_from_json
@@ -61,10 +61,29 @@ def _respondent(
 ) -> dict[str, Any]:
     return respondent_dict(
         client_id=client,
-        session=session,
+        session=_session(session),
         date=validate_date(date),
-        rater=rater or scorer.instrument.respondent,
+        rater=_rater(scorer, rater),
     )
+
+
+def _session(session: int | None) -> int | None:
+    """A session number by the one rule (1 to 999999999), or UsageProblem."""
+    problem = None if session is None else session_problem(str(session))
+    if problem is not None:
+        raise UsageProblem(problem)
+    return session
+
+
+def _rater(scorer: Scorer, rater: str | None) -> str:
+    """The rater, lower case, who must be the form's respondent (default: it), or UsageProblem."""
+    respondent = scorer.instrument.respondent
+    if rater is None or not rater.strip():
+        return respondent
+    problem = rater_problem(rater, respondent)
+    if problem is not None:
+        raise UsageProblem(problem)
+    return rater.strip().lower()
 
 
 def set_from_args(
@@ -120,12 +139,16 @@ def sets_from_stdin(
         except UsageProblem as exc:
             yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
-        who = respondent_dict(
-            client_id=who["client_id"] or client,
-            session=who["session"] if who["session"] is not None else session,
-            date=who["date"] or validate_date(date),
-            rater=who["rater"] or rater or scorer.instrument.respondent,
-        )
+        try:
+            who = respondent_dict(
+                client_id=who["client_id"] or client,
+                session=who["session"] if who["session"] is not None else _session(session),
+                date=who["date"] or validate_date(date),
+                rater=_rater(scorer, who["rater"] or rater),
+            )
+        except UsageProblem as exc:
+            yield ResponseSet(where, None, respondent_dict(), str(exc))
+            continue
         yield ResponseSet(where, answers, who)
 
 

@@ -19,3 +19,26 @@ def respondent_dict(
 ) -> dict[str, Any]:
     """The respondent part of a Score, as plain data."""
     return {"client_id": client_id, "session": session, "date": date, "rater": rater}
+
+
+RATERS = ("client", "therapist", "observer")  # who can fill in a form (its respondent)
+
+
+def session_problem(value: str) -> str | None:
+    """Why a session (as text, stripped, not blank) is not a session number, or None."""
+    if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1:
+        return None
+    return f'session "{value}" is not a session number (a whole number from 1 to 999999999)'
+
+
+def rater_problem(rater: str, respondent: str) -> str | None:
+    """Why a rater (as given) cannot have filled in a form for this respondent, or None.
+
+    Raters are compared in lower case, so "Client" and "client" are one series.
+    """
+    kind = rater.strip().lower()
+    if kind not in RATERS:
+        return f'rater "{rater.strip()}" is not one of {", ".join(RATERS)}'
+    if kind != respondent:
+        return f'rater "{kind}" does not fill in this form (its respondent is {respondent})'
+    return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Protocol
 
-from alliance_cli.core.contract import respondent_dict
+from alliance_cli.core.contract import respondent_dict, session_problem
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.core.scorer import validate_date
 
@@ -39,10 +39,10 @@ def response_from_json(
         raise UsageProblem("'answers' must be an object of item: value, or a list in item order")
     session = obj.get("session")
     if session is not None:
-        try:
-            session = int(str(session).strip())
-        except ValueError:
-            raise UsageProblem(f"session {session!r} is not a whole number") from None
+        problem = session_problem(str(session).strip())
+        if problem is not None or isinstance(session, bool | float):
+            raise UsageProblem(problem or f"session {session!r} is not a whole number")
+        session = int(str(session).strip())
     client = obj.get("client_id")
     who = respondent_dict(
         client_id=None if client is None else str(client),

@@ -19,7 +19,7 @@ ID_VARIANTS: dict[str, tuple[str, ...]] = {
                 "visit_number", "sess", "week"),
     "date": ("date", "session_date", "completed", "completed_date", "date_completed",
              "visit_date", "survey_date"),
-    "rater": ("rater", "respondent", "informant", "form", "rater_type"),
+    "rater": ("rater", "respondent", "informant", "rater_type"),
 }  # fmt: skip
 
 

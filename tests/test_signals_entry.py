@@ -1,0 +1,65 @@
+"""Issue 11 (part): one rater and session rule in score and batch; every format carries the
+flags the history raised; correcting mistakes (forget one session, close ids)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+HIGH = "5 5 5 5 5 5 5 5 5 5 5 4".split()
+LOW = "1 1 1 1 1 2 1 1 1 1 1 1".split()
+
+
+def _save(cli, db: Path, client: str, session: int, answers, *extra: str):
+    return cli("score", "wai-sr", *answers, "--client", client, "--session", str(session),
+               "--save", "--db", str(db), "-q", *extra)  # fmt: skip
+
+
+def test_score_csv_carries_the_flags_the_history_raised(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3):
+        assert _save(cli, db, "V", session, HIGH).exit_code == 0
+    dropped = _save(cli, db, "V", 4, LOW, "-f", "csv")
+    (row,) = csv.DictReader(io.StringIO(dropped.stdout))
+    assert "rupture_2sd:total" in row["flags"].split(";")
+    back = _save(cli, db, "V", 5, HIGH, "-f", "csv")
+    (row,) = csv.DictReader(io.StringIO(back.stdout))
+    assert "repair:total" in row["flags"].split(";")
+
+
+@pytest.mark.parametrize("rater", ["Client", " CLIENT "])
+def test_a_rater_is_one_series_whatever_its_case(cli, tmp_path: Path, rater):
+    db = tmp_path / "h.sqlite"
+    assert _save(cli, db, "R", 1, HIGH).exit_code == 0
+    again = _save(cli, db, "R", 1, HIGH, "--rater", rater)
+    assert again.exit_code == 3 and "already recorded" in again.stderr  # the same series
+
+
+def test_a_rater_must_fill_in_the_form(cli, tmp_path: Path):
+    wrong = cli("score", "wai-sr", *HIGH, "--rater", "therapist")
+    assert wrong.exit_code == 2 and "its respondent is client" in wrong.stderr
+    odd = cli("score", "wai-sr", *HIGH, "--rater", "mum")
+    assert odd.exit_code == 2 and "is not one of client, therapist, observer" in odd.stderr
+    line = json.dumps({"rater": "therapist", "answers": HIGH})
+    stdin = cli("score", "wai-sr", "-", "-f", "ndjson", input=line + "\n")
+    assert stdin.exit_code == 3 and "does not fill in this form" in stdin.stderr
+    src = tmp_path / "r.csv"
+    header = "client_id,session,rater," + ",".join(f"q{i}" for i in range(1, 13))
+    src.write_text(f"{header}\nA,1,Client,{','.join(HIGH)}\nB,1,therapist,{','.join(HIGH)}\n")
+    batch = cli("batch", str(src), "-i", "wai-sr")
+    assert batch.exit_code == 3 and "1 scored, 1 rejected" in batch.stderr
+    assert 'rater "therapist" does not fill in this form' in batch.stderr
+
+
+@pytest.mark.parametrize("session", ["0", "-1"])
+def test_sessions_start_at_one_in_score_too(cli, session):
+    result = cli("score", "wai-sr", *HIGH, "--session", session)
+    assert result.exit_code == 2 and "is not a session number" in result.stderr
+    stdin = cli(
+        "score", "wai-sr", "-", input=json.dumps({"session": int(session), "answers": HIGH})
+    )
+    assert stdin.exit_code == 3 and "is not a session number" in stdin.stderr
