@@ -63,3 +63,31 @@ def test_sessions_start_at_one_in_score_too(cli, session):
         "score", "wai-sr", "-", input=json.dumps({"session": int(session), "answers": HIGH})
     )
     assert stdin.exit_code == 3 and "is not a session number" in stdin.stderr
+
+
+def test_forget_one_session_or_one_instrument(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3):
+        _save(cli, db, "T", session, HIGH)
+    cli("score", "srs", "8", "8", "8", "8", "--client", "T", "--session", "2", "--save",
+        "--db", str(db), "-q")  # fmt: skip
+    one = cli("forget", "T", "--session", "2", "--instrument", "wai-sr", "--yes", "--db", str(db))
+    assert (
+        one.exit_code == 0 and "deleted 1 records of client T (session 2) on wai-sr" in one.stderr
+    )
+    left = json.loads(cli("history", "T", "--db", str(db), "-f", "json").stdout)
+    sessions = {v["instrument"]: [s["session"] for s in v["sessions"]] for v in left}
+    assert sessions == {"wai-sr": [1, 3], "srs": [2]}
+    none = cli("forget", "T", "--session", "9", "--yes", "--db", str(db))
+    assert none.exit_code == 2 and "has no records session 9" in none.stderr
+
+
+def test_history_suggests_close_ids_and_names_other_instruments(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "C-107", 1, HIGH)
+    case = cli("history", "c-107", "--db", str(db))
+    assert case.exit_code == 2 and "did you mean 'C-107'?" in case.stderr
+    typo = cli("history", "C-170", "--db", str(db))
+    assert "did you mean 'C-107'?" in typo.stderr
+    other = cli("history", "C-107", "-i", "srs", "--db", str(db))
+    assert other.exit_code == 2 and "their sessions are on wai-sr" in other.stderr

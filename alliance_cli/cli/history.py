@@ -18,6 +18,7 @@ from alliance_cli.cli.common import (
     run_catalog,
     say,
 )
+from alliance_cli.core.errors import visible
 
 
 # -- history -------------------------------------------------------------------------------
@@ -113,35 +114,55 @@ def forget_command(
     client: Annotated[
         str, typer.Argument(help="Client id whose records are deleted.", metavar="CLIENT")
     ],
+    session: Annotated[
+        int | None, typer.Option("--session", help="Only this session (e.g. a typo to correct).")
+    ] = None,
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", "-i", help="Only this instrument's records.")
+    ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
-    """Delete every record of one client from the history (asks first)."""
+    """Delete a client's records from the history: all, one session, or one instrument's."""
     from alliance_cli.core.errors import UsageProblem
     from alliance_cli.store import sqlite as history
+    from alliance_cli.store.views import unknown_client
 
     fmt = pick_format(fmt)
+    inst = instrument.strip().lower() if instrument else None
     with history.open_store(db, create=False, on_wait=say) as store:
-        count = len(store.records(client))
-        if count == 0:
-            raise UsageProblem(f"no sessions recorded for client {client!r}")
+        records = [
+            r for r in store.records(client, inst) if session is None or r.session == session
+        ]
+        if not records:
+            if not store.records(client):
+                raise unknown_client(store, client)
+            which = " ".join(
+                part
+                for part in (f"session {session}" if session else "", f"on {inst}" if inst else "")
+                if part
+            )
+            raise UsageProblem(f"client {client!r} has no records {which}".rstrip())
+        what = f"{len(records)} records of client {client}"
+        what += f" (session {session})" if session is not None else ""
+        what += f" on {inst}" if inst else ""
         if not yes:
             if not sys.stdin.isatty():
                 raise UsageProblem("refusing to delete without confirmation: add --yes")
-            if not typer.confirm(f"Delete all {count} records of client {client}?", err=True):
-                sys.stderr.write("nothing deleted\n")
+            if not typer.confirm(visible(f"Delete {what}?"), err=True):
+                say("nothing deleted")
                 return 0
-        deleted = store.forget(client)
+        deleted = store.forget(client, session, inst)
         if store.log_busy:
             say(
                 f"note: another program has {store.path} open; the deleted records leave its "
                 "write-ahead log (-wal) when that program closes it"
             )
     if fmt is not Format.table:
-        result = {"client_id": client, "deleted": deleted}
+        result = {"client_id": client, "session": session, "instrument": inst, "deleted": deleted}
         output(fmt, result, lambda render: None)
     if not quiet:
-        say(f"deleted {deleted} records of client {client}")
+        say(f"deleted {what}")
     return 0

@@ -273,16 +273,26 @@ class Store:
         """Collects a batch's scored rows and stores them in one transaction."""
         return BatchRecorder(self, replace, chunk)
 
-    def forget(self, client_id: str) -> int:
-        """Delete every record of a client (one transaction); returns how many.
+    def forget(
+        self, client_id: str, session: int | None = None, instrument: str | None = None
+    ) -> int:
+        """Delete a client's records: all, one session, or one instrument's (one transaction).
+
+        Returns how many were deleted.
 
         ``secure_delete`` overwrites the freed pages; the checkpoint then copies the change
         into the database file and truncates the write-ahead log, so no copy of the deleted
         records stays in the -wal file (when another connection holds it open, the
         checkpoint waits for it, up to the lock wait).
         """
+        sql = "DELETE FROM sessions WHERE client_id = ?"
+        args: list[object] = [client_id]
+        if session is not None:
+            sql, args = sql + " AND session = ?", [*args, session]
+        if instrument is not None:
+            sql, args = sql + " AND instrument = ?", [*args, instrument]
         with self._transaction():
-            cursor = self.db.execute("DELETE FROM sessions WHERE client_id = ?", (client_id,))
+            cursor = self.db.execute(sql, args)
         busy = self._locked(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
         self.log_busy = bool(busy and busy[0])
         return cursor.rowcount
@@ -324,6 +334,10 @@ class Store:
         self.commit()
 
     # -- reading -------------------------------------------------------------------------
+    def client_ids(self) -> list[str]:
+        """Every client id in the store (for suggesting a close one after a typo)."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
+
     def records(self, client_id: str, instrument: str | None = None) -> list[Record]:
         """A client's records, by instrument, rater and session."""
         sql = (

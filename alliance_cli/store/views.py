@@ -152,7 +152,14 @@ def client_view(
     """Per instrument and rater: sessions, thresholds and flags for one client."""
     records = store.records(client_id, instrument)
     if not records:
-        raise UsageProblem(f"no sessions recorded for client {client_id!r}")
+        others = store.records(client_id) if instrument else []
+        if others:
+            kinds = sorted({r.instrument for r in others})
+            raise UsageProblem(
+                f"client {client_id!r} has no sessions on {instrument}; their sessions are on "
+                f"{', '.join(kinds)} (drop --instrument, or choose one of those)"
+            )
+        raise unknown_client(store, client_id)
     groups: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
         groups.setdefault((rec.instrument, rec.rater), []).append(rec)
@@ -179,6 +186,20 @@ def client_view(
             )
         )
     return out
+
+
+def unknown_client(store: Store, client_id: str) -> UsageProblem:
+    """The error for a client id with no records, suggesting the ids it may have meant.
+
+    Typos are routine: the same id in another case, or the closest spellings, are offered.
+    """
+    import difflib
+
+    ids = store.client_ids()
+    same_case = [i for i in ids if i.lower() == client_id.lower()]
+    close = same_case or difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6)
+    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    return UsageProblem(f"no sessions recorded for client {client_id!r}{hint}")
 
 
 def _current_sha(catalog: Any, instrument_id: str) -> str | None:
