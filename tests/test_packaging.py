@@ -91,11 +91,11 @@ def test_wheel_ships_instruments_and_runs_outside_repo(tmp_path: Path):
 
 def test_usage_errors_are_one_line_from_the_entry_point(tmp_path: Path):
     out = subprocess.run(
-        [sys.executable, "-m", "alliance_cli", "score", "wai-sr", "1", "--session", "abc"],
+        [sys.executable, "-m", "alliance_cli", "score", "wai-sr", "1", "--invalid", "abc"],
         capture_output=True, text=True, env=env_without_color(), cwd=tmp_path,
     )  # fmt: skip
     assert out.returncode == 2
     assert out.stderr == (
-        "error: alliance score: Invalid value for '--session': 'abc' is not a valid int. "
-        "(see 'alliance score --help')\n"
+        "error: alliance score: Invalid value for '--invalid': 'abc' is not one of 'reject', "
+        "'missing'. (see 'alliance score --help')\n"
     )

@@ -91,3 +91,48 @@ def test_history_suggests_close_ids_and_names_other_instruments(cli, tmp_path: P
     assert "did you mean 'C-107'?" in typo.stderr
     other = cli("history", "C-107", "-i", "srs", "--db", str(db))
     assert other.exit_code == 2 and "their sessions are on wai-sr" in other.stderr
+
+
+def test_an_existing_session_is_refused_before_any_question(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "Q", 1, HIGH)
+    result = cli("score", "wai-sr", "-I", "--client", "Q", "--session", "1", "--save",
+                 "--db", str(db), input="")  # fmt: skip
+    assert result.exit_code == 3 and "already recorded" in result.stderr
+    assert "[1/12]" not in result.stderr  # no question was asked
+
+
+def test_session_next_and_today_and_pasted_answers(cli, tmp_path: Path):
+    import datetime
+
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "N", 1, HIGH)
+    _save(cli, db, "N", 2, HIGH)
+    pasted = "4 4 5 3 5 4 4 3 5 4 4 4\n\n"
+    result = cli("score", "wai-sr", "-I", "--client", "N", "--session", "next", "--save",
+                 "--db", str(db), "-f", "json", input=pasted)  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (data,) = json.loads(result.stdout)
+    assert data["respondent"]["session"] == 3
+    assert data["respondent"]["date"] == datetime.date.today().isoformat()
+    assert "saved session 3 for client N" in result.stderr
+    assert "4 · Very often" in result.stderr  # the summary shows values with anchors
+    assert data["answers"]["3"] == 5
+
+
+def test_a_pasted_bad_value_is_asked_again(cli):
+    keys = "4 4 9 3 5 4 4 3 5 4 4 4\n5\n\n"
+    result = cli("score", "wai-sr", "-I", "-f", "json", input=keys)
+    assert result.exit_code == 0, result.stderr
+    assert 'item 3: "9" is outside 1–5' in result.stderr
+    assert json.loads(result.stdout)[0]["answers"]["3"] == 5
+
+
+def test_a_session_dated_before_an_earlier_one_is_pointed_out(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "D", 1, HIGH, "--date", "2026-10-10")
+    later = _save(cli, db, "D", 2, HIGH, "--date", "2026-10-01")
+    later = cli("score", "wai-sr", *HIGH, "--client", "D", "--session", "3", "--date", "2026-09-01",
+                "--save", "--db", str(db))  # fmt: skip
+    assert later.exit_code == 0
+    assert "note: session 3 is dated 2026-09-01, before session 1 (2026-10-10)" in later.stderr

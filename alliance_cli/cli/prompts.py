@@ -13,7 +13,10 @@ import typer
 from alliance_cli.core.errors import visible
 from alliance_cli.core.scorer import Scorer
 
-HELP = "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit"
+HELP = (
+    "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit\n"
+    "(or paste every answer at the first question: 4 4 5 3 ... or 4,4,5,3,...)"
+)
 
 
 def _tell(text: str) -> None:
@@ -40,8 +43,30 @@ def _anchors(scorer: Scorer) -> str:
     return f"{scale.min:g} to {scale.max:g} in steps of {scale.step:g}"
 
 
-def _ask(scorer: Scorer, pos: int, current: str) -> str:
-    """Ask one item until the answer is usable; return it, or 'b' / 'q'."""
+def _pasted(scorer: Scorer, text: str) -> list[str] | None:
+    """Every answer given at once (as many values as items, spaces or commas), or None."""
+    words = text.replace(",", " ").split() if "," in text else text.split()
+    if len(words) != len(scorer.item_ids):
+        return None
+    return ["" if w in ("-", "_") else w for w in words]
+
+
+def _shown(scorer: Scorer, pos: int, answer: str) -> str:
+    """An answer as the summary shows it: the value on the scale and its anchor."""
+    if not answer:
+        return "(no answer)"
+    raw, reason, problem = scorer.parse(pos, answer)
+    if raw is None:
+        return answer if problem else f"(missing: {reason})"
+    anchor = scorer.instrument.scale.labels.get(raw)
+    return f"{raw:g} · {anchor}" if anchor else f"{raw:g}"
+
+
+def _ask(scorer: Scorer, pos: int, current: str, whole: bool = False) -> str:
+    """Ask one item until the answer is usable; return it, or 'b' / 'q'.
+
+    With ``whole``, a line holding every answer is returned as it is (pasted answers).
+    """
     item = scorer.instrument.items[pos]
     n = len(scorer.item_ids)
     while True:
@@ -52,6 +77,8 @@ def _ask(scorer: Scorer, pos: int, current: str) -> str:
             return answer.lower()
         if answer == "":
             return ""
+        if whole and _pasted(scorer, answer) is not None:
+            return answer
         _, _, problem = scorer.parse(pos, answer)
         if problem is None:
             return answer
@@ -68,18 +95,29 @@ def prompt_answers(scorer: Scorer) -> list[str]:
     pos = 0
     while True:
         while pos < n:
-            got = _ask(scorer, pos, answers[pos])
+            got = _ask(scorer, pos, answers[pos], whole=pos == 0 and not any(answers))
             if got == "q":
                 raise typer.Abort()
             if got == "b":
                 pos = max(pos - 1, 0)
                 continue
+            pasted = _pasted(scorer, got) if pos == 0 else None
+            if pasted is not None:
+                answers, pos = pasted, n
+                for i, answer in enumerate(answers):  # a bad value is asked again, alone
+                    problem = scorer.parse(i, answer)[2] if answer else None
+                    if problem is not None:
+                        _tell(f"  item {scorer.item_ids[i]}: {problem}")
+                        again = _ask(scorer, i, "")
+                        if again == "q":
+                            raise typer.Abort()
+                        answers[i] = "" if again == "b" else again
+                continue
             answers[pos] = got
             pos += 1
         _tell("\nSummary:")
         for i, item in enumerate(inst.items):
-            shown = answers[i] if answers[i] else "(no answer)"
-            _tell(f"  {item.id:>3}  {item.label:<36} {shown}")
+            _tell(f"  {item.id:>3}  {item.label:<36} {_shown(scorer, i, answers[i])}")
         choice = _prompt("Enter to score, an item number to change it, or q to quit")
         if choice == "":
             return answers

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+from datetime import date as _date
 from typing import Annotated
 
 import typer
@@ -18,6 +20,7 @@ from alliance_cli.cli.common import (
     funnel,
     pick_format,
     run_catalog,
+    say,
     say_verification,
 )
 from alliance_cli.core.errors import ExitCode, UsageProblem
@@ -38,7 +41,12 @@ def score_command(
         ),
     ] = None,
     client: Annotated[str | None, typer.Option("--client", help="Client id.")] = None,
-    session: Annotated[int | None, typer.Option("--session", help="Session number.")] = None,
+    session: Annotated[
+        str | None,
+        typer.Option(
+            "--session", help="Session number, or 'next' (one after the client's last saved)."
+        ),
+    ] = None,
     date: Annotated[str | None, typer.Option("--date", help="Session date, YYYY-MM-DD.")] = None,
     rater: Annotated[
         str | None, typer.Option("--rater", help="Who answered (default: the form's respondent).")
@@ -63,7 +71,14 @@ def score_command(
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
-    who = (client, session, date, rater)
+    number = score_sets.session_number(session, client, rater, scorer, db)
+    prompting = not answers and (interactive or sys.stdin.isatty())
+    if prompting and date is None:
+        date = _date.today().isoformat()
+        say(f"date: today, {date} (--date sets another)")
+    if save and client and number is not None and not replace:
+        score_sets.refuse_recorded(client, number, rater, scorer, db)  # before any question
+    who = (client, number, date, rater)
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
     printer: score_sets.Printer | None = None
     rejected = False

@@ -232,6 +232,51 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
     return outcome
 
 
+def session_number(
+    session: str | None, client: str | None, rater: str | None, scorer: Scorer, db: Any
+) -> int | None:
+    """``--session``: a number, or 'next' (one after the client's last saved session)."""
+    if session is None:
+        return None
+    text = session.strip().lower()
+    if text != "next":
+        problem = session_problem(text)
+        if problem is not None:
+            raise UsageProblem(problem)
+        return int(text)
+    if not client:
+        raise UsageProblem("--session next needs --client (whose next session?)")
+    from alliance_cli.store import sqlite as history
+
+    path = db or history.default_path()
+    if not path.exists():
+        return 1
+    who = _rater(scorer, rater)
+    with history.open_store(path, create=False, on_wait=say) as store:
+        done = [r.session for r in store.records(client, scorer.instrument.id) if r.rater == who]
+    return max(done, default=0) + 1
+
+
+def refuse_recorded(client: str, session: int, rater: str | None, scorer: Scorer, db: Any) -> None:
+    """Stop before any question when the session is already saved (exit 3, as a save would)."""
+    from alliance_cli.store import sqlite as history
+
+    path = db or history.default_path()
+    if not path.exists():
+        return
+    who = _rater(scorer, rater)
+    with history.open_store(path, create=False, on_wait=say) as store:
+        if any(
+            r.session == session and r.rater == who
+            for r in store.records(client, scorer.instrument.id)
+        ):
+            raise RejectedInput(
+                [],
+                message=f"client {client} session {session} ({scorer.instrument.id}, {who}) is "
+                "already recorded (use --replace to overwrite it, or --session next)",
+            )
+
+
 def save_outcome(
     outcome: Outcome, db: Any, replace: bool, catalog: Any, quiet: bool = False
 ) -> None:
@@ -270,6 +315,7 @@ def save_outcome(
                     f"saved session {who['session']} for client {who['client_id']} "
                     f"({data['instrument']['id']}, {who['rater']})"
                 )
+            _warn_date_order(store, data)
             raised = views.flags_for(store, data, catalog, Settings())
             outcome.history_flags[len(kept)] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
@@ -277,6 +323,24 @@ def save_outcome(
             kept.append(data)
             wheres.append(where)
     outcome.scores, outcome.wheres = kept, wheres
+
+
+def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
+    """Say when a saved session is dated before an earlier session (or after a later one)."""
+    who = data["respondent"]
+    if not who["date"]:
+        return
+    for rec in store.records(who["client_id"], data["instrument"]["id"]):
+        if rec.rater != who["rater"] or not rec.date or rec.session == who["session"]:
+            continue
+        earlier = rec.session < who["session"]
+        if (earlier and rec.date > who["date"]) or (not earlier and rec.date < who["date"]):
+            say(
+                f"note: session {who['session']} is dated {who['date']}, "
+                f"{'before' if earlier else 'after'} session {rec.session} ({rec.date}); "
+                "check the date or the session number"
+            )
+            return
 
 
 def csv_header(scorer: Scorer) -> list[str]:
