@@ -136,3 +136,26 @@ def test_a_session_dated_before_an_earlier_one_is_pointed_out(cli, tmp_path: Pat
                 "--save", "--db", str(db))  # fmt: skip
     assert later.exit_code == 0
     assert "note: session 3 is dated 2026-09-01, before session 1 (2026-10-10)" in later.stderr
+
+
+@pytest.mark.parametrize("width", ["60", "80", "120"])
+def test_tables_keep_ids_and_flags_whole_at_any_width(cli, tmp_path: Path, monkeypatch, width):
+    monkeypatch.setenv("COLUMNS", width)
+    db = tmp_path / "h.sqlite"
+    long_id = "CLINIC-NORTH-0001-ABCDEFGH"
+    for session in (1, 2, 3):
+        _save(cli, db, long_id, session, HIGH)
+    _save(cli, db, long_id, 4, LOW)
+    clients = cli("clients", "--db", str(db), "-f", "table")
+    history = cli("history", long_id, "--db", str(db), "-f", "table")
+    for result in (clients, history):
+        assert result.exit_code == 0, result.stderr
+        assert long_id in result.stdout  # never cut, never folded
+        assert max(len(line) for line in result.stdout.splitlines()) <= int(width)
+    assert "rupture_2sd" in history.stdout  # the flag column stays readable
+    said = history.stdout[history.stdout.index("What the history says") :]
+    body = [line[2:] for line in said.splitlines()[1:] if line.startswith("│ ")]
+    assert body
+    for inner in body:  # a wrapped line keeps its indent, never back to the panel's edge
+        if inner.strip("│ ") and not inner.startswith("session "):
+            assert inner.startswith(" " * 10), inner

@@ -42,6 +42,9 @@ def console(stderr: bool = False) -> Console:
     )
 
 
+NARROW = 72  # below this many columns, tables leave out what matters least
+
+
 def literal(text: str, style: str = "") -> Text:
     """Text from data shown as it is: never read as markup, control characters made visible."""
     return Text(visible(text), style=style)
@@ -324,12 +327,15 @@ def history_view(views: Sequence[SeriesView]) -> Group:
         title.append(f"{level} key", style=_VERIFY_STYLE.get(level, ""))
         title.append(f") · rated by {view.rater}")
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
-        table.add_column("session", justify="right")
-        table.add_column("date")
-        for sid in scale_ids:
-            table.add_column(literal(names[sid]), justify="right")
-        table.add_column("POMP", justify="right")
-        table.add_column("flags")
+        narrow = console().width < NARROW  # the date gives way, so flags stay readable
+        table.add_column("#" if narrow else "session", justify="right", no_wrap=True)
+        dates = [len(s.date or "") for s in sessions]
+        if not narrow:
+            table.add_column("date", no_wrap=True, min_width=max([4, *dates]))
+        for sid in scale_ids:  # numbers are never folded; a long scale name may be
+            table.add_column(literal(names[sid]), justify="right", no_wrap=True, min_width=4)
+        table.add_column("POMP", justify="right", no_wrap=True)
+        table.add_column("flags", overflow="fold", min_width=13)
         for sess in sessions:
             codes = sorted({f.code for f in view.flags if f.session == sess.session})
             flag_text = Text()
@@ -338,7 +344,7 @@ def history_view(views: Sequence[SeriesView]) -> Group:
             values = [getattr(sess.scales[sid], view.metric) for sid in scale_ids]
             table.add_row(
                 str(sess.session),
-                literal(sess.date or ""),
+                *([] if narrow else [literal(sess.date or "")]),
                 *[num(v) for v in values],
                 num(sess.scales[TOTAL].pomp, 0),
                 flag_text,
@@ -355,12 +361,16 @@ def history_view(views: Sequence[SeriesView]) -> Group:
             chart.add_row(literal(names[sid]), spark(pomps), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
         if view.flags:
-            text = Text()
-            for i, f in enumerate(view.flags):
-                text.append(("\n" if i else "") + f"session {f.session}: ", style="bold")
-                text.append_text(literal(f.message, style=_FLAG_STYLE.get(f.code, "")))
-                text.append_text(literal(f"\n   {f.code} on {f.scale}: {f.rule}", style="dim"))
-            parts.append(Panel(text, title="What the history says", expand=False))
+            # a grid, so a long line wraps under its own text, never back to column 0
+            said = Table.grid(padding=(0, 1))
+            said.add_column(no_wrap=True, style="bold")
+            said.add_column(overflow="fold")
+            for f in view.flags:
+                said.add_row(
+                    f"session {f.session}:", literal(f.message, _FLAG_STYLE.get(f.code, ""))
+                )
+                said.add_row("", literal(f"{f.code} on {f.scale}: {f.rule}", style="dim"))
+            parts.append(Panel(said, title="What the history says", expand=False))
         else:
             parts.append(
                 Text("No flags: no reliable change, rupture or early risk.", style="green")
@@ -391,14 +401,27 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
     """The caseload: one row per client, those needing attention first."""
     table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
     show_rater = any(r.rater != "client" for r in rows)
+    narrow = console().width < NARROW  # session count and date give way to the flags
     columns = [("client", "left"), ("instrument", "left")]
     columns += [("rater", "left")] if show_rater else []
-    columns += [
-        ("sessions", "right"), ("last", "right"), ("date", "left"), ("POMP", "right"),
-        ("trend", "left"), ("open flags", "left"),
-    ]  # fmt: skip
+    columns += [] if narrow else [("sessions", "right")]
+    columns += [("last", "right")]
+    columns += [] if narrow else [("date", "left")]
+    columns += [("POMP", "right"), ("trend", "left"), ("open flags", "left")]
+    longest = {
+        "client": max((len(visible(r.client_id)) for r in rows), default=6),
+        "instrument": max((len(r.instrument) for r in rows), default=10),
+        "date": max((len(r.last_date or "") for r in rows), default=4),
+    }
     for col, justify in columns:
-        table.add_column(col, justify=justify, no_wrap=col != "open flags")  # type: ignore[arg-type]
+        table.add_column(
+            col,
+            justify=justify,  # type: ignore[arg-type]
+            no_wrap=col != "open flags",
+            # ids, instruments and dates are never cut, nor are headers
+            min_width=max(longest.get(col, 0), len(col), 8 if col == "trend" else 0),
+            overflow="fold" if col == "open flags" else "ellipsis",
+        )
     for row in rows:
         label, style = _TREND[row.trend]
         flags = Text()
@@ -406,10 +429,10 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
             flags.append((" " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
         cells: list[Any] = [literal(row.client_id), row.instrument]
         cells += [literal(row.rater)] if show_rater else []
+        cells += [] if narrow else [str(row.sessions)]
+        cells += [str(row.last_session)]
+        cells += [] if narrow else [literal(row.last_date or "")]
         cells += [
-            str(row.sessions),
-            str(row.last_session),
-            literal(row.last_date or ""),
             num(row.last_total_pomp, 0),
             Text(label, style=style),
             flags,
