@@ -159,3 +159,10 @@ def test_tables_keep_ids_and_flags_whole_at_any_width(cli, tmp_path: Path, monke
     for inner in body:  # a wrapped line keeps its indent, never back to the panel's edge
         if inner.strip("│ ") and not inner.startswith("session "):
             assert inner.startswith(" " * 10), inner
+
+
+def test_a_bar_below_its_cutoff_is_red_whatever_its_share():
+    from alliance_cli.render.terminal import bar
+
+    assert bar(0.845, below_cutoff=True).style == "red"  # an SRS total of 33.8: below 36
+    assert bar(0.845).style == "green"  # the same share with no cutoff crossed

@@ -62,8 +62,12 @@ def num(value: float | None, digits: int = 2) -> str:
     return f"{value:.{digits}f}"
 
 
-def bar(fraction: float | None, width: int = 12) -> Text:
-    """A small horizontal bar for a 0-1 fraction, drawn with eighth blocks."""
+def bar(fraction: float | None, width: int = 12, below_cutoff: bool = False) -> Text:
+    """A small horizontal bar for a 0-1 fraction, drawn with eighth blocks.
+
+    Its colour follows the instrument's own cutoff where it has one: a scale below its
+    cutoff is red whatever its share of the maximum (an SRS total of 84 % is below 36).
+    """
     if fraction is None:
         return Text("·" * width, style="dim")
     fraction = min(max(fraction, 0.0), 1.0)
@@ -72,6 +76,8 @@ def bar(fraction: float | None, width: int = 12) -> Text:
     partial = " ▏▎▍▌▋▊▉"[part].strip() if part else ""
     filled = "█" * full + partial
     style = "green" if fraction >= 0.75 else "yellow" if fraction >= 0.5 else "red"
+    if below_cutoff:
+        style = "red"
     return Text(filled, style=style) + Text("·" * (width - len(filled)), style="dim")
 
 
@@ -234,6 +240,7 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
     table.add_column("answered", justify="right")
     table.add_column("POMP", justify="right")
     table.add_column("", no_wrap=True)
+    below = {f.scale for f in score.flags if f.code == "below_cutoff"}
     has_norm = any(s.z is not None for s in score.scales.values())
     has_band = any(s.band for s in score.scales.values())
     if has_norm:
@@ -252,7 +259,7 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
             f"{rng[0]:g}–{rng[1]:g}",
             answered if value is not None else Text(answered, style="red"),
             num(s.pomp, 0),
-            bar(None if s.pomp is None else s.pomp / 100),
+            bar(None if s.pomp is None else s.pomp / 100, below_cutoff=sid in below),
         ]
         if has_norm:
             row += [num(s.z), num(s.percentile, 0)]
