@@ -166,3 +166,18 @@ def test_a_bar_below_its_cutoff_is_red_whatever_its_share():
 
     assert bar(0.845, below_cutoff=True).style == "red"  # an SRS total of 33.8: below 36
     assert bar(0.845).style == "green"  # the same share with no cutoff crossed
+
+
+def test_the_caseload_keeps_a_concern_when_another_instrument_is_added(cli, tmp_path: Path):
+    # The reported case: an open WAI-SR rupture vanished once one SRS was saved.
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3):
+        _save(cli, db, "K", session, HIGH)
+    _save(cli, db, "K", 4, LOW)
+    before = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert "rupture_2sd" in before[0]["open_flags"]
+    cli("score", "srs", "9", "9", "9", "9", "--client", "K", "--session", "5", "--save",
+        "--db", str(db), "-q")  # fmt: skip
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert "rupture_2sd (wai-sr)" in row["open_flags"]
+    assert row["instrument"] == "wai-sr"  # undated: the longer client-rated series leads

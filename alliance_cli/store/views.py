@@ -265,6 +265,7 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
     rows = store.caseload_rows()
     instruments = _instruments(catalog, {r[1] for r in rows})
     by_client: dict[str, CaseloadRow] = {}
+    series_of: dict[str, list[CaseloadRow]] = {}
     for client_id, inst_id, rater, sessions_text, pomps, last_date in rows:
         sessions = [int(s) for s in sessions_text.split(",")]
         totals = _floats(pomps)
@@ -296,9 +297,9 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
             change.trend(valid[-6:], rel.threshold),
             open_flags,
         )
-        current = by_client.get(client_id)
-        if current is None or (current.rater != "client" and rater == "client"):
-            by_client[client_id] = row
+        series_of.setdefault(client_id, []).append(row)
+    for client_id, all_series in series_of.items():
+        by_client[client_id] = _one_row(all_series)
     return sorted(
         by_client.values(),
         key=lambda r: (
@@ -308,6 +309,32 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
             r.client_id,
         ),
     )
+
+
+def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
+    """One row for a client with every series' open concerns: none is hidden by another.
+
+    The numbers are those of the main series (client-rated first, then the most recent);
+    with several series each concern names its instrument (and rater, if not the client),
+    e.g. ``rupture_2sd (wai-sr)``.
+    """
+    main = min(
+        all_series,
+        key=lambda r: (r.rater != "client", _neg(r.last_date or ""), -r.sessions, r.instrument),
+    )  # fmt: skip
+    if len(all_series) == 1:
+        return main
+    concerns = [
+        f"{code} ({r.instrument}{'' if r.rater == 'client' else ', ' + r.rater})"
+        for r in sorted(all_series, key=lambda r: (r is not main, r.instrument, r.rater))
+        for code in r.open_flags
+    ]
+    return main._replace(open_flags=concerns)
+
+
+def _neg(text: str) -> str:
+    """A text key that sorts in reverse (latest date first, no date last) in a tuple sort."""
+    return "".join(chr(0x10FFFF - ord(c)) for c in text) + "\U0010ffff"
 
 
 def _early_risk_open(
