@@ -48,7 +48,8 @@ def test_old_schema_is_migrated(tmp_path: Path):
     db = tmp_path / "old.sqlite"
     con = sqlite3.connect(db)
     con.executescript(history.MIGRATIONS[0])
-    score = {"scales": {"total": {"pomp": 75.0}}, "answers": {}}
+    score = {"scales": {"total": {"pomp": 75.0}}, "answers": {},
+             "flags": [{"code": "below_cutoff", "scale": "total"}]}  # fmt: skip
     con.execute(
         "INSERT INTO sessions (client_id, session, date, rater, instrument, instrument_version, "
         "definition_sha256, answers, score) VALUES ('c1', 1, NULL, 'client', 'wai-sr', '2006', "
@@ -60,8 +61,10 @@ def test_old_schema_is_migrated(tmp_path: Path):
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == 2
+        assert store.schema_version() == 3
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
+        said = json.loads(store.db.execute("SELECT said_flags FROM sessions").fetchone()[0])
+        assert said == [{"code": "below_cutoff", "scale": "total"}]  # what the Score carried
     finally:
         store.close()
 

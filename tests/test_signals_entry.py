@@ -181,3 +181,20 @@ def test_the_caseload_keeps_a_concern_when_another_instrument_is_added(cli, tmp_
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert "rupture_2sd (wai-sr)" in row["open_flags"]
     assert row["instrument"] == "wai-sr"  # undated: the longer client-rated series leads
+
+
+def test_what_the_tool_said_stays_said(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3):
+        _save(cli, db, "S", session, HIGH)
+    said = _save(cli, db, "S", 4, LOW, "-f", "json")
+    assert "rupture_2sd" in {f["code"] for f in json.loads(said.stdout)[0]["flags"]}
+    for session in (5, 6, 7):  # later sessions that change how session 4 reads
+        _save(cli, db, "S", session, LOW)
+    (view,) = json.loads(cli("history", "S", "--db", str(db), "-f", "json").stdout)
+    four = next(s for s in view["sessions"] if s["session"] == 4)
+    assert "rupture_2sd" in {f["code"] for f in four["flags_at_save"]}  # kept as said
+    now = {f["code"] for f in view["flags"] if f["session"] == 4}
+    assert "rupture_2sd" not in now  # the whole series reads differently today
+    table = cli("history", "S", "--db", str(db), "-f", "table").stdout
+    assert "said: " in table and "rupture_2sd" in table

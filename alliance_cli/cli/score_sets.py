@@ -320,6 +320,8 @@ def save_outcome(
             outcome.history_flags[len(kept)] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
             ]
+            # what was said, kept as said: later sessions may change the reading, not this
+            store.keep_said_flags(data, data["flags"] + outcome.history_flags[len(kept)])
             kept.append(data)
             wheres.append(where)
     outcome.scores, outcome.wheres = kept, wheres

@@ -348,6 +348,9 @@ def history_view(views: Sequence[SeriesView]) -> Group:
             flag_text = Text()
             for i, code in enumerate(codes):
                 flag_text.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+            said = sorted({f["code"] for f in sess.flags_at_save} - {"below_cutoff"})
+            if said and said != codes:  # what was said when saved, where the reading changed
+                flag_text.append(("\n" if codes else "") + "said: " + " ".join(said), "dim")
             values = [getattr(sess.scales[sid], view.metric) for sid in scale_ids]
             table.add_row(
                 str(sess.session),
@@ -369,15 +372,15 @@ def history_view(views: Sequence[SeriesView]) -> Group:
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
         if view.flags:
             # a grid, so a long line wraps under its own text, never back to column 0
-            said = Table.grid(padding=(0, 1))
-            said.add_column(no_wrap=True, style="bold")
-            said.add_column(overflow="fold")
+            reading = Table.grid(padding=(0, 1))
+            reading.add_column(no_wrap=True, style="bold")
+            reading.add_column(overflow="fold")
             for f in view.flags:
-                said.add_row(
+                reading.add_row(
                     f"session {f.session}:", literal(f.message, _FLAG_STYLE.get(f.code, ""))
                 )
-                said.add_row("", literal(f"{f.code} on {f.scale}: {f.rule}", style="dim"))
-            parts.append(Panel(said, title="What the history says", expand=False))
+                reading.add_row("", literal(f"{f.code} on {f.scale}: {f.rule}", style="dim"))
+            parts.append(Panel(reading, title="What the history says", expand=False))
         else:
             parts.append(
                 Text("No flags: no reliable change, rupture or early risk.", style="green")

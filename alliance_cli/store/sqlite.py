@@ -13,7 +13,7 @@ import json
 import os
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,13 @@ MIGRATIONS: list[str] = [
         total_sum = json_extract(score, '$.scales.total.sum');
     CREATE INDEX sessions_by_client ON sessions
         (client_id, instrument, rater, session, date, total_pomp, total_mean, total_sum);
+    """,
+    # 3: the flags alliance said when the session was saved (its own and the history's), kept
+    #    as they were, so a later session can change the reading but never what was said.
+    #    Records saved before this migration keep the flags their Score carried.
+    """
+    ALTER TABLE sessions ADD COLUMN said_flags TEXT;
+    UPDATE sessions SET said_flags = json_extract(score, '$.flags');
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -105,6 +112,7 @@ class Record:
     version: str
     sha256: str
     score: dict[str, Any]
+    said_flags: list[dict[str, Any]] = field(default_factory=list)  # as said when saved
 
 
 class Store:
@@ -234,12 +242,13 @@ class Store:
             score["scales"][TOTAL]["pomp"],
             score["scales"][TOTAL]["mean"],
             score["scales"][TOTAL]["sum"],
+            json.dumps(score["flags"], ensure_ascii=False),
         )
 
     _INSERT = (
         "INSERT {verb} INTO sessions (client_id, session, date, rater, instrument, "
         "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp, "
-        "total_mean, total_sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "total_mean, total_sum, said_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record(self, score: dict[str, Any], replace: bool = False) -> None:
@@ -334,6 +343,17 @@ class Store:
         self.commit()
 
     # -- reading -------------------------------------------------------------------------
+    def keep_said_flags(self, score: dict[str, Any], flags: list[dict[str, Any]]) -> None:
+        """Keep with a saved session every flag alliance said about it when it was saved."""
+        who, inst = score["respondent"], score["instrument"]
+        with self._transaction():
+            self.db.execute(
+                "UPDATE sessions SET said_flags = ? WHERE client_id = ? AND instrument = ? "
+                "AND rater = ? AND session = ?",
+                (json.dumps(flags, ensure_ascii=False), str(who["client_id"]), inst["id"],
+                 who.get("rater") or "client", int(who["session"])),
+            )  # fmt: skip
+
     def client_ids(self) -> list[str]:
         """Every client id in the store (for suggesting a close one after a typo)."""
         return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
@@ -342,7 +362,7 @@ class Store:
         """A client's records, by instrument, rater and session."""
         sql = (
             "SELECT client_id, session, date, rater, instrument, instrument_version, "
-            "definition_sha256, score FROM sessions WHERE client_id = ?"
+            "definition_sha256, score, said_flags FROM sessions WHERE client_id = ?"
         )
         args: list[Any] = [client_id]
         if instrument:
@@ -350,7 +370,9 @@ class Store:
             args.append(instrument)
         sql += " ORDER BY instrument, rater, session"
         return [
-            Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]))
+            Record(
+                r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), json.loads(r[8] or "[]")
+            )
             for r in self.db.execute(sql, args)
         ]
 

@@ -96,6 +96,7 @@ class SessionView:
     verification: str | None
     definition_sha256: str
     definition_current: bool  # scored with the definition file alliance would use now
+    flags_at_save: list[dict[str, Any]]  # what alliance said when the session was saved
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ def _session_view(rec: Record, current: str | None) -> SessionView:
         rec.score["instrument"].get("verification"),
         rec.sha256,
         current is None or rec.sha256 == current,
+        [{k: v for k, v in f.items() if k != "session"} for f in rec.said_flags],
     )
 
 
