@@ -208,7 +208,7 @@ def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path):
         result = _save(cli, db, "S-1", session, marks, "srs")
         assert result.exit_code == 0, result.stderr
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert row["open_flags"] == ["early_low_alliance"]
+    assert row["open_flags"] == ["early_low_alliance", "below_cutoff"]  # both stay open
     _save(cli, db, "S-1", 3, "9.5 9.5 9.6 9.4", "srs")  # 38: recovered above the cutoff
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert "early_low_alliance" not in row["open_flags"]

@@ -198,3 +198,24 @@ def test_what_the_tool_said_stays_said(cli, tmp_path: Path):
     assert "rupture_2sd" not in now  # the whole series reads differently today
     table = cli("history", "S", "--db", str(db), "-f", "table").stdout
     assert "said: " in table and "rupture_2sd" in table
+
+
+def test_a_total_below_the_cutoff_is_open_until_a_session_is_above_it(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+
+    def srs(session: int, marks: str):
+        return cli("score", "srs", *marks.split(), "--client", "L", "--session", str(session),
+                   "--save", "--db", str(db), "-q")  # fmt: skip
+
+    def open_flags() -> list[str]:
+        (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+        return row["open_flags"]
+
+    srs(1, "9.5 9.5 9.5 9.5")
+    assert "below_cutoff" not in open_flags()
+    srs(2, "8 8 8 8")  # 32: at or below 36
+    assert "below_cutoff" in open_flags()
+    (view,) = json.loads(cli("history", "L", "--db", str(db), "-f", "json").stdout)
+    assert ("below_cutoff", 2) in {(f["code"], f["session"]) for f in view["flags"]}
+    srs(3, "9 9 9 9.1")  # 36.1: above it again, so the concern closes
+    assert "below_cutoff" not in open_flags()

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 from alliance_cli.core import change
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
-from alliance_cli.core.scorer import DIGITS
+from alliance_cli.core.scorer import DIGITS, below_cutoff
 from alliance_cli.store.sqlite import Record, Store
 
 
@@ -63,6 +63,13 @@ def analyse(
             flag = change.early_low(rec.session, total["pomp"], raw, inst, settings)
             if flag:
                 flags.append(flag)
+    for rec in records:  # a score below its instrument's cutoff, as the score itself said
+        for f in rec.score.get("flags", []):
+            if f.get("code") == "below_cutoff":
+                flags.append(
+                    change.ChangeFlag("below_cutoff", f["scale"], rec.session, f["rule"],
+                                      f["message"])
+                )  # fmt: skip
     other = {r.session: r for r in counterparts}
     for rec in records:
         twin = other.get(rec.session)
@@ -288,6 +295,8 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
         series = (store, client_id, inst_id, rater)
         if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
             open_flags.append("early_low_alliance")
+        if inst is not None and _below_cutoff_now(inst, totals[-1]):
+            open_flags.append("below_cutoff")  # open until a later session is above it
         row = CaseloadRow(
             client_id,
             inst_id,
@@ -311,6 +320,22 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
             r.client_id,
         ),
     )
+
+
+def _below_cutoff_now(inst: Any, pomp: float | None) -> bool:
+    """Whether a total (given in POMP, as the caseload index keeps it) is below a total
+    cutoff of the instrument, by the one cutoff rule."""
+    if pomp is None:
+        return False
+    low, high = inst.scale.min, inst.scale.max
+    mean = low + pomp / 100 * (high - low)
+    n = inst.scale_item_count(TOTAL)
+    for cut in inst.cutoffs:
+        if cut.scale == TOTAL:
+            value = mean if cut.metric == "mean" else mean * n
+            if below_cutoff(value, cut.comparison, cut.threshold):
+                return True
+    return False
 
 
 def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
