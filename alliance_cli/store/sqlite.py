@@ -155,25 +155,39 @@ class Store:
         return HistoryError(f"{self.path}: cannot use the history ({text})")
 
     def _locked(self, run: Callable[[], Any]) -> Any:
-        """Run a statement that takes a lock: say once that we wait, then wait LOCK_WAIT."""
-        try:
-            return run()
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) and "busy" not in str(exc):
-                raise
-        if self.on_wait is not None and not self._waited:
-            self.on_wait(f"waiting for another alliance to finish with {self.path} …")
-        self._waited = True
-        wait = float(os.environ.get("ALLIANCE_LOCK_WAIT", LOCK_WAIT))
-        self.db.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-        try:
-            return run()
-        finally:
-            self.db.execute("PRAGMA busy_timeout = 500")
+        """Run a statement that takes a lock: say once that we wait, then retry until
+        ALLIANCE_LOCK_WAIT (30 s) has passed.
+
+        SQLite's own busy wait (0.5 s a try, from ``timeout``) covers the usual case; the
+        retries with a short pause cover the ones it answers at once, such as two new
+        connections both switching a fresh store to WAL, or a read lock that must be let go.
+        """
+        import random
+        import time
+
+        deadline: float | None = None
+        while True:
+            try:
+                return run()
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + float(os.environ.get("ALLIANCE_LOCK_WAIT", LOCK_WAIT))
+                    if self.on_wait is not None and not self._waited:
+                        self.on_wait(f"waiting for another alliance to finish with {self.path} …")
+                    self._waited = True
+                if now >= deadline:
+                    raise
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")  # never hold a lock while waiting for one
+                time.sleep(0.02 + random.random() * 0.08)
 
     def _set_wal(self) -> None:
-        if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-            self._locked(lambda: self.db.execute("PRAGMA journal_mode=WAL"))
+        mode = self._locked(lambda: self.db.execute("PRAGMA journal_mode").fetchone()[0])
+        if mode != "wal":
+            self._locked(lambda: self.db.execute("PRAGMA journal_mode=WAL").fetchone())
 
     def _migrate(self) -> None:
         """Bring the schema up to date, one migration per transaction.
@@ -182,7 +196,7 @@ class Store:
         new history at once, only the first applies a migration, the others see it done. An
         up-to-date history takes no lock at all (so a read-only file can still be read).
         """
-        if self.schema_version() == SCHEMA_VERSION:
+        if self._locked(self.schema_version) == SCHEMA_VERSION:
             return
         for _ in range(SCHEMA_VERSION + 1):
             self._locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
