@@ -61,7 +61,7 @@ def test_old_schema_is_migrated(tmp_path: Path):
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == 3
+        assert store.schema_version() == 4
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
         said = json.loads(store.db.execute("SELECT said_flags FROM sessions").fetchone()[0])
         assert said == [{"code": "below_cutoff", "scale": "total"}]  # what the Score carried

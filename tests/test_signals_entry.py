@@ -219,3 +219,32 @@ def test_a_total_below_the_cutoff_is_open_until_a_session_is_above_it(cli, tmp_p
     assert ("below_cutoff", 2) in {(f["code"], f["session"]) for f in view["flags"]}
     srs(3, "9 9 9 9.1")  # 36.1: above it again, so the concern closes
     assert "below_cutoff" not in open_flags()
+
+
+def test_clients_filters_by_counselor_instrument_date_and_open(cli, tmp_path: Path):
+    from .conftest import ROOT
+
+    db = tmp_path / "h.sqlite"
+    saved = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr", "--save",
+                "--db", str(db), "-o", str(tmp_path / "o.csv"), "-q")  # fmt: skip
+    assert saved.exit_code == 3  # its two bad rows
+    everyone = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    rivera = json.loads(
+        cli("clients", "--db", str(db), "--counselor", "rivera", "-f", "json").stdout
+    )
+    assert 0 < len(rivera) < len(everyone)  # the export's counselor column, detected
+    assert {r["counselor"] for r in rivera} == {"Rivera"}
+    opened = json.loads(cli("clients", "--db", str(db), "--open", "-f", "json").stdout)
+    assert opened and all(r["open_flags"] for r in opened)
+    late = json.loads(cli("clients", "--db", str(db), "--since", "2026-10-10", "-f", "json").stdout)
+    assert late and all(r["last_date"] >= "2026-10-10" for r in late)
+    assert len(late) < len(everyone)
+    other = json.loads(cli("clients", "--db", str(db), "-i", "srs", "-f", "json").stdout)
+    assert other == []
+    one = cli("score", "srs", "9.5", "9.5", "9.5", "9.5", "--client", "Z", "--session", "1",
+              "--counselor", "Ibsen", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert one.exit_code == 0
+    (row,) = json.loads(
+        cli("clients", "--db", str(db), "--counselor", "IBSEN", "-f", "json").stdout
+    )
+    assert row["client_id"] == "Z"

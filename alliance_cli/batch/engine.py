@@ -187,7 +187,7 @@ def score_stream(
     on_reject: Callable[[Rejection], None],
     require_ids: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
-    on_score: Callable[[dict[str, Any]], None] | None = None,
+    on_score: Callable[[dict[str, Any], str | None], None] | None = None,
 ) -> Stats:
     """Score every row of every source into sink; report each rejected row to on_reject."""
     stats = Stats()
@@ -244,7 +244,8 @@ def score_stream(
             else:
                 sink.csv_row(_passthrough(row, keep) + score_json_cells(scorer, data))
             if on_score is not None:
-                on_score(data)
+                col = ids.get("counselor")
+                on_score(data, (row[col].strip() or None) if col is not None else None)
             return True
         results, problems, _ = scorer.score_cells(answers)
         if problems:
@@ -486,7 +487,7 @@ def run_files(
     options: BatchOptions,
     on_reject_line: Callable[[Rejection], None],
     on_progress: Callable[[int, int], None] | None = None,
-    on_score: Callable[[dict[str, Any]], None] | None = None,
+    on_score: Callable[[dict[str, Any], str | None], None] | None = None,
 ) -> tuple[Stats, bool]:
     """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
 

@@ -60,6 +60,10 @@ def batch_command(
     rater_column: Annotated[
         str | None, typer.Option("--rater-column", help="Rater column.")
     ] = None,
+    counselor_column: Annotated[
+        str | None,
+        typer.Option("--counselor-column", help="Counselor column (for clients --counselor)."),
+    ] = None,
     keep: Annotated[
         str | None,
         typer.Option("--keep", help="Comma-separated columns to pass through (default: all)."),
@@ -96,7 +100,7 @@ def batch_command(
         map_file=map_file,
         id_names={
             "client_id": id_column, "session": session_column,
-            "date": date_column, "rater": rater_column,
+            "date": date_column, "rater": rater_column, "counselor": counselor_column,
         },
         keep=[k.strip() for k in keep.split(",")] if keep else None,
         known_ids=tuple(catalog.sources),

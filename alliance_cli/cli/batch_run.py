@@ -58,7 +58,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     store: Any = None
     recorder: Any = None
 
-    def on_score(data: dict[str, Any]) -> None:
+    def on_score(data: dict[str, Any], counselor: str | None = None) -> None:
         # The history is opened at the first scored row: a usage error found while reading
         # the header (no id column, unclear item columns) never creates or locks a store.
         nonlocal store, recorder
@@ -67,7 +67,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
 
             store = history.open_store(db, on_wait=say)
             recorder = store.batch_recorder(replace)
-        recorder.add(data)
+        recorder.add(data, counselor)
 
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     try:

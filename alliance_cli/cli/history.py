@@ -81,6 +81,18 @@ def clients_command(
     limit: Annotated[
         int, typer.Option("--limit", help="Rows in the table (0: all); json and csv list all.")
     ] = 50,
+    counselor: Annotated[
+        str | None, typer.Option("--counselor", help="Only this counselor's clients.")
+    ] = None,
+    instrument: Annotated[
+        str | None, typer.Option("--instrument", "-i", help="Only this instrument's series.")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option("--since", help="Only clients seen on or after this date.")
+    ] = None,
+    only_open: Annotated[
+        bool, typer.Option("--open", help="Only clients with open concerns.")
+    ] = False,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
@@ -93,10 +105,17 @@ def clients_command(
     from alliance_cli.store import views
 
     fmt = pick_format(fmt)
+    from alliance_cli.core.scorer import validate_date
+
+    filters = views.CaseloadFilter(
+        counselor=counselor.strip() if counselor else None,
+        instrument=instrument.strip().lower() if instrument else None,
+        since=validate_date(since),
+        only_open=only_open,
+    )
     with history.open_store(db, create=False, on_wait=say) as store:
-        rows = views.caseload(
-            store, run_catalog(quiet=quiet), _settings(early_sessions, early_pomp, gap)
-        )
+        settings = _settings(early_sessions, early_pomp, gap)
+        rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters)
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
     if len(shown) < len(rows) and not quiet:

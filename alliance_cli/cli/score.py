@@ -51,6 +51,10 @@ def score_command(
     rater: Annotated[
         str | None, typer.Option("--rater", help="Who answered (default: the form's respondent).")
     ] = None,
+    counselor: Annotated[
+        str | None,
+        typer.Option("--counselor", help="Who the counselor is, kept with a saved session."),
+    ] = None,
     invalid: InvalidOpt = Invalid.reject,
     interactive: Annotated[
         bool, typer.Option("--interactive", "-I", help="Prompt item by item even when piped.")
@@ -85,7 +89,7 @@ def score_command(
     for chunk in score_sets.chunks(sets):
         outcome = score_sets.score_sets(scorer, chunk)
         if save:
-            score_sets.save_outcome(outcome, db, replace, catalog, quiet)
+            score_sets.save_outcome(outcome, db, replace, catalog, quiet, counselor)
         printer = printer or score_sets.Printer(scorer, fmt.value)
         printer.add(outcome)
         for line in outcome.rejection_lines():

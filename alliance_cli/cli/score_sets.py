@@ -278,7 +278,12 @@ def refuse_recorded(client: str, session: int, rater: str | None, scorer: Scorer
 
 
 def save_outcome(
-    outcome: Outcome, db: Any, replace: bool, catalog: Any, quiet: bool = False
+    outcome: Outcome,
+    db: Any,
+    replace: bool,
+    catalog: Any,
+    quiet: bool = False,
+    counselor: str | None = None,
 ) -> None:
     """Record each score in the history and attach the flags the history now raises.
 
@@ -305,7 +310,7 @@ def save_outcome(
     with history.open_store(db, on_wait=say) as store:
         for data, where in zip(outcome.scores, outcome.wheres, strict=True):
             try:
-                store.record(data, replace=replace)
+                store.record(data, replace=replace, counselor=counselor)
             except (RejectedInput, UsageProblem) as exc:
                 outcome.rejected.append((where, [str(exc)]))
                 continue

@@ -20,6 +20,8 @@ ID_VARIANTS: dict[str, tuple[str, ...]] = {
     "date": ("date", "session_date", "completed", "completed_date", "date_completed",
              "visit_date", "survey_date"),
     "rater": ("rater", "respondent", "informant", "rater_type"),
+    "counselor": ("counselor", "counsellor", "therapist", "clinician", "provider",
+                  "counselor_id", "counsellor_id", "therapist_id", "clinician_id"),
 }  # fmt: skip
 
 

@@ -61,6 +61,10 @@ MIGRATIONS: list[str] = [
     ALTER TABLE sessions ADD COLUMN said_flags TEXT;
     UPDATE sessions SET said_flags = json_extract(score, '$.flags');
     """,
+    # 4: who the counselor was, for the caseload's --counselor filter (unknown before)
+    """
+    ALTER TABLE sessions ADD COLUMN counselor TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -235,7 +239,7 @@ class Store:
 
     # -- writing -------------------------------------------------------------------------
     @staticmethod
-    def _row(score: dict[str, Any], now: str) -> tuple[Any, ...]:
+    def _row(score: dict[str, Any], now: str, counselor: str | None = None) -> tuple[Any, ...]:
         who = score["respondent"]
         if not who.get("client_id") or who.get("session") is None:
             raise UsageProblem(
@@ -257,17 +261,21 @@ class Store:
             score["scales"][TOTAL]["mean"],
             score["scales"][TOTAL]["sum"],
             json.dumps(score["flags"], ensure_ascii=False),
+            counselor.strip() if counselor and counselor.strip() else None,
         )
 
     _INSERT = (
         "INSERT {verb} INTO sessions (client_id, session, date, rater, instrument, "
         "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp, "
-        "total_mean, total_sum, said_flags) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "total_mean, total_sum, said_flags, counselor) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
-    def record(self, score: dict[str, Any], replace: bool = False) -> None:
+    def record(
+        self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
+    ) -> None:
         """Store one scored session (one transaction); refuse a duplicate unless replace."""
-        row = self._row(score, datetime.now(UTC).isoformat(timespec="seconds"))
+        row = self._row(score, datetime.now(UTC).isoformat(timespec="seconds"), counselor)
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "")
         try:
             with self._transaction():
@@ -280,15 +288,19 @@ class Store:
             ) from None
 
     def record_many(
-        self, scores: Iterable[dict[str, Any]], replace: bool = False, own_transaction: bool = True
+        self,
+        scores: Iterable[tuple[dict[str, Any], str | None]],
+        replace: bool = False,
+        own_transaction: bool = True,
     ) -> int:
-        """Store scores in one transaction; returns how many were duplicates (not stored)."""
+        """Store (score, counselor) pairs in one transaction; returns how many were duplicates
+        (not stored)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "OR IGNORE")
         duplicates = 0
         with self._transaction() if own_transaction else contextlib.nullcontext():
-            for score in scores:
-                cursor = self.db.execute(sql, self._row(score, now))
+            for score, counselor in scores:
+                cursor = self.db.execute(sql, self._row(score, now, counselor))
                 duplicates += cursor.rowcount == 0
         return duplicates
 
@@ -392,11 +404,12 @@ class Store:
 
     def caseload_rows(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
-        none; in no guaranteed order: the caller sorts by session), and the last date."""
+        none; in no guaranteed order: the caller sorts by session), the last date, and a
+        counselor (the series' recorded one, if any)."""
         sql = (
             "SELECT client_id, instrument, rater, group_concat(session, ','), "
-            "group_concat(ifnull(total_pomp, 'n'), ','), max(date) FROM sessions "
-            "GROUP BY client_id, instrument, rater"
+            "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor) "
+            "FROM sessions GROUP BY client_id, instrument, rater"
         )
         return self.db.execute(sql).fetchall()
 
@@ -420,15 +433,15 @@ class BatchRecorder:
 
     def __init__(self, store: Store, replace: bool, chunk: int) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk
-        self.pending: list[dict[str, Any]] = []
+        self.pending: list[tuple[dict[str, Any], str | None]] = []
         self.saved = 0
         self.duplicates = 0
         self.finished = False
         store.begin()  # closing the store without finish() rolls this back
 
-    def add(self, score: dict[str, Any]) -> None:
-        """Queue one score; write the chunk when it is full."""
-        self.pending.append(score)
+    def add(self, score: dict[str, Any], counselor: str | None = None) -> None:
+        """Queue one score (and who the counselor was); write the chunk when it is full."""
+        self.pending.append((score, counselor))
         if len(self.pending) >= self.chunk:
             self.flush()
 

@@ -260,6 +260,7 @@ class CaseloadRow(NamedTuple):
     last_total_pomp: float | None
     trend: str
     open_flags: list[str]
+    counselor: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
@@ -269,13 +270,37 @@ class CaseloadRow(NamedTuple):
 _TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
 
 
-def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[CaseloadRow]:
-    """One row per client (their client-rated series first), most in need of attention first."""
-    rows = store.caseload_rows()
+@dataclass(frozen=True)
+class CaseloadFilter:
+    """Which clients the caseload shows (``alliance clients`` options)."""
+
+    counselor: str | None = None  # case-insensitive
+    instrument: str | None = None
+    since: str | None = None  # ISO date: a session on or after it
+    only_open: bool = False
+
+    def keeps_series(self, instrument: str, last_date: str | None, counselor: str | None) -> bool:
+        """Whether one series (instrument, its last date, its counselor) is shown."""
+        if self.instrument and instrument != self.instrument:
+            return False
+        if self.since and (last_date is None or last_date < self.since):
+            return False
+        return not self.counselor or (counselor or "").lower() == self.counselor.lower()
+
+
+def caseload(
+    store: Store,
+    catalog: Any,
+    settings: change.Settings,
+    filters: CaseloadFilter | None = None,
+) -> list[CaseloadRow]:
+    """One row per client (every series' open concerns), most in need of attention first."""
+    want = filters or CaseloadFilter()
+    rows = [r for r in store.caseload_rows() if want.keeps_series(r[1], r[5], r[6])]
     instruments = _instruments(catalog, {r[1] for r in rows})
     by_client: dict[str, CaseloadRow] = {}
     series_of: dict[str, list[CaseloadRow]] = {}
-    for client_id, inst_id, rater, sessions_text, pomps, last_date in rows:
+    for client_id, inst_id, rater, sessions_text, pomps, last_date, counselor in rows:
         sessions = [int(s) for s in sessions_text.split(",")]
         totals = _floats(pomps)
         if sessions != sorted(sessions):
@@ -307,10 +332,13 @@ def caseload(store: Store, catalog: Any, settings: change.Settings) -> list[Case
             totals[-1],
             change.trend(valid[-6:], rel.threshold),
             open_flags,
+            counselor,
         )
         series_of.setdefault(client_id, []).append(row)
     for client_id, all_series in series_of.items():
-        by_client[client_id] = _one_row(all_series)
+        one = _one_row(all_series)
+        if not want.only_open or one.open_flags:
+            by_client[client_id] = one
     return sorted(
         by_client.values(),
         key=lambda r: (
