@@ -248,3 +248,24 @@ def test_clients_filters_by_counselor_instrument_date_and_open(cli, tmp_path: Pa
         cli("clients", "--db", str(db), "--counselor", "IBSEN", "-f", "json").stdout
     )
     assert row["client_id"] == "Z"
+
+
+def test_a_rupture_stays_open_until_a_later_session_repairs_it(cli, tmp_path: Path):
+    # The reported case: 100 -> 25 POMP and staying at 25 raised nothing in clients.
+    db = tmp_path / "h.sqlite"
+    top = ["5"] * 12
+    low = "2 2 2 2 2 2 2 2 2 2 2 2".split()  # 25 POMP
+
+    def flags() -> list[str]:
+        (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+        return row["open_flags"]
+
+    for session in (1, 2, 3):
+        _save(cli, db, "U", session, top)
+    _save(cli, db, "U", 4, low)
+    assert any(f.startswith("rupture_") for f in flags())  # opens
+    for session in (5, 6, 7):
+        _save(cli, db, "U", session, low)
+        assert any(f.startswith("rupture_") for f in flags()), session  # stays open
+    _save(cli, db, "U", 8, top)
+    assert not any(f.startswith("rupture_") for f in flags())  # repaired: closes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -322,6 +323,9 @@ def caseload(
             open_flags.append("early_low_alliance")
         if inst is not None and _below_cutoff_now(inst, totals[-1]):
             open_flags.append("below_cutoff")  # open until a later session is above it
+        unrepaired = _unrepaired_rupture(valid, settings)
+        if unrepaired and unrepaired not in open_flags:
+            open_flags.append(unrepaired)  # open until a later session repairs it
         row = CaseloadRow(
             client_id,
             inst_id,
@@ -348,6 +352,35 @@ def caseload(
             r.client_id,
         ),
     )
+
+
+def _unrepaired_rupture(values: list[float], settings: change.Settings) -> str | None:
+    """The code of the latest rupture (on the total) that no later session has repaired.
+
+    The same rules as the history (``change.rupture_test`` and the repair rule), each
+    rupture judged as it was when its session was the latest (what was said then). Walked
+    from the latest session back, and only as far as one can still be open: every session
+    after an open rupture is at least 5 POMP below the mean before it, so once a later
+    session comes within 5 POMP of the highest, none before can be open.
+    """
+    n = len(values)
+    if n < change.MIN_OTHER_SESSIONS + 1:
+        return None
+    floor = change.SD_FLOOR_POMP
+    top = max(values)
+    sums = list(itertools.accumulate(values))
+    later = float("-inf")  # the highest value after session i
+    for i in range(n - 1, 0, -1):
+        if later >= top - floor:
+            return None
+        if values[i - 1] - values[i] >= floor and later < sums[i - 1] / i - floor:
+            test = change.rupture_test(values[: i + 1], i, settings.rupture_rules)
+            if test is not None and test[0]:
+                level, sd = sums[i - 1] / i, test[3]
+                if later < level - sd:
+                    return f"rupture_{max(test[0]):g}sd"
+        later = max(later, values[i])
+    return None
 
 
 def _below_cutoff_now(inst: Any, pomp: float | None) -> bool:
