@@ -192,7 +192,9 @@ def test_interactive_blank_answer_is_missing_and_q_quits(cli):
     result = cli("score", "wai-sr", "-I", "-f", "json", input="\n".join(keys) + "\n")
     assert _json_after_prompts(result.stdout)["answers"]["1"] is None
     quit_ = cli("score", "wai-sr", "-I", input="5\nq\n")
-    assert quit_.exit_code == 130
+    assert quit_.exit_code == 6  # its own code: a choice, not an interruption or an error
+    assert quit_.stderr.rstrip().endswith("stopped at your request: nothing was scored or saved")
+    assert "error" not in quit_.stderr and quit_.stdout == ""
 
 
 def test_interactive_shows_official_wording_from_a_user_file(cli, tmp_path):

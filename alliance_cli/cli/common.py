@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from alliance_cli.core.errors import AllianceError, ExitCode, visible
+from alliance_cli.core.errors import AllianceError, ExitCode, QuitByUser, visible
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import Catalog
@@ -160,6 +160,9 @@ def funnel(fn: F) -> F:
             code = fn(*args, **kwargs)
         except typer.Exit:
             raise
+        except QuitByUser as exc:  # a choice, said calmly: not an error line
+            say(str(exc))
+            raise typer.Exit(int(exc.exit_code)) from None
         except AllianceError as exc:
             for line in exc.lines():
                 error_line(line)

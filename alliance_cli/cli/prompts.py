@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import typer
-
-from alliance_cli.core.errors import visible
+from alliance_cli.core.errors import QuitByUser, visible
 from alliance_cli.core.scorer import Scorer
 
 HELP = (
@@ -97,7 +95,7 @@ def prompt_answers(scorer: Scorer) -> list[str]:
         while pos < n:
             got = _ask(scorer, pos, answers[pos], whole=pos == 0 and not any(answers))
             if got == "q":
-                raise typer.Abort()
+                raise QuitByUser()
             if got == "b":
                 pos = max(pos - 1, 0)
                 continue
@@ -110,7 +108,7 @@ def prompt_answers(scorer: Scorer) -> list[str]:
                         _tell(f"  item {scorer.item_ids[i]}: {problem}")
                         again = _ask(scorer, i, "")
                         if again == "q":
-                            raise typer.Abort()
+                            raise QuitByUser()
                         answers[i] = "" if again == "b" else again
                 continue
             answers[pos] = got
@@ -122,7 +120,7 @@ def prompt_answers(scorer: Scorer) -> list[str]:
         if choice == "":
             return answers
         if choice.lower() == "q":
-            raise typer.Abort()
+            raise QuitByUser()
         if choice in scorer.position:
             pos = scorer.position[choice]
             answers_before = answers[pos]

@@ -6,6 +6,7 @@
     ├── RejectedInput                  3  answers or rows that cannot be scored
     ├── InstrumentInvalid              4  an instrument file with one or more problems
     ├── DraftInstrument                4  a draft definition: no public key, never scored
+    ├── QuitByUser                     6  q at a prompt: a choice, not an error
     └── DataFileError                  5  a file that cannot be read or written
         └── HistoryError               5  the session store cannot be opened or written
 
@@ -36,6 +37,7 @@ class ExitCode(IntEnum):
     REJECTED = 3
     INSTRUMENT = 4
     FILE = 5
+    QUIT = 6  # the user typed q at a prompt: nothing was scored or saved
     INTERRUPTED = 130
 
 
@@ -137,6 +139,15 @@ class RejectedInput(AllianceError):
             return [str(self)]
         prefix = f"{self.where}: " if self.where else ""
         return [f"{prefix}{p}" for p in self.problems]
+
+
+class QuitByUser(AllianceError):
+    """The person at the prompt chose to stop (q): nothing is scored or saved."""
+
+    exit_code = ExitCode.QUIT
+
+    def __init__(self) -> None:
+        super().__init__("stopped at your request: nothing was scored or saved")
 
 
 class DataFileError(AllianceError):
