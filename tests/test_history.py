@@ -122,8 +122,12 @@ def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path):
     flags = {(f["code"], f["scale"], f["session"]) for f in view[0]["flags"]}
     assert ("rupture_2sd", "total", 4) in flags and ("repair", "total", 5) in flags
     assert not any(s != 4 and c.startswith("rupture") for c, _, s in flags)
-    table = cli("history", "C-7", "--db", str(db), "-f", "table")
+    table = cli("history", "C-7", "--db", str(db), "--details", "-f", "table")
     assert "Possible rupture in session 4" in table.stdout and "recovered" in table.stdout
+    plain = " ".join(
+        cli("history", "C-7", "--db", str(db), "-f", "table").stdout.replace("│", " ").split()
+    )
+    assert "Sharp drop on all scales" in plain and "Recovered in session 5" in plain
     csv_out = cli("history", "C-7", "--db", str(db), "-f", "csv").stdout.splitlines()
     assert csv_out[0].startswith("client_id,instrument,rater,session,date,scale")
     assert len(csv_out) == 1 + 5 * 4

@@ -157,7 +157,7 @@ def test_tables_keep_ids_and_flags_whole_at_any_width(cli, tmp_path: Path, monke
     body = [line[2:] for line in said.splitlines()[1:] if line.startswith("│ ")]
     assert body
     for inner in body:  # a wrapped line keeps its indent, never back to the panel's edge
-        if inner.strip("│ ") and not inner.startswith("session "):
+        if inner.strip("│ ") and not inner.lower().startswith(("session ", "by session ")):
             assert inner.startswith(" " * 10), inner
 
 
@@ -269,3 +269,20 @@ def test_a_rupture_stays_open_until_a_later_session_repairs_it(cli, tmp_path: Pa
         assert any(f.startswith("rupture_") for f in flags()), session  # stays open
     _save(cli, db, "U", 8, top)
     assert not any(f.startswith("rupture_") for f in flags())  # repaired: closes
+
+
+def test_the_history_says_what_happened_in_plain_sentences(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3):
+        _save(cli, db, "P", session, HIGH)
+    _save(cli, db, "P", 4, LOW)
+    _save(cli, db, "P", 5, HIGH)
+    plain = " ".join(cli("history", "P", "--db", str(db), "-f", "table").stdout.split())
+    assert "Session 4: Sharp drop on all scales (total" in plain
+    assert "% of the maximum possible score). Recovered in session 5." in plain
+    assert plain.count("Session 4:") == 1  # one line for the event, not one per scale and rule
+    assert "Stiles" not in plain and "rupture_2sd on" not in plain  # rules wait for --details
+    detailed = " ".join(
+        cli("history", "P", "--db", str(db), "--details", "-f", "table").stdout.split()
+    )
+    assert "rupture_2sd on total" in detailed and "Stiles et al., 2004" in detailed

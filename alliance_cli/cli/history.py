@@ -50,6 +50,9 @@ def history_command(
     instrument: Annotated[
         str | None, typer.Option("--instrument", "-i", help="Only this instrument.")
     ] = None,
+    details: Annotated[
+        bool, typer.Option("--details", help="Each flag with its rule, figures and source.")
+    ] = False,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
@@ -70,7 +73,7 @@ def history_command(
     output(
         fmt,
         [s.as_dict() for s in series],
-        lambda render: render.history_view(series),
+        lambda render: render.history_view(series, details, [views.plain_story(s) for s in series]),
         lambda handle: write_history_csv(handle, series),
     )
     return 0

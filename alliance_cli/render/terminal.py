@@ -322,10 +322,16 @@ def spark(values: Sequence[float | None]) -> Text:
     return out
 
 
-def history_view(views: Sequence[SeriesView]) -> Group:
-    """Sessions table, a chart per scale, and the flags explained, for each series."""
+def history_view(
+    views: Sequence[SeriesView],
+    details: bool = False,
+    stories: Sequence[Sequence[tuple[str, str]]] = (),
+) -> Group:
+    """Sessions table, a chart per scale, and what the history says: the plain ``stories``
+    (one per view, from ``store.views.plain_story``), or with ``details`` every flag with
+    its rule, SDs and source."""
     parts: list[Any] = []
-    for view in views:
+    for index, view in enumerate(views):
         sessions = view.sessions
         scale_ids = list(sessions[0].scales)
         names = {sid: sessions[0].scales[sid].name for sid in scale_ids}
@@ -370,7 +376,15 @@ def history_view(views: Sequence[SeriesView]) -> Group:
             span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
             chart.add_row(literal(names[sid]), spark(pomps), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
-        if view.flags:
+        if view.flags and not details and index < len(stories):
+            story = Table.grid(padding=(0, 1))
+            story.add_column(no_wrap=True, style="bold")
+            story.add_column(overflow="fold")
+            for when, what in stories[index]:
+                story.add_row(when, literal(what))
+            story.add_row("", literal("(--details: each rule, its figures and its source)", "dim"))
+            parts.append(Panel(story, title="What the history says", expand=False))
+        elif view.flags:
             # a grid, so a long line wraps under its own text, never back to column 0
             reading = Table.grid(padding=(0, 1))
             reading.add_column(no_wrap=True, style="bold")

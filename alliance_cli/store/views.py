@@ -459,3 +459,83 @@ def _early_risk_open(
     )
     latest = {"mean": means[-1], "sum": sums[-1]}
     return change.early_low(sessions[-1], pomps[-1], latest, inst, still) is not None
+
+
+_POMP_WORDS = "% of the maximum possible score"
+
+
+def plain_story(view: SeriesView) -> list[tuple[str, str]]:
+    """What the history says, one plain sentence per event, scales grouped.
+
+    (when, what) pairs: one per session and kind of event (a drop is named once, for all
+    the scales it touched, with the repair that followed); rule names, SDs and sources are
+    left to ``--details``. The unit is named in words the first time it appears.
+    """
+    names = {sid: p.name for sid, p in view.sessions[0].scales.items()}
+    every = set(names)
+    totals = {s.session: s.scales[TOTAL].pomp for s in view.sessions if TOTAL in s.scales}
+    order = [s.session for s in view.sessions]
+    unit = [_POMP_WORDS]  # the first mention spells the unit out, later ones say "%"
+
+    def pct() -> str:
+        return unit.pop() if unit else "%"
+
+    def scales(sids: set[str]) -> str:
+        if sids >= every - {TOTAL} and len(every) > 1:
+            return "all scales"
+        return ", ".join(names[s] for s in sorted(sids, key=list(names).index))
+
+    by_session: dict[int, dict[str, set[str]]] = {}
+    for f in view.flags:
+        kind = "rupture" if f.code.startswith("rupture") else f.code
+        by_session.setdefault(f.session, {}).setdefault(kind, set()).add(f.scale)
+    repairs = {s: kinds.get("repair", set()) for s, kinds in by_session.items()}
+    lines: list[tuple[str, str]] = []
+    for session in sorted(by_session):
+        kinds = by_session[session]
+        dropped = kinds.get("rupture", set()) | kinds.get("reliable_drop", set())
+        if dropped:
+            sharp = "sharp drop" if "rupture" in kinds else "drop larger than measurement noise"
+            before = order[order.index(session) - 1] if order.index(session) else None
+            a, b = totals.get(before) if before else None, totals.get(session)
+            moved = f" (total {a:.0f} → {b:.0f} {pct()})" if a is not None and b is not None else ""
+            text = f"{sharp.capitalize()} on {scales(dropped)}{moved}."
+            later = [s for s in sorted(repairs) if s > session and repairs[s] & dropped]
+            if later:
+                back = repairs[later[0]] & dropped
+                who = "" if back == dropped else f" ({scales(back)})"
+                text += f" Recovered in session {later[0]}{who}."
+            lines.append((f"Session {session}:", text))
+        gained = kinds.get("reliable_gain", set()) - kinds.get("repair", set())
+        if gained:
+            rise = f"A rise larger than measurement noise on {scales(gained)}."
+            lines.append((f"Session {session}:", rise))
+        if "slow_decline" in kinds:
+            slid = kinds["slow_decline"]
+            first, last = totals.get(order[0]), totals.get(session)
+            known = TOTAL in slid and first is not None and last is not None
+            span = f" (total {first:.0f} → {last:.0f} {pct()})" if known else ""
+            lines.append(
+                (
+                    f"By session {session}:",
+                    f"A gradual slide on {scales(slid)}{span}, more than noise over the "
+                    "sessions taken together.",
+                )
+            )
+        if "early_low_alliance" in kinds:
+            lines.append(
+                (
+                    f"Session {session}:",
+                    "A low alliance early in treatment. In substance-use treatment this "
+                    "predicts dropout: worth acting on now.",
+                )
+            )
+        if "below_cutoff" in kinds:
+            low = scales(kinds["below_cutoff"])
+            lines.append((f"Session {session}:", f"Below the instrument's cutoff on {low}."))
+        if "rater_gap" in kinds:
+            gap = scales(kinds["rater_gap"])
+            lines.append(
+                (f"Session {session}:", f"Client and therapist see {gap} differently; compare.")
+            )
+    return lines
