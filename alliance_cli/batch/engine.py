@@ -242,7 +242,7 @@ def score_stream(
             if sink.wants_json:
                 sink.result(data)
             else:
-                sink.csv_row(_passthrough(row, keep) + score_json_cells(scorer, data))
+                sink.csv_row(safe_cells(row, keep) + score_json_cells(scorer, data))
             if on_score is not None:
                 col = ids.get("counselor")
                 on_score(data, (row[col].strip() or None) if col is not None else None)
@@ -257,7 +257,7 @@ def score_stream(
             )
             return False
         cells = score_cells_out(scorer, results, scorer.flag_codes(results))
-        sink.csv_row(_passthrough(row, keep) + cells)
+        sink.csv_row(safe_cells(row, keep) + cells)
         return True
 
     # The common case (CSV out, no id checks, every answer a plain scale value) stays in
@@ -305,7 +305,7 @@ def score_stream(
                                 if _swallowed(row, width, delimiter):
                                     got = None  # a runaway quote: the careful path rejects it
                                 else:
-                                    text = csv_sink.line(_passthrough(row, keep))
+                                    text = csv_sink.line(safe_cells(row, keep))
                             if got is not None:
                                 add_line(f"{text}{lead}{got}{sha_tail}")
                                 scored += 1
@@ -381,10 +381,6 @@ def _position(source: Source) -> int:
         return source.handle.buffer.tell() if source.name != "stdin" else 0  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
         return 0
-
-
-def _passthrough(row: list[str], keep: list[int]) -> list[str]:
-    return safe_cells(row, keep)
 
 
 def _id_problem(

@@ -246,35 +246,30 @@ def session_number(
         return int(text)
     if not client:
         raise UsageProblem("--session next needs --client (whose next session?)")
-    from alliance_cli.store import sqlite as history
-
-    path = db or history.default_path()
-    if not path.exists():
-        return 1
-    who = _rater(scorer, rater)
-    with history.open_store(path, create=False, on_wait=say) as store:
-        done = [r.session for r in store.records(client, scorer.instrument.id) if r.rater == who]
-    return max(done, default=0) + 1
+    return max(_saved_sessions(client, rater, scorer, db), default=0) + 1
 
 
 def refuse_recorded(client: str, session: int, rater: str | None, scorer: Scorer, db: Any) -> None:
     """Stop before any question when the session is already saved (exit 3, as a save would)."""
+    if session in _saved_sessions(client, rater, scorer, db):
+        raise RejectedInput(
+            [],
+            message=f"client {client} session {session} ({scorer.instrument.id}, "
+            f"{_rater(scorer, rater)}) is already recorded (use --replace to overwrite it, or "
+            "--session next)",
+        )
+
+
+def _saved_sessions(client: str, rater: str | None, scorer: Scorer, db: Any) -> list[int]:
+    """The session numbers already saved for this client, form and rater (none: no store)."""
     from alliance_cli.store import sqlite as history
 
     path = db or history.default_path()
     if not path.exists():
-        return
-    who = _rater(scorer, rater)
+        return []
     with history.open_store(path, create=False, on_wait=say) as store:
-        if any(
-            r.session == session and r.rater == who
-            for r in store.records(client, scorer.instrument.id)
-        ):
-            raise RejectedInput(
-                [],
-                message=f"client {client} session {session} ({scorer.instrument.id}, {who}) is "
-                "already recorded (use --replace to overwrite it, or --session next)",
-            )
+        rows = store.raw_totals(client, scorer.instrument.id, _rater(scorer, rater))
+    return [row[0] for row in rows]
 
 
 def save_outcome(

@@ -199,7 +199,3 @@ def _atomic(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-# The name the engine used before: every write goes through the same rules.
-atomic_writer = safe_writer

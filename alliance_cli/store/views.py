@@ -406,10 +406,10 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
     with several series each concern names its instrument (and rater, if not the client),
     e.g. ``rupture_2sd (wai-sr)``.
     """
-    main = min(
-        all_series,
-        key=lambda r: (r.rater != "client", _neg(r.last_date or ""), -r.sessions, r.instrument),
-    )  # fmt: skip
+    # client-rated first, then the latest date (a dated series before an undated one), then
+    # the longest; ties go to the first instrument in name order (max keeps the first best)
+    ordered = sorted(all_series, key=lambda r: (r.instrument, r.rater))
+    main = max(ordered, key=lambda r: (r.rater == "client", r.last_date or "", r.sessions))
     if len(all_series) == 1:
         return main
     concerns = [
@@ -418,11 +418,6 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
         for code in r.open_flags
     ]
     return main._replace(open_flags=concerns)
-
-
-def _neg(text: str) -> str:
-    """A text key that sorts in reverse (latest date first, no date last) in a tuple sort."""
-    return "".join(chr(0x10FFFF - ord(c)) for c in text) + "\U0010ffff"
 
 
 def _early_risk_open(
