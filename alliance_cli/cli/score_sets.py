@@ -17,7 +17,7 @@ from alliance_cli.cli.common import say
 from alliance_cli.core.contract import rater_problem, respondent_dict, session_problem
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
-from alliance_cli.io.answers import parse_answer_args, read_json_sets, response_from_json
+from alliance_cli.io.answers import parse_answer_args, peek, read_json_sets, response_from_json
 from alliance_cli.io.csvout import RESPONDENT_COLUMNS, safe_text, score_columns, score_json_cells
 
 if TYPE_CHECKING:
@@ -113,22 +113,19 @@ def sets_from_stdin(
     Options fill what a set leaves out. Input that does not start with ``{`` or ``[`` is
     read as answers, one set per line (``4 4 5 3 ...`` or ``4,4,5,3,...``).
     """
-    first = stream.read(1)
-    while first.isspace():
-        first = stream.read(1)
+    first, rest = peek(stream)
     if not first:
         raise UsageProblem("stdin is empty: expected answers, a JSON object or NDJSON")
-    rest = _Prefixed(first, stream)
     if first not in "[{":
-        for number, line in enumerate(rest, start=1):
-            if line.strip():
-                words = line.split()
-                one = ResponseSet(f"stdin:{number}", [], respondent_dict())
-                try:
-                    one = set_from_args(words, scorer, client, session, date, rater)
-                except UsageProblem as exc:
-                    one.error = str(exc)
-                yield ResponseSet(f"stdin:{number}", one.answers, one.respondent, one.error)
+        for number, line in enumerate(iter(rest.readline, ""), start=1):
+            if not line.strip():
+                continue
+            try:
+                one = set_from_args(line.split(), scorer, client, session, date, rater)
+            except UsageProblem as exc:
+                yield ResponseSet(f"stdin:{number}", None, respondent_dict(), str(exc))
+                continue
+            yield ResponseSet(f"stdin:{number}", one.answers, one.respondent)
         return
     for where, obj, error in read_json_sets(rest):
         if error is not None:
@@ -136,10 +133,6 @@ def sets_from_stdin(
             continue
         try:
             answers, who = response_from_json(obj, scorer.instrument.id)
-        except UsageProblem as exc:
-            yield ResponseSet(where, None, respondent_dict(), str(exc))
-            continue
-        try:
             who = respondent_dict(
                 client_id=who["client_id"] or client,
                 session=who["session"] if who["session"] is not None else _session(session),
@@ -150,28 +143,6 @@ def sets_from_stdin(
             yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
         yield ResponseSet(where, answers, who)
-
-
-class _Prefixed:
-    """A text stream with one character already read put back in front (readline, read)."""
-
-    def __init__(self, head: str, stream: IO[str]) -> None:
-        self.head, self.stream = head, stream
-
-    def readline(self, limit: int = -1) -> str:
-        """The next line (the put-back character first)."""
-        head, self.head = self.head, ""
-        if limit >= 0:
-            return head + self.stream.readline(max(limit - len(head), 0))
-        return head + self.stream.readline()
-
-    def read(self, size: int = -1) -> str:
-        """The rest, or up to size characters."""
-        head, self.head = self.head, ""
-        return head + self.stream.read(size if size < 0 else max(size - len(head), 0))
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.readline, "")
 
 
 def gather_sets(

@@ -122,6 +122,34 @@ class TextSource(Protocol):
         ...
 
 
+class _Prefixed:
+    """A text stream with its first characters already read put back in front."""
+
+    def __init__(self, head: str, stream: TextSource) -> None:
+        self.head, self.stream = head, stream
+
+    def readline(self, limit: int = -1, /) -> str:
+        """The next line (the put-back text first)."""
+        head, self.head = self.head, ""
+        if limit >= 0:
+            return head + self.stream.readline(max(limit - len(head), 0))
+        return head + self.stream.readline()
+
+    def read(self, size: int = -1, /) -> str:
+        """The rest, or up to size characters (the put-back text first)."""
+        head, self.head = self.head, ""
+        return head + self.stream.read(size if size < 0 else max(size - len(head), 0))
+
+
+def peek(stream: TextSource) -> tuple[str, TextSource]:
+    """The first character that is not white space ("" at the end), and the stream with it
+    still to read: what decides between JSON and plain answer lines."""
+    first = stream.read(1)
+    while first.isspace():
+        first = stream.read(1)
+    return first, _Prefixed(first, stream)
+
+
 def read_json_sets(stream: TextSource) -> Iterator[tuple[str, Any, str | None]]:
     """Response sets, streamed, from one JSON value (object or list) or NDJSON.
 
