@@ -16,7 +16,6 @@ from alliance_cli.cli.common import (
     QuietOpt,
     ReplaceOpt,
     SaveOpt,
-    error_line,
     funnel,
     pick_format,
     run_catalog,
@@ -84,16 +83,6 @@ def score_command(
         score_sets.refuse_recorded(client, number, rater, scorer, db)  # before any question
     who = (client, number, date, rater)
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
-    printer: score_sets.Printer | None = None
-    rejected = False
-    for chunk in score_sets.chunks(sets):
-        outcome = score_sets.score_sets(scorer, chunk)
-        if save:
-            score_sets.save_outcome(outcome, db, replace, catalog, quiet, counselor)
-        printer = printer or score_sets.Printer(scorer, fmt.value)
-        printer.add(outcome)
-        for line in outcome.rejection_lines():
-            error_line(line)
-        rejected = rejected or bool(outcome.rejected)
-    (printer or score_sets.Printer(scorer, fmt.value)).end()
+    saving = score_sets.Saving(db, replace, catalog, quiet, counselor) if save else None
+    rejected = score_sets.score_and_print(scorer, sets, fmt.value, saving)
     return ExitCode.REJECTED if rejected else ExitCode.OK

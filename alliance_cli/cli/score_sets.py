@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from alliance_cli.cli.common import say
+from alliance_cli.cli.common import error_line, say
 from alliance_cli.core.contract import rater_problem, respondent_dict, session_problem
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
@@ -327,6 +327,38 @@ def csv_row(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     ids = [who["client_id"] or "", "" if who["session"] is None else str(who["session"])]
     ids += [who["date"] or "", who["rater"] or ""]
     return [safe_text(c) for c in ids] + score_json_cells(scorer, score)
+
+
+@dataclass(frozen=True)
+class Saving:
+    """Where and how scored sets are recorded (``score --save``)."""
+
+    db: Any
+    replace: bool
+    catalog: Any
+    quiet: bool = False
+    counselor: str | None = None
+
+
+def score_and_print(
+    scorer: Scorer, sets: Iterable[ResponseSet], fmt: str, saving: Saving | None
+) -> bool:
+    """Score, save (when asked) and print every set in chunks; True if any was rejected."""
+    printer: Printer | None = None
+    rejected = False
+    for chunk in chunks(sets):
+        outcome = score_sets(scorer, chunk)
+        if saving is not None:
+            save_outcome(
+                outcome, saving.db, saving.replace, saving.catalog, saving.quiet, saving.counselor
+            )
+        printer = printer or Printer(scorer, fmt)
+        printer.add(outcome)
+        for line in outcome.rejection_lines():
+            error_line(line)
+        rejected = rejected or bool(outcome.rejected)
+    (printer or Printer(scorer, fmt)).end()
+    return rejected
 
 
 class Printer:
