@@ -61,6 +61,7 @@ def history_command(
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
+    from alliance_cli.io.csvout import write_history_csv
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
@@ -68,7 +69,6 @@ def history_command(
     settings = _settings(early_sessions, early_pomp, gap)
     with history.open_store(db, create=False, on_wait=say) as store:
         series = views.client_view(store, client, instrument, run_catalog(quiet=quiet), settings)
-    from alliance_cli.io.csvout import write_history_csv
 
     output(
         fmt,
@@ -104,11 +104,11 @@ def clients_command(
     fmt: FormatOpt = None,
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
+    from alliance_cli.core.scorer import validate_date
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
     fmt = pick_format(fmt)
-    from alliance_cli.core.scorer import validate_date
 
     filters = views.CaseloadFilter(
         counselor=counselor.strip() if counselor else None,
