@@ -28,6 +28,9 @@ def _settings(early_sessions: int, early_pomp: float, gap: float) -> Any:
     return Settings(early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap)
 
 
+InstrumentOpt = Annotated[
+    str | None, typer.Option("--instrument", "-i", help="Only this instrument's sessions.")
+]
 EarlyOpt = Annotated[
     int, typer.Option("--early-sessions", help="Sessions that count as early treatment.")
 ]
@@ -47,9 +50,7 @@ GapOpt = Annotated[
 @funnel
 def history_command(
     client: Annotated[str, typer.Argument(help="Client id.", metavar="CLIENT")],
-    instrument: Annotated[
-        str | None, typer.Option("--instrument", "-i", help="Only this instrument.")
-    ] = None,
+    instrument: InstrumentOpt = None,
     details: Annotated[
         bool, typer.Option("--details", help="Each flag with its rule, figures and source.")
     ] = False,
@@ -87,9 +88,7 @@ def clients_command(
     counselor: Annotated[
         str | None, typer.Option("--counselor", help="Only this counselor's clients.")
     ] = None,
-    instrument: Annotated[
-        str | None, typer.Option("--instrument", "-i", help="Only this instrument's series.")
-    ] = None,
+    instrument: InstrumentOpt = None,
     since: Annotated[
         str | None, typer.Option("--since", help="Only clients seen on or after this date.")
     ] = None,
@@ -139,9 +138,7 @@ def forget_command(
     session: Annotated[
         int | None, typer.Option("--session", help="Only this session (e.g. a typo to correct).")
     ] = None,
-    instrument: Annotated[
-        str | None, typer.Option("--instrument", "-i", help="Only this instrument's records.")
-    ] = None,
+    instrument: InstrumentOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
     db: DbOpt = None,
     quiet: QuietOpt = False,
