@@ -48,7 +48,8 @@ def test_old_schema_is_migrated(tmp_path: Path):
     db = tmp_path / "old.sqlite"
     con = sqlite3.connect(db)
     con.executescript(history.MIGRATIONS[0])
-    score = {"scales": {"total": {"pomp": 75.0}}, "answers": {},
+    score = {"scales": {"goal": {"pomp": 62.5}, "bond": {"pomp": None},
+                        "total": {"pomp": 75.0}}, "answers": {},
              "flags": [{"code": "below_cutoff", "scale": "total"}]}  # fmt: skip
     con.execute(
         "INSERT INTO sessions (client_id, session, date, rater, instrument, instrument_version, "
@@ -61,8 +62,11 @@ def test_old_schema_is_migrated(tmp_path: Path):
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == 4
+        assert store.schema_version() == 6
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
+        # 5: the subscales in the caseload index, in the Score's order, 'n' for no value
+        ids, pomps = store.db.execute("SELECT scale_ids, scale_pomps FROM sessions").fetchone()
+        assert (ids, pomps) == ("goal,bond", "62.5,n")
         said = json.loads(store.db.execute("SELECT said_flags FROM sessions").fetchone()[0])
         assert said == [{"code": "below_cutoff", "scale": "total"}]  # what the Score carried
     finally:

@@ -78,6 +78,8 @@ def test_a_read_only_history_is_read_but_not_written(cli, tmp_path: Path, monkey
 
     monkeypatch.setattr("alliance_cli.store.sqlite.sqlite3.connect", read_only)
     assert cli("history", "C-1", "--db", str(db), "-f", "json").exit_code == 0
+    listed = cli("clients", "--db", str(db), "-f", "json")  # its kept reading cannot be kept
+    assert listed.exit_code == 0 and json.loads(listed.stdout)[0]["client_id"] == "C-1"
     saved = cli("score", "wai-sr", *ANSWERS, "--client", "C-1", "--session", "2", "--save",
                 "--db", str(db), "-q")  # fmt: skip
     assert saved.exit_code == 5

@@ -286,3 +286,99 @@ def test_the_history_says_what_happened_in_plain_sentences(cli, tmp_path: Path):
         cli("history", "P", "--db", str(db), "--details", "-f", "table").stdout.split()
     )
     assert "rupture_2sd on total" in detailed and "Stiles et al., 2004" in detailed
+
+
+def test_a_concern_on_one_subscale_is_open_in_the_caseload(cli, tmp_path: Path):
+    # The reported case: C-118's Task rupture and slow decline left `clients` silent.
+    db = tmp_path / "h.sqlite"
+    steady = ["5"] * 12
+    task_low = ["5"] * 12
+    for item in (1, 2, 10, 12):  # the Task items alone fall to 1: the total moves little
+        task_low[item - 1] = "1"
+
+    def flags() -> list[str]:
+        (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+        return row["open_flags"]
+
+    for session in (1, 2, 3):
+        _save(cli, db, "T", session, steady)
+    assert flags() == []
+    _save(cli, db, "T", 4, task_low)
+    opened = flags()
+    assert "rupture_2sd on task" in opened  # opens, naming its scale
+    assert not any(" on goal" in f or " on bond" in f for f in opened)
+    _save(cli, db, "T", 5, task_low)
+    assert any(f.startswith("rupture_") and f.endswith(" on task") for f in flags())  # stays
+    _save(cli, db, "T", 6, steady)
+    assert not any(f.endswith(" on task") for f in flags())  # repaired: closes
+    cli("score", "srs", "9", "9", "9", "9", "--client", "T", "--session", "7", "--save",
+        "--db", str(db), "-q")  # fmt: skip
+    _save(cli, db, "T", 7, task_low)
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    # with two series each concern names its instrument too
+    assert "rupture_1sd on task (wai-sr)" in row["open_flags"]
+    assert "below_cutoff (srs)" in row["open_flags"]  # 36: at or below the SRS cutoff
+    table = cli("clients", "--db", str(db), "-f", "table").stdout
+    assert "rupture_1sd (wai-sr): total, task" in table  # for people: scales grouped
+
+
+def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):
+    from alliance_cli.core import change
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store.views import caseload
+
+    store = history.open_store(tmp_path / "h.sqlite")
+    try:
+        for session, task in enumerate([100.0, 100.0, 100.0, 0.0], start=1):
+            scales = {"task": {"pomp": task}, "total": {"pomp": 90.0, "mean": 4.6, "sum": 55.2}}
+            if session < 3:  # an older definition had one more subscale
+                scales = {"goal": {"pomp": 90.0}, **scales}
+            score = {
+                "respondent": {"client_id": "D", "session": session, "rater": "client"},
+                "instrument": {"id": "wai-sr", "version": "x", "sha256": "x"},
+                "answers": {}, "scales": scales, "flags": [],
+            }  # fmt: skip
+            store.record(score)
+        (row,) = caseload(store, load_catalog(), change.Settings())
+        assert "rupture_2sd on task" in row.open_flags
+    finally:
+        store.close()
+
+
+def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tmp_path: Path):
+    import sqlite3
+
+    from alliance_cli.core import change
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store.views import caseload
+
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3, 4):
+        _save(cli, db, "W", session, HIGH if session < 4 else LOW)
+    first = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    with sqlite3.connect(db) as con:
+        ((stamp, version),) = con.execute("SELECT stamp, version FROM caseload").fetchall()
+    assert stamp  # kept
+    assert json.loads(cli("clients", "--db", str(db), "-f", "json").stdout) == first
+    # other settings are another reading: not the kept one
+    later = cli("clients", "--db", str(db), "--early-sessions", "9", "-f", "json").stdout
+    assert "early_low_alliance" in json.loads(later)[0]["open_flags"]
+    # a reading made before a change to the series is never kept over it
+    store = history.open_store(db)
+    try:
+        store.db.execute("BEGIN")
+        rows = store.caseload_rows()
+        store.rollback()
+        _save(cli, db, "W", 5, HIGH)  # lands between the read and the keep
+        store.keep_caseload([("x", 1, 1, None, 0.0, "up", "", None, "W", "wai-sr", "client",
+                              version)], [])  # fmt: skip
+        ((stamp_now,),) = store.db.execute("SELECT stamp FROM caseload").fetchall()
+        assert stamp_now == ""  # still stale: the next clients reads it again
+        assert rows and caseload(store, load_catalog(), change.Settings())[0].last_session == 5
+    finally:
+        store.close()
+    assert cli("forget", "W", "--yes", "--db", str(db)).exit_code == 0
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM caseload").fetchone()[0] == 0

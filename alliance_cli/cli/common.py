@@ -213,10 +213,30 @@ def say_verification(scorer: Any, quiet: bool) -> None:
 
 
 def emit_json(data: Any) -> None:
-    """Print JSON data on stdout, indented, UTF-8 as it is."""
+    """Print JSON data on stdout, indented, UTF-8 as it is.
+
+    A list of flat records (values that are scalars or lists of scalars, like the caseload's
+    rows) is written one record a line: as readable, and the C encoder writes it (the
+    indenting one is pure Python, and took most of ``clients -f json``'s time).
+    """
     import json
 
+    if isinstance(data, list) and data and all(_flat(r) for r in data):
+        lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in data)
+        sys.stdout.write(f"[\n{lines}\n]\n")
+        return
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _flat(record: Any) -> bool:
+    if not isinstance(record, dict):
+        return False
+    for value in record.values():
+        if isinstance(value, dict):
+            return False
+        if isinstance(value, list) and any(isinstance(v, dict | list) for v in value):
+            return False
+    return True
 
 
 def output(

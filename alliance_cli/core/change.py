@@ -256,8 +256,8 @@ def analyse_scale(
                 f"first-to-latest drop {_fmt(values[0] - values[-1])} > {_fmt(threshold)} "
                 f"POMP with no single reliable step ({reliability.source})",
                 f"{name} has slipped gradually from {_fmt(values[0])} (session "
-                f"{first.session}) to {_fmt(values[-1])}: no single session stands out, but "
-                "the whole is more than noise.",
+                f"{first.session}) to {_fmt(values[-1])}: no step from one session to the next "
+                "is beyond measurement noise, but the whole slide is.",
             )
         )
     return flags

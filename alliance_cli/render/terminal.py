@@ -421,36 +421,49 @@ def history_view(
 _TREND = {"up": ("↗ up", "green"), "down": ("↘ down", "red"), "steady": ("→ steady", "")}
 
 
+# a trend's words need 8 columns (only its arrow when narrow); a concern's code fits in 18
+_MIN_WIDTH = {("trend", False): 8, ("open flags", False): 18, ("open flags", True): 18}
+
+
 def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
     """The caseload: one row per client, those needing attention first."""
-    table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
     show_rater = any(r.rater != "client" for r in rows)
-    narrow = console().width < NARROW  # session count and date give way to the flags
+    # session count and date give way to the flags when the flags would get under 24 columns
+    longest = {
+        "client": max((len(visible(r.client_id)) for r in rows), default=6),
+        "instrument": max((len(r.instrument) for r in rows), default=10),
+        "date": max((len(r.last_date or "") for r in rows), default=4),
+    }
+    fixed = max(longest["client"], 6) + max(longest["instrument"], 10) + 4 + 4 + 8 + 5 * 2
+    fixed += (max(5, max((len(r.rater) for r in rows), default=5)) + 2) if show_rater else 0
+    narrow = console().width - fixed - (8 + 2 + max(longest["date"], 4) + 2) - 2 < 24
+    table = Table(
+        box=box.SIMPLE_HEAD,
+        title="Caseload",
+        title_justify="left",
+        padding=(0, 0) if narrow else (0, 1),  # narrow: a space between columns, no more
+    )
     columns = [("client", "left"), ("instrument", "left")]
     columns += [("rater", "left")] if show_rater else []
     columns += [] if narrow else [("sessions", "right")]
     columns += [("last", "right")]
     columns += [] if narrow else [("date", "left")]
     columns += [("POMP", "right"), ("trend", "left"), ("open flags", "left")]
-    longest = {
-        "client": max((len(visible(r.client_id)) for r in rows), default=6),
-        "instrument": max((len(r.instrument) for r in rows), default=10),
-        "date": max((len(r.last_date or "") for r in rows), default=4),
-    }
     for col, justify in columns:
         table.add_column(
             col,
             justify=justify,  # type: ignore[arg-type]
             no_wrap=col != "open flags",
             # ids, instruments and dates are never cut, nor are headers
-            min_width=max(longest.get(col, 0), len(col), 8 if col == "trend" else 0),
+            min_width=max(longest.get(col, 0), len(col), _MIN_WIDTH.get((col, narrow), 0)),
             overflow="fold" if col == "open flags" else "ellipsis",
         )
     for row in rows:
         label, style = _TREND[row.trend]
+        label = label.split()[0] if narrow else label
         flags = Text()
-        for i, code in enumerate(row.open_flags):
-            flags.append((" " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
+        for i, (code, line) in enumerate(row.concern_lines()):  # a line per kind of concern
+            flags.append(("\n" if i else "") + line, style=_FLAG_STYLE.get(code, ""))
         cells: list[Any] = [literal(row.client_id), row.instrument]
         cells += [literal(row.rater)] if show_rater else []
         cells += [] if narrow else [str(row.sessions)]

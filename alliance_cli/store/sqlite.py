@@ -65,8 +65,98 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE sessions ADD COLUMN counselor TEXT;
     """,
+    # 5: every subscale's POMP kept in columns (ids "goal,task,bond", values "75,62.5,n"),
+    #    and the counselor in the index, so the caseload reads concerns on every scale from
+    #    the index alone, never the Score JSON
+    """
+    ALTER TABLE sessions ADD COLUMN scale_ids TEXT;
+    ALTER TABLE sessions ADD COLUMN scale_pomps TEXT;
+    UPDATE sessions SET
+        scale_ids = (SELECT group_concat(key, ',') FROM json_each(score, '$.scales')
+                     WHERE key != 'total'),
+        scale_pomps = (SELECT group_concat(ifnull(json_extract(value, '$.pomp'), 'n'), ',')
+                       FROM json_each(score, '$.scales') WHERE key != 'total');
+    DROP INDEX sessions_by_client;
+    CREATE INDEX sessions_by_client ON sessions
+        (client_id, instrument, rater, session, date, total_pomp, total_mean, total_sum,
+         counselor, scale_ids, scale_pomps);
+    """,
+    # 6: the caseload's reading of each series, kept until one of its sessions changes.
+    #    The triggers mark a series stale (stamp '', version + 1) on every change to its
+    #    sessions, whatever writes it; `clients` reads again only the stale ones, and keeps
+    #    a new reading only if the version is still the one it read. A series with no
+    #    session left leaves no row behind (forget leaves no trace of the client).
+    """
+    CREATE TABLE caseload (
+        client_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        rater TEXT NOT NULL,
+        version INTEGER NOT NULL DEFAULT 0,
+        stamp TEXT NOT NULL DEFAULT '',
+        sessions INTEGER,
+        last_session INTEGER,
+        last_date TEXT,
+        last_total_pomp REAL,
+        trend TEXT,
+        open_flags TEXT,
+        counselor TEXT,
+        PRIMARY KEY (client_id, instrument, rater)
+    ) WITHOUT ROWID;
+    INSERT INTO caseload (client_id, instrument, rater)
+        SELECT DISTINCT client_id, instrument, rater FROM sessions;
+    CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
+    END;
+    CREATE TRIGGER caseload_stale_on_delete AFTER DELETE ON sessions BEGIN
+        UPDATE caseload SET version = version + 1, stamp = ''
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater;
+        DELETE FROM caseload
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
+                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+                AND rater = OLD.rater);
+    END;
+    CREATE TRIGGER caseload_stale_on_update AFTER UPDATE OF client_id, session, date, rater,
+        instrument, definition_sha256, score, total_pomp, total_mean, total_sum, counselor,
+        scale_ids, scale_pomps ON sessions BEGIN
+        UPDATE caseload SET version = version + 1, stamp = ''
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater;
+        DELETE FROM caseload
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
+                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+                AND rater = OLD.rater);
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _statements(script: str) -> Iterator[str]:
+    """The statements of a migration, one at a time (a trigger's body keeps its ';')."""
+    pending = ""
+    for part in script.split(";"):
+        pending += part + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \n;"):
+                yield pending
+            pending = ""
+
+
+def _subscale_columns(scales: dict[str, Any]) -> tuple[str | None, str | None]:
+    """The subscale ids and POMP values as the caseload index keeps them ('n': no value)."""
+    ids = [sid for sid in scales if sid != TOTAL]
+    if not ids:
+        return None, None
+    pomps = (scales[sid]["pomp"] for sid in ids)
+    return ",".join(ids), ",".join("n" if p is None else repr(float(p)) for p in pomps)
 
 
 def default_path() -> Path:
@@ -214,9 +304,8 @@ class Store:
                 if version == SCHEMA_VERSION:
                     self.db.execute("COMMIT")
                     return
-                for statement in MIGRATIONS[version].split(";"):
-                    if statement.strip():
-                        self.db.execute(statement)
+                for statement in _statements(MIGRATIONS[version]):
+                    self.db.execute(statement)
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
@@ -262,13 +351,14 @@ class Store:
             score["scales"][TOTAL]["sum"],
             json.dumps(score["flags"], ensure_ascii=False),
             counselor.strip() if counselor and counselor.strip() else None,
+            *_subscale_columns(score["scales"]),
         )
 
     _INSERT = (
         "INSERT {verb} INTO sessions (client_id, session, date, rater, instrument, "
         "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp, "
-        "total_mean, total_sum, said_flags, counselor) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "total_mean, total_sum, said_flags, counselor, scale_ids, scale_pomps) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record(
@@ -402,16 +492,63 @@ class Store:
             for r in self.db.execute(sql, args)
         ]
 
-    def caseload_rows(self) -> list[tuple[Any, ...]]:
+    def kept_caseload(self) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series: (client_id, instrument, rater,
+        version, stamp, sessions, last_session, last_date, last_total_pomp, trend,
+        open_flags ('\\n'-joined), counselor); a stale one has the stamp ''."""
+        return self.db.execute(
+            "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
+            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
+        ).fetchall()
+
+    def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
+        """Keep new readings, (stamp, sessions, last_session, last_date, last_total_pomp,
+        trend, open_flags, counselor, client_id, instrument, rater, version) each, and drop
+        the series with no session left ((client_id, instrument, rater, version) each).
+
+        Each only if its series has not changed since it was read (same version). A cache,
+        so never worth a wait or an error: a locked or read-only store keeps what it had.
+        """
+        key = "client_id = ? AND instrument = ? AND rater = ? AND version = ?"
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany(
+                "UPDATE caseload SET stamp = ?, sessions = ?, last_session = ?, last_date = ?, "
+                f"last_total_pomp = ?, trend = ?, open_flags = ?, counselor = ? WHERE {key}",
+                readings,
+            )
+            self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            self.rollback()
+
+    def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
-        none; in no guaranteed order: the caller sorts by session), the last date, and a
-        counselor (the series' recorded one, if any)."""
+        none; in no guaranteed order: the caller sorts by session), the last date, a
+        counselor (the series' recorded one, if any), the subscale ids (the least and the
+        greatest: they differ only if the definition changed them) and the subscale POMPs
+        (per session ',', sessions ';', in the session order of the first list).
+        ``only``: just these series."""
         sql = (
             "SELECT client_id, instrument, rater, group_concat(session, ','), "
-            "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor) "
-            "FROM sessions GROUP BY client_id, instrument, rater"
+            "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor), "
+            "min(ifnull(scale_ids, '')), max(ifnull(scale_ids, '')), "
+            "group_concat(ifnull(scale_pomps, ''), ';') FROM sessions "
         )
-        return self.db.execute(sql).fetchall()
+        group = "GROUP BY client_id, instrument, rater"
+        if only is None or len(only) > 500:  # many: one pass over the index is faster
+            rows = self.db.execute(sql + group).fetchall()
+            return rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
+        return [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
+
+    def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
+        return self.db.execute(
+            "SELECT ifnull(scale_ids, ''), ifnull(scale_pomps, '') FROM sessions "
+            "WHERE client_id = ? AND instrument = ? AND rater = ? ORDER BY session",
+            (client_id, instrument, rater),
+        ).fetchall()
 
     def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(session, total POMP, total mean, total sum) of one series, in session order."""

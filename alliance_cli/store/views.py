@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
@@ -267,6 +268,28 @@ class CaseloadRow(NamedTuple):
         """The row as JSON data (``alliance clients -f json``)."""
         return self._asdict()
 
+    def concern_lines(self) -> list[tuple[str, str]]:
+        """(code, line) per kind of open concern, its scales grouped: for people.
+
+        ``rupture_2sd on task`` and ``rupture_2sd on bond`` read "rupture_2sd: task, bond";
+        a concern on the total alone keeps its bare code.
+        """
+        grouped: dict[tuple[str, str], list[str]] = {}
+        for text in self.open_flags:
+            found = _CONCERN.match(text)
+            code, scale, series = found.groups() if found else (text, None, None)
+            grouped.setdefault((code, series or ""), []).append(scale or TOTAL)
+        lines = []
+        for (code, series), scales in grouped.items():
+            where = f" ({series})" if series else ""
+            tail = "" if scales == [TOTAL] else ": " + ", ".join(scales)
+            lines.append((code, f"{code}{where}{tail}"))
+        return lines
+
+
+# an open concern as the caseload writes it: "code[ on scale][ (instrument[, rater])]"
+_CONCERN = re.compile(r"^(\S+)(?: on (\S+))?(?: \((.+)\))?$")
+
 
 _TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
 
@@ -297,48 +320,46 @@ def caseload(
 ) -> list[CaseloadRow]:
     """One row per client (every series' open concerns), most in need of attention first."""
     want = filters or CaseloadFilter()
-    rows = [r for r in store.caseload_rows() if want.keeps_series(r[1], r[5], r[6])]
-    instruments = _instruments(catalog, {r[1] for r in rows})
+    stamps: dict[str, str] = {}
+
+    def stamp(inst_id: str) -> str:  # what a kept reading depends on besides the sessions
+        if inst_id not in stamps:
+            sha = _current_sha(catalog, inst_id) or "-"
+            stamps[inst_id] = f"{CASELOAD_RULES}|{sha}|{settings!r}"
+        return stamps[inst_id]
+
+    store.db.execute("BEGIN")  # the kept readings and the sessions, read at one moment
+    try:
+        kept = store.kept_caseload()
+        now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
+        stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
+        rows = store.caseload_rows(set(stale)) if stale else []
+    finally:
+        store.rollback()
+    read = _read_series(store, catalog, settings, rows)
+    if stale:
+        found = {(r.client_id, r.instrument, r.rater) for r in read}
+        store.keep_caseload(
+            [
+                (stamp(r.instrument), r.sessions, r.last_session, r.last_date,
+                 r.last_total_pomp, r.trend, "\n".join(r.open_flags), r.counselor,
+                 r.client_id, r.instrument, r.rater, stale[(r.client_id, r.instrument, r.rater)])
+                for r in read
+            ],
+            [(*key, version) for key, version in stale.items() if key not in found],
+        )  # fmt: skip
+    new = CaseloadRow.__new__
+    series_rows = read + [
+        new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
+            k[10].split("\n") if k[10] else [], k[11])
+        for k in kept
+        if k[4] == now[k[1]]
+    ]  # fmt: skip
     by_client: dict[str, CaseloadRow] = {}
     series_of: dict[str, list[CaseloadRow]] = {}
-    for client_id, inst_id, rater, sessions_text, pomps, last_date, counselor in rows:
-        sessions = [int(s) for s in sessions_text.split(",")]
-        totals = _floats(pomps)
-        if sessions != sorted(sessions):
-            order = sorted(range(len(sessions)), key=sessions.__getitem__)
-            sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
-        valid = [t for t in totals if t is not None]
-        inst = instruments.get(inst_id)
-        norm = inst.norms[0] if inst is not None and inst.norms else None
-        by_metric = _factors(inst)(TOTAL) if inst is not None else {"mean": 1.0, "sum": 1.0}
-        rel = change.reliability_for(norm, TOTAL, by_metric, valid)
-        # Concerns belong to the latest session only if it has a total.
-        open_flags = (
-            sorted(change.latest_concerns(valid, rel.threshold, settings))
-            if totals[-1] is not None
-            else []
-        )
-        series = (store, client_id, inst_id, rater)
-        if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
-            open_flags.append("early_low_alliance")
-        if inst is not None and _below_cutoff_now(inst, totals[-1]):
-            open_flags.append("below_cutoff")  # open until a later session is above it
-        unrepaired = _unrepaired_rupture(valid, settings)
-        if unrepaired and unrepaired not in open_flags:
-            open_flags.append(unrepaired)  # open until a later session repairs it
-        row = CaseloadRow(
-            client_id,
-            inst_id,
-            rater,
-            len(sessions),
-            sessions[-1],
-            last_date,
-            totals[-1],
-            change.trend(valid[-6:], rel.threshold),
-            open_flags,
-            counselor,
-        )
-        series_of.setdefault(client_id, []).append(row)
+    for row in series_rows:
+        if want.keeps_series(row.instrument, row.last_date, row.counselor):
+            series_of.setdefault(row.client_id, []).append(row)
     for client_id, all_series in series_of.items():
         one = _one_row(all_series)
         if not want.only_open or one.open_flags:
@@ -352,6 +373,106 @@ def caseload(
             r.client_id,
         ),
     )
+
+
+def _read_series(
+    store: Store, catalog: Any, settings: change.Settings, rows: list[tuple[Any, ...]]
+) -> list[CaseloadRow]:
+    """Read each series from the caseload index: its latest numbers and open concerns."""
+    instruments = _instruments(catalog, {r[1] for r in rows})
+    read: list[CaseloadRow] = []
+    for row_data in rows:
+        client_id, inst_id, rater, sessions_text, pomps, last_date, counselor = row_data[:7]
+        sessions = [int(s) for s in sessions_text.split(",")]
+        totals = _floats(pomps)
+        order = None
+        if sessions != sorted(sessions):
+            order = sorted(range(len(sessions)), key=sessions.__getitem__)
+            sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
+        valid = [t for t in totals if t is not None]
+        inst = instruments.get(inst_id)
+        norm = inst.norms[0] if inst is not None and inst.norms else None
+        factors = _factors(inst) if inst is not None else None
+        rel = change.reliability_for(norm, TOTAL, factors(TOTAL) if factors else _UNIT, valid)
+        open_flags = _scale_concerns(totals, valid, rel.threshold, settings)
+        series = (store, client_id, inst_id, rater)
+        if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
+            open_flags.append("early_low_alliance")
+        if inst is not None and _below_cutoff_now(inst, totals[-1]):
+            open_flags.append("below_cutoff")  # open until a later session is above it
+        for sid, values in _subscales(row_data[7:], order, series).items():
+            have = [v for v in values if v is not None]
+            sub = change.reliability_for(norm, sid, factors(sid) if factors else _UNIT, have)
+            codes = _scale_concerns(values, have, sub.threshold, settings)
+            if inst is not None and _below_cutoff_now(inst, values[-1], sid):
+                codes.append("below_cutoff")
+            open_flags += [f"{code} on {sid}" for code in codes]
+        row = CaseloadRow(
+            client_id,
+            inst_id,
+            rater,
+            len(sessions),
+            sessions[-1],
+            last_date,
+            totals[-1],
+            change.trend(valid[-6:], rel.threshold),
+            open_flags,
+            counselor,
+        )
+        read.append(row)
+    return read
+
+
+CASELOAD_RULES = 1  # raise when a rule changes: every kept caseload reading is then stale
+_UNIT = {"mean": 1.0, "sum": 1.0}  # POMP factors when the instrument is no longer defined
+
+
+def _scale_concerns(
+    values: list[float | None], valid: list[float], threshold: float | None, s: change.Settings
+) -> list[str]:
+    """The open concerns of one scale: what its latest session raises (if it has a value),
+    and a rupture no later session has repaired."""
+    codes = sorted(change.latest_concerns(valid, threshold, s)) if values[-1] is not None else []
+    unrepaired = _unrepaired_rupture(valid, s)
+    if unrepaired and unrepaired not in codes:
+        codes.append(unrepaired)  # open until a later session repairs it
+    return codes
+
+
+def _subscales(
+    columns: Sequence[str], order: list[int] | None, series: tuple[Store, str, str, str]
+) -> dict[str, list[float | None]]:
+    """Each subscale's POMP values in session order, from the caseload index's columns.
+
+    One series whose definition changed its subscales is read per session instead: each
+    subscale the latest session has, over the sessions that have it.
+    """
+    low, high, text = columns
+    if not high:
+        return {}
+    if low == high:
+        cells = [t.split(",") for t in text.split(";")]
+        if order is not None:
+            cells = [cells[i] for i in order]
+        return {
+            sid: [None if t == "n" else float(t) for t in column]
+            for sid, column in zip(high.split(","), zip(*cells, strict=True), strict=True)
+        }
+    store, client_id, inst_id, rater = series
+    per_session = [
+        dict(zip(ids.split(","), pomps.split(","), strict=True))
+        for ids, pomps in store.subscale_rows(client_id, inst_id, rater)
+        if ids
+    ]
+    return (
+        {sid: [_float_or_none(d[sid]) for d in per_session if sid in d] for sid in per_session[-1]}
+        if per_session
+        else {}
+    )
+
+
+def _float_or_none(text: str) -> float | None:
+    return None if text == "n" else float(text)
 
 
 def _unrepaired_rupture(values: list[float], settings: change.Settings) -> str | None:
@@ -383,16 +504,16 @@ def _unrepaired_rupture(values: list[float], settings: change.Settings) -> str |
     return None
 
 
-def _below_cutoff_now(inst: Any, pomp: float | None) -> bool:
-    """Whether a total (given in POMP, as the caseload index keeps it) is below a total
-    cutoff of the instrument, by the one cutoff rule."""
-    if pomp is None:
+def _below_cutoff_now(inst: Any, pomp: float | None, scale: str = TOTAL) -> bool:
+    """Whether a scale's value (given in POMP, as the caseload index keeps it) is below a
+    cutoff the instrument sets for that scale, by the one cutoff rule."""
+    if pomp is None or not any(cut.scale == scale for cut in inst.cutoffs):
         return False
     low, high = inst.scale.min, inst.scale.max
     mean = low + pomp / 100 * (high - low)
-    n = inst.scale_item_count(TOTAL)
+    n = inst.scale_item_count(scale)
     for cut in inst.cutoffs:
-        if cut.scale == TOTAL:
+        if cut.scale == scale:
             value = mean if cut.metric == "mean" else mean * n
             if below_cutoff(value, cut.comparison, cut.threshold):
                 return True
@@ -404,13 +525,15 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
 
     The numbers are those of the main series (client-rated first, then the most recent);
     with several series each concern names its instrument (and rater, if not the client),
-    e.g. ``rupture_2sd (wai-sr)``.
+    e.g. ``rupture_2sd (wai-sr)`` or ``slow_decline on task (wai-sr)``.
     """
+    if len(all_series) == 1:
+        return all_series[0]
     # client-rated first, then the latest date (a dated series before an undated one), then
     # the longest; ties go to the first instrument in name order (max keeps the first best)
     ordered = sorted(all_series, key=lambda r: (r.instrument, r.rater))
     main = max(ordered, key=lambda r: (r.rater == "client", r.last_date or "", r.sessions))
-    if len(all_series) == 1:
+    if not any(r.open_flags for r in all_series):
         return main
     concerns = [
         f"{code} ({r.instrument}{'' if r.rater == 'client' else ', ' + r.rater})"
@@ -468,7 +591,7 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
     """
     names = {sid: p.name for sid, p in view.sessions[0].scales.items()}
     every = set(names)
-    totals = {s.session: s.scales[TOTAL].pomp for s in view.sessions if TOTAL in s.scales}
+    pomps = {(s.session, sid): p.pomp for s in view.sessions for sid, p in s.scales.items()}
     order = [s.session for s in view.sessions]
     unit = [_POMP_WORDS]  # the first mention spells the unit out, later ones say "%"
 
@@ -492,8 +615,16 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
         if dropped:
             sharp = "sharp drop" if "rupture" in kinds else "drop larger than measurement noise"
             before = order[order.index(session) - 1] if order.index(session) else None
-            a, b = totals.get(before) if before else None, totals.get(session)
-            moved = f" (total {a:.0f} → {b:.0f} {pct()})" if a is not None and b is not None else ""
+            # the figures of the scale that dropped: the total's when it is one of them
+            show = [TOTAL] if TOTAL in dropped or scales(dropped) == "all scales" else dropped
+            moves = [
+                (names[sid].lower() if sid == TOTAL else names[sid], a, b)
+                for sid in sorted(show, key=list(names).index)
+                if (a := pomps.get((before, sid))) is not None
+                and (b := pomps.get((session, sid))) is not None
+            ]
+            moved = ", ".join(f"{n} {a:.0f} → {b:.0f}" for n, a, b in moves)
+            moved = f" ({moved} {pct()})" if moves else ""
             text = f"{sharp.capitalize()} on {scales(dropped)}{moved}."
             later = [s for s in sorted(repairs) if s > session and repairs[s] & dropped]
             if later:
@@ -507,9 +638,11 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
             lines.append((f"Session {session}:", rise))
         if "slow_decline" in kinds:
             slid = kinds["slow_decline"]
-            first, last = totals.get(order[0]), totals.get(session)
-            known = TOTAL in slid and first is not None and last is not None
-            span = f" (total {first:.0f} → {last:.0f} {pct()})" if known else ""
+            which = TOTAL if TOTAL in slid else min(slid, key=list(names).index)
+            first, last = pomps.get((order[0], which)), pomps.get((session, which))
+            label = "total" if which == TOTAL else names[which]
+            known = (TOTAL in slid or len(slid) == 1) and first is not None and last is not None
+            span = f" ({label} {first:.0f} → {last:.0f} {pct()})" if known else ""
             lines.append(
                 (
                     f"By session {session}:",
