@@ -614,7 +614,7 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
         dropped = kinds.get("rupture", set()) | kinds.get("reliable_drop", set())
         if dropped:
             sharp = "sharp drop" if "rupture" in kinds else "drop larger than measurement noise"
-            before = order[order.index(session) - 1] if order.index(session) else None
+            before = order[order.index(session) - 1] if order.index(session) else -1
             # the figures of the scale that dropped: the total's when it is one of them
             show = [TOTAL] if TOTAL in dropped or scales(dropped) == "all scales" else dropped
             moves = [
