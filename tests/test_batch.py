@@ -249,6 +249,10 @@ def _score_command(cli, fmt: str) -> str:
 def test_ndjson_equals_score_command(cli, tmp_path: Path):
     path = write(tmp_path / "in.csv", _csv([["c1", "2", "2026-03-01", *FULL_ANSWERS]]))
     line = json.loads(cli("batch", str(path), "-i", "wai-sr", "-f", "ndjson", "-q").stdout)
+    # batch adds where the row came from and its other columns, so results join back
+    source = line.pop("source")
+    assert source["file"] == str(path) and source["line"] == 2
+    assert source["columns"] == {"client_id": "c1", "session": "2", "date": "2026-03-01"}
     assert [line] == json.loads(_score_command(cli, "json"))
 
 

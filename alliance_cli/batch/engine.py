@@ -7,6 +7,7 @@ opens (atomically). Memory does not grow with the file.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import os
 import re
@@ -86,15 +87,23 @@ class BatchOptions:
     strict: bool = False
     delimiter: str | None = None
     encoding: str = "utf-8"
+    layout: str = "auto"  # auto, csv, redcap, qualtrics or long (io.layouts)
+    complete_only: bool = False  # REDCap: status Complete; Qualtrics: Finished
+    date_format: str | None = None  # --date-format; else ISO dates (and datetimes)
+    recode: Mapping[str, str] | None = None  # cell text -> value scored (--recode)
+    item_column: str | None = None  # long format: the item and value columns
+    value_column: str | None = None
 
 
 @dataclass
 class Stats:
-    """Row accounting: read = scored + rejected, always."""
+    """Row accounting: read = scored + rejected + not administered + excluded, always."""
 
     read: int = 0
     scored: int = 0
     rejected: int = 0
+    not_administered: int = 0  # no answer to any item of this form: not an administration
+    excluded: dict[str, int] = field(default_factory=dict)  # left out by the layout, by why
     seconds: float = 0.0
     not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
     fast: int = 0  # rows scored on the fast path (the rest went through the full parser)
@@ -103,13 +112,34 @@ class Stats:
 
 @dataclass
 class Layout:
-    """Where the items, ids and pass-through columns are in the header."""
+    """Where the items, ids and pass-through columns are in the header, and how rows of
+    the export's layout are read (a column it adds, rows it leaves out, cells recoded)."""
 
     header: list[str]
     items: list[int]
     ids: dict[str, int]
     keep: list[int]
     delimiter: str
+    added: Callable[[list[str]], str] | None = None  # the value of a last column it adds
+    exclude: Callable[[list[str]], str | None] | None = None
+    recode: Mapping[str, str] | None = None
+    to_iso: Callable[[str], str] = field(default=lambda cell: _iso_date(cell))
+
+
+def _iso_date(cell: str) -> str:
+    """An ISO date, or the date of an ISO date and time (REDCap's ``2026-09-03 14:05``)."""
+    from datetime import datetime
+
+    text = cell.strip()
+    try:
+        return validate_date(text) or ""
+    except UsageProblem:
+        if len(text) > 10 and text[10] in " T":
+            try:
+                return datetime.fromisoformat(text).date().isoformat()
+            except ValueError:
+                pass
+        raise
 
 
 def plan_layout(
@@ -199,14 +229,20 @@ def score_stream(
     ids = layout.ids
     client_col = ids.get("client_id")
     header_names = layout.header
-    fast = FastRows(scorer, layout.items).compile(_id_checks(ids, scorer.instrument.respondent))
+    to_iso = layout.to_iso
+    checks = _id_checks(ids, scorer.instrument.respondent, to_iso)
+    fast = FastRows(scorer, layout.items).compile(checks)
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
+    added = layout.added
     wants_json = sink.wants_json or on_score is not None
     required = [r for r in ("client_id", "session") if require_ids]
     if required:
         _check_id_columns(layout)  # before anything is written
     sink.begin([header_names[i] for i in keep] + score_columns(scorer))
+
+    def on_reject_here(r: Rejection) -> None:  # lines as the file counts them
+        on_reject(dataclasses.replace(r, line=current.file_line(r.line)))
 
     def general(row: list[str], end_line: int, name: str) -> bool:
         """Score one row the careful way; True when scored, False when rejected.
@@ -223,24 +259,30 @@ def score_stream(
                 f"{swallowed} line(s) that look like rows (a quote never closed?); they are "
                 "not scored"
             )
-            on_reject(Rejection(name, start, "", "", reason, client))
+            on_reject_here(Rejection(name, start, "", "", reason, client))
             return False
         if len(row) != width:
-            reason = f"row has {len(row)} fields; the header has {width}"
-            on_reject(Rejection(name, _first_line(end_line, row), "", "", reason, client))
+            fields = width - (added is not None)  # a column the layout adds is not the file's
+            reason = f"row has {len(row)} fields; the header has {fields}"
+            on_reject_here(Rejection(name, _first_line(end_line, row), "", "", reason, client))
             return False
-        problem = _id_problem(row, ids, required, scorer.instrument.respondent)
+        problem = _id_problem(row, ids, required, scorer.instrument.respondent, to_iso)
         if problem is not None:
-            on_reject(Rejection(name, _first_line(end_line, row), *problem, client))
+            on_reject_here(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
         answers = get_items(row) if get_items is not None else (row[first_item],)
         if wants_json:
             where = (name, end_line, client)
-            data = _score_json(scorer, answers, row, ids, where, item_columns, on_reject)
+            data = _score_json(
+                scorer, answers, row, ids, where, item_columns, on_reject_here, to_iso
+            )
             if data is None:
                 return False
             if sink.wants_json:
-                sink.result(data)
+                # where the row came from, and its other columns: results join back
+                line = current.file_line(_first_line(end_line, row))
+                kept = {header_names[i]: row[i] for i in keep}
+                sink.result({**data, "source": {"file": name, "line": line, "columns": kept}})
             else:
                 sink.csv_row(safe_cells(row, keep) + score_json_cells(scorer, data))
             if on_score is not None:
@@ -291,12 +333,35 @@ def score_stream(
             pending.clear()
 
     done = 0  # bytes of the sources already finished, for the progress bar
+    items = layout.items
+    exclude, recode = layout.exclude, layout.recode or None
+    excluded = stats.excluded
+    not_administered = 0
     for source in sources:
-        reader = csv.reader(source.handle, delimiter=source.delimiter)
+        current = source
+        for line, column, value, reason, client in source.early:  # found by the layout
+            on_reject(Rejection(source.name, line, column, value, reason, client))
+            rejected += 1
+        reader = csv.reader(source.rows_from(), delimiter=source.delimiter)
         delimiter = source.delimiter
         while True:  # a CSV error rejects one record; reading goes on after it
             try:
                 for row in reader:
+                    if added is not None and len(row) == width - 1:
+                        row.append(added(row))
+                    if len(row) == width:
+                        if exclude is not None:
+                            why = exclude(row)
+                            if why is not None:
+                                excluded[why] = excluded.get(why, 0) + 1
+                                continue
+                        if recode is not None:
+                            for p in items:
+                                row[p] = recode.get(row[p].strip(), row[p])
+                        if not row[first_item].strip() and not any(row[p].strip() for p in items):
+                            if width > 1 or row[0]:  # (one column: a blank line is no row)
+                                not_administered += 1
+                            continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)
                         if got is not None:
@@ -337,12 +402,14 @@ def score_stream(
                     if "field limit" in str(exc)
                     else f"CSV error ({exc}); this record is not scored"
                 )
-                on_reject(Rejection(source.name, line, "", "", reason))
+                on_reject_here(Rejection(source.name, line, "", "", reason))
                 rejected += 1
         done += _position(source)
     flush()
     sink.end()
-    stats.read, stats.scored, stats.rejected = scored + rejected, scored, rejected
+    stats.not_administered = not_administered
+    stats.read = scored + rejected + not_administered + sum(excluded.values())
+    stats.scored, stats.rejected = scored, rejected
     stats.fast = scored - slow_scored
     stats.seconds = time.perf_counter() - started
     return stats
@@ -384,7 +451,11 @@ def _position(source: Source) -> int:
 
 
 def _id_problem(
-    row: list[str], ids: dict[str, int], required: list[str], respondent: str
+    row: list[str],
+    ids: dict[str, int],
+    required: list[str],
+    respondent: str,
+    to_iso: Callable[[str], str] = _iso_date,
 ) -> tuple[str, str, str] | None:
     """The first problem with a row's ids, or None. One rule for every output format."""
     for role in required:
@@ -397,10 +468,20 @@ def _id_problem(
             return "session", value, problem
     if "date" in ids:
         value = row[ids["date"]].strip()
-        try:
-            validate_date(value)
-        except UsageProblem:
-            return "date", value, f'date "{value}" is not an ISO date (YYYY-MM-DD)'
+        if value:
+            try:
+                to_iso(value)
+            except (UsageProblem, ValueError):
+                if to_iso is _iso_date:
+                    return (
+                        "date",
+                        value,
+                        (
+                            f'date "{value}" is not an ISO date (YYYY-MM-DD); for another '
+                            "spelling give --date-format, e.g. DD.MM.YYYY"
+                        ),
+                    )
+                return "date", value, f'date "{value}" does not match --date-format'
     if "rater" in ids:
         value = row[ids["rater"]].strip()
         problem = rater_problem(value, respondent) if value else None
@@ -409,7 +490,9 @@ def _id_problem(
     return None
 
 
-def _id_checks(ids: dict[str, int], respondent: str) -> dict[int, Callable[[str], bool]]:
+def _id_checks(
+    ids: dict[str, int], respondent: str, to_iso: Callable[[str], str] = _iso_date
+) -> dict[int, Callable[[str], bool]]:
     """Yes/no checks on the session, date and rater cells, by column, for the fast path."""
 
     def session_ok(cell: str) -> bool:
@@ -417,9 +500,11 @@ def _id_checks(ids: dict[str, int], respondent: str) -> dict[int, Callable[[str]
         return not value or session_problem(value) is None
 
     def date_ok(cell: str) -> bool:
+        if not cell.strip():
+            return True
         try:
-            validate_date(cell.strip())
-        except UsageProblem:
+            to_iso(cell)
+        except (UsageProblem, ValueError):
             return False
         return True
 
@@ -445,6 +530,7 @@ def _score_json(
     where: tuple[str, int, str],
     item_columns: dict[str, str],
     on_reject: Callable[[Rejection], None],
+    to_iso: Callable[[str], str] = _iso_date,
 ) -> dict[str, Any] | None:
     """Score a row into Score JSON, or report its rejection; where = (file, end line, client)."""
     results, problems, noted = scorer.score_cells(answers)
@@ -461,13 +547,86 @@ def _score_json(
         return row[ids[role]].strip() or None if role in ids else None
 
     session = cell("session")
+    date = cell("date")
     who = {
         "client_id": cell("client_id"),
         "session": int(session) if session else None,
-        "date": validate_date(cell("date")),
+        "date": to_iso(date) if date else None,
         "rater": (cell("rater") or scorer.instrument.respondent).lower(),
     }
     return scorer.result_dict(results, noted, raws, who)
+
+
+def read_layout(
+    sources: list[Source],
+    scorer: Scorer,
+    options: BatchOptions,
+    on_note: Callable[[str], None] = lambda _note: None,
+) -> Layout:
+    """Recognise the export's layout (or take the one forced), make its sources read as
+    one row per administration, and plan the columns. Says what it recognised."""
+    from alliance_cli.io import layouts
+
+    first = sources[0]
+    kind = options.layout if options.layout != "auto" else layouts.recognise_header(first.header)
+    id_names = dict(options.id_names)
+    if kind == "qualtrics":
+        for source in sources:
+            _rows, taken, lines = layouts.qualtrics_header_rows(
+                source.header, source.handle, source.delimiter
+            )
+            source.skipped += taken
+            source.lines = lines
+    if kind == "long":
+        stripped = [h.strip() for h in first.header]
+        long_ids = find_id_columns(stripped, id_names)
+        for source in sources:
+            rebuilt = layouts.pivot_long(
+                source.name, source.header, source.rows_from(), source.delimiter,
+                source.skipped, long_ids, options.item_column, options.value_column,
+            )  # fmt: skip
+            if source.name != "stdin":
+                source.handle.close()
+            source.handle = io.StringIO(rebuilt.text)
+            source.header = next(csv.reader([source.handle.readline()]))
+            source.delimiter, source.lines, source.skipped = ",", None, 0
+            source.line_of = lambda line, at=rebuilt.line_of: at[line - 2]
+            source.early = rebuilt.early
+            on_note(rebuilt.note)
+        first = sources[0]
+        id_names = {role: None for role in id_names}  # the rebuilt rows name them plainly
+    header = list(first.header)
+    added = None
+    if kind == "redcap":
+        id_names.setdefault("client_id", None)
+        if not id_names["client_id"]:
+            id_names["client_id"] = first.header[0].strip()
+        added = layouts.redcap_session(header)
+        if added is not None and not id_names.get("session"):
+            header.append("session")
+    layout = plan_layout(
+        header, scorer, first.delimiter,
+        template=options.template, map_file=options.map_file,
+        item_columns=options.item_columns, id_names=id_names, keep=options.keep,
+        known_ids=options.known_ids, item_count=options.item_count,
+    )  # fmt: skip
+    if kind == "redcap" and added is not None and len(header) > len(first.header):
+        layout.added = added[1]
+    adapter = layouts.adapter_for(
+        kind if kind != "long" else "csv", header, layout.items, options.complete_only,
+        bool(options.id_names.get("client_id")),
+    )  # fmt: skip
+    if kind == "redcap" and added is not None:
+        adapter.notes[0] = adapter.notes[0][:-1] + ", " + added[0] + ")"
+    for note in adapter.notes:
+        on_note(note)
+    layout.exclude = adapter.exclude
+    recode = {**adapter.recode, **(options.recode or {})}
+    layout.recode = recode or None
+    to_iso = layouts.parse_date_format(options.date_format)
+    if to_iso is not None:
+        layout.to_iso = to_iso
+    return layout
 
 
 class _Discard(Exception):
@@ -484,6 +643,7 @@ def run_files(
     on_reject_line: Callable[[Rejection], None],
     on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any], str | None], None] | None = None,
+    on_note: Callable[[str], None] = lambda _note: None,
 ) -> tuple[Stats, bool]:
     """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
 
@@ -502,20 +662,12 @@ def run_files(
     for what, path in outputs:
         if path is not None:
             check_output(path, what)
+    from alliance_cli.io.layouts import check_not_both
+
+    check_not_both(options.template, options.map_file)
     sources = open_sources(inputs, options.encoding, options.delimiter)
     try:
-        layout = plan_layout(
-            sources[0].header,
-            scorer,
-            sources[0].delimiter,
-            template=options.template,
-            map_file=options.map_file,
-            item_columns=options.item_columns,
-            id_names=options.id_names,
-            keep=options.keep,
-            known_ids=options.known_ids,
-            item_count=options.item_count,
-        )
+        layout = read_layout(sources, scorer, options, on_note)
         if options.require_ids:
             _check_id_columns(layout)
         strict = options.strict

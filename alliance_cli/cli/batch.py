@@ -20,7 +20,7 @@ from alliance_cli.cli.common import (
     run_catalog,
     say_verification,
 )
-from alliance_cli.core.errors import ExitCode
+from alliance_cli.core.errors import ExitCode, UsageProblem
 
 
 @funnel
@@ -79,8 +79,39 @@ def batch_command(
         str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
     ] = None,
     encoding: Annotated[
-        str, typer.Option("--encoding", help="Input encoding, e.g. latin-1.")
+        str, typer.Option("--encoding", help="Input encoding, e.g. latin-1 (a BOM decides).")
     ] = "utf-8",
+    layout: Annotated[
+        str,
+        typer.Option(
+            "--layout",
+            help="auto (default: recognised and said on stderr), csv, redcap, qualtrics, long.",
+        ),
+    ] = "auto",
+    long: Annotated[
+        bool, typer.Option("--long", help="One row per answer: same as --layout long.")
+    ] = False,
+    item_column: Annotated[
+        str | None, typer.Option("--item-column", help="Long format: the item column.")
+    ] = None,
+    value_column: Annotated[
+        str | None, typer.Option("--value-column", help="Long format: the answer column.")
+    ] = None,
+    complete_only: Annotated[
+        bool,
+        typer.Option(
+            "--complete-only",
+            help="Only forms marked Complete (REDCap status 2; Qualtrics Finished).",
+        ),
+    ] = False,
+    date_format: Annotated[
+        str | None,
+        typer.Option("--date-format", help="Dates not ISO, e.g. DD.MM.YYYY or M/D/YYYY."),
+    ] = None,
+    recode: Annotated[
+        str | None,
+        typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'."),
+    ] = None,
     quiet: QuietOpt = False,
     save: SaveOpt = False,
     replace: ReplaceOpt = False,
@@ -90,8 +121,13 @@ def batch_command(
     """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.cli import batch_run, score_sets
+    from alliance_cli.io import layouts
     from alliance_cli.io.csvin import parse_delimiter
 
+    if long:
+        layout = "long"
+    if layout not in layouts.LAYOUTS:
+        raise UsageProblem(f"--layout {layout!r}: choose {', '.join(layouts.LAYOUTS)}")
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
@@ -109,6 +145,12 @@ def batch_command(
         strict=strict,
         delimiter=parse_delimiter(delimiter),
         encoding=encoding,
+        layout=layout,
+        complete_only=complete_only,
+        date_format=date_format,
+        recode=layouts.parse_recode(recode) or _map_recode(map_file),
+        item_column=item_column,
+        value_column=value_column,
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,
@@ -117,3 +159,12 @@ def batch_command(
     )  # fmt: skip
     stats, _ = batch_run.run_with_progress(request)
     return ExitCode.REJECTED if stats.rejected or stats.not_saved else ExitCode.OK
+
+
+def _map_recode(map_file: Path | None) -> dict[str, str] | None:
+    """A ``recode:`` entry in the --map file: the same forms as --recode."""
+    if map_file is None:
+        return None
+    from alliance_cli.io.columns import map_recode
+
+    return map_recode(map_file)

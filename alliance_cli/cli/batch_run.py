@@ -70,9 +70,12 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         recorder.add(data, counselor)
 
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
+    note = (lambda _text: None) if quiet else say
     try:
         try:
-            stats, written = batch.run_files(*args, on_score=on_score if save else None)
+            stats, written = batch.run_files(
+                *args, on_score=on_score if save else None, on_note=note
+            )
         finally:
             if progress is not None and progress.live.is_started:
                 progress.stop()
@@ -112,9 +115,17 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     if not quiet:
         where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
         withheld = "; --strict: no output written" if not written else ""
+        others = "".join(
+            f", {count:,} {why}"
+            for why, count in [
+                ("not administered", stats.not_administered),
+                *stats.excluded.items(),
+            ]
+            if count
+        )
         sys.stderr.write(
             f"batch: {stats.read:,} rows read, {stats.scored:,} scored, "
-            f"{stats.rejected:,} rejected{where} in {stats.seconds:.2f} s{withheld}\n"
+            f"{stats.rejected:,} rejected{where}{others} in {stats.seconds:.2f} s{withheld}\n"
         )
     return stats, written
 

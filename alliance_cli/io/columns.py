@@ -15,23 +15,58 @@ def _strip_zeros(item: str) -> str:
     return item.lstrip("0") or "0" if item.isdigit() else item.lower()
 
 
+_FIELD = re.compile(r"\{item(?:\s*([+-])\s*(\d+))?(?::([^{}]*))?\}")
+
+
 def from_template(header: Sequence[str], items: Sequence[str], template: str) -> list[int]:
-    """Item columns named by a template such as ``wai_{item}`` (``{item:02}`` pads numbers)."""
-    if "{item" not in template:
-        raise UsageProblem("--columns needs '{item}' in it, e.g. 'wai_{item}'")
+    """Item columns named by a template: ``wai_{item}``; ``{item:02}`` pads numbers;
+    ``Q{item+4}`` when item 1 is in column Q5. Names match in any case (``q{item}`` finds
+    ``Q1``) when the exact case is not there."""
+    if not _FIELD.search(template):
+        raise UsageProblem(
+            "--columns needs '{item}' in it, e.g. 'wai_{item}', 'Q{item:02}' or 'Q{item+4}'"
+        )
+    lowered = [h.lower() for h in header]
     positions, missing = [], []
     for item in items:
-        try:
-            name = template.format(item=int(item) if item.isdigit() else item)
-        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-            raise UsageProblem(f"--columns {template!r}: {exc}") from None
+        name = _fill(template, item)
         if name in header:
             positions.append(list(header).index(name))
+        elif name.lower() in lowered and lowered.count(name.lower()) == 1:
+            positions.append(lowered.index(name.lower()))
         else:
             missing.append(f"{item} (expected {name!r})")
     if missing:
         raise UsageProblem(_no_column(missing))
     return positions
+
+
+def _fill(template: str, item: str) -> str:
+    """The column name a template gives one item."""
+
+    def one(match: re.Match[str]) -> str:
+        sign, offset, spec = match.groups()
+        if sign and not item.isdigit():
+            raise UsageProblem(
+                f"--columns {template!r}: {{item{sign}{offset}}} needs numbered items; "
+                f"this instrument has item {item!r}"
+            )
+        value: int | str = int(item) if item.isdigit() else item
+        if sign:
+            value = int(item) + (int(offset) if sign == "+" else -int(offset))
+        try:
+            return format(value, spec or "")
+        except ValueError:
+            raise UsageProblem(
+                f"--columns {template!r}: {spec!r} is not a format for item {item!r} "
+                "(e.g. {item:02} pads to two digits)"
+            ) from None
+
+    return (
+        _FIELD.sub(one, template.replace("{{", "\0").replace("}}", "\1"))
+        .replace("\0", "{")
+        .replace("\1", "}")
+    )
 
 
 def _no_column(missing: list[str]) -> str:
@@ -52,7 +87,7 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
         where = f"{problem.file}:{problem.line}" if problem.line else problem.file
         what = problem.message.removeprefix("YAML syntax: ")
         raise DataFileError(f"{where}: not valid YAML for a --map file ({what})") from None
-    if isinstance(data, dict) and set(data) == {"items"}:
+    if isinstance(data, dict) and "items" in data and set(data) <= {"items", "recode"}:
         data = data["items"]
     if not isinstance(data, dict):
         raise DataFileError(f"{map_file}: expected a mapping of item id to column name")
@@ -61,6 +96,24 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
     if unknown:
         raise DataFileError(f"{map_file}: no item {', '.join(unknown)} in this instrument")
     return from_mapping(header, items, mapping, map_file.name)
+
+
+def map_recode(map_file: Path) -> dict[str, str] | None:
+    """The ``recode:`` entry of a --map file (``'0-4:1-5'``, or a mapping code: value)."""
+    from alliance_cli.core.errors import InstrumentInvalid
+    from alliance_cli.io.layouts import parse_recode
+    from alliance_cli.io.yamlfile import read_yaml
+
+    try:
+        data, _, _ = read_yaml(map_file)
+    except InstrumentInvalid:
+        return None  # from_map reports it
+    if not isinstance(data, dict) or "recode" not in data or "items" not in data:
+        return None
+    recode = data["recode"]
+    if isinstance(recode, dict):
+        return {str(k).strip(): str(v).strip() for k, v in recode.items()}
+    return parse_recode(str(recode), f"{map_file}: recode")
 
 
 def from_mapping(
@@ -109,7 +162,7 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
         extra = sorted((n for n in cols if n not in wanted), key=lambda n: (len(n), n))
         if extra:
             # wai_1..wai_12 read as a 4-item form would score the wrong questionnaire quietly.
-            prefix, suffix = complete[0]
+            prefix, suffix = _as_written(header, cols, complete[0])
             raise UsageProblem(
                 f"the file has item columns beyond this instrument's {len(wanted)} items "
                 f"({', '.join(header[cols[n]] for n in extra[:3])}"
@@ -118,7 +171,9 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
             )
         return [cols[w] for w in wanted]
     if len(complete) > 1:
-        names = [f"'{p}<item>{s}'" for p, s in complete]
+        names = [
+            "'{}<item>{}'".format(*_as_written(header, families[key], key)) for key in complete
+        ]
         raise UsageProblem(
             f"item columns are ambiguous: {' and '.join(names)} both fit; "
             "choose with --columns 'PREFIX{item}' or --map FILE.yaml"
@@ -136,6 +191,17 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
         f"items {', '.join(lacking)} have no column; columns that look like items: "
         f"{candidates}; name them with --columns or --map"
     )
+
+
+def _as_written(
+    header: Sequence[str], cols: dict[str, int], key: tuple[str, str]
+) -> tuple[str, str]:
+    """A family's prefix and suffix as the header spells them (``Q`` in ``Q1``, not ``q``)."""
+    name = header[next(iter(cols.values()))].strip()
+    match = _NUMBERED.match(name)
+    if match is None:
+        return key
+    return match.group(1), match.group(3)
 
 
 def foreign_instrument(

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import csv
-from collections.abc import Sequence
-from dataclasses import dataclass
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import IO
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
@@ -29,8 +30,22 @@ def _norm(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name.strip().lower()).strip("_")
 
 
+# byte-order marks, longest first (UTF-32 LE begins like UTF-16 LE)
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32"),
+    (b"\x00\x00\xfe\xff", "utf-32"),
+    (b"\xff\xfe", "utf-16"),
+    (b"\xfe\xff", "utf-16"),
+    (b"\xef\xbb\xbf", "utf-8-sig"),
+)
+
+
 def open_input(name: str, encoding: str) -> IO[str]:
-    """Open an input file (or '-' for stdin) as text, newline handling left to csv."""
+    """Open an input file (or '-' for stdin) as text, newline handling left to csv.
+
+    A byte-order mark decides the encoding (UTF-8, UTF-16 or UTF-32, as Excel's "Unicode
+    text" writes): it is what the file says it is, whatever ``--encoding`` says.
+    """
     import codecs
     import io
     import sys
@@ -43,12 +58,21 @@ def open_input(name: str, encoding: str) -> IO[str]:
             f"--encoding {encoding!r} is not an encoding Python knows (try utf-8, latin-1 "
             "or cp1252)"
         ) from None
-    if name == "-":
-        return io.TextIOWrapper(sys.stdin.buffer, encoding=enc, newline="")
     try:
-        return open(name, encoding=enc, newline="")
+        raw: io.BufferedReader = (
+            sys.stdin.buffer if name == "-" else open(name, "rb")  # type: ignore[assignment]  # noqa: SIM115
+        )
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    try:
+        head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
+    except OSError as exc:
+        raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    for bom, by_bom in _BOMS:
+        if head.startswith(bom):
+            enc = by_bom
+            break
+    return io.TextIOWrapper(raw, encoding=enc, newline="")
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -88,17 +112,26 @@ def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict
     return found
 
 
-def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str]:
-    """Read the header line; sniff the delimiter; refuse empty files."""
+def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str, int]:
+    """Read the header line; sniff the delimiter; refuse empty files.
+
+    Excel's ``sep=;`` first line names the delimiter and is not the header: returns how
+    many such lines came before it (0 or 1).
+    """
     try:
         first = handle.readline()
+        before = 0
+        excel = re.fullmatch(r"sep=(.)\r?\n?", first)
+        if excel:
+            delimiter = delimiter or excel.group(1)
+            first, before = handle.readline(), 1
     except UnicodeDecodeError as exc:
         raise _decode_error(name, exc) from None
     if not first.strip():
         raise DataFileError(f"{name}: empty file (expected a header row)")
     delim = delimiter or sniff_delimiter(first)
     header = next(csv.reader([first], delimiter=delim))
-    return header, delim
+    return header, delim, before
 
 
 def _decode_error(name: str, exc: UnicodeDecodeError) -> DataFileError:
@@ -110,12 +143,32 @@ def _decode_error(name: str, exc: UnicodeDecodeError) -> DataFileError:
 
 @dataclass
 class Source:
-    """One input file, opened, with its header read."""
+    """One input file, opened, with its header read.
+
+    ``lines`` is what the rows are read from (the handle, unless a layout peeked at rows);
+    ``skipped`` counts the file lines before the data besides the header line (Excel's
+    ``sep=`` line, Qualtrics' extra header rows), so reported line numbers are the file's;
+    ``line_of`` maps a line of rows the layout rebuilt (long format) to the file's line.
+    """
 
     name: str
     handle: IO[str]
     header: list[str]
     delimiter: str
+    skipped: int = 0
+    lines: Iterable[str] | None = None
+    line_of: Callable[[int], int] | None = None
+    layout: str = "csv"
+    # rejections found while rebuilding rows (long format: an item given twice)
+    early: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+
+    def rows_from(self) -> Iterable[str]:
+        """The lines the rows are read from."""
+        return self.handle if self.lines is None else self.lines
+
+    def file_line(self, line: int) -> int:
+        """A line number as counted from the header (line 1) -> the file's line."""
+        return self.line_of(line) if self.line_of is not None else line + self.skipped
 
 
 def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> list[Source]:
@@ -124,11 +177,11 @@ def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> 
     for name in names:
         handle = open_input(name, encoding)
         shown = "stdin" if name == "-" else name
-        header, delim = read_header(handle, shown, delimiter)
+        header, delim, before = read_header(handle, shown, delimiter)
         if sources and [h.strip() for h in header] != [h.strip() for h in sources[0].header]:
             raise DataFileError(
                 f"{shown}: columns differ from {sources[0].name}; "
                 "files scored together need the same header"
             )
-        sources.append(Source(shown, handle, header, delim))
+        sources.append(Source(shown, handle, header, delim, skipped=before))
     return sources

@@ -1,0 +1,403 @@
+"""Export layouts: REDCap, Qualtrics and long format, recognised from the header and rows.
+
+Each layout is read into the one shape the batch engine scores: a header and rows of
+cells, one row per administration, with line numbers that point into the file as written.
+What was recognised is said on stderr (``Adapter.notes``); ``--layout`` forces a choice.
+
+The rules come from real exports (``../shared/real-formats/NOTES.md``):
+
+- REDCap's records export: the first column is the record id, whatever its name; a session
+  is ``redcap_repeat_instance`` when filled, else the number in the event name
+  (``session_3_arm_1`` is 3; ``_arm_N`` is the arm, never the session); a row whose item
+  cells are all blank is not an administration of this form; ``<form>_complete`` is 0
+  Incomplete, 1 Unverified, 2 Complete, and status does not track the answers, so rows are
+  left out on it only with ``--complete-only``.
+- Qualtrics: three header rows (export name, question text, ``{"ImportId": ...}``); two in
+  the legacy exporter (``V1..V10``, then the names); ``Status`` 1 and 2 are survey previews
+  and tests, left out and counted; ``-99`` is a question seen but not answered (missing);
+  ``Finished`` 0 is left out only with ``--complete-only``.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import IO
+
+from alliance_cli.core.errors import DataFileError, UsageProblem
+
+LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
+
+_REDCAP_IDS = ("record_id", "study_id", "participant_id", "record", "subject_id")
+_QUALTRICS_META = {"responseid", "startdate", "enddate", "recordeddate", "distributionchannel"}
+_ARM = re.compile(r"_arm_\d+$")
+_TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+# Qualtrics Status (response type): 0 IP Address (a real response), 4 Imported, 16 Offline;
+# 1 Survey Preview, 2 Survey Test, 8 Spam, 9 Preview Spam, 12 Imported Spam, 17 Offline
+# Preview are left out. A choice-text export writes the names.
+_QUALTRICS_REAL = {"0", "4", "16", "ip address", "imported", "offline", ""}
+
+
+@dataclass
+class Adapter:
+    """How to read one layout: rows added or left out, cells recoded, and what was seen."""
+
+    name: str = "csv"
+    notes: list[str] = field(default_factory=list)
+    # a column the layout adds to every row (REDCap's session), computed from the row
+    added: tuple[str, Callable[[list[str]], str]] | None = None
+    # why a row is left out (a key of Stats.excluded), or None to score it
+    exclude: Callable[[list[str]], str | None] | None = None
+    # cell text read as another (Qualtrics -99: seen, not answered)
+    recode: dict[str, str] = field(default_factory=dict)
+    client_column: str | None = None  # the id column the layout names (REDCap's record id)
+
+
+def recognise_header(header: Sequence[str]) -> str:
+    """The layout a header says it is: 'redcap', 'qualtrics' or 'csv' (long is asked for)."""
+    names = [h.strip().lower() for h in header]
+    if any(n.startswith("redcap_") for n in names):
+        return "redcap"
+    if names and names[0] in _REDCAP_IDS and any(n.endswith("_complete") for n in names):
+        return "redcap"
+    if _QUALTRICS_META & set(names) or names[:3] == ["v1", "v2", "v3"]:
+        return "qualtrics"
+    return "csv"
+
+
+def qualtrics_header_rows(
+    header: Sequence[str], handle: IO[str], delimiter: str
+) -> tuple[int, int, Iterable[str]]:
+    """How many header rows follow the first (2 current, 1 legacy, 0 none), the file lines
+    they take, and the lines to read the data from (what was peeked, then the rest)."""
+    lines: list[str] = []
+
+    def feed() -> Iterator[str]:
+        for line in handle:
+            lines.append(line)
+            yield line
+
+    reader = csv.reader(feed(), delimiter=delimiter)
+    peeked = list(itertools.islice(reader, 2))
+    third = peeked[1] if len(peeked) > 1 else []
+    legacy = [h.strip().lower() for h in header[:3]] == ["v1", "v2", "v3"]
+    if any(cell.lstrip().startswith(('{"ImportId"', "{'ImportId'")) for cell in third):
+        rows = 2
+    elif legacy and peeked and peeked[0] and peeked[0][0].strip().lower() == "responseid":
+        rows = 1
+    else:
+        rows = 0
+    if rows == 0:
+        return 0, 0, itertools.chain(lines, handle)
+    # the file lines the header rows took (question text may hold line breaks)
+    replay = csv.reader(iter(lines), delimiter=delimiter)
+    for _ in itertools.islice(replay, rows):
+        pass
+    taken = replay.line_num
+    return rows, taken, itertools.chain(lines[taken:], handle)
+
+
+def adapter_for(
+    name: str,
+    header: Sequence[str],
+    items: Sequence[int],
+    complete_only: bool,
+    id_named: bool,
+) -> Adapter:
+    """The adapter of a recognised layout, given the header and the item columns."""
+    names = [h.strip().lower() for h in header]
+    if name == "redcap":
+        return _redcap(header, names, items, complete_only, id_named)
+    if name == "qualtrics":
+        return _qualtrics(names, complete_only)
+    if complete_only:
+        raise UsageProblem(
+            "--complete-only reads a REDCap form's status or Qualtrics' Finished column; "
+            "this file is neither (force one with --layout)"
+        )
+    return Adapter()
+
+
+def redcap_session(
+    header: Sequence[str],
+) -> tuple[str, Callable[[list[str]], str]] | None:
+    """REDCap's session, when the export has no session column: (what it is read from,
+    the function that reads it from a row), or None when there is nothing to read it from.
+
+    ``redcap_repeat_instance`` when filled, else the number ending the event name once the
+    arm is taken off (``session_3_arm_1`` is 3); blank when neither gives one.
+    """
+    names = [h.strip().lower() for h in header]
+    if "session" in names:
+        return None
+    instance = names.index("redcap_repeat_instance") if "redcap_repeat_instance" in names else None
+    event = names.index("redcap_event_name") if "redcap_event_name" in names else None
+    if instance is None and event is None:
+        return None
+
+    def session(row: list[str]) -> str:
+        if instance is not None and row[instance].strip():
+            return row[instance].strip()
+        if event is not None:
+            found = _TRAILING_NUMBER.search(_ARM.sub("", row[event].strip()))
+            return (found.group(1).lstrip("0") or "0") if found else ""
+        return ""
+
+    parts = [("redcap_repeat_instance", instance), ("the number in redcap_event_name", event)]
+    said = " or ".join(n for n, pos in parts if pos is not None)
+    return f"session from {said}", session
+
+
+def _redcap(
+    header: Sequence[str],
+    names: list[str],
+    items: Sequence[int],
+    complete_only: bool,
+    id_named: bool,
+) -> Adapter:
+    adapter = Adapter("redcap", client_column=None if id_named else header[0].strip())
+    said = [f"record id {header[0].strip()!r}"]
+    # the form's status: the first <form>_complete column after its last item
+    last = max(items)
+    status = next((i for i in range(last + 1, len(names)) if names[i].endswith("_complete")), None)
+    if status is not None:
+        said.append(f"status {header[status].strip()!r}")
+        if complete_only:
+
+            def not_complete(row: list[str]) -> str | None:
+                return None if row[status].strip() in ("2", "Complete") else "not complete"
+
+            adapter.exclude = not_complete
+    elif complete_only:
+        raise UsageProblem("--complete-only: no <form>_complete column after the item columns")
+    adapter.notes.append("layout: REDCap records export (" + ", ".join(said) + ")")
+    return adapter
+
+
+def _qualtrics(names: list[str], complete_only: bool) -> Adapter:
+    adapter = Adapter("qualtrics", recode={"-99": ""})
+    status = names.index("status") if "status" in names else None
+    finished = names.index("finished") if "finished" in names else None
+    if complete_only and finished is None:
+        raise UsageProblem("--complete-only: this Qualtrics export has no Finished column")
+
+    def exclude(row: list[str]) -> str | None:
+        if status is not None and row[status].strip().lower() not in _QUALTRICS_REAL:
+            return "survey preview, test or spam"
+        if complete_only and finished is not None and row[finished].strip() not in ("1", "True"):
+            return "not finished"
+        return None
+
+    if status is not None or complete_only:
+        adapter.exclude = exclude
+    adapter.notes.append(
+        "layout: Qualtrics export (previews and tests left out; -99, seen but not answered, "
+        "read as missing)"
+    )
+    return adapter
+
+
+def parse_date_format(text: str | None) -> Callable[[str], str] | None:
+    """``--date-format``: a strptime format (``%d.%m.%Y``) or its plain spelling
+    (``DD.MM.YYYY``, ``M/D/YYYY``); returns a cell -> ISO date function (raises ValueError)."""
+    if not text:
+        return None
+    fmt = text
+    if "%" not in fmt:
+        tokens = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "M": "%m", "DD": "%d", "D": "%d"}
+        fmt = re.sub(r"YYYY|YY|MM|M|DD|D", lambda m: tokens[m.group(0)], text)
+    from datetime import datetime
+
+    try:
+        datetime.strptime(datetime(2026, 9, 3).strftime(fmt), fmt)
+    except ValueError:
+        raise UsageProblem(
+            f"--date-format {text!r} is not a date format (e.g. DD.MM.YYYY, M/D/YYYY or %d.%m.%Y)"
+        ) from None
+
+    def to_iso(cell: str) -> str:
+        return datetime.strptime(cell.strip(), fmt).date().isoformat()
+
+    return to_iso
+
+
+def parse_recode(text: str | None, what: str = "--recode") -> dict[str, str]:
+    """``--recode '0-4:1-5'`` (a range onto a range of the same length, step 1) or
+    ``'a=1,b=2'``: cell text -> the value scored."""
+    if not text:
+        return {}
+    ranges = re.fullmatch(r"\s*(-?\d+)\s*-\s*(-?\d+)\s*:\s*(-?\d+)\s*-\s*(-?\d+)\s*", text)
+    if ranges:
+        a, b, c, d = (int(g) for g in ranges.groups())
+        if b - a != d - c or b < a:
+            raise UsageProblem(
+                f"{what} {text!r}: the two ranges must have the same length, low to high "
+                "(e.g. 0-4:1-5)"
+            )
+        return {str(a + i): str(c + i) for i in range(b - a + 1)}
+    pairs = [p for p in text.split(",") if p.strip()]
+    found: dict[str, str] = {}
+    for pair in pairs:
+        code, sep, value = pair.partition("=")
+        if not sep or not code.strip():
+            raise UsageProblem(
+                f"{what} {text!r}: expected 'LOW-HIGH:LOW-HIGH' (e.g. 0-4:1-5) or "
+                "'code=value,...' (e.g. 'A=1,B=2')"
+            )
+        found[code.strip()] = value.strip()
+    return found
+
+
+def check_not_both(template: str | None, map_file: object) -> None:
+    """``--columns`` and ``--map`` each choose every item column: one or the other."""
+    if template is not None and map_file is not None:
+        raise UsageProblem("--columns and --map both choose the item columns; give one")
+
+
+def long_error(message: str) -> DataFileError:
+    """A long-format reading error (a file problem, exit 2)."""
+    return DataFileError(message)
+
+
+_LONG_ITEM = ("item", "items", "item_id", "itemid", "question", "field_name", "variable")
+_LONG_VALUE = ("value", "values", "score", "scores", "response", "resp", "answer", "rating")
+
+
+@dataclass
+class LongResult:
+    """A long file rebuilt as one row per response set."""
+
+    text: str  # CSV: the id columns, then one column per item name seen
+    line_of: list[int]  # the file line where each rebuilt row's first answer is
+    early: list[tuple[int, str, str, str, str]]  # (line, column, value, reason, client)
+    note: str
+
+
+def pivot_long(
+    source_name: str,
+    header: Sequence[str],
+    lines: Iterable[str],
+    delimiter: str,
+    skipped: int,
+    id_columns: dict[str, int],
+    item_column: str | None,
+    value_column: str | None,
+) -> LongResult:
+    """One row per (client, session, rater) from rows of (…, item, value).
+
+    Answers of one response set may be anywhere in the file; the first row of each set gives
+    its place in the output and its line in errors. An item given twice with different
+    values rejects that response set, naming both lines; given twice alike, it counts once.
+    """
+    names = [h.strip() for h in header]
+    lowered = [n.lower() for n in names]
+    item_at = _long_column(names, lowered, item_column, _LONG_ITEM, "item", "--item-column")
+    value_at = _long_column(names, lowered, value_column, _LONG_VALUE, "value", "--value-column")
+    if "client_id" not in id_columns:
+        raise UsageProblem(
+            "long format: no client id column to group the answers by (name it with --id-column)"
+        )
+    key_roles = [r for r in ("client_id", "session", "rater") if r in id_columns]
+    extra_roles = [r for r in ("date", "counselor") if r in id_columns]
+    width = len(names)
+    groups: dict[tuple[str, ...], _Group] = {}
+    order: list[tuple[str, ...]] = []
+    seen_items: dict[str, None] = {}
+    early: list[tuple[int, str, str, str, str]] = []
+    reader = csv.reader(lines, delimiter=delimiter)
+    end = 1  # the line the previous record ended on (the header is line 1)
+    count = 0
+    for row in reader:
+        start, end = end + 1 + skipped, reader.line_num + 1
+        if not row or (len(row) == 1 and not row[0].strip()):
+            continue
+        count += 1
+        if len(row) != width:
+            early.append((start, "", "", f"row has {len(row)} fields; the header has {width}", ""))
+            continue
+        key = tuple(row[id_columns[r]].strip() for r in key_roles)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(start)
+            order.append(key)
+        for role in extra_roles:
+            if not group.extra.get(role):
+                group.extra[role] = row[id_columns[role]].strip()
+        name, value = row[item_at].strip(), row[value_at]
+        seen_items.setdefault(name, None)
+        cells = group.cells
+        if name in cells and cells[name][0].strip() != value.strip():
+            group.twice.append(
+                f"item {name} is given twice for this response set with different values "
+                f"(line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
+                f"{value.strip()!r})"
+            )
+        else:
+            cells.setdefault(name, (value, start))
+    out_roles = key_roles + extra_roles
+    item_names = list(seen_items)
+    import io
+
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow([_ROLE_NAMES[r] for r in out_roles] + item_names)
+    line_of: list[int] = []
+    for key in order:
+        group = groups[key]
+        if group.twice:
+            early.append((group.line, names[item_at], "", "; ".join(group.twice), key[0]))
+            continue
+        ids = list(key) + [group.extra.get(r, "") for r in extra_roles]
+        answers = [_one_line(group.cells[n][0]) if n in group.cells else "" for n in item_names]
+        writer.writerow([_one_line(c) for c in ids] + answers)
+        line_of.append(group.line)
+    note = (
+        f"layout: long format in {source_name} (items in {names[item_at]!r}, values in "
+        f"{names[value_at]!r}; {count:,} answer rows, {len(order):,} response sets)"
+    )
+    return LongResult(text.getvalue(), line_of, early, note)
+
+
+@dataclass
+class _Group:
+    """One response set of a long file, as its rows are read."""
+
+    line: int  # where its first answer is
+    cells: dict[str, tuple[str, int]] = field(default_factory=dict)  # item -> (value, line)
+    extra: dict[str, str] = field(default_factory=dict)  # date, counselor
+    twice: list[str] = field(default_factory=list)  # items given twice, differently
+
+
+_ROLE_NAMES = {
+    "client_id": "client_id", "session": "session", "rater": "rater",
+    "date": "date", "counselor": "counselor",
+}  # fmt: skip
+
+
+def _one_line(cell: str) -> str:
+    return cell.replace("\r", " ").replace("\n", " ")
+
+
+def _long_column(
+    names: list[str],
+    lowered: list[str],
+    given: str | None,
+    variants: Sequence[str],
+    role: str,
+    option: str,
+) -> int:
+    if given:
+        if given not in names:
+            raise UsageProblem(f"{option}: no column {given!r} (columns: {', '.join(names)})")
+        return names.index(given)
+    for variant in variants:
+        if variant in lowered:
+            return lowered.index(variant)
+    raise UsageProblem(
+        f"long format: no {role} column found (looked for {', '.join(variants[:4])}, …; "
+        f"name it with {option})"
+    )
