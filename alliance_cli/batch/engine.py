@@ -110,22 +110,6 @@ class Stats:
     output_cut: bool = False  # stdout's reader went away: the output is incomplete
 
 
-@dataclass
-class Layout:
-    """Where the items, ids and pass-through columns are in the header, and how rows of
-    the export's layout are read (a column it adds, rows it leaves out, cells recoded)."""
-
-    header: list[str]
-    items: list[int]
-    ids: dict[str, int]
-    keep: list[int]
-    delimiter: str
-    added: Callable[[list[str]], str] | None = None  # the value of a last column it adds
-    exclude: Callable[[list[str]], str | None] | None = None
-    recode: Mapping[str, str] | None = None
-    to_iso: Callable[[str], str] = field(default=lambda cell: _iso_date(cell))
-
-
 def _iso_date(cell: str) -> str:
     """An ISO date, or the date of an ISO date and time (REDCap's ``2026-09-03 14:05``)."""
     from datetime import datetime
@@ -140,6 +124,22 @@ def _iso_date(cell: str) -> str:
             except ValueError:
                 pass
         raise
+
+
+@dataclass
+class Layout:
+    """Where the items, ids and pass-through columns are in the header, and how rows of
+    the export's layout are read (a column it adds, rows it leaves out, cells recoded)."""
+
+    header: list[str]
+    items: list[int]
+    ids: dict[str, int]
+    keep: list[int]
+    delimiter: str
+    added: Callable[[list[str]], str] | None = None  # the value of a last column it adds
+    exclude: Callable[[list[str]], str | None] | None = None
+    recode: Mapping[str, str] | None = None
+    to_iso: Callable[[str], str] = _iso_date
 
 
 def plan_layout(
@@ -294,7 +294,7 @@ def score_stream(
             first = problems[0]
             reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
             column = item_columns[first.item]
-            on_reject(
+            on_reject_here(
                 Rejection(name, _first_line(end_line, row), column, first.value, reason, client)
             )
             return False
@@ -350,11 +350,6 @@ def score_stream(
                     if added is not None and len(row) == width - 1:
                         row.append(added(row))
                     if len(row) == width:
-                        if exclude is not None:
-                            why = exclude(row)
-                            if why is not None:
-                                excluded[why] = excluded.get(why, 0) + 1
-                                continue
                         if recode is not None:
                             for p in items:
                                 row[p] = recode.get(row[p].strip(), row[p])
@@ -362,6 +357,11 @@ def score_stream(
                             if width > 1 or row[0]:  # (one column: a blank line is no row)
                                 not_administered += 1
                             continue
+                        if exclude is not None:
+                            why = exclude(row)
+                            if why is not None:
+                                excluded[why] = excluded.get(why, 0) + 1
+                                continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)
                         if got is not None:
@@ -569,14 +569,24 @@ def read_layout(
 
     first = sources[0]
     kind = options.layout if options.layout != "auto" else layouts.recognise_header(first.header)
+    if options.layout == "auto" and kind == "csv" and layouts.looks_long(first.header):
+        try:  # item and value columns: long, unless item columns are there too
+            plan_layout(
+                [h.strip() for h in first.header], scorer, first.delimiter,
+                template=options.template, map_file=options.map_file,
+                item_columns=options.item_columns, id_names=dict(options.id_names),
+            )  # fmt: skip
+        except UsageProblem:
+            kind = "long"
     id_names = dict(options.id_names)
     if kind == "qualtrics":
         for source in sources:
-            _rows, taken, lines = layouts.qualtrics_header_rows(
+            names, taken, lines = layouts.qualtrics_header_rows(
                 source.header, source.handle, source.delimiter
             )
             source.skipped += taken
             source.lines = lines
+            source.header = names
     if kind == "long":
         stripped = [h.strip() for h in first.header]
         long_ids = find_id_columns(stripped, id_names)
@@ -655,16 +665,15 @@ def run_files(
     import tempfile
 
     from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
+    from alliance_cli.io.layouts import check_not_both
 
+    check_not_both(options.template, options.map_file)
     target = output if output is not None and str(output) != STDOUT else None
     outputs = [("-o", target if target is not None else STDOUT), ("--rejects", rejects)]
     check_distinct(outputs, [*inputs, *([str(options.map_file)] if options.map_file else [])])
     for what, path in outputs:
         if path is not None:
             check_output(path, what)
-    from alliance_cli.io.layouts import check_not_both
-
-    check_not_both(options.template, options.map_file)
     sources = open_sources(inputs, options.encoding, options.delimiter)
     try:
         layout = read_layout(sources, scorer, options, on_note)

@@ -124,6 +124,7 @@ def batch_command(
     from alliance_cli.io import layouts
     from alliance_cli.io.csvin import parse_delimiter
 
+    layouts.check_not_both(columns, map_file)
     if long:
         layout = "long"
     if layout not in layouts.LAYOUTS:

@@ -101,12 +101,22 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         where = store.path if store is not None else (db or default_path())
         saved = recorder.saved if recorder is not None else 0
         say(f"history: {saved:,} sessions saved to {where}")
-    if recorder is not None and recorder.duplicates:
-        sys.stderr.write(
-            f"history: {recorder.duplicates:,} sessions were already recorded and were not "
-            "saved again (use --replace to overwrite them)\n"
+    if recorder is not None and recorder.same and not quiet:
+        say(
+            f"history: {recorder.same:,} sessions were already recorded with the same "
+            "answers (nothing to do)"
         )
-        stats.not_saved = recorder.duplicates
+    if recorder is not None and recorder.conflicts:
+        for conflict in recorder.conflicts[:SHOWN_REJECTIONS]:
+            say(f"conflict: {conflict}")
+        more = len(recorder.conflicts) - SHOWN_REJECTIONS
+        if more > 0:
+            say(f"conflict: … and {more:,} more")
+        say(
+            f"history: {len(recorder.conflicts):,} sessions are recorded with other answers "
+            "and were not saved (--replace overwrites them with this file's)"
+        )
+        stats.not_saved = len(recorder.conflicts)
     if stats.output_cut:
         say(
             "batch: the reader of stdout stopped early, so the output is incomplete; every "

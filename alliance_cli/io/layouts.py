@@ -71,9 +71,12 @@ def recognise_header(header: Sequence[str]) -> str:
 
 def qualtrics_header_rows(
     header: Sequence[str], handle: IO[str], delimiter: str
-) -> tuple[int, int, Iterable[str]]:
-    """How many header rows follow the first (2 current, 1 legacy, 0 none), the file lines
-    they take, and the lines to read the data from (what was peeked, then the rest)."""
+) -> tuple[list[str], int, Iterable[str]]:
+    """Read past the header rows that follow the first: two in current exports (question
+    text, then ``{"ImportId": ...}``), one in legacy ones (whose first row is ``V1..V10``
+    and the item tags, the second the names of V1..V10). Returns the header to use (legacy:
+    V1..V10 renamed from the second row), the file lines the extra rows took, and the lines
+    to read the data from (what was peeked, then the rest)."""
     lines: list[str] = []
 
     def feed() -> Iterator[str]:
@@ -83,22 +86,28 @@ def qualtrics_header_rows(
 
     reader = csv.reader(feed(), delimiter=delimiter)
     peeked = list(itertools.islice(reader, 2))
+    second = peeked[0] if peeked else []
     third = peeked[1] if len(peeked) > 1 else []
+    names = list(header)
     legacy = [h.strip().lower() for h in header[:3]] == ["v1", "v2", "v3"]
     if any(cell.lstrip().startswith(('{"ImportId"', "{'ImportId'")) for cell in third):
         rows = 2
-    elif legacy and peeked and peeked[0] and peeked[0][0].strip().lower() == "responseid":
+    elif legacy and second and second[0].strip().lower() == "responseid":
         rows = 1
+        names = [
+            second[i] if re.fullmatch(r"V\d+", h.strip()) and i < len(second) else h
+            for i, h in enumerate(header)
+        ]
     else:
         rows = 0
     if rows == 0:
-        return 0, 0, itertools.chain(lines, handle)
+        return names, 0, itertools.chain(lines, handle)
     # the file lines the header rows took (question text may hold line breaks)
     replay = csv.reader(iter(lines), delimiter=delimiter)
     for _ in itertools.islice(replay, rows):
         pass
     taken = replay.line_num
-    return rows, taken, itertools.chain(lines[taken:], handle)
+    return names, taken, itertools.chain(lines[taken:], handle)
 
 
 def adapter_for(
@@ -265,6 +274,12 @@ def long_error(message: str) -> DataFileError:
 
 _LONG_ITEM = ("item", "items", "item_id", "itemid", "question", "field_name", "variable")
 _LONG_VALUE = ("value", "values", "score", "scores", "response", "resp", "answer", "rating")
+
+
+def looks_long(header: Sequence[str]) -> bool:
+    """Whether a header has an item column and a value column (one row per answer)."""
+    names = {h.strip().lower() for h in header}
+    return bool(names & set(_LONG_ITEM)) and bool(names & set(_LONG_VALUE))
 
 
 @dataclass

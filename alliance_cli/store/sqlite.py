@@ -390,9 +390,25 @@ class Store:
         duplicates = 0
         with self._transaction() if own_transaction else contextlib.nullcontext():
             for score, counselor in scores:
-                cursor = self.db.execute(sql, self._row(score, now, counselor))
-                duplicates += cursor.rowcount == 0
+                row = self._row(score, now, counselor)
+                cursor = self.db.execute(sql, row)
+                if cursor.rowcount == 0:
+                    duplicates += 1
+                    if self.on_duplicate is not None:
+                        self.on_duplicate(row, self._stored_answers(row))
         return duplicates
+
+    # told of each session not stored because it is already recorded: (the row it would
+    # have written, the stored answers JSON); BatchRecorder sorts same from conflicting
+    on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
+
+    def _stored_answers(self, row: tuple[Any, ...]) -> str:
+        found = self.db.execute(
+            "SELECT answers FROM sessions WHERE client_id = ? AND instrument = ? AND rater = ? "
+            "AND session = ?",
+            (row[0], row[4], row[3], row[1]),
+        ).fetchone()
+        return str(found[0]) if found else ""
 
     def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
         """Collects a batch's scored rows and stores them in one transaction."""
@@ -559,6 +575,29 @@ class Store:
         ).fetchall()
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """A session already recorded with other answers than the ones being saved."""
+
+    client_id: str
+    session: int
+    instrument: str
+    rater: str
+    stored: dict[str, Any]
+    new: dict[str, Any]
+
+    def __str__(self) -> str:
+        def answers(values: dict[str, Any]) -> str:
+            return " ".join("." if v is None else f"{v:g}" for v in values.values())
+
+        changed = [k for k in self.new if self.new.get(k) != self.stored.get(k)]
+        return (
+            f"client {self.client_id} session {self.session} ({self.instrument}, {self.rater}) "
+            f"is recorded with other answers (item {', '.join(changed) or '?'}): stored "
+            f"{answers(self.stored)}; this file {answers(self.new)}"
+        )
+
+
 class BatchRecorder:
     """Stores a batch's scores in one transaction: the whole batch is saved, or nothing.
 
@@ -572,9 +611,20 @@ class BatchRecorder:
         self.store, self.replace, self.chunk = store, replace, chunk
         self.pending: list[tuple[dict[str, Any], str | None]] = []
         self.saved = 0
-        self.duplicates = 0
+        self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
+        self.same = 0  # already recorded with these very answers: nothing to do
+        self.conflicts: list[Conflict] = []  # already recorded with other answers
         self.finished = False
+        store.on_duplicate = self._duplicate
         store.begin()  # closing the store without finish() rolls this back
+
+    def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
+        if stored == row[7]:  # the answers JSON, as _row writes it
+            self.same += 1
+        else:
+            self.conflicts.append(
+                Conflict(row[0], row[1], row[4], row[3], json.loads(stored), json.loads(row[7]))
+            )
 
     def add(self, score: dict[str, Any], counselor: str | None = None) -> None:
         """Queue one score (and who the counselor was); write the chunk when it is full."""
@@ -601,5 +651,6 @@ class BatchRecorder:
             self.store.commit()
         else:
             self.store.rollback()
-            self.saved = self.duplicates = 0
+            self.saved = self.duplicates = self.same = 0
+            self.conflicts.clear()
         self.finished = True
