@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from alliance_cli.batch.fastpath import FastRows
-from alliance_cli.batch.sinks import CsvSink, JsonSink, Sink
+from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.contract import rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, validate_date
@@ -51,10 +51,12 @@ class Rejection:
     value: str
     reason: str
     client: str = ""
+    resource: str = ""  # the FHIR resource the row came from, e.g. QuestionnaireResponse/7
 
     def __str__(self) -> str:
         col = f" {self.column}:" if self.column else ""
-        return f"{self.file}:{self.line}:{col} {self.reason}"
+        res = f" {self.resource}:" if self.resource else ""
+        return f"{self.file}:{self.line}:{res}{col} {self.reason}"
 
     def row(self) -> list[Any]:
         """The rejection as a ``--rejects`` CSV row (text neutralised against formulas)."""
@@ -242,7 +244,8 @@ def score_stream(
     sink.begin([header_names[i] for i in keep] + score_columns(scorer))
 
     def on_reject_here(r: Rejection) -> None:  # lines as the file counts them
-        on_reject(dataclasses.replace(r, line=current.file_line(r.line)))
+        resource = current.label_of(r.line) if current.label_of is not None else ""
+        on_reject(dataclasses.replace(r, line=current.file_line(r.line), resource=resource))
 
     def general(row: list[str], end_line: int, name: str) -> bool:
         """Score one row the careful way; True when scored, False when rejected.
@@ -342,6 +345,7 @@ def score_stream(
         for line, column, value, reason, client in source.early:  # found by the layout
             on_reject(Rejection(source.name, line, column, value, reason, client))
             rejected += 1
+        excluded.update({why: excluded.get(why, 0) + n for why, n in source.excluded.items()})
         reader = csv.reader(source.rows_from(), delimiter=source.delimiter)
         delimiter = source.delimiter
         while True:  # a CSV error rejects one record; reading goes on after it
@@ -568,6 +572,14 @@ def read_layout(
     from alliance_cli.io import layouts
 
     first = sources[0]
+    if first.layout == "fhir":  # rebuilt from QuestionnaireResponses when opened
+        layout = plan_layout(
+            first.header, scorer, ",", template=options.template, map_file=options.map_file,
+            item_columns=options.item_columns, keep=options.keep,
+        )  # fmt: skip
+        for source in sources:
+            on_note(source.note)
+        return layout
     kind = options.layout if options.layout != "auto" else layouts.recognise_header(first.header)
     if options.layout == "auto" and kind == "csv" and layouts.looks_long(first.header):
         try:  # item and value columns: long, unless item columns are there too
@@ -622,6 +634,13 @@ def read_layout(
     )  # fmt: skip
     if kind == "redcap" and added is not None and len(header) > len(first.header):
         layout.added = added[1]
+    if kind == "redcap":  # the form's own date and counselor fields (instruments export)
+        form = re.sub(r"_?\d+$", "", layout.header[layout.items[0]])
+        lowered = [h.lower() for h in layout.header]
+        for role, field_name in (("date", "session_date"), ("counselor", "counselor")):
+            wanted = f"{form}_{field_name}".lower()
+            if role not in layout.ids and not id_names.get(role) and wanted in lowered:
+                layout.ids[role] = lowered.index(wanted)
     adapter = layouts.adapter_for(
         kind if kind != "long" else "csv", header, layout.items, options.complete_only,
         bool(options.id_names.get("client_id")),
@@ -674,7 +693,7 @@ def run_files(
     for what, path in outputs:
         if path is not None:
             check_output(path, what)
-    sources = open_sources(inputs, options.encoding, options.delimiter)
+    sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
     try:
         layout = read_layout(sources, scorer, options, on_note)
         if options.require_ids:
@@ -695,7 +714,13 @@ def run_files(
                     writer.writerow(r.row())
                 on_reject_line(r)
 
-            sink: Sink = CsvSink(out) if fmt == "csv" else JsonSink(out, array=fmt == "json")
+            sink: Sink = (
+                CsvSink(out)
+                if fmt == "csv"
+                else FhirSink(out)
+                if fmt == "fhir"
+                else JsonSink(out, array=fmt == "json")
+            )
             stats = score_stream(
                 sources, scorer, layout, sink, reject,
                 require_ids=options.require_ids,

@@ -77,3 +77,25 @@ class JsonSink(Sink):
         """Close the array."""
         if self.array:
             self.handle.write("\n]\n" if self.count else "]\n")
+
+
+class FhirSink(Sink):
+    """FHIR Observations, one per scale, one resource per line (FHIR bulk-data NDJSON),
+    each validated with fhir.resources; ``derivedFrom`` the QuestionnaireResponse when the
+    row came from one."""
+
+    wants_json = True
+
+    def __init__(self, handle: IO[str]) -> None:
+        from alliance_cli.io import fhir
+
+        fhir.models()  # says how to install the extra before anything is written
+        self.handle = handle
+
+    def result(self, data: dict[str, Any]) -> None:
+        """Write one Score's Observations."""
+        from alliance_cli.io import fhir
+
+        ref = (data.get("source") or {}).get("columns", {}).get("response") or None
+        for obs in fhir.observations(data, ref):
+            self.handle.write(fhir.dumps(obs) + "\n")

@@ -71,6 +71,17 @@ class BatchFormat(StrEnum):
     csv = "csv"
     ndjson = "ndjson"
     json = "json"
+    fhir = "fhir"
+
+
+class ScoreFormat(StrEnum):
+    """Formats of ``score``: the four, and FHIR Observations."""
+
+    table = "table"
+    json = "json"
+    ndjson = "ndjson"
+    csv = "csv"
+    fhir = "fhir"
 
 
 class SchemaFormat(StrEnum):
@@ -129,7 +140,21 @@ DetailFormatOpt = Annotated[
 ]
 BatchFormatOpt = Annotated[
     BatchFormat,
-    typer.Option("--format", "-f", help="csv (default), ndjson (one Score a line) or json."),
+    typer.Option(
+        "--format",
+        "-f",
+        help="csv (default), ndjson (one Score a line), json, or fhir (Observations, NDJSON).",
+    ),
+]
+ScoreFormatOpt = Annotated[
+    ScoreFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        help="table (for people; default on a terminal), json (default when piped), ndjson, "
+        "csv, or fhir (a Bundle of Observations).",
+        show_default=False,
+    ),
 ]
 SchemaFormatOpt = Annotated[SchemaFormat, typer.Option("--format", "-f", help="json.")]
 

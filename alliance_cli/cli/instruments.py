@@ -1,4 +1,4 @@
-"""alliance instruments: list, show, check and the JSON Schema of instrument files."""
+"""alliance instruments: list, show, check, export and the JSON Schema of instrument files."""
 
 from __future__ import annotations
 
@@ -127,6 +127,56 @@ def instruments_check(
     if bad:
         sys.stderr.write(f"{bad} of {len(results)} file(s) invalid\n")
     return ExitCode.INSTRUMENT if bad else ExitCode.OK
+
+
+@instruments_app.command(
+    "export",
+    cls=Command,
+    epilog="Example: alliance instruments export wai-sr --to redcap -o wai_sr_dictionary.csv",
+)
+@funnel
+def instruments_export(
+    instrument: Annotated[
+        str, typer.Argument(help="Instrument id, e.g. wai-sr.", metavar="INSTRUMENT")
+    ],
+    to: Annotated[
+        str,
+        typer.Option(
+            "--to", help="redcap (a data dictionary, CSV) or fhir (an R4 Questionnaire, JSON)."
+        ),
+    ],
+    output: Annotated[
+        str,
+        typer.Option("--output", "-o", metavar="FILE", help="Write here (safely); - is stdout."),
+    ] = "-",
+    quiet: QuietOpt = False,
+) -> int:
+    """Write the form for the system the answers come from: a REDCap data dictionary or a
+    FHIR Questionnaire, with our labels (never published wording) and the licence note."""
+    import csv
+
+    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.io.files import check_output, safe_writer
+
+    if to not in ("redcap", "fhir"):
+        raise UsageProblem(f"--to {to!r}: choose redcap or fhir")
+    entry = run_catalog(quiet=quiet).get(instrument)
+    check_output(output, "-o")
+    if to == "redcap":
+        from alliance_cli.io.forms import redcap_dictionary
+
+        rows = redcap_dictionary(entry.instrument, entry.sha256)
+        with safe_writer(output) as out:
+            csv.writer(out, lineterminator="\n").writerows(rows)
+    else:
+        from alliance_cli.io import fhir
+
+        resource = fhir.questionnaire(entry.instrument, entry.sha256)
+        with safe_writer(output) as out:
+            out.write(fhir.dumps(resource, indent=2) + "\n")
+    if output != "-" and not quiet:
+        say(f"wrote {output} ({to})")
+    return 0
 
 
 @instruments_app.command(

@@ -10,12 +10,12 @@ import typer
 
 from alliance_cli.cli.common import (
     DbOpt,
-    FormatOpt,
     Invalid,
     InvalidOpt,
     QuietOpt,
     ReplaceOpt,
     SaveOpt,
+    ScoreFormatOpt,
     funnel,
     pick_format,
     run_catalog,
@@ -62,7 +62,7 @@ def score_command(
     replace: ReplaceOpt = False,
     db: DbOpt = None,
     quiet: QuietOpt = False,
-    fmt: FormatOpt = None,
+    fmt: ScoreFormatOpt = None,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
     from alliance_cli.cli import score_sets
@@ -70,7 +70,7 @@ def score_command(
     for answer in answers or []:
         if answer.startswith("--") or (answer[:1] == "-" and answer[1:2].isalpha()):
             raise UsageProblem(f"no such option: {answer} (see 'alliance score --help')")
-    fmt = pick_format(fmt)
+    chosen = "fhir" if fmt is not None and fmt.value == "fhir" else pick_format(fmt).value
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
@@ -84,5 +84,5 @@ def score_command(
     who = (client, number, date, rater)
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
     saving = score_sets.Saving(db, replace, catalog, quiet, counselor) if save else None
-    rejected = score_sets.score_and_print(scorer, sets, fmt.value, saving)
+    rejected = score_sets.score_and_print(scorer, sets, chosen, saving)
     return ExitCode.REJECTED if rejected else ExitCode.OK

@@ -32,6 +32,7 @@ class ResponseSet:
     answers: Mapping[str, Any] | Sequence[Any] | None
     respondent: dict[str, Any]
     error: str | None = None
+    ref: str | None = None  # the FHIR QuestionnaireResponse it came from, if one
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Outcome:
 
     scores: list[dict[str, Any]] = field(default_factory=list)  # Score JSON
     wheres: list[str] = field(default_factory=list)  # where each score's set came from
+    refs: list[str | None] = field(default_factory=list)  # each one's FHIR response, if any
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
     history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -131,6 +133,9 @@ def sets_from_stdin(
         if error is not None:
             yield ResponseSet(where, None, respondent_dict(), error)
             continue
+        if isinstance(obj, dict) and "resourceType" in obj:
+            yield from _fhir_sets(obj, where, scorer, client, session, date, rater)
+            continue
         try:
             answers, who = response_from_json(obj, scorer.instrument.id)
             who = respondent_dict(
@@ -143,6 +148,38 @@ def sets_from_stdin(
             yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
         yield ResponseSet(where, answers, who)
+
+
+def _fhir_sets(
+    obj: dict[str, Any],
+    where: str,
+    scorer: Scorer,
+    client: str | None,
+    session: int | None,
+    date: str | None,
+    rater: str | None,
+) -> Iterator[ResponseSet]:
+    """Response sets from a FHIR QuestionnaireResponse or Bundle (answers by linkId)."""
+    from alliance_cli.io import fhir
+
+    try:
+        found = list(fhir.responses(obj, where))
+    except UsageProblem as exc:
+        yield ResponseSet(where, None, respondent_dict(), str(exc))
+        return
+    for label, resource in found:
+        try:
+            answers, who, ref = fhir.read_response(resource, label, scorer.instrument)
+            who = respondent_dict(
+                client_id=who["client_id"] or client,
+                session=who["session"] if who["session"] is not None else _session(session),
+                date=who["date"] or validate_date(date),
+                rater=_rater(scorer, who["rater"] or rater),
+            )
+        except UsageProblem as exc:
+            yield ResponseSet("", None, respondent_dict(), str(exc))
+            continue
+        yield ResponseSet(label, answers, who, ref=ref)
 
 
 def gather_sets(
@@ -194,6 +231,7 @@ def score_sets(scorer: Scorer, sets: Sequence[ResponseSet]) -> Outcome:
         try:
             outcome.scores.append(scorer.score_dict(rs.answers, rs.respondent))
             outcome.wheres.append(rs.where)
+            outcome.refs.append(rs.ref)
         except RejectedInput as exc:
             outcome.rejected.append((rs.where, [str(p) for p in exc.problems]))
         except UsageProblem as exc:
@@ -372,12 +410,22 @@ class Printer:
             self.writer.writerow(csv_header(scorer))
         elif fmt == "json":
             sys.stdout.write("[")
+        self.observations: list[dict[str, Any]] = []
+        if fmt == "fhir":
+            from alliance_cli.io import fhir
+
+            fhir.models()  # says how to install the extra before anything is scored
 
     def add(self, outcome: Outcome) -> None:
         """Write one chunk's scores (with the flags the history raised for them)."""
         for i, score in enumerate(outcome.scores):
             data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
-            if self.fmt == "json":
+            if self.fmt == "fhir":
+                from alliance_cli.io import fhir
+
+                ref = outcome.refs[i] if i < len(outcome.refs) else None
+                self.observations += fhir.observations(data, ref)
+            elif self.fmt == "json":
                 text = json.dumps(data, indent=2, ensure_ascii=False).replace("\n", "\n  ")
                 sys.stdout.write(("\n  " if self.count == 0 else ",\n  ") + text)
             elif self.fmt == "ndjson":
@@ -399,6 +447,10 @@ class Printer:
         """Close the JSON array; under tables, the caveat panel for a key below verified."""
         if self.fmt == "json":
             sys.stdout.write("\n]\n" if self.count else "]\n")
+        elif self.fmt == "fhir":  # one Bundle of every scale's Observation
+            from alliance_cli.io import fhir
+
+            sys.stdout.write(fhir.dumps(fhir.bundle(self.observations), indent=2) + "\n")
         elif self.fmt == "table" and self.count:
             from alliance_cli.render import terminal as render
 

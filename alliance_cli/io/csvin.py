@@ -134,6 +134,21 @@ def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list
     return header, delim, before
 
 
+def _starts_with_brace(handle: IO[str], name: str) -> bool:
+    """Whether the text starts with '{' (after white space), without consuming it."""
+    buffer = getattr(handle, "buffer", None)
+    if buffer is None or not hasattr(buffer, "peek"):
+        return False
+    try:
+        head = buffer.peek(64)[:64]
+    except OSError:
+        return False
+    encoding = (getattr(handle, "encoding", "") or "").lower().replace("_", "-")
+    if not encoding.startswith("utf-8") or head.startswith(b"\xef\xbb\xbf"):
+        head = head.removeprefix(b"\xef\xbb\xbf")
+    return bool(head.lstrip()[:1] == b"{")
+
+
 def _decode_error(name: str, exc: UnicodeDecodeError) -> DataFileError:
     return DataFileError(
         f"{name}: not {exc.encoding} text at byte {exc.start} "
@@ -161,6 +176,9 @@ class Source:
     layout: str = "csv"
     # rejections found while rebuilding rows (long format: an item given twice)
     early: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+    label_of: Callable[[int], str] | None = None  # FHIR: the resource a rebuilt row came from
+    excluded: dict[str, int] = field(default_factory=dict)  # rows left out while rebuilding
+    note: str = ""  # what was recognised, for stderr
 
     def rows_from(self) -> Iterable[str]:
         """The lines the rows are read from."""
@@ -171,12 +189,28 @@ class Source:
         return self.line_of(line) if self.line_of is not None else line + self.skipped
 
 
-def open_sources(names: Sequence[str], encoding: str, delimiter: str | None) -> list[Source]:
-    """Open every input and check they share one header."""
+def open_sources(
+    names: Sequence[str], encoding: str, delimiter: str | None, instrument: object = None
+) -> list[Source]:
+    """Open every input and check they share one header.
+
+    An input that starts with ``{`` is FHIR (QuestionnaireResponses: one, a Bundle, or
+    NDJSON), rebuilt as rows when ``instrument`` is given.
+    """
     sources: list[Source] = []
     for name in names:
         handle = open_input(name, encoding)
         shown = "stdin" if name == "-" else name
+        if instrument is not None and _starts_with_brace(handle, shown):
+            from alliance_cli.io.fhir_rows import fhir_source
+
+            source = fhir_source(shown, handle, instrument)
+            if sources and sources[0].layout != "fhir":
+                raise DataFileError(f"{shown}: FHIR, while {sources[0].name} is CSV")
+            sources.append(source)
+            continue
+        if sources and sources[0].layout == "fhir":
+            raise DataFileError(f"{shown}: CSV, while {sources[0].name} is FHIR")
         header, delim, before = read_header(handle, shown, delimiter)
         if sources and [h.strip() for h in header] != [h.strip() for h in sources[0].header]:
             raise DataFileError(

@@ -1,0 +1,98 @@
+"""FHIR QuestionnaireResponses as batch rows: one row per response, items by linkId."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import IO, Any
+
+from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.io import fhir
+from alliance_cli.io.csvin import Source
+
+ID_COLUMNS = ["client_id", "session", "date", "rater", "response"]
+
+
+def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
+    """Read a FHIR file (one resource, a Bundle, or NDJSON) into a Source of rows.
+
+    A response that cannot be read (not valid FHIR, an answer that is not a score, none of
+    this form's linkIds) is a rejection naming the resource and the linkId; one marked
+    ``entered-in-error`` is left out and counted.
+    """
+    fhir.models()  # the extra is needed: say so before reading
+    try:
+        text = handle.read()
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{name}: not {exc.encoding} text at byte {exc.start}") from None
+    finally:
+        if name != "stdin":
+            handle.close()
+    documents: list[tuple[int, Any]]
+    try:
+        documents = [(1, json.loads(text))]
+    except json.JSONDecodeError:
+        documents = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                documents.append((number, json.loads(line)))
+            except json.JSONDecodeError as exc:
+                documents.append((number, exc))
+    items = [str(item.id) for item in instrument.items]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ID_COLUMNS + [f"linkId {i}" for i in items])
+    lines: list[int] = []
+    labels: list[str] = []
+    early: list[tuple[int, str, str, str, str]] = []
+    excluded: dict[str, int] = {}
+    count = 0
+    for number, doc in documents:
+        if isinstance(doc, json.JSONDecodeError):
+            early.append((number, "", "", f"not JSON ({doc.msg}, column {doc.colno})", ""))
+            continue
+        try:
+            found = list(fhir.responses(doc, "")) if fhir.is_fhir(doc) else None
+        except UsageProblem as exc:
+            early.append((number, "", "", str(exc).lstrip(), ""))
+            continue
+        if found is None:
+            early.append((number, "", "", "not a FHIR resource (no resourceType)", ""))
+            continue
+        for label, resource in found:
+            count += 1
+            label = label.strip()
+            if resource.get("status") == "entered-in-error":
+                excluded["entered in error"] = excluded.get("entered in error", 0) + 1
+                continue
+            try:
+                answers, who, ref = fhir.read_response(resource, label, instrument)
+            except UsageProblem as exc:
+                early.append((number, "", "", str(exc), ""))
+                continue
+            cells = [
+                who["client_id"] or "",
+                "" if who["session"] is None else str(who["session"]),
+                who["date"] or "",
+                who["rater"] or "",
+                ref or "",
+            ]
+            cells += ["" if answers.get(i) is None else str(answers[i]) for i in items]
+            writer.writerow(cells)
+            lines.append(number)
+            labels.append(label)
+    handle_out = io.StringIO(out.getvalue())
+    header = next(csv.reader([handle_out.readline()]))
+    source = Source(name, handle_out, header, ",", layout="fhir")
+    source.line_of = lambda line: lines[line - 2]
+    source.label_of = lambda line: labels[line - 2]
+    source.early = early
+    source.excluded = excluded
+    source.note = (
+        f"layout: FHIR in {name} ({count:,} QuestionnaireResponse resources; answers by "
+        "linkId; validated with fhir.resources)"
+    )
+    return source

@@ -1,0 +1,202 @@
+"""Issue 12: FHIR in and out, and the forms other systems build from (REDCap, FHIR).
+
+Every resource alliance writes is validated here again with fhir.resources (R4B models,
+see alliance_cli/io/fhir.py for why), independently of the check alliance makes itself.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("fhir.resources")
+
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.questionnaire import Questionnaire
+from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
+
+# WAI-SR answers in item order; by hand: goal (4 6 8 11) 4+5+3+4 = 16 -> mean 4.0;
+# task (1 2 10 12) 5+4+4+3 = 16 -> 4.0; bond (3 5 7 9) 4+5+4+2 = 15 -> 3.75;
+# total 47 / 12 = 3.916667
+ANSWERS = [5, 4, 4, 4, 5, 5, 4, 3, 2, 4, 4, 3]
+
+
+def _response(form: dict, answers, rid: str = "qr-1", **extra) -> dict:
+    """A QuestionnaireResponse as an EHR form would write it from our Questionnaire:
+    each answer the answerOption's coding (with its weight), nested in a group."""
+    items = []
+    for item, value in zip(form["item"], answers, strict=True):
+        option = next(o for o in item["answerOption"] if o["valueCoding"]["code"] == str(value))
+        coding = {k: v for k, v in option["valueCoding"].items()}
+        items.append({"linkId": item["linkId"], "answer": [{"valueCoding": coding}]})
+    resource = {
+        "resourceType": "QuestionnaireResponse", "id": rid, "status": "completed",
+        "questionnaire": form["url"], "subject": {"reference": "Patient/C-9"},
+        "authored": "2026-10-02T15:04:00+01:00",
+        "extension": [{"url": "urn:alliance:session", "valueInteger": 3}],
+        "item": [{"linkId": "wai", "text": "group", "item": items}],
+    }  # fmt: skip
+    resource.update(extra)
+    QuestionnaireResponse.model_validate(resource)  # the test's own input is valid FHIR
+    return resource
+
+
+@pytest.fixture
+def wai_questionnaire(cli) -> dict:
+    result = cli("instruments", "export", "wai-sr", "--to", "fhir")
+    assert result.exit_code == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_the_questionnaire_is_valid_fhir_with_our_labels_and_licence(wai_questionnaire):
+    q = Questionnaire.model_validate(wai_questionnaire)
+    assert len(q.item) == 12 and q.item[0].text == "Clearer about how to change"
+    assert "Permission is needed" in q.copyright and "not the published wording" in (q.description)
+    weights = [o.extension[0].valueDecimal for o in q.item[0].answerOption]
+    assert [float(w) for w in weights] == [1, 2, 3, 4, 5]
+
+
+def test_a_response_round_trips_to_observations(cli, tmp_path: Path, wai_questionnaire):
+    response = _response(wai_questionnaire, ANSWERS)
+    result = cli("score", "wai-sr", "-", "-f", "fhir", input=json.dumps(response))
+    assert result.exit_code == 0, result.stderr
+    bundle = Bundle.model_validate(json.loads(result.stdout))
+    found = {}
+    for entry in bundle.entry:
+        obs = Observation.model_validate(entry.resource.model_dump())
+        assert obs.derivedFrom[0].reference == "QuestionnaireResponse/qr-1"
+        assert obs.subject.identifier.value == "C-9"
+        found[obs.code.coding[0].code] = float(obs.valueQuantity.value)
+    assert found == {"goal": 4.0, "task": 4.0, "bond": 3.75, "total": 3.916667}
+    scored = json.loads(
+        cli("score", "wai-sr", "-", "-f", "json", input=json.dumps(response)).stdout
+    )
+    assert scored[0]["respondent"] == {
+        "client_id": "C-9", "session": 3, "date": "2026-10-02", "rater": "client",
+    }  # fmt: skip
+
+
+def test_batch_reads_a_bundle_and_ndjson_and_writes_observations(
+    cli, tmp_path: Path, wai_questionnaire
+):
+    one = _response(wai_questionnaire, ANSWERS, "qr-1")
+    two = _response(wai_questionnaire, [4] * 12, "qr-2")
+    gone = _response(wai_questionnaire, [1] * 12, "qr-3", status="entered-in-error")
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps({
+        "resourceType": "Bundle", "type": "collection",
+        "entry": [{"resource": r} for r in (one, two, gone)],
+    }, indent=2))  # fmt: skip
+    result = cli("batch", str(bundle), "-i", "wai-sr")
+    assert result.exit_code == 0, result.stderr
+    assert "3 rows read, 2 scored, 0 rejected, 1 entered in error" in result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["response"] for r in rows] == [
+        "QuestionnaireResponse/qr-1",
+        "QuestionnaireResponse/qr-2",
+    ]
+    assert rows[0]["total_mean"] == "3.916667" and rows[1]["total_mean"] == "4"
+    ndjson = tmp_path / "responses.ndjson"
+    ndjson.write_text("\n".join(json.dumps(r) for r in (one, two)) + "\n")
+    out = cli("batch", str(ndjson), "-i", "wai-sr", "-f", "fhir")
+    assert out.exit_code == 0, out.stderr
+    observations = [
+        Observation.model_validate(json.loads(line)) for line in out.stdout.splitlines()
+    ]
+    assert len(observations) == 8  # four scales each
+    assert {o.derivedFrom[0].reference for o in observations} == {
+        "QuestionnaireResponse/qr-1", "QuestionnaireResponse/qr-2",
+    }  # fmt: skip
+
+
+def test_fhir_errors_name_the_resource_and_the_link_id(cli, tmp_path: Path, wai_questionnaire):
+    bad_value = _response(wai_questionnaire, ANSWERS, "qr-7")
+    bad_value["item"][0]["item"][2]["answer"] = [{"valueInteger": 9}]
+    text_answer = _response(wai_questionnaire, ANSWERS, "qr-8")
+    text_answer["item"][0]["item"][4]["answer"] = [{"valueCoding": {"code": "often"}}]
+    invalid = _response(wai_questionnaire, ANSWERS, "qr-9")
+    invalid["item"][0]["item"][0]["answer"] = [{"valueInteger": "four"}]
+    other = _response(wai_questionnaire, ANSWERS, "qr-10",
+                      questionnaire="urn:alliance:questionnaire:srs")  # fmt: skip
+    path = tmp_path / "r.ndjson"
+    path.write_text("\n".join(json.dumps(r) for r in (bad_value, text_answer, invalid, other)))
+    result = cli("batch", str(path), "-i", "wai-sr", "-q")
+    assert result.exit_code == 3
+    err = result.stderr
+    assert f'{path}:1: QuestionnaireResponse/qr-7: linkId 3: item 3: "9" is outside 1–5' in err
+    assert f"{path}:2: QuestionnaireResponse/qr-8: linkId 5: the coding 'often' carries no " in err
+    assert (
+        f"{path}:3: QuestionnaireResponse/qr-9: not a valid FHIR QuestionnaireResponse: item.0"
+        in err
+    )
+    assert f"{path}:4: QuestionnaireResponse/qr-10: answers 'urn:alliance:questionnaire:srs'" in err
+
+
+def test_a_declined_answer_is_missing_never_zero(cli, wai_questionnaire):
+    response = _response(wai_questionnaire, ANSWERS)
+    response["item"][0]["item"][8]["answer"] = [{"valueCoding": {
+        "system": "http://terminology.hl7.org/CodeSystem/data-absent-reason",
+        "code": "asked-declined"}}]  # fmt: skip
+    scored = json.loads(
+        cli("score", "wai-sr", "-", "-f", "json", input=json.dumps(response)).stdout
+    )
+    bond = scored[0]["scales"]["bond"]
+    assert bond["answered"] == 3 and bond["sum"] == pytest.approx(13 * 4 / 3, abs=1e-6)  # prorated
+
+
+def test_the_redcap_dictionary_has_redcaps_columns_and_batch_finds_its_variables(
+    cli, tmp_path: Path
+):
+    result = cli("instruments", "export", "wai-sr", "--to", "redcap")
+    assert result.exit_code == 0
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == [  # REDCap's data dictionary download, 18 columns
+        "Variable / Field Name", "Form Name", "Section Header", "Field Type", "Field Label",
+        "Choices, Calculations, OR Slider Labels", "Field Note",
+        "Text Validation Type OR Show Slider Number", "Text Validation Min",
+        "Text Validation Max", "Identifier?", "Branching Logic (Show field only if...)",
+        "Required Field?", "Custom Alignment", "Question Number (surveys only)",
+        "Matrix Group Name", "Matrix Ranking?", "Field Annotation",
+    ]  # fmt: skip
+    assert rows[1][:4] == ["record_id", "wai_sr", "", "text"]
+    radios = [r for r in rows if r[3] == "radio"]
+    assert len(radios) == 12 and radios[0][5] == (
+        "1, Seldom | 2, Sometimes | 3, Fairly often | 4, Very often | 5, Always"
+    )
+    # a records export of that form (repeating instrument), as REDCap writes it
+    fields = [r[0] for r in rows[1:] if r[3] != "descriptive"]
+    export = tmp_path / "records.csv"
+    head = [fields[0], "redcap_repeat_instrument", "redcap_repeat_instance", *fields[1:],
+            "wai_sr_complete"]  # fmt: skip
+    export.write_text(",".join(head) + "\n9,wai_sr,2,2026-10-08,Rivera,"
+                      + ",".join(map(str, ANSWERS)) + ",2\n")  # fmt: skip
+    scored = cli("batch", str(export), "-i", "wai-sr", "-f", "json")
+    assert scored.exit_code == 0, scored.stderr
+    who = json.loads(scored.stdout)[0]["respondent"]
+    assert who == {"client_id": "9", "session": 2, "date": "2026-10-08", "rater": "client"}
+    assert json.loads(scored.stdout)[0]["scales"]["total"]["mean"] == 3.916667
+
+
+def test_the_srs_exports_as_decimal_items(cli):
+    result = cli("instruments", "export", "srs", "--to", "fhir")
+    q = Questionnaire.model_validate(json.loads(result.stdout))
+    assert {i.type for i in q.item} == {"decimal"}
+    redcap = list(
+        csv.reader(io.StringIO(cli("instruments", "export", "srs", "--to", "redcap").stdout))
+    )
+    assert redcap[-1][7:10] == ["number_1dp", "0", "10"]
+
+
+def test_fhir_without_the_extra_says_how_to_install_it(cli, monkeypatch, wai_questionnaire):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "fhir.resources.R4B", None)
+    response = json.dumps(_response(wai_questionnaire, ANSWERS))
+    result = cli("score", "wai-sr", "-", "-f", "fhir", input=response)
+    assert result.exit_code == 2
+    assert "FHIR needs the optional fhir.resources package: pip install" in result.stderr
