@@ -264,3 +264,11 @@ def test_column_templates_and_their_help(cli, tmp_path: Path):
     assert both.exit_code == 2 and "--columns and --map both choose" in both.stderr
     odd = cli("batch", str(path), "-i", "wai-sr", "--columns", "Q{item:zz}")
     assert odd.exit_code == 2 and "is not a format for item" in odd.stderr
+
+
+def test_an_excel_utf16_export_with_a_sep_line_scores_with_no_options(cli):
+    result = cli("batch", str(EXPORTS / "excel_wai_sr_utf16.csv"), "-i", "wai-sr")
+    assert result.exit_code == 0, result.stderr
+    rows = _rows(result.stdout)
+    same = _rows(cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr").stdout)
+    assert rows == same[: len(rows)] and len(rows) == 8  # the first eight rows of the clinic file
