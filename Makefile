@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export NO_COLOR ?=
 
-.PHONY: demo test test-min lint bench clean
+.PHONY: demo test test-min lint bench clean screenshot
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/batch.py
 	$(BIN)/python bench/history.py
+
+# docs/report-demo.png: the demo client's report in headless Chromium (needs chromium).
+screenshot: $(VENV)/.installed-test
+	$(BIN)/python -m tests.screenshot
 
 clean:
 	rm -rf $(VENV) .venv-min build dist *.egg-info .pytest_cache .ruff_cache

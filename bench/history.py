@@ -94,6 +94,13 @@ def main() -> None:
         f"alliance clients ({args.clients:,} x {args.sessions} x 3 series) -f table": [
             *alliance, "clients", "--db", str(path), "-f", "table",
         ],
+        "alliance report LONG -o FILE (one client's HTML)": [
+            *alliance, "report", "LONG", "--db", str(path), "-o", str(DATA / "LONG.html"), "-q",
+        ],
+        f"alliance report --caseload -o FILE ({args.clients:,} clients)": [
+            *alliance, "report", "--caseload", "--db", str(path),
+            "-o", str(DATA / "caseload.html"), "-q",
+        ],
     }  # fmt: skip
     print(f"median of {args.runs} runs, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for name, cmd in commands.items():

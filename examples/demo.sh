@@ -38,4 +38,9 @@ echo "== One client's alliance over sessions: a rupture in session 4, repaired i
 echo
 echo "== The caseload, those needing attention first"
 "$A" clients --db "$DB" -f table --limit 10
+
+echo
+echo "== A report to share, print or file (self-contained HTML: charts, sessions, concerns)"
+"$A" report C-107 --db "$DB" -o examples/.demo-report-C-107.html -q
+echo "open $(pwd)/examples/.demo-report-C-107.html in a browser"
 exit 0

@@ -141,7 +141,9 @@ def test_duplicate_session_is_refused_unless_replace(cli, tmp_path: Path):
     db = tmp_path / "h.sqlite"
     assert _save(cli, db, "C-1", 1, V_SHAPE[1]).exit_code == 0
     again = _save(cli, db, "C-1", 1, V_SHAPE[2])
-    assert again.exit_code == 3 and "already recorded" in again.stderr
+    assert again.exit_code == 3 and "is recorded with other answers" in again.stderr
+    same = _save(cli, db, "C-1", 1, V_SHAPE[1])  # the same answers again: nothing to do
+    assert same.exit_code == 0 and "already recorded with the same answers" in same.stderr
     assert _save(cli, db, "C-1", 1, V_SHAPE[2], "wai-sr", "--replace").exit_code == 0
 
 

@@ -202,15 +202,19 @@ def test_forget_leaves_no_copy_in_the_write_ahead_log(cli, tmp_path: Path):
 
 def test_ndjson_save_gives_every_set_an_outcome(cli, tmp_path: Path):
     db = str(tmp_path / "h.sqlite")
+    other = [5 if a != 5 else 4 for a in ANSWERS]
     sets = [{"client_id": "A", "session": 1, "answers": ANSWERS},
+            {"client_id": "A", "session": 1, "answers": other},
             {"client_id": "A", "session": 1, "answers": ANSWERS},
             {"client_id": "B", "session": 1, "answers": ANSWERS}]  # fmt: skip
     lines = "\n".join(json.dumps(s) for s in sets) + "\n"
     result = cli("score", "wai-sr", "-", "--save", "--db", db, "-f", "ndjson", input=lines)
     assert result.exit_code == 3
     shown = [json.loads(line)["respondent"]["client_id"] for line in result.stdout.splitlines()]
-    assert shown == ["A", "B"]
-    assert "stdin:2: client A session 1" in result.stderr and "already recorded" in result.stderr
+    assert shown == ["A", "A", "B"]  # the repeat with the same answers is no error
+    assert "stdin:2: client A session 1" in result.stderr
+    assert "is recorded with other answers" in result.stderr
+    assert "already recorded with the same answers (nothing to do)" in result.stderr
 
 
 @pytest.mark.parametrize("cell", ["²", "①", "12345678901234567890", "0", "-1"])

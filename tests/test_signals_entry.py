@@ -35,8 +35,8 @@ def test_score_csv_carries_the_flags_the_history_raised(cli, tmp_path: Path):
 def test_a_rater_is_one_series_whatever_its_case(cli, tmp_path: Path, rater):
     db = tmp_path / "h.sqlite"
     assert _save(cli, db, "R", 1, HIGH).exit_code == 0
-    again = _save(cli, db, "R", 1, HIGH, "--rater", rater)
-    assert again.exit_code == 3 and "already recorded" in again.stderr  # the same series
+    again = _save(cli, db, "R", 1, LOW, "--rater", rater)
+    assert again.exit_code == 3 and "is recorded with other answers" in again.stderr  # one series
 
 
 def test_a_rater_must_fill_in_the_form(cli, tmp_path: Path):

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from alliance_cli import __version__
-from alliance_cli.cli import batch, history, instruments, score
+from alliance_cli.cli import batch, history, instruments, report, score
 from alliance_cli.cli.common import Command, RunOptions, error_line
 from alliance_cli.core.errors import ExitCode
 
@@ -37,6 +37,7 @@ EXAMPLES = {
     "history": "alliance history C-107 --instrument wai-sr",
     "clients": "alliance clients --limit 20",
     "forget": "alliance forget C-107 --yes",
+    "report": "alliance report C-107 -o C-107.html",
 }
 
 
@@ -57,6 +58,7 @@ app.command("batch", cls=Command, epilog=_example("batch"))(batch.batch_command)
 app.command("history", cls=Command, epilog=_example("history"))(history.history_command)
 app.command("clients", cls=Command, epilog=_example("clients"))(history.clients_command)
 app.command("forget", cls=Command, epilog=_example("forget"))(history.forget_command)
+app.command("report", cls=Command, epilog=_example("report"))(report.report_command)
 
 
 def _version(value: bool) -> None:

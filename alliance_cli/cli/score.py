@@ -79,7 +79,7 @@ def score_command(
     if prompting and date is None:
         date = _date.today().isoformat()
         say(f"date: today, {date} (--date sets another)")
-    if save and client and number is not None and not replace:
+    if prompting and save and client and number is not None and not replace:
         score_sets.refuse_recorded(client, number, rater, scorer, db)  # before any question
     who = (client, number, date, rater)
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)

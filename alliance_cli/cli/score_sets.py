@@ -300,6 +300,7 @@ def save_outcome(
 
     kept: list[dict[str, Any]] = []
     wheres: list[str] = []
+    refs: list[str | None] = []
     missing = [not d["respondent"]["client_id"] or d["respondent"]["session"] is None
                for d in outcome.scores]  # fmt: skip
     if len(outcome.scores) == 1 and missing[0] and not outcome.wheres[0]:
@@ -309,31 +310,36 @@ def save_outcome(
         outcome.rejected += [
             (w, ["saving needs a client id and a session"]) for w in outcome.wheres
         ]
-        outcome.scores, outcome.wheres = [], []
+        outcome.scores, outcome.wheres, outcome.refs = [], [], []
         return
+    all_refs = outcome.refs or [None] * len(outcome.scores)
     with history.open_store(db, on_wait=say) as store:
-        for data, where in zip(outcome.scores, outcome.wheres, strict=True):
+        for data, where, ref in zip(outcome.scores, outcome.wheres, all_refs, strict=True):
             try:
-                store.record(data, replace=replace, counselor=counselor)
+                saved = store.record(data, replace=replace, counselor=counselor)
             except (RejectedInput, UsageProblem) as exc:
                 outcome.rejected.append((where, [str(exc)]))
                 continue
             who = data["respondent"]
+            what = f"session {who['session']} for client {who['client_id']}"
+            what += f" ({data['instrument']['id']}, {who['rater']})"
             if not quiet:
                 say(
-                    f"saved session {who['session']} for client {who['client_id']} "
-                    f"({data['instrument']['id']}, {who['rater']})"
+                    f"saved {what}"
+                    if saved
+                    else f"{what} is already recorded with the same answers (nothing to do)"
                 )
             _warn_date_order(store, data)
             raised = views.flags_for(store, data, catalog, Settings())
             outcome.history_flags[len(kept)] = [
                 {k: v for k, v in f.items() if k != "session"} for f in raised
             ]
-            # what was said, kept as said: later sessions may change the reading, not this
-            store.keep_said_flags(data, data["flags"] + outcome.history_flags[len(kept)])
+            if saved:  # what was said, kept as said: later sessions change the reading only
+                store.keep_said_flags(data, data["flags"] + outcome.history_flags[len(kept)])
             kept.append(data)
             wheres.append(where)
-    outcome.scores, outcome.wheres = kept, wheres
+            refs.append(ref)
+    outcome.scores, outcome.wheres, outcome.refs = kept, wheres, refs
 
 
 def _warn_date_order(store: Any, data: dict[str, Any]) -> None:

@@ -363,19 +363,23 @@ class Store:
 
     def record(
         self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
-    ) -> None:
-        """Store one scored session (one transaction); refuse a duplicate unless replace."""
+    ) -> bool:
+        """Store one scored session (one transaction). The same session again with the same
+        answers is nothing to do (False); with other answers it is refused, both shown,
+        unless replace."""
         row = self._row(score, datetime.now(UTC).isoformat(timespec="seconds"), counselor)
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "")
         try:
             with self._transaction():
                 self.db.execute(sql, row)
         except sqlite3.IntegrityError:
-            raise RejectedInput(
-                [],
-                message=f"client {row[0]} session {row[1]} ({row[4]}, {row[3]}) is already "
-                "recorded (use --replace to overwrite it)",
-            ) from None
+            stored = self._stored_answers(row)
+            if stored == row[7]:
+                return False
+            conflict = Conflict(row[0], row[1], row[4], row[3], json.loads(stored or "{}"),
+                                json.loads(row[7]))  # fmt: skip
+            raise RejectedInput([], message=f"{conflict} (use --replace to overwrite it)") from None
+        return True
 
     def record_many(
         self,

@@ -375,6 +375,18 @@ def caseload(
     )
 
 
+def series_concerns(
+    store: Store,
+    catalog: Any,
+    settings: change.Settings,
+    keys: set[tuple[str, str, str]],
+) -> CaseloadRow | None:
+    """One client's caseload row (every series' open concerns), read for these series only:
+    what ``clients`` shows for the client, without reading the whole caseload."""
+    read = _read_series(store, catalog, settings, store.caseload_rows(only=keys))
+    return _one_row(read) if read else None
+
+
 def _read_series(
     store: Store, catalog: Any, settings: change.Settings, rows: list[tuple[Any, ...]]
 ) -> list[CaseloadRow]:
@@ -666,4 +678,32 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
             lines.append(
                 (f"Session {session}:", f"Client and therapist see {gap} differently; compare.")
             )
-    return lines
+    return _merge_runs(lines, order)
+
+
+def _merge_runs(lines: list[tuple[str, str]], order: list[int]) -> list[tuple[str, str]]:
+    """The same sentence in consecutive sessions said once: "Sessions 1–3: …"."""
+    runs: list[tuple[list[int], str, str]] = []  # (sessions, prefix, text)
+    position = {s: i for i, s in enumerate(order)}
+    for when, text in lines:
+        prefix, _, number = when.rstrip(":").rpartition(" ")
+        if prefix != "Session" or not number.isdigit():
+            runs.append(([], when, text))
+            continue
+        session = int(number)
+        for sessions, kind, said in runs:
+            follows = sessions and position.get(sessions[-1], -2) + 1 == position.get(session)
+            if kind == "Session" and said == text and follows:
+                sessions.append(session)
+                break
+        else:
+            runs.append(([session], "Session", text))
+    out = []
+    for sessions, kind, text in runs:
+        if not sessions:
+            out.append((kind, text))
+        elif len(sessions) == 1:
+            out.append((f"Session {sessions[0]}:", text))
+        else:
+            out.append((f"Sessions {sessions[0]}–{sessions[-1]}:", text))
+    return out
