@@ -162,7 +162,7 @@ def caseload_data(
     """What the caseload report shows (``render.html.caseload_report``'s arguments)."""
     rows = views.caseload(store, catalog, settings, filters)
     totals: dict[tuple[str, str, str], list[float | None]] = {}
-    for client_id, inst_id, rater, sessions_text, pomps, *_ in store.caseload_rows():
+    for client_id, inst_id, rater, sessions_text, pomps in store.total_series():
         pairs = sorted(
             zip((int(s) for s in sessions_text.split(",")), pomps.split(","), strict=True)
         )

@@ -562,6 +562,15 @@ class Store:
         where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
         return [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
 
+    def total_series(self) -> list[tuple[Any, ...]]:
+        """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for
+        none; in no guaranteed order), read from the index alone (report sparklines)."""
+        return self.db.execute(
+            "SELECT client_id, instrument, rater, group_concat(session, ','), "
+            "group_concat(ifnull(total_pomp, 'n'), ',') FROM sessions "
+            "GROUP BY client_id, instrument, rater"
+        ).fetchall()
+
     def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
         return self.db.execute(
