@@ -8,7 +8,7 @@ from __future__ import annotations
 
 __version__ = "0.2.0"
 
-__all__ = ["__version__", "load_instrument", "score", "score_frame", "score_rows"]
+__all__ = ["__version__", "frame_columns", "load_instrument", "score", "score_frame", "score_rows"]
 
 _API = frozenset(__all__) - {"__version__"}
 

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from alliance_cli.core.scorer import InvalidPolicy, Scorer
     from alliance_cli.io.catalog import LoadedInstrument
 
-__all__ = ["load_instrument", "score", "score_frame", "score_rows"]
+__all__ = ["frame_columns", "load_instrument", "score", "score_frame", "score_rows"]
 
 
 def load_instrument(
@@ -176,7 +176,10 @@ def score_frame(
         scored = list(
             score_rows(instrument, records, columns=columns, invalid=invalid, on_reject=on_reject)
         )
-        return pd.DataFrame(scored, dtype=object)
+        # an empty frame (or every row rejected) still has batch's columns: Dask's
+        # map_partitions takes score_frame(ddf._meta, ...) as its meta
+        names = frame_columns(instrument, [str(c) for c in frame.columns], columns=columns)
+        return pd.DataFrame(scored, columns=names, dtype=object)
     if kind == "polars":
         import polars as pl
 
@@ -189,5 +192,28 @@ def score_frame(
                 on_reject=on_reject,
             )
         )
-        return pl.DataFrame(scored, schema=list(scored[0]) if scored else None)
+        names = frame_columns(instrument, [str(c) for c in frame.columns], columns=columns)
+        return pl.DataFrame(scored, schema={n: pl.Utf8 for n in names})
     raise TypeError(f"score_frame takes a pandas or polars DataFrame, not {type(frame).__name__}")
+
+
+def frame_columns(
+    instrument: str | LoadedInstrument,
+    header: Sequence[str],
+    *,
+    columns: str | Mapping[str, str] | None = None,
+) -> list[str]:
+    """The columns ``score_rows`` and ``score_frame`` return for input with this header:
+    the pass-through columns, then ``batch -f csv``'s score columns."""
+    from alliance_cli.batch.engine import plan_layout
+    from alliance_cli.io.csvout import score_columns
+
+    scorer = _scorer(instrument, "reject")
+    layout = plan_layout(
+        list(header),
+        scorer,
+        ",",
+        template=columns if isinstance(columns, str) else None,
+        item_columns=columns if isinstance(columns, Mapping) else None,
+    )
+    return [layout.header[i] for i in layout.keep] + score_columns(scorer)

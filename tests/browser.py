@@ -95,7 +95,7 @@ class Page:
 
 def open_page(html_file: Path) -> tuple[Page, subprocess.Popen[bytes], str]:
     """Start Chromium, load the file, and return the page when it has loaded."""
-    import websocket  # websocket-client, a test extra
+    websocket = pytest.importorskip("websocket")  # websocket-client, a test extra
 
     profile = tempfile.mkdtemp(prefix="alliance-chromium-")
     proc = subprocess.Popen(

@@ -572,6 +572,9 @@ def read_layout(
     from alliance_cli.io import layouts
 
     first = sources[0]
+    if first.layout == "parquet":
+        for source in sources:
+            on_note(source.note)
     if first.layout == "fhir":  # rebuilt from QuestionnaireResponses when opened
         layout = plan_layout(
             first.header, scorer, ",", template=options.template, map_file=options.map_file,
@@ -684,6 +687,12 @@ def run_files(
     import tempfile
 
     from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
+
+    if fmt == "parquet":
+        return _run_parquet(
+            inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,
+            on_note,
+        )  # fmt: skip
     from alliance_cli.io.layouts import check_not_both
 
     check_not_both(options.template, options.map_file)
@@ -765,6 +774,46 @@ def run_files(
         for source in sources:
             if source.name != "stdin":
                 source.handle.close()
+
+
+def _run_parquet(
+    inputs: Sequence[str],
+    scorer: Scorer,
+    output: Path | str | None,
+    rejects: Path | str | None,
+    options: BatchOptions,
+    on_reject_line: Callable[[Rejection], None],
+    on_progress: Callable[[int, int], None] | None,
+    on_score: Callable[[dict[str, Any], str | None], None] | None,
+    on_note: Callable[[str], None],
+) -> tuple[Stats, bool]:
+    """``-f parquet``: the CSV output spooled to a temporary file, then written as typed
+    Parquet (safely, like every output); nothing is written if the run is withheld."""
+    import sys
+    import tempfile
+
+    from alliance_cli.io import parquet
+    from alliance_cli.io.csvout import score_columns
+    from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
+
+    parquet.pyarrow()  # says how to install it before anything is read
+    target = STDOUT if output is None else output
+    if str(target) == STDOUT and sys.stdout.isatty():
+        raise UsageProblem("-f parquet writes binary data: give -o FILE.parquet")
+    check_distinct([("-o", target), ("--rejects", rejects)], list(inputs))
+    check_output(target, "-o")
+    with tempfile.TemporaryDirectory(prefix="alliance-") as scratch:
+        spool = Path(scratch) / "scored.csv"
+        stats, written = run_files(
+            inputs, scorer, "csv", spool, rejects, options, on_reject_line, on_progress,
+            on_score, on_note,
+        )  # fmt: skip
+        if written:
+            with safe_writer(target) as out:
+                raw = getattr(out, "buffer", None) or sys.stdout.buffer
+                parquet.csv_to_parquet(spool, raw, score_columns(scorer))
+                raw.flush()
+    return stats, written
 
 
 def _check_id_columns(layout: Layout) -> None:

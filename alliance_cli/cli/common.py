@@ -72,6 +72,7 @@ class BatchFormat(StrEnum):
     ndjson = "ndjson"
     json = "json"
     fhir = "fhir"
+    parquet = "parquet"
 
 
 class ScoreFormat(StrEnum):
@@ -143,7 +144,8 @@ BatchFormatOpt = Annotated[
     typer.Option(
         "--format",
         "-f",
-        help="csv (default), ndjson (one Score a line), json, or fhir (Observations, NDJSON).",
+        help="csv (default), ndjson (one Score a line), json, fhir (Observations, NDJSON), "
+        "or parquet (the csv columns, typed).",
     ),
 ]
 ScoreFormatOpt = Annotated[

@@ -199,6 +199,19 @@ def open_sources(
     """
     sources: list[Source] = []
     for name in names:
+        from alliance_cli.io.parquet import is_parquet
+
+        if is_parquet(name):
+            from alliance_cli.io.parquet import open_parquet
+
+            header, empty, lines = open_parquet(name)
+            source = Source(name, empty, header, ",", lines=lines, layout="parquet")
+            source.line_of = lambda line: line - 1  # the row: 1 is the first
+            source.note = f"layout: Parquet in {name} (numbers in errors are rows, 1 the first)"
+            if sources and [h.strip() for h in header] != [h.strip() for h in sources[0].header]:
+                raise DataFileError(f"{name}: columns differ from {sources[0].name}")
+            sources.append(source)
+            continue
         handle = open_input(name, encoding)
         shown = "stdin" if name == "-" else name
         if instrument is not None and _starts_with_brace(handle, shown):
