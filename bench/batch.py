@@ -6,13 +6,17 @@ Generates WAI-SR exports (about 2% blank cells, a few bad cells) under bench/dat
 times each command as a separate process (median of --repeat runs) and reads its peak
 memory (max RSS, the largest of the runs) from wait4:
   floor     the csv module reading the file and writing it back unchanged
-  alliance  alliance batch FILE -i wai-sr -o OUT -q
+  alliance  alliance batch FILE -i wai-sr -o OUT -q (every core: --jobs defaults to them)
+  -j1       the same with --jobs 1 (one process)
+  polars    read_csv, item means per scale and total, write_csv (only if polars is installed;
+            it checks no range and no missing-answer rule, so it does less than alliance)
   pandas    read_csv, item means per scale, to_csv (only if pandas is installed)
   vas12     alliance on a 12-item 0-10-by-0.1 form (101 points an item: the memo tables'
             worst case, nearly every block of cells distinct), its own file of the same rows
-Targets (issue 4): alliance at most 2.5 x the floor's wall time; peak memory under 64 MiB,
-for any instrument (issue 8: vas12 reached 352 MiB at 700,000 rows before memo tables were
-capped by bytes).
+Targets: with --jobs 1, at most 2.5 x the floor's wall time (issue 4); on every core, at or
+below polars and at most 1.2 x the floor on 1,000,000 rows (issue 14); peak memory under
+64 MiB per process, for any instrument (issue 8: vas12 reached 352 MiB at 700,000 rows
+before memo tables were capped by bytes).
 """
 
 from __future__ import annotations
@@ -51,6 +55,19 @@ for scale, cols in items.items():
     df[f"{scale}_mean"] = num[[f"wai_{i}" for i in cols]].mean(axis=1)
 df["total_mean"] = num.mean(axis=1)
 df.to_csv(sys.argv[2], index=False)
+"""
+
+POLARS = """
+import sys
+import polars as pl
+df = pl.read_csv(sys.argv[1], infer_schema_length=0)
+items = {"goal": [4, 6, 8, 11], "task": [1, 2, 10, 12], "bond": [3, 5, 7, 9]}
+num = {i: pl.col(f"wai_{i}").cast(pl.Float64, strict=False) for i in range(1, 13)}
+df = df.with_columns(
+    *[pl.mean_horizontal([num[i] for i in cols]).alias(f"{s}_mean") for s, cols in items.items()],
+    pl.mean_horizontal(list(num.values())).alias("total_mean"),
+)
+df.write_csv(sys.argv[2])
 """
 
 
@@ -129,6 +146,7 @@ def main() -> None:
     alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
     # find_spec, not import: a child's peak RSS (wait4) includes the parent's memory at fork.
     have_pandas = importlib.util.find_spec("pandas") is not None
+    have_polars = importlib.util.find_spec("polars") is not None
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     print(f"{'rows':>9}  {'command':<9} {'seconds':>8} {'x floor':>8} {'peak MiB':>9}  exit")
     for rows in sizes:
@@ -137,7 +155,10 @@ def main() -> None:
         runs = {
             "floor": [sys.executable, "-c", FLOOR, str(path), str(out)],
             "alliance": [*alliance, "batch", str(path), "-i", "wai-sr", "-o", str(out), "-q"],
+            "-j1": [*alliance, "batch", str(path), "-i", "wai-sr", "-o", str(out), "-q", "-j1"],
         }
+        if have_polars:
+            runs["polars"] = [sys.executable, "-c", POLARS, str(path), str(out)]
         if have_pandas:
             runs["pandas"] = [sys.executable, "-c", PANDAS, str(path), str(out)]
         vas, inst = generate_vas(rows)

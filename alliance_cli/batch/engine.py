@@ -95,6 +95,7 @@ class BatchOptions:
     recode: Mapping[str, str] | None = None  # cell text -> value scored (--recode)
     item_column: str | None = None  # long format: the item and value columns
     value_column: str | None = None
+    jobs: int = 1  # processes for one large file (batch.parallel); 1: this process only
 
 
 @dataclass
@@ -110,6 +111,8 @@ class Stats:
     not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
     fast: int = 0  # rows scored on the fast path (the rest went through the full parser)
     output_cut: bool = False  # stdout's reader went away: the output is incomplete
+    lines: int = 0  # physical lines read after the header (records < lines: a field held one)
+    records: int = 0  # CSV records read, blank lines too
 
 
 def _iso_date(cell: str) -> str:
@@ -340,6 +343,7 @@ def score_stream(
     exclude, recode = layout.exclude, layout.recode or None
     excluded = stats.excluded
     not_administered = 0
+    blank = physical = 0  # blank lines, and every line read: records spanning lines show
     for source in sources:
         current = source
         for line, column, value, reason, client in source.early:  # found by the layout
@@ -385,6 +389,7 @@ def score_stream(
                                 continue
                     flush()
                     if not row or (len(row) == 1 and not row[0].strip()):
+                        blank += 1
                         continue  # blank lines are not rows
                     if general(row, reader.line_num, source.name):
                         scored += 1
@@ -409,12 +414,14 @@ def score_stream(
                 on_reject_here(Rejection(source.name, line, "", "", reason))
                 rejected += 1
         done += _position(source)
+        physical += reader.line_num
     flush()
     sink.end()
     stats.not_administered = not_administered
     stats.read = scored + rejected + not_administered + sum(excluded.values())
     stats.scored, stats.rejected = scored, rejected
     stats.fast = scored - slow_scored
+    stats.lines, stats.records = physical, stats.read + blank
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -730,11 +737,20 @@ def run_files(
                 if fmt == "fhir"
                 else JsonSink(out, array=fmt == "json")
             )
-            stats = score_stream(
-                sources, scorer, layout, sink, reject,
-                require_ids=options.require_ids,
-                on_progress=on_progress, on_score=on_score,
-            )  # fmt: skip
+            stats = None
+            if options.jobs > 1:
+                from alliance_cli.batch import parallel
+
+                if parallel.usable(inputs, fmt, options, on_score is not None):
+                    stats = parallel.run(
+                        inputs[0], scorer, fmt, layout, options, options.jobs, out, reject
+                    )
+            if stats is None:
+                stats = score_stream(
+                    sources, scorer, layout, sink, reject,
+                    require_ids=options.require_ids,
+                    on_progress=on_progress, on_score=on_score,
+                )  # fmt: skip
             if stats.read == 0:  # raised inside the safe write: no output file is left
                 names = ", ".join(s.name for s in sources)
                 raise DataFileError(f"{names}: a header but no data rows; nothing to score")

@@ -112,6 +112,15 @@ def batch_command(
         str | None,
         typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'."),
     ] = None,
+    jobs: Annotated[
+        int | None,
+        typer.Option(
+            "--jobs",
+            "-j",
+            help="Processes for one large file (default: every core; 1: this process only).",
+            show_default=False,
+        ),
+    ] = None,
     quiet: QuietOpt = False,
     save: SaveOpt = False,
     replace: ReplaceOpt = False,
@@ -152,6 +161,7 @@ def batch_command(
         recode=layouts.parse_recode(recode) or _map_recode(map_file),
         item_column=item_column,
         value_column=value_column,
+        jobs=_jobs(jobs),
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,
@@ -169,3 +179,14 @@ def _map_recode(map_file: Path | None) -> dict[str, str] | None:
     from alliance_cli.io.columns import map_recode
 
     return map_recode(map_file)
+
+
+def _jobs(jobs: int | None) -> int:
+    """--jobs: at least 1; by default every core this process may use."""
+    if jobs is None:
+        from alliance_cli.batch.parallel import default_jobs
+
+        return default_jobs()
+    if jobs < 1:
+        raise UsageProblem(f"--jobs {jobs}: give 1 or more processes")
+    return jobs

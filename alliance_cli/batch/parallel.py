@@ -1,0 +1,302 @@
+"""``batch --jobs N``: one file split by byte ranges at line starts, scored by N processes.
+
+The output is byte for byte what ``--jobs 1`` writes: the same rows in the same order, the
+same rejections with the same line numbers, the same summary. Each worker scores its range
+with the one engine (``score_stream``) into a temporary file; the parent writes the header
+once, then the workers' outputs in order, and replays their rejections in order.
+
+Quoted fields may hold line breaks, so a line start is not always a record start. A worker
+counts the physical lines it read and the records they made: when every range has one record
+per line, every range began at a record start (by induction from the first, which begins
+after the header), so the split was exact. If any range held a record spanning lines, the
+parallel results are thrown away and the file is scored with one process: correct first,
+fast when it can be. Memory stays flat per worker: each streams its range.
+
+Used for one regular, seekable file in an ASCII-compatible encoding (UTF-8, Latin-1,
+cp1252), plain CSV or REDCap layout, without ``--save`` (the history takes one writer);
+anything else runs on one process.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import itertools
+import mmap
+import os
+import pickle
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO
+
+from alliance_cli.batch.engine import (
+    BatchOptions,
+    Layout,
+    Rejection,
+    Stats,
+    read_layout,
+    score_stream,
+)
+from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
+from alliance_cli.core.scorer import Scorer
+from alliance_cli.io.csvin import Source, open_sources
+
+MIN_BYTES = 4 << 20  # below this a file is scored on one process: start-up would dominate
+ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252", "ascii"}
+
+
+def default_jobs() -> int:
+    """Every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def _worker_sink(fmt: str, handle: IO[str]) -> Sink:
+    if fmt == "csv":
+        sink = CsvSink(handle)
+        sink.begin = lambda header: None  # type: ignore[method-assign]
+        return sink
+    if fmt == "fhir":
+        return FhirSink(handle)
+    return JsonSink(handle, array=False)  # json arrays are put together by the parent
+
+
+def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int, int]]:
+    """(start, end, lines before start) of up to ``jobs`` ranges, each starting a line.
+
+    The file is mapped, never read into memory: finding a newline and counting them are
+    done a block at a time. A bare carriage return (which also ends a line) gives no
+    ranges: one process reads such a file.
+    """
+    import re
+
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        if re.search(rb"\r(?!\n)", mm):
+            return []
+        cuts = [data_start]
+        for k in range(1, jobs):
+            at = data_start + (size - data_start) * k // jobs
+            newline = mm.find(b"\n", max(at, cuts[-1]))
+            if newline < 0 or newline + 1 >= size:
+                break
+            cuts.append(newline + 1)
+        cuts.append(size)
+        ranges = []
+        lines = _count_lines(mm, 0, data_start)
+        for start, end in itertools.pairwise(cuts):
+            if end > start:
+                ranges.append((start, end, lines))
+                lines += _count_lines(mm, start, end)
+    return ranges
+
+
+def _count_lines(mm: mmap.mmap, start: int, end: int) -> int:
+    """Newlines in mm[start:end], a block at a time."""
+    count = 0
+    for at in range(start, end, 1 << 22):
+        count += mm[at : min(at + (1 << 22), end)].count(b"\n")
+    return count
+
+
+def _data_start(path: str) -> int | None:
+    """The byte where the data rows begin (after a BOM, a sep= line and the header), or
+    None when the header holds a quoted line break (then one process)."""
+    with open(path, "rb") as handle:
+        head = handle.read(1 << 16)
+    at = 3 if head.startswith(b"\xef\xbb\xbf") else 0
+    line_end = head.find(b"\n", at)
+    if head[at:].lower().startswith(b"sep=") and line_end >= 0:
+        at = line_end + 1
+        line_end = head.find(b"\n", at)
+    if line_end < 0 or head[at:line_end].count(b'"') % 2:
+        return None
+    return line_end + 1
+
+
+@dataclasses.dataclass
+class _Result:
+    stats: Stats
+    rejections: list[Rejection]
+    exact: bool  # one record per line: the range began and ended at record starts
+
+
+def _score_range(
+    path: str,
+    scorer: Scorer,
+    fmt: str,
+    options: BatchOptions,
+    span: tuple[int, int, int],
+    out_path: Path,
+    result_path: Path,
+) -> None:
+    """In a worker: score one byte range into out_path; what happened into result_path."""
+    start, end, lines_before = span
+    sources = open_sources([path], options.encoding, options.delimiter)
+    (source,) = sources
+    layout: Layout = read_layout(sources, scorer, options)
+    raw = open(path, "rb")  # noqa: SIM115 - closed below, with its text wrapper
+    with open(path, "rb") as counter:
+        counter.seek(start)
+        count = 0
+        left = end - start
+        while left > 0:  # the range's lines, counted a block at a time (memory flat)
+            block = counter.read(min(left, 1 << 22))
+            count += block.count(b"\n")
+            left -= len(block)
+    raw.seek(start)
+    text = io.TextIOWrapper(raw, encoding=_encoding(options.encoding), newline="")
+    unterminated = end == os.path.getsize(path) and not _ends_with_newline(path)
+    wanted = count + (1 if unterminated else 0)
+    chunk = Source(
+        source.name, text, source.header, source.delimiter,
+        skipped=lines_before - 1, lines=itertools.islice(text, wanted),
+    )  # fmt: skip
+    source.handle.close()
+    rejections: list[Rejection] = []
+    try:
+        with open(out_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+            stats = score_stream(
+                [chunk], scorer, layout, _worker_sink(fmt, out), rejections.append,
+                require_ids=options.require_ids,
+            )  # fmt: skip
+    finally:
+        text.close()
+    exact = stats.records == stats.lines
+    with open(result_path, "wb") as handle:
+        pickle.dump(_Result(stats, rejections, exact), handle)
+
+
+def _encoding(name: str) -> str:
+    lowered = name.lower().replace("_", "-")
+    return "utf-8-sig" if lowered in ("utf-8", "utf8") else name
+
+
+def _ends_with_newline(path: str) -> bool:
+    with open(path, "rb") as handle:
+        handle.seek(max(0, os.path.getsize(path) - 1))
+        return handle.read(1) == b"\n"
+
+
+def usable(inputs: Sequence[str], fmt: str, options: BatchOptions, saving: bool) -> bool:
+    """Whether this batch can run on several processes (see the module's docstring)."""
+    if len(inputs) != 1 or inputs[0] == "-" or saving or fmt == "parquet":
+        return False
+    if options.layout not in ("auto", "csv", "redcap") or options.complete_only:
+        return False
+    if options.encoding.lower().replace("_", "-") not in ASCII_SAFE:
+        return False
+    path = inputs[0]
+    try:
+        smallest = int(os.environ.get("ALLIANCE_JOBS_MIN_BYTES", MIN_BYTES))  # tests: small
+        if not Path(path).is_file() or os.path.getsize(path) < smallest:
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return False
+    return not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"PAR1", b"{"))
+
+
+def run(
+    path: str,
+    scorer: Scorer,
+    fmt: str,
+    layout: Layout,
+    options: BatchOptions,
+    jobs: int,
+    out: IO[str],
+    reject: Callable[[Rejection], None],
+) -> Stats | None:
+    """Score path on ``jobs`` processes into out; None when it must run on one instead
+    (nothing written then)."""
+    import multiprocessing
+
+    start = _data_start(path)
+    if start is None:
+        return None
+    ranges = plan_ranges(path, start, jobs)
+    if len(ranges) < 2:
+        return None
+    started = time.perf_counter()
+    context = multiprocessing.get_context("fork")
+    with tempfile.TemporaryDirectory(prefix="alliance-jobs-") as scratch:
+        outs = [Path(scratch) / f"{k}.out" for k in range(len(ranges))]
+        results = [Path(scratch) / f"{k}.result" for k in range(len(ranges))]
+        workers = [
+            context.Process(
+                target=_score_range,
+                args=(path, scorer, fmt, options, span, outs[k], results[k]),
+                daemon=True,
+            )
+            for k, span in enumerate(ranges)
+        ]
+        for w in workers:
+            w.start()
+        try:
+            for w in workers:
+                w.join()
+        except BaseException:
+            for w in workers:
+                w.kill()
+            raise
+        if any(w.exitcode != 0 for w in workers):
+            return None  # a worker failed: the one-process run reports whatever it was
+        done: list[_Result] = []
+        for result in results:
+            with open(result, "rb") as handle:
+                done.append(pickle.load(handle))
+        if not all(r.exact for r in done):
+            return None  # a quoted line break somewhere: one process, to be exact
+        _write(out, fmt, scorer, layout, outs)
+    stats = Stats()
+    for r in done:
+        stats.read += r.stats.read
+        stats.scored += r.stats.scored
+        stats.rejected += r.stats.rejected
+        stats.not_administered += r.stats.not_administered
+        stats.fast += r.stats.fast
+        for why, n in r.stats.excluded.items():
+            stats.excluded[why] = stats.excluded.get(why, 0) + n
+        for rejection in r.rejections:
+            reject(rejection)
+    stats.seconds = time.perf_counter() - started
+    return stats
+
+
+def _write(out: IO[str], fmt: str, scorer: Scorer, layout: Layout, outs: list[Path]) -> None:
+    """The header (CSV) or the array (JSON), then each worker's output in order."""
+    from alliance_cli.io.csvout import score_columns
+
+    if fmt == "csv":
+        csv.writer(out, lineterminator="\n").writerow(
+            [layout.header[i] for i in layout.keep] + score_columns(scorer)
+        )
+    if fmt == "json":
+        out.write("[")
+        count = 0
+        for part in outs:
+            with open(part, encoding="utf-8", newline="") as handle:
+                for line in handle:
+                    out.write(("\n  " if count == 0 else ",\n  ") + line.rstrip("\n"))
+                    count += 1
+        out.write("\n]\n" if count else "]\n")
+        return
+    out.flush()
+    target = getattr(out, "buffer", None)
+    for part in outs:
+        if target is not None:
+            with open(part, "rb") as handle:
+                shutil.copyfileobj(handle, target, 1 << 20)
+        else:  # standard output behind its broken-pipe guard: text, a block at a time
+            with open(part, encoding="utf-8", newline="") as handle:
+                while block := handle.read(1 << 20):
+                    out.write(block)
+    if target is not None:
+        target.flush()

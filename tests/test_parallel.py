@@ -1,0 +1,144 @@
+"""Issue 14: batch --jobs N writes byte for byte what --jobs 1 writes.
+
+Small files are split too here (ALLIANCE_JOBS_MIN_BYTES=1), so every boundary case is
+exercised: rejections near range starts, blank and not-administered rows, quoted fields
+with commas and line breaks (which make the split unsafe: detected, then one process),
+bare carriage returns, a missing final newline, JSON and NDJSON outputs, REDCap's layout.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+from pathlib import Path
+
+import pytest
+
+HEADER = ["client_id", "session", "note"] + [f"wai_{i}" for i in range(1, 13)]
+
+
+@pytest.fixture(autouse=True)
+def _split_small_files(monkeypatch):
+    monkeypatch.setenv("ALLIANCE_JOBS_MIN_BYTES", "1")
+
+
+def _export(path: Path, rows: int = 2500, note=lambda n: "", newline: str = "\n") -> Path:
+    rng = random.Random(rows)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator=newline)
+        writer.writerow(HEADER)
+        for n in range(rows):
+            cells = [str(rng.randint(1, 5)) if rng.random() > 0.03 else "" for _ in range(12)]
+            if n % 97 == 5:
+                cells[rng.randrange(12)] = rng.choice(["9", "x", "3.5"])  # rejected
+            if n % 151 == 7:
+                cells = [""] * 12  # not administered
+            writer.writerow([f"C{n % 300:03d}", str(n % 20 + 1), note(n), *cells])
+            if n % 400 == 3:
+                handle.write(newline)  # a blank line
+    return path
+
+
+def _run(cli, path: Path, jobs: int, fmt: str, tmp: Path, *extra: str):
+    out, rejects = tmp / f"out-{jobs}-{fmt}", tmp / f"rej-{jobs}-{fmt}.csv"
+    result = cli("batch", str(path), "-i", "wai-sr", "-f", fmt, "-o", str(out),
+                 "--rejects", str(rejects), "--jobs", str(jobs), *extra)  # fmt: skip
+    summary = re.sub(r"in \d+\.\d+ s", "in N s", result.stderr).replace(str(rejects), "REJ")
+    return result.exit_code, out.read_bytes(), rejects.read_bytes(), summary
+
+
+@pytest.mark.parametrize("fmt", ["csv", "ndjson", "json"])
+@pytest.mark.parametrize("jobs", [2, 3])
+def test_jobs_write_what_one_process_writes(cli, tmp_path: Path, fmt, jobs):
+    notes = lambda n: ["plain", "with, comma", "=SUM(A1)", 'quote "q"'][n % 4]  # noqa: E731
+    path = _export(tmp_path / "in.csv", note=notes)
+    one = _run(cli, path, 1, fmt, tmp_path)
+    many = _run(cli, path, jobs, fmt, tmp_path)
+    assert one[0] == 3 and many == one
+    assert "not administered" in one[3]
+
+
+@pytest.mark.parametrize(
+    "note",
+    [
+        lambda n: "two\nlines" if n == 1800 else "",  # a quoted line break in a later range
+        lambda n: "two\nlines" if n == 3 else "",  # in the first range
+        lambda n: "a\r\nb" if n % 500 == 0 else "",  # CRLF inside quotes
+    ],
+)
+def test_quoted_line_breaks_come_out_right(cli, tmp_path: Path, note):
+    path = _export(tmp_path / "in.csv", note=note)
+    assert _run(cli, path, 2, "csv", tmp_path) == _run(cli, path, 1, "csv", tmp_path)
+
+
+def test_crlf_bare_cr_and_no_final_newline(cli, tmp_path: Path):
+    crlf = _export(tmp_path / "crlf.csv", newline="\r\n")
+    assert _run(cli, crlf, 2, "csv", tmp_path) == _run(cli, crlf, 1, "csv", tmp_path)
+    bare = tmp_path / "bare.csv"
+    bare.write_bytes(crlf.read_bytes().replace(b"\r\n", b"\r"))
+    assert _run(cli, bare, 2, "csv", tmp_path) == _run(cli, bare, 1, "csv", tmp_path)
+    cut = tmp_path / "cut.csv"
+    cut.write_bytes(crlf.read_bytes().rstrip(b"\r\n"))
+    assert _run(cli, cut, 2, "csv", tmp_path) == _run(cli, cut, 1, "csv", tmp_path)
+
+
+def test_a_redcap_export_splits_the_same(cli, tmp_path: Path):
+    path = tmp_path / "redcap.csv"
+    rng = random.Random(9)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["record_id", "redcap_repeat_instrument", "redcap_repeat_instance",
+                         *[f"wai_sr_{i}" for i in range(1, 13)], "wai_sr_complete"])  # fmt: skip
+        for n in range(3000):
+            writer.writerow([f"R{n // 10}", "wai_sr", str(n % 10 + 1),
+                             *[str(rng.randint(1, 5)) for _ in range(12)], "2"])  # fmt: skip
+    assert _run(cli, path, 2, "csv", tmp_path) == _run(cli, path, 1, "csv", tmp_path)
+
+
+def test_plan_ranges_start_every_range_at_a_line(tmp_path: Path):
+    from alliance_cli.batch.parallel import plan_ranges
+
+    path = _export(tmp_path / "in.csv", rows=500)
+    data = path.read_bytes()
+    start = data.index(b"\n") + 1
+    ranges = plan_ranges(str(path), start, 4)
+    assert len(ranges) == 4 and ranges[0][0] == start and ranges[-1][1] == len(data)
+    for (s, e, before), (s2, _, _) in zip(ranges, [*ranges[1:], (len(data), 0, 0)], strict=True):
+        assert e == s2 and data[s - 1 : s] == b"\n"
+        assert before == data[:s].count(b"\n")
+
+
+def test_jobs_must_be_at_least_one(cli, tmp_path: Path):
+    path = _export(tmp_path / "in.csv", rows=10)
+    result = cli("batch", str(path), "-i", "wai-sr", "--jobs", "0")
+    assert result.exit_code == 2 and "--jobs 0: give 1 or more processes" in result.stderr
+
+
+@pytest.mark.parametrize(("note", "split"), [
+    (lambda n: "", True),
+    (lambda n: "two\nlines" if n == 1800 else "", False),  # detected: one process
+])  # fmt: skip
+def test_the_split_runs_on_several_processes_unless_a_record_spans_lines(tmp_path, note, split):
+    import io
+
+    from alliance_cli.batch import parallel
+    from alliance_cli.batch.engine import BatchOptions, read_layout
+    from alliance_cli.io.csvin import open_sources
+
+    from .conftest import scorer_for
+
+    path = _export(tmp_path / "in.csv", note=note)
+    scorer = scorer_for("wai-sr")
+    options = BatchOptions(jobs=2)
+    assert parallel.usable([str(path)], "csv", options, saving=False)
+    assert not parallel.usable([str(path)], "csv", options, saving=True)  # one history writer
+    sources = open_sources([str(path)], "utf-8", None)
+    layout = read_layout(sources, scorer, options)
+    out = io.StringIO()
+    stats = parallel.run(str(path), scorer, "csv", layout, options, 2, out, lambda r: None)
+    assert (stats is not None) == split
+    if split:
+        assert stats.read == 2500 and out.getvalue().startswith("client_id,session,note,")
+    else:
+        assert out.getvalue() == ""  # nothing written: the one-process run writes it all
