@@ -62,7 +62,7 @@ def test_old_schema_is_migrated(tmp_path: Path):
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == 6
+        assert store.schema_version() == 7
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
         # 5: the subscales in the caseload index, in the Score's order, 'n' for no value
         ids, pomps = store.db.execute("SELECT scale_ids, scale_pomps FROM sessions").fetchone()

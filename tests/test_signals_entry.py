@@ -382,3 +382,30 @@ def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tm
     assert cli("forget", "W", "--yes", "--db", str(db)).exit_code == 0
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT count(*) FROM caseload").fetchone()[0] == 0
+
+
+def test_the_whole_caseload_is_kept_until_any_session_changes(cli, tmp_path: Path):
+    import sqlite3
+
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3, 4):
+        _save(cli, db, "X", session, HIGH if session < 4 else LOW)
+    _save(cli, db, "Y", 1, HIGH)
+
+    def snapshot():
+        with sqlite3.connect(db) as con:
+            return con.execute("SELECT version, rows FROM caseload_snapshot").fetchone()
+
+    first = cli("clients", "--db", str(db), "-f", "json").stdout
+    version, rows = snapshot()
+    assert rows is not None  # kept
+    assert cli("clients", "--db", str(db), "-f", "json").stdout == first  # read from it
+    filtered = cli("clients", "--db", str(db), "--open", "-f", "json").stdout
+    assert [r["client_id"] for r in json.loads(filtered)] == ["X"]  # filters: computed
+    _save(cli, db, "Y", 2, LOW)  # any session: the snapshot is dropped
+    assert snapshot() == (version + 1, None)
+    assert cli("clients", "--db", str(db), "-f", "json").stdout != first
+    assert cli("forget", "X", "--yes", "--db", str(db)).exit_code == 0
+    assert snapshot()[1] is None
+    (only,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert only["client_id"] == "Y"

@@ -248,7 +248,8 @@ def emit_json(data: Any) -> None:
     """
     import json
 
-    if isinstance(data, list) and data and all(_flat(r) for r in data):
+    # records of one command share one shape: the first says whether all are flat
+    if isinstance(data, list) and data and _flat(data[0]) and _flat(data[-1]):
         lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in data)
         sys.stdout.write(f"[\n{lines}\n]\n")
         return

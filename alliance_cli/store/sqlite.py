@@ -135,6 +135,28 @@ MIGRATIONS: list[str] = [
             ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
     END;
     """,
+    # 7: the whole caseload as `clients` last showed it (no filters), dropped by any change
+    #    to any session: a clinic lists its caseload far more often than it saves
+    """
+    CREATE TABLE caseload_snapshot (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        stamp TEXT,
+        rows TEXT
+    );
+    INSERT INTO caseload_snapshot (id, version) VALUES (1, 0);
+    CREATE TRIGGER snapshot_stale_on_insert AFTER INSERT ON sessions BEGIN
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    CREATE TRIGGER snapshot_stale_on_delete AFTER DELETE ON sessions BEGIN
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    CREATE TRIGGER snapshot_stale_on_update AFTER UPDATE OF client_id, session, date, rater,
+        instrument, definition_sha256, score, total_pomp, total_mean, total_sum, counselor,
+        scale_ids, scale_pomps ON sessions BEGIN
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -511,6 +533,26 @@ class Store:
             )
             for r in self.db.execute(sql, args)
         ]
+
+    def snapshot(self) -> tuple[int, str | None, str | None]:
+        """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
+        row = self.db.execute(
+            "SELECT version, stamp, rows FROM caseload_snapshot WHERE id = 1"
+        ).fetchone()
+        return (int(row[0]), row[1], row[2]) if row else (0, None, None)
+
+    def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
+        """Keep the caseload as computed at ``version``, unless a session changed since.
+        A cache: a locked or read-only store keeps what it had."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute(
+                "UPDATE caseload_snapshot SET stamp = ?, rows = ? WHERE id = 1 AND version = ?",
+                (stamp, rows, version),
+            )
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            self.rollback()
 
     def kept_caseload(self) -> list[tuple[Any, ...]]:
         """The caseload's kept reading of every series: (client_id, instrument, rater,

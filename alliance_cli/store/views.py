@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -328,8 +329,16 @@ def caseload(
             stamps[inst_id] = f"{CASELOAD_RULES}|{sha}|{settings!r}"
         return stamps[inst_id]
 
+    whole = want == CaseloadFilter()  # no filter: the kept snapshot may answer at once
     store.db.execute("BEGIN")  # the kept readings and the sessions, read at one moment
     try:
+        version, kept_stamp, kept_rows = store.snapshot()
+        if whole and kept_rows is not None:
+            instruments = [r[0] for r in store.db.execute(
+                "SELECT DISTINCT instrument FROM caseload")]  # fmt: skip
+            whole_stamp = "\n".join(stamp(i) for i in sorted(instruments))
+            if whole_stamp == kept_stamp:
+                return [_row_from_json(r) for r in json.loads(kept_rows)]
         kept = store.kept_caseload()
         now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
         stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
@@ -364,7 +373,7 @@ def caseload(
         one = _one_row(all_series)
         if not want.only_open or one.open_flags:
             by_client[client_id] = one
-    return sorted(
+    result = sorted(
         by_client.values(),
         key=lambda r: (
             -len(r.open_flags),
@@ -373,6 +382,14 @@ def caseload(
             r.client_id,
         ),
     )
+    if whole:
+        whole_stamp = "\n".join(stamp(i) for i in sorted({r.instrument for r in series_rows}))
+        store.keep_snapshot(version, whole_stamp, json.dumps([list(r) for r in result]))
+    return result
+
+
+def _row_from_json(values: list[Any]) -> CaseloadRow:
+    return CaseloadRow(*values)
 
 
 def series_concerns(
