@@ -45,6 +45,28 @@ EarlyPompOpt = Annotated[
 GapOpt = Annotated[
     float, typer.Option("--gap", help="Client–therapist gap worth flagging, in POMP points.")
 ]
+CounselorOpt = Annotated[
+    str | None, typer.Option("--counselor", help="Only this counselor's clients.")
+]
+SinceOpt = Annotated[
+    str | None, typer.Option("--since", help="Only clients seen on or after this date.")
+]
+OpenOpt = Annotated[bool, typer.Option("--open", help="Only clients with open concerns.")]
+
+
+def caseload_filter(
+    counselor: str | None, instrument: str | None, since: str | None, only_open: bool
+) -> Any:
+    """The caseload filters of ``clients`` and ``report --caseload``, checked."""
+    from alliance_cli.core.scorer import validate_date
+    from alliance_cli.store.views import CaseloadFilter
+
+    return CaseloadFilter(
+        counselor=counselor.strip() if counselor else None,
+        instrument=instrument.strip().lower() if instrument else None,
+        since=validate_date(since),
+        only_open=only_open,
+    )
 
 
 @funnel
@@ -85,16 +107,10 @@ def clients_command(
     limit: Annotated[
         int, typer.Option("--limit", help="Rows in the table (0: all); json and csv list all.")
     ] = 50,
-    counselor: Annotated[
-        str | None, typer.Option("--counselor", help="Only this counselor's clients.")
-    ] = None,
+    counselor: CounselorOpt = None,
     instrument: InstrumentOpt = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Only clients seen on or after this date.")
-    ] = None,
-    only_open: Annotated[
-        bool, typer.Option("--open", help="Only clients with open concerns.")
-    ] = False,
+    since: SinceOpt = None,
+    only_open: OpenOpt = False,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
@@ -103,18 +119,11 @@ def clients_command(
     fmt: FormatOpt = None,
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
-    from alliance_cli.core.scorer import validate_date
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
     fmt = pick_format(fmt)
-
-    filters = views.CaseloadFilter(
-        counselor=counselor.strip() if counselor else None,
-        instrument=instrument.strip().lower() if instrument else None,
-        since=validate_date(since),
-        only_open=only_open,
-    )
+    filters = caseload_filter(counselor, instrument, since, only_open)
     with history.open_store(db, create=False, on_wait=say) as store:
         settings = _settings(early_sessions, early_pomp, gap)
         rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters)

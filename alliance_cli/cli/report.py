@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from alliance_cli.cli.common import DbOpt, QuietOpt, funnel, run_catalog, say
-from alliance_cli.cli.history import EarlyOpt, EarlyPompOpt, GapOpt, InstrumentOpt, _settings
+from alliance_cli.cli.history import (
+    CounselorOpt,
+    EarlyOpt,
+    EarlyPompOpt,
+    GapOpt,
+    InstrumentOpt,
+    OpenOpt,
+    SinceOpt,
+    _settings,
+    caseload_filter,
+)
 
 
 @funnel
@@ -29,15 +39,9 @@ def report_command(
         ),
     ] = "-",
     instrument: InstrumentOpt = None,
-    counselor: Annotated[
-        str | None, typer.Option("--counselor", help="Caseload: only this counselor's clients.")
-    ] = None,
-    since: Annotated[
-        str | None, typer.Option("--since", help="Caseload: only clients seen on or after.")
-    ] = None,
-    only_open: Annotated[
-        bool, typer.Option("--open", help="Caseload: only clients with open concerns.")
-    ] = False,
+    counselor: CounselorOpt = None,
+    since: SinceOpt = None,
+    only_open: OpenOpt = False,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
@@ -48,10 +52,9 @@ def report_command(
     from datetime import UTC, datetime
 
     from alliance_cli.core.errors import UsageProblem
-    from alliance_cli.core.scorer import validate_date
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.render import html
-    from alliance_cli.store import report, views
+    from alliance_cli.store import report
     from alliance_cli.store import sqlite as history
 
     if caseload == (client is not None):
@@ -68,12 +71,7 @@ def report_command(
                 **report.client_data(store, client, instrument, catalog, settings, generated)
             )
         else:
-            filters = views.CaseloadFilter(
-                counselor=counselor.strip() if counselor else None,
-                instrument=instrument.strip().lower() if instrument else None,
-                since=validate_date(since),
-                only_open=only_open,
-            )
+            filters = caseload_filter(counselor, instrument, since, only_open)
             described = "".join(
                 f"; {name} {value}"
                 for name, value in (("counselor", counselor), ("instrument", instrument),

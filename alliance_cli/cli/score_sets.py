@@ -138,16 +138,28 @@ def sets_from_stdin(
             continue
         try:
             answers, who = response_from_json(obj, scorer.instrument.id)
-            who = respondent_dict(
-                client_id=who["client_id"] or client,
-                session=who["session"] if who["session"] is not None else _session(session),
-                date=who["date"] or validate_date(date),
-                rater=_rater(scorer, who["rater"] or rater),
-            )
+            who = _filled(who, scorer, client, session, date, rater)
         except UsageProblem as exc:
             yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
         yield ResponseSet(where, answers, who)
+
+
+def _filled(
+    who: dict[str, Any],
+    scorer: Scorer,
+    client: str | None,
+    session: int | None,
+    date: str | None,
+    rater: str | None,
+) -> dict[str, Any]:
+    """A set's respondent, what it leaves out filled from the options (or UsageProblem)."""
+    return respondent_dict(
+        client_id=who["client_id"] or client,
+        session=who["session"] if who["session"] is not None else _session(session),
+        date=who["date"] or validate_date(date),
+        rater=_rater(scorer, who["rater"] or rater),
+    )
 
 
 def _fhir_sets(
@@ -170,12 +182,7 @@ def _fhir_sets(
     for label, resource in found:
         try:
             answers, who, ref = fhir.read_response(resource, label, scorer.instrument)
-            who = respondent_dict(
-                client_id=who["client_id"] or client,
-                session=who["session"] if who["session"] is not None else _session(session),
-                date=who["date"] or validate_date(date),
-                rater=_rater(scorer, who["rater"] or rater),
-            )
+            who = _filled(who, scorer, client, session, date, rater)
         except UsageProblem as exc:
             yield ResponseSet("", None, respondent_dict(), str(exc))
             continue

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from alliance_cli.core.errors import UsageProblem
+from alliance_cli.io.forms import scale_values, value_text
 
 CANONICAL = "urn:alliance:questionnaire:"  # + instrument id: our Questionnaire's url
 SESSION_EXT = "urn:alliance:session"  # extension on a QuestionnaireResponse: session number
@@ -80,12 +81,12 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
                 {
                     "valueCoding": {
                         "system": f"{CANONICAL}{instrument.id}:answers",
-                        "code": _num(value),
-                        "display": scale.labels.get(value, _num(value)),
+                        "code": value_text(value),
+                        "display": scale.labels.get(value, value_text(value)),
                     },
                     "extension": [{"url": WEIGHT_URLS[0], "valueDecimal": value}],
                 }
-                for value in _values(scale)
+                for value in scale_values(scale)
             ]
         else:
             one["type"] = "decimal"
@@ -120,15 +121,6 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
     }
     check(resource, f"Questionnaire/{instrument.id}")
     return resource
-
-
-def _values(scale: Any) -> list[float]:
-    n = round((scale.max - scale.min) / scale.step)
-    return [round(scale.min + i * scale.step, 6) for i in range(n + 1)]
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 # -- answers in ----------------------------------------------------------------------------

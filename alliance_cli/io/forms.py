@@ -81,7 +81,9 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
         row(f"{form}_counselor", "text", "Counselor"),
     ]
     if whole:
-        choices = " | ".join(f"{_num(v)}, {scale.labels.get(v, _num(v))}" for v in _values(scale))
+        choices = " | ".join(
+            f"{value_text(v)}, {scale.labels.get(v, value_text(v))}" for v in scale_values(scale)
+        )
         for item in instrument.items:
             rows.append(
                 row(
@@ -95,7 +97,7 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
                 )
             )
     else:
-        decimals = max(0, len(_num(scale.step).partition(".")[2]))
+        decimals = max(0, len(value_text(scale.step).partition(".")[2]))
         validation = "number" if decimals == 0 else f"number_{decimals}dp"
         for item in instrument.items:
             rows.append(
@@ -105,19 +107,21 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
                     item.label,
                     **{
                         "Text Validation Type OR Show Slider Number": validation,
-                        "Text Validation Min": _num(scale.min),
-                        "Text Validation Max": _num(scale.max),
-                        "Field Note": f"{_num(scale.min)} to {_num(scale.max)}",
+                        "Text Validation Min": value_text(scale.min),
+                        "Text Validation Max": value_text(scale.max),
+                        "Field Note": f"{value_text(scale.min)} to {value_text(scale.max)}",
                     },
                 )
             )
     return rows
 
 
-def _values(scale: Any) -> list[float]:
+def scale_values(scale: Any) -> list[float]:
+    """Every answer a scale allows, low to high (min, min + step, …, max)."""
     n = round((scale.max - scale.min) / scale.step)
     return [round(scale.min + i * scale.step, 6) for i in range(n + 1)]
 
 
-def _num(value: float) -> str:
+def value_text(value: float) -> str:
+    """A scale value as a form shows it: ``4``, ``0.5``."""
     return str(int(value)) if float(value).is_integer() else repr(float(value))

@@ -615,17 +615,20 @@ class Store:
 
     def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
-        return self.db.execute(
-            "SELECT ifnull(scale_ids, ''), ifnull(scale_pomps, '') FROM sessions "
-            "WHERE client_id = ? AND instrument = ? AND rater = ? ORDER BY session",
-            (client_id, instrument, rater),
-        ).fetchall()
+        columns = "ifnull(scale_ids, ''), ifnull(scale_pomps, '')"
+        return self._series_columns(columns, client_id, instrument, rater)
 
     def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(session, total POMP, total mean, total sum) of one series, in session order."""
+        columns = "session, total_pomp, total_mean, total_sum"
+        return self._series_columns(columns, client_id, instrument, rater)
+
+    def _series_columns(
+        self, columns: str, client_id: str, instrument: str, rater: str
+    ) -> list[tuple[Any, ...]]:
         return self.db.execute(
-            "SELECT session, total_pomp, total_mean, total_sum FROM sessions "
-            "WHERE client_id = ? AND instrument = ? AND rater = ? ORDER BY session",
+            f"SELECT {columns} FROM sessions WHERE client_id = ? AND instrument = ? "
+            "AND rater = ? ORDER BY session",
             (client_id, instrument, rater),
         ).fetchall()
 
