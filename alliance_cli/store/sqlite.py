@@ -414,9 +414,17 @@ class Store:
         now = datetime.now(UTC).isoformat(timespec="seconds")
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "OR IGNORE")
         duplicates = 0
+        rows = [self._row(score, now, counselor) for score, counselor in scores]
         with self._transaction() if own_transaction else contextlib.nullcontext():
-            for score, counselor in scores:
-                row = self._row(score, now, counselor)
+            # the common case, no session already recorded: one statement for the chunk;
+            # else undone, and the chunk written row by row to tell each duplicate apart
+            self.db.execute("SAVEPOINT chunk")
+            if self.db.executemany(sql, rows).rowcount == len(rows):
+                self.db.execute("RELEASE chunk")
+                return 0
+            self.db.execute("ROLLBACK TO chunk")
+            self.db.execute("RELEASE chunk")
+            for row in rows:
                 cursor = self.db.execute(sql, row)
                 if cursor.rowcount == 0:
                     duplicates += 1
