@@ -40,6 +40,8 @@ def build(path: Path, clients: int, sessions: int) -> None:
         scorers[inst_id] = Scorer(entry.instrument, entry.sha256)
     rng = random.Random(5)
     store = history.open_store(path)
+    for scorer in scorers.values():
+        store.define(scorer.instrument.to_data(), scorer.sha256)
     recorder = store.batch_recorder(replace=False, chunk=5000)
 
     def add(client: str, session: int, level: float, inst_id: str = "wai-sr") -> None:

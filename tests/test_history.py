@@ -48,27 +48,36 @@ def test_old_schema_is_migrated(tmp_path: Path):
     db = tmp_path / "old.sqlite"
     con = sqlite3.connect(db)
     con.executescript(history.MIGRATIONS[0])
-    score = {"scales": {"goal": {"pomp": 62.5}, "bond": {"pomp": None},
-                        "total": {"pomp": 75.0}}, "answers": {},
+    score = {"schema_version": 1, "scales": {"goal": {"pomp": 62.5}, "bond": {"pomp": None},
+                                             "total": {"pomp": 75.0}},
+             "answers": {"1": 4.0, "2": None, "3": 3.5},
              "flags": [{"code": "below_cutoff", "scale": "total"}]}  # fmt: skip
     con.execute(
         "INSERT INTO sessions (client_id, session, date, rater, instrument, instrument_version, "
         "definition_sha256, answers, score) VALUES ('c1', 1, NULL, 'client', 'wai-sr', '2006', "
-        "'x', '{}', ?)",
-        (json.dumps(score),),
+        "'x', ?, ?)",
+        (json.dumps(score["answers"]), json.dumps(score)),
     )
     con.execute("PRAGMA user_version = 1")
     con.commit()
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == 7
+        assert store.schema_version() == 8
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
-        # 5: the subscales in the caseload index, in the Score's order, 'n' for no value
-        ids, pomps = store.db.execute("SELECT scale_ids, scale_pomps FROM sessions").fetchone()
-        assert (ids, pomps) == ("goal,bond", "62.5,n")
-        said = json.loads(store.db.execute("SELECT said_flags FROM sessions").fetchone()[0])
-        assert said == [{"code": "below_cutoff", "scale": "total"}]  # what the Score carried
+        # 5 and 8: the subscales in the caseload's columns, their ids kept once per definition
+        pomps, answers, definition = store.db.execute(
+            "SELECT scale_pomps, answers, definition FROM sessions"
+        ).fetchone()
+        assert (pomps, answers) == ("62.5,n", "4.0,,3.5")
+        ids, sha = store.db.execute(
+            "SELECT scale_ids, sha256 FROM definitions WHERE id = ?", (definition,)
+        ).fetchone()
+        assert (ids, sha) == ("goal,bond", "x")
+        (record,) = store.records("c1")
+        assert record.score == score  # saved before 8: its Score kept whole, as it was
+        assert record.said_flags == [{"code": "below_cutoff", "scale": "total"}]  # as carried
+        assert record.sha256 == "x" and record.version == "2006"
     finally:
         store.close()
 
@@ -92,9 +101,8 @@ store = history.open_store({str(db)!r})
 store.db.execute("BEGIN IMMEDIATE")
 for n in range(100000):
     store.db.execute(
-        "INSERT INTO sessions (client_id, session, rater, instrument, instrument_version, "
-        "definition_sha256, answers, score) "
-        "VALUES (?, 1, 'client', 'wai-sr', '1', 'x', '{{}}', '{{}}')",
+        "INSERT INTO sessions (client_id, session, rater, instrument, definition, answers) "
+        "VALUES (?, 1, 'client', 'wai-sr', 1, '4,4')",
         (f"c{{n}}",),
     )
     if n == 5000:

@@ -334,9 +334,10 @@ def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):
             scales = {"task": {"pomp": task}, "total": {"pomp": 90.0, "mean": 4.6, "sum": 55.2}}
             if session < 3:  # an older definition had one more subscale
                 scales = {"goal": {"pomp": 90.0}, **scales}
+            sha = "old" if session < 3 else "new"  # a definition fixes its subscales
             score = {
                 "respondent": {"client_id": "D", "session": session, "rater": "client"},
-                "instrument": {"id": "wai-sr", "version": "x", "sha256": "x"},
+                "instrument": {"id": "wai-sr", "version": "x", "sha256": sha},
                 "answers": {}, "scales": scales, "flags": [],
             }  # fmt: skip
             store.record(score)

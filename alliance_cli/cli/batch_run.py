@@ -66,6 +66,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             from alliance_cli.store import sqlite as history
 
             store = history.open_store(db, on_wait=say)
+            store.define(scorer.instrument.to_data(), scorer.sha256)
             recorder = store.batch_recorder(replace)
         recorder.add(data, counselor)
 

@@ -295,6 +295,7 @@ def save_outcome(
     catalog: Any,
     quiet: bool = False,
     counselor: str | None = None,
+    scorer: Scorer | None = None,
 ) -> None:
     """Record each score in the history and attach the flags the history now raises.
 
@@ -321,6 +322,8 @@ def save_outcome(
         return
     all_refs = outcome.refs or [None] * len(outcome.scores)
     with history.open_store(db, on_wait=say) as store:
+        if scorer is not None:  # the definition kept once: each Score is rebuilt from it
+            store.define(scorer.instrument.to_data(), scorer.sha256)
         for data, where, ref in zip(outcome.scores, outcome.wheres, all_refs, strict=True):
             try:
                 saved = store.record(data, replace=replace, counselor=counselor)
@@ -401,8 +404,9 @@ def score_and_print(
         outcome = score_sets(scorer, chunk)
         if saving is not None:
             save_outcome(
-                outcome, saving.db, saving.replace, saving.catalog, saving.quiet, saving.counselor
-            )
+                outcome, saving.db, saving.replace, saving.catalog, saving.quiet, saving.counselor,
+                scorer,
+            )  # fmt: skip
         printer = printer or Printer(scorer, fmt)
         printer.add(outcome)
         for line in outcome.rejection_lines():

@@ -9,6 +9,7 @@ user_version``. Each write is one transaction. Deleted records are overwritten
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import sqlite3
@@ -157,6 +158,86 @@ MIGRATIONS: list[str] = [
         UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
     END;
     """,
+    # 8: compact sessions (issue 14). The definition is kept once per hash (with its JSON,
+    #    from which every Score is rebuilt exactly); a session keeps its answers as values
+    #    in item order ("5,4,,3"), the numbers the caseload reads, and only what a rebuild
+    #    cannot give: the issues of answers read as missing, flags said beyond the Score's
+    #    own. The table is clustered on the series key (WITHOUT ROWID): no separate index.
+    #    Sessions saved before keep their whole Score (in extra), as they were.
+    """
+    CREATE TABLE definitions (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL UNIQUE,
+        instrument TEXT NOT NULL,
+        version TEXT NOT NULL,
+        scale_ids TEXT,
+        data TEXT
+    );
+    INSERT INTO definitions (sha256, instrument, version, scale_ids)
+        SELECT definition_sha256, max(instrument), max(instrument_version), max(scale_ids)
+        FROM sessions GROUP BY definition_sha256;
+    CREATE TABLE sessions_compact (
+        client_id TEXT NOT NULL,
+        instrument TEXT NOT NULL,
+        rater TEXT NOT NULL,
+        session INTEGER NOT NULL,
+        date TEXT,
+        definition INTEGER NOT NULL,
+        answers TEXT NOT NULL,
+        recorded_at TEXT,
+        total_pomp REAL,
+        total_mean REAL,
+        total_sum REAL,
+        scale_pomps TEXT,
+        counselor TEXT,
+        said_flags TEXT,
+        extra TEXT,
+        PRIMARY KEY (client_id, instrument, rater, session)
+    ) WITHOUT ROWID;
+    INSERT INTO sessions_compact SELECT s.client_id, s.instrument, s.rater, s.session, s.date,
+        (SELECT d.id FROM definitions d WHERE d.sha256 = s.definition_sha256),
+        ifnull((SELECT group_concat(ifnull(value, ''), ',') FROM json_each(s.answers)), ''),
+        s.recorded_at, s.total_pomp, s.total_mean, s.total_sum, s.scale_pomps, s.counselor,
+        s.said_flags, s.score
+        FROM sessions s;
+    DROP TABLE sessions;
+    ALTER TABLE sessions_compact RENAME TO sessions;
+    CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    CREATE TRIGGER caseload_stale_on_delete AFTER DELETE ON sessions BEGIN
+        UPDATE caseload SET version = version + 1, stamp = ''
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater;
+        DELETE FROM caseload
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
+                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+                AND rater = OLD.rater);
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    CREATE TRIGGER caseload_stale_on_update AFTER UPDATE OF client_id, instrument, rater,
+        session, date, definition, answers, total_pomp, total_mean, total_sum, scale_pomps,
+        counselor ON sessions BEGIN
+        UPDATE caseload SET version = version + 1, stamp = ''
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater;
+        DELETE FROM caseload
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
+                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+                AND rater = OLD.rater);
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END;
+    UPDATE caseload SET version = version + 1, stamp = '';
+    UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -170,6 +251,22 @@ def _statements(script: str) -> Iterator[str]:
             if pending.strip(" \n;"):
                 yield pending
             pending = ""
+
+
+def answers_text(answers: dict[str, Any] | list[Any]) -> str:
+    """Answer values in item order as text: ``5,4,,3.5`` (blank: missing)."""
+    values = answers.values() if isinstance(answers, dict) else answers
+    return ",".join("" if v is None else _number(v) for v in values)
+
+
+def answers_values(text: str) -> list[float | None]:
+    """The values ``answers_text`` wrote, in item order."""
+    return [None if t == "" else float(t) for t in text.split(",")] if text else []
+
+
+def _number(value: Any) -> str:
+    number = float(value)
+    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
 
 
 def _subscale_columns(scales: dict[str, Any]) -> tuple[str | None, str | None]:
@@ -239,6 +336,9 @@ class Store:
         self.on_wait = on_wait
         self._waited = False
         self.log_busy = False  # forget could not empty the write-ahead log (a reader holds it)
+        self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)
+        self._row_definitions: dict[str, tuple[int, bool]] = {}  # within one write
+        self._scorers: dict[int, Any] = {}  # rebuilt Scorers by definition id
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
@@ -349,38 +449,77 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     # -- writing -------------------------------------------------------------------------
-    @staticmethod
-    def _row(score: dict[str, Any], now: str, counselor: str | None = None) -> tuple[Any, ...]:
+    def define(self, data: dict[str, Any], sha256: str) -> None:
+        """Make a definition's JSON known before its scores are saved: it is kept once, and
+        every Score saved with it is rebuilt from it and the answers."""
+        self._data[sha256] = data
+
+    def _definition_id(self, score: dict[str, Any]) -> tuple[int, bool]:
+        """(definitions id, whether its JSON is kept) for a Score's definition."""
+        inst = score["instrument"]
+        sha = inst["sha256"]
+        row = self.db.execute(
+            "SELECT id, data IS NOT NULL FROM definitions WHERE sha256 = ?", (sha,)
+        ).fetchone()
+        data = self._data.get(sha)
+        if row is None:
+            ids, _ = _subscale_columns(score["scales"])
+            text = None if data is None else json.dumps(data, ensure_ascii=False)
+            cursor = self.db.execute(
+                "INSERT INTO definitions (sha256, instrument, version, scale_ids, data) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (sha, inst["id"], inst["version"], ids, text),
+            )
+            row = (cursor.lastrowid, data is not None)
+        elif not row[1] and data is not None:
+            self.db.execute(
+                "UPDATE definitions SET data = ? WHERE id = ?",
+                (json.dumps(data, ensure_ascii=False), row[0]),
+            )
+            row = (row[0], True)
+        return int(row[0]), bool(row[1])
+
+    def _row(
+        self, score: dict[str, Any], now: str, counselor: str | None = None
+    ) -> tuple[Any, ...]:
         who = score["respondent"]
         if not who.get("client_id") or who.get("session") is None:
             raise UsageProblem(
                 "saving needs a client id and a session number (--client, --session)"
             )
-        inst = score["instrument"]
+        sha = score["instrument"]["sha256"]
+        found = self._row_definitions.get(sha)
+        if found is None:
+            found = self._row_definitions[sha] = self._definition_id(score)
+        definition, rebuildable = found
+        if rebuildable:
+            issues = score.get("issues") or []
+            extra = json.dumps({"issues": issues}, ensure_ascii=False) if issues else None
+        else:  # no definition JSON to rebuild it from: the whole Score, as it is
+            extra = json.dumps(score, ensure_ascii=False)
+        scales = score["scales"]
         return (
             str(who["client_id"]),
+            score["instrument"]["id"],
+            who.get("rater") or "client",
             int(who["session"]),
             who.get("date"),
-            who.get("rater") or "client",
-            inst["id"],
-            inst["version"],
-            inst["sha256"],
-            json.dumps(score["answers"]),
-            json.dumps(score, ensure_ascii=False),
+            definition,
+            answers_text(score["answers"]),
             now,
-            score["scales"][TOTAL]["pomp"],
-            score["scales"][TOTAL]["mean"],
-            score["scales"][TOTAL]["sum"],
-            json.dumps(score["flags"], ensure_ascii=False),
+            scales[TOTAL]["pomp"],
+            scales[TOTAL]["mean"],
+            scales[TOTAL]["sum"],
+            _subscale_columns(scales)[1],
             counselor.strip() if counselor and counselor.strip() else None,
-            *_subscale_columns(score["scales"]),
+            None,  # said flags: the Score's own until keep_said_flags says more
+            extra,
         )
 
     _INSERT = (
-        "INSERT {verb} INTO sessions (client_id, session, date, rater, instrument, "
-        "instrument_version, definition_sha256, answers, score, recorded_at, total_pomp, "
-        "total_mean, total_sum, said_flags, counselor, scale_ids, scale_pomps) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "INSERT {verb} INTO sessions (client_id, instrument, rater, session, date, definition, "
+        "answers, recorded_at, total_pomp, total_mean, total_sum, scale_pomps, counselor, "
+        "said_flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
     def record(
@@ -396,10 +535,9 @@ class Store:
                 self.db.execute(sql, row)
         except sqlite3.IntegrityError:
             stored = self._stored_answers(row)
-            if stored == row[7]:
+            if stored == row[6]:
                 return False
-            conflict = Conflict(row[0], row[1], row[4], row[3], json.loads(stored or "{}"),
-                                json.loads(row[7]))  # fmt: skip
+            conflict = Conflict(row[0], row[3], row[1], row[2], stored, row[6])
             raise RejectedInput([], message=f"{conflict} (use --replace to overwrite it)") from None
         return True
 
@@ -440,7 +578,7 @@ class Store:
         found = self.db.execute(
             "SELECT answers FROM sessions WHERE client_id = ? AND instrument = ? AND rater = ? "
             "AND session = ?",
-            (row[0], row[4], row[3], row[1]),
+            (row[0], row[1], row[2], row[3]),
         ).fetchone()
         return str(found[0]) if found else ""
 
@@ -489,6 +627,7 @@ class Store:
 
     def rollback(self) -> None:
         """Undo the open transaction, if there is one."""
+        self._row_definitions.clear()  # a definition written in it is gone too
         if self.db.in_transaction:
             self.db.execute("ROLLBACK")
 
@@ -510,8 +649,11 @@ class Store:
 
     # -- reading -------------------------------------------------------------------------
     def keep_said_flags(self, score: dict[str, Any], flags: list[dict[str, Any]]) -> None:
-        """Keep with a saved session every flag alliance said about it when it was saved."""
+        """Keep with a saved session every flag alliance said about it when it was saved
+        (nothing to keep when that is what the Score itself says: rebuilt with it)."""
         who, inst = score["respondent"], score["instrument"]
+        if flags == score["flags"]:
+            return
         with self._transaction():
             self.db.execute(
                 "UPDATE sessions SET said_flags = ? WHERE client_id = ? AND instrument = ? "
@@ -525,22 +667,43 @@ class Store:
         return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
 
     def records(self, client_id: str, instrument: str | None = None) -> list[Record]:
-        """A client's records, by instrument, rater and session."""
+        """A client's records, by instrument, rater and session, each with its full Score
+        (rebuilt from the answers and the definition kept once, or as kept)."""
         sql = (
-            "SELECT client_id, session, date, rater, instrument, instrument_version, "
-            "definition_sha256, score, said_flags FROM sessions WHERE client_id = ?"
+            "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
+            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, d.data "
+            "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = ?"
         )
         args: list[Any] = [client_id]
         if instrument:
-            sql += " AND instrument = ?"
+            sql += " AND s.instrument = ?"
             args.append(instrument)
-        sql += " ORDER BY instrument, rater, session"
-        return [
-            Record(
-                r[0], r[1], r[2], r[3], r[4], r[5], r[6], json.loads(r[7]), json.loads(r[8] or "[]")
-            )
-            for r in self.db.execute(sql, args)
-        ]
+        sql += " ORDER BY s.instrument, s.rater, s.session"
+        out = []
+        for r in self.db.execute(sql, args).fetchall():
+            score = self._score(r)
+            said = json.loads(r[9]) if r[9] is not None else score["flags"]
+            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said))
+        return out
+
+    def _score(self, r: tuple[Any, ...]) -> dict[str, Any]:
+        """The full Score of a stored session: as kept, or rebuilt exactly."""
+        client_id, session, date, rater, _, _, sha, answers, extra, _, definition, data = r
+        kept = json.loads(extra) if extra else {}
+        if "schema_version" in kept:  # saved whole: before schema 8, or with no definition
+            return dict(kept)
+        scorer = self._scorers.get(definition)
+        if scorer is None:
+            from alliance_cli.core.compiled import CompiledInstrument
+            from alliance_cli.core.scorer import Scorer
+
+            scorer = Scorer(CompiledInstrument.from_data(json.loads(data)), sha)
+            self._scorers[definition] = scorer
+        who = {"client_id": client_id, "session": session, "date": date, "rater": rater}
+        score: dict[str, Any] = scorer.score_dict(answers_values(answers), who)
+        if kept.get("issues"):
+            score["issues"] = kept["issues"]
+        return score
 
     def snapshot(self) -> tuple[int, str | None, str | None]:
         """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
@@ -602,15 +765,19 @@ class Store:
         sql = (
             "SELECT client_id, instrument, rater, group_concat(session, ','), "
             "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor), "
-            "min(ifnull(scale_ids, '')), max(ifnull(scale_ids, '')), "
+            "min(definition), max(definition), "
             "group_concat(ifnull(scale_pomps, ''), ';') FROM sessions "
         )
         group = "GROUP BY client_id, instrument, rater"
-        if only is None or len(only) > 500:  # many: one pass over the index is faster
+        if only is None or len(only) > 500:  # many: one pass over the table is faster
             rows = self.db.execute(sql + group).fetchall()
-            return rows if only is None else [r for r in rows if tuple(r[:3]) in only]
-        where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
-        return [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
+            rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        else:
+            where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
+            rows = [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
+        # the subscale ids of the least and the greatest definition (kept once per definition)
+        ids = dict(self.db.execute("SELECT id, ifnull(scale_ids, '') FROM definitions"))
+        return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for
@@ -623,7 +790,10 @@ class Store:
 
     def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
-        columns = "ifnull(scale_ids, ''), ifnull(scale_pomps, '')"
+        columns = (
+            "(SELECT ifnull(scale_ids, '') FROM definitions d WHERE d.id = definition), "
+            "ifnull(scale_pomps, '')"
+        )
         return self._series_columns(columns, client_id, instrument, rater)
 
     def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
@@ -649,14 +819,18 @@ class Conflict:
     session: int
     instrument: str
     rater: str
-    stored: dict[str, Any]
-    new: dict[str, Any]
+    stored: str  # the answers as kept (answers_text), in item order
+    new: str
 
     def __str__(self) -> str:
-        def answers(values: dict[str, Any]) -> str:
-            return " ".join("." if v is None else f"{v:g}" for v in values.values())
+        def answers(text: str) -> str:
+            return " ".join("." if v is None else f"{v:g}" for v in answers_values(text))
 
-        changed = [k for k in self.new if self.new.get(k) != self.stored.get(k)]
+        old, new = answers_values(self.stored), answers_values(self.new)
+        changed = [
+            str(n) for n, pair in enumerate(itertools.zip_longest(old, new), 1)
+            if pair[0] != pair[1]
+        ]  # fmt: skip
         return (
             f"client {self.client_id} session {self.session} ({self.instrument}, {self.rater}) "
             f"is recorded with other answers (item {', '.join(changed) or '?'}): stored "
@@ -685,12 +859,10 @@ class BatchRecorder:
         store.begin()  # closing the store without finish() rolls this back
 
     def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
-        if stored == row[7]:  # the answers JSON, as _row writes it
+        if stored == row[6]:  # the answers, as _row writes them
             self.same += 1
         else:
-            self.conflicts.append(
-                Conflict(row[0], row[1], row[4], row[3], json.loads(stored), json.loads(row[7]))
-            )
+            self.conflicts.append(Conflict(row[0], row[3], row[1], row[2], stored, row[6]))
 
     def add(self, score: dict[str, Any], counselor: str | None = None) -> None:
         """Queue one score (and who the counselor was); write the chunk when it is full."""
