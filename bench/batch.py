@@ -135,12 +135,65 @@ def measure(cmd: list[str]) -> tuple[float, float, int]:
     return seconds, usage.ru_maxrss / 1024, proc.returncode
 
 
+def save(sizes: list[int], repeat: int) -> None:
+    """batch --save of every row into a new history: rows per second, bytes per session."""
+    import sqlite3
+
+    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
+    alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
+    print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
+    for rows in sizes:
+        source = generate(rows)
+        unique = DATA / f"wai_sr_{rows}_unique.csv"  # one session per row: every row saved
+        if not unique.exists():
+            with source.open(newline="") as src, unique.open("w", newline="") as out:
+                reader, writer = csv.reader(src), csv.writer(out, lineterminator="\n")
+                writer.writerow(next(reader))
+                for n, row in enumerate(reader):
+                    writer.writerow([f"U{n:07d}", "1", *row[2:]])
+        timings = []
+        for _ in range(repeat):
+            db = DATA / "save.sqlite"
+            for leftover in (db, Path(f"{db}-wal"), Path(f"{db}-shm")):
+                leftover.unlink(missing_ok=True)
+            seconds, peak, code = measure(
+                [
+                    *alliance,
+                    "batch",
+                    str(unique),
+                    "-i",
+                    "wai-sr",
+                    "--save",
+                    "--db",
+                    str(db),
+                    "-o",
+                    os.devnull,
+                    "-q",
+                ]
+            )
+            with sqlite3.connect(db) as con:
+                stored = con.execute("SELECT count(*) FROM sessions").fetchone()[0]
+            con.close()
+            timings.append((seconds, peak, code, stored, db.stat().st_size))
+        seconds, peak, code, stored, size = sorted(timings)[len(timings) // 2]
+        print(
+            f"{rows:>9,} rows: batch --save {seconds:6.2f} s, {stored / seconds:9,.0f} rows/s, "
+            f"{size / stored:5.0f} bytes per session, peak {peak:.1f} MiB, exit {code}"
+        )
+
+
 def main() -> None:
     """Run every command on every size and print a table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--repeat", type=int, default=3, help="runs per command (median)")
+    parser.add_argument(
+        "--save", action="store_true", help="only time batch --save into a new history"
+    )
     args = parser.parse_args()
+    if args.save:
+        save(args.rows or [100_000], args.repeat)
+        return
     sizes = args.rows or [100_000, 1_000_000]
     exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
     alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]

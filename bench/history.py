@@ -2,7 +2,7 @@
 
     python bench/history.py [--clients 10000] [--sessions 20] [--runs 5]
 
-Builds bench/data/history-<clients>x<sessions>x3.sqlite once (real Score JSON from the
+Builds bench/data/history-<clients>x<sessions>x3-v8.sqlite once (real Score JSON from the
 scoring engine): every client has three series of random answers, a WAI-SR, an SRS (both
 client-rated) and a WAI-SR-T (the therapist's); then one client with 50 WAI-SR sessions.
 Prints the median wall time of each command as a separate process. Target (issues 5
@@ -76,11 +76,16 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
-    path = DATA / f"history-{args.clients}x{args.sessions}x3.sqlite"
+    path = DATA / f"history-{args.clients}x{args.sessions}x3-v8.sqlite"
     if not path.exists():
         started = time.perf_counter()
         build(path, args.clients, args.sessions)
         print(f"built {path.name} in {time.perf_counter() - started:.1f} s")
+    with sqlite3.connect(path) as db:
+        stored = db.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    db.close()
+    size = path.stat().st_size
+    print(f"{stored:,} sessions in {size / 2**20:.1f} MiB: {size / stored:.0f} bytes per session")
     alliance = alliance_command()
     commands = {
         "floor: python -c 'import typer, pydantic, yaml'": FLOOR,

@@ -76,3 +76,83 @@ def test_score_save_comes_back_whole_with_what_was_said(cli, tmp_path: Path):
         assert any(f["code"].startswith("rupture") for f in records[3].said_flags)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("instrument", ["wai-sr", "wai-s", "srs"])
+def test_rows_saved_from_the_fast_path_equal_rows_saved_from_the_score(
+    cli, tmp_path: Path, monkeypatch, instrument
+):
+    import sqlite3
+
+    from alliance_cli.io.catalog import load_catalog
+
+    inst = load_catalog().get(instrument).instrument
+    items = [str(i.id) for i in inst.items]
+    rng = random.Random(7)
+    path = tmp_path / "in.csv"
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["client_id", "session", "date", "rater", "counselor", *items])
+        for n in range(300):
+            low, high = inst.scale.min, inst.scale.max
+            cells = [f"{rng.uniform(low, high):.1f}" if inst.scale.step < 1
+                     else str(rng.randint(int(low), int(high))) for _ in items]  # fmt: skip
+            if n % 13 == 0:
+                cells[n % len(items)] = ""
+            if n % 17 == 0:
+                cells[0] = f" {cells[0]}.0 " if cells[0] and inst.scale.step == 1 else cells[0]
+            ids = [f"F{n % 40}", str(n // 40 + 1), "2026-10-01" if n % 2 else ""]
+            ids += ["client" if n % 3 else "", "Ibsen" if n % 5 else ""]
+            writer.writerow([*ids, *cells])
+
+    def saved(db: Path, slow: bool) -> list[tuple]:
+        if slow:
+            monkeypatch.setenv("ALLIANCE_NO_FASTPATH", "1")
+        else:
+            monkeypatch.delenv("ALLIANCE_NO_FASTPATH", raising=False)
+        result = cli("batch", str(path), "-i", instrument, "--save", "--db", str(db),
+                     "-o", str(tmp_path / "o.csv"), "-q")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+        with sqlite3.connect(db) as con:
+            return con.execute(
+                "SELECT client_id, instrument, rater, session, date, answers, total_pomp, "
+                "total_mean, total_sum, scale_pomps, counselor, said_flags, extra "
+                "FROM sessions ORDER BY 1, 2, 3, 4"
+            ).fetchall()
+
+    fast, slow = saved(tmp_path / "fast.sqlite", False), saved(tmp_path / "slow.sqlite", True)
+    assert len(fast) == 300 and fast == slow
+    scores = cli("batch", str(path), "-i", instrument, "-f", "ndjson", "-q").stdout
+    from alliance_cli.store import sqlite as history
+
+    store = history.open_store(tmp_path / "fast.sqlite")
+    try:
+        for line in scores.splitlines():
+            score = json.loads(line)
+            score.pop("source")
+            who = score["respondent"]
+            (record,) = [r for r in store.records(who["client_id"], instrument)
+                         if r.session == who["session"]]  # fmt: skip
+            assert record.score == score
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("instrument", "invalid", "fast"), [
+    ("wai-sr", "reject", True), ("srs", "reject", True), ("wai-sr", "missing", False),
+])  # fmt: skip
+def test_which_batches_save_from_the_fast_path(tmp_path: Path, instrument, invalid, fast):
+    from alliance_cli.store import sqlite as history
+
+    from .conftest import scorer_for
+
+    scorer = scorer_for(instrument, invalid)
+    store = history.open_store(tmp_path / "h.sqlite")
+    try:
+        store.define(scorer.instrument.to_data(), scorer.sha256)
+        recorder = store.batch_recorder(replace=False)
+        made = recorder.fast_rows(scorer, {"client_id": 0, "session": 1}, str)
+        assert (made is not None) == fast  # issues to keep: saved from the full Score
+        recorder.finish(keep=False)
+    finally:
+        store.close()

@@ -223,8 +223,14 @@ def score_stream(
     require_ids: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any], str | None], None] | None = None,
+    fast_saver: Callable[[dict[str, int], Callable[[str], str]], Any] | None = None,
 ) -> Stats:
-    """Score every row of every source into sink; report each rejected row to on_reject."""
+    """Score every row of every source into sink; report each rejected row to on_reject.
+
+    ``on_score`` receives each row's Score (to save it); ``fast_saver(ids, to_iso)``, when
+    given, returns a function that saves a fast-path row from its cells and score text
+    (or None: then every row is saved from its Score, on the full path).
+    """
     stats = Stats()
     started = time.perf_counter()
     width = len(layout.header)
@@ -311,11 +317,14 @@ def score_stream(
     # The common case (CSV out, no id checks, every answer a plain scale value) stays in
     # this loop; anything else goes through general().
     fast_ok = (
-        not wants_json
-        and not required
+        not sink.wants_json
+        and (on_score is None or fast_saver is not None)
+        and (not required or on_score is not None)  # saving checks its ids below
         and isinstance(sink, CsvSink)
         and not os.environ.get(NO_FASTPATH)
     )
+    saver: Any = None  # made at the first row to save (a usage error creates no store)
+    session_col = ids.get("session")
     one_column = width == 1
     slow_scored = 0
     csv_sink = sink if isinstance(sink, CsvSink) else CsvSink(io.StringIO())  # fast_ok: real
@@ -372,6 +381,16 @@ def score_stream(
                                 continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)
+                        if got is not None and on_score is not None:
+                            if saver is None and fast_saver is not None:
+                                saver, fast_saver = fast_saver(ids, to_iso) or False, None
+                            blank_id = (
+                                client_col is None
+                                or session_col is None
+                                or not (row[client_col].strip() and row[session_col].strip())
+                            )
+                            if not saver or blank_id:
+                                got = None  # the full path saves it, or rejects it
                         if got is not None:
                             text = ",".join(kept_cells(row))
                             if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
@@ -381,6 +400,8 @@ def score_stream(
                                     text = csv_sink.line(safe_cells(row, keep))
                             if got is not None:
                                 add_line(f"{text}{lead}{got}{sha_tail}")
+                                if saver:
+                                    saver(row, layout.items, got)
                                 scored += 1
                                 if not scored & 4095:
                                     flush()
@@ -683,6 +704,7 @@ def run_files(
     on_progress: Callable[[int, int], None] | None = None,
     on_score: Callable[[dict[str, Any], str | None], None] | None = None,
     on_note: Callable[[str], None] = lambda _note: None,
+    fast_saver: Callable[[dict[str, int], Callable[[str], str]], Any] | None = None,
 ) -> tuple[Stats, bool]:
     """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
 
@@ -749,7 +771,7 @@ def run_files(
                 stats = score_stream(
                     sources, scorer, layout, sink, reject,
                     require_ids=options.require_ids,
-                    on_progress=on_progress, on_score=on_score,
+                    on_progress=on_progress, on_score=on_score, fast_saver=fast_saver,
                 )  # fmt: skip
             if stats.read == 0:  # raised inside the safe write: no output file is left
                 names = ", ".join(s.name for s in sources)

@@ -58,7 +58,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     store: Any = None
     recorder: Any = None
 
-    def on_score(data: dict[str, Any], counselor: str | None = None) -> None:
+    def open_recorder() -> Any:
         # The history is opened at the first scored row: a usage error found while reading
         # the header (no id column, unclear item columns) never creates or locks a store.
         nonlocal store, recorder
@@ -68,15 +68,22 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             store = history.open_store(db, on_wait=say)
             store.define(scorer.instrument.to_data(), scorer.sha256)
             recorder = store.batch_recorder(replace)
-        recorder.add(data, counselor)
+        return recorder
+
+    def on_score(data: dict[str, Any], counselor: str | None = None) -> None:
+        open_recorder().add(data, counselor)
+
+    def fast_saver(ids: dict[str, int], to_iso: Any) -> Any:
+        return open_recorder().fast_rows(scorer, ids, to_iso)
 
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     note = (lambda _text: None) if quiet else say
     try:
         try:
             stats, written = batch.run_files(
-                *args, on_score=on_score if save else None, on_note=note
-            )
+                *args, on_score=on_score if save else None, on_note=note,
+                fast_saver=fast_saver if save else None,
+            )  # fmt: skip
         finally:
             if progress is not None and progress.live.is_started:
                 progress.stop()

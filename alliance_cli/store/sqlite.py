@@ -463,14 +463,16 @@ class Store:
         ).fetchone()
         data = self._data.get(sha)
         if row is None:
-            ids, _ = _subscale_columns(score["scales"])
+            ids = ",".join(sid for sid in score["scales"] if sid != TOTAL) or None
             text = None if data is None else json.dumps(data, ensure_ascii=False)
-            cursor = self.db.execute(
-                "INSERT INTO definitions (sha256, instrument, version, scale_ids, data) "
-                "VALUES (?, ?, ?, ?, ?)",
+            self.db.execute(
+                "INSERT OR IGNORE INTO definitions (sha256, instrument, version, scale_ids, "
+                "data) VALUES (?, ?, ?, ?, ?)",
                 (sha, inst["id"], inst["version"], ids, text),
             )
-            row = (cursor.lastrowid, data is not None)
+            row = self.db.execute(
+                "SELECT id, data IS NOT NULL FROM definitions WHERE sha256 = ?", (sha,)
+            ).fetchone()
         elif not row[1] and data is not None:
             self.db.execute(
                 "UPDATE definitions SET data = ? WHERE id = ?",
@@ -528,10 +530,11 @@ class Store:
         """Store one scored session (one transaction). The same session again with the same
         answers is nothing to do (False); with other answers it is refused, both shown,
         unless replace."""
-        row = self._row(score, datetime.now(UTC).isoformat(timespec="seconds"), counselor)
+        now = datetime.now(UTC).isoformat(timespec="seconds")
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "")
         try:
-            with self._transaction():
+            with self._transaction():  # the definition row, if new, in the same transaction
+                row = self._row(score, now, counselor)
                 self.db.execute(sql, row)
         except sqlite3.IntegrityError:
             stored = self._stored_answers(row)
@@ -550,9 +553,16 @@ class Store:
         """Store (score, counselor) pairs in one transaction; returns how many were duplicates
         (not stored)."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._transaction() if own_transaction else contextlib.nullcontext():
+            rows = [self._row(score, now, counselor) for score, counselor in scores]
+            return self.insert_rows(rows, replace, own_transaction=False)
+
+    def insert_rows(
+        self, rows: list[tuple[Any, ...]], replace: bool = False, own_transaction: bool = True
+    ) -> int:
+        """Store rows built by ``_row`` or ``FastRows``; returns how many were duplicates."""
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "OR IGNORE")
         duplicates = 0
-        rows = [self._row(score, now, counselor) for score, counselor in scores]
         with self._transaction() if own_transaction else contextlib.nullcontext():
             # the common case, no session already recorded: one statement for the chunk;
             # else undone, and the chunk written row by row to tell each duplicate apart
@@ -849,7 +859,8 @@ class BatchRecorder:
 
     def __init__(self, store: Store, replace: bool, chunk: int) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk
-        self.pending: list[tuple[dict[str, Any], str | None]] = []
+        self.pending: list[tuple[Any, ...]] = []
+        self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
         self.same = 0  # already recorded with these very answers: nothing to do
@@ -866,15 +877,24 @@ class BatchRecorder:
 
     def add(self, score: dict[str, Any], counselor: str | None = None) -> None:
         """Queue one score (and who the counselor was); write the chunk when it is full."""
-        self.pending.append((score, counselor))
+        self.add_row(self.store._row(score, self.now, counselor))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """Queue one stored row (built by ``_row`` or ``FastRows``)."""
+        self.pending.append(row)
         if len(self.pending) >= self.chunk:
             self.flush()
+
+    def fast_rows(self, scorer: Any, ids: dict[str, int], to_iso: Any) -> FastRows | None:
+        """A builder of stored rows from the fast path's output, or None when this
+        instrument's rows must be saved from their full Score (bands, z, issues)."""
+        return FastRows.build(self, scorer, ids, to_iso)
 
     def flush(self) -> None:
         """Write what is queued (inside the batch's transaction)."""
         if self.pending:
             try:
-                dups = self.store.record_many(self.pending, self.replace, own_transaction=False)
+                dups = self.store.insert_rows(self.pending, self.replace, own_transaction=False)
             except sqlite3.DatabaseError as exc:
                 self.store.rollback()
                 raise self.store._error(exc) from None
@@ -892,3 +912,97 @@ class BatchRecorder:
             self.saved = self.duplicates = self.same = 0
             self.conflicts.clear()
         self.finished = True
+
+
+class FastRows:
+    """Stored rows straight from the batch fast path: the row's cells and its score text.
+
+    What the Score would give, read from the score cells the fast path wrote (the same
+    numbers, formatted by the one formatter): the totals and subscale POMPs; the answers in
+    the canonical text ``_row`` writes. Only for instruments with no band or z column (the
+    score text then splits on commas) and the reject policy (no issues to keep); anything
+    else is saved from its full Score.
+    """
+
+    def __init__(self) -> None:
+        self.recorder: BatchRecorder
+        self.scorer: Any
+        self.ids: dict[str, int] = {}
+        self.to_iso: Any = None
+        self.at: dict[str, int] = {}
+        self.subscales: list[int] = []
+        self.definition = 0
+        self.inst_id = self.respondent = ""
+        self.canon: dict[tuple[int, str], str] = {}
+
+    @classmethod
+    def build(
+        cls, recorder: BatchRecorder, scorer: Any, ids: dict[str, int], to_iso: Any
+    ) -> FastRows | None:
+        """The builder, or None when this instrument cannot use it."""
+        from alliance_cli.io.csvout import scale_layout, score_columns
+
+        layout = scale_layout(scorer)
+        if scorer.invalid != "reject" or any(z or band for _, z, band in layout):
+            return None
+        if "client_id" not in ids or "session" not in ids:
+            return None
+        self = cls()
+        self.recorder, self.scorer, self.ids, self.to_iso = recorder, scorer, ids, to_iso
+        names = score_columns(scorer)[:-2]  # the fast path's text ends with the flags
+        self.at = {n: i for i, n in enumerate(names)}
+        self.subscales = [self.at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
+        inst = scorer.instrument
+        fake = {
+            "instrument": {"id": inst.id, "version": inst.version, "sha256": scorer.sha256},
+            "scales": {sid: {} for sid, _, _ in layout},
+        }
+        self.definition, rebuildable = recorder.store._definition_id(fake)
+        if not rebuildable:
+            return None
+        self.inst_id, self.respondent = inst.id, inst.respondent
+        return self
+
+    def __call__(self, row: list[str], items: list[int], got: str) -> None:
+        """Queue the stored row of one fast-path row."""
+        cells = got.split(",")
+        at, ids = self.at, self.ids
+        canon = self.canon
+        answers = []
+        for i, p in enumerate(items):
+            key = (i, row[p])
+            text = canon.get(key)
+            if text is None:
+                parsed = self.scorer.parse(i, row[p])[0]
+                text = canon[key] = "" if parsed is None else _number(parsed)
+            answers.append(text)
+
+        def value(name: str) -> float | None:
+            text = cells[at[name]]
+            return float(text) if text else None
+
+        def cell(role: str) -> str | None:
+            return row[ids[role]].strip() or None if role in ids else None
+
+        date = cell("date")
+        pomps = [cells[k] for k in self.subscales]
+        counselor = cell("counselor")
+        self.recorder.add_row(
+            (
+                cell("client_id"),
+                self.inst_id,
+                (cell("rater") or self.respondent).lower(),
+                int(row[ids["session"]]),
+                self.to_iso(date) if date else None,
+                self.definition,
+                ",".join(answers),
+                self.recorder.now,
+                value("total_pomp"),
+                value("total_mean"),
+                value("total_sum"),
+                ",".join(repr(float(p)) if p else "n" for p in pomps) if pomps else None,
+                counselor,
+                None,
+                None,
+            )
+        )
