@@ -934,6 +934,9 @@ class FastRows:
         self.definition = 0
         self.inst_id = self.respondent = ""
         self.canon: dict[tuple[int, str], str] = {}
+        self.dates: dict[str, str] = {}
+        self.pomps: dict[str, str] = {}
+        self.totals: tuple[int, int, int] = (0, 0, 0)
 
     @classmethod
     def build(
@@ -952,6 +955,7 @@ class FastRows:
         names = score_columns(scorer)[:-2]  # the fast path's text ends with the flags
         self.at = {n: i for i, n in enumerate(names)}
         self.subscales = [self.at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
+        self.totals = (self.at["total_pomp"], self.at["total_mean"], self.at["total_sum"])
         inst = scorer.instrument
         fake = {
             "instrument": {"id": inst.id, "version": inst.version, "sha256": scorer.sha256},
@@ -966,43 +970,47 @@ class FastRows:
     def __call__(self, row: list[str], items: list[int], got: str) -> None:
         """Queue the stored row of one fast-path row."""
         cells = got.split(",")
-        at, ids = self.at, self.ids
         canon = self.canon
         answers = []
         for i, p in enumerate(items):
-            key = (i, row[p])
-            text = canon.get(key)
+            text = canon.get((i, row[p]))
             if text is None:
                 parsed = self.scorer.parse(i, row[p])[0]
-                text = canon[key] = "" if parsed is None else _number(parsed)
+                text = canon[(i, row[p])] = "" if parsed is None else _number(parsed)
             answers.append(text)
-
-        def value(name: str) -> float | None:
-            text = cells[at[name]]
-            return float(text) if text else None
-
-        def cell(role: str) -> str | None:
-            return row[ids[role]].strip() or None if role in ids else None
-
-        date = cell("date")
-        pomps = [cells[k] for k in self.subscales]
-        counselor = cell("counselor")
+        ids = self.ids
+        date = row[ids["date"]].strip() if "date" in ids else ""
+        if date:
+            iso = self.dates.get(date)
+            if iso is None:
+                iso = self.dates[date] = self.to_iso(date)
+        pomp_text = self.pomp_text
+        rater = row[ids["rater"]].strip() if "rater" in ids else ""
+        counselor = row[ids["counselor"]].strip() if "counselor" in ids else ""
+        total_pomp, total_mean, total_sum = (cells[k] for k in self.totals)
         self.recorder.add_row(
             (
-                cell("client_id"),
+                row[ids["client_id"]].strip(),
                 self.inst_id,
-                (cell("rater") or self.respondent).lower(),
+                rater.lower() if rater else self.respondent,
                 int(row[ids["session"]]),
-                self.to_iso(date) if date else None,
+                iso if date else None,
                 self.definition,
                 ",".join(answers),
                 self.recorder.now,
-                value("total_pomp"),
-                value("total_mean"),
-                value("total_sum"),
-                ",".join(repr(float(p)) if p else "n" for p in pomps) if pomps else None,
-                counselor,
+                float(total_pomp) if total_pomp else None,
+                float(total_mean) if total_mean else None,
+                float(total_sum) if total_sum else None,
+                ",".join([pomp_text(cells[k]) for k in self.subscales]) if self.subscales else None,
+                counselor or None,
                 None,
                 None,
             )
         )
+
+    def pomp_text(self, cell: str) -> str:
+        """A subscale POMP cell as ``_subscale_columns`` keeps it ('n': none)."""
+        text = self.pomps.get(cell)
+        if text is None:
+            text = self.pomps[cell] = repr(float(cell)) if cell else "n"
+        return text
