@@ -224,6 +224,19 @@ def test_date_format_reads_local_dates(cli, tmp_path: Path, fmt, cell):
     assert json.loads(result.stdout)[0]["respondent"]["date"] == "2026-09-03"
 
 
+def test_iso_dates_are_read_beside_a_date_format(cli, tmp_path: Path):
+    path = tmp_path / "d.csv"
+    answers = ",".join(["4"] * 12)
+    path.write_text(f"client_id,session,date,{','.join(ITEMS12)}\nA,1,03.09.2026,{answers}\n"
+                    f"A,2,2026-09-10,{answers}\nA,3,10/09/2026,{answers}\n")  # fmt: skip
+    result = cli("batch", str(path), "-i", "wai-sr", "--date-format", "DD.MM.YYYY", "-f", "json")
+    assert result.exit_code == 3  # 10/09/2026 is neither: that row is rejected, named
+    assert [s["respondent"]["date"] for s in json.loads(result.stdout)] == [
+        "2026-09-03", "2026-09-10",
+    ]  # fmt: skip
+    assert f'{path}:4: date: date "10/09/2026" does not match --date-format' in result.stderr
+
+
 def test_a_bad_date_format_is_a_usage_error(cli, tmp_path: Path):
     path = tmp_path / "d.csv"
     path.write_text("client_id," + ",".join(ITEMS12) + "\nA," + ",".join(["4"] * 12) + "\n")

@@ -176,8 +176,8 @@ def _fhir_sets(
 
     try:
         found = list(fhir.responses(obj, where))
-    except UsageProblem as exc:
-        yield ResponseSet(where, None, respondent_dict(), str(exc))
+    except UsageProblem as exc:  # its message names where
+        yield ResponseSet("", None, respondent_dict(), str(exc))
         return
     for label, resource in found:
         try:

@@ -145,8 +145,8 @@ def responses(obj: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
         return
     if kind != "QuestionnaireResponse":
         raise UsageProblem(
-            f"{where}: a FHIR {kind}; alliance reads QuestionnaireResponse resources (alone, "
-            "in a Bundle, or one per NDJSON line)"
+            f"{where + ': ' if where.strip() else ''}a FHIR {kind}; alliance reads "
+            "QuestionnaireResponse resources (alone, in a Bundle, or one per NDJSON line)"
         )
     yield _label(obj, where), obj
 

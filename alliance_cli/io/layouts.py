@@ -219,7 +219,7 @@ def parse_date_format(text: str | None) -> Callable[[str], str] | None:
     if "%" not in fmt:
         tokens = {"YYYY": "%Y", "YY": "%y", "MM": "%m", "M": "%m", "DD": "%d", "D": "%d"}
         fmt = re.sub(r"YYYY|YY|MM|M|DD|D", lambda m: tokens[m.group(0)], text)
-    from datetime import datetime
+    from datetime import date, datetime
 
     try:
         datetime.strptime(datetime(2026, 9, 3).strftime(fmt), fmt)
@@ -229,7 +229,13 @@ def parse_date_format(text: str | None) -> Callable[[str], str] | None:
         ) from None
 
     def to_iso(cell: str) -> str:
-        return datetime.strptime(cell.strip(), fmt).date().isoformat()
+        text = cell.strip()
+        try:
+            return datetime.strptime(text, fmt).date().isoformat()
+        except ValueError:
+            if len(text) == 10 and text[4] == "-" and text[7] == "-":
+                return date.fromisoformat(text).isoformat()  # ISO is never ambiguous
+            raise
 
     return to_iso
 
