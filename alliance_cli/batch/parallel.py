@@ -23,7 +23,6 @@ import csv
 import dataclasses
 import io
 import itertools
-import mmap
 import os
 import pickle
 import shutil
@@ -70,38 +69,53 @@ def _worker_sink(fmt: str, handle: IO[str]) -> Sink:
 def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int, int]]:
     """(start, end, lines before start) of up to ``jobs`` ranges, each starting a line.
 
-    The file is mapped, never read into memory: finding a newline and counting them are
-    done a block at a time. A bare carriage return (which also ends a line) gives no
-    ranges: one process reads such a file.
+    The file is read a block at a time (memory stays flat: nothing is mapped or held). A
+    bare carriage return (which also ends a line) gives no ranges: one process reads it.
     """
-    import re
-
     size = os.path.getsize(path)
-    with open(path, "rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        if re.search(rb"\r(?!\n)", mm):
-            return []
+    block = 1 << 22
+    with open(path, "rb") as handle:
+        carriage = pairs = 0
         cuts = [data_start]
-        for k in range(1, jobs):
-            at = data_start + (size - data_start) * k // jobs
-            newline = mm.find(b"\n", max(at, cuts[-1]))
-            if newline < 0 or newline + 1 >= size:
+        targets = [data_start + (size - data_start) * k // jobs for k in range(1, jobs)]
+        previous = b""
+        while chunk := handle.read(block):
+            carriage += chunk.count(b"\r")
+            pairs += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
+            previous = chunk[-1:]
+        if carriage != pairs:
+            return []
+        for target in targets:
+            handle.seek(max(target, cuts[-1]))
+            found = -1
+            offset = handle.tell()
+            while (piece := handle.read(1 << 16)) and found < 0:
+                found = piece.find(b"\n")
+                if found < 0:
+                    offset += len(piece)
+            if found < 0 or offset + found + 1 >= size:
                 break
-            cuts.append(newline + 1)
+            cuts.append(offset + found + 1)
         cuts.append(size)
         ranges = []
-        lines = _count_lines(mm, 0, data_start)
+        lines = _count_lines(handle, 0, data_start)
         for start, end in itertools.pairwise(cuts):
             if end > start:
                 ranges.append((start, end, lines))
-                lines += _count_lines(mm, start, end)
+                lines += _count_lines(handle, start, end)
     return ranges
 
 
-def _count_lines(mm: mmap.mmap, start: int, end: int) -> int:
-    """Newlines in mm[start:end], a block at a time."""
-    count = 0
-    for at in range(start, end, 1 << 22):
-        count += mm[at : min(at + (1 << 22), end)].count(b"\n")
+def _count_lines(handle: IO[bytes], start: int, end: int) -> int:
+    """Newlines between two offsets of a file, a block at a time."""
+    handle.seek(start)
+    count, left = 0, end - start
+    while left > 0:
+        chunk = handle.read(min(left, 1 << 22))
+        if not chunk:
+            break
+        count += chunk.count(b"\n")
+        left -= len(chunk)
     return count
 
 
@@ -143,13 +157,7 @@ def _score_range(
     layout: Layout = read_layout(sources, scorer, options)
     raw = open(path, "rb")  # noqa: SIM115 - closed below, with its text wrapper
     with open(path, "rb") as counter:
-        counter.seek(start)
-        count = 0
-        left = end - start
-        while left > 0:  # the range's lines, counted a block at a time (memory flat)
-            block = counter.read(min(left, 1 << 22))
-            count += block.count(b"\n")
-            left -= len(block)
+        count = _count_lines(counter, start, end)
     raw.seek(start)
     text = io.TextIOWrapper(raw, encoding=_encoding(options.encoding), newline="")
     unterminated = end == os.path.getsize(path) and not _ends_with_newline(path)
