@@ -162,8 +162,9 @@ MIGRATIONS: list[str] = [
     #    from which every Score is rebuilt exactly); a session keeps its answers as values
     #    in item order ("5,4,,3"), the numbers the caseload reads, and only what a rebuild
     #    cannot give: the issues of answers read as missing, flags said beyond the Score's
-    #    own. The table is clustered on the series key (WITHOUT ROWID): no separate index.
-    #    Sessions saved before keep their whole Score (in extra), as they were.
+    #    own. One index, the series key (UNIQUE). A rowid table, not WITHOUT ROWID: sessions
+    #    saved before keep their whole Score (in extra), as they were, and rows that large
+    #    pack badly without a rowid (a 1.7 GB store grew to 2.8 GB in a trial).
     """
     CREATE TABLE definitions (
         id INTEGER PRIMARY KEY,
@@ -192,14 +193,14 @@ MIGRATIONS: list[str] = [
         counselor TEXT,
         said_flags TEXT,
         extra TEXT,
-        PRIMARY KEY (client_id, instrument, rater, session)
-    ) WITHOUT ROWID;
+        UNIQUE (client_id, instrument, rater, session)
+    );
     INSERT INTO sessions_compact SELECT s.client_id, s.instrument, s.rater, s.session, s.date,
         (SELECT d.id FROM definitions d WHERE d.sha256 = s.definition_sha256),
         ifnull((SELECT group_concat(ifnull(value, ''), ',') FROM json_each(s.answers)), ''),
         s.recorded_at, s.total_pomp, s.total_mean, s.total_sum, s.scale_pomps, s.counselor,
         s.said_flags, s.score
-        FROM sessions s;
+        FROM sessions s ORDER BY s.client_id, s.instrument, s.rater, s.session;
     DROP TABLE sessions;
     ALTER TABLE sessions_compact RENAME TO sessions;
     CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
@@ -240,6 +241,7 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+COMPACT = 8  # the schema that copies every session into the compact table
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -412,8 +414,19 @@ class Store:
         new history at once, only the first applies a migration, the others see it done. An
         up-to-date history takes no lock at all (so a read-only file can still be read).
         """
-        if self._locked(self.schema_version) == SCHEMA_VERSION:
+        start = self._locked(self.schema_version)
+        if start == SCHEMA_VERSION:
             return
+        if 0 < start < COMPACT and self.on_wait is not None:
+            self.on_wait(f"{self.path}: upgrading the history's format (once; a large one "
+                         "takes a while) …")  # fmt: skip
+        self._apply_migrations()
+        if 0 < start < COMPACT:
+            # the sessions were copied into the compact table: give the old pages back
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("VACUUM")
+
+    def _apply_migrations(self) -> None:
         for _ in range(SCHEMA_VERSION + 1):
             self._locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
             try:
