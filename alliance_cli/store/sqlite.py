@@ -946,7 +946,7 @@ class FastRows:
         self.subscales: list[int] = []
         self.definition = 0
         self.inst_id = self.respondent = ""
-        self.canon: dict[tuple[int, str], str] = {}
+        self.canon: list[dict[str, str | None]] = []  # per item: cell text -> canonical
         self.dates: dict[str, str] = {}
         self.pomps: dict[str, str] = {}
         self.totals: tuple[int, int, int] = (0, 0, 0)
@@ -978,19 +978,19 @@ class FastRows:
         if not rebuildable:
             return None
         self.inst_id, self.respondent = inst.id, inst.respondent
+        self.canon = [{} for _ in inst.items]
         return self
 
     def __call__(self, row: list[str], items: list[int], got: str) -> None:
         """Queue the stored row of one fast-path row."""
         cells = got.split(",")
-        canon = self.canon
-        answers = []
-        for i, p in enumerate(items):
-            text = canon.get((i, row[p]))
-            if text is None:
-                parsed = self.scorer.parse(i, row[p])[0]
-                text = canon[(i, row[p])] = "" if parsed is None else _number(parsed)
-            answers.append(text)
+        texts = [row[p] for p in items]
+        answers = [known.get(text) for known, text in zip(self.canon, texts, strict=True)]
+        if None in answers:  # a cell text not met before: its canonical value, remembered
+            for i, text in enumerate(texts):
+                if answers[i] is None:
+                    parsed = self.scorer.parse(i, text)[0]
+                    answers[i] = self.canon[i][text] = "" if parsed is None else _number(parsed)
         ids = self.ids
         date = row[ids["date"]].strip() if "date" in ids else ""
         if date:
@@ -1009,7 +1009,7 @@ class FastRows:
                 int(row[ids["session"]]),
                 iso if date else None,
                 self.definition,
-                ",".join(answers),
+                ",".join(answers),  # type: ignore[arg-type]  # every one filled above
                 self.recorder.now,
                 float(total_pomp) if total_pomp else None,
                 float(total_mean) if total_mean else None,
