@@ -132,7 +132,7 @@ def test_the_split_runs_on_several_processes_unless_a_record_spans_lines(tmp_pat
     scorer = scorer_for("wai-sr")
     options = BatchOptions(jobs=2)
     assert parallel.usable([str(path)], "csv", options, saving=False)
-    assert not parallel.usable([str(path)], "csv", options, saving=True)  # one history writer
+    assert parallel.usable([str(path)], "csv", options, saving=True)  # the parent writes
     sources = open_sources([str(path)], "utf-8", None)
     layout = read_layout(sources, scorer, options)
     out = io.StringIO()
@@ -142,3 +142,37 @@ def test_the_split_runs_on_several_processes_unless_a_record_spans_lines(tmp_pat
         assert stats.read == 2500 and out.getvalue().startswith("client_id,session,note,")
     else:
         assert out.getvalue() == ""  # nothing written: the one-process run writes it all
+
+
+def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_path: Path):
+    import sqlite3
+
+    path = tmp_path / "in.csv"
+    rng = random.Random(4)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["client_id", "session", "rater", *HEADER[3:]])
+        for n in range(3000):
+            cells = [str(rng.randint(1, 5)) for _ in range(12)]
+            if n % 50 == 7:
+                cells[3] = "Always"  # an anchor: the full path scores and saves it
+            if n % 97 == 5:
+                cells[0] = "9"  # rejected
+            # clients repeat sessions: the same answers again, or a conflict
+            client, session = f"S{n % 700}", str(n % 4 + 1)
+            writer.writerow([client, session, "Client" if n % 9 == 0 else "", *cells])
+
+    def run(jobs: int):
+        db = tmp_path / f"h{jobs}.sqlite"
+        result = cli("batch", str(path), "-i", "wai-sr", "--save", "--db", str(db),
+                     "-o", str(tmp_path / f"o{jobs}.csv"), "--jobs", str(jobs))  # fmt: skip
+        said = re.sub(r"in \d+\.\d+ s", "in N s", result.stderr).replace(str(db), "DB")
+        with sqlite3.connect(db) as con:
+            rows = con.execute("SELECT client_id, instrument, rater, session, date, answers, "
+                               "total_pomp, total_mean, total_sum, scale_pomps, said_flags, "
+                               "extra FROM sessions ORDER BY 1, 2, 3, 4").fetchall()  # fmt: skip
+        return result.exit_code, said, rows, (tmp_path / f"o{jobs}.csv").read_bytes()
+
+    one, two = run(1), run(2)
+    assert one[0] == 3 and "conflict: client" in one[1] and len(one[2]) == 700
+    assert two == one  # exit code, every line said (conflicts too), stored rows, output

@@ -764,9 +764,13 @@ def run_files(
                 from alliance_cli.batch import parallel
 
                 if parallel.usable(inputs, fmt, options, on_score is not None):
-                    stats = parallel.run(
-                        inputs[0], scorer, fmt, layout, options, options.jobs, out, reject
-                    )
+                    # saving: only when fast-path rows can be stored without their Score
+                    saver = fast_saver(layout.ids, layout.to_iso) if fast_saver else None
+                    if on_score is None or saver:
+                        stats = parallel.run(
+                            inputs[0], scorer, fmt, layout, options, options.jobs, out,
+                            reject, saver=saver,
+                        )  # fmt: skip
             if stats is None:
                 stats = score_stream(
                     sources, scorer, layout, sink, reject,

@@ -13,8 +13,11 @@ parallel results are thrown away and the file is scored with one process: correc
 fast when it can be. Memory stays flat per worker: each streams its range.
 
 Used for one regular, seekable file in an ASCII-compatible encoding (UTF-8, Latin-1,
-cp1252), plain CSV or REDCap layout, without ``--save`` (the history takes one writer);
-anything else runs on one process.
+cp1252), plain CSV or REDCap layout; anything else runs on one process. With ``--save`` the
+workers build the rows to store (``store.sqlite.FastRows``) and never touch the database:
+the parent, the one writer, stores them in file order, so duplicates and conflicts are told
+exactly as on one process (instruments whose rows need their full Score to be stored save
+on one process).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from alliance_cli.batch.engine import (
     BatchOptions,
@@ -149,8 +152,11 @@ def _score_range(
     span: tuple[int, int, int],
     out_path: Path,
     result_path: Path,
+    saver: Any = None,
 ) -> None:
-    """In a worker: score one byte range into out_path; what happened into result_path."""
+    """In a worker: score one byte range into out_path; what happened into result_path;
+    with a saver, the rows to store into a spool beside them (never the database: only the
+    parent writes it, and a forked connection is not used)."""
     start, end, lines_before = span
     sources = open_sources([path], options.encoding, options.delimiter)
     (source,) = sources
@@ -168,17 +174,50 @@ def _score_range(
     )  # fmt: skip
     source.handle.close()
     rejections: list[Rejection] = []
+    spool = _Spool(out_path.with_suffix(".rows"), saver) if saver is not None else None
     try:
         with open(out_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             stats = score_stream(
                 [chunk], scorer, layout, _worker_sink(fmt, out), rejections.append,
                 require_ids=options.require_ids,
+                on_score=spool.add_score if spool is not None else None,
+                fast_saver=(lambda ids, to_iso: saver) if spool is not None else None,
             )  # fmt: skip
     finally:
         text.close()
+        if spool is not None:
+            spool.close()
     exact = stats.records == stats.lines
     with open(result_path, "wb") as handle:
         pickle.dump(_Result(stats, rejections, exact), handle)
+
+
+class _Spool:
+    """A worker's stored rows, pickled in chunks to a file for the parent to store."""
+
+    def __init__(self, path: Path, saver: Any) -> None:
+        self.handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+        self.rows: list[tuple[object, ...]] = []
+        self.store = saver.recorder.store  # for _row: its definition is known, no query
+        self.now = saver.recorder.now
+        saver.recorder = self  # the forked copy's rows come here, not to the database
+
+    def add_row(self, row: tuple[object, ...]) -> None:
+        """Keep one stored row (from FastRows)."""
+        self.rows.append(row)
+        if len(self.rows) >= 20000:
+            pickle.dump(self.rows, self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self.rows.clear()
+
+    def add_score(self, data: dict[str, object], counselor: str | None = None) -> None:
+        """Keep the stored row of a Score (a row the fast path left to the full one)."""
+        self.add_row(self.store._row(data, self.now, counselor))
+
+    def close(self) -> None:
+        """Write what is left."""
+        if self.rows:
+            pickle.dump(self.rows, self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+        self.handle.close()
 
 
 def _encoding(name: str) -> str:
@@ -194,7 +233,8 @@ def _ends_with_newline(path: str) -> bool:
 
 def usable(inputs: Sequence[str], fmt: str, options: BatchOptions, saving: bool) -> bool:
     """Whether this batch can run on several processes (see the module's docstring)."""
-    if len(inputs) != 1 or inputs[0] == "-" or saving or fmt == "parquet":
+    del saving  # a --save runs on several processes too: the parent is the one writer
+    if len(inputs) != 1 or inputs[0] == "-" or fmt == "parquet":
         return False
     if options.layout not in ("auto", "csv", "redcap") or options.complete_only:
         return False
@@ -221,9 +261,12 @@ def run(
     jobs: int,
     out: IO[str],
     reject: Callable[[Rejection], None],
+    saver: Any = None,
 ) -> Stats | None:
     """Score path on ``jobs`` processes into out; None when it must run on one instead
-    (nothing written then)."""
+    (nothing written then). ``saver``: a ``store.sqlite.FastRows`` when the rows are also
+    saved: the workers build the stored rows, the parent (the one writer) stores them in
+    order, so duplicates and conflicts are told as on one process."""
     import multiprocessing
 
     start = _data_start(path)
@@ -240,7 +283,7 @@ def run(
         workers = [
             context.Process(
                 target=_score_range,
-                args=(path, scorer, fmt, options, span, outs[k], results[k]),
+                args=(path, scorer, fmt, options, span, outs[k], results[k], saver),
                 daemon=True,
             )
             for k, span in enumerate(ranges)
@@ -263,6 +306,16 @@ def run(
         if not all(r.exact for r in done):
             return None  # a quoted line break somewhere: one process, to be exact
         _write(out, fmt, scorer, layout, outs)
+        if saver is not None:  # the stored rows, in file order, through the one writer
+            for k in range(len(ranges)):
+                with open(Path(scratch) / f"{k}.rows", "rb") as handle:
+                    while True:
+                        try:
+                            chunk = pickle.load(handle)
+                        except EOFError:
+                            break
+                        for row in chunk:
+                            saver.recorder.add_row(row)
     stats = Stats()
     for r in done:
         stats.read += r.stats.read

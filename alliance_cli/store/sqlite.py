@@ -977,6 +977,8 @@ class FastRows:
         self.definition, rebuildable = recorder.store._definition_id(fake)
         if not rebuildable:
             return None
+        # known before any row: _row (also in forked workers) never has to ask the database
+        recorder.store._row_definitions[scorer.sha256] = (self.definition, True)
         self.inst_id, self.respondent = inst.id, inst.respondent
         self.canon = [{} for _ in inst.items]
         return self
