@@ -673,9 +673,8 @@ def read_layout(
             if role not in layout.ids and not id_names.get(role) and wanted in lowered:
                 layout.ids[role] = lowered.index(wanted)
     adapter = layouts.adapter_for(
-        kind if kind != "long" else "csv", header, layout.items, options.complete_only,
-        bool(options.id_names.get("client_id")),
-    )  # fmt: skip
+        kind if kind != "long" else "csv", header, layout.items, options.complete_only
+    )
     if kind == "redcap" and added is not None:
         adapter.notes[0] = adapter.notes[0][:-1] + ", " + added[0] + ")"
     for note in adapter.notes:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO
 
-from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.core.errors import UsageProblem
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 
@@ -48,13 +48,10 @@ class Adapter:
 
     name: str = "csv"
     notes: list[str] = field(default_factory=list)
-    # a column the layout adds to every row (REDCap's session), computed from the row
-    added: tuple[str, Callable[[list[str]], str]] | None = None
     # why a row is left out (a key of Stats.excluded), or None to score it
     exclude: Callable[[list[str]], str | None] | None = None
     # cell text read as another (Qualtrics -99: seen, not answered)
     recode: dict[str, str] = field(default_factory=dict)
-    client_column: str | None = None  # the id column the layout names (REDCap's record id)
 
 
 def recognise_header(header: Sequence[str]) -> str:
@@ -111,16 +108,12 @@ def qualtrics_header_rows(
 
 
 def adapter_for(
-    name: str,
-    header: Sequence[str],
-    items: Sequence[int],
-    complete_only: bool,
-    id_named: bool,
+    name: str, header: Sequence[str], items: Sequence[int], complete_only: bool
 ) -> Adapter:
     """The adapter of a recognised layout, given the header and the item columns."""
     names = [h.strip().lower() for h in header]
     if name == "redcap":
-        return _redcap(header, names, items, complete_only, id_named)
+        return _redcap(header, names, items, complete_only)
     if name == "qualtrics":
         return _qualtrics(names, complete_only)
     if complete_only:
@@ -162,13 +155,9 @@ def redcap_session(
 
 
 def _redcap(
-    header: Sequence[str],
-    names: list[str],
-    items: Sequence[int],
-    complete_only: bool,
-    id_named: bool,
+    header: Sequence[str], names: list[str], items: Sequence[int], complete_only: bool
 ) -> Adapter:
-    adapter = Adapter("redcap", client_column=None if id_named else header[0].strip())
+    adapter = Adapter("redcap")  # its record id column is named in batch.engine.read_layout
     said = [f"record id {header[0].strip()!r}"]
     # the form's status: the first <form>_complete column after its last item
     last = max(items)
@@ -271,11 +260,6 @@ def check_not_both(template: str | None, map_file: object) -> None:
     """``--columns`` and ``--map`` each choose every item column: one or the other."""
     if template is not None and map_file is not None:
         raise UsageProblem("--columns and --map both choose the item columns; give one")
-
-
-def long_error(message: str) -> DataFileError:
-    """A long-format reading error (a file problem, exit 2)."""
-    return DataFileError(message)
 
 
 _LONG_ITEM = ("item", "items", "item_id", "itemid", "question", "field_name", "variable")
