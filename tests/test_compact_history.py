@@ -156,3 +156,41 @@ def test_which_batches_save_from_the_fast_path(tmp_path: Path, instrument, inval
         recorder.finish(keep=False)
     finally:
         store.close()
+
+
+def test_a_batch_puts_the_per_row_trigger_back_and_marks_its_series_stale(cli, tmp_path: Path):
+    import sqlite3
+
+    from alliance_cli.store import sqlite as history
+
+    from .conftest import ROOT
+
+    db = tmp_path / "h.sqlite"
+    history.open_store(db).close()
+
+    def trigger() -> str:
+        with sqlite3.connect(db) as con:
+            (sql,) = con.execute(
+                "SELECT sql FROM sqlite_master WHERE name = 'caseload_stale_on_insert'"
+            ).fetchone()
+        return str(sql)
+
+    made = trigger()
+    assert " ".join(made.split()) == " ".join(history.INSERT_TRIGGER.split())
+    cli("clients", "--db", str(db), "-f", "json")  # an empty caseload, kept
+    saved = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
+                "--save", "--db", str(db), "-o", str(tmp_path / "o.csv"), "-q")  # fmt: skip
+    assert saved.exit_code == 3  # the export's two bad rows
+    assert trigger() == made  # back, as it was
+    with sqlite3.connect(db) as con:
+        stale = con.execute("SELECT count(*) FROM caseload WHERE stamp = ''").fetchone()[0]
+        (rows,) = con.execute("SELECT rows FROM caseload_snapshot").fetchone()
+    assert stale == 36 and rows is None  # every client of the export, and the whole list
+    listed = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert len(listed) == 36
+    # a score --save after the batch still marks its series through the trigger
+    cli("score", "wai-sr", *["1"] * 12, "--client", "C-101", "--session", "99", "--save",
+        "--db", str(db), "-q")  # fmt: skip
+    after = {r["client_id"]: r for r in json.loads(cli("clients", "--db", str(db),
+                                                        "-f", "json").stdout)}  # fmt: skip
+    assert after["C-101"]["last_session"] == 99

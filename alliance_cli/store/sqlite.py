@@ -241,6 +241,14 @@ MIGRATIONS: list[str] = [
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
+# The per-row trigger a batch replaces with one statement per series (BatchRecorder): the
+# same text as in migration 8, which a test holds equal to what the store keeps.
+INSERT_TRIGGER = """CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
+    END"""
 COMPACT = 8  # the schema that copies every session into the compact table
 
 
@@ -879,8 +887,13 @@ class BatchRecorder:
         self.same = 0  # already recorded with these very answers: nothing to do
         self.conflicts: list[Conflict] = []  # already recorded with other answers
         self.finished = False
+        self.touched: set[tuple[Any, ...]] = set()  # the series this batch wrote to
         store.on_duplicate = self._duplicate
         store.begin()  # closing the store without finish() rolls this back
+        # Inside this transaction only (DDL is transactional in SQLite): no per-row trigger;
+        # finish() marks each touched series stale once and puts the trigger back, before
+        # the commit. A rollback, a crash or a kill leaves the trigger as it was.
+        store.db.execute("DROP TRIGGER IF EXISTS caseload_stale_on_insert")
 
     def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
         if stored == row[6]:  # the answers, as _row writes them
@@ -895,6 +908,7 @@ class BatchRecorder:
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Queue one stored row (built by ``_row`` or ``FastRows``)."""
         self.pending.append(row)
+        self.touched.add(row[:3])
         if len(self.pending) >= self.chunk:
             self.flush()
 
@@ -919,6 +933,19 @@ class BatchRecorder:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
         self.flush()
         if keep:
+            try:
+                self.store.db.executemany(
+                    "INSERT INTO caseload (client_id, instrument, rater) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
+                    sorted(self.touched),
+                )
+                self.store.db.execute(
+                    "UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1"
+                )
+                self.store.db.execute(INSERT_TRIGGER)
+            except sqlite3.DatabaseError as exc:
+                self.store.rollback()
+                raise self.store._error(exc) from None
             self.store.commit()
         else:
             self.store.rollback()
