@@ -887,7 +887,6 @@ class BatchRecorder:
         self.same = 0  # already recorded with these very answers: nothing to do
         self.conflicts: list[Conflict] = []  # already recorded with other answers
         self.finished = False
-        self.touched: set[tuple[Any, ...]] = set()  # the series this batch wrote to
         store.on_duplicate = self._duplicate
         store.begin()  # closing the store without finish() rolls this back
         # Inside this transaction only (DDL is transactional in SQLite): no per-row trigger;
@@ -908,7 +907,6 @@ class BatchRecorder:
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Queue one stored row (built by ``_row`` or ``FastRows``)."""
         self.pending.append(row)
-        self.touched.add(row[:3])
         if len(self.pending) >= self.chunk:
             self.flush()
 
@@ -934,10 +932,14 @@ class BatchRecorder:
         self.flush()
         if keep:
             try:
-                self.store.db.executemany(
-                    "INSERT INTO caseload (client_id, instrument, rater) VALUES (?, ?, ?) "
+                # the series this batch wrote to: its rows carry its time (found in the
+                # table, not kept in memory: a million new series would be hundreds of MB)
+                self.store.db.execute(
+                    "INSERT INTO caseload (client_id, instrument, rater) "
+                    "SELECT client_id, instrument, rater FROM sessions WHERE recorded_at = ? "
+                    "GROUP BY client_id, instrument, rater "
                     "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
-                    sorted(self.touched),
+                    (self.now,),
                 )
                 self.store.db.execute(
                     "UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1"
