@@ -25,6 +25,43 @@ from alliance_cli.core.errors import HistoryError, RejectedInput, UsageProblem
 ENV_DB = "ALLIANCE_DB"
 
 # Each entry moves the schema from version i to i + 1. Never edit a shipped entry: add one.
+# What the caseload triggers do (migrations 6 to 8 compose them from these):
+# the series a new row belongs to is stale (created if new) ...
+_MARK_NEW = """
+        INSERT INTO caseload (client_id, instrument, rater)
+            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
+            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';"""
+# ... the series an old row belonged to is stale, and gone with its last session ...
+_MARK_OLD = """
+        UPDATE caseload SET version = version + 1, stamp = ''
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater;
+        DELETE FROM caseload
+            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
+                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
+                AND rater = OLD.rater);"""
+# ... and the whole list kept for `clients` is dropped.
+_DROP_LIST = """
+        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;"""
+
+
+def _trigger(name: str, event: str, *body: str) -> str:
+    """A CREATE TRIGGER statement on sessions (without its closing ';')."""
+    return f"CREATE TRIGGER {name} AFTER {event} ON sessions BEGIN{''.join(body)}\n    END"
+
+
+_V6_COLUMNS = (
+    "client_id, session, date, rater, instrument, definition_sha256, score, total_pomp, "
+    "total_mean, total_sum, counselor, scale_ids, scale_pomps"
+)
+_V8_COLUMNS = (
+    "client_id, instrument, rater, session, date, definition, answers, total_pomp, "
+    "total_mean, total_sum, scale_pomps, counselor"
+)
+# The per-row trigger a batch replaces with one statement per series (BatchRecorder).
+INSERT_TRIGGER = _trigger("caseload_stale_on_insert", "INSERT", _MARK_NEW, _DROP_LIST)
+
 MIGRATIONS: list[str] = [
     # 1: sessions with their answers and full Score JSON
     """
@@ -105,37 +142,13 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     INSERT INTO caseload (client_id, instrument, rater)
         SELECT DISTINCT client_id, instrument, rater FROM sessions;
-    CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
-        INSERT INTO caseload (client_id, instrument, rater)
-            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
-            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
-    END;
-    CREATE TRIGGER caseload_stale_on_delete AFTER DELETE ON sessions BEGIN
-        UPDATE caseload SET version = version + 1, stamp = ''
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater;
-        DELETE FROM caseload
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
-                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-                AND rater = OLD.rater);
-    END;
-    CREATE TRIGGER caseload_stale_on_update AFTER UPDATE OF client_id, session, date, rater,
-        instrument, definition_sha256, score, total_pomp, total_mean, total_sum, counselor,
-        scale_ids, scale_pomps ON sessions BEGIN
-        UPDATE caseload SET version = version + 1, stamp = ''
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater;
-        DELETE FROM caseload
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
-                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-                AND rater = OLD.rater);
-        INSERT INTO caseload (client_id, instrument, rater)
-            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
-            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
-    END;
-    """,
+    """
+    + _trigger("caseload_stale_on_insert", "INSERT", _MARK_NEW)
+    + ";\n    "
+    + _trigger("caseload_stale_on_delete", "DELETE", _MARK_OLD)
+    + ";\n    "
+    + _trigger("caseload_stale_on_update", f"UPDATE OF {_V6_COLUMNS}", _MARK_OLD, _MARK_NEW)
+    + ";\n",
     # 7: the whole caseload as `clients` last showed it (no filters), dropped by any change
     #    to any session: a clinic lists its caseload far more often than it saves
     """
@@ -146,18 +159,13 @@ MIGRATIONS: list[str] = [
         rows TEXT
     );
     INSERT INTO caseload_snapshot (id, version) VALUES (1, 0);
-    CREATE TRIGGER snapshot_stale_on_insert AFTER INSERT ON sessions BEGIN
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
-    CREATE TRIGGER snapshot_stale_on_delete AFTER DELETE ON sessions BEGIN
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
-    CREATE TRIGGER snapshot_stale_on_update AFTER UPDATE OF client_id, session, date, rater,
-        instrument, definition_sha256, score, total_pomp, total_mean, total_sum, counselor,
-        scale_ids, scale_pomps ON sessions BEGIN
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
-    """,
+    """
+    + _trigger("snapshot_stale_on_insert", "INSERT", _DROP_LIST)
+    + ";\n    "
+    + _trigger("snapshot_stale_on_delete", "DELETE", _DROP_LIST)
+    + ";\n    "
+    + _trigger("snapshot_stale_on_update", f"UPDATE OF {_V6_COLUMNS}", _DROP_LIST)
+    + ";\n",
     # 8: compact sessions (issue 14). The definition is kept once per hash (with its JSON,
     #    from which every Score is rebuilt exactly); a session keeps its answers as values
     #    in item order ("5,4,,3"), the numbers the caseload reads, and only what a rebuild
@@ -203,52 +211,21 @@ MIGRATIONS: list[str] = [
         FROM sessions s ORDER BY s.client_id, s.instrument, s.rater, s.session;
     DROP TABLE sessions;
     ALTER TABLE sessions_compact RENAME TO sessions;
-    CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
-        INSERT INTO caseload (client_id, instrument, rater)
-            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
-            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
-    CREATE TRIGGER caseload_stale_on_delete AFTER DELETE ON sessions BEGIN
-        UPDATE caseload SET version = version + 1, stamp = ''
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater;
-        DELETE FROM caseload
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
-                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-                AND rater = OLD.rater);
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
-    CREATE TRIGGER caseload_stale_on_update AFTER UPDATE OF client_id, instrument, rater,
-        session, date, definition, answers, total_pomp, total_mean, total_sum, scale_pomps,
-        counselor ON sessions BEGIN
-        UPDATE caseload SET version = version + 1, stamp = ''
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater;
-        DELETE FROM caseload
-            WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-            AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
-                WHERE client_id = OLD.client_id AND instrument = OLD.instrument
-                AND rater = OLD.rater);
-        INSERT INTO caseload (client_id, instrument, rater)
-            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
-            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END;
+    """
+    + INSERT_TRIGGER
+    + ";\n    "
+    + _trigger("caseload_stale_on_delete", "DELETE", _MARK_OLD, _DROP_LIST)
+    + ";\n    "
+    + _trigger(
+        "caseload_stale_on_update", f"UPDATE OF {_V8_COLUMNS}", _MARK_OLD, _MARK_NEW, _DROP_LIST
+    )
+    + ";\n"
+    """
     UPDATE caseload SET version = version + 1, stamp = '';
     UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
-# The per-row trigger a batch replaces with one statement per series (BatchRecorder): the
-# same text as in migration 8, which a test holds equal to what the store keeps.
-INSERT_TRIGGER = """CREATE TRIGGER caseload_stale_on_insert AFTER INSERT ON sessions BEGIN
-        INSERT INTO caseload (client_id, instrument, rater)
-            VALUES (NEW.client_id, NEW.instrument, NEW.rater)
-            ON CONFLICT DO UPDATE SET version = version + 1, stamp = '';
-        UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
-    END"""
 COMPACT = 8  # the schema that copies every session into the compact table
 
 
@@ -941,9 +918,7 @@ class BatchRecorder:
                     "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
                     (self.now,),
                 )
-                self.store.db.execute(
-                    "UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1"
-                )
+                self.store.db.execute(_DROP_LIST)
                 self.store.db.execute(INSERT_TRIGGER)
             except sqlite3.DatabaseError as exc:
                 self.store.rollback()
