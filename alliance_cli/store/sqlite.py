@@ -452,21 +452,25 @@ class Store:
         every Score saved with it is rebuilt from it and the answers."""
         self._data[sha256] = data
 
-    def _definition_id(self, score: dict[str, Any]) -> tuple[int, bool]:
-        """(definitions id, whether its JSON is kept) for a Score's definition."""
-        inst = score["instrument"]
-        sha = inst["sha256"]
+    def _definition(
+        self, sha: str, instrument_id: str, version: str, scale_ids: Iterable[str]
+    ) -> tuple[int, bool]:
+        """(definitions id, whether its JSON is kept) for a definition, written the first
+        time it is met (remembered until a rollback may have undone that)."""
+        known = self._row_definitions.get(sha)
+        if known is not None:
+            return known
         row = self.db.execute(
             "SELECT id, data IS NOT NULL FROM definitions WHERE sha256 = ?", (sha,)
         ).fetchone()
         data = self._data.get(sha)
         if row is None:
-            ids = ",".join(sid for sid in score["scales"] if sid != TOTAL) or None
+            ids = ",".join(sid for sid in scale_ids if sid != TOTAL) or None
             text = None if data is None else json.dumps(data, ensure_ascii=False)
             self.db.execute(
                 "INSERT OR IGNORE INTO definitions (sha256, instrument, version, scale_ids, "
                 "data) VALUES (?, ?, ?, ?, ?)",
-                (sha, inst["id"], inst["version"], ids, text),
+                (sha, instrument_id, version, ids, text),
             )
             row = self.db.execute(
                 "SELECT id, data IS NOT NULL FROM definitions WHERE sha256 = ?", (sha,)
@@ -477,7 +481,8 @@ class Store:
                 (json.dumps(data, ensure_ascii=False), row[0]),
             )
             row = (row[0], True)
-        return int(row[0]), bool(row[1])
+        known = self._row_definitions[sha] = (int(row[0]), bool(row[1]))
+        return known
 
     def _row(
         self, score: dict[str, Any], now: str, counselor: str | None = None
@@ -487,11 +492,10 @@ class Store:
             raise UsageProblem(
                 "saving needs a client id and a session number (--client, --session)"
             )
-        sha = score["instrument"]["sha256"]
-        found = self._row_definitions.get(sha)
-        if found is None:
-            found = self._row_definitions[sha] = self._definition_id(score)
-        definition, rebuildable = found
+        inst = score["instrument"]
+        definition, rebuildable = self._definition(
+            inst["sha256"], inst["id"], inst["version"], score["scales"]
+        )
         if rebuildable:
             issues = score.get("issues") or []
             extra = json.dumps({"issues": issues}, ensure_ascii=False) if issues else None
@@ -542,23 +546,11 @@ class Store:
             raise RejectedInput([], message=f"{conflict} (use --replace to overwrite it)") from None
         return True
 
-    def record_many(
-        self,
-        scores: Iterable[tuple[dict[str, Any], str | None]],
-        replace: bool = False,
-        own_transaction: bool = True,
-    ) -> int:
-        """Store (score, counselor) pairs in one transaction; returns how many were duplicates
-        (not stored)."""
-        now = datetime.now(UTC).isoformat(timespec="seconds")
-        with self._transaction() if own_transaction else contextlib.nullcontext():
-            rows = [self._row(score, now, counselor) for score, counselor in scores]
-            return self.insert_rows(rows, replace, own_transaction=False)
-
     def insert_rows(
         self, rows: list[tuple[Any, ...]], replace: bool = False, own_transaction: bool = True
     ) -> int:
-        """Store rows built by ``_row`` or ``FastRows``; returns how many were duplicates."""
+        """Store rows built by ``_row`` or ``FastRows``; returns how many were duplicates
+        (not stored)."""
         sql = self._INSERT.format(verb="OR REPLACE" if replace else "OR IGNORE")
         duplicates = 0
         with self._transaction() if own_transaction else contextlib.nullcontext():
@@ -974,15 +966,12 @@ class FastRows:
         self.subscales = [self.at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
         self.totals = (self.at["total_pomp"], self.at["total_mean"], self.at["total_sum"])
         inst = scorer.instrument
-        fake = {
-            "instrument": {"id": inst.id, "version": inst.version, "sha256": scorer.sha256},
-            "scales": {sid: {} for sid, _, _ in layout},
-        }
-        self.definition, rebuildable = recorder.store._definition_id(fake)
+        # known before any row, so _row (also in forked workers) never asks the database
+        self.definition, rebuildable = recorder.store._definition(
+            scorer.sha256, inst.id, inst.version, [sid for sid, _, _ in layout]
+        )
         if not rebuildable:
             return None
-        # known before any row: _row (also in forked workers) never has to ask the database
-        recorder.store._row_definitions[scorer.sha256] = (self.definition, True)
         self.inst_id, self.respondent = inst.id, inst.respondent
         self.canon = [{} for _ in inst.items]
         return self
