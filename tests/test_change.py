@@ -162,3 +162,15 @@ def test_latest_concerns_agree_with_the_full_analysis_on_any_series(values, thre
         if f.session == len(values) and f.code not in ("repair", "reliable_gain")
     )
     assert sorted(change.latest_concerns(values, threshold, SETTINGS)) == expected
+
+
+def test_pomp_of_a_value_and_back():
+    from alliance_cli.core.change import pomp_of, value_of
+
+    # SRS: four 0-10 marks, a total of 36 is 36/40 of the range: 90 POMP
+    assert pomp_of(36, "sum", 0, 10, 4) == pytest.approx(90)
+    assert value_of(90, "sum", 0, 10, 4) == pytest.approx(36)
+    # WAI-SR item means on 1-5: a mean of 3 is half way, 50 POMP; a sum of 36 over 12 items too
+    assert pomp_of(3, "mean", 1, 5, 12) == pytest.approx(50)
+    assert pomp_of(36, "sum", 1, 5, 12) == pytest.approx(50)
+    assert value_of(50, "mean", 1, 5, 12) == pytest.approx(3)

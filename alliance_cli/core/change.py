@@ -84,6 +84,18 @@ def pomp_factor(low: float, high: float, items: int, metric: str) -> float:
     return 100.0 / span
 
 
+def pomp_of(value: float, metric: str, low: float, high: float, items: int) -> float:
+    """A scale value (a mean or a sum of ``items`` answers on low..high) in POMP."""
+    floor = low * (items if metric == "sum" else 1)
+    return (value - floor) * pomp_factor(low, high, items, metric)
+
+
+def value_of(pomp: float, metric: str, low: float, high: float, items: int) -> float:
+    """The scale value (mean or sum) a POMP stands for: ``pomp_of`` undone."""
+    floor = low * (items if metric == "sum" else 1)
+    return floor + pomp / pomp_factor(low, high, items, metric)
+
+
 def reliable_change_threshold(sd: float, reliability: float) -> float:
     """Smallest reliable change (Jacobson & Truax): 1.96 · √2 · SD · √(1 − r)."""
     return Z_RELIABLE * math.sqrt(2) * sd * math.sqrt(1 - reliability)

@@ -20,7 +20,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.io.forms import scale_values, value_text
+from alliance_cli.io.forms import value_text
 
 CANONICAL = "urn:alliance:questionnaire:"  # + instrument id: our Questionnaire's url
 SESSION_EXT = "urn:alliance:session"  # extension on a QuestionnaireResponse: session number
@@ -86,7 +86,7 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
                     },
                     "extension": [{"url": WEIGHT_URLS[0], "valueDecimal": value}],
                 }
-                for value in scale_values(scale)
+                for value in scale.points()
             ]
         else:
             one["type"] = "decimal"

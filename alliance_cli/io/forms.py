@@ -82,7 +82,7 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
     ]
     if whole:
         choices = " | ".join(
-            f"{value_text(v)}, {scale.labels.get(v, value_text(v))}" for v in scale_values(scale)
+            f"{value_text(v)}, {scale.labels.get(v, value_text(v))}" for v in scale.points()
         )
         for item in instrument.items:
             rows.append(
@@ -114,12 +114,6 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
                 )
             )
     return rows
-
-
-def scale_values(scale: Any) -> list[float]:
-    """Every answer a scale allows, low to high (min, min + step, …, max)."""
-    n = round((scale.max - scale.min) / scale.step)
-    return [round(scale.min + i * scale.step, 6) for i in range(n + 1)]
 
 
 def value_text(value: float) -> str:

@@ -66,8 +66,9 @@ def client_data(
     ]
     infos: dict[str, InstrumentInfo] = {}
     charts = []
+    defined = views.defined_instruments(catalog, {s.instrument for s in series})
     for n, view in enumerate(series):
-        inst = _instrument(catalog, view.instrument)
+        inst = defined.get(view.instrument)
         if inst is not None and view.instrument not in infos:
             entry = catalog.get(view.instrument)
             infos[view.instrument] = InstrumentInfo(
@@ -89,13 +90,6 @@ def _concern_text(code: str, line: str) -> str:
     where = f"on {scales.strip()}" if scales.strip() else "on the total"
     words = CONCERN_WORDS.get(code, "")
     return f"{series.strip()} {where}: {words}".strip() if words else f"{series.strip()} {where}"
-
-
-def _instrument(catalog: Any, instrument_id: str) -> Any:
-    try:
-        return catalog.get(instrument_id).instrument
-    except Exception:  # no longer defined, or now broken: the stored scores still show
-        return None
 
 
 def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:
@@ -138,8 +132,7 @@ def _cutoff(inst: Any, scale: str) -> tuple[float, str] | None:
         return None
 
     def pomp(value: float, metric: str) -> float:
-        mean = value / n if metric == "sum" else value
-        return float((mean - low) / (high - low) * 100)
+        return change.pomp_of(value, metric, low, high, n)
 
     for cut in inst.cutoffs:
         if cut.scale == scale:

@@ -175,7 +175,7 @@ def client_view(
     groups: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
         groups.setdefault((rec.instrument, rec.rater), []).append(rec)
-    instruments = _instruments(catalog, {k[0] for k in groups})
+    instruments = defined_instruments(catalog, {k[0] for k in groups})
     out = []
     for (inst_id, rater), recs in groups.items():
         inst = instruments.get(inst_id)
@@ -222,7 +222,9 @@ def _current_sha(catalog: Any, instrument_id: str) -> str | None:
         return None
 
 
-def _instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
+def defined_instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
+    """The instruments of these ids the catalog defines now (a stored series may outlive its
+    definition: its scores stay readable, only what needs the definition is left out)."""
     found = {}
     for key in ids:
         try:
@@ -408,7 +410,7 @@ def _read_series(
     store: Store, catalog: Any, settings: change.Settings, rows: list[tuple[Any, ...]]
 ) -> list[CaseloadRow]:
     """Read each series from the caseload index: its latest numbers and open concerns."""
-    instruments = _instruments(catalog, {r[1] for r in rows})
+    instruments = defined_instruments(catalog, {r[1] for r in rows})
     read: list[CaseloadRow] = []
     for row_data in rows:
         client_id, inst_id, rater, sessions_text, pomps, last_date, counselor = row_data[:7]
@@ -538,15 +540,13 @@ def _below_cutoff_now(inst: Any, pomp: float | None, scale: str = TOTAL) -> bool
     cutoff the instrument sets for that scale, by the one cutoff rule."""
     if pomp is None or not any(cut.scale == scale for cut in inst.cutoffs):
         return False
-    low, high = inst.scale.min, inst.scale.max
-    mean = low + pomp / 100 * (high - low)
-    n = inst.scale_item_count(scale)
-    for cut in inst.cutoffs:
-        if cut.scale == scale:
-            value = mean if cut.metric == "mean" else mean * n
-            if below_cutoff(value, cut.comparison, cut.threshold):
-                return True
-    return False
+    low, high, n = inst.scale.min, inst.scale.max, inst.scale_item_count(scale)
+    return any(
+        below_cutoff(change.value_of(pomp, cut.metric, low, high, n), cut.comparison,
+                     cut.threshold)
+        for cut in inst.cutoffs
+        if cut.scale == scale
+    )  # fmt: skip
 
 
 def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
