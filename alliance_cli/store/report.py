@@ -60,10 +60,8 @@ def client_data(
     stories = [views.plain_story(s) for s in series]
     keys = {(s.client_id, s.instrument, s.rater) for s in series}
     concern_row = views.series_concerns(store, catalog, settings, keys)
-    concerns = [
-        (code, _concern_text(code, line))
-        for code, line in (concern_row.concern_lines() if concern_row else [])
-    ]
+    groups = concern_row.concern_groups() if concern_row else []
+    concerns = [(g.code, _concern_text(g)) for g in groups]
     infos: dict[str, InstrumentInfo] = {}
     charts = []
     defined = views.defined_instruments(catalog, {s.instrument for s in series})
@@ -83,13 +81,12 @@ def client_data(
     }  # fmt: skip
 
 
-def _concern_text(code: str, line: str) -> str:
-    """``rupture_2sd (wai-sr): goal, task`` -> ``(wai-sr) on goal, task: a rupture ...``."""
-    rest = line[len(code) :]
-    series, _, scales = rest.partition(":")
-    where = f"on {scales.strip()}" if scales.strip() else "on the total"
-    words = CONCERN_WORDS.get(code, "")
-    return f"{series.strip()} {where}: {words}".strip() if words else f"{series.strip()} {where}"
+def _concern_text(group: views.ConcernGroup) -> str:
+    """``(wai-sr) on goal, task: a rupture ...``: where it is open, then what it means."""
+    series = f"({group.series}) " if group.series else ""
+    where = "on the total" if group.scales == (TOTAL,) else "on " + ", ".join(group.scales)
+    words = CONCERN_WORDS.get(group.code, "")
+    return f"{series}{where}: {words}" if words else f"{series}{where}"
 
 
 def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:

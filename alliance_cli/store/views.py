@@ -271,23 +271,37 @@ class CaseloadRow(NamedTuple):
         """The row as JSON data (``alliance clients -f json``)."""
         return self._asdict()
 
-    def concern_lines(self) -> list[tuple[str, str]]:
-        """(code, line) per kind of open concern, its scales grouped: for people.
+    def concern_groups(self) -> list[ConcernGroup]:
+        """The open concerns grouped by kind and series, their scales together.
 
-        ``rupture_2sd on task`` and ``rupture_2sd on bond`` read "rupture_2sd: task, bond";
-        a concern on the total alone keeps its bare code.
+        ``rupture_2sd on task`` and ``rupture_2sd on bond`` are one group with scales
+        (task, bond); a concern on the total alone has the scales (total,).
         """
         grouped: dict[tuple[str, str], list[str]] = {}
         for text in self.open_flags:
             found = _CONCERN.match(text)
             code, scale, series = found.groups() if found else (text, None, None)
             grouped.setdefault((code, series or ""), []).append(scale or TOTAL)
-        lines = []
-        for (code, series), scales in grouped.items():
-            where = f" ({series})" if series else ""
-            tail = "" if scales == [TOTAL] else ": " + ", ".join(scales)
-            lines.append((code, f"{code}{where}{tail}"))
-        return lines
+        return [ConcernGroup(c, series, tuple(sc)) for (c, series), sc in grouped.items()]
+
+    def concern_lines(self) -> list[tuple[str, str]]:
+        """(code, line) per kind of open concern, its scales grouped: for people
+        (``rupture_2sd (wai-sr): task, bond``; a concern on the total alone: its code)."""
+        return [(g.code, g.line()) for g in self.concern_groups()]
+
+
+class ConcernGroup(NamedTuple):
+    """One kind of open concern in one series, with the scales it is open on."""
+
+    code: str
+    series: str  # "" for a client's one series, else "wai-sr" or "wai-sr-t, therapist"
+    scales: tuple[str, ...]
+
+    def line(self) -> str:
+        """``rupture_2sd (wai-sr): task, bond``, or the bare code on the total alone."""
+        where = f" ({self.series})" if self.series else ""
+        tail = "" if self.scales == (TOTAL,) else ": " + ", ".join(self.scales)
+        return f"{self.code}{where}{tail}"
 
 
 # an open concern as the caseload writes it: "code[ on scale][ (instrument[, rater])]"
