@@ -176,3 +176,11 @@ def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_pat
     one, two = run(1), run(2)
     assert one[0] == 3 and "conflict: client" in one[1] and len(one[2]) == 700
     assert two == one  # exit code, every line said (conflicts too), stored rows, output
+
+
+def test_a_utf8_bom_decides_in_every_range(cli, tmp_path: Path):
+    path = _export(tmp_path / "in.csv", note=lambda n: "Zoë" if n % 2 else "Ångström")
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    one = _run(cli, path, 1, "csv", tmp_path, "--encoding", "latin-1")
+    assert "Zoë".encode() in one[1]  # read as UTF-8: the BOM says so, whatever --encoding says
+    assert _run(cli, path, 2, "csv", tmp_path, "--encoding", "latin-1") == one

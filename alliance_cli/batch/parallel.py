@@ -45,7 +45,7 @@ from alliance_cli.batch.engine import (
 )
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.scorer import Scorer
-from alliance_cli.io.csvin import Source, open_sources
+from alliance_cli.io.csvin import Source, encoding_for, open_sources
 
 MIN_BYTES = 4 << 20  # below this a file is scored on one process: start-up would dominate
 ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252", "ascii"}
@@ -61,9 +61,7 @@ def default_jobs() -> int:
 
 def _worker_sink(fmt: str, handle: IO[str]) -> Sink:
     if fmt == "csv":
-        sink = CsvSink(handle)
-        sink.begin = lambda header: None  # type: ignore[method-assign]
-        return sink
+        return CsvSink(handle, header=False)  # the parent writes it once
     if fmt == "fhir":
         return FhirSink(handle)
     return JsonSink(handle, array=False)  # json arrays are put together by the parent
@@ -165,7 +163,9 @@ def _score_range(
     with open(path, "rb") as counter:
         count = _count_lines(counter, start, end)
     raw.seek(start)
-    text = io.TextIOWrapper(raw, encoding=_encoding(options.encoding), newline="")
+    with open(path, "rb") as first:  # decoded as the whole file is (its BOM decides)
+        encoding = encoding_for(options.encoding, first.read(4))
+    text = io.TextIOWrapper(raw, encoding=encoding, newline="")
     unterminated = end == os.path.getsize(path) and not _ends_with_newline(path)
     wanted = count + (1 if unterminated else 0)
     chunk = Source(
@@ -220,11 +220,6 @@ class _Spool:
         self.handle.close()
 
 
-def _encoding(name: str) -> str:
-    lowered = name.lower().replace("_", "-")
-    return "utf-8-sig" if lowered in ("utf-8", "utf8") else name
-
-
 def _ends_with_newline(path: str) -> bool:
     with open(path, "rb") as handle:
         handle.seek(max(0, os.path.getsize(path) - 1))
@@ -238,8 +233,7 @@ def usable(inputs: Sequence[str], fmt: str, options: BatchOptions, saving: bool)
         return False
     if options.layout not in ("auto", "csv", "redcap") or options.complete_only:
         return False
-    if options.encoding.lower().replace("_", "-") not in ASCII_SAFE:
-        return False
+
     path = inputs[0]
     try:
         smallest = int(os.environ.get("ALLIANCE_JOBS_MIN_BYTES", MIN_BYTES))  # tests: small
@@ -249,7 +243,9 @@ def usable(inputs: Sequence[str], fmt: str, options: BatchOptions, saving: bool)
             head = handle.read(4)
     except OSError:
         return False
-    return not head.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff", b"PAR1", b"{"))
+    if encoding_for(options.encoding, head) not in ASCII_SAFE:
+        return False  # UTF-16/32 (a BOM says so) or another wide encoding: lines are not bytes
+    return not head.startswith((b"PAR1", b"{"))  # Parquet and FHIR are read whole
 
 
 def run(

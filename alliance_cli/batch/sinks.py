@@ -28,10 +28,11 @@ class Sink:
 class CsvSink(Sink):
     """CSV output: pass-through columns then score columns."""
 
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: IO[str], header: bool = True) -> None:
         import io
 
         self.handle = handle
+        self.header = header  # False: rows only (a --jobs worker's part of the output)
         self.writer = csv.writer(handle, lineterminator="\n")
         self.csv_row = self.writer.writerow  # type: ignore[method-assign,assignment]
         self._buffer = io.StringIO()
@@ -45,8 +46,9 @@ class CsvSink(Sink):
         return self._buffer.getvalue()[:-1]
 
     def begin(self, header: list[str]) -> None:
-        """Write the header."""
-        self.writer.writerow(header)
+        """Write the header (unless rows only)."""
+        if self.header:
+            self.writer.writerow(header)
 
 
 class JsonSink(Sink):

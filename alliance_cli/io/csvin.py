@@ -50,7 +50,7 @@ def open_input(name: str, encoding: str) -> IO[str]:
     import io
     import sys
 
-    enc = "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    enc = encoding_for(encoding, b"")
     try:
         codecs.lookup(enc)
     except LookupError:
@@ -68,11 +68,16 @@ def open_input(name: str, encoding: str) -> IO[str]:
         head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    return io.TextIOWrapper(raw, encoding=encoding_for(encoding, head), newline="")
+
+
+def encoding_for(encoding: str, head: bytes) -> str:
+    """The decoding for a file whose first bytes are ``head``, asked for as ``encoding``: a
+    byte-order mark decides; UTF-8 reads past a BOM (``utf-8-sig``) either way."""
     for bom, by_bom in _BOMS:
         if head.startswith(bom):
-            enc = by_bom
-            break
-    return io.TextIOWrapper(raw, encoding=enc, newline="")
+            return by_bom
+    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
 
 
 def sniff_delimiter(header_line: str) -> str:

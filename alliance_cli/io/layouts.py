@@ -349,7 +349,7 @@ def pivot_long(
 
     text = io.StringIO()
     writer = csv.writer(text, lineterminator="\n")
-    writer.writerow([_ROLE_NAMES[r] for r in out_roles] + item_names)
+    writer.writerow(out_roles + item_names)  # the rebuilt rows name their ids plainly
     line_of: list[int] = []
     for key in order:
         group = groups[key]
@@ -375,12 +375,6 @@ class _Group:
     cells: dict[str, tuple[str, int]] = field(default_factory=dict)  # item -> (value, line)
     extra: dict[str, str] = field(default_factory=dict)  # date, counselor
     twice: list[str] = field(default_factory=list)  # items given twice, differently
-
-
-_ROLE_NAMES = {
-    "client_id": "client_id", "session": "session", "rater": "rater",
-    "date": "date", "counselor": "counselor",
-}  # fmt: skip
 
 
 def _one_line(cell: str) -> str:

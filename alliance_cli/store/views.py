@@ -354,7 +354,7 @@ def caseload(
                 "SELECT DISTINCT instrument FROM caseload")]  # fmt: skip
             whole_stamp = "\n".join(stamp(i) for i in sorted(instruments))
             if whole_stamp == kept_stamp:
-                return [_row_from_json(r) for r in json.loads(kept_rows)]
+                return [CaseloadRow(*r) for r in json.loads(kept_rows)]
         kept = store.kept_caseload()
         now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
         stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
@@ -402,10 +402,6 @@ def caseload(
         whole_stamp = "\n".join(stamp(i) for i in sorted({r.instrument for r in series_rows}))
         store.keep_snapshot(version, whole_stamp, json.dumps([list(r) for r in result]))
     return result
-
-
-def _row_from_json(values: list[Any]) -> CaseloadRow:
-    return CaseloadRow(*values)
 
 
 def series_concerns(
