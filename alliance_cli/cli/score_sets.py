@@ -129,31 +129,30 @@ def sets_from_stdin(
                 continue
             yield ResponseSet(f"stdin:{number}", one.answers, one.respondent)
         return
+    given = (client, session, date, rater)
     for where, obj, error in read_json_sets(rest):
         if error is not None:
             yield ResponseSet(where, None, respondent_dict(), error)
             continue
         if isinstance(obj, dict) and "resourceType" in obj:
-            yield from _fhir_sets(obj, where, scorer, client, session, date, rater)
+            yield from _fhir_sets(obj, where, scorer, given)
             continue
         try:
             answers, who = response_from_json(obj, scorer.instrument.id)
-            who = _filled(who, scorer, client, session, date, rater)
+            who = _filled(who, scorer, given)
         except UsageProblem as exc:
             yield ResponseSet(where, None, respondent_dict(), str(exc))
             continue
         yield ResponseSet(where, answers, who)
 
 
-def _filled(
-    who: dict[str, Any],
-    scorer: Scorer,
-    client: str | None,
-    session: int | None,
-    date: str | None,
-    rater: str | None,
-) -> dict[str, Any]:
+# (client, session, date, rater) as the options gave them
+Given = tuple[str | None, int | None, str | None, str | None]
+
+
+def _filled(who: dict[str, Any], scorer: Scorer, given: Given) -> dict[str, Any]:
     """A set's respondent, what it leaves out filled from the options (or UsageProblem)."""
+    client, session, date, rater = given
     return respondent_dict(
         client_id=who["client_id"] or client,
         session=who["session"] if who["session"] is not None else _session(session),
@@ -163,13 +162,7 @@ def _filled(
 
 
 def _fhir_sets(
-    obj: dict[str, Any],
-    where: str,
-    scorer: Scorer,
-    client: str | None,
-    session: int | None,
-    date: str | None,
-    rater: str | None,
+    obj: dict[str, Any], where: str, scorer: Scorer, given: Given
 ) -> Iterator[ResponseSet]:
     """Response sets from a FHIR QuestionnaireResponse or Bundle (answers by linkId)."""
     from alliance_cli.io import fhir
@@ -182,7 +175,7 @@ def _fhir_sets(
     for label, resource in found:
         try:
             answers, who, ref = fhir.read_response(resource, label, scorer.instrument)
-            who = _filled(who, scorer, client, session, date, rater)
+            who = _filled(who, scorer, given)
         except UsageProblem as exc:
             yield ResponseSet("", None, respondent_dict(), str(exc))
             continue
@@ -192,7 +185,7 @@ def _fhir_sets(
 def gather_sets(
     args: Sequence[str],
     scorer: Scorer,
-    respondent: tuple[str | None, int | None, str | None, str | None],
+    respondent: Given,
     interactive: bool,
 ) -> Iterable[ResponseSet]:
     """The response sets ``alliance score`` was given: stdin ('-'), arguments, or prompts.
