@@ -624,59 +624,34 @@ def read_layout(
     id_names = dict(options.id_names)
     if kind == "qualtrics":
         for source in sources:
-            names, taken, lines = layouts.qualtrics_header_rows(
-                source.header, source.handle, source.delimiter
-            )
-            source.skipped += taken
-            source.lines = lines
-            source.header = names
+            layouts.skip_qualtrics_rows(source)
     if kind == "long":
-        stripped = [h.strip() for h in first.header]
-        long_ids = find_id_columns(stripped, id_names)
+        long_ids = find_id_columns([h.strip() for h in first.header], id_names)
         for source in sources:
-            rebuilt = layouts.pivot_long(
-                source.name, source.header, source.rows_from(), source.delimiter,
-                source.skipped, long_ids, options.item_column, options.value_column,
-            )  # fmt: skip
-            if source.name != "stdin":
-                source.handle.close()
-            source.handle = io.StringIO(rebuilt.text)
-            source.header = next(csv.reader([source.handle.readline()]))
-            source.delimiter, source.lines, source.skipped = ",", None, 0
-            source.line_of = lambda line, at=rebuilt.line_of: at[line - 2]
-            source.early = rebuilt.early
-            on_note(rebuilt.note)
+            on_note(layouts.rebuild_long(source, long_ids, options.item_column,
+                                         options.value_column))  # fmt: skip
         first = sources[0]
         id_names = {role: None for role in id_names}  # the rebuilt rows name them plainly
     header = list(first.header)
-    added = None
+    session = None
     if kind == "redcap":
-        id_names.setdefault("client_id", None)
-        if not id_names["client_id"]:
-            id_names["client_id"] = first.header[0].strip()
-        added = layouts.redcap_session(header)
-        if added is not None and not id_names.get("session"):
-            header.append("session")
+        id_names = layouts.redcap_ids(header, id_names)
+        session = None if id_names.get("session") else layouts.redcap_session(header)
+        if session is not None:
+            header.append("session")  # a column the rows get as they are read
     layout = plan_layout(
         header, scorer, first.delimiter,
         template=options.template, map_file=options.map_file,
         item_columns=options.item_columns, id_names=id_names, keep=options.keep,
         known_ids=options.known_ids, item_count=options.item_count,
     )  # fmt: skip
-    if kind == "redcap" and added is not None and len(header) > len(first.header):
-        layout.added = added[1]
-    if kind == "redcap":  # the form's own date and counselor fields (instruments export)
-        form = re.sub(r"_?\d+$", "", layout.header[layout.items[0]])
-        lowered = [h.lower() for h in layout.header]
-        for role, field_name in (("date", "session_date"), ("counselor", "counselor")):
-            wanted = f"{form}_{field_name}".lower()
-            if role not in layout.ids and not id_names.get(role) and wanted in lowered:
-                layout.ids[role] = lowered.index(wanted)
+    if kind == "redcap":  # named or found columns stay: the form's fields fill the gaps
+        layouts.redcap_form_fields(layout.header, layout.items, layout.ids)
+        layout.added = session[1] if session is not None else None
     adapter = layouts.adapter_for(
-        kind if kind != "long" else "csv", header, layout.items, options.complete_only
-    )
-    if kind == "redcap" and added is not None:
-        adapter.notes[0] = adapter.notes[0][:-1] + ", " + added[0] + ")"
+        kind if kind != "long" else "csv", header, layout.items, options.complete_only,
+        session[0] if session is not None else None,
+    )  # fmt: skip
     for note in adapter.notes:
         on_note(note)
     layout.exclude = adapter.exclude

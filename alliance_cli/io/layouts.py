@@ -21,6 +21,7 @@ The rules come from real exports (``../shared/real-formats/NOTES.md``):
 from __future__ import annotations
 
 import csv
+import io
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from alliance_cli.core.errors import UsageProblem
+from alliance_cli.io.csvin import Source
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 
@@ -108,12 +110,17 @@ def qualtrics_header_rows(
 
 
 def adapter_for(
-    name: str, header: Sequence[str], items: Sequence[int], complete_only: bool
+    name: str,
+    header: Sequence[str],
+    items: Sequence[int],
+    complete_only: bool,
+    session_said: str | None = None,
 ) -> Adapter:
-    """The adapter of a recognised layout, given the header and the item columns."""
+    """The adapter of a recognised layout, given the header and the item columns (and, for
+    REDCap, what its session is read from)."""
     names = [h.strip().lower() for h in header]
     if name == "redcap":
-        return _redcap(header, names, items, complete_only)
+        return _redcap(header, names, items, complete_only, session_said)
     if name == "qualtrics":
         return _qualtrics(names, complete_only)
     if complete_only:
@@ -122,6 +129,52 @@ def adapter_for(
             "this file is neither (force one with --layout)"
         )
     return Adapter()
+
+
+def redcap_ids(header: Sequence[str], id_names: dict[str, str | None]) -> dict[str, str | None]:
+    """The id columns a REDCap export names: its first column is the record id, whatever
+    its name (unless ``--id-column`` named another)."""
+    named = dict(id_names)
+    named["client_id"] = named.get("client_id") or header[0].strip()
+    return named
+
+
+def redcap_form_fields(header: Sequence[str], items: Sequence[int], ids: dict[str, int]) -> None:
+    """Add the form's own date and counselor fields (``<form>_session_date``,
+    ``<form>_counselor``, as ``instruments export --to redcap`` writes them) to ids, where
+    no date or counselor column was found or named."""
+    form = re.sub(r"_?\d+$", "", header[items[0]])
+    lowered = [h.lower() for h in header]
+    for role, field_name in (("date", "session_date"), ("counselor", "counselor")):
+        wanted = f"{form}_{field_name}".lower()
+        if role not in ids and wanted in lowered:
+            ids[role] = lowered.index(wanted)
+
+
+def skip_qualtrics_rows(source: Source) -> None:
+    """Read a Qualtrics export's source past its extra header rows (counted in its lines)."""
+    names, taken, lines = qualtrics_header_rows(source.header, source.handle, source.delimiter)
+    source.skipped += taken
+    source.lines = lines
+    source.header = names
+
+
+def rebuild_long(
+    source: Source, id_columns: dict[str, int], item_column: str | None, value_column: str | None
+) -> str:
+    """Make a long file's source read as one row per response set; what was seen."""
+    rebuilt = pivot_long(
+        source.name, source.header, source.rows_from(), source.delimiter, source.skipped,
+        id_columns, item_column, value_column,
+    )  # fmt: skip
+    if source.name != "stdin":
+        source.handle.close()
+    source.handle = io.StringIO(rebuilt.text)
+    source.header = next(csv.reader([source.handle.readline()]))
+    source.delimiter, source.lines, source.skipped = ",", None, 0
+    source.line_of = lambda line, at=rebuilt.line_of: at[line - 2]
+    source.early = rebuilt.early
+    return rebuilt.note
 
 
 def redcap_session(
@@ -155,9 +208,13 @@ def redcap_session(
 
 
 def _redcap(
-    header: Sequence[str], names: list[str], items: Sequence[int], complete_only: bool
+    header: Sequence[str],
+    names: list[str],
+    items: Sequence[int],
+    complete_only: bool,
+    session_said: str | None,
 ) -> Adapter:
-    adapter = Adapter("redcap")  # its record id column is named in batch.engine.read_layout
+    adapter = Adapter("redcap")  # its record id and session: redcap_ids, redcap_session
     said = [f"record id {header[0].strip()!r}"]
     # the form's status: the first <form>_complete column after its last item
     last = max(items)
@@ -172,6 +229,7 @@ def _redcap(
             adapter.exclude = not_complete
     elif complete_only:
         raise UsageProblem("--complete-only: no <form>_complete column after the item columns")
+    said += [session_said] if session_said else []
     adapter.notes.append("layout: REDCap records export (" + ", ".join(said) + ")")
     return adapter
 
