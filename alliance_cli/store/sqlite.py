@@ -725,6 +725,10 @@ class Store:
         except sqlite3.Error:
             self.rollback()
 
+    def caseload_instruments(self) -> list[str]:
+        """The instruments of every series the caseload keeps a reading for."""
+        return [r[0] for r in self.db.execute("SELECT DISTINCT instrument FROM caseload")]
+
     def kept_caseload(self) -> list[tuple[Any, ...]]:
         """The caseload's kept reading of every series: (client_id, instrument, rater,
         version, stamp, sessions, last_session, last_date, last_total_pomp, trend,

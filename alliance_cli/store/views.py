@@ -335,7 +335,12 @@ def caseload(
     settings: change.Settings,
     filters: CaseloadFilter | None = None,
 ) -> list[CaseloadRow]:
-    """One row per client (every series' open concerns), most in need of attention first."""
+    """One row per client (every series' open concerns), most in need of attention first.
+
+    The whole list (no filter) is kept until any session changes, and each series' reading
+    until one of its sessions does (``store.sqlite`` migrations 6 and 7): only what changed
+    since is read again.
+    """
     want = filters or CaseloadFilter()
     stamps: dict[str, str] = {}
 
@@ -345,52 +350,28 @@ def caseload(
             stamps[inst_id] = f"{CASELOAD_RULES}|{sha}|{settings!r}"
         return stamps[inst_id]
 
-    whole = want == CaseloadFilter()  # no filter: the kept snapshot may answer at once
+    def list_stamp(instruments: Iterable[str]) -> str:
+        return "\n".join(stamp(i) for i in sorted(set(instruments)))
+
+    whole = want == CaseloadFilter()  # no filter: the kept list may answer at once
     store.db.execute("BEGIN")  # the kept readings and the sessions, read at one moment
     try:
         version, kept_stamp, kept_rows = store.snapshot()
-        if whole and kept_rows is not None:
-            instruments = [r[0] for r in store.db.execute(
-                "SELECT DISTINCT instrument FROM caseload")]  # fmt: skip
-            whole_stamp = "\n".join(stamp(i) for i in sorted(instruments))
-            if whole_stamp == kept_stamp:
-                return [CaseloadRow(*r) for r in json.loads(kept_rows)]
-        kept = store.kept_caseload()
-        now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
-        stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
-        rows = store.caseload_rows(set(stale)) if stale else []
+        fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
+        if whole and fresh:
+            return [CaseloadRow(*r) for r in json.loads(str(kept_rows))]
+        series_rows, readings, gone = _series_readings(store, catalog, settings, stamp)
     finally:
         store.rollback()
-    read = _read_series(store, catalog, settings, rows)
-    if stale:
-        found = {(r.client_id, r.instrument, r.rater) for r in read}
-        store.keep_caseload(
-            [
-                (stamp(r.instrument), r.sessions, r.last_session, r.last_date,
-                 r.last_total_pomp, r.trend, "\n".join(r.open_flags), r.counselor,
-                 r.client_id, r.instrument, r.rater, stale[(r.client_id, r.instrument, r.rater)])
-                for r in read
-            ],
-            [(*key, version) for key, version in stale.items() if key not in found],
-        )  # fmt: skip
-    new = CaseloadRow.__new__
-    series_rows = read + [
-        new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
-            k[10].split("\n") if k[10] else [], k[11])
-        for k in kept
-        if k[4] == now[k[1]]
-    ]  # fmt: skip
-    by_client: dict[str, CaseloadRow] = {}
+    if readings or gone:  # after the read: keeping takes the write lock
+        store.keep_caseload(readings, gone)
     series_of: dict[str, list[CaseloadRow]] = {}
     for row in series_rows:
         if want.keeps_series(row.instrument, row.last_date, row.counselor):
             series_of.setdefault(row.client_id, []).append(row)
-    for client_id, all_series in series_of.items():
-        one = _one_row(all_series)
-        if not want.only_open or one.open_flags:
-            by_client[client_id] = one
+    clients = (_one_row(all_series) for all_series in series_of.values())
     result = sorted(
-        by_client.values(),
+        (one for one in clients if not want.only_open or one.open_flags),
         key=lambda r: (
             -len(r.open_flags),
             _TREND_ORDER[r.trend],
@@ -399,9 +380,36 @@ def caseload(
         ),
     )
     if whole:
-        whole_stamp = "\n".join(stamp(i) for i in sorted({r.instrument for r in series_rows}))
-        store.keep_snapshot(version, whole_stamp, json.dumps([list(r) for r in result]))
+        rows_json = json.dumps([list(r) for r in result])
+        store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
     return result
+
+
+def _series_readings(
+    store: Store, catalog: Any, settings: change.Settings, stamp: Callable[[str], str]
+) -> tuple[list[CaseloadRow], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every series' reading: kept ones whose stamp is current, the others read again;
+    with what to keep of those (``Store.keep_caseload``'s readings and gone series)."""
+    kept = store.kept_caseload()
+    now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
+    stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
+    read = _read_series(store, catalog, settings, store.caseload_rows(set(stale))) if stale else []
+    found = {(r.client_id, r.instrument, r.rater) for r in read}
+    readings = [
+        (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
+         r.trend, "\n".join(r.open_flags), r.counselor,
+         r.client_id, r.instrument, r.rater, stale[(r.client_id, r.instrument, r.rater)])
+        for r in read
+    ]  # fmt: skip
+    gone = [(*key, seen) for key, seen in stale.items() if key not in found]
+    new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
+    current = [
+        new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
+            k[10].split("\n") if k[10] else [], k[11])
+        for k in kept
+        if k[4] == now[k[1]]
+    ]  # fmt: skip
+    return read + current, readings, gone
 
 
 def series_concerns(
