@@ -325,6 +325,20 @@ def score_stream(
     )
     saver: Any = None  # made at the first row to save (a usage error creates no store)
     session_col = ids.get("session")
+
+    def on_full_path(row: list[str]) -> bool:
+        """Whether a row the fast path scored must still be saved (or rejected, for a blank
+        id) on the full path: no saver for this instrument, or an id missing."""
+        nonlocal saver
+        if saver is None:
+            saver = (fast_saver(ids, to_iso) if fast_saver is not None else None) or False
+        return (
+            not saver
+            or client_col is None
+            or session_col is None
+            or not (row[client_col].strip() and row[session_col].strip())
+        )
+
     one_column = width == 1
     slow_scored = 0
     csv_sink = sink if isinstance(sink, CsvSink) else CsvSink(io.StringIO())  # fast_ok: real
@@ -381,16 +395,8 @@ def score_stream(
                                 continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)
-                        if got is not None and on_score is not None:
-                            if saver is None and fast_saver is not None:
-                                saver, fast_saver = fast_saver(ids, to_iso) or False, None
-                            blank_id = (
-                                client_col is None
-                                or session_col is None
-                                or not (row[client_col].strip() and row[session_col].strip())
-                            )
-                            if not saver or blank_id:
-                                got = None  # the full path saves it, or rejects it
+                        if got is not None and on_score is not None and on_full_path(row):
+                            got = None  # the full path saves it, or rejects it
                         if got is not None:
                             text = ",".join(kept_cells(row))
                             if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
