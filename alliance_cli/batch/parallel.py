@@ -198,16 +198,26 @@ class _Spool:
     def __init__(self, path: Path, saver: Any) -> None:
         self.handle = open(path, "wb")  # noqa: SIM115 - closed by close()
         self.rows: list[tuple[object, ...]] = []
+        self.fast = True  # the kind of the rows held: FastRows' or whole
         self.store = saver.recorder.store  # for _row: its definition is known, no query
         self.now = saver.recorder.now
         saver.recorder = self  # the forked copy's rows come here, not to the database
 
-    def add_row(self, row: tuple[object, ...]) -> None:
-        """Keep one stored row (from FastRows)."""
+    def _switch(self, fast: bool) -> None:
+        if self.rows and (fast != self.fast or len(self.rows) >= 20000):
+            pickle.dump((self.fast, self.rows), self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self.rows = []
+        self.fast = fast
+
+    def add_fast(self, row: tuple[object, ...]) -> None:
+        """Keep one stored row from FastRows (the recorder's ``add_fast`` shape)."""
+        self._switch(True)
         self.rows.append(row)
-        if len(self.rows) >= 20000:
-            pickle.dump(self.rows, self.handle, protocol=pickle.HIGHEST_PROTOCOL)
-            self.rows.clear()
+
+    def add_row(self, row: tuple[object, ...]) -> None:
+        """Keep one whole stored row (``Store._row``'s shape)."""
+        self._switch(False)
+        self.rows.append(row)
 
     def add_score(self, data: dict[str, object], counselor: str | None = None) -> None:
         """Keep the stored row of a Score (a row the fast path left to the full one)."""
@@ -216,8 +226,23 @@ class _Spool:
     def close(self) -> None:
         """Write what is left."""
         if self.rows:
-            pickle.dump(self.rows, self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((self.fast, self.rows), self.handle, protocol=pickle.HIGHEST_PROTOCOL)
         self.handle.close()
+
+    @staticmethod
+    def replay(path: Path, recorder: Any) -> None:
+        """Store a spool's rows through the parent's recorder, in the order they came."""
+        with open(path, "rb") as handle:
+            while True:
+                try:
+                    fast, rows = pickle.load(handle)
+                except EOFError:
+                    return
+                if fast:
+                    recorder.add_fast_rows(rows)
+                else:
+                    for row in rows:
+                        recorder.add_row(row)
 
 
 def _ends_with_newline(path: str) -> bool:
@@ -304,14 +329,7 @@ def run(
         _write(out, fmt, scorer, layout, outs)
         if saver is not None:  # the stored rows, in file order, through the one writer
             for k in range(len(ranges)):
-                with open(Path(scratch) / f"{k}.rows", "rb") as handle:
-                    while True:
-                        try:
-                            chunk = pickle.load(handle)
-                        except EOFError:
-                            break
-                        for row in chunk:
-                            saver.recorder.add_row(row)
+                _Spool.replay(Path(scratch) / f"{k}.rows", saver.recorder)
     stats = Stats()
     for r in done:
         stats.read += r.stats.read

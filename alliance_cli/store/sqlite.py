@@ -13,9 +13,10 @@ import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +250,11 @@ def answers_text(answers: dict[str, Any] | list[Any]) -> str:
 def answers_values(text: str) -> list[float | None]:
     """The values ``answers_text`` wrote, in item order."""
     return [None if t == "" else float(t) for t in text.split(",")] if text else []
+
+
+def _literal(text: str) -> str:
+    """A text as an SQL string literal (quotes doubled)."""
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _number(value: Any) -> str:
@@ -570,6 +576,37 @@ class Store:
                         self.on_duplicate(row, self._stored_answers(row))
         return duplicates
 
+    def insert_fast(
+        self, rows: list[tuple[Any, ...]], constants: tuple[str, int], now: str, replace: bool
+    ) -> int:
+        """Store ``FastRows`` rows (inside the open transaction); returns how many were
+        duplicates (not stored).
+
+        The instrument, definition and time are written into the statement as literals, so
+        each row binds 10 values, not 15 (binding is most of executemany's time). If any
+        session is already recorded, the chunk is undone and stored by ``insert_rows``,
+        which tells each duplicate apart.
+        """
+        instrument, definition = constants
+        sql = (
+            f"INSERT {'OR REPLACE' if replace else 'OR IGNORE'} INTO sessions (client_id, "
+            "instrument, rater, session, date, definition, answers, recorded_at, total_pomp, "
+            "total_mean, total_sum, scale_pomps, counselor, said_flags, extra) VALUES "
+            f"(?, {_literal(instrument)}, ?, ?, ?, {int(definition)}, ?, {_literal(now)}, "
+            "?, ?, ?, ?, ?, NULL, NULL)"
+        )
+        self.db.execute("SAVEPOINT chunk")
+        if self.db.executemany(sql, rows).rowcount == len(rows):
+            self.db.execute("RELEASE chunk")
+            return 0
+        self.db.execute("ROLLBACK TO chunk")
+        self.db.execute("RELEASE chunk")
+        full = [
+            (c, instrument, rater, n, date, definition, answers, now, *numbers, None, None)
+            for c, rater, n, date, answers, *numbers in rows
+        ]
+        return self.insert_rows(full, replace, own_transaction=False)
+
     # told of each session not stored because it is already recorded: (the row it would
     # have written, the stored answers JSON); BatchRecorder sorts same from conflicting
     on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
@@ -854,6 +891,8 @@ class BatchRecorder:
     def __init__(self, store: Store, replace: bool, chunk: int) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk
         self.pending: list[tuple[Any, ...]] = []
+        self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
+        self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
@@ -878,9 +917,29 @@ class BatchRecorder:
         self.add_row(self.store._row(score, self.now, counselor))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
-        """Queue one stored row (built by ``_row`` or ``FastRows``)."""
+        """Queue one stored row (built by ``_row``)."""
+        if self.pending_fast:
+            self.flush()  # rows are stored in the order they came: duplicates are told so
         self.pending.append(row)
         if len(self.pending) >= self.chunk:
+            self.flush()
+
+    def add_fast(self, row: tuple[Any, ...]) -> None:
+        """Queue one row from ``FastRows``: (client_id, rater, session, date, answers,
+        total_pomp, total_mean, total_sum, scale_pomps, counselor); the instrument, its
+        definition and the time are the batch's, bound once per chunk, not per row."""
+        if self.pending:
+            self.flush()
+        self.pending_fast.append(row)
+        if len(self.pending_fast) >= self.chunk:
+            self.flush()
+
+    def add_fast_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Queue many rows from ``FastRows`` at once (a ``--jobs`` worker's chunk)."""
+        if self.pending:
+            self.flush()
+        self.pending_fast.extend(rows)
+        if len(self.pending_fast) >= self.chunk:
             self.flush()
 
     def fast_rows(self, scorer: Any, ids: dict[str, int], to_iso: Any) -> FastRows | None:
@@ -890,15 +949,22 @@ class BatchRecorder:
 
     def flush(self) -> None:
         """Write what is queued (inside the batch's transaction)."""
-        if self.pending:
+        for queue in (self.pending, self.pending_fast):
+            if not queue:
+                continue
             try:
-                dups = self.store.insert_rows(self.pending, self.replace, own_transaction=False)
+                if queue is self.pending:
+                    dups = self.store.insert_rows(queue, self.replace, own_transaction=False)
+                else:
+                    dups = self.store.insert_fast(
+                        queue, self.fast_constants, self.now, self.replace
+                    )
             except sqlite3.DatabaseError as exc:
                 self.store.rollback()
                 raise self.store._error(exc) from None
             self.duplicates += dups
-            self.saved += len(self.pending) - dups
-            self.pending.clear()
+            self.saved += len(queue) - dups
+            queue.clear()
 
     def finish(self, keep: bool = True) -> None:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
@@ -940,16 +1006,18 @@ class FastRows:
     def __init__(self) -> None:
         self.recorder: BatchRecorder
         self.scorer: Any
-        self.ids: dict[str, int] = {}
         self.to_iso: Any = None
-        self.at: dict[str, int] = {}
-        self.subscales: list[int] = []
         self.definition = 0
         self.inst_id = self.respondent = ""
-        self.canon: list[dict[str, str | None]] = []  # per item: cell text -> canonical
+        self.items: Callable[[Sequence[str]], Any] = itemgetter(0, 0)  # item cells (see bind)
+        self.plain: frozenset[str] = frozenset()  # cell texts that are their canonical text
+        self.canon: list[dict[str, str]] = []  # per item: any other cell text -> canonical
+        self.derived: dict[str, tuple[Any, ...]] = {}  # score text -> the stored numbers
         self.dates: dict[str, str] = {}
-        self.pomps: dict[str, str] = {}
-        self.totals: tuple[int, int, int] = (0, 0, 0)
+        self.client = self.session = 0
+        self.date = self.rater = self.counselor = -1  # columns, -1 when absent
+        self.totals: Callable[[list[str]], tuple[str, str, str]] = itemgetter(0, 0, 0)
+        self.subscales: Callable[[list[str]], Any] | None = None
 
     @classmethod
     def build(
@@ -964,13 +1032,19 @@ class FastRows:
         if "client_id" not in ids or "session" not in ids:
             return None
         self = cls()
-        self.recorder, self.scorer, self.ids, self.to_iso = recorder, scorer, ids, to_iso
+        self.recorder, self.scorer, self.to_iso = recorder, scorer, to_iso
         names = score_columns(scorer)[:-2]  # the fast path's text ends with the flags
-        self.at = {n: i for i, n in enumerate(names)}
-        self.subscales = [self.at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
-        self.totals = (self.at["total_pomp"], self.at["total_mean"], self.at["total_sum"])
+        at = {n: i for i, n in enumerate(names)}
+        subscales = [at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
+        if subscales:
+            self.subscales = itemgetter(*subscales, *subscales[:1])  # always a tuple
+        self.totals = itemgetter(at["total_pomp"], at["total_mean"], at["total_sum"])
+        self.client, self.session = ids["client_id"], ids["session"]
+        self.date, self.rater, self.counselor = (
+            ids.get(k, -1) for k in ("date", "rater", "counselor")
+        )
         inst = scorer.instrument
-        # known before any row, so _row (also in forked workers) never asks the database
+        # known before any row, so rows (also in forked workers) never ask the database
         self.definition, rebuildable = recorder.store._definition(
             scorer.sha256, inst.id, inst.version, [sid for sid, _, _ in layout]
         )
@@ -978,51 +1052,69 @@ class FastRows:
             return None
         self.inst_id, self.respondent = inst.id, inst.respondent
         self.canon = [{} for _ in inst.items]
+        # a cell whose text is already what the Score's answers hold ("4", or blank) is
+        # kept as it is; any other text ("04", " 4", "4.0") is parsed once and remembered
+        self.plain = frozenset(
+            {""}
+            | {
+                text
+                for text, raw in scorer.raw_table.items()
+                if text == _number(raw) and text not in scorer.missing_codes
+            }
+        )
+        recorder.fast_constants = (inst.id, self.definition)
         return self
 
-    def __call__(self, row: list[str], items: list[int], got: str) -> None:
-        """Queue the stored row of one fast-path row."""
-        cells = got.split(",")
-        texts = [row[p] for p in items]
-        answers = [known.get(text) for known, text in zip(self.canon, texts, strict=True)]
-        if None in answers:  # a cell text not met before: its canonical value, remembered
-            for i, text in enumerate(texts):
-                if answers[i] is None:
-                    parsed = self.scorer.parse(i, text)[0]
-                    answers[i] = self.canon[i][text] = "" if parsed is None else _number(parsed)
-        ids = self.ids
-        date = row[ids["date"]].strip() if "date" in ids else ""
+    def bind(self, items: list[int]) -> None:
+        """The item columns of the rows to come (their order is the instrument's)."""
+        self.items = itemgetter(*items, *items[:1])  # always a tuple, even of one item
+
+    def __call__(self, row: list[str], got: str) -> None:
+        """Queue the stored row of one fast-path row (``got``: its score cells as text)."""
+        cells = self.items(row)[:-1]
+        answers = ",".join(cells) if self.plain.issuperset(cells) else self._answers(cells)
+        derived = self.derived.get(got) or self._derive(got)
+        date = row[self.date].strip() if self.date >= 0 else ""
         if date:
             iso = self.dates.get(date)
             if iso is None:
                 iso = self.dates[date] = self.to_iso(date)
-        pomp_text = self.pomp_text
-        rater = row[ids["rater"]].strip() if "rater" in ids else ""
-        counselor = row[ids["counselor"]].strip() if "counselor" in ids else ""
-        total_pomp, total_mean, total_sum = (cells[k] for k in self.totals)
-        self.recorder.add_row(
+        rater = row[self.rater].strip() if self.rater >= 0 else ""
+        counselor = row[self.counselor].strip() if self.counselor >= 0 else ""
+        self.recorder.add_fast(
             (
-                row[ids["client_id"]].strip(),
-                self.inst_id,
+                row[self.client].strip(),
                 rater.lower() if rater else self.respondent,
-                int(row[ids["session"]]),
+                int(row[self.session]),
                 iso if date else None,
-                self.definition,
-                ",".join(answers),  # type: ignore[arg-type]  # every one filled above
-                self.recorder.now,
-                float(total_pomp) if total_pomp else None,
-                float(total_mean) if total_mean else None,
-                float(total_sum) if total_sum else None,
-                ",".join([pomp_text(cells[k]) for k in self.subscales]) if self.subscales else None,
+                answers,
+                *derived,
                 counselor or None,
-                None,
-                None,
             )
         )
 
-    def pomp_text(self, cell: str) -> str:
-        """A subscale POMP cell as ``_subscale_columns`` keeps it ('n': none)."""
-        text = self.pomps.get(cell)
-        if text is None:
-            text = self.pomps[cell] = repr(float(cell)) if cell else "n"
-        return text
+    def _answers(self, cells: Sequence[str]) -> str:
+        """The answers text of cells some of which are not canonical ("04", " 4")."""
+        out = []
+        for i, text in enumerate(cells):
+            known = self.canon[i].get(text)
+            if known is None:
+                parsed = self.scorer.parse(i, text)[0]
+                known = self.canon[i][text] = "" if parsed is None else _number(parsed)
+            out.append(known)
+        return ",".join(out)
+
+    def _derive(self, got: str) -> tuple[Any, ...]:
+        """(total POMP, mean, sum, subscale POMPs as ``_subscale_columns`` keeps them) of
+        one score text, remembered (a few thousand distinct texts for a typical form)."""
+        cells = got.split(",")
+        numbers: list[Any] = [float(c) if c else None for c in self.totals(cells)]
+        if self.subscales is None:
+            numbers.append(None)
+        else:
+            pomps = self.subscales(cells)[:-1]
+            numbers.append(",".join(repr(float(c)) if c else "n" for c in pomps))
+        derived = tuple(numbers)
+        if len(self.derived) < 100_000:
+            self.derived[got] = derived
+        return derived
