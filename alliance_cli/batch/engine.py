@@ -330,7 +330,8 @@ def score_stream(
 
     def on_full_path(row: list[str]) -> bool:
         """Whether a row the fast path scored must still be saved (or rejected, for a blank
-        id) on the full path: no saver for this instrument, or an id missing."""
+        id) on the full path: no saver for this instrument, an id missing, or issues its
+        Score keeps (a missing code)."""
         nonlocal saver
         if saver is None:
             saver = (fast_saver(ids, to_iso) if fast_saver is not None else None) or False
@@ -341,6 +342,7 @@ def score_stream(
             or client_col is None
             or session_col is None
             or not (row[client_col].strip() and row[session_col].strip())
+            or not saver.ready(row)
         )
 
     one_column = width == 1

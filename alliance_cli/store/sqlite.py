@@ -1014,6 +1014,7 @@ class FastRows:
         self.canon: list[dict[str, str]] = []  # per item: any other cell text -> canonical
         self.derived: dict[str, tuple[Any, ...]] = {}  # score text -> the stored numbers
         self.dates: dict[str, str] = {}
+        self.answers: str | None = None  # of the row ``ready`` looked at last
         self.client = self.session = 0
         self.date = self.rater = self.counselor = -1  # columns, -1 when absent
         self.totals: Callable[[list[str]], tuple[str, str, str]] = itemgetter(0, 0, 0)
@@ -1069,10 +1070,18 @@ class FastRows:
         """The item columns of the rows to come (their order is the instrument's)."""
         self.items = itemgetter(*items, *items[:1])  # always a tuple, even of one item
 
-    def __call__(self, row: list[str], got: str) -> None:
-        """Queue the stored row of one fast-path row (``got``: its score cells as text)."""
+    def ready(self, row: list[str]) -> bool:
+        """Whether this row can be stored from its cells (kept for ``__call__``); False when
+        its Score holds issues to keep (an answer given as a missing code, "-99")."""
         cells = self.items(row)[:-1]
         answers = ",".join(cells) if self.plain.issuperset(cells) else self._answers(cells)
+        self.answers = answers
+        return answers is not None
+
+    def __call__(self, row: list[str], got: str) -> None:
+        """Queue the stored row of the row ``ready`` last said yes to (``got``: its score
+        cells as text)."""
+        answers = self.answers
         derived = self.derived.get(got) or self._derive(got)
         date = row[self.date].strip() if self.date >= 0 else ""
         if date:
@@ -1093,13 +1102,16 @@ class FastRows:
             )
         )
 
-    def _answers(self, cells: Sequence[str]) -> str:
-        """The answers text of cells some of which are not canonical ("04", " 4")."""
+    def _answers(self, cells: Sequence[str]) -> str | None:
+        """The answers text of cells some of which are not canonical ("04", " 4"); None
+        when one is a missing code (its Score notes it: saved from the Score)."""
         out = []
         for i, text in enumerate(cells):
             known = self.canon[i].get(text)
             if known is None:
-                parsed = self.scorer.parse(i, text)[0]
+                parsed, reason, _ = self.scorer.parse(i, text)
+                if reason not in (None, "blank"):
+                    return None
                 known = self.canon[i][text] = "" if parsed is None else _number(parsed)
             out.append(known)
         return ",".join(out)
