@@ -198,3 +198,30 @@ def test_a_batch_puts_the_per_row_trigger_back_and_marks_its_series_stale(cli, t
     after = {r["client_id"]: r for r in json.loads(cli("clients", "--db", str(db),
                                                         "-f", "json").stdout)}  # fmt: skip
     assert after["C-101"]["last_session"] == 99
+
+
+def test_a_replacing_batch_marks_the_series_it_replaced_a_session_of(cli, tmp_path: Path):
+    """A replaced session is a new row (a new rowid): the batch's one marking finds it."""
+    import sqlite3
+
+    db = tmp_path / "h.sqlite"
+    first = tmp_path / "first.csv"
+    first.write_text("client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13)) + "\n"
+                     + "R-1,1," + ",".join(["4"] * 12) + "\n"
+                     + "R-2,1," + ",".join(["4"] * 12) + "\n", encoding="utf-8")  # fmt: skip
+    again = tmp_path / "again.csv"
+    again.write_text(first.read_text(encoding="utf-8").replace("R-2,1,4", "R-2,1,1"), "utf-8")
+    out = str(tmp_path / "o.csv")
+    assert cli("batch", str(first), "-i", "wai-sr", "--save", "--db", str(db), "-o", out,
+               "-q").exit_code == 0  # fmt: skip
+    cli("clients", "--db", str(db), "-f", "json")  # readings kept
+    with sqlite3.connect(db) as con:
+        assert con.execute("SELECT count(*) FROM caseload WHERE stamp = ''").fetchone() == (0,)
+    assert cli("batch", str(again), "-i", "wai-sr", "--save", "--replace", "--db", str(db),
+               "-o", out, "-q").exit_code == 0  # fmt: skip
+    with sqlite3.connect(db) as con:
+        stale = con.execute("SELECT client_id FROM caseload WHERE stamp = ''").fetchall()
+    assert sorted(stale) == [("R-1",), ("R-2",)]  # both rows were written again
+    listed = {r["client_id"]: r for r in json.loads(cli("clients", "--db", str(db),
+                                                         "-f", "json").stdout)}  # fmt: skip
+    assert listed["R-2"]["last_total_pomp"] < listed["R-1"]["last_total_pomp"]

@@ -144,14 +144,17 @@ def test_the_split_runs_on_several_processes_unless_a_record_spans_lines(tmp_pat
         assert out.getvalue() == ""  # nothing written: the one-process run writes it all
 
 
-def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_path: Path):
+@pytest.mark.parametrize("spanning", [None, 2900])
+def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_path: Path, spanning):
+    """Rows are stored while the workers still score; a quoted line break found late (in
+    the last range) takes every one of them back, and one process stores the file."""
     import sqlite3
 
     path = tmp_path / "in.csv"
     rng = random.Random(4)
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(["client_id", "session", "rater", *HEADER[3:]])
+        writer.writerow(["client_id", "session", "rater", "note", *HEADER[3:]])
         for n in range(3000):
             cells = [str(rng.randint(1, 5)) for _ in range(12)]
             if n % 50 == 7:
@@ -160,7 +163,8 @@ def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_pat
                 cells[0] = "9"  # rejected
             # clients repeat sessions: the same answers again, or a conflict
             client, session = f"S{n % 700}", str(n % 4 + 1)
-            writer.writerow([client, session, "Client" if n % 9 == 0 else "", *cells])
+            note = "two\nlines" if n == spanning else ""
+            writer.writerow([client, session, "Client" if n % 9 == 0 else "", note, *cells])
 
     def run(jobs: int):
         db = tmp_path / f"h{jobs}.sqlite"
@@ -175,6 +179,7 @@ def test_a_save_on_several_processes_stores_what_one_process_stores(cli, tmp_pat
 
     one, two = run(1), run(2)
     assert one[0] == 3 and "conflict: client" in one[1] and len(one[2]) == 700
+    assert "history: 700 sessions saved to DB" in one[1]
     assert two == one  # exit code, every line said (conflicts too), stored rows, output
 
 

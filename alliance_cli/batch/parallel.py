@@ -14,10 +14,12 @@ fast when it can be. Memory stays flat per worker: each streams its range.
 
 Used for one regular, seekable file in an ASCII-compatible encoding (UTF-8, Latin-1,
 cp1252), plain CSV or REDCap layout; anything else runs on one process. With ``--save`` the
-workers build the rows to store (``store.sqlite.FastRows``) and never touch the database:
-the parent, the one writer, stores them in file order, so duplicates and conflicts are told
-exactly as on one process (instruments whose rows need their full Score to be stored save
-on one process).
+workers build the rows to store (``store.sqlite.FastRows``) and never touch the database;
+each writes them to a spool in length-prefixed frames. The parent, the one writer, follows
+the spools in file order and stores each frame as it is written, while the workers still
+score, so duplicates and conflicts are told exactly as on one process. It stores them
+after a savepoint: when the file must be scored again on one process, they are taken back
+first (instruments whose rows need their full Score to be stored save on one process).
 """
 
 from __future__ import annotations
@@ -204,10 +206,17 @@ class _Spool:
         saver.recorder = self  # the forked copy's rows come here, not to the database
 
     def _switch(self, fast: bool) -> None:
-        if self.rows and (fast != self.fast or len(self.rows) >= 20000):
-            pickle.dump((self.fast, self.rows), self.handle, protocol=pickle.HIGHEST_PROTOCOL)
-            self.rows = []
+        if self.rows and (fast != self.fast or len(self.rows) >= 10000):
+            self._write()
         self.fast = fast
+
+    def _write(self) -> None:
+        """One frame: its length (8 bytes), then the pickled (kind, rows); flushed, so the
+        parent can store it while this worker goes on."""
+        payload = pickle.dumps((self.fast, self.rows), protocol=pickle.HIGHEST_PROTOCOL)
+        self.handle.write(len(payload).to_bytes(8, "little") + payload)
+        self.handle.flush()
+        self.rows = []
 
     def add_fast(self, row: tuple[object, ...]) -> None:
         """Keep one stored row from FastRows (the recorder's ``add_fast`` shape)."""
@@ -226,23 +235,42 @@ class _Spool:
     def close(self) -> None:
         """Write what is left."""
         if self.rows:
-            pickle.dump((self.fast, self.rows), self.handle, protocol=pickle.HIGHEST_PROTOCOL)
+            self._write()
         self.handle.close()
 
     @staticmethod
-    def replay(path: Path, recorder: Any) -> None:
-        """Store a spool's rows through the parent's recorder, in the order they came."""
+    def follow(path: Path, worker: Any, recorder: Any) -> bool:
+        """In the parent: store a worker's rows through the recorder, in the order they
+        came, as the worker writes them (the writer works while the workers score).
+        False when the worker's spool ended short (it failed)."""
         with open(path, "rb") as handle:
             while True:
-                try:
-                    fast, rows = pickle.load(handle)
-                except EOFError:
-                    return
+                ended = not worker.is_alive()  # before reading: then nothing more will come
+                frame = _frame(handle)
+                if frame is None:
+                    if ended:
+                        return handle.read(1) == b""
+                    time.sleep(0.005)
+                    continue
+                fast, rows = pickle.loads(frame)
                 if fast:
                     recorder.add_fast_rows(rows)
                 else:
                     for row in rows:
                         recorder.add_row(row)
+
+
+def _frame(handle: IO[bytes]) -> bytes | None:
+    """The next whole frame of a spool, or None (the file where it was) if not all there."""
+    at = handle.tell()
+    head = handle.read(8)
+    if len(head) == 8:
+        size = int.from_bytes(head, "little")
+        payload = handle.read(size)
+        if len(payload) == size:
+            return payload
+    handle.seek(at)
+    return None
 
 
 def _ends_with_newline(path: str) -> bool:
@@ -309,27 +337,36 @@ def run(
             )
             for k, span in enumerate(ranges)
         ]
+        spools = [Path(scratch) / f"{k}.rows" for k in range(len(ranges))]
+        for spool in spools:
+            spool.touch()  # there before any worker starts: the parent follows each
         for w in workers:
             w.start()
+        followed = True
         try:
+            if saver is not None:  # stored in file order while the workers still score
+                saver.recorder.mark()
+                for spool, w in zip(spools, workers, strict=True):
+                    followed = _Spool.follow(spool, w, saver.recorder) and followed
             for w in workers:
                 w.join()
         except BaseException:
             for w in workers:
                 w.kill()
             raise
-        if any(w.exitcode != 0 for w in workers):
+        if not followed or any(w.exitcode != 0 for w in workers):
+            if saver is not None:
+                saver.recorder.undo()
             return None  # a worker failed: the one-process run reports whatever it was
         done: list[_Result] = []
         for result in results:
             with open(result, "rb") as handle:
                 done.append(pickle.load(handle))
         if not all(r.exact for r in done):
+            if saver is not None:
+                saver.recorder.undo()
             return None  # a quoted line break somewhere: one process, to be exact
         _write(out, fmt, scorer, layout, outs)
-        if saver is not None:  # the stored rows, in file order, through the one writer
-            for k in range(len(ranges)):
-                _Spool.replay(Path(scratch) / f"{k}.rows", saver.recorder)
     stats = Stats()
     for r in done:
         stats.read += r.stats.read

@@ -893,6 +893,7 @@ class BatchRecorder:
         self.pending: list[tuple[Any, ...]] = []
         self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
         self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
+        self.marked = (0, 0, 0, 0)  # the counts at ``mark``
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
@@ -905,6 +906,11 @@ class BatchRecorder:
         # finish() marks each touched series stale once and puts the trigger back, before
         # the commit. A rollback, a crash or a kill leaves the trigger as it was.
         store.db.execute("DROP TRIGGER IF EXISTS caseload_stale_on_insert")
+        # rows this batch stores get rowids above this one (a rowid table without
+        # AUTOINCREMENT: a new row takes max + 1; a replaced row is a new row)
+        self.last_rowid = store.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[
+            0
+        ]
 
     def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
         if stored == row[6]:  # the answers, as _row writes them
@@ -942,6 +948,25 @@ class BatchRecorder:
         if len(self.pending_fast) >= self.chunk:
             self.flush()
 
+    def mark(self) -> None:
+        """Remember this point of the batch (stored rows and counts); ``undo`` returns to it.
+
+        ``--jobs`` stores the workers' rows while they still run, and must take them back if
+        the file is then scored again on one process (a quoted line break, a failed worker).
+        """
+        self.flush()
+        self.store.db.execute("SAVEPOINT jobs")
+        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts))
+
+    def undo(self) -> None:
+        """Take back everything stored and counted since ``mark``."""
+        self.pending.clear()
+        self.pending_fast.clear()
+        self.store.db.execute("ROLLBACK TO jobs")
+        self.store.db.execute("RELEASE jobs")
+        self.saved, self.duplicates, self.same, kept = self.marked
+        del self.conflicts[kept:]
+
     def fast_rows(self, scorer: Any, ids: dict[str, int], to_iso: Any) -> FastRows | None:
         """A builder of stored rows from the fast path's output, or None when this
         instrument's rows must be saved from their full Score (bands, z, issues)."""
@@ -971,14 +996,14 @@ class BatchRecorder:
         self.flush()
         if keep:
             try:
-                # the series this batch wrote to: its rows carry its time (found in the
-                # table, not kept in memory: a million new series would be hundreds of MB)
+                # the series this batch wrote to: its rows, by rowid (found in the table,
+                # not kept in memory: a million new series would be hundreds of MB); a
+                # series met twice is marked twice, which costs less than grouping
                 self.store.db.execute(
                     "INSERT INTO caseload (client_id, instrument, rater) "
-                    "SELECT client_id, instrument, rater FROM sessions WHERE recorded_at = ? "
-                    "GROUP BY client_id, instrument, rater "
+                    "SELECT client_id, instrument, rater FROM sessions WHERE rowid > ? "
                     "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
-                    (self.now,),
+                    (self.last_rowid,),
                 )
                 self.store.db.execute(_DROP_LIST)
                 self.store.db.execute(INSERT_TRIGGER)
