@@ -239,3 +239,28 @@ def test_an_odd_session_cell_rejects_the_row_not_the_batch(cli, tmp_path: Path, 
     assert result.exit_code == 3, result.stderr
     assert "rows read, 1 scored, 1 rejected" in result.stderr.replace("2 rows", "rows")
     assert "is not a session number" in result.stderr
+
+
+@pytest.mark.parametrize("strict", [False, True])
+def test_a_batch_commits_its_history_before_its_output_is_put_in_place(tmp_path: Path, strict):
+    """An interruption between the two then leaves no output and nothing saved, or the
+    history saved and a rerun that finds it (never an output with nothing saved)."""
+    from alliance_cli.batch.engine import BatchOptions, run_files
+
+    from .conftest import scorer_for
+
+    src = tmp_path / "in.csv"
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n"
+                   + "C-1,1," + ",".join(["4"] * 12) + "\n"
+                   + "C-2,1," + ",".join(["9"] * 12) + "\n", encoding="utf-8")  # fmt: skip
+    out, rejects = tmp_path / "out.csv", tmp_path / "rejects.csv"
+    seen: list[tuple[bool, bool]] = []
+    stats, written = run_files(
+        [str(src)], scorer_for("wai-sr"), "csv", out, rejects, BatchOptions(strict=strict),
+        lambda r: None, on_scored=lambda: seen.append((out.exists(), rejects.exists())),
+    )  # fmt: skip
+    assert (stats.scored, stats.rejected) == (1, 1)
+    if strict:  # output withheld: nothing to commit
+        assert seen == [] and not written and not out.exists()
+    else:
+        assert seen == [(False, False)] and written and out.exists() and rejects.exists()

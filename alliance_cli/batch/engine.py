@@ -710,8 +710,14 @@ def run_files(
     on_score: Callable[[dict[str, Any], str | None], None] | None = None,
     on_note: Callable[[str], None] = lambda _note: None,
     fast_saver: Callable[[dict[str, int], Callable[[str], str]], Any] | None = None,
+    on_scored: Callable[[], None] | None = None,
 ) -> tuple[Stats, bool]:
     """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
+
+    ``on_scored`` is called once every row is accounted for and the output is to be kept,
+    before any output file is put in place (``batch --save`` commits the history there: an
+    interruption before it leaves no output and nothing saved, after it the history holds
+    the batch and a rerun finds every session already recorded).
 
     Everything that can be checked is checked before the first row is read or written:
     the outputs are writable and distinct, no output is an input, the ids --save needs
@@ -791,9 +797,18 @@ def run_files(
 
         def with_rejects(out: IO[str]) -> Stats:
             if rejects is None:
-                return body(out, None)
-            with safe_writer(rejects) as reject_out:
-                return body(out, reject_out)
+                stats = body(out, None)
+            else:
+                with safe_writer(rejects) as reject_out:
+                    stats = body(out, reject_out)
+                    scored(stats)
+                return stats
+            scored(stats)
+            return stats
+
+        def scored(stats: Stats) -> None:
+            if on_scored is not None and not (strict and rejected_any):
+                on_scored()
 
         if target is not None:
             try:

@@ -73,6 +73,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     def on_score(data: dict[str, Any], counselor: str | None = None) -> None:
         open_recorder().add(data, counselor)
 
+    def commit() -> None:  # before the output is put in place (see run_files)
+        if recorder is not None:
+            recorder.finish(keep=True)
+
     def fast_saver(ids: dict[str, int], to_iso: Any) -> Any:
         return open_recorder().fast_rows(scorer, ids, to_iso)
 
@@ -82,12 +86,12 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         try:
             stats, written = batch.run_files(
                 *args, on_score=on_score if save else None, on_note=note,
-                fast_saver=fast_saver if save else None,
+                fast_saver=fast_saver if save else None, on_scored=commit if save else None,
             )  # fmt: skip
         finally:
             if progress is not None and progress.live.is_started:
                 progress.stop()
-        if recorder is not None:
+        if recorder is not None and not recorder.finished:
             recorder.finish(keep=written)
     finally:
         if recorder is not None and not recorder.finished:
