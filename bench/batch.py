@@ -3,8 +3,8 @@
     python bench/batch.py [--rows 1000000] [--rows 100000]
 
 Generates WAI-SR exports (about 2% blank cells, a few bad cells) under bench/data/, then
-times each command as a separate process (median of --repeat runs) and reads its peak
-memory (max RSS, the largest of the runs) from wait4:
+times each command as a separate process (median of --repeat runs, the commands taken in
+turn) and reads its peak memory (max RSS, the largest of the runs) from wait4:
   floor     the csv module reading the file and writing it back unchanged
   alliance  alliance batch FILE -i wai-sr -o OUT -q (every core: --jobs defaults to them)
   -j1       the same with --jobs 1 (one process)
@@ -220,8 +220,14 @@ def main() -> None:
             "-o", str(out), "-q",
         ]  # fmt: skip
         floor = None
-        for name, cmd in runs.items():
-            runs_of = sorted(measure(cmd) for _ in range(args.repeat))
+        # round-robin, not each command's runs in a row: a shared machine's load changes
+        # from minute to minute, and every command should see the same spread of it
+        timings: dict[str, list[tuple[float, float, int]]] = {name: [] for name in runs}
+        for _ in range(args.repeat):
+            for name, cmd in runs.items():
+                timings[name].append(measure(cmd))
+        for name in runs:
+            runs_of = sorted(timings[name])
             seconds, _, code = runs_of[len(runs_of) // 2]
             peak = max(r[1] for r in runs_of)
             floor = floor or seconds

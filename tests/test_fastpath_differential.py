@@ -1,5 +1,8 @@
 """The batch fast path is proven equal to the full path: byte-identical outputs and rejects.
 
+Both of its forms: row by row, and in blocks scored column by column (blocks of 1 to 7
+lines here, so both alternate in one file; about a third of the examples take blocks).
+
 Random instruments (reverse keys, overlapping subscales, totals over a subset, steps of
 0.1 / 0.5 / 1 / 2, negative minimums, cutoffs, bands whose labels hold commas and quotes,
 missing codes, both --invalid policies) and random rows drawn with repeats, so the memo
@@ -136,16 +139,32 @@ def test_fast_path_output_is_byte_identical(tmp_path: Path, definition, data, in
     ]
     sessions = st.sampled_from(["1", "2", "12", "", "abc", "0", "²"])
     rows = [good, *data.draw(st.lists(st.sampled_from(pool), min_size=1, max_size=60))]
+    # blocks of a few lines, so blocks taken column by column and blocks read row by row
+    # alternate in one file; notes without quotes half the time (a quote stops the blocks)
+    block = data.draw(st.sampled_from([1, 2, 3, 7, 2048]))
+    notes = ["", "ok", "=1+2", "-3", "a;b"] + (
+        ["a,b", 'say "hi"'] if data.draw(st.booleans()) else []
+    )
+    plain = data.draw(st.booleans())  # most rows plain: blocks of them are common
+    newline = data.draw(st.sampled_from(["\n", "\r\n"]))
     lines = ["client_id,session,note," + ",".join(f"i{i}" for i in scorer.item_ids)]
     for k, row in enumerate(rows):
-        session = "1" if k == 0 else data.draw(sessions)
-        note = data.draw(st.sampled_from(["", "ok", "a,b", "=1+2", 'say "hi"']))
+        session = "1" if k == 0 or plain else data.draw(sessions)
+        note = "" if plain and k % 5 else data.draw(st.sampled_from(notes))
         quoted = '"' + note.replace('"', '""') + '"' if ("," in note or '"' in note) else note
-        lines.append(f"c{k % 7},{session},{quoted}," + ",".join(row))
+        lines.append(f"c{k % 7},{session},{quoted}," + ",".join(good if plain and k % 4 else row))
+        if data.draw(st.integers(0, 30)) == 0:
+            lines.append("")  # a blank line
     src = tmp_path / "in.csv"
-    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    src.write_text(newline.join(lines) + newline, encoding="utf-8", newline="")
 
-    fast = _run(scorer, src, tmp_path / "fast.csv", tmp_path / "fast-rej.csv", "csv", True)
+    from alliance_cli.batch import engine
+
+    engine.BLOCK_LINES, was = block, engine.BLOCK_LINES
+    try:
+        fast = _run(scorer, src, tmp_path / "fast.csv", tmp_path / "fast-rej.csv", "csv", True)
+    finally:
+        engine.BLOCK_LINES = was
     slow = _run(scorer, src, tmp_path / "slow.csv", tmp_path / "slow-rej.csv", "csv", False)
     ndjson = _run(scorer, src, tmp_path / "o.ndjson", tmp_path / "nd-rej.csv", "ndjson", True)
     assert fast[1] == slow[1]  # scored rows, byte for byte
@@ -213,3 +232,42 @@ cutoffs:
         score = cli("--instruments-dir", str(inst), "score", "vas", row, "-f", "json", "-q")
         flags = [f["code"] for f in __import__("json").loads(score.stdout)[0]["flags"]]
         assert flags == (["below_cutoff"] if flagged_when_equal else [])
+
+
+@pytest.mark.parametrize("newline", ["\n", "\r\n"])
+def test_plain_rows_are_scored_in_blocks_and_odd_ones_row_by_row(tmp_path: Path, newline):
+    """A large export: its plain blocks are taken column by column; a block with a bad cell,
+    a blank line, a not-administered row, a formula in a note or a quoted note is read row
+    by row; the output, the rejects and the line numbers are the full path's."""
+    from alliance_cli.io.catalog import load_catalog
+
+    entry = load_catalog().get("wai-sr")
+    scorer = Scorer(entry.instrument, entry.sha256)  # type: ignore[arg-type]
+    lines = ["client_id,session,note," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    for k in range(9000):
+        cells = [str((k * 7 + i * 3) % 5 + 1) for i in range(12)]
+        note = ""
+        if k % 1000 == 10:
+            cells[k % 12] = "7"  # rejected
+        if k % 1500 == 20:
+            cells = [""] * 12  # not administered
+        if k % 2500 == 30:
+            note = "=SUM(A1)"  # neutralised by the careful path
+        if k == 8000:
+            note = '"a, b"'  # quoted: the blocks stop, the reader reads the rest
+        lines.append(f"c{k % 300},{k % 20 + 1},{note}," + ",".join(cells))
+        if k % 3000 == 40:
+            lines.append("")
+    src = tmp_path / "in.csv"
+    src.write_text(newline.join(lines) + newline, encoding="utf-8", newline="")
+    fast = _run(scorer, src, tmp_path / "fast.csv", tmp_path / "fast-rej.csv", "csv", True)
+    slow = _run(scorer, src, tmp_path / "slow.csv", tmp_path / "slow-rej.csv", "csv", False)
+    assert fast[1] == slow[1] and fast[2] == slow[2]
+    assert fast[2].count(b"\n") == 1 + 9  # the header and each bad cell, once
+    stats = fast[0]
+    assert (stats.read, stats.scored, stats.rejected) == (9000, 9000 - 6 - 9, 9)
+    assert stats.not_administered == 6
+    # blocks of 2,048 lines; the first three (6,144 lines: 3 blank, rows 0-6140) are taken
+    # but for their 15 odd rows (7 bad cells, 5 not administered, 3 formulas), each read in
+    # place; the fourth holds the quote at row 8,000: from there the reader reads it all
+    assert stats.by_block == 6141 - 15 and slow[0].by_block == 0

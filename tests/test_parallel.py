@@ -104,9 +104,25 @@ def test_plan_ranges_start_every_range_at_a_line(tmp_path: Path):
     start = data.index(b"\n") + 1
     ranges = plan_ranges(str(path), start, 4)
     assert len(ranges) == 4 and ranges[0][0] == start and ranges[-1][1] == len(data)
-    for (s, e, before), (s2, _, _) in zip(ranges, [*ranges[1:], (len(data), 0, 0)], strict=True):
+    for (s, e), (s2, _) in zip(ranges, [*ranges[1:], (len(data), 0)], strict=True):
         assert e == s2 and data[s - 1 : s] == b"\n"
-        assert before == data[:s].count(b"\n")
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 1 << 22])
+def test_each_worker_counts_its_lines_and_finds_a_bare_carriage_return(
+    tmp_path: Path, monkeypatch, block
+):
+    """Blocks of a few bytes, so a CRLF pair falls across two blocks."""
+    from alliance_cli.batch import parallel
+
+    monkeypatch.setattr(parallel, "SCAN_BLOCK", block)
+    path = tmp_path / "in.csv"
+    path.write_bytes(b"h\r\na,1\r\nb,2\r\nc,3\nd,4\re,5\n")
+    data = path.read_bytes()
+    cut = data.index(b"c,3")
+    assert parallel._scan(str(path), 3, cut) == (1, 2, False)  # CRLF only
+    assert parallel._scan(str(path), cut, len(data)) == (3, 2, True)  # "d,4\r": bare
+    assert parallel._scan(str(path), 0, len(data)) == (0, 5, True)
 
 
 def test_jobs_must_be_at_least_one(cli, tmp_path: Path):

@@ -11,16 +11,17 @@ import csv
 import dataclasses
 import gc
 import io
+import itertools
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import IO, Any
 
-from alliance_cli.batch.fastpath import FastRows
+from alliance_cli.batch.fastpath import Columns, FastRows
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.contract import rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
@@ -39,6 +40,7 @@ from alliance_cli.io.csvout import (
 _RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
 _NEEDS_CARE = re.compile('["\\r\\n]|,[' + re.escape("".join(FORMULA_START)) + "]")
+BLOCK_LINES = 2048  # lines a block of the column-by-column fast path holds
 FIELD_LIMIT = csv.field_size_limit()  # 128 KiB: a larger cell rejects its record
 NO_FASTPATH = "ALLIANCE_NO_FASTPATH"  # set to 1: every row through the full parser (tests)
 
@@ -112,6 +114,7 @@ class Stats:
     seconds: float = 0.0
     not_saved: int = 0  # scored, but already in the history (batch --save without --replace)
     fast: int = 0  # rows scored on the fast path (the rest went through the full parser)
+    by_block: int = 0  # of those, rows scored in blocks, column by column
     output_cut: bool = False  # stdout's reader went away: the output is incomplete
     lines: int = 0  # physical lines read after the header (records < lines: a field held one)
     records: int = 0  # CSV records read, blank lines too
@@ -244,7 +247,8 @@ def score_stream(
     header_names = layout.header
     to_iso = layout.to_iso
     checks = _id_checks(ids, scorer.instrument.respondent, to_iso)
-    fast = FastRows(scorer, layout.items).compile(checks)
+    fast_rows = FastRows(scorer, layout.items)
+    fast = fast_rows.compile(checks)
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     added = layout.added
@@ -373,13 +377,68 @@ def score_stream(
     excluded = stats.excluded
     not_administered = 0
     blank = physical = 0  # blank lines, and every line read: records spanning lines show
+    columns = None  # blocks of plain rows scored column by column (fastpath.Columns)
+    if (
+        fast_ok
+        and on_score is None
+        and recode is None
+        and exclude is None
+        and added is None
+        and width > 1
+        and fast_rows.integer
+    ):
+        status = scorer.instrument.verification.status
+        columns = Columns(
+            fast_rows, width, items, keep, layout.delimiter, checks, f"{status},{sha}"
+        )
+    by_block = [0, 0]  # lines, then rows, the blocks took (before the reader's current row)
+
+    def in_blocks(lines: Iterable[str]) -> Iterator[str]:
+        """The lines for the row-by-row reader: those ``columns`` did not take. Lazy: the
+        reader asks for a line only after handling its last row, so the blocks taken so
+        far are exactly those before the reader's current row, and output stays in order."""
+        source_lines = iter(lines)
+        while block := list(itertools.islice(source_lines, BLOCK_LINES)):
+            yield from take(block)
+            if columns is not None and columns.quoted:  # a record may span lines from here
+                yield from source_lines
+                return
+
+    def take(block: list[str]) -> Iterator[str]:
+        """Score a block column by column; yield the lines of its odd rows to the reader,
+        in place, and score the runs between them as blocks again."""
+        assert columns is not None
+        got = columns.score(block)
+        if isinstance(got, str):
+            flush()
+            write_text(got)
+            by_block[0] += len(block)
+            by_block[1] += len(block)
+            if on_progress is not None:
+                on_progress(scored + by_block[1] + rejected, done + _position(current))
+            return
+        if columns.quoted or not got or len(got) > len(block) // 8:
+            yield from block  # many odd rows: row by row costs less than splitting
+            return
+        start = 0
+        for odd in [*got, len(block)]:
+            if odd > start:
+                yield from take(block[start:odd])
+            if odd < len(block):
+                yield block[odd]
+            start = odd + 1
+
     for source in sources:
         current = source
         for line, column, value, reason, client in source.early:  # found by the layout
             on_reject(Rejection(source.name, line, column, value, reason, client))
             rejected += 1
         excluded.update({why: excluded.get(why, 0) + n for why, n in source.excluded.items()})
-        reader = csv.reader(source.rows_from(), delimiter=source.delimiter)
+        lines_in = source.rows_from()
+        if columns is not None and source.delimiter == layout.delimiter:
+            lines_in = in_blocks(lines_in)
+        by_block[0] = 0
+        reader = csv.reader(lines_in, delimiter=source.delimiter)
         delimiter = source.delimiter
         while True:  # a CSV error rejects one record; reading goes on after it
             try:
@@ -424,7 +483,7 @@ def score_stream(
                     if not row or (len(row) == 1 and not row[0].strip()):
                         blank += 1
                         continue  # blank lines are not rows
-                    if general(row, reader.line_num, source.name):
+                    if general(row, reader.line_num + by_block[0], source.name):
                         scored += 1
                         slow_scored += 1
                     else:
@@ -436,7 +495,7 @@ def score_stream(
                 raise _decode_error(source.name, exc) from None
             except csv.Error as exc:
                 flush()
-                line = reader.line_num + 1
+                line = reader.line_num + by_block[0] + 1
                 reason = (
                     f"a field grew larger than {FIELD_LIMIT // 1024} KiB by line {line} "
                     "(a cell that large, or a quote that is never closed); this record is "
@@ -447,7 +506,9 @@ def score_stream(
                 on_reject_here(Rejection(source.name, line, "", "", reason))
                 rejected += 1
         done += _position(source)
-        physical += reader.line_num
+        physical += reader.line_num + by_block[0]
+    scored += by_block[1]
+    stats.by_block = by_block[1]
     flush()
     sink.end()
     stats.not_administered = not_administered

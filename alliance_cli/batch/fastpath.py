@@ -10,16 +10,17 @@ when the block is a whole scale.
 
 from __future__ import annotations
 
+import csv
 import linecache
 import math
 import sys
-from collections.abc import Callable, Sequence
-from itertools import count
-from operator import itemgetter
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Sequence
+from itertools import count, repeat
+from operator import add, itemgetter
+from typing import Any, Final, cast
 
 from alliance_cli.core.scorer import ScaleResult, Scorer
-from alliance_cli.io.csvout import csv_join, scale_cells
+from alliance_cli.io.csvout import FORMULA_START, csv_join, scale_cells
 
 MEMO_LIMIT = 200_000  # entries in any one memo table
 MEMO_BYTES = 24 * 1024 * 1024  # all memo tables of one batch together, estimated
@@ -244,3 +245,155 @@ def _remembering(check: Callable[[str], bool], good: set[str]) -> Callable[[str]
         return ok
 
     return checked
+
+
+class Columns:
+    """Score a block of plain CSV lines column by column: the fast path without a Python
+    step per row.
+
+    Each column of the block is mapped through C-level iterators (``map``, ``zip``): item
+    cells to packed codes (``FastRows``' ``sum * PACK + answered``), codes added up per
+    scale, each scale's code to its CSV text through the same memo ``FastRows`` fills, and
+    every line joined at once. A block is taken only when every one of its rows is the
+    common case: the header's width, every answer a plain scale value or blank, at least
+    one answer, id cells already found fine, pass-through cells that need no quoting and
+    start no formula. Otherwise ``score`` names the rows that are not, and the caller reads
+    those row by row and scores the runs between them as blocks again, so the output is
+    byte for byte the row-by-row path's (tests compare them).
+    Only for scales of whole numbers (the codes add exactly).
+    """
+
+    def __init__(
+        self,
+        rows: FastRows,
+        width: int,
+        items: Sequence[int],
+        keep: Sequence[int],
+        delimiter: str,
+        id_checks: dict[int, Callable[[str], bool]],
+        tail: str,
+    ) -> None:
+        scorer = rows.scorer
+        self.rows, self.width, self.delimiter, self.tail = rows, width, delimiter, tail
+        self.items = list(items)
+        self.keep = list(keep)
+        self.checks = [(col, check, set[str]()) for col, check in sorted(id_checks.items())]
+        # per block of items (FastRows' blocks): its cells -> packed code, None if odd
+        self.block_codes = [_BlockCodes(rows, i) for i in range(len(rows.blocks))]
+        self.block_columns = [[self.items[p] for p in block] for block in rows.blocks]
+        self.scales = [members for _, members, _, _ in rows.plans]  # blocks, per scale
+        self.memos = [_ScaleTexts(rows, j, TEXT) for j in range(len(scorer.plans))]
+        self.flag_memos = [_ScaleTexts(rows, j, FLAGS) for j in range(len(scorer.plans))]
+        flagged = [j for j, p in enumerate(scorer.plans) if p.id in scorer.cutoffs]
+        self.flagged = flagged
+        self.longest = csv.field_size_limit()  # a line within it holds no longer field
+        self.quoted = False  # set once a block held a quote or a bare carriage return
+        # a pass-through cell that starts a formula, or holds a comma (with another
+        # delimiter): the careful path neutralises or quotes it
+        self.risky = frozenset("".join(FORMULA_START))
+        self.commas = delimiter != ","
+
+    def score(self, lines: list[str]) -> str | list[int]:
+        """The output text of a block of lines (each a whole record, ending in a newline
+        but perhaps the last), or the positions of the rows in it to read row by row (every
+        one once a line holds a quote or a bare carriage return: see ``quoted``)."""
+        if max(map(len, lines)) > self.longest:  # a cell may pass the csv module's limit
+            return [i for i, line in enumerate(lines) if len(line) > self.longest]
+        text = "".join(lines)
+        if '"' in text or "\r" in text:
+            if '"' in text or text.count("\r") != text.count("\r\n"):
+                self.quoted = True  # a record may span lines, or a bare CR ends one
+                return list(range(len(lines)))
+            text = text.replace("\r\n", "\n")  # CRLF: the lines are the same
+        body = text[:-1] if text.endswith("\n") else text
+        rows = list(map(str.split, body.split("\n"), repeat(self.delimiter)))
+        if set(map(len, rows)) != {self.width}:  # a blank line, or a row of another width
+            return [i for i, row in enumerate(rows) if len(row) != self.width]
+        cols = list(zip(*rows, strict=True))
+        for col, check, good in self.checks:
+            bad = set()
+            for cell in set(cols[col]) - good:
+                if not check(cell):
+                    bad.add(cell)
+                elif len(good) < MEMO_LIMIT:
+                    good.add(cell)
+            if bad:
+                return [i for i, cell in enumerate(cols[col]) if cell in bad]
+        codes: list[list[int]] = []
+        for table, columns in zip(self.block_codes, self.block_columns, strict=True):
+            keys = zip(*(cols[c] for c in columns), strict=True) if len(columns) > 1 else None
+            mapped = list(map(table.__getitem__, keys or cols[columns[0]]))
+            if None in mapped:  # text the tables do not hold: the full parser reads it
+                return [i for i, code in enumerate(mapped) if code is None]
+            codes.append(cast(list[int], mapped))
+        texts: list[Iterable[str]] = []
+        flags: list[list[str]] = []
+        for j, members in enumerate(self.scales):
+            total = codes[members[0]]
+            for m in members[1:]:
+                total = list(map(add, total, codes[m]))
+            if j == len(self.scales) - 1 and 0 in map(_ANSWERED.__and__, total):
+                return [i for i, code in enumerate(total) if not code & _ANSWERED]
+            texts.append(list(map(self.memos[j].__getitem__, total)))
+            if j in self.flagged:
+                flags.append(list(map(self.flag_memos[j].__getitem__, total)))
+        if self.keep:
+            for k in self.keep:
+                column = cols[k]
+                if not self.risky.isdisjoint(map(_FIRST, column)) or (
+                    self.commas and "," in "".join(column)
+                ):
+                    return [i for i, t in enumerate(column) if t[:1] in self.risky or "," in t]
+            kept = list(map(",".join, zip(*(cols[k] for k in self.keep), strict=True)))
+            parts: list[Iterable[str]] = [kept, *texts]
+        else:
+            parts = list(texts)
+        if not flags:
+            parts.append(repeat(""))
+        elif len(flags) == 1:
+            parts.append(flags[0])
+        else:
+            parts.append(map(_join_flags, *flags))
+        parts.append(repeat(self.tail))
+        out = map(",".join, zip(*parts, strict=False))  # (repeat() ends with the others)
+        return "\n".join(out) + "\n"
+
+
+_ANSWERED = PACK - 1  # the answered count of a packed code (PACK is a power of two)
+_FIRST = itemgetter(slice(0, 1))  # a cell's first character ("" for an empty cell)
+BLOCK_CODES = 1 << 14  # entries in one block's table of codes (memory stays flat)
+
+
+class _BlockCodes(dict[Any, int | None]):
+    """A block's cells (a tuple, or one cell) -> packed code; None when a cell is odd."""
+
+    def __init__(self, rows: FastRows, index: int) -> None:
+        super().__init__()
+        self.block = rows._block
+        self.index = index
+
+    def __missing__(self, key: Any) -> int | None:
+        found = self.block(self.index, key)
+        code = None if found is None else int(found[0]) * PACK + found[1]
+        if len(self) < BLOCK_CODES:
+            self[key] = code
+        return code
+
+
+def _join_flags(*flags: str) -> str:
+    return ";".join([f for f in flags if f])
+
+
+class _ScaleTexts(dict[int, str]):
+    """A scale's CSV text (or its flags) by packed code, from ``FastRows``' memo entry."""
+
+    def __init__(self, rows: FastRows, index: int, part: int) -> None:
+        super().__init__()
+        self.fill = rows._fill_scale
+        self.index, self.part = index, part
+
+    def __missing__(self, code: int) -> str:
+        text = str(self.fill(self.index, code)[self.part] or "")
+        if len(self) < BLOCK_CODES:  # (a whole-number scale has few codes: all kept)
+            self[code] = text
+        return text

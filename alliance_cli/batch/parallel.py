@@ -49,6 +49,7 @@ from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.csvin import Source, encoding_for, open_sources
 
+SCAN_BLOCK = 1 << 22  # bytes a worker reads at a time while counting lines
 MIN_BYTES = 4 << 20  # below this a file is scored on one process: start-up would dominate
 ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252", "ascii"}
 
@@ -69,27 +70,17 @@ def _worker_sink(fmt: str, handle: IO[str]) -> Sink:
     return JsonSink(handle, array=False)  # json arrays are put together by the parent
 
 
-def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int, int]]:
-    """(start, end, lines before start) of up to ``jobs`` ranges, each starting a line.
+def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int]]:
+    """(start, end) of up to ``jobs`` byte ranges of the data, each starting a line.
 
-    The file is read a block at a time (memory stays flat: nothing is mapped or held). A
-    bare carriage return (which also ends a line) gives no ranges: one process reads it.
+    Only the bytes around each cut are read (a block at a time: memory stays flat); each
+    worker counts the lines before its range itself, in parallel (``_scan``).
     """
     size = os.path.getsize(path)
-    block = 1 << 22
+    cuts = [data_start]
     with open(path, "rb") as handle:
-        carriage = pairs = 0
-        cuts = [data_start]
-        targets = [data_start + (size - data_start) * k // jobs for k in range(1, jobs)]
-        previous = b""
-        while chunk := handle.read(block):
-            carriage += chunk.count(b"\r")
-            pairs += chunk.count(b"\r\n") + (previous == b"\r" and chunk[:1] == b"\n")
-            previous = chunk[-1:]
-        if carriage != pairs:
-            return []
-        for target in targets:
-            handle.seek(max(target, cuts[-1]))
+        for k in range(1, jobs):
+            handle.seek(max(data_start + (size - data_start) * k // jobs, cuts[-1]))
             found = -1
             offset = handle.tell()
             while (piece := handle.read(1 << 16)) and found < 0:
@@ -99,27 +90,32 @@ def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int, i
             if found < 0 or offset + found + 1 >= size:
                 break
             cuts.append(offset + found + 1)
-        cuts.append(size)
-        ranges = []
-        lines = _count_lines(handle, 0, data_start)
-        for start, end in itertools.pairwise(cuts):
-            if end > start:
-                ranges.append((start, end, lines))
-                lines += _count_lines(handle, start, end)
-    return ranges
+    cuts.append(size)
+    return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def _count_lines(handle: IO[bytes], start: int, end: int) -> int:
-    """Newlines between two offsets of a file, a block at a time."""
-    handle.seek(start)
-    count, left = 0, end - start
-    while left > 0:
-        chunk = handle.read(min(left, 1 << 22))
-        if not chunk:
-            break
-        count += chunk.count(b"\n")
-        left -= len(chunk)
-    return count
+def _scan(path: str, start: int, end: int) -> tuple[int, int, bool]:
+    """(lines before start, lines from start to end, whether a bare carriage return is
+    between them), a block at a time. A bare CR ends a line for the reader but not for
+    the split (a cut follows a newline): such a range is scored on one process instead."""
+    block = SCAN_BLOCK
+    before = lines = 0
+    carriage = pairs = 0
+    with open(path, "rb") as handle:
+        left = start
+        while left > 0 and (chunk := handle.read(min(left, block))):
+            before += chunk.count(b"\n")
+            left -= len(chunk)
+        left, previous = end - start, b""
+        while left > 0 and (chunk := handle.read(min(left, block))):
+            lines += chunk.count(b"\n")
+            if b"\r" in chunk:
+                carriage += chunk.count(b"\r")
+                pairs += chunk.count(b"\r\n")
+            pairs += previous == b"\r" and chunk[:1] == b"\n"  # a pair across two blocks
+            previous = chunk[-1:]
+            left -= len(chunk)
+    return before, lines, carriage != pairs
 
 
 def _data_start(path: str) -> int | None:
@@ -149,7 +145,7 @@ def _score_range(
     scorer: Scorer,
     fmt: str,
     options: BatchOptions,
-    span: tuple[int, int, int],
+    span: tuple[int, int],
     out_path: Path,
     result_path: Path,
     saver: Any = None,
@@ -157,13 +153,16 @@ def _score_range(
     """In a worker: score one byte range into out_path; what happened into result_path;
     with a saver, the rows to store into a spool beside them (never the database: only the
     parent writes it, and a forked connection is not used)."""
-    start, end, lines_before = span
+    start, end = span
+    lines_before, count, bare = _scan(path, start, end)
+    if bare:  # the reader would count lines otherwise than the split: one process
+        with open(result_path, "wb") as handle:
+            pickle.dump(_Result(Stats(), [], False), handle)
+        return
     sources = open_sources([path], options.encoding, options.delimiter)
     (source,) = sources
     layout: Layout = read_layout(sources, scorer, options)
     raw = open(path, "rb")  # noqa: SIM115 - closed below, with its text wrapper
-    with open(path, "rb") as counter:
-        count = _count_lines(counter, start, end)
     raw.seek(start)
     with open(path, "rb") as first:  # decoded as the whole file is (its BOM decides)
         encoding = encoding_for(options.encoding, first.read(4))
@@ -374,6 +373,7 @@ def run(
         stats.rejected += r.stats.rejected
         stats.not_administered += r.stats.not_administered
         stats.fast += r.stats.fast
+        stats.by_block += r.stats.by_block
         for why, n in r.stats.excluded.items():
             stats.excluded[why] = stats.excluded.get(why, 0) + n
         for rejection in r.rejections:
@@ -404,11 +404,31 @@ def _write(out: IO[str], fmt: str, scorer: Scorer, layout: Layout, outs: list[Pa
     target = getattr(out, "buffer", None)
     for part in outs:
         if target is not None:
+            target.flush()
             with open(part, "rb") as handle:
-                shutil.copyfileobj(handle, target, 1 << 20)
+                _copy(handle, target)
         else:  # standard output behind its broken-pipe guard: text, a block at a time
             with open(part, encoding="utf-8", newline="") as handle:
                 while block := handle.read(1 << 20):
                     out.write(block)
     if target is not None:
         target.flush()
+
+
+def _copy(source: IO[bytes], target: IO[bytes]) -> None:
+    """Append a worker's output to the target: in the kernel (``sendfile``) where it can,
+    else through a buffer."""
+    size = os.fstat(source.fileno()).st_size
+    sent = 0
+    try:
+        out = target.fileno()
+        while sent < size:
+            done = os.sendfile(out, source.fileno(), sent, size - sent)
+            if done == 0:
+                break
+            sent += done
+    except (OSError, AttributeError, io.UnsupportedOperation):
+        pass  # not a file the kernel copies to: copied the usual way from where it stopped
+    if sent < size:
+        source.seek(sent)
+        shutil.copyfileobj(source, target, 1 << 20)
