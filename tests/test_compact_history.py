@@ -78,10 +78,27 @@ def test_score_save_comes_back_whole_with_what_was_said(cli, tmp_path: Path):
         store.close()
 
 
+@pytest.mark.parametrize("block", [2048, 5])  # blocks of 5 lines: most are taken
 @pytest.mark.parametrize("instrument", ["wai-sr", "wai-s", "srs"])
 def test_rows_saved_from_the_fast_path_equal_rows_saved_from_the_score(
-    cli, tmp_path: Path, monkeypatch, instrument
+    cli, tmp_path: Path, monkeypatch, instrument, block
 ):
+    """Rows stored from the fast path, in blocks column by column and row by row, equal
+    rows stored from each row's Score."""
+    from alliance_cli.batch import engine
+    from alliance_cli.batch.fastpath import Columns
+
+    monkeypatch.setattr(engine, "BLOCK_LINES", block)
+    taken: list[int] = []  # rows of the blocks taken column by column (and so stored)
+    score = Columns.score
+
+    def counted(self, lines):
+        got = score(self, lines)
+        if isinstance(got, str) and self.saver is not None:
+            taken.append(len(self.stored))
+        return got
+
+    monkeypatch.setattr(Columns, "score", counted)
     import sqlite3
 
     from alliance_cli.io.catalog import load_catalog
@@ -126,6 +143,8 @@ def test_rows_saved_from_the_fast_path_equal_rows_saved_from_the_score(
 
     fast, slow = saved(tmp_path / "fast.sqlite", False), saved(tmp_path / "slow.sqlite", True)
     assert len(fast) == 300 and fast == slow
+    if inst.scale.step == 1 and block == 5:  # whole numbers: blocks are scored (and stored)
+        assert sum(taken) >= 100  # column by column (one block of 2,048: too many odd rows)
     scores = cli("batch", str(path), "-i", instrument, "-f", "ndjson", "-q").stdout
     from alliance_cli.store import sqlite as history
 

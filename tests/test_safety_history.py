@@ -139,8 +139,8 @@ def test_a_pipe_closed_early_still_saves_every_row(tmp_path: Path):
 
 def test_an_interrupted_batch_saves_nothing_and_says_so(tmp_path: Path):
     db = tmp_path / "h.sqlite"
-    src = tmp_path / "big.csv"
-    rows = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(40_000))
+    src = tmp_path / "big.csv"  # large enough to be scored on every core, and still going
+    rows = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(600_000))
     src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + rows)
     out = tmp_path / "out.csv"
     proc = subprocess.Popen(
@@ -158,7 +158,34 @@ def test_an_interrupted_batch_saves_nothing_and_says_so(tmp_path: Path):
     assert _count(db) == 0 and not out.exists()
     again = _run("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", str(out), "-q")
     assert again.returncode == 0, again.stderr  # the rerun is not refused as duplicates
-    assert _count(db) == 40_000
+    assert _count(db) == 600_000
+
+
+def test_an_interruption_just_after_the_commit_is_not_said_to_have_saved_nothing(
+    tmp_path: Path, monkeypatch
+):
+    from alliance_cli.store import sqlite as history
+
+    store = history.open_store(tmp_path / "h.sqlite")
+    try:
+        recorder = store.batch_recorder(replace=False)
+        commit = store.commit
+
+        def commit_then_stop() -> None:
+            commit()
+            raise KeyboardInterrupt  # as SIGTERM's handler does, before finish returns
+
+        monkeypatch.setattr(store, "commit", commit_then_stop)
+        with pytest.raises(KeyboardInterrupt):
+            recorder.finish(keep=True)
+        assert recorder.finished  # committed: `batch` does not say "nothing was saved"
+        other = store.batch_recorder(replace=False)
+        monkeypatch.setattr(store, "commit", lambda: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            other.finish(keep=True)
+        assert not other.finished  # stopped before the commit: nothing saved, and said
+    finally:
+        store.close()
 
 
 def test_a_changed_subscale_id_leaves_old_records_readable(cli, tmp_path: Path):

@@ -341,6 +341,8 @@ def score_stream(
             saver = (fast_saver(ids, to_iso) if fast_saver is not None else None) or False
             if saver:
                 saver.bind(layout.items)
+        if not row:
+            return True  # (asked only to make the saver)
         return (
             not saver
             or client_col is None
@@ -380,7 +382,7 @@ def score_stream(
     columns = None  # blocks of plain rows scored column by column (fastpath.Columns)
     if (
         fast_ok
-        and on_score is None
+        and (on_score is None or (client_col is not None and session_col is not None))
         and recode is None
         and exclude is None
         and added is None
@@ -408,10 +410,18 @@ def score_stream(
         """Score a block column by column; yield the lines of its odd rows to the reader,
         in place, and score the runs between them as blocks again."""
         assert columns is not None
+        if on_score is not None and columns.saver is None:  # the first block to save
+            on_full_path([])
+            if not saver:  # this instrument's rows are saved from their Score
+                yield from block
+                return
+            columns.saver = saver
         got = columns.score(block)
         if isinstance(got, str):
             flush()
             write_text(got)
+            if columns.saver is not None:
+                columns.saver.recorder.add_fast_rows(columns.stored)
             by_block[0] += len(block)
             by_block[1] += len(block)
             if on_progress is not None:

@@ -288,6 +288,10 @@ class Columns:
         self.flagged = flagged
         self.longest = csv.field_size_limit()  # a line within it holds no longer field
         self.quoted = False  # set once a block held a quote or a bare carriage return
+        # with --save: what builds the stored rows (store.sqlite.FastRows), and the rows
+        # of the block ``score`` last took
+        self.saver: Any = None
+        self.stored: list[Any] = []
         # a pass-through cell that starts a formula, or holds a comma (with another
         # delimiter): the careful path neutralises or quotes it
         self.risky = frozenset("".join(FORMULA_START))
@@ -337,25 +341,29 @@ class Columns:
             texts.append(list(map(self.memos[j].__getitem__, total)))
             if j in self.flagged:
                 flags.append(list(map(self.flag_memos[j].__getitem__, total)))
-        if self.keep:
-            for k in self.keep:
-                column = cols[k]
-                if not self.risky.isdisjoint(map(_FIRST, column)) or (
-                    self.commas and "," in "".join(column)
-                ):
-                    return [i for i, t in enumerate(column) if t[:1] in self.risky or "," in t]
-            kept = list(map(",".join, zip(*(cols[k] for k in self.keep), strict=True)))
-            parts: list[Iterable[str]] = [kept, *texts]
-        else:
-            parts = list(texts)
         if not flags:
-            parts.append(repeat(""))
+            flag_texts: Iterable[str] = repeat("")
         elif len(flags) == 1:
-            parts.append(flags[0])
+            flag_texts = flags[0]
         else:
-            parts.append(map(_join_flags, *flags))
-        parts.append(repeat(self.tail))
-        out = map(",".join, zip(*parts, strict=False))  # (repeat() ends with the others)
+            flag_texts = map(_join_flags, *flags)
+        scores = list(map(",".join, zip(*texts, flag_texts, strict=False)))
+        for k in self.keep:
+            column = cols[k]
+            if not self.risky.isdisjoint(map(_FIRST, column)) or (
+                self.commas and "," in "".join(column)
+            ):
+                return [i for i, t in enumerate(column) if t[:1] in self.risky or "," in t]
+        if self.saver is not None:
+            stored, odd = self.saver.rows_of(cols, scores)
+            if odd:
+                return cast(list[int], odd)
+            self.stored = stored
+        if self.keep:
+            kept = map(",".join, zip(*(cols[k] for k in self.keep), strict=True))
+            out = map(",".join, zip(kept, scores, repeat(self.tail)))
+        else:
+            out = map(",".join, zip(scores, repeat(self.tail)))
         return "\n".join(out) + "\n"
 
 

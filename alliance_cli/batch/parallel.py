@@ -14,12 +14,12 @@ fast when it can be. Memory stays flat per worker: each streams its range.
 
 Used for one regular, seekable file in an ASCII-compatible encoding (UTF-8, Latin-1,
 cp1252), plain CSV or REDCap layout; anything else runs on one process. With ``--save`` the
-workers build the rows to store (``store.sqlite.FastRows``) and never touch the database;
-each writes them to a spool in length-prefixed frames. The parent, the one writer, follows
-the spools in file order and stores each frame as it is written, while the workers still
-score, so duplicates and conflicts are told exactly as on one process. It stores them
-after a savepoint: when the file must be scored again on one process, they are taken back
-first (instruments whose rows need their full Score to be stored save on one process).
+workers build the rows to store (``store.sqlite.FastRows``) and never touch the history;
+each writes them into a database file of its own (``_Spool``: binding the values, most of a
+save's time, on every core). Once every range is known to be exact, the parent, the one
+writer, stores each worker's file in file order with one statement, so duplicates and
+conflicts are told exactly as on one process (instruments whose rows need their full Score
+to be stored save on one process). A --save uses at most ``SAVE_JOBS`` workers.
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.csvin import Source, encoding_for, open_sources
 
 SCAN_BLOCK = 1 << 22  # bytes a worker reads at a time while counting lines
+SAVE_JOBS = 8  # workers of a --save at most: SQLite attaches up to 10 databases at once
 MIN_BYTES = 4 << 20  # below this a file is scored on one process: start-up would dominate
 ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252", "ascii"}
 
@@ -194,15 +195,30 @@ def _score_range(
 
 
 class _Spool:
-    """A worker's stored rows, pickled in chunks to a file for the parent to store."""
+    """A worker's stored rows, in a database file of its own for the parent to store.
+
+    Rows go in as the batch's recorder would store them (``FastRows``' rows with the
+    batch's constants written in, whole rows bound in full), in file order, into a table
+    shaped like ``sessions`` with no index and no journal: binding values, most of a
+    save's time, happens here, on every core. The parent stores each file with one
+    statement (``BatchRecorder.add_spooled``).
+    """
 
     def __init__(self, path: Path, saver: Any) -> None:
-        self.handle = open(path, "wb")  # noqa: SIM115 - closed by close()
+        import sqlite3
+
+        recorder = saver.recorder
+        create, self.fast_sql, self.whole_sql = recorder.spool_statements()
+        self.db = sqlite3.connect(path, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode = OFF")
+        self.db.execute("PRAGMA synchronous = OFF")
+        self.db.execute(create)
+        self.db.execute("BEGIN")
         self.rows: list[tuple[object, ...]] = []
         self.fast = True  # the kind of the rows held: FastRows' or whole
-        self.store = saver.recorder.store  # for _row: its definition is known, no query
-        self.now = saver.recorder.now
-        saver.recorder = self  # the forked copy's rows come here, not to the database
+        self.store = recorder.store  # for _row: its definition is known, no query
+        self.now = recorder.now
+        saver.recorder = self  # the forked copy's rows come here, not to the history
 
     def _switch(self, fast: bool) -> None:
         if self.rows and (fast != self.fast or len(self.rows) >= 10000):
@@ -210,17 +226,18 @@ class _Spool:
         self.fast = fast
 
     def _write(self) -> None:
-        """One frame: its length (8 bytes), then the pickled (kind, rows); flushed, so the
-        parent can store it while this worker goes on."""
-        payload = pickle.dumps((self.fast, self.rows), protocol=pickle.HIGHEST_PROTOCOL)
-        self.handle.write(len(payload).to_bytes(8, "little") + payload)
-        self.handle.flush()
+        self.db.executemany(self.fast_sql if self.fast else self.whole_sql, self.rows)
         self.rows = []
 
     def add_fast(self, row: tuple[object, ...]) -> None:
         """Keep one stored row from FastRows (the recorder's ``add_fast`` shape)."""
         self._switch(True)
         self.rows.append(row)
+
+    def add_fast_rows(self, rows: list[tuple[object, ...]]) -> None:
+        """Keep the stored rows of a block scored column by column."""
+        self._switch(True)
+        self.rows.extend(rows)
 
     def add_row(self, row: tuple[object, ...]) -> None:
         """Keep one whole stored row (``Store._row``'s shape)."""
@@ -232,44 +249,11 @@ class _Spool:
         self.add_row(self.store._row(data, self.now, counselor))
 
     def close(self) -> None:
-        """Write what is left."""
+        """Write what is left, and close the file."""
         if self.rows:
             self._write()
-        self.handle.close()
-
-    @staticmethod
-    def follow(path: Path, worker: Any, recorder: Any) -> bool:
-        """In the parent: store a worker's rows through the recorder, in the order they
-        came, as the worker writes them (the writer works while the workers score).
-        False when the worker's spool ended short (it failed)."""
-        with open(path, "rb") as handle:
-            while True:
-                ended = not worker.is_alive()  # before reading: then nothing more will come
-                frame = _frame(handle)
-                if frame is None:
-                    if ended:
-                        return handle.read(1) == b""
-                    time.sleep(0.005)
-                    continue
-                fast, rows = pickle.loads(frame)
-                if fast:
-                    recorder.add_fast_rows(rows)
-                else:
-                    for row in rows:
-                        recorder.add_row(row)
-
-
-def _frame(handle: IO[bytes]) -> bytes | None:
-    """The next whole frame of a spool, or None (the file where it was) if not all there."""
-    at = handle.tell()
-    head = handle.read(8)
-    if len(head) == 8:
-        size = int.from_bytes(head, "little")
-        payload = handle.read(size)
-        if len(payload) == size:
-            return payload
-    handle.seek(at)
-    return None
+        self.db.execute("COMMIT")
+        self.db.close()
 
 
 def _ends_with_newline(path: str) -> bool:
@@ -320,6 +304,8 @@ def run(
     start = _data_start(path)
     if start is None:
         return None
+    if saver is not None:  # each worker's rows are a database the parent attaches
+        jobs = min(jobs, SAVE_JOBS)
     ranges = plan_ranges(path, start, jobs)
     if len(ranges) < 2:
         return None
@@ -336,36 +322,27 @@ def run(
             )
             for k, span in enumerate(ranges)
         ]
-        spools = [Path(scratch) / f"{k}.rows" for k in range(len(ranges))]
-        for spool in spools:
-            spool.touch()  # there before any worker starts: the parent follows each
         for w in workers:
             w.start()
-        followed = True
         try:
-            if saver is not None:  # stored in file order while the workers still score
-                saver.recorder.mark()
-                for spool, w in zip(spools, workers, strict=True):
-                    followed = _Spool.follow(spool, w, saver.recorder) and followed
             for w in workers:
                 w.join()
         except BaseException:
             for w in workers:
                 w.kill()
             raise
-        if not followed or any(w.exitcode != 0 for w in workers):
-            if saver is not None:
-                saver.recorder.undo()
+        if any(w.exitcode != 0 for w in workers):
             return None  # a worker failed: the one-process run reports whatever it was
         done: list[_Result] = []
         for result in results:
             with open(result, "rb") as handle:
                 done.append(pickle.load(handle))
         if not all(r.exact for r in done):
-            if saver is not None:
-                saver.recorder.undo()
             return None  # a quoted line break somewhere: one process, to be exact
         _write(out, fmt, scorer, layout, outs)
+        if saver is not None:  # the stored rows, in file order, through the one writer
+            for k in range(len(ranges)):
+                saver.recorder.add_spooled(str(Path(scratch) / f"{k}.rows"))
     stats = Stats()
     for r in done:
         stats.read += r.stats.read

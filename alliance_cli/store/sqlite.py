@@ -16,6 +16,7 @@ import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
@@ -250,6 +251,38 @@ def answers_text(answers: dict[str, Any] | list[Any]) -> str:
 def answers_values(text: str) -> list[float | None]:
     """The values ``answers_text`` wrote, in item order."""
     return [None if t == "" else float(t) for t in text.split(",")] if text else []
+
+
+class _Remembered(dict[str, Any]):
+    """A function's value per text, remembered up to a limit (memory stays flat)."""
+
+    LIMIT = 100_000
+
+    def __init__(self, function: Callable[[str], Any]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: str) -> Any:
+        value = self.function(key)
+        if len(self) < self.LIMIT:
+            self[key] = value
+        return value
+
+
+SESSION_COLUMNS = (
+    "client_id, instrument, rater, session, date, definition, answers, recorded_at, "
+    "total_pomp, total_mean, total_sum, scale_pomps, counselor, said_flags, extra"
+)
+
+
+def fast_insert(into: str, constants: tuple[str, int], now: str) -> str:
+    """The statement storing ``FastRows``' rows (10 values each) as whole session rows: the
+    instrument, definition and time written in as literals, bound once, not per row."""
+    instrument, definition = constants
+    return (
+        f"{into} ({SESSION_COLUMNS}) VALUES (?, {_literal(instrument)}, ?, ?, ?, "
+        f"{int(definition)}, ?, {_literal(now)}, ?, ?, ?, ?, ?, NULL, NULL)"
+    )
 
 
 def _literal(text: str) -> str:
@@ -588,13 +621,8 @@ class Store:
         which tells each duplicate apart.
         """
         instrument, definition = constants
-        sql = (
-            f"INSERT {'OR REPLACE' if replace else 'OR IGNORE'} INTO sessions (client_id, "
-            "instrument, rater, session, date, definition, answers, recorded_at, total_pomp, "
-            "total_mean, total_sum, scale_pomps, counselor, said_flags, extra) VALUES "
-            f"(?, {_literal(instrument)}, ?, ?, ?, {int(definition)}, ?, {_literal(now)}, "
-            "?, ?, ?, ?, ?, NULL, NULL)"
-        )
+        verb = "OR REPLACE" if replace else "OR IGNORE"
+        sql = fast_insert(f"INSERT {verb} INTO sessions", constants, now)
         self.db.execute("SAVEPOINT chunk")
         if self.db.executemany(sql, rows).rowcount == len(rows):
             self.db.execute("RELEASE chunk")
@@ -893,13 +921,14 @@ class BatchRecorder:
         self.pending: list[tuple[Any, ...]] = []
         self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
         self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
-        self.marked = (0, 0, 0, 0)  # the counts at ``mark``
+        self.spooled: list[str] = []  # the --jobs workers' databases attached
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
         self.same = 0  # already recorded with these very answers: nothing to do
         self.conflicts: list[Conflict] = []  # already recorded with other answers
-        self.finished = False
+        self.done = False
+        self.committing = False  # set just before the commit (see finished)
         store.on_duplicate = self._duplicate
         store.begin()  # closing the store without finish() rolls this back
         # Inside this transaction only (DDL is transactional in SQLite): no per-row trigger;
@@ -948,24 +977,48 @@ class BatchRecorder:
         if len(self.pending_fast) >= self.chunk:
             self.flush()
 
-    def mark(self) -> None:
-        """Remember this point of the batch (stored rows and counts); ``undo`` returns to it.
+    def spool_statements(self) -> tuple[str, str, str]:
+        """What a ``--jobs`` worker writes its rows with, for ``add_spooled``: the table
+        (``rows``, shaped like ``sessions``, no index), and the inserts of ``FastRows``'
+        rows and of whole rows."""
+        return (
+            f"CREATE TABLE rows ({SESSION_COLUMNS})",
+            fast_insert("INSERT INTO rows", self.fast_constants, self.now),
+            f"INSERT INTO rows ({SESSION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+        )
 
-        ``--jobs`` stores the workers' rows while they still run, and must take them back if
-        the file is then scored again on one process (a quoted line break, a failed worker).
-        """
+    def add_spooled(self, path: str) -> None:
+        """Store, in their order, the rows a ``--jobs`` worker wrote to its own database
+        file (a ``sessions``-shaped table, no index): one statement, in SQLite, not a
+        value bound per row in Python. If any session is already recorded, the rows are
+        undone and stored one at a time, so each duplicate is told as on one process."""
         self.flush()
-        self.store.db.execute("SAVEPOINT jobs")
-        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts))
-
-    def undo(self) -> None:
-        """Take back everything stored and counted since ``mark``."""
-        self.pending.clear()
-        self.pending_fast.clear()
-        self.store.db.execute("ROLLBACK TO jobs")
-        self.store.db.execute("RELEASE jobs")
-        self.saved, self.duplicates, self.same, kept = self.marked
-        del self.conflicts[kept:]
+        db = self.store.db
+        name = f"spool{len(self.spooled)}"
+        try:
+            db.execute(f"ATTACH DATABASE ? AS {name}", (path,))  # detached after the commit
+            self.spooled.append(name)
+            (count,) = db.execute(f"SELECT count(*) FROM {name}.rows").fetchone()
+            verb = "OR REPLACE" if self.replace else "OR IGNORE"
+            db.execute("SAVEPOINT spool")
+            done = db.execute(
+                f"INSERT {verb} INTO sessions ({SESSION_COLUMNS}) "
+                f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid"
+            ).rowcount
+            if done == count:
+                db.execute("RELEASE spool")
+                self.saved += count
+                return
+            db.execute("ROLLBACK TO spool")
+            db.execute("RELEASE spool")
+            found = db.execute(f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid")
+            while rows := found.fetchmany(self.chunk):
+                for row in rows:
+                    self.add_row(tuple(row))
+            self.flush()
+        except sqlite3.DatabaseError as exc:
+            self.store.rollback()
+            raise self.store._error(exc) from None
 
     def fast_rows(self, scorer: Any, ids: dict[str, int], to_iso: Any) -> FastRows | None:
         """A builder of stored rows from the fast path's output, or None when this
@@ -1010,12 +1063,27 @@ class BatchRecorder:
             except sqlite3.DatabaseError as exc:
                 self.store.rollback()
                 raise self.store._error(exc) from None
-            self.store.commit()
+            self.committing = True
+            try:
+                self.store.commit()
+            except BaseException:
+                self.committing = not self.store.db.in_transaction  # committed, then stopped
+                raise
         else:
             self.store.rollback()
             self.saved = self.duplicates = self.same = 0
             self.conflicts.clear()
-        self.finished = True
+        self.done = True
+        for name in self.spooled:  # (a database cannot be detached inside a transaction)
+            with contextlib.suppress(sqlite3.Error):
+                self.store.db.execute(f"DETACH DATABASE {name}")
+
+    @property
+    def finished(self) -> bool:
+        """Whether the batch was committed or rolled back. Also true when an interruption
+        (Ctrl-C, SIGTERM) came after the commit, before finish returned: the history then
+        holds the batch, and must not be said to hold nothing."""
+        return self.done or (self.committing and not self.store.db.in_transaction)
 
 
 class FastRows:
@@ -1037,8 +1105,11 @@ class FastRows:
         self.items: Callable[[Sequence[str]], Any] = itemgetter(0, 0)  # item cells (see bind)
         self.plain: frozenset[str] = frozenset()  # cell texts that are their canonical text
         self.canon: list[dict[str, str]] = []  # per item: any other cell text -> canonical
-        self.derived: dict[str, tuple[Any, ...]] = {}  # score text -> the stored numbers
-        self.dates: dict[str, str] = {}
+        self.item_columns: list[int] = []
+        # remembered per cell text (see bind): dates, raters, counselors, and per score
+        # text the stored numbers (a few thousand distinct texts for a typical form)
+        self.memo_dates = self.memo_raters = self.memo_counselors = _Remembered(str)
+        self.memo_derived = _Remembered(self._derive)
         self.answers: str | None = None  # of the row ``ready`` looked at last
         self.client = self.session = 0
         self.date = self.rater = self.counselor = -1  # columns, -1 when absent
@@ -1094,6 +1165,51 @@ class FastRows:
     def bind(self, items: list[int]) -> None:
         """The item columns of the rows to come (their order is the instrument's)."""
         self.items = itemgetter(*items, *items[:1])  # always a tuple, even of one item
+        self.item_columns = list(items)
+        self.memo_dates = _Remembered(self._iso)
+        self.memo_raters = _Remembered(lambda c: c.strip().lower() or self.respondent)
+        self.memo_counselors = _Remembered(lambda c: c.strip() or None)
+        self.memo_derived = _Remembered(self._derive)
+
+    def _iso(self, cell: str) -> str | None:
+        date = cell.strip()
+        return self.to_iso(date) if date else None
+
+    def rows_of(
+        self, cols: list[tuple[str, ...]], scores: list[str]
+    ) -> tuple[list[Any], list[int]]:
+        """(the stored rows, []) of a block the fast path scored column by column (``cols``:
+        its cells by column; ``scores``: each row's score text), or ([], the positions of
+        the rows to store one at a time): a blank client id or session, an answer not in
+        its canonical text (``ready`` and the full path decide those)."""
+        clients = list(map(str.strip, cols[self.client]))
+        sessions = list(map(str.strip, cols[self.session]))
+        for column in (clients, sessions):
+            if "" in column:
+                return [], [i for i, cell in enumerate(column) if not cell]
+        answers = [cols[c] for c in self.item_columns]
+        for cells in answers:
+            if not self.plain.issuperset(cells):
+                return [], [i for i, cell in enumerate(cells) if cell not in self.plain]
+        derived = list(map(self.memo_derived.__getitem__, scores))
+        none = repeat(None)
+        rows = list(
+            zip(
+                clients,
+                map(self.memo_raters.__getitem__, cols[self.rater])
+                if self.rater >= 0
+                else repeat(self.respondent),
+                map(int, sessions),
+                map(self.memo_dates.__getitem__, cols[self.date]) if self.date >= 0 else none,
+                map(",".join, zip(*answers, strict=True)),
+                *(map(itemgetter(k), derived) for k in range(4)),
+                map(self.memo_counselors.__getitem__, cols[self.counselor])
+                if self.counselor >= 0
+                else none,
+                strict=False,  # (repeat() ends with the others)
+            )
+        )
+        return rows, []
 
     def ready(self, row: list[str]) -> bool:
         """Whether this row can be stored from its cells (kept for ``__call__``); False when
@@ -1106,24 +1222,15 @@ class FastRows:
     def __call__(self, row: list[str], got: str) -> None:
         """Queue the stored row of the row ``ready`` last said yes to (``got``: its score
         cells as text)."""
-        answers = self.answers
-        derived = self.derived.get(got) or self._derive(got)
-        date = row[self.date].strip() if self.date >= 0 else ""
-        if date:
-            iso = self.dates.get(date)
-            if iso is None:
-                iso = self.dates[date] = self.to_iso(date)
-        rater = row[self.rater].strip() if self.rater >= 0 else ""
-        counselor = row[self.counselor].strip() if self.counselor >= 0 else ""
         self.recorder.add_fast(
             (
                 row[self.client].strip(),
-                rater.lower() if rater else self.respondent,
+                self.memo_raters[row[self.rater]] if self.rater >= 0 else self.respondent,
                 int(row[self.session]),
-                iso if date else None,
-                answers,
-                *derived,
-                counselor or None,
+                self.memo_dates[row[self.date]] if self.date >= 0 else None,
+                self.answers,
+                *self.memo_derived[got],
+                self.memo_counselors[row[self.counselor]] if self.counselor >= 0 else None,
             )
         )
 
@@ -1143,7 +1250,7 @@ class FastRows:
 
     def _derive(self, got: str) -> tuple[Any, ...]:
         """(total POMP, mean, sum, subscale POMPs as ``_subscale_columns`` keeps them) of
-        one score text, remembered (a few thousand distinct texts for a typical form)."""
+        one score text."""
         cells = got.split(",")
         numbers: list[Any] = [float(c) if c else None for c in self.totals(cells)]
         if self.subscales is None:
@@ -1151,7 +1258,4 @@ class FastRows:
         else:
             pomps = self.subscales(cells)[:-1]
             numbers.append(",".join(repr(float(c)) if c else "n" for c in pomps))
-        derived = tuple(numbers)
-        if len(self.derived) < 100_000:
-            self.derived[got] = derived
-        return derived
+        return tuple(numbers)
