@@ -296,6 +296,10 @@ class Columns:
         # delimiter): the careful path neutralises or quotes it
         self.risky = frozenset("".join(FORMULA_START))
         self.commas = delimiter != ","
+        self.unchecked = [k for k in self.keep if k not in id_checks]
+        # with three blocks or fewer, the blocks' codes together (a few thousand
+        # combinations for a typical form) map to the whole score text at once
+        self.whole = _Remember(self._whole) if len(rows.blocks) <= 3 else None
 
     def score(self, lines: list[str]) -> str | list[int]:
         """The output text of a block of lines (each a whole record, ending in a newline
@@ -317,7 +321,8 @@ class Columns:
         for col, check, good in self.checks:
             bad = set()
             for cell in set(cols[col]) - good:
-                if not check(cell):
+                # fine, and written as it is: no formula start, nothing to quote
+                if not check(cell) or not self._plain(cell):
                     bad.add(cell)
                 elif len(good) < MEMO_LIMIT:
                     good.add(cell)
@@ -330,6 +335,38 @@ class Columns:
             if None in mapped:  # text the tables do not hold: the full parser reads it
                 return [i for i, code in enumerate(mapped) if code is None]
             codes.append(cast(list[int], mapped))
+        if self.whole is not None:  # a few blocks: one look-up gives every scale's text
+            combos: Iterable[Any] = zip(*codes, strict=True) if len(codes) > 1 else codes[0]
+            found = list(map(self.whole.__getitem__, combos))
+            if None in found:  # no answer at all: not administered, counted row by row
+                return [i for i, text in enumerate(found) if text is None]
+            scores: list[str] = found
+        else:
+            scores, odd = self._scales(codes)
+            if odd:
+                return odd
+        for k in self.unchecked:  # (id columns were checked above)
+            column = cols[k]
+            if not self.risky.isdisjoint(map(_FIRST, column)) or (
+                self.commas and "," in "".join(column)
+            ):
+                return [i for i, t in enumerate(column) if not self._plain(t)]
+        if self.saver is not None:
+            stored, odd = self.saver.rows_of(cols, scores)
+            if odd:
+                return cast(list[int], odd)
+            self.stored = stored
+        out = map(",".join, zip(*(cols[k] for k in self.keep), scores, repeat(self.tail)))
+        return "\n".join(out) + "\n"
+
+    def _plain(self, cell: str) -> bool:
+        """Whether a pass-through cell is written as it is: no formula start, nothing to
+        quote (a comma, with another delimiter)."""
+        return cell[:1] not in self.risky and not (self.commas and "," in cell)
+
+    def _scales(self, codes: list[list[int]]) -> tuple[list[str], list[int]]:
+        """(each row's score text from its blocks' codes, scale by scale, []), or ([], the
+        rows that answer nothing: not administered, counted row by row)."""
         texts: list[Iterable[str]] = []
         flags: list[list[str]] = []
         for j, members in enumerate(self.scales):
@@ -337,7 +374,7 @@ class Columns:
             for m in members[1:]:
                 total = list(map(add, total, codes[m]))
             if j == len(self.scales) - 1 and 0 in map(_ANSWERED.__and__, total):
-                return [i for i, code in enumerate(total) if not code & _ANSWERED]
+                return [], [i for i, code in enumerate(total) if not code & _ANSWERED]
             texts.append(list(map(self.memos[j].__getitem__, total)))
             if j in self.flagged:
                 flags.append(list(map(self.flag_memos[j].__getitem__, total)))
@@ -347,29 +384,33 @@ class Columns:
             flag_texts = flags[0]
         else:
             flag_texts = map(_join_flags, *flags)
-        scores = list(map(",".join, zip(*texts, flag_texts, strict=False)))
-        for k in self.keep:
-            column = cols[k]
-            if not self.risky.isdisjoint(map(_FIRST, column)) or (
-                self.commas and "," in "".join(column)
-            ):
-                return [i for i, t in enumerate(column) if t[:1] in self.risky or "," in t]
-        if self.saver is not None:
-            stored, odd = self.saver.rows_of(cols, scores)
-            if odd:
-                return cast(list[int], odd)
-            self.stored = stored
-        if self.keep:
-            kept = map(",".join, zip(*(cols[k] for k in self.keep), strict=True))
-            out = map(",".join, zip(kept, scores, repeat(self.tail)))
-        else:
-            out = map(",".join, zip(scores, repeat(self.tail)))
-        return "\n".join(out) + "\n"
+        return list(map(",".join, zip(*texts, flag_texts, strict=False))), []
+
+    def _whole(self, key: Any) -> str | None:
+        """The score text of one combination of block codes, or None if it answers
+        nothing (for ``whole``: the same texts ``_scales`` gives)."""
+        codes = [[c] for c in key] if isinstance(key, tuple) else [[key]]
+        scores, _ = self._scales(codes)
+        return scores[0] if scores else None
 
 
 _ANSWERED = PACK - 1  # the answered count of a packed code (PACK is a power of two)
 _FIRST = itemgetter(slice(0, 1))  # a cell's first character ("" for an empty cell)
 BLOCK_CODES = 1 << 14  # entries in one block's table of codes (memory stays flat)
+
+
+class _Remember(dict[Any, Any]):
+    """A function's value per key, remembered up to ``BLOCK_CODES * 4`` keys."""
+
+    def __init__(self, function: Callable[[Any], Any]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: Any) -> Any:
+        value = self.function(key)
+        if len(self) < BLOCK_CODES * 4:
+            self[key] = value
+        return value
 
 
 class _BlockCodes(dict[Any, int | None]):
