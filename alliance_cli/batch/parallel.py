@@ -19,7 +19,10 @@ each writes them into a database file of its own (``_Spool``: binding the values
 save's time, on every core). Once every range is known to be exact, the parent, the one
 writer, stores each worker's file in file order with one statement, so duplicates and
 conflicts are told exactly as on one process (instruments whose rows need their full Score
-to be stored save on one process). A --save uses at most ``SAVE_JOBS`` workers.
+to be stored save on one process). A --save splits the file into more ranges than workers
+(up to ``SAVE_RANGES``), each worker taking every n-th: the parent stores each range as it
+is done, while the workers score the later ones; if a later range proves inexact, what
+was stored is rolled back to a savepoint first.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.csvin import Source, encoding_for, open_sources
 
 SCAN_BLOCK = 1 << 22  # bytes a worker reads at a time while counting lines
-SAVE_JOBS = 8  # workers of a --save at most: SQLite attaches up to 10 databases at once
+SAVE_RANGES = 8  # ranges (and workers) of a --save at most: SQLite attaches 10 databases
 MIN_BYTES = 4 << 20  # below this a file is scored on one process: start-up would dominate
 ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "cp1252", "ascii"}
 
@@ -141,6 +144,37 @@ class _Result:
     exact: bool  # one record per line: the range began and ended at record starts
 
 
+def _score_ranges(
+    path: str,
+    scorer: Scorer,
+    fmt: str,
+    options: BatchOptions,
+    ranges: list[tuple[int, int]],
+    worker: int,
+    count: int,
+    scratch: str,
+    saver: Any,
+) -> None:
+    """In a worker: score its share of the ranges (every ``count``-th, from ``worker``),
+    each into its own files; a range's result file appears (by rename) when it is done."""
+    recorder = saver.recorder if saver is not None else None
+    for k in range(worker, len(ranges), count):
+        if saver is not None:
+            saver.recorder = recorder  # each range spools to a database of its own
+        out = Path(scratch) / f"{k}.out"
+        result = Path(scratch) / f"{k}.result"
+        _score_range(path, scorer, fmt, options, ranges[k], out, result, saver)
+
+
+def _wait(result: Path, worker: Any) -> bool:
+    """Wait for a range's result file; False if its worker ended without writing it."""
+    while not result.exists():
+        if not worker.is_alive() and not result.exists():
+            return False
+        time.sleep(0.005)
+    return True
+
+
 def _score_range(
     path: str,
     scorer: Scorer,
@@ -157,8 +191,7 @@ def _score_range(
     start, end = span
     lines_before, count, bare = _scan(path, start, end)
     if bare:  # the reader would count lines otherwise than the split: one process
-        with open(result_path, "wb") as handle:
-            pickle.dump(_Result(Stats(), [], False), handle)
+        _publish(result_path, _Result(Stats(), [], False))
         return
     sources = open_sources([path], options.encoding, options.delimiter)
     (source,) = sources
@@ -190,8 +223,16 @@ def _score_range(
         if spool is not None:
             spool.close()
     exact = stats.records == stats.lines
-    with open(result_path, "wb") as handle:
-        pickle.dump(_Result(stats, rejections, exact), handle)
+    _publish(result_path, _Result(stats, rejections, exact))
+
+
+def _publish(result_path: Path, result: _Result) -> None:
+    """Write a range's result whole, then rename it into place: the parent, waiting for
+    the name, never reads half of it."""
+    partial = result_path.with_suffix(".partial")
+    with open(partial, "wb") as handle:
+        pickle.dump(result, handle)
+    os.replace(partial, result_path)
 
 
 class _Spool:
@@ -304,45 +345,58 @@ def run(
     start = _data_start(path)
     if start is None:
         return None
-    if saver is not None:  # each worker's rows are a database the parent attaches
-        jobs = min(jobs, SAVE_JOBS)
-    ranges = plan_ranges(path, start, jobs)
+    if saver is not None:
+        # each range's rows are a database the parent attaches: at most SAVE_RANGES; more
+        # ranges than workers, so the parent stores the first while later ones are scored
+        jobs = min(jobs, SAVE_RANGES)
+        ranges = plan_ranges(path, start, min(SAVE_RANGES, jobs * 4))
+    else:
+        ranges = plan_ranges(path, start, jobs)
     if len(ranges) < 2:
         return None
     started = time.perf_counter()
     context = multiprocessing.get_context("fork")
+    count = min(jobs, len(ranges))
     with tempfile.TemporaryDirectory(prefix="alliance-jobs-") as scratch:
         outs = [Path(scratch) / f"{k}.out" for k in range(len(ranges))]
         results = [Path(scratch) / f"{k}.result" for k in range(len(ranges))]
         workers = [
             context.Process(
-                target=_score_range,
-                args=(path, scorer, fmt, options, span, outs[k], results[k], saver),
+                target=_score_ranges,
+                args=(path, scorer, fmt, options, ranges, w, count, scratch, saver),
                 daemon=True,
             )
-            for k, span in enumerate(ranges)
+            for w in range(count)
         ]
         for w in workers:
             w.start()
+        done: list[_Result] = []
         try:
+            if saver is not None:
+                saver.recorder.mark()
+            for k, result in enumerate(results):  # in file order, as each range is done
+                if not _wait(result, workers[k % count]):
+                    break
+                with open(result, "rb") as handle:
+                    done.append(pickle.load(handle))
+                if not done[-1].exact:
+                    break  # a quoted line break somewhere: one process, to be exact
+                if saver is not None:  # its rows, through the one writer
+                    saver.recorder.add_spooled(str(outs[k].with_suffix(".rows")))
+            if len(done) < len(results) or not done[-1].exact:
+                for w in workers:
+                    w.kill()
             for w in workers:
                 w.join()
         except BaseException:
             for w in workers:
                 w.kill()
             raise
-        if any(w.exitcode != 0 for w in workers):
-            return None  # a worker failed: the one-process run reports whatever it was
-        done: list[_Result] = []
-        for result in results:
-            with open(result, "rb") as handle:
-                done.append(pickle.load(handle))
-        if not all(r.exact for r in done):
-            return None  # a quoted line break somewhere: one process, to be exact
+        if len(done) < len(results) or not all(r.exact for r in done):
+            if saver is not None:
+                saver.recorder.undo()
+            return None  # the one-process run scores it (and reports any failure)
         _write(out, fmt, scorer, layout, outs)
-        if saver is not None:  # the stored rows, in file order, through the one writer
-            for k in range(len(ranges)):
-                saver.recorder.add_spooled(str(Path(scratch) / f"{k}.rows"))
     stats = Stats()
     for r in done:
         stats.read += r.stats.read

@@ -922,6 +922,7 @@ class BatchRecorder:
         self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
         self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
         self.spooled: list[str] = []  # the --jobs workers' databases attached
+        self.marked = (0, 0, 0, 0)  # the counts at ``mark``
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
@@ -976,6 +977,23 @@ class BatchRecorder:
         self.pending_fast.extend(rows)
         if len(self.pending_fast) >= self.chunk:
             self.flush()
+
+    def mark(self) -> None:
+        """Remember this point of the batch (stored rows and counts); ``undo`` returns to
+        it (``--jobs`` stores ranges as they are done, and takes them back if the file must
+        then be scored on one process)."""
+        self.flush()
+        self.store.db.execute("SAVEPOINT jobs")
+        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts))
+
+    def undo(self) -> None:
+        """Take back everything stored and counted since ``mark``."""
+        self.pending.clear()
+        self.pending_fast.clear()
+        self.store.db.execute("ROLLBACK TO jobs")
+        self.store.db.execute("RELEASE jobs")
+        self.saved, self.duplicates, self.same, kept = self.marked
+        del self.conflicts[kept:]
 
     def spool_statements(self) -> tuple[str, str, str]:
         """What a ``--jobs`` worker writes its rows with, for ``add_spooled``: the table
