@@ -922,7 +922,7 @@ class BatchRecorder:
         self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
         self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
         self.spooled: list[str] = []  # the --jobs workers' databases attached
-        self.marked = (0, 0, 0, 0)  # the counts at ``mark``
+        self.marked = (0, 0, 0, 0, 0)  # the counts (and last_rowid) at ``mark``
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
@@ -938,9 +938,8 @@ class BatchRecorder:
         store.db.execute("DROP TRIGGER IF EXISTS caseload_stale_on_insert")
         # rows this batch stores get rowids above this one (a rowid table without
         # AUTOINCREMENT: a new row takes max + 1; a replaced row is a new row)
-        self.last_rowid = store.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[
-            0
-        ]
+        found = store.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()
+        self.last_rowid = int(found[0])  # the series of rows above it are not marked yet
 
     def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
         if stored == row[6]:  # the answers, as _row writes them
@@ -984,15 +983,15 @@ class BatchRecorder:
         then be scored on one process)."""
         self.flush()
         self.store.db.execute("SAVEPOINT jobs")
-        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts))
+        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts), self.last_rowid)
 
     def undo(self) -> None:
-        """Take back everything stored and counted since ``mark``."""
+        """Take back everything stored, marked and counted since ``mark``."""
         self.pending.clear()
         self.pending_fast.clear()
         self.store.db.execute("ROLLBACK TO jobs")
         self.store.db.execute("RELEASE jobs")
-        self.saved, self.duplicates, self.same, kept = self.marked
+        self.saved, self.duplicates, self.same, kept, self.last_rowid = self.marked
         del self.conflicts[kept:]
 
     def spool_statements(self) -> tuple[str, str, str]:
@@ -1026,14 +1025,15 @@ class BatchRecorder:
             if done == count:
                 db.execute("RELEASE spool")
                 self.saved += count
-                return
-            db.execute("ROLLBACK TO spool")
-            db.execute("RELEASE spool")
-            found = db.execute(f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid")
-            while rows := found.fetchmany(self.chunk):
-                for row in rows:
-                    self.add_row(tuple(row))
-            self.flush()
+            else:
+                db.execute("ROLLBACK TO spool")
+                db.execute("RELEASE spool")
+                found = db.execute(f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid")
+                while rows := found.fetchmany(self.chunk):
+                    for row in rows:
+                        self.add_row(tuple(row))
+                self.flush()
+            self._mark_series()  # now, while the workers still score later ranges
         except sqlite3.DatabaseError as exc:
             self.store.rollback()
             raise self.store._error(exc) from None
@@ -1062,20 +1062,28 @@ class BatchRecorder:
             self.saved += len(queue) - dups
             queue.clear()
 
+    def _mark_series(self) -> None:
+        """Mark stale the series of the rows stored since the last marking: found by rowid
+        in the table, not kept in memory (a million new series would be hundreds of MB); a
+        series met twice is marked twice, which costs less than grouping. Inside the batch's
+        transaction, like the rows."""
+        db = self.store.db
+        db.execute(
+            "INSERT INTO caseload (client_id, instrument, rater) "
+            "SELECT client_id, instrument, rater FROM sessions WHERE rowid > ? "
+            "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
+            (self.last_rowid,),
+        )
+        self.last_rowid = int(
+            db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[0]
+        )
+
     def finish(self, keep: bool = True) -> None:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
         self.flush()
         if keep:
             try:
-                # the series this batch wrote to: its rows, by rowid (found in the table,
-                # not kept in memory: a million new series would be hundreds of MB); a
-                # series met twice is marked twice, which costs less than grouping
-                self.store.db.execute(
-                    "INSERT INTO caseload (client_id, instrument, rater) "
-                    "SELECT client_id, instrument, rater FROM sessions WHERE rowid > ? "
-                    "ON CONFLICT DO UPDATE SET version = version + 1, stamp = ''",
-                    (self.last_rowid,),
-                )
+                self._mark_series()
                 self.store.db.execute(_DROP_LIST)
                 self.store.db.execute(INSERT_TRIGGER)
             except sqlite3.DatabaseError as exc:
