@@ -595,12 +595,8 @@ class Store:
         with self._transaction() if own_transaction else contextlib.nullcontext():
             # the common case, no session already recorded: one statement for the chunk;
             # else undone, and the chunk written row by row to tell each duplicate apart
-            self.db.execute("SAVEPOINT chunk")
-            if self.db.executemany(sql, rows).rowcount == len(rows):
-                self.db.execute("RELEASE chunk")
+            if self.all_or_none(lambda: self.db.executemany(sql, rows).rowcount, len(rows)):
                 return 0
-            self.db.execute("ROLLBACK TO chunk")
-            self.db.execute("RELEASE chunk")
             for row in rows:
                 cursor = self.db.execute(sql, row)
                 if cursor.rowcount == 0:
@@ -616,24 +612,30 @@ class Store:
         duplicates (not stored).
 
         The instrument, definition and time are written into the statement as literals, so
-        each row binds 10 values, not 15 (binding is most of executemany's time). If any
-        session is already recorded, the chunk is undone and stored by ``insert_rows``,
-        which tells each duplicate apart.
+        each row binds 10 values, not 15. If any session is already recorded, the chunk is
+        undone and stored by ``insert_rows``, which tells each duplicate apart.
         """
         instrument, definition = constants
         verb = "OR REPLACE" if replace else "OR IGNORE"
         sql = fast_insert(f"INSERT {verb} INTO sessions", constants, now)
-        self.db.execute("SAVEPOINT chunk")
-        if self.db.executemany(sql, rows).rowcount == len(rows):
-            self.db.execute("RELEASE chunk")
+        if self.all_or_none(lambda: self.db.executemany(sql, rows).rowcount, len(rows)):
             return 0
-        self.db.execute("ROLLBACK TO chunk")
-        self.db.execute("RELEASE chunk")
         full = [
             (c, instrument, rater, n, date, definition, answers, now, *numbers, None, None)
             for c, rater, n, date, answers, *numbers in rows
         ]
         return self.insert_rows(full, replace, own_transaction=False)
+
+    def all_or_none(self, insert: Callable[[], int], count: int) -> bool:
+        """Run an insert of ``count`` rows in a savepoint: kept if it stored every one,
+        else undone (a session already recorded: the caller then tells each apart)."""
+        self.db.execute("SAVEPOINT chunk")
+        if insert() == count:
+            self.db.execute("RELEASE chunk")
+            return True
+        self.db.execute("ROLLBACK TO chunk")
+        self.db.execute("RELEASE chunk")
+        return False
 
     # told of each session not stored because it is already recorded: (the row it would
     # have written, the stored answers JSON); BatchRecorder sorts same from conflicting
@@ -1017,17 +1019,13 @@ class BatchRecorder:
             self.spooled.append(name)
             (count,) = db.execute(f"SELECT count(*) FROM {name}.rows").fetchone()
             verb = "OR REPLACE" if self.replace else "OR IGNORE"
-            db.execute("SAVEPOINT spool")
-            done = db.execute(
+            sql = (
                 f"INSERT {verb} INTO sessions ({SESSION_COLUMNS}) "
                 f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid"
-            ).rowcount
-            if done == count:
-                db.execute("RELEASE spool")
+            )
+            if self.store.all_or_none(lambda: db.execute(sql).rowcount, count):
                 self.saved += count
             else:
-                db.execute("ROLLBACK TO spool")
-                db.execute("RELEASE spool")
                 found = db.execute(f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid")
                 while rows := found.fetchmany(self.chunk):
                     for row in rows:
