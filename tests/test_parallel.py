@@ -123,6 +123,8 @@ def test_each_worker_counts_its_lines_and_finds_a_bare_carriage_return(
     assert parallel._scan(str(path), 3, cut) == (1, 2, False)  # CRLF only
     assert parallel._scan(str(path), cut, len(data)) == (3, 2, True)  # "d,4\r": bare
     assert parallel._scan(str(path), 0, len(data)) == (0, 5, True)
+    third = data.index(b"b,2")  # counting on from an earlier range's end
+    assert parallel._scan(str(path), cut, len(data), (third, 2)) == (3, 2, True)
 
 
 def test_jobs_must_be_at_least_one(cli, tmp_path: Path):

@@ -15,14 +15,14 @@ fast when it can be. Memory stays flat per worker: each streams its range.
 Used for one regular, seekable file in an ASCII-compatible encoding (UTF-8, Latin-1,
 cp1252), plain CSV or REDCap layout; anything else runs on one process. With ``--save`` the
 workers build the rows to store (``store.sqlite.FastRows``) and never touch the history;
-each writes them into a database file of its own (``_Spool``: binding the values, most of a
-save's time, on every core). Once every range is known to be exact, the parent, the one
-writer, stores each worker's file in file order with one statement, so duplicates and
-conflicts are told exactly as on one process (instruments whose rows need their full Score
-to be stored save on one process). A --save splits the file into more ranges than workers
-(up to ``SAVE_RANGES``), each worker taking every n-th: the parent stores each range as it
-is done, while the workers score the later ones; if a later range proves inexact, what
-was stored is rolled back to a savepoint first.
+each range's rows go into a database file of their own (``_Spool``: binding the values,
+most of a save's time, on every core). A --save splits the file into more ranges than
+workers (up to ``SAVE_RANGES``), each worker taking every n-th. The parent, the one writer,
+stores each range with one statement as soon as it and every range before it are done,
+while the workers score later ones, so rows go in in file order and duplicates and
+conflicts are told exactly as on one process; if a later range proves inexact, what was
+stored is rolled back to a savepoint and one process scores the file (instruments whose
+rows need their full Score to be stored save on one process).
 """
 
 from __future__ import annotations
@@ -98,15 +98,20 @@ def plan_ranges(path: str, data_start: int, jobs: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def _scan(path: str, start: int, end: int) -> tuple[int, int, bool]:
+def _scan(
+    path: str, start: int, end: int, known: tuple[int, int] = (0, 0)
+) -> tuple[int, int, bool]:
     """(lines before start, lines from start to end, whether a bare carriage return is
-    between them), a block at a time. A bare CR ends a line for the reader but not for
-    the split (a cut follows a newline): such a range is scored on one process instead."""
+    between them), a block at a time; ``known``: (an offset at or before start, the lines
+    before it), so a worker's later range counts on from its earlier one. A bare CR ends a
+    line for the reader but not for the split (a cut follows a newline): such a range is
+    scored on one process instead."""
     block = SCAN_BLOCK
-    before = lines = 0
-    carriage = pairs = 0
+    at, before = known
+    lines = carriage = pairs = 0
     with open(path, "rb") as handle:
-        left = start
+        handle.seek(at)
+        left = start - at
         while left > 0 and (chunk := handle.read(min(left, block))):
             before += chunk.count(b"\n")
             left -= len(chunk)
@@ -158,12 +163,13 @@ def _score_ranges(
     """In a worker: score its share of the ranges (every ``count``-th, from ``worker``),
     each into its own files; a range's result file appears (by rename) when it is done."""
     recorder = saver.recorder if saver is not None else None
+    known = (0, 0)  # (an offset, the lines before it), carried from range to range
     for k in range(worker, len(ranges), count):
         if saver is not None:
             saver.recorder = recorder  # each range spools to a database of its own
         out = Path(scratch) / f"{k}.out"
         result = Path(scratch) / f"{k}.result"
-        _score_range(path, scorer, fmt, options, ranges[k], out, result, saver)
+        known = _score_range(path, scorer, fmt, options, ranges[k], out, result, saver, known)
 
 
 def _wait(result: Path, worker: Any) -> bool:
@@ -184,15 +190,17 @@ def _score_range(
     out_path: Path,
     result_path: Path,
     saver: Any = None,
-) -> None:
+    known: tuple[int, int] = (0, 0),
+) -> tuple[int, int]:
     """In a worker: score one byte range into out_path; what happened into result_path;
     with a saver, the rows to store into a spool beside them (never the database: only the
-    parent writes it, and a forked connection is not used)."""
+    parent writes it, and a forked connection is not used). Returns (the range's end, the
+    lines before it), for the worker's next range."""
     start, end = span
-    lines_before, count, bare = _scan(path, start, end)
+    lines_before, count, bare = _scan(path, start, end, known)
     if bare:  # the reader would count lines otherwise than the split: one process
         _publish(result_path, _Result(Stats(), [], False))
-        return
+        return end, lines_before + count
     sources = open_sources([path], options.encoding, options.delimiter)
     (source,) = sources
     layout: Layout = read_layout(sources, scorer, options)
@@ -224,6 +232,7 @@ def _score_range(
             spool.close()
     exact = stats.records == stats.lines
     _publish(result_path, _Result(stats, rejections, exact))
+    return end, lines_before + count
 
 
 def _publish(result_path: Path, result: _Result) -> None:
