@@ -271,3 +271,31 @@ def test_plain_rows_are_scored_in_blocks_and_odd_ones_row_by_row(tmp_path: Path,
     # but for their 15 odd rows (7 bad cells, 5 not administered, 3 formulas), each read in
     # place; the fourth holds the quote at row 8,000: from there the reader reads it all
     assert stats.by_block == 6141 - 15 and slow[0].by_block == 0
+
+
+def test_blocks_with_semicolons_quote_a_kept_cell_holding_a_comma(tmp_path: Path):
+    """A semicolon export (Excel in much of Europe): a pass-through cell may hold a comma,
+    which the CSV output must quote; its block row is read by the careful path."""
+    from alliance_cli.io.catalog import load_catalog
+
+    entry = load_catalog().get("wai-sr")
+    scorer = Scorer(entry.instrument, entry.sha256)  # type: ignore[arg-type]
+    lines = ["client_id;session;note;" + ";".join(f"wai_{i}" for i in range(1, 13))]
+    for k in range(3000):
+        note = "Smith, J." if k % 700 == 5 else "ok"
+        lines.append(f"c{k % 90};{k % 9 + 1};{note};" + ";".join(str(k % 5 + 1) for _ in range(12)))
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def run(fast: bool) -> tuple:
+        os.environ.pop(NO_FASTPATH, None) if fast else os.environ.__setitem__(NO_FASTPATH, "1")
+        try:
+            out, rej = tmp_path / f"o{fast}.csv", tmp_path / f"r{fast}.csv"
+            stats, _ = run_files([str(src)], scorer, "csv", out, rej, BatchOptions(), print)
+        finally:
+            os.environ.pop(NO_FASTPATH, None)
+        return stats, out.read_bytes()
+
+    (fast_stats, fast_out), (_, slow_out) = run(True), run(False)
+    assert fast_out == slow_out and fast_out.count(b'"Smith, J."') == 5
+    assert fast_stats.by_block == 3000 - 5  # every other row taken in blocks
