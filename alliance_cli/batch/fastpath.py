@@ -251,15 +251,16 @@ class Columns:
     """Score a block of plain CSV lines column by column: the fast path without a Python
     step per row.
 
-    Each column of the block is mapped through C-level iterators (``map``, ``zip``): item
-    cells to packed codes (``FastRows``' ``sum * PACK + answered``), codes added up per
-    scale, each scale's code to its CSV text through the same memo ``FastRows`` fills, and
-    every line joined at once. A block is taken only when every one of its rows is the
-    common case: the header's width, every answer a plain scale value or blank, at least
-    one answer, id cells already found fine, pass-through cells that need no quoting and
-    start no formula. Otherwise ``score`` names the rows that are not, and the caller reads
-    those row by row and scores the runs between them as blocks again, so the output is
-    byte for byte the row-by-row path's (tests compare them).
+    Each column of the block is mapped through C-level iterators (``map``, ``zip``): the
+    cells of each block of items (``FastRows``' blocks) to a packed code (``sum * PACK +
+    answered``), a row's codes to its score text (in one look-up with three blocks or
+    fewer, else added up scale by scale, each scale's code to its CSV text through the memo
+    ``FastRows`` fills), and every line joined at once. A block is taken only when every
+    one of its rows is the common case: the header's width, every answer a plain scale
+    value or blank, at least one answer, id cells already found fine, pass-through cells
+    that need no quoting and start no formula. Otherwise ``score`` names the rows that are
+    not, and the caller reads those row by row and scores the runs between them as blocks
+    again, so the output is byte for byte the row-by-row path's (tests compare them).
     Only for scales of whole numbers (the codes add exactly).
     """
 
@@ -274,13 +275,12 @@ class Columns:
         tail: str,
     ) -> None:
         scorer = rows.scorer
-        self.rows, self.width, self.delimiter, self.tail = rows, width, delimiter, tail
-        self.items = list(items)
+        self.width, self.delimiter, self.tail = width, delimiter, tail
         self.keep = list(keep)
         self.checks = [(col, check, set[str]()) for col, check in sorted(id_checks.items())]
         # per block of items (FastRows' blocks): its cells -> packed code, None if odd
         self.block_codes = [_BlockCodes(rows, i) for i in range(len(rows.blocks))]
-        self.block_columns = [[self.items[p] for p in block] for block in rows.blocks]
+        self.block_columns = [[items[p] for p in block] for block in rows.blocks]
         self.scales = [members for _, members, _, _ in rows.plans]  # blocks, per scale
         self.memos = [_ScaleTexts(rows, j, TEXT) for j in range(len(scorer.plans))]
         self.flag_memos = [_ScaleTexts(rows, j, FLAGS) for j in range(len(scorer.plans))]
