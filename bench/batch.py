@@ -61,10 +61,10 @@ df.to_csv(sys.argv[2], index=False)
 
 # The same scoring as alliance's, in polars' own best form (lazy, streamed): answers,
 # sessions and dates checked (a bad one rejects the row), blank forms left out, the
-# missing-answer rule, sums prorated, POMP, every column alliance writes. On the bench file
-# its values equal alliance's, row for row and cell for cell (checked once by hand; it
-# writes 11.0 where alliance writes 11). Labels, missing codes and formula neutralising,
-# which this file never needs, are left out.
+# missing-answer rule, sums prorated, POMP, every column alliance writes. Its values equal
+# alliance's, row for row and cell for cell (tests/test_bench_polars.py; it writes 11.0
+# where alliance writes 11). Labels, missing codes and formula neutralising, which the
+# bench file never needs, are left out.
 POLARS_SAME = """
 import sys
 import polars as pl
