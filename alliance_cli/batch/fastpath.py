@@ -15,10 +15,12 @@ import linecache
 import math
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from itertools import count, repeat
 from operator import add, itemgetter
 from typing import Any, Final, cast
 
+from alliance_cli.core.memo import Remembered
 from alliance_cli.core.scorer import ScaleResult, Scorer
 from alliance_cli.io.csvout import FORMULA_START, csv_join, scale_cells
 
@@ -279,11 +281,21 @@ class Columns:
         self.keep = list(keep)
         self.checks = [(col, check, set[str]()) for col, check in sorted(id_checks.items())]
         # per block of items (FastRows' blocks): its cells -> packed code, None if odd
-        self.block_codes = [_BlockCodes(rows, i) for i in range(len(rows.blocks))]
+        self.block_codes = [
+            Remembered(partial(_block_code, rows, i), BLOCK_CODES) for i in range(len(rows.blocks))
+        ]
         self.block_columns = [[items[p] for p in block] for block in rows.blocks]
         self.scales = [members for _, members, _, _ in rows.plans]  # blocks, per scale
-        self.memos = [_ScaleTexts(rows, j, TEXT) for j in range(len(scorer.plans))]
-        self.flag_memos = [_ScaleTexts(rows, j, FLAGS) for j in range(len(scorer.plans))]
+        # per scale: packed code -> its CSV text, and its flags (a whole-number scale has
+        # few codes: all kept)
+        self.memos = [
+            Remembered(partial(_scale_part, rows, j, TEXT), BLOCK_CODES)
+            for j in range(len(scorer.plans))
+        ]
+        self.flag_memos = [
+            Remembered(partial(_scale_part, rows, j, FLAGS), BLOCK_CODES)
+            for j in range(len(scorer.plans))
+        ]
         flagged = [j for j, p in enumerate(scorer.plans) if p.id in scorer.cutoffs]
         self.flagged = flagged
         self.longest = csv.field_size_limit()  # a line within it holds no longer field
@@ -299,7 +311,7 @@ class Columns:
         self.unchecked = [k for k in self.keep if k not in id_checks]
         # with three blocks or fewer, the blocks' codes together (a few thousand
         # combinations for a typical form) map to the whole score text at once
-        self.whole = _Remember(self._whole) if len(rows.blocks) <= 3 else None
+        self.whole = Remembered(self._whole, BLOCK_CODES * 4) if len(rows.blocks) <= 3 else None
 
     def score(self, lines: list[str]) -> str | list[int]:
         """The output text of a block of lines (each a whole record, ending in a newline
@@ -340,7 +352,7 @@ class Columns:
             found = list(map(self.whole.__getitem__, combos))
             if None in found:  # no answer at all: not administered, counted row by row
                 return [i for i, text in enumerate(found) if text is None]
-            scores: list[str] = found
+            scores = cast(list[str], found)
         else:
             scores, odd = self._scales(codes)
             if odd:
@@ -399,50 +411,16 @@ _FIRST = itemgetter(slice(0, 1))  # a cell's first character ("" for an empty ce
 BLOCK_CODES = 1 << 14  # entries in one block's table of codes (memory stays flat)
 
 
-class _Remember(dict[Any, Any]):
-    """A function's value per key, remembered up to ``BLOCK_CODES * 4`` keys."""
-
-    def __init__(self, function: Callable[[Any], Any]) -> None:
-        super().__init__()
-        self.function = function
-
-    def __missing__(self, key: Any) -> Any:
-        value = self.function(key)
-        if len(self) < BLOCK_CODES * 4:
-            self[key] = value
-        return value
-
-
-class _BlockCodes(dict[Any, int | None]):
-    """A block's cells (a tuple, or one cell) -> packed code; None when a cell is odd."""
-
-    def __init__(self, rows: FastRows, index: int) -> None:
-        super().__init__()
-        self.block = rows._block
-        self.index = index
-
-    def __missing__(self, key: Any) -> int | None:
-        found = self.block(self.index, key)
-        code = None if found is None else int(found[0]) * PACK + found[1]
-        if len(self) < BLOCK_CODES:
-            self[key] = code
-        return code
-
-
 def _join_flags(*flags: str) -> str:
     return ";".join([f for f in flags if f])
 
 
-class _ScaleTexts(dict[int, str]):
-    """A scale's CSV text (or its flags) by packed code, from ``FastRows``' memo entry."""
+def _block_code(rows: FastRows, index: int, key: Any) -> int | None:
+    """A block's cells (a tuple, or one cell) -> packed code; None when a cell is odd."""
+    found = rows._block(index, key)
+    return None if found is None else int(found[0]) * PACK + found[1]
 
-    def __init__(self, rows: FastRows, index: int, part: int) -> None:
-        super().__init__()
-        self.fill = rows._fill_scale
-        self.index, self.part = index, part
 
-    def __missing__(self, code: int) -> str:
-        text = str(self.fill(self.index, code)[self.part] or "")
-        if len(self) < BLOCK_CODES:  # (a whole-number scale has few codes: all kept)
-            self[code] = text
-        return text
+def _scale_part(rows: FastRows, index: int, part: int, code: int) -> str:
+    """A scale's CSV text (or its flags) for a packed code, from ``FastRows``' memo entry."""
+    return str(rows._fill_scale(index, code)[part] or "")

@@ -23,6 +23,7 @@ from typing import Any
 
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput, UsageProblem
+from alliance_cli.core.memo import Remembered
 
 ENV_DB = "ALLIANCE_DB"
 
@@ -253,20 +254,9 @@ def answers_values(text: str) -> list[float | None]:
     return [None if t == "" else float(t) for t in text.split(",")] if text else []
 
 
-class _Remembered(dict[str, Any]):
-    """A function's value per text, remembered up to a limit (memory stays flat)."""
-
-    LIMIT = 100_000
-
-    def __init__(self, function: Callable[[str], Any]) -> None:
-        super().__init__()
-        self.function = function
-
-    def __missing__(self, key: str) -> Any:
-        value = self.function(key)
-        if len(self) < self.LIMIT:
-            self[key] = value
-        return value
+def _remembered(function: Callable[[str], Any]) -> Remembered[str, Any]:
+    """A cell text's (or score text's) value, remembered for up to 100,000 texts."""
+    return Remembered(function, 100_000)
 
 
 SESSION_COLUMNS = (
@@ -1132,8 +1122,8 @@ class FastRows:
         self.item_columns: list[int] = []
         # remembered per cell text (see bind): dates, raters, counselors, and per score
         # text the stored numbers (a few thousand distinct texts for a typical form)
-        self.memo_dates = self.memo_raters = self.memo_counselors = _Remembered(str)
-        self.memo_derived = _Remembered(self._derive)
+        self.memo_dates = self.memo_raters = self.memo_counselors = _remembered(str)
+        self.memo_derived = _remembered(self._derive)
         self.answers: str | None = None  # of the row ``ready`` looked at last
         self.client = self.session = 0
         self.date = self.rater = self.counselor = -1  # columns, -1 when absent
@@ -1190,10 +1180,10 @@ class FastRows:
         """The item columns of the rows to come (their order is the instrument's)."""
         self.items = itemgetter(*items, *items[:1])  # always a tuple, even of one item
         self.item_columns = list(items)
-        self.memo_dates = _Remembered(self._iso)
-        self.memo_raters = _Remembered(lambda c: c.strip().lower() or self.respondent)
-        self.memo_counselors = _Remembered(lambda c: c.strip() or None)
-        self.memo_derived = _Remembered(self._derive)
+        self.memo_dates = _remembered(self._iso)
+        self.memo_raters = _remembered(lambda c: c.strip().lower() or self.respondent)
+        self.memo_counselors = _remembered(lambda c: c.strip() or None)
+        self.memo_derived = _remembered(self._derive)
 
     def _iso(self, cell: str) -> str | None:
         date = cell.strip()
