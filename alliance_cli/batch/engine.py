@@ -332,19 +332,22 @@ def score_stream(
     saver: Any = None  # made at the first row to save (a usage error creates no store)
     session_col = ids.get("session")
 
-    def on_full_path(row: list[str]) -> bool:
-        """Whether a row the fast path scored must still be saved (or rejected, for a blank
-        id) on the full path: no saver for this instrument, an id missing, or issues its
-        Score keeps (a missing code)."""
+    def make_saver() -> Any:
+        """The saver of fast-path rows, made at the first row to save; False when this
+        instrument's rows are saved from their full Score."""
         nonlocal saver
         if saver is None:
             saver = (fast_saver(ids, to_iso) if fast_saver is not None else None) or False
             if saver:
                 saver.bind(layout.items)
-        if not row:
-            return True  # (asked only to make the saver)
+        return saver
+
+    def on_full_path(row: list[str]) -> bool:
+        """Whether a row the fast path scored must still be saved (or rejected, for a blank
+        id) on the full path: no saver for this instrument, an id missing, or issues its
+        Score keeps (a missing code)."""
         return (
-            not saver
+            not make_saver()
             or client_col is None
             or session_col is None
             or not (row[client_col].strip() and row[session_col].strip())
@@ -393,7 +396,7 @@ def score_stream(
         columns = Columns(
             fast_rows, width, items, keep, layout.delimiter, checks, f"{status},{sha}"
         )
-    by_block = [0, 0]  # lines, then rows, the blocks took (before the reader's current row)
+    block_lines = block_rows = 0  # what the blocks took (before the reader's current row)
 
     def in_blocks(lines: Iterable[str]) -> Iterator[str]:
         """The lines for the row-by-row reader: those ``columns`` did not take. Lazy: the
@@ -409,23 +412,24 @@ def score_stream(
     def take(block: list[str]) -> Iterator[str]:
         """Score a block column by column; yield the lines of its odd rows to the reader,
         in place, and score the runs between them as blocks again."""
+        nonlocal block_lines, block_rows
         assert columns is not None
         if on_score is not None and columns.saver is None:  # the first block to save
-            on_full_path([])
-            if not saver:  # this instrument's rows are saved from their Score
+            if not make_saver():  # this instrument's rows are saved from their Score
                 yield from block
                 return
             columns.saver = saver
         got = columns.score(block)
-        if isinstance(got, str):
+        if isinstance(got, tuple):
+            text, stored = got
             flush()
-            write_text(got)
+            write_text(text)
             if columns.saver is not None:
-                columns.saver.recorder.add_fast_rows(columns.stored)
-            by_block[0] += len(block)
-            by_block[1] += len(block)
+                columns.saver.recorder.add_fast_rows(stored)
+            block_lines += len(block)
+            block_rows += len(block)
             if on_progress is not None:
-                on_progress(scored + by_block[1] + rejected, done + _position(current))
+                on_progress(scored + block_rows + rejected, done + _position(current))
             return
         if columns.quoted or not got or len(got) > len(block) // 8:
             yield from block  # many odd rows: row by row costs less than splitting
@@ -447,7 +451,7 @@ def score_stream(
         lines_in = source.rows_from()
         if columns is not None and source.delimiter == layout.delimiter:
             lines_in = in_blocks(lines_in)
-        by_block[0] = 0
+        block_lines = 0
         reader = csv.reader(lines_in, delimiter=source.delimiter)
         delimiter = source.delimiter
         while True:  # a CSV error rejects one record; reading goes on after it
@@ -493,7 +497,7 @@ def score_stream(
                     if not row or (len(row) == 1 and not row[0].strip()):
                         blank += 1
                         continue  # blank lines are not rows
-                    if general(row, reader.line_num + by_block[0], source.name):
+                    if general(row, reader.line_num + block_lines, source.name):
                         scored += 1
                         slow_scored += 1
                     else:
@@ -505,7 +509,7 @@ def score_stream(
                 raise _decode_error(source.name, exc) from None
             except csv.Error as exc:
                 flush()
-                line = reader.line_num + by_block[0] + 1
+                line = reader.line_num + block_lines + 1
                 reason = (
                     f"a field grew larger than {FIELD_LIMIT // 1024} KiB by line {line} "
                     "(a cell that large, or a quote that is never closed); this record is "
@@ -516,9 +520,9 @@ def score_stream(
                 on_reject_here(Rejection(source.name, line, "", "", reason))
                 rejected += 1
         done += _position(source)
-        physical += reader.line_num + by_block[0]
-    scored += by_block[1]
-    stats.by_block = by_block[1]
+        physical += reader.line_num + block_lines
+    scored += block_rows
+    stats.by_block = block_rows
     flush()
     sink.end()
     stats.not_administered = not_administered
@@ -841,7 +845,17 @@ def run_files(
                 if fmt == "fhir"
                 else JsonSink(out, array=fmt == "json")
             )
-            stats = None
+            with collector_paused():  # (forked --jobs workers inherit the pause)
+                stats = score_into(sink, out, reject)
+            if stats.read == 0:  # raised inside the safe write: no output file is left
+                names = ", ".join(s.name for s in sources)
+                raise DataFileError(f"{names}: a header but no data rows; nothing to score")
+            if on_scored is not None and not (strict and rejected_any):
+                on_scored()  # inside the writers: before any output is put in place
+            return stats
+
+        def score_into(sink: Sink, out: IO[str], reject: Callable[[Rejection], None]) -> Stats:
+            """Every row scored into the sink: on several processes when it can be."""
             if options.jobs > 1:
                 from alliance_cli.batch import parallel
 
@@ -849,37 +863,23 @@ def run_files(
                     # saving: only when fast-path rows can be stored without their Score
                     saver = fast_saver(layout.ids, layout.to_iso) if fast_saver else None
                     if on_score is None or saver:
-                        with collector_paused():  # the forked workers inherit the pause
-                            stats = parallel.run(
-                                inputs[0], scorer, fmt, layout, options, options.jobs, out,
-                                reject, saver=saver,
-                            )  # fmt: skip
-            if stats is None:
-                with collector_paused():
-                    stats = score_stream(
-                        sources, scorer, layout, sink, reject,
-                        require_ids=options.require_ids,
-                        on_progress=on_progress, on_score=on_score, fast_saver=fast_saver,
-                    )  # fmt: skip
-            if stats.read == 0:  # raised inside the safe write: no output file is left
-                names = ", ".join(s.name for s in sources)
-                raise DataFileError(f"{names}: a header but no data rows; nothing to score")
-            return stats
+                        stats = parallel.run(
+                            inputs[0], scorer, fmt, layout, options, options.jobs, out,
+                            reject, saver=saver,
+                        )  # fmt: skip
+                        if stats is not None:
+                            return stats
+            return score_stream(
+                sources, scorer, layout, sink, reject,
+                require_ids=options.require_ids,
+                on_progress=on_progress, on_score=on_score, fast_saver=fast_saver,
+            )  # fmt: skip
 
         def with_rejects(out: IO[str]) -> Stats:
             if rejects is None:
-                stats = body(out, None)
-            else:
-                with safe_writer(rejects) as reject_out:
-                    stats = body(out, reject_out)
-                    scored(stats)
-                return stats
-            scored(stats)
-            return stats
-
-        def scored(stats: Stats) -> None:
-            if on_scored is not None and not (strict and rejected_any):
-                on_scored()
+                return body(out, None)
+            with safe_writer(rejects) as reject_out:
+                return body(out, reject_out)
 
         if target is not None:
             try:

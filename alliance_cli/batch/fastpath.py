@@ -300,10 +300,7 @@ class Columns:
         self.flagged = flagged
         self.longest = csv.field_size_limit()  # a line within it holds no longer field
         self.quoted = False  # set once a block held a quote or a bare carriage return
-        # with --save: what builds the stored rows (store.sqlite.FastRows), and the rows
-        # of the block ``score`` last took
-        self.saver: Any = None
-        self.stored: list[Any] = []
+        self.saver: Any = None  # with --save: what builds the stored rows (store FastRows)
         # a pass-through cell that starts a formula, or holds a comma (with another
         # delimiter): the careful path neutralises or quotes it
         self.risky = frozenset("".join(FORMULA_START))
@@ -313,10 +310,11 @@ class Columns:
         # combinations for a typical form) map to the whole score text at once
         self.whole = Remembered(self._whole, BLOCK_CODES * 4) if len(rows.blocks) <= 3 else None
 
-    def score(self, lines: list[str]) -> str | list[int]:
-        """The output text of a block of lines (each a whole record, ending in a newline
-        but perhaps the last), or the positions of the rows in it to read row by row (every
-        one once a line holds a quote or a bare carriage return: see ``quoted``)."""
+    def score(self, lines: list[str]) -> tuple[str, list[Any]] | list[int]:
+        """(the output text, the rows to store with --save) of a block of lines (each a
+        whole record, ending in a newline but perhaps the last), or the positions of the
+        rows in it to read row by row (every one once a line holds a quote or a bare
+        carriage return: see ``quoted``)."""
         if max(map(len, lines)) > self.longest:  # a cell may pass the csv module's limit
             return [i for i, line in enumerate(lines) if len(line) > self.longest]
         text = "".join(lines)
@@ -363,13 +361,13 @@ class Columns:
                 self.commas and "," in "".join(column)
             ):
                 return [i for i, t in enumerate(column) if not self._plain(t)]
+        stored: list[Any] = []
         if self.saver is not None:
             stored, odd = self.saver.rows_of(cols, scores)
             if odd:
                 return cast(list[int], odd)
-            self.stored = stored
         out = map(",".join, zip(*(cols[k] for k in self.keep), scores, repeat(self.tail)))
-        return "\n".join(out) + "\n"
+        return "\n".join(out) + "\n", stored
 
     def _plain(self, cell: str) -> bool:
         """Whether a pass-through cell is written as it is: no formula start, nothing to

@@ -27,6 +27,7 @@ rows need their full Score to be stored save on one process).
 
 from __future__ import annotations
 
+import copy
 import csv
 import dataclasses
 import io
@@ -162,11 +163,8 @@ def _score_ranges(
 ) -> None:
     """In a worker: score its share of the ranges (every ``count``-th, from ``worker``),
     each into its own files; a range's result file appears (by rename) when it is done."""
-    recorder = saver.recorder if saver is not None else None
     known = (0, 0)  # (an offset, the lines before it), carried from range to range
     for k in range(worker, len(ranges), count):
-        if saver is not None:
-            saver.recorder = recorder  # each range spools to a database of its own
         out = Path(scratch) / f"{k}.out"
         result = Path(scratch) / f"{k}.result"
         known = _score_range(path, scorer, fmt, options, ranges[k], out, result, saver, known)
@@ -217,7 +215,11 @@ def _score_range(
     )  # fmt: skip
     source.handle.close()
     rejections: list[Rejection] = []
-    spool = _Spool(out_path.with_suffix(".rows"), saver) if saver is not None else None
+    spool = None
+    if saver is not None:  # this range's rows go to a database of its own
+        spool = _Spool(out_path.with_suffix(".rows"), saver.recorder)
+        saver = copy.copy(saver)  # (its memo tables shared with the worker's other ranges)
+        saver.recorder = spool
     try:
         with open(out_path, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             stats = score_stream(
@@ -254,10 +256,9 @@ class _Spool:
     statement (``BatchRecorder.add_spooled``).
     """
 
-    def __init__(self, path: Path, saver: Any) -> None:
+    def __init__(self, path: Path, recorder: Any) -> None:
         import sqlite3
 
-        recorder = saver.recorder
         create, self.fast_sql, self.whole_sql = recorder.spool_statements()
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode = OFF")
@@ -268,7 +269,6 @@ class _Spool:
         self.fast = True  # the kind of the rows held: FastRows' or whole
         self.store = recorder.store  # for _row: its definition is known, no query
         self.now = recorder.now
-        saver.recorder = self  # the forked copy's rows come here, not to the history
 
     def _switch(self, fast: bool) -> None:
         if self.rows and (fast != self.fast or len(self.rows) >= 10000):
