@@ -30,6 +30,7 @@ from __future__ import annotations
 import copy
 import csv
 import dataclasses
+import gc
 import io
 import itertools
 import os
@@ -168,6 +169,7 @@ def _score_ranges(
         out = Path(scratch) / f"{k}.out"
         result = Path(scratch) / f"{k}.result"
         known = _score_range(path, scorer, fmt, options, ranges[k], out, result, saver, known)
+        gc.collect()  # the range's memo tables hold their owners' methods: cycles to free
 
 
 def _wait(result: Path, worker: Any) -> bool:
