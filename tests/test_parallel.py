@@ -207,3 +207,38 @@ def test_a_utf8_bom_decides_in_every_range(cli, tmp_path: Path):
     one = _run(cli, path, 1, "csv", tmp_path, "--encoding", "latin-1")
     assert "Zoë".encode() in one[1]  # read as UTF-8: the BOM says so, whatever --encoding says
     assert _run(cli, path, 2, "csv", tmp_path, "--encoding", "latin-1") == one
+
+
+def test_a_save_on_several_processes_into_a_history_that_has_it_already(cli, tmp_path: Path):
+    """Re-importing on several processes: ranges larger than the writer's chunk, so a range
+    whose rows are already recorded is stored one chunk at a time (a rolled-back chunk
+    once aborted the read of the next: exit 5, 'abort due to ROLLBACK')."""
+    import sqlite3
+
+    path = tmp_path / "in.csv"
+    rng = random.Random(9)
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["client_id", "session", *HEADER[3:]])
+        for n in range(20_000):  # 8 ranges of 2,500 rows: more than a 2,000-row chunk
+            writer.writerow([f"R{n}", "1", *[str(rng.randint(1, 5)) for _ in range(12)]])
+    changed = tmp_path / "changed.csv"
+    changed.write_text(re.sub(r"\nR7,1,(\d),", lambda m: f"\nR7,1,{int(m[1]) % 5 + 1},",
+                              path.read_text(), count=1))  # fmt: skip
+
+    def run(jobs: int, source: Path, db: Path):
+        result = cli("batch", str(source), "-i", "wai-sr", "--save", "--db", str(db),
+                     "-o", str(tmp_path / f"o{jobs}.csv"), "--jobs", str(jobs))  # fmt: skip
+        said = re.sub(r"in \d+\.\d+ s", "in N s", result.stderr).replace(str(db), "DB")
+        with sqlite3.connect(db) as con:
+            (count,) = con.execute("SELECT count(*) FROM sessions").fetchone()
+        return result.exit_code, said, count
+
+    for jobs in (1, 2):
+        db = tmp_path / f"h{jobs}.sqlite"
+        assert run(jobs, path, db)[0] == 0
+    again = [run(jobs, path, tmp_path / f"h{jobs}.sqlite") for jobs in (1, 2)]
+    assert again[0] == again[1] and again[0][0] == 0 and again[0][2] == 20_000
+    assert "20,000 sessions were already recorded" in again[0][1]
+    conflict = [run(jobs, changed, tmp_path / f"h{jobs}.sqlite") for jobs in (1, 2)]
+    assert conflict[0] == conflict[1] and conflict[0][0] == 3 and "R7" in conflict[0][1]

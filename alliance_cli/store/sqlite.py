@@ -1016,10 +1016,16 @@ class BatchRecorder:
             if self.store.all_or_none(lambda: db.execute(sql).rowcount, count):
                 self.saved += count
             else:
-                found = db.execute(f"SELECT {SESSION_COLUMNS} FROM {name}.rows ORDER BY rowid")
-                while rows := found.fetchmany(self.chunk):
+                # a chunk at a time, each read whole before it is stored: a savepoint
+                # rolled back while a read is open would abort that read
+                page = f"SELECT rowid, {SESSION_COLUMNS} FROM {name}.rows WHERE rowid > ? "
+                after = 0
+                while rows := db.execute(
+                    page + "ORDER BY rowid LIMIT ?", (after, self.chunk)
+                ).fetchall():
+                    after = rows[-1][0]
                     for row in rows:
-                        self.add_row(tuple(row))
+                        self.add_row(tuple(row[1:]))
                 self.flush()
             self._mark_series()  # now, while the workers still score later ranges
         except sqlite3.DatabaseError as exc:
