@@ -1,0 +1,940 @@
+"""One reading of a client: every concern their whole history raises, said one way.
+
+Every view that speaks of signals (the box after a save, ``history``, ``clients``, both
+HTML reports, the summary of ``batch --save``) renders what :func:`read_client` returns
+and nothing else. The function is pure: it takes one client's series (every instrument,
+rater and scale, as POMP values per session) and returns concerns. Each concern is one
+episode: it has a kind, its scales, the session it began, a status (open, or resolved at a
+session), a severity (act / watch / note), one plain sentence, the question to ask, and
+the evidence (each rule that fired, with its figures and source).
+
+The rules (the same for every instrument; their parameters come from the instrument file):
+
+``drop`` (a sudden fall, kept open until it recovers)
+    A session more than the reliable-change threshold *T* below the scale's usual level
+    (the mean of up to 4 earlier sessions) starts a drop. With cited norms in the file,
+    ``T = 1.96 · √2 · SD · √(1 − r)`` (Jacobson & Truax, 1991). Without them, ``T`` is
+    1.96 × the SD of this client's *earlier* session-to-session changes (never the change
+    being tested), and only once there are at least 3 of them; it is said as "larger than
+    this client's usual session-to-session change". ``T`` is never below the change of one
+    item by one unit of its scale (one step; one point on a 0-10 line), so one item moving
+    one step never raises a concern on its own. The rupture rules grade a drop: 1 SD
+    (Strauss et al., 2006) and 2 SD (Stiles et al., 2004) below the mean of the earlier
+    sessions, their SD floored at one unit; a 2 SD rupture is *act*, else *watch*. On their
+    own they raise nothing: on a steady client any small move is "many SDs". The drop is
+    repaired (resolved) by the first later session back within ``T / 2`` of the level it
+    fell from (a return to the earlier level; Gumz et al., 2012).
+``decline`` (a slow slide)
+    From the sixth session on: the mean of the latest 3 sessions is more than ``T`` below
+    the mean of the first 3 (no single step needs to be large). Open while that holds.
+``low`` (a cutoff)
+    A session at or beyond the instrument's cutoff (e.g. SRS total at or below 36). Beyond
+    it is *act*; exactly at the cutoff is *watch*. Open until a session is above it. In
+    the first sessions the sentence adds that a weak early alliance predicts dropout.
+``early_low`` (an instrument without a cutoff)
+    In the first ``early_sessions`` sessions, a total in the lowest band or, with no bands,
+    below ``early_pomp`` POMP (alliance's default, said as such). Open until a session is
+    above it. A weak early alliance predicts dropout, most strongly shown in substance-use
+    treatment (Horvath et al., 2011; Meier et al., 2005).
+``gap`` (client and therapist)
+    In a session rated on both forms: the client's and the therapist's answers differ by at
+    least ``gap_pomp`` POMP (alliance's default, 15) on matched content: item by item
+    through the topic pairs the therapist form declares where the two keys differ, else
+    scale by scale. Open while the latest shared session shows it.
+``incomplete``
+    A session whose form left a scale unscored: a note, resolved by a complete session.
+``not_seen``
+    The latest session is more than ``not_seen_days`` days ago (a note; needs today's date).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from statistics import NormalDist
+from typing import Any, Literal
+
+from alliance_cli.core.compiled import TOTAL
+
+Severity = Literal["act", "watch", "note"]
+SEVERITY_ORDER: dict[str, int] = {"act": 0, "watch": 1, "note": 2}
+Z_RELIABLE = 1.96
+MIN_EARLIER_CHANGES = 3  # changes before a session, for a threshold from the client's own
+BASELINE_SESSIONS = 4  # the usual level: the mean of up to this many earlier sessions
+DECLINE_WINDOW = 3  # a decline compares the first and the latest this many sessions
+JT_SOURCE = "Jacobson & Truax, 1991"
+STRAUSS = "Strauss et al., 2006"
+STILES = "Stiles et al., 2004"
+GUMZ = "Gumz et al., 2012"
+EARLY_SOURCE = (
+    "a weak early alliance predicts dropout (Sharf, Primavera & Diener, 2010, meta-analysis); "
+    "the seed finding is in substance-use treatment (Meier, Barrowclough & Donmall, 2005)"
+)
+DEFAULT = "alliance's default"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The thresholds that are settings, not sources (each a command-line option)."""
+
+    early_sessions: int = 3
+    early_pomp: float = 50.0  # only when the instrument has no cutoff and no bands
+    gap_pomp: float = 15.0
+    not_seen_days: int = 28
+
+
+@dataclass(frozen=True)
+class Cutoff:
+    """An instrument's cutoff on one scale, in its own metric and in POMP."""
+
+    threshold: float
+    comparison: str  # "<" or "<="
+    metric: str  # "mean" or "sum"
+    floor: float  # the metric's lowest value
+    per_pomp: float  # metric units per POMP point
+    message: str  # the instrument's own sentence: the question to ask
+    source: str
+
+    def value(self, pomp: float) -> float:
+        """The scale value (mean or sum) a POMP stands for, to 6 decimals."""
+        return round(self.floor + pomp * self.per_pomp, 6)
+
+    def words(self) -> str:
+        """``at or below 36`` / ``below 3``: the rule as it is applied."""
+        return f"{'at or below' if self.comparison == '<=' else 'below'} {self.threshold:g}"
+
+    def grade(self, pomp: float) -> Severity | None:
+        """act beyond the cutoff, watch exactly at it, None above it."""
+        value = self.value(pomp)
+        if value < self.threshold:
+            return "act"
+        if self.comparison == "<=" and value == self.threshold:
+            return "watch"
+        return None
+
+
+@dataclass(frozen=True)
+class ScaleSpec:
+    """What the rules need of one scale, taken from the instrument file."""
+
+    name: str
+    unit: float  # POMP of one item moving one unit: the smallest threshold
+    items: int = 1  # how many items the scale has
+    norm: tuple[float, str] | None = None  # (Jacobson–Truax threshold in POMP, its source)
+    cutoff: Cutoff | None = None
+    low_band: tuple[float, str, str] | None = None  # (POMP the lowest band ends, label, source)
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """One instrument as a rater's form: its scales, items and how it meets its counterpart."""
+
+    instrument: str
+    rater: str
+    short_name: str
+    scales: dict[str, ScaleSpec]
+    items: tuple[str, ...] = ()  # item ids in answer order
+    reverse: frozenset[str] = frozenset()
+    scale_range: tuple[float, float] = (0.0, 1.0)
+    item_scales: dict[str, str] = field(default_factory=dict)  # item -> subscale id
+    counterpart: str | None = None
+    pairs: dict[str, str] = field(default_factory=dict)  # this form's item -> counterpart's
+
+    @property
+    def label(self) -> str:
+        """``wai-sr``, or ``wai-sr-t, therapist`` for another rater than the client."""
+        return self.instrument if self.rater == "client" else f"{self.instrument}, {self.rater}"
+
+    def item_pomps(self, answers: Sequence[float | None]) -> dict[str, float]:
+        """Each answered item as POMP of its scale, reverse keys applied."""
+        low, high = self.scale_range
+        out = {}
+        for item, value in zip(self.items, answers, strict=False):
+            if value is None or high <= low:
+                continue
+            keyed = low + high - value if item in self.reverse else value
+            out[item] = (keyed - low) / (high - low) * 100
+        return out
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One stored session of one series: POMP per scale (None: not scored)."""
+
+    session: int
+    date: str | None
+    pomps: dict[str, float | None]
+    counselor: str | None = None
+    answers: tuple[float | None, ...] = ()
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    """One series (instrument and rater) of a client, its sessions in session order."""
+
+    spec: SeriesSpec
+    visits: list[Visit]
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One rule that fired, with its figures and its source."""
+
+    rule: str
+    figures: str
+    source: str
+
+    def as_dict(self) -> dict[str, str]:
+        """As JSON data."""
+        return {"rule": self.rule, "figures": self.figures, "source": self.source}
+
+
+@dataclass(frozen=True)
+class Concern:
+    """One episode worth a counselor's attention."""
+
+    kind: str
+    series: str  # SeriesSpec.label
+    scales: tuple[str, ...]  # scale ids
+    scale_names: tuple[str, ...]
+    began: int
+    resolved: int | None
+    severity: Severity
+    sentence: str
+    question: str
+    evidence: tuple[Evidence, ...] = ()
+    last_session: int = 0  # the latest session the concern was read at (for ordering)
+
+    @property
+    def status(self) -> str:
+        """``open`` or ``resolved at N``."""
+        return "open" if self.resolved is None else f"resolved at {self.resolved}"
+
+    @property
+    def is_open(self) -> bool:
+        """Whether no later session has resolved it."""
+        return self.resolved is None
+
+    def as_dict(self) -> dict[str, Any]:
+        """As JSON data (every format that lists concerns)."""
+        return {
+            "kind": self.kind,
+            "series": self.series,
+            "scales": list(self.scales),
+            "scale_names": list(self.scale_names),
+            "began": self.began,
+            "status": "open" if self.resolved is None else "resolved",
+            "resolved": self.resolved,
+            "severity": self.severity,
+            "sentence": self.sentence,
+            "question": self.question,
+            "evidence": [e.as_dict() for e in self.evidence],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Concern:
+        """The concern ``as_dict`` wrote."""
+        return cls(
+            data["kind"],
+            data["series"],
+            tuple(data["scales"]),
+            tuple(data["scale_names"]),
+            int(data["began"]),
+            data["resolved"],
+            data["severity"],
+            data["sentence"],
+            data["question"],
+            tuple(Evidence(**e) for e in data.get("evidence", [])),
+        )
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Every concern of one client, the open ones first (most severe, most recent)."""
+
+    client_id: str
+    concerns: list[Concern]
+    counselor: str | None = None  # of the latest session
+    last_date: str | None = None
+    days_since: int | None = None
+
+    @property
+    def open(self) -> list[Concern]:
+        """The concerns no later session has resolved, in order of attention."""
+        return [c for c in self.concerns if c.is_open]
+
+    def severity(self) -> Severity | None:
+        """The most severe open concern's severity."""
+        found = self.open
+        return found[0].severity if found else None
+
+    def at(self, series: str, session: int) -> list[Concern]:
+        """The concerns of one series that began at a session."""
+        return [c for c in self.concerns if c.series == series and c.began == session]
+
+    def said_at(self, series: str, session: int) -> list[Concern]:
+        """What the reading says at a session of a series: the concerns that began there,
+        and those still open there that began before (a drop that has stayed)."""
+        return [
+            c
+            for c in self.concerns
+            if c.series == series
+            and c.began <= session
+            and (c.resolved is None or c.resolved > session)
+        ]
+
+
+# -- the rules -----------------------------------------------------------------------------
+def _fmt(x: float) -> str:
+    return f"{x:.0f}"
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+def _sd(values: Sequence[float]) -> float:
+    n = len(values)
+    if n < 2:
+        return 0.0
+    m = _mean(values)
+    return math.sqrt(math.fsum([(v - m) ** 2 for v in values]) / (n - 1))
+
+
+@dataclass
+class _Episode:
+    kind: str
+    scale: str
+    began: int
+    resolved: int | None
+    severity: Severity
+    evidence: list[Evidence]
+    figures: tuple[float, float] = (0.0, 0.0)  # (level before, value at onset)
+    usual: bool = False  # the threshold is the client's own usual change
+
+
+class Noise:
+    """The client's own item-level variability on one form, from earlier changes only.
+
+    Each change of a scale with k items, Δ POMP between two consecutive sessions, speaks of
+    the item-level noise as Δ · √k / √2 (a scale's error shrinks with √k). Pooled over the
+    form's subscales (the total, when there are none), as a root mean square, this is one
+    estimate with many changes behind it, where each scale alone would have few. A change
+    between two answers at the top of the scale is left out: the ceiling cut it off, so its
+    zero says nothing of the noise (a client at 10 on a 0-10 line is not noiseless).
+    """
+
+    def __init__(self, spec: SeriesSpec, visits: Sequence[Visit]) -> None:
+        scales = [s for s in spec.scales if s != TOTAL] or [TOTAL]
+        self.scales = list(spec.scales)
+        self.sums: list[tuple[float, int]] = [(0.0, 0)]  # (Σ squares, n) before each visit
+        last: dict[str, float] = {}
+        total, n = 0.0, 0
+        for v in visits:
+            for sid in scales:
+                p = v.pomps.get(sid)
+                if p is None:
+                    continue
+                if sid in last and not (p >= 100 and last[sid] >= 100):
+                    # two answers at the top say nothing of the noise (the scale cut it off)
+                    total += (p - last[sid]) ** 2 * spec.scales[sid].items / 2
+                    n += 1
+                last[sid] = p
+            self.sums.append((total, n))
+        # the form's scales are tested together: Bonferroni over them keeps the rate of a
+        # false alarm at 5 % (two-sided) for the form
+        tests = len(spec.scales)
+        self.z = NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
+
+    def before(self, index: int) -> tuple[float, int]:
+        """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
+        total, n = self.sums[index]
+        return (math.sqrt(total / n) if n else 0.0), n
+
+
+def threshold_at(
+    spec: ScaleSpec, noise: Noise | None, index: int, earlier: int
+) -> tuple[float | None, str, str, bool]:
+    """(T in POMP, rule words, source, from the client's own changes) for the visit at
+    ``index`` with ``earlier`` scored sessions of this scale before it; T None when there
+    is too little history to say."""
+    if spec.norm is not None:
+        t, source = spec.norm
+        return max(t, spec.unit), "beyond reliable change", source, False
+    if noise is None or earlier < MIN_EARLIER_CHANGES + 1:
+        return None, "", "", True
+    sd, n = noise.before(index)
+    t = max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit)
+    return (
+        t,
+        "larger than this client's usual session-to-session change",
+        (
+            f"{noise.z:.2f} · √2 · SEM (z for 5 % over the form's {len(noise.scales)} scales, "
+            f"Bonferroni), the SEM from this client's own {n} earlier changes ({JT_SOURCE} in "
+            "form; no published norms)"
+        ),
+        True,
+    )
+
+
+def _scale_episodes(
+    sid: str, spec: ScaleSpec, points: list[tuple[int, float, int]], noise: Noise | None
+) -> list[_Episode]:
+    """Drops and declines on one scale, walked session by session (as each was the latest)."""
+    episodes: list[_Episode] = []
+    drop: _Episode | None = None
+    drop_level = 0.0
+    drop_t = 0.0
+    decline: _Episode | None = None
+    values = [v for _, v, _ in points]
+    for i, (session, value, index) in enumerate(points):
+        earlier = values[:i]
+        t, words, source, usual = threshold_at(spec, noise, index, i)
+        if drop is not None:
+            if value >= drop_level - drop_t / 2:
+                drop.resolved = session
+                drop = None
+        elif t is not None and earlier:
+            base = earlier[-BASELINE_SESSIONS:]
+            level = _mean(base)
+            fall = level - value
+            if fall > t:
+                mean_all, sd_all = _mean(earlier), max(_sd(earlier), spec.unit)
+                depth = (mean_all - value) / sd_all if len(earlier) >= 2 else 0.0
+                evidence = [
+                    Evidence(
+                        "reliable_drop",
+                        f"{_fmt(fall)} points below the usual {_fmt(level)} (mean of "
+                        f"{len(base)} earlier sessions); threshold {t:.1f}, {words}",
+                        source,
+                    )
+                ]
+                severity: Severity = "watch"
+                for k, name in ((1.0, STRAUSS), (2.0, STILES)):
+                    if len(earlier) >= 3 and depth >= k:
+                        evidence.append(
+                            Evidence(
+                                f"rupture_{k:g}sd",
+                                f"{depth:.1f} SD below the mean {_fmt(mean_all)} of the "
+                                f"earlier sessions (SD {sd_all:.1f}, floor one unit)",
+                                name,
+                            )
+                        )
+                        if k >= 2:
+                            severity = "act"
+                drop = _Episode("drop", sid, session, None, severity, evidence, (level, value))
+                drop.usual = usual
+                drop_level, drop_t = level, t
+                episodes.append(drop)
+        # a slow decline: first few sessions against the latest few
+        if i + 1 >= 2 * DECLINE_WINDOW and t is not None:
+            first = _mean(values[:DECLINE_WINDOW])
+            latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
+            # two means of 3 sessions have the error of one session over √3; the test is
+            # repeated at every session from the sixth, so only half of that is taken (√1.5)
+            t_mean = max(t / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
+            slid = first - latest > t_mean
+            if decline is not None and not slid:
+                decline.resolved = session
+                decline = None
+            elif decline is None and slid and drop is None:
+                decline = _Episode(
+                    "decline",
+                    sid,
+                    session,
+                    None,
+                    "watch",
+                    [
+                        Evidence(
+                            "slow_decline",
+                            f"mean of the latest {DECLINE_WINDOW} sessions {_fmt(latest)} is "
+                            f"{_fmt(first - latest)} points below the first {DECLINE_WINDOW} "
+                            f"({_fmt(first)}); threshold {t_mean:.1f} (the session threshold "
+                            f"over √1.5), {words}",
+                            source,
+                        )
+                    ],
+                    (first, latest),
+                )
+                decline.usual = usual
+                episodes.append(decline)
+    return episodes
+
+
+def _level_episodes(
+    sid: str, spec: ScaleSpec, points: list[tuple[int, float]], settings: Settings
+) -> list[_Episode]:
+    """Sessions at or below the scale's cutoff, or (total only, without a cutoff) low early."""
+    episodes: list[_Episode] = []
+    current: _Episode | None = None
+    cut = spec.cutoff
+    for session, value in points:
+        grade: Severity | None = None
+        evidence: Evidence | None = None
+        kind = "low"
+        if cut is not None:
+            grade = cut.grade(value)
+            if grade:
+                evidence = Evidence(
+                    "below_cutoff",
+                    f"{spec.name} {cut.value(value):g} ({cut.metric}) is {cut.words()}",
+                    cut.source,
+                )
+        elif sid == TOTAL and (session <= settings.early_sessions or current is not None):
+            kind = "early_low"
+            if spec.low_band is not None:
+                top, label, source = spec.low_band
+                if value < top:
+                    grade = "watch"
+                    evidence = Evidence(
+                        "early_low_alliance", f"total in the lowest band '{label}'", source
+                    )
+            elif value < settings.early_pomp:
+                grade = "watch"
+                evidence = Evidence(
+                    "early_low_alliance",
+                    f"total {_fmt(value)} % of the maximum, below {settings.early_pomp:g} "
+                    f"({DEFAULT}: the instrument has no cutoff or bands), in session {session} "
+                    f"of the first {settings.early_sessions}",
+                    EARLY_SOURCE,
+                )
+        if current is not None and grade is None:
+            current.resolved = session
+            current = None
+        elif current is not None and grade is not None and evidence is not None:
+            if SEVERITY_ORDER[grade] < SEVERITY_ORDER[current.severity]:
+                current.severity = grade
+            current.figures = (current.figures[0], value)
+        elif current is None and grade is not None and evidence is not None:
+            current = _Episode(kind, sid, session, None, grade, [evidence], (value, value))
+            episodes.append(current)
+    return episodes
+
+
+def _points(visits: Sequence[Visit], sid: str) -> list[tuple[int, float, int]]:
+    """(session, POMP, index of the visit) of each session that scored the scale."""
+    return [(v.session, p, i) for i, v in enumerate(visits) if (p := v.pomps.get(sid)) is not None]
+
+
+def _names(spec: SeriesSpec, sids: Sequence[str]) -> tuple[str, ...]:
+    return tuple(spec.scales[s].name if s in spec.scales else s for s in sids)
+
+
+def _scale_words(spec: SeriesSpec, sids: Sequence[str]) -> str:
+    subs = [s for s in spec.scales if s != TOTAL]
+    if len(subs) > 1 and set(subs) <= set(sids):
+        return "all scales"
+    names = [
+        n for s, n in zip(sids, _names(spec, sids), strict=True) if s != TOTAL or len(sids) == 1
+    ]
+    return ", ".join(names) if names else "the total"
+
+
+def _question(kind: str, spec: SeriesSpec, cutoffs: Sequence[Cutoff]) -> str:
+    own = [c.message for c in cutoffs if c.message]
+    if own and kind in ("low", "drop", "early_low"):
+        return " ".join(own[0].split())
+    return {
+        "drop": "Ask how the last session felt and what got in the way; say you noticed.",
+        "decline": "Review goals and the way of working together with the client.",
+        "low": "Ask what could be different next time.",
+        "early_low": "Ask early what the client wants from treatment and how it is going.",
+        "gap": "Compare notes: ask the client how they see the work together.",
+        "incomplete": "Ask about the missing answer before the client leaves.",
+        "not_seen": "Reach out: check whether the client is still in treatment.",
+    }[kind]
+
+
+def _group(
+    spec: SeriesSpec, episodes: list[_Episode], last_session: int, early_sessions: int
+) -> list[Concern]:
+    """Episodes of one kind that began at one session, their scales together: one concern."""
+    grouped: dict[tuple[str, int], list[_Episode]] = {}
+    for ep in episodes:
+        grouped.setdefault((ep.kind, ep.began), []).append(ep)
+    cutoffs = [s.cutoff for s in spec.scales.values() if s.cutoff is not None]
+    out = []
+    for (kind, began), eps in grouped.items():
+        order = list(spec.scales)
+        eps.sort(key=lambda e: order.index(e.scale) if e.scale in order else len(order))
+        sids = tuple(e.scale for e in eps)
+        resolved = (
+            None if any(e.resolved is None for e in eps) else max(e.resolved or 0 for e in eps)
+        )
+        severity = min((e.severity for e in eps), key=SEVERITY_ORDER.__getitem__)
+        if kind == "drop" and TOTAL in sids and severity == "watch" and len(sids) > 1:
+            severity = "act" if len(sids) == len(spec.scales) else severity
+        lead = eps[0] if TOTAL not in sids else next(e for e in eps if e.scale == TOTAL)
+        sentence = _sentence(kind, spec, sids, began, resolved, lead, early_sessions)
+        evidence = tuple(
+            replace(ev, figures=f"{_names(spec, [e.scale])[0]}: {ev.figures}")
+            for e in eps
+            for ev in e.evidence
+        )
+        out.append(
+            Concern(
+                kind,
+                spec.label,
+                sids,
+                _names(spec, sids),
+                began,
+                resolved,
+                severity,
+                sentence,
+                _question(kind, spec, cutoffs),
+                evidence,
+                last_session,
+            )
+        )
+    return out
+
+
+def _sentence(
+    kind: str,
+    spec: SeriesSpec,
+    sids: tuple[str, ...],
+    began: int,
+    resolved: int | None,
+    lead: _Episode,
+    early_sessions: int,
+) -> str:
+    where = _scale_words(spec, sids)
+    Where = where[:1].upper() + where[1:]
+    before, at = lead.figures
+    if kind == "drop":
+        move = f"from a usual {_fmt(before)} to {_fmt(at)} % of the maximum"
+        unusual = " (larger than this client's usual change)" if lead.usual else ""
+        if resolved is None:
+            return f"{Where} fell in session {began} ({move}){unusual} and has stayed low since."
+        return f"{Where} fell in session {began} ({move}) and recovered in session {resolved}."
+    if kind == "decline":
+        span = f"from {_fmt(before)} to {_fmt(at)} % of the maximum"
+        tail = "" if resolved is None else f"; it had recovered by session {resolved}"
+        return f"{Where} has slid gradually ({span}, first sessions against the latest){tail}."
+    if kind == "low":
+        cut = spec.scales[sids[0]].cutoff
+        assert cut is not None
+        text = f"{Where} was {cut.words()} in session {began} ({cut.value(before):g})"
+        text += "." if resolved is None else f"; above it again in session {resolved}."
+        if began <= early_sessions:
+            text += " A weak alliance early in treatment predicts dropout."
+        return text
+    if kind == "early_low":
+        tail = "" if resolved is None else f" It was higher in session {resolved}."
+        return (
+            f"A weak alliance early in treatment (session {began}, {_fmt(before)} % of the "
+            f"maximum). A weak early alliance predicts dropout.{tail}"
+        )
+    raise ValueError(kind)
+
+
+def _series_concerns(data: SeriesData, settings: Settings) -> list[Concern]:
+    spec = data.spec
+    visits = data.visits
+    if not visits:
+        return []
+    episodes: list[_Episode] = []
+    noise = Noise(spec, visits)
+    for sid, scale in spec.scales.items():
+        points = _points(visits, sid)
+        episodes += _scale_episodes(sid, scale, points, noise)
+        episodes += _level_episodes(sid, scale, [(s, v) for s, v, _ in points], settings)
+    last = visits[-1].session
+    concerns = _group(spec, episodes, last, settings.early_sessions)
+    concerns += _incomplete(spec, visits)
+    return concerns
+
+
+@dataclass
+class _Run:
+    """A run of sessions a condition held in: when it began, when it ended, what it held."""
+
+    began: int
+    what: Any
+    resolved: int | None = None
+
+
+def _runs(steps: Sequence[tuple[int, Any]]) -> list[_Run]:
+    """Runs of (session, what) where ``what`` is truthy; a falsy one ends the run."""
+    runs: list[_Run] = []
+    current: _Run | None = None
+    for session, what in steps:
+        if current is not None and not what:
+            current.resolved = session
+            current = None
+        elif current is None and what:
+            current = _Run(session, what)
+            runs.append(current)
+    return runs
+
+
+def _incomplete(spec: SeriesSpec, visits: Sequence[Visit]) -> list[Concern]:
+    steps = [(v.session, tuple(s for s, p in v.pomps.items() if p is None)) for v in visits]
+    concerns = []
+    for run in _runs(steps):
+        began, resolved, missing = run.began, run.resolved, run.what
+        names = _names(spec, missing)
+        tail = "" if resolved is None else f" (complete again in session {resolved})"
+        concerns.append(
+            Concern(
+                "incomplete",
+                spec.label,
+                missing,
+                names,
+                began,
+                resolved,
+                "note",
+                f"The form is incomplete in session {began}: no score for "
+                f"{', '.join(names)}{tail}. Ask about the missing line.",
+                _question("incomplete", spec, []),
+                (
+                    Evidence(
+                        "incomplete_form",
+                        "too many items unanswered",
+                        "the instrument's missing-answer rule",
+                    ),
+                ),
+                visits[-1].session,
+            )
+        )
+    return concerns
+
+
+def _gap_values(
+    client: SeriesSpec, cv: Visit, therapist: SeriesSpec, tv: Visit
+) -> dict[str, tuple[float, float]]:
+    """(client, therapist) POMP per compared scale (the client's scale ids)."""
+    if therapist.pairs:
+        c_items = client.item_pomps(cv.answers)
+        t_items = therapist.item_pomps(tv.answers)
+        by_scale: dict[str, list[tuple[float, float]]] = {}
+        for t_item, c_item in therapist.pairs.items():
+            if t_item not in t_items or c_item not in c_items:
+                continue
+            pair = (c_items[c_item], t_items[t_item])
+            by_scale.setdefault(TOTAL, []).append(pair)
+            c_scale = client.item_scales.get(c_item)
+            if c_scale is not None and c_scale == therapist.item_scales.get(t_item):
+                by_scale.setdefault(c_scale, []).append(pair)
+        return {
+            s: (_mean([p[0] for p in pairs]), _mean([p[1] for p in pairs]))
+            for s, pairs in by_scale.items()
+        }
+    out = {}
+    for sid in client.scales:
+        c, t = cv.pomps.get(sid), tv.pomps.get(sid)
+        if sid in therapist.scales and c is not None and t is not None:
+            out[sid] = (c, t)
+    return out
+
+
+def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list[Concern]:
+    """Client–therapist gaps on matched content, one concern per run of sessions."""
+    tv_by = {v.session: v for v in therapist.visits}
+    shared = [(cv, tv_by[cv.session]) for cv in client.visits if cv.session in tv_by]
+    steps = []
+    for cv, tv in shared:
+        values = _gap_values(client.spec, cv, therapist.spec, tv)
+        wide = {s: ct for s, ct in values.items() if abs(ct[0] - ct[1]) >= settings.gap_pomp}
+        steps.append((cv.session, wide))
+    concerns = []
+    pairs = (
+        "item by item through the topic pairs the therapist form declares"
+        if (therapist.spec.pairs)
+        else "scale by scale (the two forms share their key)"
+    )
+    for run in _runs(steps):
+        wide = run.what
+        order = list(client.spec.scales)
+        sids = tuple(sorted(wide, key=lambda s: order.index(s) if s in order else len(order)))
+        head = TOTAL if TOTAL in wide else sids[0]
+        c, t = wide[head]
+        higher = "the therapist" if t > c else "the client"
+        began, resolved = run.began, run.resolved
+        where = _scale_words(client.spec, sids)
+        if where == "the total":
+            where = "the alliance"
+        tail = "" if resolved is None else f"; closer again in session {resolved}"
+        concerns.append(
+            Concern(
+                "gap",
+                client.spec.label,
+                sids,
+                _names(client.spec, sids),
+                began,
+                resolved,
+                "watch",
+                f"Client and therapist see {where} differently in session {began} (client "
+                f"{_fmt(c)}, therapist {_fmt(t)} % of the maximum; {higher} sees it as "
+                f"stronger){tail}.",
+                _question("gap", client.spec, []),
+                tuple(
+                    Evidence(
+                        "rater_gap",
+                        f"{client.spec.scales[s].name if s in client.spec.scales else s}: "
+                        f"|{_fmt(ct[0])} − {_fmt(ct[1])}| ≥ {settings.gap_pomp:g}, compared "
+                        f"{pairs}",
+                        f"{DEFAULT} (gap threshold; no published source)",
+                    )
+                    for s, ct in ((s, wide[s]) for s in sids)
+                ),
+                client.visits[-1].session if client.visits else began,
+            )
+        )
+    return concerns
+
+
+def days_between(earlier: str, later: str) -> int | None:
+    """Whole days from one ISO date to another (None if either is not a date)."""
+    try:
+        return (date.fromisoformat(later[:10]) - date.fromisoformat(earlier[:10])).days
+    except ValueError:
+        return None
+
+
+def not_seen(
+    last_date: str | None, today: str | None, settings: Settings, series: str = ""
+) -> Concern | None:
+    """A note when the latest session is longer ago than ``not_seen_days``."""
+    if not last_date or not today:
+        return None
+    days = days_between(last_date, today)
+    if days is None or days <= settings.not_seen_days:
+        return None
+    return Concern(
+        "not_seen",
+        series,
+        (),
+        (),
+        0,
+        None,
+        "note",
+        f"Not seen for {days} days (last session {last_date}).",
+        _question("not_seen", SeriesSpec("", "client", "", {}), []),
+        (
+            Evidence(
+                "not_seen",
+                f"{days} days > {settings.not_seen_days}",
+                f"{DEFAULT} (--not-seen-days)",
+            ),
+        ),
+    )
+
+
+def order_key(concern: Concern) -> tuple[int, int, int]:
+    """Open first, then most severe, then most recent."""
+    return (
+        0 if concern.is_open else 1,
+        SEVERITY_ORDER[concern.severity],
+        -concern.began,
+    )
+
+
+def read_client(
+    client_id: str,
+    series: Sequence[SeriesData],
+    settings: Settings | None = None,
+    today: str | None = None,
+) -> Reading:
+    """The one reading of a client: every concern over every series, in order of attention."""
+    settings = settings or Settings()
+    concerns: list[Concern] = []
+    by_key = {(s.spec.instrument, s.spec.rater): s for s in series}
+    for data in series:
+        concerns += _series_concerns(data, settings)
+        other = data.spec.counterpart
+        if data.spec.rater == "client" and other:
+            twin = next(
+                (s for (inst, rater), s in by_key.items() if inst == other and rater != "client"),
+                None,
+            )
+            if twin is not None:
+                concerns += _gaps(data, twin, settings)
+    latest = _latest(series)
+    counselor = latest.counselor if latest else None
+    last_date = max((v.date for s in series for v in s.visits if v.date), default=None)
+    days = days_between(last_date, today) if last_date and today else None
+    away = not_seen(last_date, today, settings)
+    if away is not None:
+        concerns.append(away)
+    concerns.sort(key=order_key)
+    return Reading(client_id, concerns, counselor, last_date, days)
+
+
+def _latest(series: Sequence[SeriesData]) -> Visit | None:
+    """The client's latest session over every series: the latest date, then session."""
+    visits = [v for s in series for v in s.visits]
+    if not visits:
+        return None
+    return max(visits, key=lambda v: (v.date or "", v.session))
+
+
+# -- specs from instrument files -----------------------------------------------------------
+def reliable_change(sd: float, reliability: float) -> float:
+    """Smallest reliable change (Jacobson & Truax, 1991): 1.96 · √2 · SD · √(1 − r)."""
+    return Z_RELIABLE * math.sqrt(2) * sd * math.sqrt(1 - reliability)
+
+
+def spec_of(inst: Any, rater: str) -> SeriesSpec:
+    """What the rules need of an instrument (a compiled or validated definition)."""
+    low, high = float(inst.scale.min), float(inst.scale.max)
+    span = high - low
+    unit_size = max(float(inst.scale.step), span / 10)  # one step, or one point on a 0-10 line
+    data = inst.data if hasattr(inst, "data") else inst.model_dump(mode="json")
+    norm = inst.norms[0] if inst.norms else None
+    scales: dict[str, ScaleSpec] = {}
+    names = {s.id: s.name for s in inst.subscales}
+    names[TOTAL] = inst.total.name
+    for sid in [*names]:
+        n = inst.scale_item_count(sid)
+        per_mean = span / 100  # mean units per POMP
+        unit = unit_size / span / n * 100
+        jt = None
+        if norm is not None and sid in norm.scales:
+            ref = norm.scales[sid]
+            per = per_mean * (n if norm.metric == "sum" else 1)
+            jt = (
+                reliable_change(ref.sd, ref.reliability) / per,
+                f"{JT_SOURCE}: SD {ref.sd:g}, r {ref.reliability:g} ({norm.sample}, "
+                f"n = {norm.n}; {' '.join(norm.citation.split())})",
+            )
+        cut = next((c for c in inst.cutoffs if c.scale == sid), None)
+        cutoff = None
+        if cut is not None:
+            k = n if cut.metric == "sum" else 1
+            cutoff = Cutoff(
+                cut.threshold, cut.comparison, cut.metric, low * k, per_mean * k,
+                " ".join(cut.message.split()), " ".join(cut.source.split()),
+            )  # fmt: skip
+        band = next((b for b in inst.bands if b.scale == sid and len(b.levels) > 1), None)
+        low_band = None
+        if band is not None:
+            levels = sorted(band.levels, key=lambda lv: lv.min)
+            k = n if band.metric == "sum" else 1
+            top = (levels[1].min - low * k) / (per_mean * k)
+            low_band = (top, levels[0].label, " ".join(band.source.split()))
+        scales[sid] = ScaleSpec(names[sid], unit, n, jt, cutoff, low_band)
+    item_scales = {item: s.id for s in inst.subscales for item in s.items}
+    pairs = {str(k): str(v) for k, v in (data.get("counterpart_items") or {}).items()}
+    return SeriesSpec(
+        inst.id,
+        rater,
+        inst.short_name or inst.id,
+        scales,
+        tuple(inst.item_ids()),
+        frozenset(i.id for i in inst.items if i.reverse),
+        (low, high),
+        item_scales,
+        inst.counterpart,
+        pairs,
+    )
+
+
+def bare_spec(instrument: str, rater: str, names: dict[str, str]) -> SeriesSpec:
+    """A spec for a series whose definition is no longer loadable: names only, and a
+    threshold floor of 5 POMP (no cutoff, no pairs)."""
+    return SeriesSpec(
+        instrument, rater, instrument, {sid: ScaleSpec(name, 5.0) for sid, name in names.items()}
+    )
