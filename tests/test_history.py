@@ -16,12 +16,13 @@ from alliance_cli.store import sqlite as history
 
 from .conftest import write
 
-V_SHAPE = {  # client C-7: steady, a drop in session 4, back in session 5
+V_SHAPE = {  # client C-7: steady, a drop in session 5, back in session 6
     1: "5 4 5 4 5 4 5 4 5 4 5 4",
     2: "5 5 4 4 5 5 4 4 5 5 4 4",
     3: "5 4 5 4 5 5 5 4 5 4 5 4",
-    4: "2 2 2 2 2 2 2 2 2 2 2 2",
-    5: "5 5 5 4 5 4 5 4 5 5 4 4",
+    4: "5 5 4 4 5 4 5 4 5 5 4 4",
+    5: "2 2 2 2 2 2 2 2 2 2 2 2",
+    6: "5 5 5 4 5 4 5 4 5 5 4 4",
 }
 
 
@@ -128,21 +129,21 @@ def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path):
     for session, answers in V_SHAPE.items():
         result = _save(cli, db, "C-7", session, answers)
         assert result.exit_code == 0, result.stderr
-    # The session just saved reports the flags the history raises against it.
-    assert {f["code"] for f in json.loads(result.stdout)[0]["flags"]} >= {"repair"}
+    # The session just saved says what the reading says there: the drop, now resolved.
+    (said,) = json.loads(result.stdout)[0]["concerns"]
+    assert (said["kind"], said["began"], said["resolved"]) == ("drop", 5, 6)
     view = json.loads(cli("history", "C-7", "--db", str(db), "-f", "json").stdout)
-    flags = {(f["code"], f["scale"], f["session"]) for f in view[0]["flags"]}
-    assert ("rupture_2sd", "total", 4) in flags and ("repair", "total", 5) in flags
-    assert not any(s != 4 and c.startswith("rupture") for c, _, s in flags)
-    table = cli("history", "C-7", "--db", str(db), "--details", "-f", "table")
-    assert "Possible rupture in session 4" in table.stdout and "recovered" in table.stdout
+    (drop,) = view[0]["concerns"]
+    assert drop["scales"] == ["goal", "task", "bond", "total"] and drop["severity"] == "act"
+    assert {e["rule"] for e in drop["evidence"]} >= {"reliable_drop", "rupture_2sd"}
     plain = " ".join(
         cli("history", "C-7", "--db", str(db), "-f", "table").stdout.replace("│", " ").split()
     )
-    assert "Sharp drop on all scales" in plain and "Recovered in session 5" in plain
+    assert "All scales fell in session 5" in plain and "recovered in session 6" in plain
     csv_out = cli("history", "C-7", "--db", str(db), "-f", "csv").stdout.splitlines()
     assert csv_out[0].startswith("client_id,instrument,rater,session,date,scale")
-    assert len(csv_out) == 1 + 5 * 4
+    assert len(csv_out) == 1 + 6 * 4
+    assert "drop:act" in csv_out[1 + 4 * 4 + 3] and "drop:resolved" in csv_out[1 + 5 * 4 + 3]
 
 
 def test_duplicate_session_is_refused_unless_replace(cli, tmp_path: Path):
@@ -169,24 +170,44 @@ def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
         "--session", "1", "--save", "--db", str(db), "-f", "json",
     )  # fmt: skip
     assert therapist.exit_code == 0, therapist.stderr
-    gap_flags = [f for f in json.loads(therapist.stdout)[0]["flags"] if f["code"] == "rater_gap"]
-    assert {f["scale"] for f in gap_flags} == {"goal", "total"}
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    (gap,) = [c for c in row["concerns"] if c["kind"] == "gap"]
+    assert gap["scales"] == ["goal", "total"] and gap["series"] == "wai-sr"
+    assert "alliance's default" in gap["evidence"][0]["source"]
+
+
+def test_the_same_topic_on_both_forms_is_no_gap(cli, tmp_path: Path):
+    # WAI-SR item 8 (Goal) and WAI-SRT item 10 (Task) ask about the same topic: equal low
+    # answers to it on both forms raise no gap, where subscale by subscale raised two.
+    db = tmp_path / "h.sqlite"
+    client = ["5"] * 12
+    client[8 - 1] = "1"
+    therapist = ["5"] * 10
+    therapist[10 - 1] = "1"
+    assert _save(cli, db, "C-10", 1, " ".join(client)).exit_code == 0
+    saved = cli("score", "wai-sr-t", *therapist, "--client", "C-10", "--session", "1",
+                "--save", "--db", str(db), "-q")  # fmt: skip
+    assert saved.exit_code == 0, saved.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert [c for c in row["concerns"] if c["kind"] == "gap"] == []
 
 
 def test_clients_puts_those_needing_attention_first(cli, tmp_path: Path):
     db = tmp_path / "h.sqlite"
     for session, answers in V_SHAPE.items():
         _save(cli, db, "steady", session, "4 4 4 4 4 4 4 4 4 4 4 4")
-        if session <= 4:
+        if session <= 5:
             _save(cli, db, "dropping", session, answers)
     _save(cli, db, "early", 1, "2 2 1 2 2 2 1 2 2 2 2 1")
     rows = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     order = [r["client_id"] for r in rows]
     assert order[-1] == "steady"
     by_id = {r["client_id"]: r for r in rows}
-    assert "rupture_2sd" in by_id["dropping"]["open_flags"]
-    assert by_id["early"]["open_flags"] == ["early_low_alliance"]
-    assert by_id["steady"]["open_flags"] == [] and by_id["steady"]["trend"] == "steady"
+    kinds = {k: [c["kind"] for c in r["concerns"] if c["kind"] != "not_seen"]
+             for k, r in by_id.items()}  # fmt: skip
+    assert kinds["dropping"] == ["drop"] and kinds["early"] == ["early_low"]
+    assert kinds["steady"] == [] and by_id["steady"]["trend"] == "steady"
+    assert order.index("dropping") < order.index("early")  # act before watch
     assert "Caseload" in cli("clients", "--db", str(db), "-f", "table").stdout
 
 
@@ -226,13 +247,15 @@ def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path):
         result = _save(cli, db, "S-1", session, marks, "srs")
         assert result.exit_code == 0, result.stderr
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert row["open_flags"] == ["early_low_alliance", "below_cutoff"]  # both stay open
+    (low,) = [c for c in row["concerns"] if c["kind"] != "not_seen"]  # one episode, said once
+    assert (low["kind"], low["began"], low["severity"]) == ("low", 1, "act")
+    assert "at or below 36" in low["sentence"] and "early in treatment" in low["sentence"]
+    assert low["sentence"].count("36") == 1
     _save(cli, db, "S-1", 3, "9.5 9.5 9.6 9.4", "srs")  # 38: recovered above the cutoff
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert "early_low_alliance" not in row["open_flags"]
+    assert [c for c in row["concerns"] if c["kind"] != "not_seen"] == []
     view = json.loads(cli("history", "S-1", "--db", str(db), "-f", "json").stdout)[0]
-    early = [f for f in view["flags"] if f["code"] == "early_low_alliance"]
-    assert [f["session"] for f in early] == [1, 2] and "sum <= 36" in early[0]["rule"]
+    assert [(c["kind"], c["began"], c["resolved"]) for c in view["concerns"]] == [("low", 1, 3)]
 
 
 def test_batch_strict_save_stores_nothing_when_a_row_is_rejected(cli, tmp_path: Path):

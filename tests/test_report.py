@@ -49,7 +49,7 @@ def test_a_client_report_is_one_self_contained_file(cli, store: Path, tmp_path: 
     assert "default-src 'none'" in page  # and the page forbids it anyway
     for section in ("What the history says", "Open concerns", "Instruments", "@media print"):
         assert section in page
-    assert "Sharp drop on Task (Task 56 → 25 %)." in page  # the same sentences as history
+    assert "Total fell in session 5 (from a usual 67 to 38 % of the maximum)" in page
     assert "Scoring key: <strong>verified</strong>" in page and "a4b5b8033fb2" in page
     assert "Generated " in page and str(store) in page
 
@@ -76,7 +76,7 @@ def test_the_caseload_report_lists_concerns_first_with_the_filters(cli, store, t
     page = _report(cli, store, tmp_path, "--caseload")
     rows = re.findall(r"<tr><td>(.*?)</td>", page)
     assert len(rows) == 37  # 36 demo clients and the SRS one
-    assert rows[0] == "C-118"  # most open concerns first, as in `clients`
+    assert rows[0] == "C-118"  # the most severe concern first, as in `clients`
     assert page.count('class="spark"') >= 37
     only = _report(cli, store, tmp_path, "--caseload", "--counselor", "rivera", "--open")
     assert "counselor rivera" in only and len(re.findall(r"<tr><td>", only)) < 37

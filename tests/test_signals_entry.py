@@ -14,6 +14,11 @@ HIGH = "5 5 5 5 5 5 5 5 5 5 5 4".split()
 LOW = "1 1 1 1 1 2 1 1 1 1 1 1".split()
 
 
+def _kinds(row: dict) -> set[tuple[str, str]]:
+    """(kind, series) of a caseload row's open concerns."""
+    return {(c["kind"], c["series"]) for c in row["concerns"]}
+
+
 def _save(cli, db: Path, client: str, session: int, answers, *extra: str):
     return cli("score", "wai-sr", *answers, "--client", client, "--session", str(session),
                "--save", "--db", str(db), "-q", *extra)  # fmt: skip
@@ -21,14 +26,14 @@ def _save(cli, db: Path, client: str, session: int, answers, *extra: str):
 
 def test_score_csv_carries_the_flags_the_history_raised(cli, tmp_path: Path):
     db = tmp_path / "h.sqlite"
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         assert _save(cli, db, "V", session, HIGH).exit_code == 0
-    dropped = _save(cli, db, "V", 4, LOW, "-f", "csv")
+    dropped = _save(cli, db, "V", 5, LOW, "-f", "csv")
     (row,) = csv.DictReader(io.StringIO(dropped.stdout))
-    assert "rupture_2sd:total" in row["flags"].split(";")
-    back = _save(cli, db, "V", 5, HIGH, "-f", "csv")
+    assert "drop:total" in row["flags"].split(";")
+    back = _save(cli, db, "V", 6, HIGH, "-f", "csv")
     (row,) = csv.DictReader(io.StringIO(back.stdout))
-    assert "repair:total" in row["flags"].split(";")
+    assert "drop_over:total" in row["flags"].split(";")
 
 
 @pytest.mark.parametrize("rater", ["Client", " CLIENT "])
@@ -143,22 +148,22 @@ def test_tables_keep_ids_and_flags_whole_at_any_width(cli, tmp_path: Path, monke
     monkeypatch.setenv("COLUMNS", width)
     db = tmp_path / "h.sqlite"
     long_id = "CLINIC-NORTH-0001-ABCDEFGH"
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, long_id, session, HIGH)
-    _save(cli, db, long_id, 4, LOW)
+    _save(cli, db, long_id, 5, LOW)
     clients = cli("clients", "--db", str(db), "-f", "table")
     history = cli("history", long_id, "--db", str(db), "-f", "table")
     for result in (clients, history):
         assert result.exit_code == 0, result.stderr
         assert long_id in result.stdout  # never cut, never folded
         assert max(len(line) for line in result.stdout.splitlines()) <= int(width)
-    assert "rupture_2sd" in history.stdout  # the flag column stays readable
+    assert "drop" in history.stdout  # the flag column stays readable
     said = history.stdout[history.stdout.index("What the history says") :]
     body = [line[2:] for line in said.splitlines()[1:] if line.startswith("│ ")]
     assert body
     for inner in body:  # a wrapped line keeps its indent, never back to the panel's edge
-        if inner.strip("│ ") and not inner.lower().startswith(("session ", "by session ")):
-            assert inner.startswith(" " * 10), inner
+        if inner.strip("│ ") and not inner.startswith(("act ", "watch ", "note ")):
+            assert inner.startswith(" " * 4), inner
 
 
 def test_a_bar_below_its_cutoff_is_red_whatever_its_share():
@@ -171,33 +176,33 @@ def test_a_bar_below_its_cutoff_is_red_whatever_its_share():
 def test_the_caseload_keeps_a_concern_when_another_instrument_is_added(cli, tmp_path: Path):
     # The reported case: an open WAI-SR rupture vanished once one SRS was saved.
     db = tmp_path / "h.sqlite"
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, "K", session, HIGH)
-    _save(cli, db, "K", 4, LOW)
+    _save(cli, db, "K", 5, LOW)
     before = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert "rupture_2sd" in before[0]["open_flags"]
-    cli("score", "srs", "9", "9", "9", "9", "--client", "K", "--session", "5", "--save",
+    assert ("drop", "wai-sr") in _kinds(before[0])
+    cli("score", "srs", "9.5", "9.5", "9.5", "9.5", "--client", "K", "--session", "6", "--save",
         "--db", str(db), "-q")  # fmt: skip
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert "rupture_2sd (wai-sr)" in row["open_flags"]
+    assert ("drop", "wai-sr") in _kinds(row)
     assert row["instrument"] == "wai-sr"  # undated: the longer client-rated series leads
 
 
 def test_what_the_tool_said_stays_said(cli, tmp_path: Path):
     db = tmp_path / "h.sqlite"
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, "S", session, HIGH)
-    said = _save(cli, db, "S", 4, LOW, "-f", "json")
-    assert "rupture_2sd" in {f["code"] for f in json.loads(said.stdout)[0]["flags"]}
-    for session in (5, 6, 7):  # later sessions that change how session 4 reads
-        _save(cli, db, "S", session, LOW)
+    said = _save(cli, db, "S", 5, LOW, "-f", "json")
+    (first,) = [c for c in json.loads(said.stdout)[0]["concerns"] if c["kind"] == "drop"]
+    assert first["status"] == "open"
+    for session in (6, 7, 8):  # later sessions: the drop is repaired at 6
+        _save(cli, db, "S", session, HIGH)
     (view,) = json.loads(cli("history", "S", "--db", str(db), "-f", "json").stdout)
-    four = next(s for s in view["sessions"] if s["session"] == 4)
-    assert "rupture_2sd" in {f["code"] for f in four["flags_at_save"]}  # kept as said
-    now = {f["code"] for f in view["flags"] if f["session"] == 4}
-    assert "rupture_2sd" not in now  # the whole series reads differently today
-    table = cli("history", "S", "--db", str(db), "-f", "table").stdout
-    assert "said: " in table and "rupture_2sd" in table
+    five = next(s for s in view["sessions"] if s["session"] == 5)
+    kept = [f for f in five["flags_at_save"] if f.get("kind") == "drop"]
+    assert kept == [first]  # kept as said: open, whatever came after
+    (now,) = [c for c in view["concerns"] if c["kind"] == "drop"]
+    assert now["resolved"] == 6  # the reading today
 
 
 def test_a_total_below_the_cutoff_is_open_until_a_session_is_above_it(cli, tmp_path: Path):
@@ -207,18 +212,20 @@ def test_a_total_below_the_cutoff_is_open_until_a_session_is_above_it(cli, tmp_p
         return cli("score", "srs", *marks.split(), "--client", "L", "--session", str(session),
                    "--save", "--db", str(db), "-q")  # fmt: skip
 
-    def open_flags() -> list[str]:
+    def open_kinds() -> set[tuple[str, str]]:
         (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-        return row["open_flags"]
+        return {(c["kind"], c["severity"]) for c in row["concerns"]}
 
     srs(1, "9.5 9.5 9.5 9.5")
-    assert "below_cutoff" not in open_flags()
-    srs(2, "8 8 8 8")  # 32: at or below 36
-    assert "below_cutoff" in open_flags()
+    assert open_kinds() == set()
+    srs(2, "8 8 8 8")  # 32: below 36
+    assert ("low", "act") in open_kinds()
     (view,) = json.loads(cli("history", "L", "--db", str(db), "-f", "json").stdout)
-    assert ("below_cutoff", 2) in {(f["code"], f["session"]) for f in view["flags"]}
+    assert ("low", 2) in {(c["kind"], c["began"]) for c in view["concerns"]}
     srs(3, "9 9 9 9.1")  # 36.1: above it again, so the concern closes
-    assert "below_cutoff" not in open_flags()
+    assert open_kinds() == set()
+    srs(4, "9 9 9 9")  # exactly 36: at the cutoff is watch, not act
+    assert open_kinds() == {("low", "watch")}
 
 
 def test_clients_filters_by_counselor_instrument_date_and_open(cli, tmp_path: Path):
@@ -235,7 +242,7 @@ def test_clients_filters_by_counselor_instrument_date_and_open(cli, tmp_path: Pa
     assert 0 < len(rivera) < len(everyone)  # the export's counselor column, detected
     assert {r["counselor"] for r in rivera} == {"Rivera"}
     opened = json.loads(cli("clients", "--db", str(db), "--open", "-f", "json").stdout)
-    assert opened and all(r["open_flags"] for r in opened)
+    assert opened and all(r["concerns"] for r in opened)
     late = json.loads(cli("clients", "--db", str(db), "--since", "2026-10-10", "-f", "json").stdout)
     assert late and all(r["last_date"] >= "2026-10-10" for r in late)
     assert len(late) < len(everyone)
@@ -256,36 +263,37 @@ def test_a_rupture_stays_open_until_a_later_session_repairs_it(cli, tmp_path: Pa
     top = ["5"] * 12
     low = "2 2 2 2 2 2 2 2 2 2 2 2".split()  # 25 POMP
 
-    def flags() -> list[str]:
+    def flags() -> set[tuple[str, str]]:
         (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-        return row["open_flags"]
+        return _kinds(row)
 
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, "U", session, top)
-    _save(cli, db, "U", 4, low)
-    assert any(f.startswith("rupture_") for f in flags())  # opens
-    for session in (5, 6, 7):
+    _save(cli, db, "U", 5, low)
+    assert ("drop", "wai-sr") in flags()  # opens
+    for session in (6, 7, 8):
         _save(cli, db, "U", session, low)
-        assert any(f.startswith("rupture_") for f in flags()), session  # stays open
-    _save(cli, db, "U", 8, top)
-    assert not any(f.startswith("rupture_") for f in flags())  # repaired: closes
+        assert ("drop", "wai-sr") in flags(), session  # stays open
+    _save(cli, db, "U", 9, top)
+    assert ("drop", "wai-sr") not in flags()  # repaired: closes
 
 
-def test_the_history_says_what_happened_in_plain_sentences(cli, tmp_path: Path):
+def test_the_history_says_what_happened_in_plain_sentences(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
     db = tmp_path / "h.sqlite"
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, "P", session, HIGH)
-    _save(cli, db, "P", 4, LOW)
-    _save(cli, db, "P", 5, HIGH)
+    _save(cli, db, "P", 5, LOW)
+    _save(cli, db, "P", 6, HIGH)
     plain = " ".join(cli("history", "P", "--db", str(db), "-f", "table").stdout.split())
-    assert "Session 4: Sharp drop on all scales (total" in plain
-    assert "% of the maximum possible score). Recovered in session 5." in plain
-    assert plain.count("Session 4:") == 1  # one line for the event, not one per scale and rule
-    assert "Stiles" not in plain and "rupture_2sd on" not in plain  # rules wait for --details
+    assert "All scales fell in session 5 (from a usual" in plain
+    assert "and recovered in session 6" in plain
+    assert plain.count("fell in session 5") == 1  # one concern, not one per scale and rule
+    assert "Stiles" not in plain and "rupture_2sd" not in plain  # rules wait for --details
     detailed = " ".join(
         cli("history", "P", "--db", str(db), "--details", "-f", "table").stdout.split()
     )
-    assert "rupture_2sd on total" in detailed and "Stiles et al., 2004" in detailed
+    assert "rupture_2sd: Total:" in detailed and "Stiles et al., 2004" in detailed
 
 
 def test_a_concern_on_one_subscale_is_open_in_the_caseload(cli, tmp_path: Path):
@@ -296,34 +304,32 @@ def test_a_concern_on_one_subscale_is_open_in_the_caseload(cli, tmp_path: Path):
     for item in (1, 2, 10, 12):  # the Task items alone fall to 1: the total moves little
         task_low[item - 1] = "1"
 
-    def flags() -> list[str]:
+    def flags() -> list[tuple[str, list[str]]]:
         (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-        return row["open_flags"]
+        return [(c["kind"], c["scales"]) for c in row["concerns"]]
 
-    for session in (1, 2, 3):
+    for session in (1, 2, 3, 4):
         _save(cli, db, "T", session, steady)
     assert flags() == []
-    _save(cli, db, "T", 4, task_low)
-    opened = flags()
-    assert "rupture_2sd on task" in opened  # opens, naming its scale
-    assert not any(" on goal" in f or " on bond" in f for f in opened)
     _save(cli, db, "T", 5, task_low)
-    assert any(f.startswith("rupture_") and f.endswith(" on task") for f in flags())  # stays
-    _save(cli, db, "T", 6, steady)
-    assert not any(f.endswith(" on task") for f in flags())  # repaired: closes
-    cli("score", "srs", "9", "9", "9", "9", "--client", "T", "--session", "7", "--save",
+    opened = flags()
+    assert ("drop", ["task", "total"]) in opened  # opens, naming its scales
+    assert not any("goal" in sc or "bond" in sc for _, sc in opened)
+    _save(cli, db, "T", 6, task_low)
+    assert ("drop", ["task", "total"]) in flags()  # stays
+    _save(cli, db, "T", 7, steady)
+    assert not any("task" in sc for _, sc in flags())  # repaired: closes
+    cli("score", "srs", "9", "9", "9", "9", "--client", "T", "--session", "8", "--save",
         "--db", str(db), "-q")  # fmt: skip
-    _save(cli, db, "T", 7, task_low)
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    # with two series each concern names its instrument too
-    assert "rupture_1sd on task (wai-sr)" in row["open_flags"]
-    assert "below_cutoff (srs)" in row["open_flags"]  # 36: at or below the SRS cutoff
-    table = cli("clients", "--db", str(db), "-f", "table").stdout
-    assert "rupture_1sd (wai-sr): total, task" in table  # for people: scales grouped
+    # with two series each concern names its series
+    assert ("low", "srs") in _kinds(row)  # 36: at the SRS cutoff
+    table = " ".join(cli("clients", "--db", str(db), "-f", "table").stdout.split())
+    assert "watch: Total was at or below 36 in session 8" in table
 
 
 def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):
-    from alliance_cli.core import change
+    from alliance_cli.core import reading
     from alliance_cli.io.catalog import load_catalog
     from alliance_cli.store import sqlite as history
     from alliance_cli.store.views import caseload
@@ -341,8 +347,8 @@ def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):
                 "answers": {}, "scales": scales, "flags": [],
             }  # fmt: skip
             store.record(score)
-        (row,) = caseload(store, load_catalog(), change.Settings())
-        assert "rupture_2sd on task" in row.open_flags
+        (row,) = caseload(store, load_catalog(), reading.Settings())
+        assert row.last_session == 4 and row.concerns == []  # readable: too short to judge
     finally:
         store.close()
 
@@ -350,7 +356,7 @@ def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):
 def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tmp_path: Path):
     import sqlite3
 
-    from alliance_cli.core import change
+    from alliance_cli.core import reading
     from alliance_cli.io.catalog import load_catalog
     from alliance_cli.store import sqlite as history
     from alliance_cli.store.views import caseload
@@ -365,7 +371,7 @@ def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tm
     assert json.loads(cli("clients", "--db", str(db), "-f", "json").stdout) == first
     # other settings are another reading: not the kept one
     later = cli("clients", "--db", str(db), "--early-sessions", "9", "-f", "json").stdout
-    assert "early_low_alliance" in json.loads(later)[0]["open_flags"]
+    assert ("early_low", "wai-sr") in _kinds(json.loads(later)[0])
     # a reading made before a change to the series is never kept over it
     store = history.open_store(db)
     try:
@@ -377,7 +383,7 @@ def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tm
                               version)], [])  # fmt: skip
         ((stamp_now,),) = store.db.execute("SELECT stamp FROM caseload").fetchall()
         assert stamp_now == ""  # still stale: the next clients reads it again
-        assert rows and caseload(store, load_catalog(), change.Settings())[0].last_session == 5
+        assert rows and caseload(store, load_catalog(), reading.Settings())[0].last_session == 5
     finally:
         store.close()
     assert cli("forget", "W", "--yes", "--db", str(db)).exit_code == 0
@@ -389,8 +395,8 @@ def test_the_whole_caseload_is_kept_until_any_session_changes(cli, tmp_path: Pat
     import sqlite3
 
     db = tmp_path / "h.sqlite"
-    for session in (1, 2, 3, 4):
-        _save(cli, db, "X", session, HIGH if session < 4 else LOW)
+    for session in (1, 2, 3, 4, 5):
+        _save(cli, db, "X", session, HIGH if session < 5 else LOW)
     _save(cli, db, "Y", 1, HIGH)
 
     def snapshot():

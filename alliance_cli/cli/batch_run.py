@@ -57,15 +57,18 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         progress, on_progress = _progress_bar(files)
     store: Any = None
     recorder: Any = None
+    since = 0
+    open_concerns: list[Any] = []
 
     def open_recorder() -> Any:
         # The history is opened at the first scored row: a usage error found while reading
         # the header (no id column, unclear item columns) never creates or locks a store.
-        nonlocal store, recorder
+        nonlocal store, recorder, since
         if recorder is None:
             from alliance_cli.store import sqlite as history
 
             store = history.open_store(db, on_wait=say)
+            since = store.max_rowid()
             store.define(scorer.instrument.to_data(), scorer.sha256)
             recorder = store.batch_recorder(replace)
         return recorder
@@ -93,6 +96,8 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
                 progress.stop()
         if recorder is not None and not recorder.finished:
             recorder.finish(keep=written)
+        if recorder is not None and recorder.saved and store is not None:
+            open_concerns = _read_after_save(store, since, quiet)
     finally:
         if recorder is not None and not recorder.finished:
             say(
@@ -113,6 +118,8 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         where = store.path if store is not None else (db or default_path())
         saved = recorder.saved if recorder is not None else 0
         say(f"history: {saved:,} sessions saved to {where}")
+        if open_concerns:
+            say(_concern_summary(open_concerns))
     if recorder is not None and recorder.same and not quiet:
         say(
             f"history: {recorder.same:,} sessions were already recorded with the same "
@@ -193,3 +200,22 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
         progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
 
     return progress, on_progress
+
+
+def _read_after_save(store: Any, since: int, quiet: bool) -> list[Any]:
+    """The reading of every client the batch saved for: kept, and their open concerns."""
+    from alliance_cli.cli.common import run_catalog
+    from alliance_cli.core.reading import Settings
+    from alliance_cli.store import views
+
+    return views.after_batch(store, run_catalog(quiet=quiet), Settings(), since)
+
+
+def _concern_summary(concerns: list[Any]) -> str:
+    """``history: 3 open concerns for 2 clients of this batch (1 act, 2 watch) ...``."""
+    counts = {s: sum(c.severity == s for c in concerns) for s in ("act", "watch", "note")}
+    parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+    return (
+        f"history: {len(concerns):,} open concerns for the clients of this batch ({parts}); "
+        "'alliance clients --open' lists them, most severe first"
+    )

@@ -22,10 +22,19 @@ from alliance_cli.core.errors import visible
 
 
 # -- history -------------------------------------------------------------------------------
-def _settings(early_sessions: int, early_pomp: float, gap: float) -> Any:
-    from alliance_cli.core.change import Settings
+def _settings(early_sessions: int, early_pomp: float, gap: float, not_seen: int = 28) -> Any:
+    from alliance_cli.core.reading import Settings
 
-    return Settings(early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap)
+    return Settings(
+        early_sessions=early_sessions, early_pomp=early_pomp, gap_pomp=gap, not_seen_days=not_seen
+    )
+
+
+def today() -> str:
+    """Today's date (ISO): days since a session, and the not-seen note, count from it."""
+    from datetime import date
+
+    return date.today().isoformat()
 
 
 InstrumentOpt = Annotated[
@@ -43,7 +52,14 @@ EarlyPompOpt = Annotated[
 ]
 
 GapOpt = Annotated[
-    float, typer.Option("--gap", help="Client–therapist gap worth flagging, in POMP points.")
+    float,
+    typer.Option(
+        "--gap", help="Client–therapist gap worth raising, in POMP points (alliance's default)."
+    ),
+]
+NotSeenOpt = Annotated[
+    int,
+    typer.Option("--not-seen-days", help="A note for clients not seen for longer than this."),
 ]
 CounselorOpt = Annotated[
     str | None, typer.Option("--counselor", help="Only this counselor's clients.")
@@ -74,7 +90,7 @@ def history_command(
     client: Annotated[str, typer.Argument(help="Client id.", metavar="CLIENT")],
     instrument: InstrumentOpt = None,
     details: Annotated[
-        bool, typer.Option("--details", help="Each flag with its rule, figures and source.")
+        bool, typer.Option("--details", help="Each concern's rules, figures and sources.")
     ] = False,
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
@@ -96,7 +112,7 @@ def history_command(
     output(
         fmt,
         [s.as_dict() for s in series],
-        lambda render: render.history_view(series, details, [views.plain_story(s) for s in series]),
+        lambda render: render.history_view(series, details),
         lambda handle: write_history_csv(handle, series),
     )
     return 0
@@ -114,6 +130,7 @@ def clients_command(
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
+    not_seen: NotSeenOpt = 28,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
@@ -125,15 +142,23 @@ def clients_command(
     fmt = pick_format(fmt)
     filters = caseload_filter(counselor, instrument, since, only_open)
     with history.open_store(db, create=False, on_wait=say) as store:
-        settings = _settings(early_sessions, early_pomp, gap)
-        rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters)
+        settings = _settings(early_sessions, early_pomp, gap, not_seen)
+        rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters, today())
+    if not rows:
+        say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
-    output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
+    if fmt is Format.csv:
+        from alliance_cli.io.csvout import write_rows_csv
+
+        header = [*views.CaseloadRow._fields, "severity"]
+        write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
+    elif rows or fmt is not Format.table:
+        output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
     if len(shown) < len(rows) and not quiet:
         hidden = rows[len(shown) :]
-        flagged = sum(bool(r.open_flags) for r in hidden)
+        flagged = sum(bool(r.concerns) for r in hidden)
         sys.stderr.write(
-            f"… and {len(hidden)} more clients ({flagged} with open flags); "
+            f"… and {len(hidden)} more clients ({flagged} with open concerns); "
             "--limit 0 shows all, -f csv lists them\n"
         )
     return 0

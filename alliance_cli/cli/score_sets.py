@@ -43,7 +43,7 @@ class Outcome:
     wheres: list[str] = field(default_factory=list)  # where each score's set came from
     refs: list[str | None] = field(default_factory=list)  # each one's FHIR response, if any
     rejected: list[tuple[str, list[str]]] = field(default_factory=list)
-    history_flags: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    concerns: dict[int, list[dict[str, Any]]] = field(default_factory=dict)  # said at save
 
     def rejection_lines(self) -> list[str]:
         """One line per rejected answer or set."""
@@ -295,7 +295,7 @@ def save_outcome(
     Every set gets an outcome: saved (and shown), or rejected with its reason (a session
     already recorded, without --replace). One duplicate never stops the sets after it.
     """
-    from alliance_cli.core.change import Settings
+    from alliance_cli.core.reading import Settings
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
 
@@ -333,12 +333,10 @@ def save_outcome(
                     else f"{what} is already recorded with the same answers (nothing to do)"
                 )
             _warn_date_order(store, data)
-            raised = views.flags_for(store, data, catalog, Settings())
-            outcome.history_flags[len(kept)] = [
-                {k: v for k, v in f.items() if k != "session"} for f in raised
-            ]
+            said = views.said_at_save(store, data, catalog, Settings())
+            outcome.concerns[len(kept)] = said
             if saved:  # what was said, kept as said: later sessions change the reading only
-                store.keep_said_flags(data, data["flags"] + outcome.history_flags[len(kept)])
+                store.keep_said_flags(data, data["flags"] + said)
             kept.append(data)
             wheres.append(where)
             refs.append(ref)
@@ -427,9 +425,10 @@ class Printer:
             fhir.models()  # says how to install the extra before anything is scored
 
     def add(self, outcome: Outcome) -> None:
-        """Write one chunk's scores (with the flags the history raised for them)."""
+        """Write one chunk's scores (with what the reading said of each saved one)."""
         for i, score in enumerate(outcome.scores):
-            data = dict(score, flags=score["flags"] + outcome.history_flags.get(i, []))
+            said = outcome.concerns.get(i)
+            data = score if said is None else dict(score, concerns=said)
             if self.fmt == "fhir":
                 from alliance_cli.io import fhir
 
@@ -440,17 +439,25 @@ class Printer:
                 sys.stdout.write(("\n  " if self.count == 0 else ",\n  ") + text)
             elif self.fmt == "ndjson":
                 sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-            elif self.writer is not None:
-                self.writer.writerow(csv_row(self.scorer, data))
+            elif self.writer is not None:  # concerns in the flags cell: drop:bond, drop_over:bond
+                said_flags = [
+                    {"code": c["kind"] + ("" if c["resolved"] is None else "_over"), "scale": sid}
+                    for c in said or []
+                    for sid in c["scales"]
+                ]
+                self.writer.writerow(
+                    csv_row(self.scorer, dict(score, flags=score["flags"] + said_flags))
+                )
             else:
-                self._table(data)
+                self._table(score, said)
             self.count += 1
 
-    def _table(self, data: dict[str, Any]) -> None:
+    def _table(self, data: dict[str, Any], said: list[dict[str, Any]] | None) -> None:
         from alliance_cli.core.score import Score
         from alliance_cli.render import terminal as render
 
-        view = render.score_view(Score.model_validate(data), (self.scorer.low, self.scorer.high))
+        score = Score.model_validate(data)
+        view = render.score_view(score, (self.scorer.low, self.scorer.high), concerns=said)
         render.console().print(view)
 
     def end(self) -> None:

@@ -196,6 +196,11 @@ class Instrument(_Model, InstrumentViews):
     licence: str = Field(description="Shown to users; say plainly what use needs permission")
     verification: Verification
     counterpart: str | None = Field(default=None, description="Id of the other rater's form")
+    counterpart_items: dict[ItemId, ItemId] = Field(
+        default_factory=dict,
+        description="This form's item -> the counterpart's item on the same topic; client and "
+        "therapist are then compared item by item (needed where the two keys differ)",
+    )
     scale: Scale
     missing_codes: list[MissingCode] = Field(default_factory=list)
     items: list[Item] = Field(min_length=1)
@@ -355,6 +360,11 @@ class Instrument(_Model, InstrumentViews):
                             f"{cut.threshold:g} is outside the score range {low:g}-{high:g}",
                         )
                     )
+        for mine in self.counterpart_items:
+            if mine not in known:
+                add((("counterpart_items", mine), f"item {mine!r} does not exist"))
+        if self.counterpart_items and not self.counterpart:
+            add((("counterpart_items",), "topic pairs need a counterpart form"))
         if self.counterpart == self.id:
             add((("counterpart",), "an instrument cannot be its own counterpart"))
         _raise_if(problems)

@@ -275,14 +275,14 @@ class Reading:
         return [c for c in self.concerns if c.series == series and c.began == session]
 
     def said_at(self, series: str, session: int) -> list[Concern]:
-        """What the reading says at a session of a series: the concerns that began there,
-        and those still open there that began before (a drop that has stayed)."""
+        """What the reading says at a session of a series: the concerns open there (that
+        began there or stayed from before), and those this session resolved."""
         return [
             c
             for c in self.concerns
             if c.series == series
             and c.began <= session
-            and (c.resolved is None or c.resolved > session)
+            and (c.resolved is None or c.resolved >= session)
         ]
 
 
@@ -388,6 +388,7 @@ def _scale_episodes(
     drop_level = 0.0
     drop_t = 0.0
     decline: _Episode | None = None
+    in_drop = -DECLINE_WINDOW  # the latest position inside a drop: a decline's window clears it
     values = [v for _, v, _ in points]
     for i, (session, value, index) in enumerate(points):
         earlier = values[:i]
@@ -428,8 +429,10 @@ def _scale_episodes(
                 drop.usual = usual
                 drop_level, drop_t = level, t
                 episodes.append(drop)
-        # a slow decline: first few sessions against the latest few
-        if i + 1 >= 2 * DECLINE_WINDOW and t is not None:
+        if drop is not None:
+            in_drop = i
+        # a slow decline: first few sessions against the latest few (none of them in a drop)
+        if i + 1 >= 2 * DECLINE_WINDOW and t is not None and i - in_drop >= DECLINE_WINDOW:
             first = _mean(values[:DECLINE_WINDOW])
             latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
             # two means of 3 sessions have the error of one session over √3; the test is
@@ -566,7 +569,10 @@ def _group(
         severity = min((e.severity for e in eps), key=SEVERITY_ORDER.__getitem__)
         if kind == "drop" and TOTAL in sids and severity == "watch" and len(sids) > 1:
             severity = "act" if len(sids) == len(spec.scales) else severity
-        lead = eps[0] if TOTAL not in sids else next(e for e in eps if e.scale == TOTAL)
+        # the figures of the scale the sentence names: the total's for "all scales"
+        named = [e for e in eps if e.scale != TOTAL]
+        whole = not named or _scale_words(spec, sids) == "all scales"
+        lead = next(e for e in eps if e.scale == TOTAL) if whole and TOTAL in sids else eps[0]
         sentence = _sentence(kind, spec, sids, began, resolved, lead, early_sessions)
         evidence = tuple(
             replace(ev, figures=f"{_names(spec, [e.scale])[0]}: {ev.figures}")

@@ -134,7 +134,9 @@ def score_cells_out(
 
 
 def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
-    """A client's history as CSV: one row per session and scale, with that session's flags."""
+    """A client's history as CSV: one row per session and scale, with the concerns that
+    began there on that scale (``kind:severity``) and those that resolved there
+    (``kind:resolved``)."""
     import csv
 
     writer = csv.writer(handle, lineterminator="\n")
@@ -144,26 +146,35 @@ def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
     )  # fmt: skip
     for view in views:
         for sess in view.sessions:
-            codes = [f"{f.code}:{f.scale}" for f in view.flags if f.session == sess.session]
+            codes = [
+                (f"{c.kind}:{c.severity}" if c.began == sess.session else f"{c.kind}:resolved", sid)
+                for c in view.concerns
+                for sid in c.scales
+                if sess.session in (c.began, c.resolved)
+            ]
             for sid, s in sess.scales.items():
                 writer.writerow(
                     [safe_text(view.client_id), view.instrument, safe_text(view.rater),
                      sess.session, safe_text(sess.date or ""), sid, num(s.mean), num(s.sum),
-                     num(s.pomp), ";".join(c for c in codes if c.endswith(":" + sid)),
+                     num(s.pomp), ";".join(c for c, where in codes if where == sid),
                      sess.verification or "", sess.definition_sha256]
                 )  # fmt: skip
 
 
-def write_rows_csv(handle: IO[str], rows: Sequence[dict[str, Any]]) -> None:
-    """Flat dicts as CSV: lists joined with ';', text neutralised against formulas."""
+def write_rows_csv(
+    handle: IO[str], rows: Sequence[dict[str, Any]], header: Sequence[str] = ()
+) -> None:
+    """Flat dicts as CSV: lists joined with ';' (concerns by their sentences), text
+    neutralised against formulas; ``header`` is written when there is no row."""
     import csv
 
     writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(list(rows[0]) if rows else [])
+    writer.writerow(list(rows[0]) if rows else list(header))
     for row in rows:
-        writer.writerow(
-            [
-                ";".join(v) if isinstance(v, list) else safe_text(v) if isinstance(v, str) else v
-                for v in row.values()
-            ]
-        )
+        writer.writerow([_cell(v) for v in row.values()])
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list):
+        return safe_text(";".join(v["sentence"] if isinstance(v, dict) else str(v) for v in value))
+    return safe_text(value) if isinstance(value, str) else value

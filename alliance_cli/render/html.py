@@ -249,8 +249,9 @@ def client_report(
         out.append("</div>")
         out.append(
             '<p class="legend">Dashed line: the instrument\'s cutoff (or the top of its lowest '
-            "band). Shaded: the reliable-change band around the first session (changes inside "
-            "it may be measurement noise). ▼ rupture, ▲ repair.</p>"
+            "band). Shaded: how far the next session may move from the latest before it counts "
+            "as a drop (larger than this client's usual session-to-session change). ▼ drop, "
+            "▲ recovered.</p>"
         )
         out.append(_session_table(view))
         out.append("</section>")
@@ -274,8 +275,11 @@ def _session_table(view: Any) -> str:
     scales = list(view.sessions[0].scales)
     names = [view.sessions[0].scales[s].name for s in scales]
     flags: dict[int, list[str]] = {}
-    for f in view.flags:
-        flags.setdefault(f.session, []).append(f"{f.code} on {f.scale}")
+    for c in view.concerns:
+        where = ", ".join(c.scale_names)
+        flags.setdefault(c.began, []).append(f"{c.kind} ({c.severity}) on {where}")
+        if c.resolved is not None:
+            flags.setdefault(c.resolved, []).append(f"{c.kind} over on {where}")
     rows = [
         '<table><caption class="meta">Sessions ('
         + esc(view.metric)
@@ -293,7 +297,9 @@ def _session_table(view: Any) -> str:
         pomp = "" if total is None or total.pomp is None else f"{total.pomp:.0f}"
         now = ", ".join(flags.get(s.session, []))
         said = ", ".join(
-            dict.fromkeys(f"{f.get('code')} on {f.get('scale')}" for f in s.flags_at_save)
+            dict.fromkeys(
+                f.get("sentence") or f"{f.get('code')} on {f.get('scale')}" for f in s.flags_at_save
+            )
         )
         rows.append(
             f'<tr><td>{s.session}</td><td class="date">{esc(s.date or "")}</td>{"".join(cells)}'
@@ -314,7 +320,7 @@ def caseload_report(
     source: str,
 ) -> str:
     """The caseload: one row per client, open concerns first, a sparkline of the total."""
-    flagged = sum(bool(r.open_flags) for r in rows)
+    flagged = sum(bool(r.concerns) for r in rows)
     out = [
         "<header><h1>Therapeutic alliance: caseload</h1>",
         f'<p class="meta">Generated {esc(generated)} by alliance from the history '
@@ -331,8 +337,8 @@ def caseload_report(
             "no value" if p is None else f"{p:.0f}" for p in points
         )
         pomp = "" if row.last_total_pomp is None else f"{row.last_total_pomp:.0f}"
-        concerns = "<br>".join(f'<span class="flag open">{esc(text)}</span>'
-                               for _, text in concern_lines)  # fmt: skip
+        concerns = "<br>".join(f'<span class="flag open">{esc(sev)}: {esc(text)}</span>'
+                               for sev, text in concern_lines)  # fmt: skip
         out.append(
             f"<tr><td>{esc(row.client_id)}</td><td>{esc(row.instrument)}</td>"
             f'<td class="num">{row.sessions}</td><td class="date">{esc(row.last_date or "")}</td>'

@@ -214,8 +214,14 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
 
 
 # -- scores --------------------------------------------------------------------------------
-def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[str] = ()) -> Group:
-    """A counselor's view of one score: scales with bars, flags, issues, caveats."""
+def score_view(
+    score: Score,
+    inst_scale: tuple[float, float],
+    notes: Sequence[str] = (),
+    concerns: Sequence[dict[str, Any]] | None = None,
+) -> Group:
+    """A counselor's view of one score: scales with bars, flags, issues, caveats; after a
+    save, what the client's reading says at this session (``concerns``) instead of flags."""
     low, high = inst_scale
     who = score.respondent
     title = literal(score.instrument.name)
@@ -270,7 +276,12 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
     missing = [f"{s.name}: {s.missing_reason}" for s in score.scales.values() if s.missing_reason]
     if missing:
         parts.append(literal("No score: " + "; ".join(missing), style="red"))
-    if score.flags:
+    if concerns is not None:
+        if concerns:
+            parts.append(concerns_panel(concerns, "What the history says now"))
+        else:
+            parts.append(Text("Nothing to raise from the history so far.", style="green"))
+    elif score.flags:
         lines = Text()
         for i, flag in enumerate(score.flags):
             if i:
@@ -286,6 +297,27 @@ def score_view(score: Score, inst_scale: tuple[float, float], notes: Sequence[st
     return Group(*parts)
 
 
+SEVERITY_STYLE = {"act": "bold red", "watch": "yellow", "note": "cyan"}
+
+
+def concerns_panel(concerns: Sequence[dict[str, Any]], title: str, details: bool = False) -> Panel:
+    """Concerns as a counselor reads them: severity, sentence, the question to ask."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for c in concerns:
+        state = "open" if c["resolved"] is None else f"resolved at {c['resolved']}"
+        head = Text(c["severity"], style=SEVERITY_STYLE.get(c["severity"], ""))
+        grid.add_row(head, literal(c["sentence"]) + Text(f" ({state})", style="dim"))
+        if c["resolved"] is None:
+            grid.add_row("", literal("To ask: " + c["question"], style="italic"))
+        if details:
+            for e in c.get("evidence", []):
+                grid.add_row("", literal(f"{e['rule']}: {e['figures']} ({e['source']})", "dim"))
+    border = SEVERITY_STYLE.get(concerns[0]["severity"], "") if concerns else ""
+    return Panel(grid, title=title, border_style=border.replace("bold ", ""), expand=False)
+
+
 def caveat_panel(verification: Any, licence: str) -> Panel:
     """Why these numbers need care: verification status and licence."""
     text = Text("Scoring key ") + verification_text(verification.status)
@@ -297,16 +329,14 @@ def caveat_panel(verification: Any, licence: str) -> Panel:
 
 # -- history -------------------------------------------------------------------------------
 _SPARK = "▁▂▃▄▅▆▇█"
-_FLAG_STYLE = {
-    "rupture_1sd": "red",
-    "rupture_2sd": "bold red",
-    "reliable_drop": "red",
-    "slow_decline": "yellow",
-    "early_low_alliance": "bold red",
-    "rater_gap": "magenta",
-    "repair": "green",
-    "reliable_gain": "green",
-    "below_cutoff": "red",
+_KIND_STYLE = {
+    "drop": "red",
+    "decline": "yellow",
+    "low": "red",
+    "early_low": "red",
+    "gap": "magenta",
+    "incomplete": "cyan",
+    "recovered": "green",
 }
 
 
@@ -322,16 +352,11 @@ def spark(values: Sequence[float | None]) -> Text:
     return out
 
 
-def history_view(
-    views: Sequence[SeriesView],
-    details: bool = False,
-    stories: Sequence[Sequence[tuple[str, str]]] = (),
-) -> Group:
-    """Sessions table, a chart per scale, and what the history says: the plain ``stories``
-    (one per view, from ``store.views.plain_story``), or with ``details`` every flag with
-    its rule, SDs and source."""
+def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
+    """Sessions table, a chart per scale, and what the reading says of each series (with
+    ``details``, every concern's rules, figures and sources)."""
     parts: list[Any] = []
-    for index, view in enumerate(views):
+    for view in views:
         sessions = view.sessions
         scale_ids = list(sessions[0].scales)
         names = {sid: sessions[0].scales[sid].name for sid in scale_ids}
@@ -350,13 +375,13 @@ def history_view(
         table.add_column("POMP", justify="right", no_wrap=True)
         table.add_column("flags", overflow="fold", min_width=13)
         for sess in sessions:
-            codes = sorted({f.code for f in view.flags if f.session == sess.session})
             flag_text = Text()
-            for i, code in enumerate(codes):
-                flag_text.append(("  " if i else "") + code, style=_FLAG_STYLE.get(code, ""))
-            said = sorted({f["code"] for f in sess.flags_at_save} - {"below_cutoff"})
-            if said and said != codes:  # what was said when saved, where the reading changed
-                flag_text.append(("\n" if codes else "") + "said: " + " ".join(said), "dim")
+            marks = [(c.kind, c.kind) for c in view.concerns if c.began == sess.session]
+            marks += [
+                ("recovered", f"{c.kind} over") for c in view.concerns if c.resolved == sess.session
+            ]
+            for i, (style, word) in enumerate(marks):
+                flag_text.append(("  " if i else "") + word, style=_KIND_STYLE.get(style, ""))
             values = [getattr(sess.scales[sid], view.metric) for sid in scale_ids]
             table.add_row(
                 str(sess.session),
@@ -376,28 +401,18 @@ def history_view(
             span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
             chart.add_row(literal(names[sid]), spark(pomps), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
-        if view.flags and not details and index < len(stories):
-            story = Table.grid(padding=(0, 1))
-            story.add_column(no_wrap=True, style="bold")
-            story.add_column(overflow="fold")
-            for when, what in stories[index]:
-                story.add_row(when, literal(what))
-            story.add_row("", literal("(--details: each rule, its figures and its source)", "dim"))
-            parts.append(Panel(story, title="What the history says", expand=False))
-        elif view.flags:
-            # a grid, so a long line wraps under its own text, never back to column 0
-            reading = Table.grid(padding=(0, 1))
-            reading.add_column(no_wrap=True, style="bold")
-            reading.add_column(overflow="fold")
-            for f in view.flags:
-                reading.add_row(
-                    f"session {f.session}:", literal(f.message, _FLAG_STYLE.get(f.code, ""))
+        if view.concerns:
+            ordered = sorted(view.concerns, key=lambda c: c.began)
+            parts.append(
+                concerns_panel(
+                    [c.as_dict() for c in ordered], "What the history says", details=details
                 )
-                reading.add_row("", literal(f"{f.code} on {f.scale}: {f.rule}", style="dim"))
-            parts.append(Panel(reading, title="What the history says", expand=False))
+            )
+            if not details:
+                parts.append(Text("(--details: each rule, its figures and its source)", "dim"))
         else:
             parts.append(
-                Text("No flags: no reliable change, rupture or early risk.", style="green")
+                Text("Nothing to raise: no drop, decline, low score or gap.", style="green")
             )
         older = [s for s in sessions if not s.definition_current]
         if older:
@@ -412,67 +427,49 @@ def history_view(
                     style="yellow",
                 )
             )
-        rel = view.reliable_change.get(TOTAL)
-        if rel:
-            parts.append(Text(f"Reliable change (total): {rel.source}", style="dim"))
     return Group(*parts)
 
 
 _TREND = {"up": ("↗ up", "green"), "down": ("↘ down", "red"), "steady": ("→ steady", "")}
 
 
-# a trend's words need 8 columns (only its arrow when narrow); a concern's code fits in 18
-_MIN_WIDTH = {("trend", False): 8, ("open flags", False): 18, ("open flags", True): 18}
-
-
 def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
-    """The caseload: one row per client, those needing attention first."""
-    show_rater = any(r.rater != "client" for r in rows)
-    # session count and date give way to the flags when the flags would get under 24 columns
+    """The caseload for triage: one row per client, the most severe concern first."""
+    narrow = console().width < 100  # the instrument and trend give way to the concerns
     longest = {
         "client": max((len(visible(r.client_id)) for r in rows), default=6),
+        "counselor": max((len(visible(r.counselor or "")) for r in rows), default=9),
         "instrument": max((len(r.instrument) for r in rows), default=10),
-        "date": max((len(r.last_date or "") for r in rows), default=4),
     }
-    fixed = max(longest["client"], 6) + max(longest["instrument"], 10) + 4 + 4 + 8 + 5 * 2
-    fixed += (max(5, max((len(r.rater) for r in rows), default=5)) + 2) if show_rater else 0
-    narrow = console().width - fixed - (8 + 2 + max(longest["date"], 4) + 2) - 2 < 24
-    table = Table(
-        box=box.SIMPLE_HEAD,
-        title="Caseload",
-        title_justify="left",
-        padding=(0, 0) if narrow else (0, 1),  # narrow: a space between columns, no more
-    )
-    columns = [("client", "left"), ("instrument", "left")]
-    columns += [("rater", "left")] if show_rater else []
-    columns += [] if narrow else [("sessions", "right")]
-    columns += [("last", "right")]
-    columns += [] if narrow else [("date", "left")]
-    columns += [("POMP", "right"), ("trend", "left"), ("open flags", "left")]
+    table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
+    columns = [("client", "left"), ("counselor", "left")]
+    columns += [] if narrow else [("instrument", "left")]
+    columns += [("last", "right"), ("days", "right"), ("POMP", "right")]
+    columns += [] if narrow else [("trend", "left")]
+    columns += [("concerns", "left")]
     for col, justify in columns:
         table.add_column(
             col,
             justify=justify,  # type: ignore[arg-type]
-            no_wrap=col != "open flags",
-            # ids, instruments and dates are never cut, nor are headers
-            min_width=max(longest.get(col, 0), len(col), _MIN_WIDTH.get((col, narrow), 0)),
-            overflow="fold" if col == "open flags" else "ellipsis",
+            no_wrap=col != "concerns",
+            # ids are never cut; a long counselor name may fold
+            min_width=max(
+                longest.get(col, 0) if col == "client" else min(longest.get(col, 0), 16), len(col)
+            ),
+            overflow="fold",
         )
     for row in rows:
         label, style = _TREND[row.trend]
-        label = label.split()[0] if narrow else label
-        flags = Text()
-        for i, (code, line) in enumerate(row.concern_lines()):  # a line per kind of concern
-            flags.append(("\n" if i else "") + line, style=_FLAG_STYLE.get(code, ""))
-        cells: list[Any] = [literal(row.client_id), row.instrument]
-        cells += [literal(row.rater)] if show_rater else []
-        cells += [] if narrow else [str(row.sessions)]
-        cells += [str(row.last_session)]
-        cells += [] if narrow else [literal(row.last_date or "")]
-        cells += [
-            num(row.last_total_pomp, 0),
-            Text(label, style=style),
-            flags,
-        ]
+        text = Text()
+        for i, (severity, sentence) in enumerate(row.concern_lines()):
+            text.append("\n" if i else "")
+            text.append(f"{severity}: ", style=SEVERITY_STYLE.get(severity, ""))
+            text.append(visible(sentence))
+        cells: list[Any] = [literal(row.client_id), literal(row.counselor or "–")]
+        cells += [] if narrow else [row.instrument]
+        cells += [str(row.last_session), "–" if row.days_since is None else str(row.days_since)]
+        cells += [num(row.last_total_pomp, 0)]
+        cells += [] if narrow else [Text(label, style=style)]
+        cells += [text if row.concerns else Text("–", style="green")]
         table.add_row(*cells)
     return table

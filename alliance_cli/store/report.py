@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
-from alliance_cli.core import change
+from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.store import views
 from alliance_cli.store.sqlite import Store
@@ -37,31 +38,19 @@ class InstrumentInfo:
     citation: str
 
 
-CONCERN_WORDS = {
-    "rupture_1sd": "a rupture (1 SD below the usual level) that no later session has repaired",
-    "rupture_2sd": "a rupture (2 SD below the usual level) that no later session has repaired",
-    "reliable_drop": "the latest session fell by more than measurement noise",
-    "slow_decline": "a gradual slide, more than noise over the sessions taken together",
-    "early_low_alliance": "a low alliance early in treatment: a known dropout risk",
-    "below_cutoff": "the latest value is below the instrument's cutoff",
-}
-
-
 def client_data(
     store: Store,
     client_id: str,
     instrument: str | None,
     catalog: Any,
-    settings: change.Settings,
+    settings: reading.Settings,
     generated: str,
 ) -> dict[str, Any]:
-    """What one client's report shows (``render.html.client_report``'s arguments)."""
+    """What one client's report shows (``render.html.client_report``'s arguments): the same
+    reading as ``history`` and ``clients``, so the words and the concerns are the same."""
     series = views.client_view(store, client_id, instrument, catalog, settings)
     stories = [views.plain_story(s) for s in series]
-    keys = {(s.client_id, s.instrument, s.rater) for s in series}
-    concern_row = views.series_concerns(store, catalog, settings, keys)
-    groups = concern_row.concern_groups() if concern_row else []
-    concerns = [(g.code, _concern_text(g)) for g in groups]
+    concerns = sorted((c for s in series for c in s.concerns if c.is_open), key=reading.order_key)
     infos: dict[str, InstrumentInfo] = {}
     charts = []
     defined = views.defined_instruments(catalog, {s.instrument for s in series})
@@ -75,18 +64,12 @@ def client_data(
             )  # fmt: skip
         charts.append(_charts(view, inst, n))
     return {
-        "client_id": client_id, "series": series, "stories": stories, "concerns": concerns,
+        "client_id": client_id, "series": series, "stories": stories,
+        "concerns": [(c.severity, f"({c.series}) {c.sentence} To ask: {c.question}")
+                     for c in concerns],
         "charts": charts, "instruments": infos, "generated": generated,
         "source": str(store.path),
     }  # fmt: skip
-
-
-def _concern_text(group: views.ConcernGroup) -> str:
-    """``(wai-sr) on goal, task: a rupture ...``: where it is open, then what it means."""
-    series = f"({group.series}) " if group.series else ""
-    where = "on the total" if group.scales == (TOTAL,) else "on " + ", ".join(group.scales)
-    words = CONCERN_WORDS.get(group.code, "")
-    return f"{series}{where}: {words}" if words else f"{series}{where}"
 
 
 def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:
@@ -97,11 +80,11 @@ def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:
         points = [
             (s.session, s.scales[sid].pomp if sid in s.scales else None) for s in view.sessions
         ]
-        first = next((p for _, p in points if p is not None), None)
-        rel = view.reliable_change.get(sid)
-        band = None
-        if rel is not None and rel.threshold is not None and first is not None:
-            band = (first - rel.threshold, first + rel.threshold)
+        latest = next((p for _, p in reversed(points) if p is not None), None)
+        threshold = view.thresholds.get(sid)
+        band = None  # the drop threshold the next session meets, around the latest session
+        if threshold is not None and latest is not None:
+            band = (latest - threshold, latest + threshold)
         out.append(
             ChartData(
                 key=f"{n}-{sid}",
@@ -109,10 +92,12 @@ def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:
                 points=points,
                 cutoff=_cutoff(inst, sid),
                 rc_band=band,
-                ruptures=[
-                    f.session for f in view.flags if f.scale == sid and f.code.startswith("rupture")
+                ruptures=[c.began for c in view.concerns if c.kind == "drop" and sid in c.scales],
+                repairs=[
+                    c.resolved
+                    for c in view.concerns
+                    if c.kind == "drop" and sid in c.scales and c.resolved is not None
                 ],
-                repairs=[f.session for f in view.flags if f.scale == sid and f.code == "repair"],
             )
         )
     return out
@@ -144,13 +129,13 @@ def _cutoff(inst: Any, scale: str) -> tuple[float, str] | None:
 def caseload_data(
     store: Store,
     catalog: Any,
-    settings: change.Settings,
+    settings: reading.Settings,
     filters: views.CaseloadFilter,
     described: str,
     generated: str,
 ) -> dict[str, Any]:
     """What the caseload report shows (``render.html.caseload_report``'s arguments)."""
-    rows = views.caseload(store, catalog, settings, filters)
+    rows = views.caseload(store, catalog, settings, filters, date.today().isoformat())
     totals: dict[tuple[str, str, str], list[float | None]] = {}
     for client_id, inst_id, rater, sessions_text, pomps in store.total_series():
         pairs = sorted(

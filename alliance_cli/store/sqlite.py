@@ -342,6 +342,8 @@ class Record:
     sha256: str
     score: dict[str, Any]
     said_flags: list[dict[str, Any]] = field(default_factory=list)  # as said when saved
+    answers: str = ""  # the answer values in item order ("5,4,,3")
+    counselor: str | None = None
 
 
 class Store:
@@ -719,6 +721,18 @@ class Store:
                  who.get("rater") or "client", int(who["session"])),
             )  # fmt: skip
 
+    def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
+        """Keep what was said at each session a batch added ((concerns JSON, rowid) each),
+        only where nothing is kept yet: what was said is never rewritten."""
+        with self._transaction():
+            self.db.executemany(
+                "UPDATE sessions SET said_flags = ? WHERE rowid = ? AND said_flags IS NULL", said
+            )
+
+    def max_rowid(self) -> int:
+        """The largest session rowid (0 for none): what a batch adds comes after it."""
+        return int(self.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[0])
+
     def client_ids(self) -> list[str]:
         """Every client id in the store (for suggesting a close one after a typo)."""
         return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
@@ -728,7 +742,7 @@ class Store:
         (rebuilt from the answers and the definition kept once, or as kept)."""
         sql = (
             "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
-            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, d.data "
+            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, d.data, s.counselor "
             "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = ?"
         )
         args: list[Any] = [client_id]
@@ -738,9 +752,11 @@ class Store:
         sql += " ORDER BY s.instrument, s.rater, s.session"
         out = []
         for r in self.db.execute(sql, args).fetchall():
-            score = self._score(r)
+            score = self._score(r[:12])
             said = json.loads(r[9]) if r[9] is not None else score["flags"]
-            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said))
+            if said and all("code" not in f for f in said):  # a batch keeps the concerns only
+                said = score["flags"] + said
+            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
         return out
 
     def _score(self, r: tuple[Any, ...]) -> dict[str, Any]:
@@ -827,7 +843,9 @@ class Store:
             "SELECT client_id, instrument, rater, group_concat(session, ','), "
             "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor), "
             "min(definition), max(definition), "
-            "group_concat(ifnull(scale_pomps, ''), ';') FROM sessions "
+            "group_concat(ifnull(scale_pomps, ''), ';'), group_concat(ifnull(date, ''), ','), "
+            "group_concat(ifnull(counselor, ''), char(31)), group_concat(answers, ';') "
+            "FROM sessions "
         )
         group = "GROUP BY client_id, instrument, rater"
         if only is None or len(only) > 500:  # many: one pass over the table is faster
@@ -839,6 +857,16 @@ class Store:
         # the subscale ids of the least and the greatest definition (kept once per definition)
         ids = dict(self.db.execute("SELECT id, ifnull(scale_ids, '') FROM definitions"))
         return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+
+    def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
+        """(client_id, instrument, rater) of each series of one client."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self.db.execute(
+                "SELECT DISTINCT client_id, instrument, rater FROM sessions WHERE client_id = ?",
+                (client_id,),
+            )
+        ]
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for

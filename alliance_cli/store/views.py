@@ -2,88 +2,78 @@
 
 from __future__ import annotations
 
-import itertools
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NamedTuple
 
-from alliance_cli.core import change
+from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
-from alliance_cli.core.scorer import DIGITS, below_cutoff
+from alliance_cli.core.scorer import DIGITS
 from alliance_cli.store.sqlite import Record, Store
 
 
-# -- analysis over stored sessions ---------------------------------------------------------
-def _series(records: Sequence[Record]) -> change.Series:
-    series = change.Series()
-    for rec in records:
-        for sid, s in rec.score["scales"].items():
-            series.names[sid] = s["name"]
-            series.scales.setdefault(sid, []).append(change.Point(rec.session, rec.date, s["pomp"]))
-    return series
-
-
-def _factors(instrument: Any) -> Callable[[str], dict[str, float]]:
-    def factors(scale: str) -> dict[str, float]:
-        try:
-            n = instrument.scale_item_count(scale)
-        except KeyError:  # a scale the current file no longer has: stored scores stay readable
-            return {"mean": 1.0, "sum": 1.0}
-        low, high = instrument.scale.min, instrument.scale.max
-        return {m: change.pomp_factor(low, high, n, m) for m in ("mean", "sum")}
-
-    return factors
-
-
-def analyse(
-    records: Sequence[Record],
-    instruments: dict[str, Any],
-    settings: change.Settings,
-    counterparts: Sequence[Record] = (),
-) -> tuple[list[change.ChangeFlag], dict[str, change.Reliability]]:
-    """Every flag a client's sessions on one instrument and rater raise, and the thresholds."""
-    if not records:
-        return [], {}
-    inst = instruments.get(records[0].instrument)
-    series = _series(records)
-    flags: list[change.ChangeFlag] = []
-    reliabilities: dict[str, change.Reliability] = {}
-    norm = inst.norms[0] if inst is not None and inst.norms else None
-    factors = _factors(inst) if inst is not None else None
-    for sid, points in series.scales.items():
-        by_metric = factors(sid) if factors else {"mean": 1.0, "sum": 1.0}
-        values = [p.pomp for p in points if p.pomp is not None]
-        rel = change.reliability_for(norm, sid, by_metric, values)
-        reliabilities[sid] = rel
-        flags += change.analyse_scale(sid, series.names[sid], points, rel, settings)
+# -- the one reading, from stored sessions ----------------------------------------------------
+def series_spec(
+    instruments: dict[str, Any], inst_id: str, rater: str, names: dict[str, str]
+) -> Any:
+    """What the rules need of one series: from its definition, or its stored names alone."""
+    inst = instruments.get(inst_id)
     if inst is not None:
-        for rec in records:
-            total = rec.score["scales"][TOTAL]
-            raw = {"mean": total["mean"], "sum": total["sum"]}
-            flag = change.early_low(rec.session, total["pomp"], raw, inst, settings)
-            if flag:
-                flags.append(flag)
-    for rec in records:  # a score below its instrument's cutoff, as the score itself said
-        for f in rec.score.get("flags", []):
-            if f.get("code") == "below_cutoff":
-                flags.append(
-                    change.ChangeFlag("below_cutoff", f["scale"], rec.session, f["rule"],
-                                      f["message"])
-                )  # fmt: skip
-    other = {r.session: r for r in counterparts}
+        spec = reading.spec_of(inst, rater)
+        if set(names) <= set(spec.scales):
+            return spec
+    return reading.bare_spec(inst_id, rater, names)  # a definition that changed its scales
+
+
+def series_of_records(records: Sequence[Record], instruments: dict[str, Any]) -> list[Any]:
+    """Each (instrument, rater) of a client's records as the reading's series data."""
+    from alliance_cli.store.sqlite import answers_values
+
+    groups: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
-        twin = other.get(rec.session)
-        if twin is None:
-            continue
-        mine = {k: (v["name"], v["pomp"]) for k, v in rec.score["scales"].items()}
-        theirs = {k: (v["name"], v["pomp"]) for k, v in twin.score["scales"].items()}
-        client, therapist = (mine, theirs) if rec.rater == "client" else (theirs, mine)
-        flags += change.gaps(rec.session, client, therapist, settings)
-    flags.sort(key=lambda f: (f.session, f.scale != TOTAL, f.scale, f.code))
-    return flags, reliabilities
+        groups.setdefault((rec.instrument, rec.rater), []).append(rec)
+    out = []
+    for (inst_id, rater), recs in groups.items():
+        recs.sort(key=lambda r: r.session)
+        names = {sid: s["name"] for r in recs for sid, s in r.score["scales"].items()}
+        visits = [
+            reading.Visit(
+                r.session,
+                r.date,
+                {sid: s["pomp"] for sid, s in r.score["scales"].items()},
+                r.counselor,
+                tuple(answers_values(r.answers)),
+            )
+            for r in recs
+        ]
+        out.append(reading.SeriesData(series_spec(instruments, inst_id, rater, names), visits))
+    return out
+
+
+def client_reading(
+    store: Store,
+    client_id: str,
+    catalog: Any,
+    settings: reading.Settings,
+    today: str | None = None,
+    records: Sequence[Record] | None = None,
+) -> Any:
+    """The one reading of a client, over every instrument and rater they have."""
+    records = store.records(client_id) if records is None else records
+    instruments = defined_instruments(catalog, {r.instrument for r in records})
+    return reading.read_client(client_id, series_of_records(records, instruments), settings, today)
+
+
+def thresholds(data: Any) -> dict[str, float | None]:
+    """Per scale: the drop threshold the next session would be tested against (POMP)."""
+    noise = reading.Noise(data.spec, data.visits)
+    out: dict[str, float | None] = {}
+    for sid, spec in data.spec.scales.items():
+        earlier = sum(1 for v in data.visits if v.pomps.get(sid) is not None)
+        out[sid] = reading.threshold_at(spec, noise, len(data.visits), earlier)[0]
+    return out
 
 
 @dataclass(frozen=True)
@@ -111,7 +101,7 @@ class SessionView:
 
 @dataclass(frozen=True)
 class SeriesView:
-    """One client's sessions on one instrument by one rater, with what the history says."""
+    """One client's sessions on one instrument by one rater, with what the reading says."""
 
     client_id: str
     instrument: str
@@ -119,8 +109,13 @@ class SeriesView:
     metric: str
     verification: str | None
     sessions: list[SessionView]
-    reliable_change: dict[str, change.Reliability]
-    flags: list[change.ChangeFlag]
+    thresholds: dict[str, float | None]  # the drop threshold the next session meets (POMP)
+    concerns: list[reading.Concern]  # the reading's concerns of this series
+
+    @property
+    def label(self) -> str:
+        """``wai-sr``, or ``wai-sr-t, therapist``: how concerns name the series."""
+        return self.instrument if self.rater == "client" else f"{self.instrument}, {self.rater}"
 
     def as_dict(self) -> dict[str, Any]:
         """The series as JSON data (``alliance history -f json``)."""
@@ -131,14 +126,10 @@ class SeriesView:
             "metric": self.metric,
             "verification": self.verification,
             "sessions": [asdict(s) for s in self.sessions],
-            "reliable_change": {
-                k: {
-                    "threshold_pomp": None if v.threshold is None else round(v.threshold, DIGITS),
-                    "source": v.source,
-                }
-                for k, v in self.reliable_change.items()
+            "thresholds": {
+                k: None if v is None else round(v, DIGITS) for k, v in self.thresholds.items()
             },
-            "flags": [f.as_dict() for f in self.flags],
+            "concerns": [c.as_dict() for c in self.concerns],
         }
 
 
@@ -159,42 +150,44 @@ def _session_view(rec: Record, current: str | None) -> SessionView:
 
 
 def client_view(
-    store: Store, client_id: str, instrument: str | None, catalog: Any, settings: change.Settings
+    store: Store,
+    client_id: str,
+    instrument: str | None,
+    catalog: Any,
+    settings: reading.Settings,
+    today: str | None = None,
 ) -> list[SeriesView]:
-    """Per instrument and rater: sessions, thresholds and flags for one client."""
-    records = store.records(client_id, instrument)
+    """Per instrument and rater: sessions and the reading's concerns for one client."""
+    records = store.records(client_id)
     if not records:
-        others = store.records(client_id) if instrument else []
-        if others:
-            kinds = sorted({r.instrument for r in others})
-            raise UsageProblem(
-                f"client {client_id!r} has no sessions on {instrument}; their sessions are on "
-                f"{', '.join(kinds)} (drop --instrument, or choose one of those)"
-            )
         raise unknown_client(store, client_id)
-    groups: dict[tuple[str, str], list[Record]] = {}
-    for rec in records:
-        groups.setdefault((rec.instrument, rec.rater), []).append(rec)
-    instruments = defined_instruments(catalog, {k[0] for k in groups})
+    if instrument and not any(r.instrument == instrument for r in records):
+        kinds = sorted({r.instrument for r in records})
+        raise UsageProblem(
+            f"client {client_id!r} has no sessions on {instrument}; their sessions are on "
+            f"{', '.join(kinds)} (drop --instrument, or choose one of those)"
+        )
+    instruments = defined_instruments(catalog, {r.instrument for r in records})
+    data = series_of_records(records, instruments)
+    read = reading.read_client(client_id, data, settings, today)
     out = []
-    for (inst_id, rater), recs in groups.items():
-        inst = instruments.get(inst_id)
-        counterparts: list[Record] = []
-        if inst is not None and inst.counterpart:
-            counterparts = store.records(client_id, inst.counterpart)
-        flags, rels = analyse(recs, instruments, settings, counterparts)
-        current = _current_sha(catalog, inst_id)
+    for series in data:
+        spec = series.spec
+        if instrument and spec.instrument != instrument:
+            continue
+        recs = [r for r in records if (r.instrument, r.rater) == (spec.instrument, spec.rater)]
+        current = _current_sha(catalog, spec.instrument)
         sessions = [_session_view(r, current) for r in recs]
         out.append(
             SeriesView(
                 client_id,
-                inst_id,
-                rater,
+                spec.instrument,
+                spec.rater,
                 recs[0].score["metric"],
                 sessions[-1].verification,
                 sessions,
-                rels,
-                flags,
+                thresholds(series),
+                [c for c in read.concerns if c.series == spec.label],
             )
         )
     return out
@@ -234,19 +227,17 @@ def defined_instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
     return found
 
 
-def flags_for(
-    store: Store, score: dict[str, Any], catalog: Any, settings: change.Settings
+def said_at_save(
+    store: Store, score: dict[str, Any], catalog: Any, settings: reading.Settings
 ) -> list[dict[str, Any]]:
-    """The flags the history raises for the session just recorded."""
+    """What the reading says at the session just recorded: the concerns of its series that
+    began there or are still open there, and the client's others that are open."""
     who = score["respondent"]
-    views = client_view(store, str(who["client_id"]), score["instrument"]["id"], catalog, settings)
-    return [
-        f.as_dict()
-        for view in views
-        if view.rater == who.get("rater")
-        for f in view.flags
-        if f.session == who["session"]
-    ]
+    read = client_reading(store, str(who["client_id"]), catalog, settings)
+    label = score["instrument"]["id"]
+    label = label if who.get("rater") == "client" else f"{label}, {who.get('rater')}"
+    here = read.said_at(label, who["session"])
+    return [c.as_dict() for c in here]
 
 
 def _floats(text: str) -> list[float | None]:
@@ -254,7 +245,7 @@ def _floats(text: str) -> list[float | None]:
 
 
 class CaseloadRow(NamedTuple):
-    """One client in the caseload: their latest reading and what is open."""
+    """One client in the caseload: their latest numbers and their open concerns."""
 
     client_id: str
     instrument: str
@@ -264,82 +255,65 @@ class CaseloadRow(NamedTuple):
     last_date: str | None
     last_total_pomp: float | None
     trend: str
-    open_flags: list[str]
-    counselor: str | None = None
+    concerns: list[dict[str, Any]]  # the reading's open concerns, in order of attention
+    counselor: str | None = None  # of the latest session
+    days_since: int | None = None  # since the latest session (when dated)
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
-        return self._asdict()
+        data = self._asdict()
+        data["severity"] = self.severity
+        return data
 
-    def concern_groups(self) -> list[ConcernGroup]:
-        """The open concerns grouped by kind and series, their scales together.
+    @property
+    def severity(self) -> str | None:
+        """The most severe open concern's severity (None: nothing open)."""
+        return self.concerns[0]["severity"] if self.concerns else None
 
-        ``rupture_2sd on task`` and ``rupture_2sd on bond`` are one group with scales
-        (task, bond); a concern on the total alone has the scales (total,).
-        """
-        grouped: dict[tuple[str, str], list[str]] = {}
-        for text in self.open_flags:
-            found = _CONCERN.match(text)
-            code, scale, series = found.groups() if found else (text, None, None)
-            grouped.setdefault((code, series or ""), []).append(scale or TOTAL)
-        return [ConcernGroup(c, series, tuple(sc)) for (c, series), sc in grouped.items()]
-
-    def concern_lines(self) -> list[tuple[str, str]]:
-        """(code, line) per kind of open concern, its scales grouped: for people
-        (``rupture_2sd (wai-sr): task, bond``; a concern on the total alone: its code)."""
-        return [(g.code, g.line()) for g in self.concern_groups()]
-
-
-class ConcernGroup(NamedTuple):
-    """One kind of open concern in one series, with the scales it is open on."""
-
-    code: str
-    series: str  # "" for a client's one series, else "wai-sr" or "wai-sr-t, therapist"
-    scales: tuple[str, ...]
-
-    def line(self) -> str:
-        """``rupture_2sd (wai-sr): task, bond``, or the bare code on the total alone."""
-        where = f" ({self.series})" if self.series else ""
-        tail = "" if self.scales == (TOTAL,) else ": " + ", ".join(self.scales)
-        return f"{self.code}{where}{tail}"
-
-
-# an open concern as the caseload writes it: "code[ on scale][ (instrument[, rater])]"
-_CONCERN = re.compile(r"^(\S+)(?: on (\S+))?(?: \((.+)\))?$")
-
-
-_TREND_ORDER = {"down": 0, "steady": 1, "up": 2}
+    def concern_lines(self, most: int = 3) -> list[tuple[str, str]]:
+        """(severity, sentence) of up to ``most`` open concerns, then "and N more"."""
+        lines = [(c["severity"], c["sentence"]) for c in self.concerns[:most]]
+        if len(self.concerns) > most:
+            lines.append(("note", f"and {len(self.concerns) - most} more"))
+        return lines
 
 
 @dataclass(frozen=True)
 class CaseloadFilter:
     """Which clients the caseload shows (``alliance clients`` options)."""
 
-    counselor: str | None = None  # case-insensitive
-    instrument: str | None = None
+    counselor: str | None = None  # case-insensitive, the counselor of the latest session
+    instrument: str | None = None  # clients with a series on it (its numbers shown)
     since: str | None = None  # ISO date: a session on or after it
     only_open: bool = False
 
-    def keeps_series(self, instrument: str, last_date: str | None, counselor: str | None) -> bool:
-        """Whether one series (instrument, its last date, its counselor) is shown."""
-        if self.instrument and instrument != self.instrument:
+    def keeps_all(self) -> bool:
+        """Whether no filter is set."""
+        return self == CaseloadFilter()
+
+    def keeps_client(self, row: CaseloadRow) -> bool:
+        """Whether one client's row (over the series kept) is shown."""
+        if self.since and (row.last_date is None or row.last_date < self.since):
             return False
-        if self.since and (last_date is None or last_date < self.since):
+        if self.only_open and not row.concerns:
             return False
-        return not self.counselor or (counselor or "").lower() == self.counselor.lower()
+        return not self.counselor or (row.counselor or "").lower() == self.counselor.lower()
 
 
 def caseload(
     store: Store,
     catalog: Any,
-    settings: change.Settings,
+    settings: reading.Settings,
     filters: CaseloadFilter | None = None,
+    today: str | None = None,
+    readings: dict[str, Any] | None = None,
 ) -> list[CaseloadRow]:
-    """One row per client (every series' open concerns), most in need of attention first.
+    """One row per client (the one reading's open concerns), most in need of attention first.
 
-    The whole list (no filter) is kept until any session changes, and each series' reading
-    until one of its sessions does (``store.sqlite`` migrations 6 and 7): only what changed
-    since is read again.
+    The whole list (no filter) is kept until any session changes, and each client's reading
+    until one of their sessions does (``store.sqlite`` migrations 6 and 7): only the clients
+    whose sessions changed are read again. Days since the latest session, and the
+    not-seen note, depend on today's date and are added to what was kept.
     """
     want = filters or CaseloadFilter()
     stamps: dict[str, str] = {}
@@ -353,139 +327,204 @@ def caseload(
     def list_stamp(instruments: Iterable[str]) -> str:
         return "\n".join(stamp(i) for i in sorted(set(instruments)))
 
-    whole = want == CaseloadFilter()  # no filter: the kept list may answer at once
+    whole = want.keeps_all()  # no filter: the kept list may answer at once
     store.db.execute("BEGIN")  # the kept readings and the sessions, read at one moment
     try:
         version, kept_stamp, kept_rows = store.snapshot()
         fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
         if whole and fresh:
-            return [CaseloadRow(*r) for r in json.loads(str(kept_rows))]
-        series_rows, readings, gone = _series_readings(store, catalog, settings, stamp)
+            rows = [CaseloadRow(*r) for r in json.loads(str(kept_rows))]
+            series_rows = None
+        else:
+            series_rows, kept, gone = _series_readings(store, catalog, settings, stamp, readings)
     finally:
         store.rollback()
-    if readings or gone:  # after the read: keeping takes the write lock
-        store.keep_caseload(readings, gone)
-    series_of: dict[str, list[CaseloadRow]] = {}
-    for row in series_rows:
-        if want.keeps_series(row.instrument, row.last_date, row.counselor):
-            series_of.setdefault(row.client_id, []).append(row)
-    clients = (_one_row(all_series) for all_series in series_of.values())
-    result = sorted(
-        (one for one in clients if not want.only_open or one.open_flags),
-        key=lambda r: (
-            -len(r.open_flags),
-            _TREND_ORDER[r.trend],
-            r.last_total_pomp if r.last_total_pomp is not None else 101,
-            r.client_id,
-        ),
-    )
-    if whole:
-        rows_json = json.dumps([list(r) for r in result])
-        store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
-    return result
+    if series_rows is not None:
+        if kept or gone:  # after the read: keeping takes the write lock
+            store.keep_caseload(kept, gone)
+        series_of: dict[str, list[CaseloadRow]] = {}
+        for row in series_rows:
+            if not want.instrument or row.instrument == want.instrument:
+                series_of.setdefault(row.client_id, []).append(row)
+        rows = [_one_row(all_series) for all_series in series_of.values()]
+        rows.sort(key=_attention)
+        if whole:
+            rows_json = json.dumps([list(r) for r in rows])
+            store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
+    return [r for r in (_today(r, today, settings) for r in rows) if want.keeps_client(r)]
+
+
+def _attention(row: CaseloadRow) -> tuple[Any, ...]:
+    """Most severe first, then the most recently seen, then the id."""
+    rank = reading.SEVERITY_ORDER.get(row.severity or "", 3)
+    recent = (1, "") if not row.last_date else (0, _descending(row.last_date))
+    return (rank, recent, row.client_id)
+
+
+def _descending(text: str) -> str:
+    return "".join(chr(0x10FFFF - ord(ch)) for ch in text)
+
+
+def _today(row: CaseloadRow, today: str | None, settings: reading.Settings) -> CaseloadRow:
+    """Days since the latest session, and the not-seen note, as of today."""
+    if not today or not row.last_date:
+        return row
+    days = reading.days_between(row.last_date, today)
+    away = reading.not_seen(row.last_date, today, settings)
+    concerns = row.concerns + ([away.as_dict()] if away is not None else [])
+    return row._replace(days_since=days, concerns=concerns)
 
 
 def _series_readings(
-    store: Store, catalog: Any, settings: change.Settings, stamp: Callable[[str], str]
+    store: Store,
+    catalog: Any,
+    settings: reading.Settings,
+    stamp: Callable[[str], str],
+    kept_readings: dict[str, Any] | None = None,
 ) -> tuple[list[CaseloadRow], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Every series' reading: kept ones whose stamp is current, the others read again;
-    with what to keep of those (``Store.keep_caseload``'s readings and gone series)."""
+    """Every series' row: kept ones whose stamp is current, the others read again (every
+    series of a client any of whose series changed); with what to keep of those
+    (``Store.keep_caseload``'s readings and gone series)."""
     kept = store.kept_caseload()
     now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
-    stale = {(k[0], k[1], k[2]): k[3] for k in kept if k[4] != now[k[1]]}
-    read = _read_series(store, catalog, settings, store.caseload_rows(set(stale))) if stale else []
+    stale_clients = {k[0] for k in kept if k[4] != now[k[1]]}
+    versions = {(k[0], k[1], k[2]): k[3] for k in kept if k[0] in stale_clients}
+    read = _read_clients(store, catalog, settings, set(versions), kept_readings) if versions else []
     found = {(r.client_id, r.instrument, r.rater) for r in read}
     readings = [
         (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
-         r.trend, "\n".join(r.open_flags), r.counselor,
-         r.client_id, r.instrument, r.rater, stale[(r.client_id, r.instrument, r.rater)])
+         r.trend, json.dumps(r.concerns), r.counselor,
+         r.client_id, r.instrument, r.rater, versions[(r.client_id, r.instrument, r.rater)])
         for r in read
     ]  # fmt: skip
-    gone = [(*key, seen) for key, seen in stale.items() if key not in found]
+    gone = [(*key, seen) for key, seen in versions.items() if key not in found]
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
     current = [
         new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
-            k[10].split("\n") if k[10] else [], k[11])
+            json.loads(k[10]) if k[10] else [], k[11], None)
         for k in kept
-        if k[4] == now[k[1]]
+        if k[0] not in stale_clients
     ]  # fmt: skip
     return read + current, readings, gone
 
 
-def series_concerns(
-    store: Store,
-    catalog: Any,
-    settings: change.Settings,
-    keys: set[tuple[str, str, str]],
+def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: int) -> list[Any]:
+    """After ``batch --save``: read every client the batch touched (kept for ``clients``),
+    keep what the reading says at each session the batch added (never rewritten later),
+    and return the open concerns of those clients, for the batch's summary."""
+    readings: dict[str, Any] = {}
+    store.db.execute("BEGIN")
+    try:
+        added = store.db.execute(
+            "SELECT rowid, client_id, instrument, rater, session FROM sessions "
+            "WHERE rowid > ? AND said_flags IS NULL",
+            (since,),
+        ).fetchall()
+    finally:
+        store.rollback()
+    caseload(store, catalog, settings, readings=readings)
+    for client_id in {r[1] for r in added} - set(readings):  # kept fresh by another reader
+        keys = set(store.series_keys(client_id))
+        _read_clients(store, catalog, settings, keys, readings)
+    said = []
+    for rowid, client_id, inst_id, rater, session in added:
+        label = inst_id if rater == "client" else f"{inst_id}, {rater}"
+        here = readings[client_id].said_at(label, session) if client_id in readings else []
+        said.append((json.dumps([c.as_dict() for c in here]), rowid))
+    store.keep_batch_said(said)
+    touched = {r[1] for r in added}
+    return [c for cid, r in readings.items() if cid in touched for c in r.open]
+
+
+def client_row(
+    store: Store, catalog: Any, settings: reading.Settings, client_id: str
 ) -> CaseloadRow | None:
-    """One client's caseload row (every series' open concerns), read for these series only:
-    what ``clients`` shows for the client, without reading the whole caseload."""
-    read = _read_series(store, catalog, settings, store.caseload_rows(only=keys))
+    """One client's caseload row, read for this client only: what ``clients`` shows for
+    them, without reading the whole caseload."""
+    keys = {k for k in store.series_keys(client_id)}
+    read = _read_clients(store, catalog, settings, keys)
     return _one_row(read) if read else None
 
 
-def _read_series(
-    store: Store, catalog: Any, settings: change.Settings, rows: list[tuple[Any, ...]]
+def _read_clients(
+    store: Store,
+    catalog: Any,
+    settings: reading.Settings,
+    keys: set[tuple[str, str, str]],
+    readings: dict[str, Any] | None = None,
 ) -> list[CaseloadRow]:
-    """Read each series from the caseload index: its latest numbers and open concerns."""
+    """Read these series from the caseload index, each client's series together: the one
+    reading per client (kept in ``readings`` when given), and per series its latest numbers
+    and open concerns."""
+    rows = store.caseload_rows(only=keys)
     instruments = defined_instruments(catalog, {r[1] for r in rows})
-    read: list[CaseloadRow] = []
-    for row_data in rows:
-        client_id, inst_id, rater, sessions_text, pomps, last_date, counselor = row_data[:7]
-        sessions = [int(s) for s in sessions_text.split(",")]
-        totals = _floats(pomps)
-        order = None
-        if sessions != sorted(sessions):
-            order = sorted(range(len(sessions)), key=sessions.__getitem__)
-            sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
-        valid = [t for t in totals if t is not None]
-        inst = instruments.get(inst_id)
-        norm = inst.norms[0] if inst is not None and inst.norms else None
-        factors = _factors(inst) if inst is not None else None
-        rel = change.reliability_for(norm, TOTAL, factors(TOTAL) if factors else _UNIT, valid)
-        open_flags = _scale_concerns(totals, valid, rel.threshold, settings)
-        series = (store, client_id, inst_id, rater)
-        if inst is not None and _early_risk_open(sessions, totals, series, inst, settings):
-            open_flags.append("early_low_alliance")
-        if inst is not None and _below_cutoff_now(inst, totals[-1]):
-            open_flags.append("below_cutoff")  # open until a later session is above it
-        for sid, values in _subscales(row_data[7:], order, series).items():
-            have = [v for v in values if v is not None]
-            sub = change.reliability_for(norm, sid, factors(sid) if factors else _UNIT, have)
-            codes = _scale_concerns(values, have, sub.threshold, settings)
-            if inst is not None and _below_cutoff_now(inst, values[-1], sid):
-                codes.append("below_cutoff")
-            open_flags += [f"{code} on {sid}" for code in codes]
-        row = CaseloadRow(
-            client_id,
-            inst_id,
-            rater,
-            len(sessions),
-            sessions[-1],
-            last_date,
-            totals[-1],
-            change.trend(valid[-6:], rel.threshold),
-            open_flags,
-            counselor,
+    by_client: dict[str, list[tuple[Any, ...]]] = {}
+    for row in rows:
+        by_client.setdefault(row[0], []).append(row)
+    out: list[CaseloadRow] = []
+    for client_id, client_rows in by_client.items():
+        data = [_series_data(row, instruments, store) for row in client_rows]
+        read = reading.read_client(client_id, [d for d, _ in data], settings)
+        if readings is not None:
+            readings[client_id] = read
+        for series, numbers in data:
+            label = series.spec.label
+            concerns = [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
+            inst_id, rater, n, last, last_date, total, trend, counselor = numbers
+            out.append(
+                CaseloadRow(
+                    client_id, inst_id, rater, n, last, last_date, total, trend, concerns, counselor
+                )
+            )
+    return out
+
+
+def _series_data(
+    row: tuple[Any, ...], instruments: dict[str, Any], store: Store
+) -> tuple[Any, tuple[Any, ...]]:
+    """One series from its caseload-index row: the reading's data, and its row numbers
+    (instrument, rater, sessions, last session, last date, last total, trend, counselor)."""
+    from alliance_cli.store.sqlite import answers_values
+
+    client_id, inst_id, rater, sessions_text, pomps = row[:5]
+    dates_text, counselors_text, answers_text = row[10:13]
+    sessions = [int(s) for s in sessions_text.split(",")]
+    totals = _floats(pomps)
+    dates = dates_text.split(",")
+    counselors = counselors_text.split("\x1f")
+    answers = answers_text.split(";")
+    order = None
+    if sessions != sorted(sessions):
+        order = sorted(range(len(sessions)), key=sessions.__getitem__)
+        sessions, totals = [sessions[i] for i in order], [totals[i] for i in order]
+        dates = [dates[i] for i in order]
+        counselors = [counselors[i] for i in order]
+        answers = [answers[i] for i in order]
+    subs = _subscales(row[7:10], order, (store, client_id, inst_id, rater))
+    subs = {sid: v for sid, v in subs.items() if len(v) == len(sessions)}
+    names = {sid: sid for sid in [*subs, TOTAL]}
+    spec = series_spec(instruments, inst_id, rater, names)
+    visits = [
+        reading.Visit(
+            s,
+            dates[i] or None,
+            {**{sid: v[i] for sid, v in subs.items()}, TOTAL: totals[i]},
+            counselors[i] or None,
+            tuple(answers_values(answers[i])),
         )
-        read.append(row)
-    return read
+        for i, s in enumerate(sessions)
+    ]
+    valid = [t for t in totals if t is not None]
+    latest = max(visits, key=lambda v: (v.date or "", v.session))
+    last_date = max((d for d in dates if d), default=None)
+    numbers = (
+        inst_id, rater, len(sessions), sessions[-1], last_date, totals[-1],
+        change.trend(valid[-6:], None), latest.counselor,
+    )  # fmt: skip
+    return reading.SeriesData(spec, visits), numbers
 
 
-CASELOAD_RULES = 1  # raise when a rule changes: every kept caseload reading is then stale
-_UNIT = {"mean": 1.0, "sum": 1.0}  # POMP factors when the instrument is no longer defined
-
-
-def _scale_concerns(
-    values: list[float | None], valid: list[float], threshold: float | None, s: change.Settings
-) -> list[str]:
-    """The open concerns of one scale: what its latest session raises (if it has a value),
-    and a rupture no later session has repaired."""
-    codes = sorted(change.latest_concerns(valid, threshold, s)) if values[-1] is not None else []
-    unrepaired = _unrepaired_rupture(valid, s)
-    if unrepaired and unrepaired not in codes:
-        codes.append(unrepaired)  # open until a later session repairs it
-    return codes
+CASELOAD_RULES = 2  # raise when a rule changes: every kept caseload reading is then stale
 
 
 def _subscales(
@@ -524,55 +563,11 @@ def _float_or_none(text: str) -> float | None:
     return None if text == "n" else float(text)
 
 
-def _unrepaired_rupture(values: list[float], settings: change.Settings) -> str | None:
-    """The code of the latest rupture (on the total) that no later session has repaired.
-
-    The same rules as the history (``change.rupture_test`` and the repair rule), each
-    rupture judged as it was when its session was the latest (what was said then). Walked
-    from the latest session back, and only as far as one can still be open: every session
-    after an open rupture is at least 5 POMP below the mean before it, so once a later
-    session comes within 5 POMP of the highest, none before can be open.
-    """
-    n = len(values)
-    if n < change.MIN_OTHER_SESSIONS + 1:
-        return None
-    floor = change.SD_FLOOR_POMP
-    top = max(values)
-    sums = list(itertools.accumulate(values))
-    later = float("-inf")  # the highest value after session i
-    for i in range(n - 1, 0, -1):
-        if later >= top - floor:
-            return None
-        if values[i - 1] - values[i] >= floor and later < sums[i - 1] / i - floor:
-            test = change.rupture_test(values[: i + 1], i, settings.rupture_rules)
-            if test is not None and test[0]:
-                level, sd = sums[i - 1] / i, test[3]
-                if later < level - sd:
-                    return f"rupture_{max(test[0]):g}sd"
-        later = max(later, values[i])
-    return None
-
-
-def _below_cutoff_now(inst: Any, pomp: float | None, scale: str = TOTAL) -> bool:
-    """Whether a scale's value (given in POMP, as the caseload index keeps it) is below a
-    cutoff the instrument sets for that scale, by the one cutoff rule."""
-    if pomp is None or not any(cut.scale == scale for cut in inst.cutoffs):
-        return False
-    low, high, n = inst.scale.min, inst.scale.max, inst.scale_item_count(scale)
-    return any(
-        below_cutoff(change.value_of(pomp, cut.metric, low, high, n), cut.comparison,
-                     cut.threshold)
-        for cut in inst.cutoffs
-        if cut.scale == scale
-    )  # fmt: skip
-
-
 def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
-    """One row for a client with every series' open concerns: none is hidden by another.
+    """One row for a client with every series' open concerns, in order of attention.
 
     The numbers are those of the main series (client-rated first, then the most recent);
-    with several series each concern names its instrument (and rater, if not the client),
-    e.g. ``rupture_2sd (wai-sr)`` or ``slow_decline on task (wai-sr)``.
+    the counselor is the one of the client's latest session over every series.
     """
     if len(all_series) == 1:
         return all_series[0]
@@ -580,165 +575,21 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
     # the longest; ties go to the first instrument in name order (max keeps the first best)
     ordered = sorted(all_series, key=lambda r: (r.instrument, r.rater))
     main = max(ordered, key=lambda r: (r.rater == "client", r.last_date or "", r.sessions))
-    if not any(r.open_flags for r in all_series):
-        return main
-    concerns = [
-        f"{code} ({r.instrument}{'' if r.rater == 'client' else ', ' + r.rater})"
-        for r in sorted(all_series, key=lambda r: (r is not main, r.instrument, r.rater))
-        for code in r.open_flags
-    ]
-    return main._replace(open_flags=concerns)
-
-
-def _early_risk_open(
-    sessions: list[int],
-    pomps: list[float | None],
-    series: tuple[Store, str, str, str],
-    inst: Any,
-    settings: change.Settings,
-) -> bool:
-    """Early risk stays open while a low early alliance has not improved past the same rule."""
-    if sessions[0] > settings.early_sessions:
-        return False
-    means: list[Any]
-    sums: list[Any]
-    if not inst.cutoffs and not inst.bands:  # the POMP setting decides: raw totals not needed
-        early = [p for s, p in zip(sessions, pomps, strict=True) if s <= settings.early_sessions]
-        if all(p is None or p >= settings.early_pomp for p in early):
-            return False  # the common case, decided without building flags
-        means = sums = [None] * len(sessions)
-    else:  # cutoffs are stated in means or sums: read them for this series only
-        store, client_id, inst_id, rater = series
-        raw = store.raw_totals(client_id, inst_id, rater)
-        sessions, pomps = [r[0] for r in raw], [r[1] for r in raw]
-        means, sums = [r[2] for r in raw], [r[3] for r in raw]
-    flagged = any(
-        change.early_low(s, p, {"mean": m, "sum": t}, inst, settings)
-        for s, p, m, t in zip(sessions, pomps, means, sums, strict=True)
-        if s <= settings.early_sessions
+    latest = max(ordered, key=lambda r: (r.last_date or "", r.last_session))
+    concerns = sorted(
+        (c for r in all_series for c in r.concerns),
+        key=lambda c: (reading.SEVERITY_ORDER[c["severity"]], -c["began"]),
     )
-    if not flagged:
-        return False
-    still = change.Settings(
-        early_sessions=max(sessions[-1], settings.early_sessions), early_pomp=settings.early_pomp
-    )
-    latest = {"mean": means[-1], "sum": sums[-1]}
-    return change.early_low(sessions[-1], pomps[-1], latest, inst, still) is not None
-
-
-_POMP_WORDS = "% of the maximum possible score"
+    last_date = max((r.last_date for r in all_series if r.last_date), default=None)
+    return main._replace(concerns=concerns, counselor=latest.counselor, last_date=last_date)
 
 
 def plain_story(view: SeriesView) -> list[tuple[str, str]]:
-    """What the history says, one plain sentence per event, scales grouped.
-
-    (when, what) pairs: one per session and kind of event (a drop is named once, for all
-    the scales it touched, with the repair that followed); rule names, SDs and sources are
-    left to ``--details``. The unit is named in words the first time it appears.
-    """
-    names = {sid: p.name for sid, p in view.sessions[0].scales.items()}
-    every = set(names)
-    pomps = {(s.session, sid): p.pomp for s in view.sessions for sid, p in s.scales.items()}
-    order = [s.session for s in view.sessions]
-    unit = [_POMP_WORDS]  # the first mention spells the unit out, later ones say "%"
-
-    def pct() -> str:
-        return unit.pop() if unit else "%"
-
-    def scales(sids: set[str]) -> str:
-        if sids >= every - {TOTAL} and len(every) > 1:
-            return "all scales"
-        return ", ".join(names[s] for s in sorted(sids, key=list(names).index))
-
-    by_session: dict[int, dict[str, set[str]]] = {}
-    for f in view.flags:
-        kind = "rupture" if f.code.startswith("rupture") else f.code
-        by_session.setdefault(f.session, {}).setdefault(kind, set()).add(f.scale)
-    repairs = {s: kinds.get("repair", set()) for s, kinds in by_session.items()}
-    lines: list[tuple[str, str]] = []
-    for session in sorted(by_session):
-        kinds = by_session[session]
-        dropped = kinds.get("rupture", set()) | kinds.get("reliable_drop", set())
-        if dropped:
-            sharp = "sharp drop" if "rupture" in kinds else "drop larger than measurement noise"
-            before = order[order.index(session) - 1] if order.index(session) else -1
-            # the figures of the scale that dropped: the total's when it is one of them
-            show = [TOTAL] if TOTAL in dropped or scales(dropped) == "all scales" else dropped
-            moves = [
-                (names[sid].lower() if sid == TOTAL else names[sid], a, b)
-                for sid in sorted(show, key=list(names).index)
-                if (a := pomps.get((before, sid))) is not None
-                and (b := pomps.get((session, sid))) is not None
-            ]
-            moved = ", ".join(f"{n} {a:.0f} → {b:.0f}" for n, a, b in moves)
-            moved = f" ({moved} {pct()})" if moves else ""
-            text = f"{sharp.capitalize()} on {scales(dropped)}{moved}."
-            later = [s for s in sorted(repairs) if s > session and repairs[s] & dropped]
-            if later:
-                back = repairs[later[0]] & dropped
-                who = "" if back == dropped else f" ({scales(back)})"
-                text += f" Recovered in session {later[0]}{who}."
-            lines.append((f"Session {session}:", text))
-        gained = kinds.get("reliable_gain", set()) - kinds.get("repair", set())
-        if gained:
-            rise = f"A rise larger than measurement noise on {scales(gained)}."
-            lines.append((f"Session {session}:", rise))
-        if "slow_decline" in kinds:
-            slid = kinds["slow_decline"]
-            which = TOTAL if TOTAL in slid else min(slid, key=list(names).index)
-            first, last = pomps.get((order[0], which)), pomps.get((session, which))
-            label = "total" if which == TOTAL else names[which]
-            known = (TOTAL in slid or len(slid) == 1) and first is not None and last is not None
-            span = f" ({label} {first:.0f} → {last:.0f} {pct()})" if known else ""
-            lines.append(
-                (
-                    f"By session {session}:",
-                    f"A gradual slide on {scales(slid)}{span}, more than noise over the "
-                    "sessions taken together.",
-                )
-            )
-        if "early_low_alliance" in kinds:
-            lines.append(
-                (
-                    f"Session {session}:",
-                    "A low alliance early in treatment. In substance-use treatment this "
-                    "predicts dropout: worth acting on now.",
-                )
-            )
-        if "below_cutoff" in kinds:
-            low = scales(kinds["below_cutoff"])
-            lines.append((f"Session {session}:", f"Below the instrument's cutoff on {low}."))
-        if "rater_gap" in kinds:
-            gap = scales(kinds["rater_gap"])
-            lines.append(
-                (f"Session {session}:", f"Client and therapist see {gap} differently; compare.")
-            )
-    return _merge_runs(lines, order)
-
-
-def _merge_runs(lines: list[tuple[str, str]], order: list[int]) -> list[tuple[str, str]]:
-    """The same sentence in consecutive sessions said once: "Sessions 1–3: …"."""
-    runs: list[tuple[list[int], str, str]] = []  # (sessions, prefix, text)
-    position = {s: i for i, s in enumerate(order)}
-    for when, text in lines:
-        prefix, _, number = when.rstrip(":").rpartition(" ")
-        if prefix != "Session" or not number.isdigit():
-            runs.append(([], when, text))
-            continue
-        session = int(number)
-        for sessions, kind, said in runs:
-            follows = sessions and position.get(sessions[-1], -2) + 1 == position.get(session)
-            if kind == "Session" and said == text and follows:
-                sessions.append(session)
-                break
-        else:
-            runs.append(([session], "Session", text))
-    out = []
-    for sessions, kind, text in runs:
-        if not sessions:
-            out.append((kind, text))
-        elif len(sessions) == 1:
-            out.append((f"Session {sessions[0]}:", text))
-        else:
-            out.append((f"Sessions {sessions[0]}–{sessions[-1]}:", text))
-    return out
+    """What the reading says of a series, one plain sentence per concern, in session order:
+    (when, sentence) pairs; rules, figures and sources are left to ``--details``."""
+    lines = []
+    for c in sorted(view.concerns, key=lambda c: (c.began, reading.SEVERITY_ORDER[c.severity])):
+        when = f"Session {c.began}:" if c.began else "Now:"
+        state = "" if not c.is_open else " (open)"
+        lines.append((when, f"{c.sentence}{state}"))
+    return lines

@@ -1,0 +1,168 @@
+"""The one reading of a client (core.reading): properties, and every surface saying the same."""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from alliance_cli.core import reading
+from alliance_cli.io.catalog import load_catalog
+
+WAI = reading.spec_of(load_catalog().get("wai-sr").instrument, "client")
+HIGH = ["5"] * 11 + ["4"]
+
+
+def _visits(levels: list[dict[str, float]]) -> list[reading.Visit]:
+    return [reading.Visit(i + 1, None, dict(p)) for i, p in enumerate(levels)]
+
+
+def _read(levels: list[dict[str, float]]) -> reading.Reading:
+    return reading.read_client("X", [reading.SeriesData(WAI, _visits(levels))])
+
+
+POMP = st.floats(min_value=55, max_value=100)
+
+
+@given(st.fixed_dictionaries({s: POMP for s in WAI.scales}), st.integers(1, 20))
+def test_a_constant_series_never_raises_a_concern(level, sessions):
+    assert _read([level] * sessions).concerns == []
+
+
+@settings(max_examples=200)
+@given(
+    st.fixed_dictionaries({s: st.floats(min_value=60, max_value=90) for s in WAI.scales}),
+    st.lists(st.lists(st.floats(min_value=-0.999, max_value=0.999), min_size=4, max_size=4),
+             min_size=2, max_size=15),
+)  # fmt: skip
+def test_noise_below_one_unit_per_scale_never_raises_a_concern(level, noise):
+    # each scale moves by less than one item's unit of answer (one step on 1-5) around a level
+    sids = list(WAI.scales)
+    levels = [
+        {s: level[s] + n[i] * WAI.scales[s].unit / 2 for i, s in enumerate(sids)} for n in noise
+    ]
+    assert _read(levels).concerns == []
+
+
+@given(st.integers(5, 8), st.integers(0, 6), st.floats(min_value=30, max_value=60))
+def test_a_drop_that_stays_is_open_until_it_recovers(at, stay, fall):
+    before = [{s: 90.0 + (i % 2) * 2.0 for s in WAI.scales} for i in range(at - 1)]
+    low = [{s: 90.0 - fall for s in WAI.scales}] * (1 + stay)
+    read = _read(before + low)
+    (drop,) = [c for c in read.concerns if c.kind == "drop"]
+    assert drop.began == at and drop.is_open
+    assert "stayed low since" in drop.sentence
+    back = _read(before + low + [{s: 90.0 for s in WAI.scales}])
+    (drop,) = [c for c in back.concerns if c.kind == "drop"]
+    assert drop.resolved == at + stay + 1 and not back.open
+
+
+def test_one_item_moving_one_step_never_raises_a_concern_on_its_own():
+    steady = {s: 100.0 for s in WAI.scales}
+    one = dict(steady, goal=100 - WAI.scales["goal"].unit, total=100 - WAI.scales["total"].unit)
+    assert _read([steady] * 6 + [one]).concerns == []
+
+
+def test_an_unrepaired_drop_on_one_scale_is_said_and_not_called_recovered():
+    # issue 19: bond 4.75, 5, 5 (…), then 1.25, 2.0, 2.0: the bond's fall is said, and stays
+    bond = [93.75, 100, 100, 100, 6.25, 25.0, 25.0]
+    levels = [{"goal": 100.0, "task": 100.0, "bond": b, "total": 90.0 + b / 10} for b in bond]
+    read = _read(levels)
+    (drop,) = [c for c in read.open if c.kind == "drop"]
+    assert drop.scales[0] == "bond" and drop.began == 5
+    assert drop.sentence.startswith("Bond fell in session 5") and "stayed low" in drop.sentence
+
+
+def test_a_cutoff_is_said_as_its_rule_once_and_exactly_at_it_is_watch():
+    srs = reading.spec_of(load_catalog().get("srs").instrument, "client")
+    at = {"relationship": 90.0, "goals": 90.0, "approach": 90.0, "overall": 90.0, "total": 90.0}
+    read = reading.read_client("X", [reading.SeriesData(srs, _visits([at]))])
+    (low,) = read.concerns
+    assert (low.kind, low.severity) == ("low", "watch")
+    assert low.sentence.count("at or below 36") == 1
+    assert "predicts dropout" in low.sentence  # session 1: early in treatment
+    assert low.question.startswith("The total is at or below 36")  # the instrument's own
+
+
+def test_an_incomplete_form_is_a_note():
+    srs = reading.spec_of(load_catalog().get("srs").instrument, "client")
+    visit = {"relationship": 90.0, "goals": None, "approach": 90.0, "overall": 90.0,
+             "total": None}  # fmt: skip
+    read = reading.read_client("X", [reading.SeriesData(srs, _visits([visit]))])  # type: ignore[list-item]
+    (note,) = read.concerns
+    assert (note.kind, note.severity) == ("incomplete", "note")
+    assert "Ask about the missing line" in note.sentence
+
+
+# -- what was said at save time, and every surface -------------------------------------------
+def _save(cli, db: Path, client: str, session: int, answers, *extra: str):
+    return cli("score", "wai-sr", *answers, "--client", client, "--session", str(session),
+               "--save", "--db", str(db), "-q", *extra)  # fmt: skip
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(st.sampled_from(["5", "3", "1"]), min_size=5, max_size=9), st.booleans())
+def test_what_was_said_never_changes_after_later_saves(cli, answers, by_batch):
+    db = Path(tempfile.mkdtemp()) / "h.sqlite"
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    half = len(answers) // 2
+    for session, a in enumerate(answers[:half], start=1):
+        if by_batch:
+            src = db.parent / f"b{session}.csv"
+            src.write_text(f"{header}\nB,{session}," + ",".join([a] * 12) + "\n", "utf-8")
+            cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-", "-q")
+        else:
+            _save(cli, db, "B", session, [a] * 12)
+
+    def said() -> dict[int, list]:
+        (view,) = json.loads(cli("history", "B", "--db", str(db), "-f", "json").stdout)
+        return {s["session"]: s["flags_at_save"] for s in view["sessions"]}
+
+    before = said()
+    for session, a in enumerate(answers[half:], start=half + 1):
+        _save(cli, db, "B", session, [a] * 12)
+    after = said()
+    assert {s: after[s] for s in before} == before
+
+
+def test_every_surface_names_the_same_concerns(cli, tmp_path: Path):
+    db = tmp_path / "h.sqlite"
+    low = ["1"] * 12
+    for session in range(1, 8):  # a drop at 5 that stays; a second client steady
+        box = _save(cli, db, "A-1", session, HIGH if session < 5 else low, "-f", "json")
+        _save(cli, db, "A-2", session, HIGH)
+    cli("score", "srs", "8", "8", "8", "8", "--client", "A-3", "--session", "1", "--save",
+        "--db", str(db), "-q")  # fmt: skip
+
+    def key(c: dict) -> tuple:
+        return (c["kind"], c["series"], tuple(c["scales"]), c["began"])
+
+    (history,) = json.loads(cli("history", "A-1", "--db", str(db), "-f", "json").stdout)
+    from_history = {key(c) for c in history["concerns"] if c["status"] == "open"}
+    rows = {r["client_id"]: r for r in json.loads(cli("clients", "--db", str(db),
+                                                       "-f", "json").stdout)}  # fmt: skip
+    from_clients = {key(c) for c in rows["A-1"]["concerns"] if c["kind"] != "not_seen"}
+    from_box = {key(c) for c in json.loads(box.stdout)[0]["concerns"] if c["status"] == "open"}
+    assert from_history == from_clients == from_box
+    assert ("drop", "wai-sr", ("goal", "task", "bond", "total"), 5) in from_history
+    assert rows["A-2"]["concerns"] == [] and rows["A-3"]["concerns"][0]["kind"] == "low"
+    # both reports: the client's open concerns and the caseload's, the same sentences
+    out = tmp_path / "a1.html"
+    assert cli("report", "A-1", "--db", str(db), "-o", str(out), "-q").exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    sentences = [c["sentence"] for c in history["concerns"] if c["status"] == "open"]
+    opened = page[page.index('id="h-open"') :]
+    for sentence in sentences:
+        assert sentence in opened.replace("&#x27;", "'")
+    assert re.findall(r"▼", page)  # the chart marks the drop
+    caseload = tmp_path / "all.html"
+    assert cli("report", "--caseload", "--db", str(db), "-o", str(caseload), "-q").exit_code == 0
+    text = caseload.read_text(encoding="utf-8").replace("&#x27;", "'")
+    for sentence in sentences:
+        assert sentence in text
