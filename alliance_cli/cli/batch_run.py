@@ -96,8 +96,14 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
                 progress.stop()
         if recorder is not None and not recorder.finished:
             recorder.finish(keep=written)
-        if recorder is not None and recorder.saved and store is not None:
+        if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             open_concerns = _read_after_save(store, since, quiet)
+        elif recorder is not None and recorder.saved > READ_AFTER_SAVE and not quiet:
+            say(
+                f"history: over {READ_AFTER_SAVE:,} sessions: the reading of this batch's "
+                "clients is made by the next 'alliance clients', and what it says is not kept "
+                "as said at save time (reading a batch this large while saving is not yet fast)"
+            )
     finally:
         if recorder is not None and not recorder.finished:
             say(
@@ -200,6 +206,9 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
         progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
 
     return progress, on_progress
+
+
+READ_AFTER_SAVE = 50_000  # sessions: a larger batch leaves its reading to the next `clients`
 
 
 def _read_after_save(store: Any, since: int, quiet: bool) -> list[Any]:
