@@ -111,7 +111,7 @@ def simulate(
         else:
             levels.append(level)
     visits = [form.visit(s, form.answers(rng, lv)) for s, lv in enumerate(levels, start=1)]
-    return {"visits": visits, "at": at, "first": [v for v in visits[:1]]}
+    return {"visits": visits, "at": at}
 
 
 def alpha_of(form: Form, rng: random.Random, n: int = 2000) -> float:
@@ -145,9 +145,7 @@ def measure(form: Form, clients: int, seed: int) -> dict[str, float]:
         return 100 * hits / clients
 
     out["stable open"] = rate("stable", lambda r, s: bool(r.open))
-    out["stays open"] = rate(
-        "stays", lambda r, s: any(c.kind == "drop" for c in r.open) or bool(r.open)
-    )
+    out["stays open"] = rate("stays", lambda r, s: bool(r.open))
     out["decline open"] = rate("decline", lambda r, s: bool(r.open))
     out["repaired closed"] = rate("repaired", lambda r, s: not r.open)
     out["rupture named"] = rate(

@@ -1,110 +1,134 @@
-"""Change analysis on histories of known shapes; reliable change against hand-worked numbers."""
+"""The rules of the one reading (core.reading), each worked by hand on a small series, and
+the POMP and trend helpers (core.change)."""
 
 from __future__ import annotations
 
 import math
 
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from alliance_cli.core import change
-from alliance_cli.core.change import Point, Reliability, Settings
+from alliance_cli.core import change, reading
 
-from .conftest import bands, definition_with, scorer_for
+from .conftest import bands, definition_with, norm, scorer_for
 
-SETTINGS = Settings()
+TOTAL_ONLY = reading.SeriesSpec("x", "client", "X", {"total": reading.ScaleSpec("Total", 1.0, 4)})
 
 
-def _points(values):
-    return [Point(i + 1, None, v) for i, v in enumerate(values)]
+def _visits(values, sid="total"):
+    return [reading.Visit(i + 1, None, {sid: v}) for i, v in enumerate(values)]
 
 
-def _codes(values, threshold=10.0):
-    rel = Reliability(threshold, "test threshold")
-    flags = change.analyse_scale("total", "Total", _points(values), rel, SETTINGS)
-    return sorted((f.code, f.session) for f in flags)
+def _concerns(values, spec=TOTAL_ONLY):
+    read = reading.read_client("X", [reading.SeriesData(spec, _visits(values))])
+    return [(c.kind, c.began, c.resolved, c.severity, [e.rule for e in c.evidence])
+            for c in read.concerns]  # fmt: skip
 
 
 def test_reliable_change_threshold_by_hand():
     # 1.96 * sqrt(2) * 0.5 * sqrt(1 - 0.9) = 1.96 * 1.414214 * 0.5 * 0.316228 = 0.438269
-    assert math.isclose(change.reliable_change_threshold(0.5, 0.9), 0.438269, abs_tol=1e-6)
+    assert math.isclose(reading.reliable_change(0.5, 0.9), 0.438269, abs_tol=1e-6)
     # SD 6 on sums, r .84: 1.96 * 1.414214 * 6 * 0.4 = 6.652461
-    assert math.isclose(change.reliable_change_threshold(6, 0.84), 6.652461, abs_tol=1e-6)
+    assert math.isclose(reading.reliable_change(6, 0.84), 6.652461, abs_tol=1e-6)
 
 
 def test_norm_threshold_is_converted_to_pomp():
-    class Ref:
-        sd, reliability = 0.5, 0.9
+    from alliance_cli.core.compiled import CompiledInstrument
 
-    class Norm:
-        sample, metric, scales = "test", "mean", {"total": Ref()}
-
+    data = definition_with("wai-sr", norms=[norm("total", "mean", 3.5, 0.5, 0.9)])
+    spec = reading.spec_of(CompiledInstrument.from_data(data), "client")
     # 1-5 scale in item means: one point is 25 POMP; 0.438269 * 25 = 10.956725
-    factors = {
-        "mean": change.pomp_factor(1, 5, 12, "mean"),
-        "sum": change.pomp_factor(1, 5, 12, "sum"),
-    }
-    rel = change.reliability_for(Norm(), "total", factors, [])
-    assert math.isclose(rel.threshold, 10.956725, abs_tol=1e-5)
-    assert "Jacobson & Truax" in rel.source and "test" in rel.source
-    assert math.isclose(factors["sum"], 100 / 48)
+    threshold, source = spec.scales["total"].norm
+    assert math.isclose(threshold, 10.956725, abs_tol=1e-5)
+    assert "Jacobson & Truax" in source and "test sample" in source
+    assert spec.scales["goal"].norm is None  # the norm covers the total only
+    assert math.isclose(change.pomp_factor(1, 5, 12, "sum"), 100 / 48)
 
 
-def test_without_norms_the_client_own_variability_is_used_and_labelled():
-    rel = change.reliability_for(None, "total", {"mean": 25, "sum": 1}, [70, 74, 68, 72, 71])
-    # diffs 4, -6, 4, -1: SD 4.787136, floored at 5 -> threshold 1.96 * 5 = 9.8
-    assert math.isclose(rel.threshold, 9.8)
-    assert "own session-to-session" in rel.source
-    few = change.reliability_for(None, "total", {"mean": 25, "sum": 1}, [70, 72])
-    assert few.threshold is None and "not assessed" in few.source
+def test_without_norms_the_client_own_earlier_changes_are_used_and_labelled():
+    visits = _visits([70, 74, 68, 72, 71])
+    noise = reading.Noise(TOTAL_ONLY, visits)
+    t = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 5, 5)
+    # changes 4, -6, 4, -1: item-level SD sqrt((16 + 36 + 16 + 1) * 4 / 2 / 4) = 5.873670;
+    # SEM 5.873670 / sqrt(4) = 2.936835; T = 1.959964 * sqrt(2) * 2.936835 = 8.140342
+    assert math.isclose(t.value, 8.140342, abs_tol=1e-6)
+    assert t.own and "usual session-to-session change" in t.words
+    assert "4 earlier changes" in t.source and "no published norms" in t.source
+    few = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 3, 3)
+    assert few.value is None  # fewer than 4 earlier sessions: not assessed
 
 
 def test_steady_series_with_small_noise_raises_nothing():
-    assert _codes([80, 82, 79, 81, 80, 83, 81, 79]) == []
+    assert _concerns([80, 82, 79, 81, 80, 83, 81, 79]) == []
 
 
-def test_v_shaped_rupture_and_repair():
-    assert _codes([85, 88, 86, 50, 87, 86]) == [
-        ("reliable_drop", 4),
-        ("reliable_gain", 5),
-        ("repair", 5),
-        ("rupture_2sd", 4),
+def test_v_shaped_drop_and_repair_is_one_concern():
+    assert _concerns([85, 88, 86, 87, 50, 87]) == [
+        ("drop", 5, 6, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"])
     ]
 
 
-def test_one_sd_rule_alone_is_named():
-    # Others: 80, 84, 82, 86, 83 (mean 83, SD 2.236 -> floor 5); 76 is 1.4 SD below.
-    flags = change.analyse_scale(
-        "total", "Total", _points([80, 84, 82, 86, 76, 83]), Reliability(10, "t"), SETTINGS
-    )
-    (rupture,) = [f for f in flags if f.code.startswith("rupture")]
-    assert rupture.code == "rupture_1sd" and "rules fired: 1 SD;" in rupture.rule
-    assert "Strauss et al., 2006" in rupture.rule
+def test_the_one_sd_rule_grades_a_drop_as_watch():
+    # earlier 70, 75, 80, 85 (mean 77.5, SD 6.45): 66 is 1.8 SD below, beyond T (9.80)
+    assert _concerns([70, 75, 80, 85, 66]) == [
+        ("drop", 5, None, "watch", ["reliable_drop", "rupture_1sd"])
+    ]
 
 
-def test_slow_decline_without_a_single_reliable_step():
-    assert _codes([90, 86, 82, 78, 74, 70]) == [("slow_decline", 6)]
+def test_slow_decline_without_a_drop():
+    assert _concerns([90, 92, 86, 88, 82, 84, 78, 80, 74]) == [
+        ("decline", 7, None, "watch", ["slow_decline"])
+    ]
 
 
 def test_early_weak_alliance_uses_cutoff_then_bands_then_setting():
-    srs = scorer_for("srs").instrument
-    low = change.early_low(2, 80.0, {"sum": 32.0, "mean": 8.0}, srs, SETTINGS)
-    assert low is not None and "sum <= 36" in low.rule and "dropout" in low.message
-    assert change.early_low(4, 80.0, {"sum": 32.0, "mean": 8.0}, srs, SETTINGS) is None
-    assert change.early_low(1, 95.0, {"sum": 38.0, "mean": 9.5}, srs, SETTINGS) is None
-    wai = scorer_for("wai-sr").instrument  # no cutoff, no bands: the POMP setting, labelled
-    flag = change.early_low(1, 40.0, {"mean": 2.6, "sum": 31.2}, wai, SETTINGS)
-    assert flag is not None and "default setting" in flag.rule
-    assert change.early_low(1, 60.0, {"mean": 3.4, "sum": 40.8}, wai, SETTINGS) is None
+    srs = reading.spec_of(scorer_for("srs").instrument, "client")
+    low = {"relationship": 80.0, "goals": 80.0, "approach": 80.0, "overall": 80.0, "total": 80.0}
+    read = reading.read_client("X", [reading.SeriesData(srs, [reading.Visit(2, None, low)])])
+    (cut,) = read.concerns  # the cutoff: 32 is below 36, early, so the sentence says so
+    assert (cut.kind, cut.severity) == ("low", "act") and "predicts dropout" in cut.sentence
+    late = reading.read_client("X", [reading.SeriesData(srs, [reading.Visit(4, None, low)])])
+    assert "predicts dropout" not in late.concerns[0].sentence
+    wai = reading.spec_of(scorer_for("wai-sr").instrument, "client")  # no cutoff, no bands
+    weak = {"goal": 40.0, "task": 40.0, "bond": 40.0, "total": 40.0}
+    (early,) = reading.read_client(
+        "X", [reading.SeriesData(wai, [reading.Visit(1, None, weak)])]
+    ).concerns
+    assert early.kind == "early_low" and "alliance's default" in early.evidence[0].figures
+    fine = dict(weak, total=60.0)
+    assert (
+        reading.read_client("X", [reading.SeriesData(wai, [reading.Visit(1, None, fine)])]).concerns
+        == []
+    )
 
 
-def test_client_therapist_gap():
-    client = {"bond": ("Bond", 90.0), "goal": ("Goal", 60.0), "task": ("Task", 70.0)}
-    therapist = {"bond": ("Bond", 85.0), "goal": ("Goal", 80.0), "task": ("Task", None)}
-    (gap,) = change.gaps(3, client, therapist, SETTINGS)
-    assert (gap.code, gap.scale, gap.session) == ("rater_gap", "goal", 3)
-    assert "therapist sees it as stronger" in gap.message
+def test_early_weak_alliance_from_the_lowest_band():
+    from alliance_cli.core.compiled import CompiledInstrument
+
+    data = definition_with("wai-sr", bands=[bands("total", "sum", ("weak", 12), ("fair", 36))])
+    spec = reading.spec_of(CompiledInstrument.from_data(data), "client")
+    # a sum of 35 over 12 items on 1-5: (35 - 12) / 48 = 47.9 POMP, under the band's 50
+    (early,) = _concerns_of(spec, 47.9)
+    assert early.kind == "early_low" and "lowest band 'weak'" in early.evidence[0].figures
+    assert _concerns_of(spec, 50.0) == []
+
+
+def _concerns_of(spec, total):
+    visit = reading.Visit(2, None, {**{s: 60.0 for s in spec.scales}, "total": total})
+    return reading.read_client("X", [reading.SeriesData(spec, [visit])]).concerns
+
+
+def test_client_therapist_gap_scale_by_scale_where_the_keys_match():
+    client = reading.spec_of(scorer_for("wai").instrument, "client")
+    therapist = reading.spec_of(scorer_for("wai-t").instrument, "therapist")
+    mine = {"bond": 90.0, "goal": 60.0, "task": 70.0, "total": 73.0}
+    theirs = {"bond": 85.0, "goal": 80.0, "task": None, "total": 80.0}
+    read = reading.read_client("X", [
+        reading.SeriesData(client, [reading.Visit(3, None, mine)]),
+        reading.SeriesData(therapist, [reading.Visit(3, None, theirs)]),
+    ])  # fmt: skip
+    (gap,) = [c for c in read.concerns if c.kind == "gap"]
+    assert (gap.scales, gap.began) == (("goal",), 3)
+    assert "the therapist sees it as stronger" in gap.sentence
 
 
 @pytest.mark.parametrize(
@@ -113,55 +137,6 @@ def test_client_therapist_gap():
 )
 def test_trend(values, expected):
     assert change.trend(values, 10.0) == expected
-
-
-@pytest.mark.parametrize(
-    "values",
-    [
-        [80, 82, 79, 81, 80, 83, 81, 79],
-        [85, 88, 86, 50],
-        [85, 88, 86, 50, 87],
-        [90, 86, 82, 78, 74, 70],
-        [80, 84, 82, 86, 76],
-        [60, 30],
-        [70],
-    ],
-)
-def test_latest_concerns_agree_with_the_full_analysis(values):
-    rel = Reliability(10.0, "t")
-    full = change.analyse_scale("total", "Total", _points(values), rel, SETTINGS)
-    expected = sorted(
-        f.code
-        for f in full
-        if f.session == len(values) and f.code not in ("repair", "reliable_gain")
-    )
-    assert sorted(change.latest_concerns(values, 10.0, SETTINGS)) == expected
-
-
-def test_early_weak_alliance_from_the_lowest_band():
-    from alliance_cli.core.compiled import CompiledInstrument
-
-    data = definition_with("wai-sr", bands=[bands("total", "sum", ("weak", 12), ("fair", 36))])
-    inst = CompiledInstrument.from_data(data)
-    flag = change.early_low(2, 60.0, {"mean": 2.9, "sum": 35.0}, inst, SETTINGS)
-    assert flag is not None and "lowest band 'weak'" in flag.rule
-    assert change.early_low(2, 20.0, {"mean": 3.0, "sum": 36.0}, inst, SETTINGS) is None
-
-
-@given(
-    st.lists(st.floats(0, 100, allow_nan=False), min_size=1, max_size=25),
-    st.one_of(st.none(), st.floats(1, 40)),
-)
-@settings(max_examples=300, deadline=None)
-def test_latest_concerns_agree_with_the_full_analysis_on_any_series(values, threshold):
-    rel = Reliability(threshold, "t")
-    full = change.analyse_scale("total", "Total", _points(values), rel, SETTINGS)
-    expected = sorted(
-        f.code
-        for f in full
-        if f.session == len(values) and f.code not in ("repair", "reliable_gain")
-    )
-    assert sorted(change.latest_concerns(values, threshold, SETTINGS)) == expected
 
 
 def test_pomp_of_a_value_and_back():
@@ -173,4 +148,3 @@ def test_pomp_of_a_value_and_back():
     # WAI-SR item means on 1-5: a mean of 3 is half way, 50 POMP; a sum of 36 over 12 items too
     assert pomp_of(3, "mean", 1, 5, 12) == pytest.approx(50)
     assert pomp_of(36, "sum", 1, 5, 12) == pytest.approx(50)
-    assert value_of(50, "mean", 1, 5, 12) == pytest.approx(3)

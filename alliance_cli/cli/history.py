@@ -144,7 +144,7 @@ def clients_command(
     with history.open_store(db, create=False, on_wait=say) as store:
         settings = _settings(early_sessions, early_pomp, gap, not_seen)
         rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters, today())
-    if not rows:
+    if not rows and not quiet:
         say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     if fmt is Format.csv:

@@ -17,6 +17,7 @@ from alliance_cli.cli.history import (
     SinceOpt,
     _settings,
     caseload_filter,
+    today,
 )
 
 
@@ -79,7 +80,9 @@ def report_command(
                 if value
             )  # fmt: skip
             page = html.caseload_report(
-                **report.caseload_data(store, catalog, settings, filters, described, generated)
+                **report.caseload_data(
+                    store, catalog, settings, filters, described, generated, today()
+                )
             )
     with safe_writer(output) as out:
         out.write(page)

@@ -18,7 +18,13 @@ from alliance_cli.core.contract import rater_problem, respondent_dict, session_p
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
 from alliance_cli.io.answers import parse_answer_args, peek, read_json_sets, response_from_json
-from alliance_cli.io.csvout import RESPONDENT_COLUMNS, safe_text, score_columns, score_json_cells
+from alliance_cli.io.csvout import (
+    RESPONDENT_COLUMNS,
+    safe_text,
+    score_columns,
+    score_json_cells,
+    with_concern_flags,
+)
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import LoadedInstrument
@@ -336,7 +342,7 @@ def save_outcome(
             said = views.said_at_save(store, data, catalog, Settings())
             outcome.concerns[len(kept)] = said
             if saved:  # what was said, kept as said: later sessions change the reading only
-                store.keep_said_flags(data, data["flags"] + said)
+                store.keep_said_flags(data, said)
             kept.append(data)
             wheres.append(where)
             refs.append(ref)
@@ -439,15 +445,8 @@ class Printer:
                 sys.stdout.write(("\n  " if self.count == 0 else ",\n  ") + text)
             elif self.fmt == "ndjson":
                 sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
-            elif self.writer is not None:  # concerns in the flags cell: drop:bond, drop_over:bond
-                said_flags = [
-                    {"code": c["kind"] + ("" if c["resolved"] is None else "_over"), "scale": sid}
-                    for c in said or []
-                    for sid in c["scales"]
-                ]
-                self.writer.writerow(
-                    csv_row(self.scorer, dict(score, flags=score["flags"] + said_flags))
-                )
+            elif self.writer is not None:
+                self.writer.writerow(csv_row(self.scorer, with_concern_flags(score, said)))
             else:
                 self._table(score, said)
             self.count += 1

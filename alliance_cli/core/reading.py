@@ -20,7 +20,8 @@ The rules (the same for every instrument; their parameters come from the instrum
     item by one unit of its scale (one step; one point on a 0-10 line), so one item moving
     one step never raises a concern on its own. The rupture rules grade a drop: 1 SD
     (Strauss et al., 2006) and 2 SD (Stiles et al., 2004) below the mean of the earlier
-    sessions, their SD floored at one unit; a 2 SD rupture is *act*, else *watch*. On their
+    sessions, their SD floored at one unit; a 2 SD rupture is *act*, and so is a fall of every
+    scale of the form at once; else *watch*. On their
     own they raise nothing: on a steady client any small move is "many SDs". The drop is
     repaired (resolved) by the first later session back within ``T / 2`` of the level it
     fell from (a return to the earlier level; Gumz et al., 2012).
@@ -49,13 +50,15 @@ The rules (the same for every instrument; their parameters come from the instrum
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from statistics import NormalDist
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from alliance_cli.core import change
 from alliance_cli.core.compiled import TOTAL
 
 Severity = Literal["act", "watch", "note"]
@@ -85,6 +88,11 @@ class Settings:
     not_seen_days: int = 28
 
 
+def series_label(instrument: str, rater: str) -> str:
+    """``wai-sr``, or ``wai-sr-t, therapist`` for another rater than the client."""
+    return instrument if rater == "client" else f"{instrument}, {rater}"
+
+
 @dataclass(frozen=True)
 class Cutoff:
     """An instrument's cutoff on one scale, in its own metric and in POMP."""
@@ -92,14 +100,13 @@ class Cutoff:
     threshold: float
     comparison: str  # "<" or "<="
     metric: str  # "mean" or "sum"
-    floor: float  # the metric's lowest value
-    per_pomp: float  # metric units per POMP point
+    scale: tuple[float, float, int]  # (lowest answer, highest answer, items of the scale)
     message: str  # the instrument's own sentence: the question to ask
     source: str
 
     def value(self, pomp: float) -> float:
         """The scale value (mean or sum) a POMP stands for, to 6 decimals."""
-        return round(self.floor + pomp * self.per_pomp, 6)
+        return round(change.value_of(pomp, self.metric, *self.scale), 6)
 
     def words(self) -> str:
         """``at or below 36`` / ``below 3``: the rule as it is applied."""
@@ -144,8 +151,8 @@ class SeriesSpec:
 
     @property
     def label(self) -> str:
-        """``wai-sr``, or ``wai-sr-t, therapist`` for another rater than the client."""
-        return self.instrument if self.rater == "client" else f"{self.instrument}, {self.rater}"
+        """How concerns name the series (``series_label``)."""
+        return series_label(self.instrument, self.rater)
 
     def item_pomps(self, answers: Sequence[float | None]) -> dict[str, float]:
         """Each answered item as POMP of its scale, reverse keys applied."""
@@ -205,7 +212,6 @@ class Concern:
     sentence: str
     question: str
     evidence: tuple[Evidence, ...] = ()
-    last_session: int = 0  # the latest session the concern was read at (for ordering)
 
     @property
     def status(self) -> str:
@@ -265,15 +271,6 @@ class Reading:
         """The concerns no later session has resolved, in order of attention."""
         return [c for c in self.concerns if c.is_open]
 
-    def severity(self) -> Severity | None:
-        """The most severe open concern's severity."""
-        found = self.open
-        return found[0].severity if found else None
-
-    def at(self, series: str, session: int) -> list[Concern]:
-        """The concerns of one series that began at a session."""
-        return [c for c in self.concerns if c.series == series and c.began == session]
-
     def said_at(self, series: str, session: int) -> list[Concern]:
         """What the reading says at a session of a series: the concerns open there (that
         began there or stayed from before), and those this session resolved."""
@@ -312,7 +309,8 @@ class _Episode:
     severity: Severity
     evidence: list[Evidence]
     figures: tuple[float, float] = (0.0, 0.0)  # (level before, value at onset)
-    usual: bool = False  # the threshold is the client's own usual change
+    own: bool = False  # the threshold is the client's own usual change
+    threshold: float = 0.0  # a drop's threshold at onset: its repair is within half of it
 
 
 class Noise:
@@ -328,7 +326,6 @@ class Noise:
 
     def __init__(self, spec: SeriesSpec, visits: Sequence[Visit]) -> None:
         scales = [s for s in spec.scales if s != TOTAL] or [TOTAL]
-        self.scales = list(spec.scales)
         self.sums: list[tuple[float, int]] = [(0.0, 0)]  # (Σ squares, n) before each visit
         last: dict[str, float] = {}
         total, n = 0.0, 0
@@ -345,8 +342,8 @@ class Noise:
             self.sums.append((total, n))
         # the form's scales are tested together: Bonferroni over them keeps the rate of a
         # false alarm at 5 % (two-sided) for the form
-        tests = len(spec.scales)
-        self.z = NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
+        self.tests = len(spec.scales)
+        self.z = bonferroni_z(self.tests)
 
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
@@ -354,29 +351,106 @@ class Noise:
         return (math.sqrt(total / n) if n else 0.0), n
 
 
-def threshold_at(
-    spec: ScaleSpec, noise: Noise | None, index: int, earlier: int
-) -> tuple[float | None, str, str, bool]:
-    """(T in POMP, rule words, source, from the client's own changes) for the visit at
-    ``index`` with ``earlier`` scored sessions of this scale before it; T None when there
-    is too little history to say."""
+@functools.cache
+def bonferroni_z(tests: int) -> float:
+    """The z that keeps a two-sided 5 % rate of a false alarm over ``tests`` tests."""
+    return NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
+
+
+class Threshold(NamedTuple):
+    """How far below its usual level a session must fall to start a drop, in POMP."""
+
+    value: float | None  # None: too little history to say
+    words: str  # how the rule is said
+    source: str
+    own: bool  # from the client's own earlier changes (no published norms)
+
+
+def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> Threshold:
+    """The threshold for the visit at ``index``, with ``earlier`` scored sessions of this
+    scale before it: Jacobson & Truax from a cited norm, else from the client's own noise."""
     if spec.norm is not None:
         t, source = spec.norm
-        return max(t, spec.unit), "beyond reliable change", source, False
+        return Threshold(max(t, spec.unit), "beyond reliable change", source, False)
     if noise is None or earlier < MIN_EARLIER_CHANGES + 1:
-        return None, "", "", True
+        return Threshold(None, "", "", True)
     sd, n = noise.before(index)
-    t = max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit)
-    return (
-        t,
+    return Threshold(
+        max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit),
         "larger than this client's usual session-to-session change",
-        (
-            f"{noise.z:.2f} · √2 · SEM (z for 5 % over the form's {len(noise.scales)} scales, "
-            f"Bonferroni), the SEM from this client's own {n} earlier changes ({JT_SOURCE} in "
-            "form; no published norms)"
-        ),
+        f"{noise.z:.2f} · √2 · SEM (z for 5 % over the form's {noise.tests} "
+        f"scale{'s' if noise.tests != 1 else ''}, "
+        f"Bonferroni), the SEM from this client's own {n} earlier changes ({JT_SOURCE} in "
+        "form; no published norms)",
         True,
     )
+
+
+def next_thresholds(data: SeriesData) -> dict[str, float | None]:
+    """Per scale: the threshold the next session of a series would be tested against."""
+    noise = Noise(data.spec, data.visits)
+    return {
+        sid: threshold_at(
+            spec, noise, len(data.visits), sum(v.pomps.get(sid) is not None for v in data.visits)
+        ).value
+        for sid, spec in data.spec.scales.items()
+    }
+
+
+def _drop_onset(
+    sid: str, spec: ScaleSpec, session: int, value: float, earlier: list[float], t: Threshold
+) -> _Episode | None:
+    """A drop starting at this session, graded by the rupture rules; None if it is none."""
+    assert t.value is not None
+    base = earlier[-BASELINE_SESSIONS:]
+    level = _mean(base)
+    fall = level - value
+    if fall <= t.value:
+        return None
+    evidence = [
+        Evidence(
+            "reliable_drop",
+            f"{_fmt(fall)} points below the usual {_fmt(level)} (mean of {len(base)} earlier "
+            f"sessions); threshold {t.value:.1f}, {t.words}",
+            t.source,
+        )
+    ]
+    severity: Severity = "watch"
+    mean_all, sd_all = _mean(earlier), max(_sd(earlier), spec.unit)
+    depth = (mean_all - value) / sd_all
+    for k, source in ((1.0, STRAUSS), (2.0, STILES)):
+        if len(earlier) >= 3 and depth >= k:
+            evidence.append(
+                Evidence(
+                    f"rupture_{k:g}sd",
+                    f"{depth:.1f} SD below the mean {_fmt(mean_all)} of the earlier sessions "
+                    f"(SD {sd_all:.1f}, floor one unit)",
+                    source,
+                )
+            )
+            severity = "act" if k >= 2 else severity
+    return _Episode("drop", sid, session, None, severity, evidence, (level, value), t.own)
+
+
+def _decline_onset(
+    sid: str, spec: ScaleSpec, session: int, values: list[float], t: Threshold
+) -> tuple[bool, _Episode]:
+    """Whether the latest sessions have slid below the first ones, and the episode if so."""
+    assert t.value is not None
+    first = _mean(values[:DECLINE_WINDOW])
+    latest = _mean(values[-DECLINE_WINDOW:])
+    # two means of 3 sessions have the error of one session over √3; the test is repeated
+    # at every session from the sixth, so only half of that is taken (√1.5)
+    t_mean = max(t.value / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
+    evidence = Evidence(
+        "slow_decline",
+        f"mean of the latest {DECLINE_WINDOW} sessions {_fmt(latest)} is "
+        f"{_fmt(first - latest)} points below the first {DECLINE_WINDOW} ({_fmt(first)}); "
+        f"threshold {t_mean:.1f} (the session threshold over √1.5), {t.words}",
+        t.source,
+    )
+    episode = _Episode("decline", sid, session, None, "watch", [evidence], (first, latest), t.own)
+    return first - latest > t_mean, episode
 
 
 def _scale_episodes(
@@ -385,84 +459,32 @@ def _scale_episodes(
     """Drops and declines on one scale, walked session by session (as each was the latest)."""
     episodes: list[_Episode] = []
     drop: _Episode | None = None
-    drop_level = 0.0
-    drop_t = 0.0
     decline: _Episode | None = None
     in_drop = -DECLINE_WINDOW  # the latest position inside a drop: a decline's window clears it
     values = [v for _, v, _ in points]
     for i, (session, value, index) in enumerate(points):
-        earlier = values[:i]
-        t, words, source, usual = threshold_at(spec, noise, index, i)
+        t = threshold_at(spec, noise, index, i)
         if drop is not None:
-            if value >= drop_level - drop_t / 2:
+            level, _ = drop.figures
+            if value >= level - drop.threshold / 2:  # back near the level it fell from
                 drop.resolved = session
                 drop = None
-        elif t is not None and earlier:
-            base = earlier[-BASELINE_SESSIONS:]
-            level = _mean(base)
-            fall = level - value
-            if fall > t:
-                mean_all, sd_all = _mean(earlier), max(_sd(earlier), spec.unit)
-                depth = (mean_all - value) / sd_all if len(earlier) >= 2 else 0.0
-                evidence = [
-                    Evidence(
-                        "reliable_drop",
-                        f"{_fmt(fall)} points below the usual {_fmt(level)} (mean of "
-                        f"{len(base)} earlier sessions); threshold {t:.1f}, {words}",
-                        source,
-                    )
-                ]
-                severity: Severity = "watch"
-                for k, name in ((1.0, STRAUSS), (2.0, STILES)):
-                    if len(earlier) >= 3 and depth >= k:
-                        evidence.append(
-                            Evidence(
-                                f"rupture_{k:g}sd",
-                                f"{depth:.1f} SD below the mean {_fmt(mean_all)} of the "
-                                f"earlier sessions (SD {sd_all:.1f}, floor one unit)",
-                                name,
-                            )
-                        )
-                        if k >= 2:
-                            severity = "act"
-                drop = _Episode("drop", sid, session, None, severity, evidence, (level, value))
-                drop.usual = usual
-                drop_level, drop_t = level, t
+        elif t.value is not None and i:
+            drop = _drop_onset(sid, spec, session, value, values[:i], t)
+            if drop is not None:
+                drop.threshold = t.value
                 episodes.append(drop)
         if drop is not None:
             in_drop = i
-        # a slow decline: first few sessions against the latest few (none of them in a drop)
-        if i + 1 >= 2 * DECLINE_WINDOW and t is not None and i - in_drop >= DECLINE_WINDOW:
-            first = _mean(values[:DECLINE_WINDOW])
-            latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
-            # two means of 3 sessions have the error of one session over √3; the test is
-            # repeated at every session from the sixth, so only half of that is taken (√1.5)
-            t_mean = max(t / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
-            slid = first - latest > t_mean
-            if decline is not None and not slid:
-                decline.resolved = session
-                decline = None
-            elif decline is None and slid and drop is None:
-                decline = _Episode(
-                    "decline",
-                    sid,
-                    session,
-                    None,
-                    "watch",
-                    [
-                        Evidence(
-                            "slow_decline",
-                            f"mean of the latest {DECLINE_WINDOW} sessions {_fmt(latest)} is "
-                            f"{_fmt(first - latest)} points below the first {DECLINE_WINDOW} "
-                            f"({_fmt(first)}); threshold {t_mean:.1f} (the session threshold "
-                            f"over √1.5), {words}",
-                            source,
-                        )
-                    ],
-                    (first, latest),
-                )
-                decline.usual = usual
-                episodes.append(decline)
+        if i + 1 < 2 * DECLINE_WINDOW or t.value is None or i - in_drop < DECLINE_WINDOW:
+            continue  # a decline needs 6 sessions, none of its latest 3 in a drop
+        slid, candidate = _decline_onset(sid, spec, session, values[: i + 1], t)
+        if decline is not None and not slid:
+            decline.resolved = session
+            decline = None
+        elif decline is None and slid and drop is None:
+            decline = candidate
+            episodes.append(decline)
     return episodes
 
 
@@ -535,7 +557,7 @@ def _scale_words(spec: SeriesSpec, sids: Sequence[str]) -> str:
     return ", ".join(names) if names else "the total"
 
 
-def _question(kind: str, spec: SeriesSpec, cutoffs: Sequence[Cutoff]) -> str:
+def _question(kind: str, cutoffs: Sequence[Cutoff] = ()) -> str:
     own = [c.message for c in cutoffs if c.message]
     if own and kind in ("low", "drop", "early_low"):
         return " ".join(own[0].split())
@@ -550,9 +572,7 @@ def _question(kind: str, spec: SeriesSpec, cutoffs: Sequence[Cutoff]) -> str:
     }[kind]
 
 
-def _group(
-    spec: SeriesSpec, episodes: list[_Episode], last_session: int, early_sessions: int
-) -> list[Concern]:
+def _group(spec: SeriesSpec, episodes: list[_Episode], early_sessions: int) -> list[Concern]:
     """Episodes of one kind that began at one session, their scales together: one concern."""
     grouped: dict[tuple[str, int], list[_Episode]] = {}
     for ep in episodes:
@@ -567,8 +587,8 @@ def _group(
             None if any(e.resolved is None for e in eps) else max(e.resolved or 0 for e in eps)
         )
         severity = min((e.severity for e in eps), key=SEVERITY_ORDER.__getitem__)
-        if kind == "drop" and TOTAL in sids and severity == "watch" and len(sids) > 1:
-            severity = "act" if len(sids) == len(spec.scales) else severity
+        if kind == "drop" and len(sids) == len(spec.scales) > 1:
+            severity = "act"  # every scale of the form fell at once: the whole alliance
         # the figures of the scale the sentence names: the total's for "all scales"
         named = [e for e in eps if e.scale != TOTAL]
         whole = not named or _scale_words(spec, sids) == "all scales"
@@ -589,9 +609,8 @@ def _group(
                 resolved,
                 severity,
                 sentence,
-                _question(kind, spec, cutoffs),
+                _question(kind, cutoffs),
                 evidence,
-                last_session,
             )
         )
     return out
@@ -611,7 +630,7 @@ def _sentence(
     before, at = lead.figures
     if kind == "drop":
         move = f"from a usual {_fmt(before)} to {_fmt(at)} % of the maximum"
-        unusual = " (larger than this client's usual change)" if lead.usual else ""
+        unusual = " (larger than this client's usual change)" if lead.own else ""
         if resolved is None:
             return f"{Where} fell in session {began} ({move}){unusual} and has stayed low since."
         return f"{Where} fell in session {began} ({move}) and recovered in session {resolved}."
@@ -647,8 +666,7 @@ def _series_concerns(data: SeriesData, settings: Settings) -> list[Concern]:
         points = _points(visits, sid)
         episodes += _scale_episodes(sid, scale, points, noise)
         episodes += _level_episodes(sid, scale, [(s, v) for s, v, _ in points], settings)
-    last = visits[-1].session
-    concerns = _group(spec, episodes, last, settings.early_sessions)
+    concerns = _group(spec, episodes, settings.early_sessions)
     concerns += _incomplete(spec, visits)
     return concerns
 
@@ -694,7 +712,7 @@ def _incomplete(spec: SeriesSpec, visits: Sequence[Visit]) -> list[Concern]:
                 "note",
                 f"The form is incomplete in session {began}: no score for "
                 f"{', '.join(names)}{tail}. Ask about the missing line.",
-                _question("incomplete", spec, []),
+                _question("incomplete"),
                 (
                     Evidence(
                         "incomplete_form",
@@ -702,7 +720,6 @@ def _incomplete(spec: SeriesSpec, visits: Sequence[Visit]) -> list[Concern]:
                         "the instrument's missing-answer rule",
                     ),
                 ),
-                visits[-1].session,
             )
         )
     return concerns
@@ -775,7 +792,7 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
                 f"Client and therapist see {where} differently in session {began} (client "
                 f"{_fmt(c)}, therapist {_fmt(t)} % of the maximum; {higher} sees it as "
                 f"stronger){tail}.",
-                _question("gap", client.spec, []),
+                _question("gap"),
                 tuple(
                     Evidence(
                         "rater_gap",
@@ -786,7 +803,6 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
                     )
                     for s, ct in ((s, wide[s]) for s in sids)
                 ),
-                client.visits[-1].session if client.visits else began,
             )
         )
     return concerns
@@ -818,7 +834,7 @@ def not_seen(
         None,
         "note",
         f"Not seen for {days} days (last session {last_date}).",
-        _question("not_seen", SeriesSpec("", "client", "", {}), []),
+        _question("not_seen"),
         (
             Evidence(
                 "not_seen",
@@ -886,8 +902,7 @@ def reliable_change(sd: float, reliability: float) -> float:
 def spec_of(inst: Any, rater: str) -> SeriesSpec:
     """What the rules need of an instrument (a compiled or validated definition)."""
     low, high = float(inst.scale.min), float(inst.scale.max)
-    span = high - low
-    unit_size = max(float(inst.scale.step), span / 10)  # one step, or one point on a 0-10 line
+    unit_size = max(float(inst.scale.step), (high - low) / 10)  # a step, or 1 on a 0-10 line
     data = inst.data if hasattr(inst, "data") else inst.model_dump(mode="json")
     norm = inst.norms[0] if inst.norms else None
     scales: dict[str, ScaleSpec] = {}
@@ -895,31 +910,28 @@ def spec_of(inst: Any, rater: str) -> SeriesSpec:
     names[TOTAL] = inst.total.name
     for sid in [*names]:
         n = inst.scale_item_count(sid)
-        per_mean = span / 100  # mean units per POMP
-        unit = unit_size / span / n * 100
+        unit = unit_size * change.pomp_factor(low, high, n, "sum")  # one item, one unit
         jt = None
         if norm is not None and sid in norm.scales:
             ref = norm.scales[sid]
-            per = per_mean * (n if norm.metric == "sum" else 1)
             jt = (
-                reliable_change(ref.sd, ref.reliability) / per,
+                reliable_change(ref.sd, ref.reliability)
+                * change.pomp_factor(low, high, n, norm.metric),
                 f"{JT_SOURCE}: SD {ref.sd:g}, r {ref.reliability:g} ({norm.sample}, "
                 f"n = {norm.n}; {' '.join(norm.citation.split())})",
             )
         cut = next((c for c in inst.cutoffs if c.scale == sid), None)
         cutoff = None
         if cut is not None:
-            k = n if cut.metric == "sum" else 1
             cutoff = Cutoff(
-                cut.threshold, cut.comparison, cut.metric, low * k, per_mean * k,
+                cut.threshold, cut.comparison, cut.metric, (low, high, n),
                 " ".join(cut.message.split()), " ".join(cut.source.split()),
             )  # fmt: skip
         band = next((b for b in inst.bands if b.scale == sid and len(b.levels) > 1), None)
         low_band = None
         if band is not None:
             levels = sorted(band.levels, key=lambda lv: lv.min)
-            k = n if band.metric == "sum" else 1
-            top = (levels[1].min - low * k) / (per_mean * k)
+            top = change.pomp_of(levels[1].min, band.metric, low, high, n)
             low_band = (top, levels[0].label, " ".join(band.source.split()))
         scales[sid] = ScaleSpec(names[sid], unit, n, jt, cutoff, low_band)
     item_scales = {item: s.id for s in inst.subscales for item in s.items}

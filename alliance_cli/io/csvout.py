@@ -133,6 +133,19 @@ def score_cells_out(
     return [*out, ";".join(flags), *definition_cells(scorer)]
 
 
+def with_concern_flags(
+    score: dict[str, Any], concerns: Sequence[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A Score's JSON with the concerns said at its session added to its flags, as a CSV
+    cell names them: ``drop:bond`` while open, ``drop_over:bond`` when this session ended it."""
+    said = [
+        {"code": c["kind"] + ("" if c["resolved"] is None else "_over"), "scale": sid}
+        for c in concerns or []
+        for sid in c["scales"]
+    ]
+    return dict(score, flags=score["flags"] + said) if said else score
+
+
 def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
     """A client's history as CSV: one row per session and scale, with the concerns that
     began there on that scale (``kind:severity``) and those that resolved there

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from alliance_cli.core import change, reading
@@ -133,9 +132,10 @@ def caseload_data(
     filters: views.CaseloadFilter,
     described: str,
     generated: str,
+    today: str | None = None,
 ) -> dict[str, Any]:
     """What the caseload report shows (``render.html.caseload_report``'s arguments)."""
-    rows = views.caseload(store, catalog, settings, filters, date.today().isoformat())
+    rows = views.caseload(store, catalog, settings, filters, today)
     totals: dict[tuple[str, str, str], list[float | None]] = {}
     for client_id, inst_id, rater, sessions_text, pomps in store.total_series():
         pairs = sorted(

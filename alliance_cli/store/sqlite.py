@@ -707,17 +707,17 @@ class Store:
         self.commit()
 
     # -- reading -------------------------------------------------------------------------
-    def keep_said_flags(self, score: dict[str, Any], flags: list[dict[str, Any]]) -> None:
-        """Keep with a saved session every flag alliance said about it when it was saved
-        (nothing to keep when that is what the Score itself says: rebuilt with it)."""
+    def keep_said_flags(self, score: dict[str, Any], concerns: list[dict[str, Any]]) -> None:
+        """Keep with a saved session the concerns the reading said when it was saved (the
+        Score's own flags are rebuilt with it: nothing to keep when there is no concern)."""
         who, inst = score["respondent"], score["instrument"]
-        if flags == score["flags"]:
+        if not concerns:
             return
         with self._transaction():
             self.db.execute(
                 "UPDATE sessions SET said_flags = ? WHERE client_id = ? AND instrument = ? "
                 "AND rater = ? AND session = ?",
-                (json.dumps(flags, ensure_ascii=False), str(who["client_id"]), inst["id"],
+                (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
                  who.get("rater") or "client", int(who["session"])),
             )  # fmt: skip
 
@@ -753,9 +753,9 @@ class Store:
         out = []
         for r in self.db.execute(sql, args).fetchall():
             score = self._score(r[:12])
-            said = json.loads(r[9]) if r[9] is not None else score["flags"]
-            if said and all("code" not in f for f in said):  # a batch keeps the concerns only
-                said = score["flags"] + said
+            kept = json.loads(r[9]) if r[9] is not None else []
+            # kept: the concerns said at save time; before 0.3, every flag said (with codes)
+            said = kept if any("code" in f for f in kept) else score["flags"] + kept
             out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
         return out
 

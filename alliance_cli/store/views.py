@@ -15,19 +15,27 @@ from alliance_cli.store.sqlite import Record, Store
 
 
 # -- the one reading, from stored sessions ----------------------------------------------------
-def series_spec(
-    instruments: dict[str, Any], inst_id: str, rater: str, names: dict[str, str]
-) -> Any:
-    """What the rules need of one series: from its definition, or its stored names alone."""
-    inst = instruments.get(inst_id)
-    if inst is not None:
-        spec = reading.spec_of(inst, rater)
-        if set(names) <= set(spec.scales):
-            return spec
-    return reading.bare_spec(inst_id, rater, names)  # a definition that changed its scales
+class Specs:
+    """What the rules need of each series, from the instruments defined now: one spec per
+    instrument and rater, made once for all the series read together."""
+
+    def __init__(self, catalog: Any, instrument_ids: Iterable[str]) -> None:
+        self.instruments = defined_instruments(catalog, instrument_ids)
+        self.made: dict[tuple[str, str], Any] = {}
+
+    def of(self, inst_id: str, rater: str, names: dict[str, str]) -> Any:
+        """The spec of one series: its definition's, or its stored names' alone."""
+        inst = self.instruments.get(inst_id)
+        if inst is not None:
+            key = (inst_id, rater)
+            if key not in self.made:
+                self.made[key] = reading.spec_of(inst, rater)
+            if set(names) <= set(self.made[key].scales):
+                return self.made[key]
+        return reading.bare_spec(inst_id, rater, names)  # a definition that changed its scales
 
 
-def series_of_records(records: Sequence[Record], instruments: dict[str, Any]) -> list[Any]:
+def series_of_records(records: Sequence[Record], specs: Specs) -> list[Any]:
     """Each (instrument, rater) of a client's records as the reading's series data."""
     from alliance_cli.store.sqlite import answers_values
 
@@ -48,32 +56,15 @@ def series_of_records(records: Sequence[Record], instruments: dict[str, Any]) ->
             )
             for r in recs
         ]
-        out.append(reading.SeriesData(series_spec(instruments, inst_id, rater, names), visits))
+        out.append(reading.SeriesData(specs.of(inst_id, rater, names), visits))
     return out
 
 
-def client_reading(
-    store: Store,
-    client_id: str,
-    catalog: Any,
-    settings: reading.Settings,
-    today: str | None = None,
-    records: Sequence[Record] | None = None,
-) -> Any:
+def client_reading(store: Store, client_id: str, catalog: Any, settings: reading.Settings) -> Any:
     """The one reading of a client, over every instrument and rater they have."""
-    records = store.records(client_id) if records is None else records
-    instruments = defined_instruments(catalog, {r.instrument for r in records})
-    return reading.read_client(client_id, series_of_records(records, instruments), settings, today)
-
-
-def thresholds(data: Any) -> dict[str, float | None]:
-    """Per scale: the drop threshold the next session would be tested against (POMP)."""
-    noise = reading.Noise(data.spec, data.visits)
-    out: dict[str, float | None] = {}
-    for sid, spec in data.spec.scales.items():
-        earlier = sum(1 for v in data.visits if v.pomps.get(sid) is not None)
-        out[sid] = reading.threshold_at(spec, noise, len(data.visits), earlier)[0]
-    return out
+    records = store.records(client_id)
+    specs = Specs(catalog, {r.instrument for r in records})
+    return reading.read_client(client_id, series_of_records(records, specs), settings)
 
 
 @dataclass(frozen=True)
@@ -111,11 +102,6 @@ class SeriesView:
     sessions: list[SessionView]
     thresholds: dict[str, float | None]  # the drop threshold the next session meets (POMP)
     concerns: list[reading.Concern]  # the reading's concerns of this series
-
-    @property
-    def label(self) -> str:
-        """``wai-sr``, or ``wai-sr-t, therapist``: how concerns name the series."""
-        return self.instrument if self.rater == "client" else f"{self.instrument}, {self.rater}"
 
     def as_dict(self) -> dict[str, Any]:
         """The series as JSON data (``alliance history -f json``)."""
@@ -167,8 +153,7 @@ def client_view(
             f"client {client_id!r} has no sessions on {instrument}; their sessions are on "
             f"{', '.join(kinds)} (drop --instrument, or choose one of those)"
         )
-    instruments = defined_instruments(catalog, {r.instrument for r in records})
-    data = series_of_records(records, instruments)
+    data = series_of_records(records, Specs(catalog, {r.instrument for r in records}))
     read = reading.read_client(client_id, data, settings, today)
     out = []
     for series in data:
@@ -186,7 +171,7 @@ def client_view(
                 recs[0].score["metric"],
                 sessions[-1].verification,
                 sessions,
-                thresholds(series),
+                reading.next_thresholds(series),
                 [c for c in read.concerns if c.series == spec.label],
             )
         )
@@ -230,14 +215,12 @@ def defined_instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
 def said_at_save(
     store: Store, score: dict[str, Any], catalog: Any, settings: reading.Settings
 ) -> list[dict[str, Any]]:
-    """What the reading says at the session just recorded: the concerns of its series that
-    began there or are still open there, and the client's others that are open."""
+    """What the reading says at the session just recorded, of its series: the concerns open
+    there, and those it resolved."""
     who = score["respondent"]
     read = client_reading(store, str(who["client_id"]), catalog, settings)
-    label = score["instrument"]["id"]
-    label = label if who.get("rater") == "client" else f"{label}, {who.get('rater')}"
-    here = read.said_at(label, who["session"])
-    return [c.as_dict() for c in here]
+    label = reading.series_label(score["instrument"]["id"], str(who.get("rater")))
+    return [c.as_dict() for c in read.said_at(label, who["session"])]
 
 
 def _floats(text: str) -> list[float | None]:
@@ -346,23 +329,20 @@ def caseload(
         for row in series_rows:
             if not want.instrument or row.instrument == want.instrument:
                 series_of.setdefault(row.client_id, []).append(row)
-        rows = [_one_row(all_series) for all_series in series_of.values()]
-        rows.sort(key=_attention)
+        rows = _in_attention_order([_one_row(series) for series in series_of.values()])
         if whole:
             rows_json = json.dumps([list(r) for r in rows])
             store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
     return [r for r in (_today(r, today, settings) for r in rows) if want.keeps_client(r)]
 
 
-def _attention(row: CaseloadRow) -> tuple[Any, ...]:
-    """Most severe first, then the most recently seen, then the id."""
-    rank = reading.SEVERITY_ORDER.get(row.severity or "", 3)
-    recent = (1, "") if not row.last_date else (0, _descending(row.last_date))
-    return (rank, recent, row.client_id)
-
-
-def _descending(text: str) -> str:
-    return "".join(chr(0x10FFFF - ord(ch)) for ch in text)
+def _in_attention_order(rows: list[CaseloadRow]) -> list[CaseloadRow]:
+    """Most severe first, then the most recently seen (undated last), then the id: three
+    stable sorts, the least significant first."""
+    rows.sort(key=lambda r: r.client_id)
+    rows.sort(key=lambda r: r.last_date or "", reverse=True)
+    rows.sort(key=lambda r: reading.SEVERITY_ORDER.get(r.severity or "", 3))
+    return rows
 
 
 def _today(row: CaseloadRow, today: str | None, settings: reading.Settings) -> CaseloadRow:
@@ -428,22 +408,12 @@ def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: i
         _read_clients(store, catalog, settings, keys, readings)
     said = []
     for rowid, client_id, inst_id, rater, session in added:
-        label = inst_id if rater == "client" else f"{inst_id}, {rater}"
+        label = reading.series_label(inst_id, rater)
         here = readings[client_id].said_at(label, session) if client_id in readings else []
         said.append((json.dumps([c.as_dict() for c in here]), rowid))
     store.keep_batch_said(said)
     touched = {r[1] for r in added}
     return [c for cid, r in readings.items() if cid in touched for c in r.open]
-
-
-def client_row(
-    store: Store, catalog: Any, settings: reading.Settings, client_id: str
-) -> CaseloadRow | None:
-    """One client's caseload row, read for this client only: what ``clients`` shows for
-    them, without reading the whole caseload."""
-    keys = {k for k in store.series_keys(client_id)}
-    read = _read_clients(store, catalog, settings, keys)
-    return _one_row(read) if read else None
 
 
 def _read_clients(
@@ -457,13 +427,13 @@ def _read_clients(
     reading per client (kept in ``readings`` when given), and per series its latest numbers
     and open concerns."""
     rows = store.caseload_rows(only=keys)
-    instruments = defined_instruments(catalog, {r[1] for r in rows})
+    specs = Specs(catalog, {r[1] for r in rows})
     by_client: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_client.setdefault(row[0], []).append(row)
     out: list[CaseloadRow] = []
     for client_id, client_rows in by_client.items():
-        data = [_series_data(row, instruments, store) for row in client_rows]
+        data = [_series_data(row, specs, store) for row in client_rows]
         read = reading.read_client(client_id, [d for d, _ in data], settings)
         if readings is not None:
             readings[client_id] = read
@@ -479,9 +449,7 @@ def _read_clients(
     return out
 
 
-def _series_data(
-    row: tuple[Any, ...], instruments: dict[str, Any], store: Store
-) -> tuple[Any, tuple[Any, ...]]:
+def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any, tuple[Any, ...]]:
     """One series from its caseload-index row: the reading's data, and its row numbers
     (instrument, rater, sessions, last session, last date, last total, trend, counselor)."""
     from alliance_cli.store.sqlite import answers_values
@@ -503,7 +471,7 @@ def _series_data(
     subs = _subscales(row[7:10], order, (store, client_id, inst_id, rater))
     subs = {sid: v for sid, v in subs.items() if len(v) == len(sessions)}
     names = {sid: sid for sid in [*subs, TOTAL]}
-    spec = series_spec(instruments, inst_id, rater, names)
+    spec = specs.of(inst_id, rater, names)
     visits = [
         reading.Visit(
             s,
