@@ -10,8 +10,8 @@ WAI-SR .90 (WAI family, most often .92: Hanson, Curry & Bandalos, 2002; WAI-SR a
 Munder et al., 2010) and SRS .88 (Duncan et al., 2003). The kinds of client, each drawn with
 a true level (the mean item answer) that leaves room for a 30-point fall:
   stable    the true level never changes (only item-level noise);
-  repaired  a rupture: 30 POMP down for one session (5-8), back the next;
-  stays     a drop of 30 POMP at session 5-7 that stays to session 10;
+  repaired  a rupture: 30 POMP down for one session (4-8), back the next;
+  stays     a drop of 30 POMP at session 4-7 that stays to session 10;
   decline   a straight slide of 30 POMP from session 1 to 10.
 Stable clients are drawn above any cutoff by at least 2 standard errors of measurement, so
 an open concern on one is a false alarm; the rate for stable clients near the cutoff is
@@ -99,7 +99,7 @@ def simulate(
             floor = form.cut_item
     level = rng.uniform(floor, top)
     fall = DROP / 100 * span
-    at = rng.randint(5, 8) if kind == "repaired" else rng.randint(5, 7)
+    at = rng.randint(4, 8) if kind == "repaired" else rng.randint(4, 7)
     levels: list[float] = []
     for s in range(1, SESSIONS + 1):
         if kind == "repaired":

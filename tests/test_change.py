@@ -53,8 +53,8 @@ def test_without_norms_the_client_own_earlier_changes_are_used_and_labelled():
     assert math.isclose(t.value, 8.140342, abs_tol=1e-6)
     assert t.own and "usual session-to-session change" in t.words
     assert "4 earlier changes" in t.source and "no published norms" in t.source
-    few = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 3, 3)
-    assert few.value is None  # fewer than 4 earlier sessions: not assessed
+    few = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 2, 2)
+    assert few.value is None  # fewer than 3 earlier sessions: not assessed
 
 
 def test_steady_series_with_small_noise_raises_nothing():

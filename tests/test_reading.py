@@ -77,6 +77,20 @@ def test_an_unrepaired_drop_on_one_scale_is_said_and_not_called_recovered():
     assert drop.sentence.startswith("Bond fell in session 5") and "stayed low" in drop.sentence
 
 
+def test_the_issue_example_a_bond_collapse_after_three_sessions_is_said_and_stays_open():
+    # WAI-SR bond 4.75, 5, 5, then 1.25, 2.0, 2.0 (goal and task at 5 throughout)
+    bond = [93.75, 100, 100, 6.25, 25.0, 25.0]
+    total = [97.916667, 100, 100, 68.75, 75.0, 75.0]
+    levels = [
+        {"goal": 100.0, "task": 100.0, "bond": b, "total": t}
+        for b, t in zip(bond, total, strict=True)
+    ]
+    for upto in (4, 5, 6):  # said at session 4, and still open at 5 and at 6
+        (drop,) = [c for c in _read(levels[:upto]).open if c.kind == "drop"]
+        assert drop.began == 4 and drop.scales[0] == "bond"
+        assert drop.sentence.startswith("Bond fell in session 4") and "stayed low" in drop.sentence
+
+
 def test_a_cutoff_is_said_as_its_rule_once_and_exactly_at_it_is_watch():
     srs = reading.spec_of(load_catalog().get("srs").instrument, "client")
     at = {"relationship": 90.0, "goals": 90.0, "approach": 90.0, "overall": 90.0, "total": 90.0}

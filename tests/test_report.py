@@ -49,7 +49,7 @@ def test_a_client_report_is_one_self_contained_file(cli, store: Path, tmp_path: 
     assert "default-src 'none'" in page  # and the page forbids it anyway
     for section in ("What the history says", "Open concerns", "Instruments", "@media print"):
         assert section in page
-    assert "Total fell in session 5 (from a usual 67 to 38 % of the maximum)" in page
+    assert "Total fell in session 5 (from a usual 67 to 38 % of the maximum, larger" in page
     assert "Scoring key: <strong>verified</strong>" in page and "a4b5b8033fb2" in page
     assert "Generated " in page and str(store) in page
 

@@ -59,7 +59,9 @@ GapOpt = Annotated[
 ]
 NotSeenOpt = Annotated[
     int,
-    typer.Option("--not-seen-days", help="A note for clients not seen for longer than this."),
+    typer.Option(
+        "--not-seen-days", min=1, help="A note for clients not seen for longer than this."
+    ),
 ]
 CounselorOpt = Annotated[
     str | None, typer.Option("--counselor", help="Only this counselor's clients.")

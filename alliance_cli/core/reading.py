@@ -13,10 +13,12 @@ The rules (the same for every instrument; their parameters come from the instrum
 ``drop`` (a sudden fall, kept open until it recovers)
     A session more than the reliable-change threshold *T* below the scale's usual level
     (the mean of up to 4 earlier sessions) starts a drop. With cited norms in the file,
-    ``T = 1.96 · √2 · SD · √(1 − r)`` (Jacobson & Truax, 1991). Without them, ``T`` is
-    1.96 × the SD of this client's *earlier* session-to-session changes (never the change
-    being tested), and only once there are at least 3 of them; it is said as "larger than
-    this client's usual session-to-session change". ``T`` is never below the change of one
+    ``T = 1.96 · √2 · SD · √(1 − r)`` (Jacobson & Truax, 1991). Without them, ``T`` comes
+    from this client's *earlier* session-to-session changes only (never the change being
+    tested), from the fourth session on: ``T = z · √2 · SEM``, the SEM from the item-level
+    spread of the earlier changes pooled over the form's subscales (``Noise``), and z the
+    Bonferroni z for 5 % over the form's scales; it is said as "larger than this client's
+    usual session-to-session change". ``T`` is never below the change of one
     item by one unit of its scale (one step; one point on a 0-10 line), so one item moving
     one step never raises a concern on its own. The rupture rules grade a drop: 1 SD
     (Strauss et al., 2006) and 2 SD (Stiles et al., 2004) below the mean of the earlier
@@ -64,7 +66,7 @@ from alliance_cli.core.compiled import TOTAL
 Severity = Literal["act", "watch", "note"]
 SEVERITY_ORDER: dict[str, int] = {"act": 0, "watch": 1, "note": 2}
 Z_RELIABLE = 1.96
-MIN_EARLIER_CHANGES = 3  # changes before a session, for a threshold from the client's own
+MIN_EARLIER_CHANGES = 2  # changes of a scale before a session: from its fourth session on
 BASELINE_SESSIONS = 4  # the usual level: the mean of up to this many earlier sessions
 DECLINE_WINDOW = 3  # a decline compares the first and the latest this many sessions
 JT_SOURCE = "Jacobson & Truax, 1991"
@@ -630,9 +632,9 @@ def _sentence(
     before, at = lead.figures
     if kind == "drop":
         move = f"from a usual {_fmt(before)} to {_fmt(at)} % of the maximum"
-        unusual = " (larger than this client's usual change)" if lead.own else ""
+        unusual = ", larger than this client's usual change" if lead.own else ""
         if resolved is None:
-            return f"{Where} fell in session {began} ({move}){unusual} and has stayed low since."
+            return f"{Where} fell in session {began} ({move}{unusual}) and has stayed low since."
         return f"{Where} fell in session {began} ({move}) and recovered in session {resolved}."
     if kind == "decline":
         span = f"from {_fmt(before)} to {_fmt(at)} % of the maximum"

@@ -306,9 +306,9 @@ def concerns_panel(concerns: Sequence[dict[str, Any]], title: str, details: bool
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for c in concerns:
-        state = "open" if c["resolved"] is None else f"resolved at {c['resolved']}"
         head = Text(c["severity"], style=SEVERITY_STYLE.get(c["severity"], ""))
-        grid.add_row(head, literal(c["sentence"]) + Text(f" ({state})", style="dim"))
+        state = Text(" (open)" if c["resolved"] is None else "", style="dim")  # else said
+        grid.add_row(head, literal(c["sentence"]) + state)
         if c["resolved"] is None:
             grid.add_row("", literal("To ask: " + c["question"], style="italic"))
         if details:
