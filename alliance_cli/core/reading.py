@@ -506,7 +506,7 @@ def _level_episodes(
             if grade:
                 evidence = Evidence(
                     "below_cutoff",
-                    f"{spec.name} {cut.value(value):g} ({cut.metric}) is {cut.words()}",
+                    f"{cut.value(value):g} ({cut.metric}) is {cut.words()}",
                     cut.source,
                 )
         elif sid == TOTAL and (session <= settings.early_sessions or current is not None):
