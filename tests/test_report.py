@@ -129,7 +129,13 @@ def test_the_charts_have_every_session_and_the_cutoff(pages):
         )
         assert counts == [7, 7, 7, 7]  # C-118 has 7 sessions; goal, task, bond, total
         assert page.js("document.querySelectorAll('svg.chart line.cutoff').length") == 0
-        assert page.js("document.querySelectorAll('svg.chart .rupture').length") >= 2
+        # one reading: C-118's one open concern is a drop on the total in session 5, so the
+        # total's chart (the fourth) carries the one rupture marker, and no subscale does
+        markers = page.js(
+            "[...document.querySelectorAll('svg.chart')].map("
+            "s => s.querySelectorAll('.rupture').length)"
+        )
+        assert markers == [0, 0, 0, 1]
     finally:
         browser.close(proc, profile)
     page, proc, profile = browser.open_page(pages["srs"])
