@@ -100,7 +100,7 @@ def test_one_file_for_two_outputs_is_refused(cli, tmp_path: Path):
     mapping = tmp_path / "m.yaml"
     mapping.write_text("".join(f"{i}: wai_{i}\n" for i in range(1, 13)))
     clobber = _batch(cli, "--map", str(mapping), "-o", str(mapping))
-    assert clobber.exit_code == 2 and "is also an input" in clobber.stderr
+    assert clobber.exit_code == 2 and "which this run reads" in clobber.stderr
     assert mapping.read_text().startswith("1: wai_1")
 
 

@@ -803,8 +803,10 @@ def run_files(
     """
     import tempfile
 
-    from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
+    from alliance_cli.io.files import STDOUT, check_distinct, check_output, note_read, safe_writer
 
+    if options.map_file:
+        note_read(options.map_file, "the --map file")
     if fmt == "parquet":
         return _run_parquet(
             inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,
@@ -815,7 +817,7 @@ def run_files(
     check_not_both(options.template, options.map_file)
     target = output if output is not None and str(output) != STDOUT else None
     outputs = [("-o", target if target is not None else STDOUT), ("--rejects", rejects)]
-    check_distinct(outputs, [*inputs, *([str(options.map_file)] if options.map_file else [])])
+    check_distinct(outputs, inputs)
     for what, path in outputs:
         if path is not None:
             check_output(path, what)

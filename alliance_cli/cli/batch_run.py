@@ -83,6 +83,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     def fast_saver(ids: dict[str, int], to_iso: Any) -> Any:
         return open_recorder().fast_rows(scorer, ids, to_iso)
 
+    if save:
+        from alliance_cli.store.sqlite import note_history
+
+        note_history(db)  # no output of this run may be the history it saves to
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     note = (lambda _text: None) if quiet else say
     try:

@@ -183,6 +183,9 @@ def funnel(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from alliance_cli.io.files import forget_reads
+
+        forget_reads()  # a new run: no file is read yet (several commands in one process)
         try:
             code = fn(*args, **kwargs)
         except typer.Exit:

@@ -62,6 +62,7 @@ def report_command(
         raise UsageProblem("give a CLIENT, or --caseload for every client (not both)")
     if client is not None and (counselor or since or only_open):
         raise UsageProblem("--counselor, --since and --open choose clients for --caseload")
+    history.note_history(db)
     check_output(output, "-o")
     settings = _settings(early_sessions, early_pomp, gap)
     generated = datetime.now(UTC).astimezone().isoformat(timespec="seconds")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from alliance_cli.core.compiled import CompiledInstrument
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
-from alliance_cli.io.files import MAX_DEFINITION_BYTES
+from alliance_cli.io.files import MAX_DEFINITION_BYTES, note_read
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -158,6 +158,7 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
     compiled cache: no YAML parsing and no validation, which is most of ``score``'s start-up.
     """
     name = shown or str(path)
+    note_read(path, "the instrument definition")
     try:
         raw = path.read_bytes() if path.stat().st_size <= MAX_DEFINITION_BYTES else b""
     except OSError as exc:

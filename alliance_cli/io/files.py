@@ -9,6 +9,11 @@ The rules for every file alliance writes (``-o``, ``--rejects``):
 - A symlink is followed: the file it points to is the one written, the link stays a link.
 - A device (``/dev/null``), a FIFO or a process substitution is written directly, never
   replaced. So is a regular file with other hard links (renaming would detach them).
+- A path through ``/dev/fd``, ``/dev/stdout`` or ``/proc/<pid>/fd`` (a process substitution,
+  ``-o /dev/stdout``) is written directly: the descriptor the shell opened is the target.
+- No output may be a file the run reads: an input, a ``--map``, an instrument definition or
+  the history store. Files are compared by (device, inode), so a hard link, a symlink or a
+  ``/proc/self/fd`` path to one of them is caught too (``UsageProblem``, exit 2).
 - Every failure to write is a ``DataFileError`` (exit 5) naming the path.
 """
 
@@ -65,6 +70,52 @@ class PipeGuard:
         os.close(devnull)
 
 
+# What this run reads: identity key -> how to name it ("the history h.sqlite"). Reset by
+# every command (cli.common.funnel), so one process running several commands never mixes them.
+_READS: dict[tuple[object, ...], str] = {}
+_FD_PATHS = ("/dev/fd/", "/dev/stdout", "/dev/stderr", "/proc/")
+
+
+def _keys(path: Path | str) -> list[tuple[object, ...]]:
+    """How a file is recognised: its real path and, once it exists, its (device, inode).
+    Devices, FIFOs and sockets have none: they are never "the same file" as an output."""
+    text = str(path)
+    try:
+        info = os.stat(text)
+    except OSError:
+        return [("path", os.path.realpath(text))]
+    if not stat.S_ISREG(info.st_mode):
+        return []
+    return [("path", os.path.realpath(text)), ("inode", info.st_dev, info.st_ino)]
+
+
+def note_read(path: Path | str, what: str) -> None:
+    """Remember that this run reads ``path`` (named ``what``): no output may be it."""
+    if str(path) == STDOUT or not str(path).strip():
+        return
+    for key in _keys(path):
+        _READS.setdefault(key, f"{what} {path}")
+
+
+def forget_reads() -> None:
+    """Start a new run: nothing is read yet."""
+    _READS.clear()
+
+
+def _through_fd(text: str) -> bool:
+    """A path that names an open descriptor (process substitution, /dev/stdout)."""
+    return text.startswith(_FD_PATHS)
+
+
+def _refuse_read(target: Path | str, what: str) -> None:
+    for key in _keys(target):
+        if key in _READS:
+            raise UsageProblem(
+                f"{what} {target} is {_READS[key]}, which this run reads; it is never "
+                "overwritten: give another file"
+            )
+
+
 def _resolved(target: Path) -> Path:
     """The file a path names, symlinks followed (a dangling link names its target)."""
     return Path(os.path.realpath(target))
@@ -77,17 +128,20 @@ def check_output(target: Path | str, what: str) -> None:
         return
     if not text.strip():
         raise UsageProblem(f"{what}: the path is empty")
+    _refuse_read(text, what)
     real = _resolved(Path(text))
     try:
-        info = real.stat()
+        info = os.stat(text)
     except FileNotFoundError:
         info = None
     except OSError as exc:
         raise DataFileError(f"{text}: cannot write ({exc.strerror or exc})") from None
     if info is not None and stat.S_ISDIR(info.st_mode):
         raise DataFileError(f"{text}: is a directory; give a file name")
-    if info is not None and not stat.S_ISREG(info.st_mode):
-        return  # a device or FIFO: written directly, checked when opened
+    if info is not None and (not stat.S_ISREG(info.st_mode) or _through_fd(text)):
+        return  # a device, FIFO or open descriptor: written directly, checked when opened
+    if info is None and _through_fd(text):
+        raise DataFileError(f"{text}: no such open file")
     directory = real.parent
     if not directory.is_dir():
         raise DataFileError(f"{text}: the directory {directory} does not exist")
@@ -102,24 +156,25 @@ def check_output(target: Path | str, what: str) -> None:
 
 
 def check_distinct(outputs: Sequence[tuple[str, Path | str | None]], inputs: Sequence[str]) -> None:
-    """Refuse two outputs that are one file (or both stdout), and an output that is an input."""
-    seen: dict[str, str] = {}
+    """Refuse two outputs that are one file (or both stdout), and an output that is a file
+    this run reads (``inputs`` here, and whatever else ``note_read`` was told of)."""
+    for name in inputs:
+        note_read(name, "the input")
+    seen: dict[tuple[object, ...], str] = {}
     for what, target in outputs:
         if target is None:
             continue
-        key = STDOUT if str(target) == STDOUT else str(_resolved(Path(target)))
-        if key in seen:
-            same = "standard output" if key == STDOUT else str(target)
-            raise UsageProblem(f"{seen[key]} and {what} are both {same}; give them different files")
-        seen[key] = what
-    for name in inputs:
-        if name == STDOUT:
-            continue
-        key = str(_resolved(Path(name)))
-        if key in seen:
-            raise UsageProblem(
-                f"{seen[key]} {name} is also an input; the input is never overwritten"
-            )
+        keys = [("stdout",)] if str(target) == STDOUT else _keys(target)
+        for key in keys:
+            if key in seen:
+                same = "standard output" if key == ("stdout",) else str(target)
+                raise UsageProblem(
+                    f"{seen[key]} and {what} are both {same}; give them different files"
+                )
+        for key in keys:
+            seen[key] = what
+        if str(target) != STDOUT:
+            _refuse_read(target, what)
 
 
 @contextlib.contextmanager
@@ -136,13 +191,15 @@ def safe_writer(target: Path | str, encoding: str = "utf-8") -> Iterator[IO[str]
     shown = str(target)
     real = _resolved(Path(target))
     try:
-        info: os.stat_result | None = real.stat()
+        info: os.stat_result | None = os.stat(shown)
     except FileNotFoundError:
         info = None
     except OSError as exc:
         raise DataFileError(f"{shown}: cannot write ({exc.strerror or exc})") from None
-    if info is not None and (not stat.S_ISREG(info.st_mode) or info.st_nlink > 1):
-        with _direct(real, shown, encoding) as handle:
+    if info is not None and (
+        not stat.S_ISREG(info.st_mode) or info.st_nlink > 1 or _through_fd(shown)
+    ):
+        with _direct(Path(shown), shown, encoding) as handle:
             yield handle
         return
     with _atomic(real, shown, encoding, info) as handle:

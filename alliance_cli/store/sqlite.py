@@ -304,6 +304,18 @@ def default_path() -> Path:
     return Path(user_data_dir("alliance", appauthor=False)) / "history.sqlite"
 
 
+def note_history(path: Path | None) -> Path:
+    """The store's path (``None``: the default), remembered with its journal files as read
+    by this run, so no output of the run may replace it."""
+    from alliance_cli.io.files import note_read
+
+    where = Path(path) if path else default_path()
+    note_read(where, "the history")
+    for suffix in ("-wal", "-shm", "-journal"):
+        note_read(f"{where}{suffix}", "the history's journal")
+    return where
+
+
 # Seconds to wait for another alliance's write before giving up (exit 5);
 # ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
 LOCK_WAIT = float(os.environ.get("ALLIANCE_LOCK_WAIT", "30"))
@@ -321,6 +333,7 @@ def open_store(
     another process holds the write lock and alliance waits for it.
     """
     where = Path(path) if path else default_path()
+    note_history(where)
     if not create and not where.exists():
         raise HistoryError(
             f"{where}: no history here (nothing has been saved with --save, or the path is "
