@@ -131,7 +131,9 @@ def _score_chunk(
     from alliance_cli.io.csvin import Source
 
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    from alliance_cli.io.csvout import CsvWriter
+
+    writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
     writer.writerow(header)
     writer.writerows(rows)
     text.seek(0)

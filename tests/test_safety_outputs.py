@@ -111,3 +111,82 @@ def test_process_substitution_and_dev_stdout_are_outputs(tmp_path: Path):
     unzipped = subprocess.run(["gzip", "-dc", str(tmp_path / "x.gz")], capture_output=True)
     assert unzipped.stdout.count(b"\n") == 198
     assert (tmp_path / "fd.csv").read_text().count("\n") == 198
+
+
+# -- one CSV writer: \r and \n quoted, formulas guarded, in every CSV alliance writes ---------
+
+
+def _rows(text: str) -> list[list[str]]:
+    """Rows as a strict reader sees them (universal newlines off, as a spreadsheet reads)."""
+    import csv
+    import io
+
+    return list(csv.reader(io.StringIO(text, newline="")))
+
+
+def test_a_bare_cr_in_a_cell_is_quoted_in_batch_output_and_rejects(cli, tmp_path: Path):
+    head = "client_id,session,note," + ",".join(f"wai_{i}" for i in range(1, 13))
+    answers = ",".join(["4"] * 12)
+    bad = ",".join(["4"] * 11 + ["9"])
+    data = f'{head}\n"C-1\r=2+5",1,"x\r@cmd",{answers}\n"C-2\r=1+1",1,"y",{bad}\n'
+    src = tmp_path / "cr.csv"
+    src.write_bytes(data.encode())
+    out, rej = tmp_path / "o.csv", tmp_path / "r.csv"
+    for jobs in ("1", "2"):
+        result = cli("batch", str(src), "-i", "wai-sr", "-q", "--id-column", "client_id",
+                     "-o", str(out), "--rejects", str(rej), "-j", jobs)  # fmt: skip
+        assert result.exit_code == 3, result.stderr
+        rows = _rows(out.read_bytes().decode())
+        assert len(rows) == 2 and len(rows[1]) == len(rows[0])
+        assert rows[1][:3] == ["C-1\r=2+5", "1", "x\r@cmd"]  # one cell each, whole
+        rejected = _rows(rej.read_bytes().decode())
+        assert len(rejected) == 2 and len(rejected[1]) == len(rejected[0])
+
+
+def test_a_bare_cr_in_an_id_is_quoted_by_score_history_and_clients(cli, tmp_path: Path):
+    db = str(tmp_path / "h.sqlite")
+    who = "X\r=1+1"  # (and one that starts with a CR is guarded: see safe_text's test)
+    scored = cli("score", "srs", "9", "9", "9", "9", "--client", who, "--session", "1",
+                 "--save", "--db", db, "-f", "csv")  # fmt: skip
+    assert scored.exit_code == 0, scored.stderr
+    for result in (scored, cli("history", who, "--db", db, "-f", "csv"),
+                   cli("clients", "--db", db, "-f", "csv")):  # fmt: skip
+        rows = _rows(result.stdout)
+        assert len(rows) >= 2 and {len(r) for r in rows} == {len(rows[0])}, result.stdout
+        assert all(r[0] == "X\r=1+1" for r in rows[1:])  # one cell: no row split at the CR
+
+
+def test_header_cells_that_start_a_formula_are_guarded(cli, tmp_path: Path):
+    head = '=HYPERLINK("http://x"),@cmd,client_id,' + ",".join(f"wai_{i}" for i in range(1, 13))
+    src = tmp_path / "h.csv"
+    src.write_text(head + "\na,b,C-1," + ",".join(["4"] * 12) + "\n")
+    result = cli("batch", str(src), "-i", "wai-sr", "-q", "--id-column", "client_id")
+    header = _rows(result.stdout)[0]
+    assert header[:2] == ['\'=HYPERLINK("http://x")', "'@cmd"], result.stderr
+
+
+def test_a_redcap_dictionary_guards_labels_that_start_a_formula(cli, tmp_path: Path):
+    import yaml
+
+    own = tmp_path / "d"
+    own.mkdir()
+    data = yaml.safe_load((ROOT / "instruments" / "srs.yaml").read_text(encoding="utf-8"))
+    data["id"] = "mine"
+    data["items"][0]["label"] = "=1+1 relationship"
+    data["items"][1]["label"] = "@SUM goals"
+    (own / "mine.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
+    result = cli("--instruments-dir", str(own), "instruments", "export", "mine", "--to", "redcap")
+    assert result.exit_code == 0, result.stderr
+    cells = [c for row in _rows(result.stdout) for c in row]
+    assert not [c for c in cells if c[:1] in ("=", "@", "+")]
+    assert "'=1+1 relationship" in cells and "'@SUM goals" in cells
+
+
+def test_csv_writer_is_used_only_by_the_one_writer():
+    package = ROOT / "alliance_cli"
+    users = sorted(
+        str(p.relative_to(package))
+        for p in package.rglob("*.py")
+        if "csv.writer(" in p.read_text(encoding="utf-8")
+    )
+    assert users == ["io/csvout.py"]

@@ -30,6 +30,7 @@ from alliance_cli.io import columns as colmap
 from alliance_cli.io.csvin import Source, _decode_error, find_id_columns, open_sources
 from alliance_cli.io.csvout import (
     FORMULA_START,
+    CsvWriter,
     safe_cells,
     safe_text,
     score_cells_out,
@@ -831,7 +832,7 @@ def run_files(
 
         def body(out: IO[str], reject_out: IO[str] | None) -> Stats:
             nonlocal rejected_any
-            writer = csv.writer(reject_out, lineterminator="\n") if reject_out else None
+            writer = CsvWriter(reject_out) if reject_out else None
             if writer:
                 writer.writerow(REJECT_COLUMNS)
 

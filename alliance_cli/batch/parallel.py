@@ -28,7 +28,6 @@ rows need their full Score to be stored save on one process).
 from __future__ import annotations
 
 import copy
-import csv
 import dataclasses
 import gc
 import io
@@ -426,12 +425,10 @@ def run(
 
 def _write(out: IO[str], fmt: str, scorer: Scorer, layout: Layout, outs: list[Path]) -> None:
     """The header (CSV) or the array (JSON), then each worker's output in order."""
-    from alliance_cli.io.csvout import score_columns
+    from alliance_cli.io.csvout import CsvWriter, score_columns
 
     if fmt == "csv":
-        csv.writer(out, lineterminator="\n").writerow(
-            [layout.header[i] for i in layout.keep] + score_columns(scorer)
-        )
+        CsvWriter(out).writerow([layout.header[i] for i in layout.keep] + score_columns(scorer))
     if fmt == "json":
         out.write("[")
         count = 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from typing import IO, Any
 
@@ -29,21 +28,13 @@ class CsvSink(Sink):
     """CSV output: pass-through columns then score columns."""
 
     def __init__(self, handle: IO[str], header: bool = True) -> None:
-        import io
+        from alliance_cli.io.csvout import CsvWriter
 
         self.handle = handle
         self.header = header  # False: rows only (a --jobs worker's part of the output)
-        self.writer = csv.writer(handle, lineterminator="\n")
-        self.csv_row = self.writer.writerow  # type: ignore[method-assign,assignment]
-        self._buffer = io.StringIO()
-        self._line_writer = csv.writer(self._buffer, lineterminator="\n")
-
-    def line(self, cells: list[str]) -> str:
-        """Cells as csv.writer would write them, without the line end."""
-        self._buffer.seek(0)
-        self._buffer.truncate()
-        self._line_writer.writerow(cells)
-        return self._buffer.getvalue()[:-1]
+        self.writer = CsvWriter(handle)
+        self.csv_row = self.writer.writerow  # type: ignore[method-assign]
+        self.line = self.writer.line
 
     def begin(self, header: list[str]) -> None:
         """Write the header (unless rows only)."""

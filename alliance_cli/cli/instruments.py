@@ -153,9 +153,8 @@ def instruments_export(
 ) -> int:
     """Write the form for the system the answers come from: a REDCap data dictionary or a
     FHIR Questionnaire, with our labels (never published wording) and the licence note."""
-    import csv
-
     from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.io.csvout import CsvWriter
     from alliance_cli.io.files import check_output, safe_writer
 
     if to not in ("redcap", "fhir"):
@@ -167,7 +166,7 @@ def instruments_export(
 
         rows = redcap_dictionary(entry.instrument, entry.sha256)
         with safe_writer(output) as out:
-            csv.writer(out, lineterminator="\n").writerows(rows)
+            CsvWriter(out).writerows(rows)
     else:
         from alliance_cli.io import fhir
 

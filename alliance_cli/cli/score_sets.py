@@ -6,7 +6,6 @@ command body stays a few lines.
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -419,7 +418,9 @@ class Printer:
     def __init__(self, scorer: Scorer, fmt: str) -> None:
         self.scorer, self.fmt = scorer, fmt
         self.count = 0
-        self.writer = csv.writer(sys.stdout, lineterminator="\n") if fmt == "csv" else None
+        from alliance_cli.io.csvout import CsvWriter
+
+        self.writer = CsvWriter(sys.stdout) if fmt == "csv" else None
         if self.writer is not None:
             self.writer.writerow(csv_header(scorer))
         elif fmt == "json":

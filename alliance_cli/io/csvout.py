@@ -6,7 +6,8 @@ No rich, no typer: the CLI calls these, and so do the benchmarks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+import io as _io
+from collections.abc import Iterable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from alliance_cli.core.scorer import DIGITS, ScaleResult, Scorer
@@ -14,6 +15,7 @@ from alliance_cli.core.scorer import DIGITS, ScaleResult, Scorer
 if TYPE_CHECKING:
     from alliance_cli.store.views import SeriesView
 
+_JOIN: CsvWriter | None = None  # csv_join's writer, made once
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
 # A spreadsheet runs a cell starting with one of these as a formula (the one rule for it).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -42,14 +44,59 @@ def safe_cells(row: Sequence[str], columns: Sequence[int]) -> list[str]:
     return [safe_text(row[i]) for i in columns]
 
 
-def csv_join(cells: Sequence[str]) -> str:
-    """Cells joined as one CSV line (without its end), quoted exactly as csv.writer does."""
-    import csv
-    import io
+class CsvWriter:
+    """The one CSV writer of every file alliance writes (``csv.writer`` is used nowhere else).
 
-    buffer = io.StringIO()
-    csv.writer(buffer, lineterminator="\n").writerow(cells)
-    return buffer.getvalue()[:-1]
+    Lines end in ``\n``. A cell holding ``\r`` or ``\n`` is quoted (``csv.writer`` with a
+    ``\n`` line end leaves a bare ``\r`` unquoted, and every reader then splits the row
+    there). With ``guard`` (every output), a text cell a spreadsheet would run as a formula
+    is neutralised (``safe_text``), in headers and data alike; ``guard=False`` is for the
+    CSV text alliance writes only to read back itself (a rebuilt long-format or FHIR file).
+    """
+
+    def __init__(self, handle: IO[str], guard: bool = True) -> None:
+        import csv
+        import io
+
+        self.handle = handle
+        self.guard = guard
+        self._plain = csv.writer(handle, lineterminator="\n")
+        self._buffer = io.StringIO()
+        self._careful = csv.writer(self._buffer, lineterminator="\r\n")  # quotes \r and \n
+
+    def _cells(self, cells: Iterable[Any]) -> list[Any]:
+        if not self.guard:
+            return list(cells)
+        return [safe_text(c) if isinstance(c, str) else c for c in cells]
+
+    def line(self, cells: Iterable[Any]) -> str:
+        """Cells as one CSV line, without its end."""
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        self._careful.writerow(self._cells(cells))
+        return self._buffer.getvalue()[:-2]
+
+    def writerow(self, cells: Iterable[Any]) -> None:
+        """Write one row."""
+        row = self._cells(cells)
+        if any(isinstance(c, str) and "\r" in c for c in row):
+            self.handle.write(self.line(row) + "\n")
+        else:
+            self._plain.writerow(row)
+
+    def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
+        """Write rows."""
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_join(cells: Sequence[str]) -> str:
+    """Cells joined as one CSV line (without its end), quoted as ``CsvWriter`` does (score
+    cells: numbers and codes, never guarded)."""
+    global _JOIN
+    if _JOIN is None:
+        _JOIN = CsvWriter(_io.StringIO(), guard=False)
+    return _JOIN.line(cells)
 
 
 # -- the score-column layout: the one place that names and formats score cells ----------------
@@ -150,9 +197,7 @@ def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
     """A client's history as CSV: one row per session and scale, with the concerns that
     began there on that scale (``kind:severity``) and those that resolved there
     (``kind:resolved``)."""
-    import csv
-
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = CsvWriter(handle)
     writer.writerow(
         ["client_id", "instrument", "rater", "session", "date", "scale", "mean", "sum", "pomp",
          "flags", "verification", "definition_sha256"]
@@ -179,9 +224,7 @@ def write_rows_csv(
 ) -> None:
     """Flat dicts as CSV: lists joined with ';' (concerns by their sentences), text
     neutralised against formulas; ``header`` is written when there is no row."""
-    import csv
-
-    writer = csv.writer(handle, lineterminator="\n")
+    writer = CsvWriter(handle)
     writer.writerow(list(rows[0]) if rows else list(header))
     for row in rows:
         writer.writerow([_cell(v) for v in row.values()])

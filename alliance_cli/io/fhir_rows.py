@@ -43,7 +43,9 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
                 documents.append((number, exc))
     items = [str(item.id) for item in instrument.items]
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    from alliance_cli.io.csvout import CsvWriter
+
+    writer = CsvWriter(out, guard=False)  # read back by the engine, never a file
     writer.writerow(ID_COLUMNS + [f"linkId {i}" for i in items])
     lines: list[int] = []
     labels: list[str] = []

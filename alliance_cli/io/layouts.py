@@ -406,7 +406,9 @@ def pivot_long(
     import io
 
     text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
+    from alliance_cli.io.csvout import CsvWriter
+
+    writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
     writer.writerow(out_roles + item_names)  # the rebuilt rows name their ids plainly
     line_of: list[int] = []
     for key in order:
