@@ -6,6 +6,7 @@ opens (atomically). Memory does not grow with the file.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import csv
 import dataclasses
@@ -269,17 +270,6 @@ def score_stream(
         The row's first line is worked out only for a rejection (it costs a scan of the row).
         """
         client = row[client_col] if client_col is not None and client_col < len(row) else ""
-        swallowed = _swallowed(row, width, layout.delimiter)
-        if swallowed:
-            # a quote still open at the end of the file ends its field with the last newline
-            start = _first_line(end_line, row) + (row[-1].endswith(("\n", "\r")))
-            reason = (
-                f"a quoted field runs from line {start} to line {end_line + 1} and holds "
-                f"{swallowed} line(s) that look like rows (a quote never closed?); they are "
-                "not scored"
-            )
-            on_reject_here(Rejection(name, start, "", "", reason, client))
-            return False
         if len(row) != width:
             fields = width - (added is not None)  # a column the layout adds is not the file's
             reason = f"row has {len(row)} fields; the header has {fields}"
@@ -453,11 +443,17 @@ def score_stream(
         if columns is not None and source.delimiter == layout.delimiter:
             lines_in = in_blocks(lines_in)
         block_lines = 0
-        reader = csv.reader(lines_in, delimiter=source.delimiter)
+        base = iter(lines_in)
+        kept: collections.deque[str] = collections.deque()  # the latest lines, to read again
+        keep_chars = 2 * (width + 2) * FIELD_LIMIT  # more than any record the reader allows
+        reader = csv.reader(_kept(base, kept, keep_chars), delimiter=source.delimiter)
         delimiter = source.delimiter
+        at = 0  # the reader's line count at the end of the record last read
         while True:  # a CSV error rejects one record; reading goes on after it
+            again = 0  # after a runaway quote: the lines it swallowed, to be read again
             try:
                 for row in reader:
+                    prev, at = at, reader.line_num
                     if added is not None and len(row) == width - 1:
                         row.append(added(row))
                     if len(row) == width:
@@ -498,6 +494,21 @@ def score_stream(
                     if not row or (len(row) == 1 and not row[0].strip()):
                         blank += 1
                         continue  # blank lines are not rows
+                    swallowed = _swallowed(row, width, delimiter)
+                    if swallowed:  # a quote that runs over whole rows: reject its first line
+                        start = prev + block_lines + 2
+                        again = at - prev - 1
+                        reason = (
+                            f"a quoted field runs from line {start} to line "
+                            f"{at + block_lines + 1}, over {swallowed} line(s) that look like "
+                            "rows (a quote never closed?); this record is not scored, and the "
+                            f"{again:,} line(s) after line {start} are read again as rows"
+                        )
+                        client = row[client_col] if client_col is not None else ""
+                        client = (client.splitlines() or [""])[0][:64]  # its first line only
+                        on_reject_here(Rejection(source.name, start, "", "", reason, client))
+                        rejected += 1
+                        break
                     if general(row, reader.line_num + block_lines, source.name):
                         scored += 1
                         slow_scored += 1
@@ -505,21 +516,41 @@ def score_stream(
                         rejected += 1
                     if on_progress is not None and not (scored + rejected) & 8191:
                         on_progress(scored + rejected, done + _position(source))
-                break
+                if not again:
+                    break
             except UnicodeDecodeError as exc:
                 raise _decode_error(source.name, exc) from None
             except csv.Error as exc:
                 flush()
                 line = reader.line_num + block_lines + 1
-                reason = (
-                    f"a field grew larger than {FIELD_LIMIT // 1024} KiB by line {line} "
-                    "(a cell that large, or a quote that is never closed); this record is "
-                    "not scored, and reading goes on at the next line"
-                    if "field limit" in str(exc)
-                    else f"CSV error ({exc}); this record is not scored"
-                )
-                on_reject_here(Rejection(source.name, line, "", "", reason))
+                if "field limit" in str(exc):  # the record from the line after the last one
+                    start = at + block_lines + 2
+                    again = reader.line_num - at - 1
+                    where = f"on line {line}" if again == 0 else f"from line {start} to {line}"
+                    reason = (
+                        f"a field grew larger than {FIELD_LIMIT // 1024} KiB {where} (a cell "
+                        "that large, or a quote never closed); this record is not scored"
+                    ) + (f", and the {again:,} line(s) after line {start} are read again as "
+                         "rows" if again else "")  # fmt: skip
+                    on_reject_here(Rejection(source.name, start, "", "", reason))
+                else:
+                    reason = f"CSV error ({exc}); this record is not scored"
+                    on_reject_here(Rejection(source.name, line, "", "", reason))
+                    at = reader.line_num
                 rejected += 1
+            if again:  # read the swallowed lines again, then the rest, with a new reader
+                lines = list(kept)[-again:] if again else []
+                lost = again - len(lines)  # (kept holds more than any record: never, in fact)
+                for k in range(lost):
+                    reason = "swallowed by a quote never closed, and too far back to read again"
+                    on_reject_here(Rejection(source.name, start + 1 + k, "", "", reason))
+                rejected += lost
+                block_lines += reader.line_num - again
+                kept.clear()
+                reader = csv.reader(
+                    _kept(itertools.chain(lines, base), kept, keep_chars), delimiter=delimiter
+                )
+                at = 0
         done += _position(source)
         physical += reader.line_num + block_lines
     scored += block_rows
@@ -533,6 +564,18 @@ def score_stream(
     stats.lines, stats.records = physical, stats.read + blank
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def _kept(lines: Iterable[str], kept: collections.deque[str], chars: int) -> Iterator[str]:
+    """The lines, each also kept in ``kept`` while the ones after it hold under ``chars``
+    characters: the lines of any record the reader is reading are there to read again."""
+    total = 0
+    for line in lines:
+        kept.append(line)
+        total += len(line)
+        while total - len(kept[0]) >= chars + len(line):
+            total -= len(kept.popleft())
+        yield line
 
 
 def _swallowed(row: list[str], width: int, delimiter: str) -> int:
@@ -822,6 +865,9 @@ def run_files(
     for what, path in outputs:
         if path is not None:
             check_output(path, what)
+    from alliance_cli.io.files import check_unchanged, stamps
+
+    before = stamps(inputs)
     sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
     try:
         layout = read_layout(sources, scorer, options, on_note)
@@ -852,6 +898,7 @@ def run_files(
             )
             with collector_paused():  # (forked --jobs workers inherit the pause)
                 stats = score_into(sink, out, reject)
+            check_unchanged(before)  # raised inside the safe write: no output, nothing saved
             if stats.read == 0:  # raised inside the safe write: no output file is left
                 names = ", ".join(s.name for s in sources)
                 raise DataFileError(f"{names}: a header but no data rows; nothing to score")
@@ -864,7 +911,10 @@ def run_files(
             if options.jobs > 1:
                 from alliance_cli.batch import parallel
 
-                if parallel.usable(inputs, fmt, options, on_score is not None):
+                as_read = sources[0].lines is None and sources[0].line_of is None
+                if as_read and parallel.usable(inputs, fmt, options, on_score is not None):
+                    # (a layout that rebuilt its rows, long format or FHIR, is read here whole:
+                    # a worker reads the file's own lines)
                     # saving: only when fast-path rows can be stored without their Score
                     saver = fast_saver(layout.ids, layout.to_iso) if fast_saver else None
                     if on_score is None or saver:
@@ -930,7 +980,6 @@ def _run_parquet(
     """``-f parquet``: the CSV output spooled to a temporary file, then written as typed
     Parquet (safely, like every output); nothing is written if the run is withheld."""
     import sys
-    import tempfile
 
     from alliance_cli.io import parquet
     from alliance_cli.io.csvout import score_columns
@@ -942,7 +991,9 @@ def _run_parquet(
         raise UsageProblem("-f parquet writes binary data: give -o FILE.parquet")
     check_distinct([("-o", target), ("--rejects", rejects)], list(inputs))
     check_output(target, "-o")
-    with tempfile.TemporaryDirectory(prefix="alliance-") as scratch:
+    from alliance_cli.io.files import scratch as scratch_folder
+
+    with scratch_folder("parquet") as scratch:
         spool = Path(scratch) / "scored.csv"
         stats, written = run_files(
             inputs, scorer, "csv", spool, rejects, options, on_reject_line, on_progress,

@@ -35,7 +35,6 @@ import itertools
 import os
 import pickle
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -366,8 +365,10 @@ def run(
         return None
     started = time.perf_counter()
     context = multiprocessing.get_context("fork")
-    count = min(jobs, len(ranges))
-    with tempfile.TemporaryDirectory(prefix="alliance-jobs-") as scratch:
+    count = min(jobs, len(ranges), default_jobs())  # never more processes than cores
+    from alliance_cli.io.files import scratch as scratch_folder
+
+    with scratch_folder("jobs") as scratch:
         outs = [Path(scratch) / f"{k}.out" for k in range(len(ranges))]
         results = [Path(scratch) / f"{k}.result" for k in range(len(ranges))]
         workers = [

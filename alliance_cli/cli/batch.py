@@ -117,7 +117,7 @@ def batch_command(
         typer.Option(
             "--jobs",
             "-j",
-            help="Processes for one large file (default: every core; 1: this process only).",
+            help="Processes for one large file (default and most: every core; 1: this process).",
             show_default=False,
         ),
     ] = None,

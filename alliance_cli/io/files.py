@@ -116,6 +116,81 @@ def _refuse_read(target: Path | str, what: str) -> None:
             )
 
 
+SCRATCH_PREFIX = "alliance-scratch-"  # + kind, process id and a random tail
+
+
+@contextlib.contextmanager
+def scratch(kind: str) -> Iterator[str]:
+    """A private temporary folder for one run's intermediate files, named
+    ``alliance-scratch-<kind>-<pid>-…`` so it is recognisable; removed when the run ends.
+    Folders left by runs that were killed (SIGKILL: no clean-up runs) are removed first,
+    when their process is gone and they belong to this user."""
+    import tempfile
+
+    sweep_scratch(tempfile.gettempdir())
+    with tempfile.TemporaryDirectory(prefix=f"{SCRATCH_PREFIX}{kind}-{os.getpid()}-") as path:
+        yield path
+
+
+def sweep_scratch(where: str) -> int:
+    """Remove this user's scratch folders whose process has ended; how many were removed."""
+    import shutil
+
+    removed = 0
+    try:
+        entries = list(os.scandir(where))
+    except OSError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(SCRATCH_PREFIX):
+            continue
+        parts = entry.name[len(SCRATCH_PREFIX) :].split("-")
+        if len(parts) < 3 or not parts[1].isdigit():
+            continue
+        try:
+            if entry.stat(follow_symlinks=False).st_uid != os.getuid() or not entry.is_dir(
+                follow_symlinks=False
+            ):
+                continue
+            os.kill(int(parts[1]), 0)
+            continue  # its process still runs
+        except ProcessLookupError:
+            pass
+        except (PermissionError, OSError):
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def stamps(names: Sequence[str]) -> dict[str, tuple[int, int, int, int]]:
+    """(device, inode, size, modification time) of each regular input file, to tell later
+    whether it changed while it was read (stdin, pipes and devices have none)."""
+    out: dict[str, tuple[int, int, int, int]] = {}
+    for name in names:
+        if name == STDOUT:
+            continue
+        try:
+            info = os.stat(name)
+        except OSError:
+            continue
+        if stat.S_ISREG(info.st_mode):
+            out[name] = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+    return out
+
+
+def check_unchanged(before: dict[str, tuple[int, int, int, int]]) -> None:
+    """Refuse (exit 5) a result read from a file that grew, shrank or was replaced while it
+    was read: some rows may be missing or read twice."""
+    for name, was in before.items():
+        now = stamps([name]).get(name)
+        if now != was:
+            raise DataFileError(
+                f"{name}: the file changed while it was read (it grew, shrank or was "
+                "replaced); nothing was written or saved: run again once it is complete"
+            )
+
+
 def _resolved(target: Path) -> Path:
     """The file a path names, symlinks followed (a dangling link names its target)."""
     return Path(os.path.realpath(target))
