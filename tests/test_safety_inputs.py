@@ -38,7 +38,7 @@ def test_check_reports_every_file_even_a_missing_one(cli, tmp_path: Path):
 
 def test_an_unknown_encoding_on_stdin_is_a_usage_error(cli):
     result = cli("batch", "-", "-i", "wai-sr", "--encoding", "bogus", input="a,b\n1,2\n")
-    assert result.exit_code == 2 and "not an encoding" in result.stderr
+    assert result.exit_code == 2 and "not a text encoding" in result.stderr
 
 
 @pytest.mark.parametrize("template", ["{item[0]}", "{item.real.x}", "{item!z}", "wai_{item:q}"])

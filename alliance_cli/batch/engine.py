@@ -258,7 +258,7 @@ def score_stream(
     required = [r for r in ("client_id", "session") if require_ids]
     if required:
         _check_id_columns(layout)  # before anything is written
-    sink.begin([header_names[i] for i in keep] + score_columns(scorer))
+    sink.begin(output_header(layout, scorer))
 
     def on_reject_here(r: Rejection) -> None:  # lines as the file counts them
         resource = current.label_of(r.line) if current.label_of is not None else ""
@@ -518,7 +518,7 @@ def score_stream(
                         on_progress(scored + rejected, done + _position(source))
                 if not again:
                     break
-            except UnicodeDecodeError as exc:
+            except UnicodeError as exc:
                 raise _decode_error(source.name, exc) from None
             except csv.Error as exc:
                 flush()
@@ -564,6 +564,33 @@ def score_stream(
     stats.lines, stats.records = physical, stats.read + blank
     stats.seconds = time.perf_counter() - started
     return stats
+
+
+def output_header(layout: Layout, scorer: Scorer) -> list[str]:
+    """The output's header: the kept input columns, then the score columns. A kept column
+    named like a score column (``total_mean``) is written as ``input_total_mean``, so that
+    no reader takes the input's value for the score."""
+    scores = score_columns(scorer)
+    taken = set(scores)
+    kept: list[str] = []
+    for i in layout.keep:
+        name = layout.header[i]
+        while name.strip() in taken:
+            name = "input_" + name.strip()
+        taken.add(name.strip())
+        kept.append(name)
+    return kept + scores
+
+
+def renamed_columns(layout: Layout, scorer: Scorer) -> list[str]:
+    """Notes for the kept columns ``output_header`` renames (none, usually)."""
+    header = output_header(layout, scorer)
+    return [
+        f"batch: the input column {layout.header[i]!r} is written as {header[k]!r} (a score "
+        "column has its name)"
+        for k, i in enumerate(layout.keep)
+        if header[k] != layout.header[i]
+    ]
 
 
 def _kept(lines: Iterable[str], kept: collections.deque[str], chars: int) -> Iterator[str]:
@@ -871,6 +898,8 @@ def run_files(
     sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
     try:
         layout = read_layout(sources, scorer, options, on_note)
+        for note in renamed_columns(layout, scorer):
+            on_note(note)
         if options.require_ids:
             _check_id_columns(layout)
         strict = options.strict

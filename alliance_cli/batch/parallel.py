@@ -45,6 +45,7 @@ from alliance_cli.batch.engine import (
     Layout,
     Rejection,
     Stats,
+    output_header,
     read_layout,
     score_stream,
 )
@@ -322,7 +323,10 @@ def usable(inputs: Sequence[str], fmt: str, options: BatchOptions, saving: bool)
 
     path = inputs[0]
     try:
-        smallest = int(os.environ.get("ALLIANCE_JOBS_MIN_BYTES", MIN_BYTES))  # tests: small
+        from alliance_cli.io.environment import number
+
+        # tests: small
+        smallest = number("ALLIANCE_JOBS_MIN_BYTES", MIN_BYTES, "the smallest file to split")
         if not Path(path).is_file() or os.path.getsize(path) < smallest:
             return False
         with open(path, "rb") as handle:
@@ -426,10 +430,10 @@ def run(
 
 def _write(out: IO[str], fmt: str, scorer: Scorer, layout: Layout, outs: list[Path]) -> None:
     """The header (CSV) or the array (JSON), then each worker's output in order."""
-    from alliance_cli.io.csvout import CsvWriter, score_columns
+    from alliance_cli.io.csvout import CsvWriter
 
     if fmt == "csv":
-        CsvWriter(out).writerow([layout.header[i] for i in layout.keep] + score_columns(scorer))
+        CsvWriter(out).writerow(output_header(layout, scorer))
     if fmt == "json":
         out.write("[")
         count = 0

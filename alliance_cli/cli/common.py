@@ -14,7 +14,7 @@ from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 import typer
 from typer.core import TyperCommand
 
-from alliance_cli.core.errors import AllianceError, ExitCode, QuitByUser, visible
+from alliance_cli.core.errors import AllianceError, ExitCode, QuitByUser, UsageProblem, visible
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import Catalog
@@ -178,6 +178,29 @@ def error_line(line: str) -> None:
     say(f"error: {line}")
 
 
+# Arguments that name files: any bytes the file system allows. Every other text argument
+# (ids, counselors, dates, templates) is data alliance prints and stores: it must be UTF-8.
+_FILE_ARGUMENTS = {"files", "output", "rejects", "map_file", "db", "instruments_dir"}
+
+
+def _check_text_arguments(kwargs: dict[str, Any]) -> None:
+    """Refuse a text argument that is not valid UTF-8 (Python keeps such bytes as lone
+    surrogates, which no output or store can hold)."""
+    for name, value in kwargs.items():
+        if name in _FILE_ARGUMENTS:
+            continue
+        for text in value if isinstance(value, list | tuple) else [value]:
+            if isinstance(text, str):
+                try:
+                    text.encode("utf-8")
+                except UnicodeEncodeError:
+                    shown = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+                    raise UsageProblem(
+                        f"{shown!r} (given for {name.upper()}): not valid UTF-8 text (re-type "
+                        "it, or set the terminal to UTF-8)"
+                    ) from None
+
+
 def funnel(fn: F) -> F:
     """Run a command body and map every outcome to one exit code and one-line errors."""
 
@@ -187,6 +210,7 @@ def funnel(fn: F) -> F:
 
         forget_reads()  # a new run: no file is read yet (several commands in one process)
         try:
+            _check_text_arguments(kwargs)
             code = fn(*args, **kwargs)
         except typer.Exit:
             raise

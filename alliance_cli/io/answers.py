@@ -142,10 +142,10 @@ class _Prefixed:
 
 
 def peek(stream: TextSource) -> tuple[str, TextSource]:
-    """The first character that is not white space ("" at the end), and the stream with it
-    still to read: what decides between JSON and plain answer lines."""
+    """The first character that is not white space or a byte-order mark ("" at the end),
+    and the stream with it still to read: what decides between JSON and plain answer lines."""
     first = stream.read(1)
-    while first.isspace():
+    while first.isspace() or first == "\ufeff":  # a byte-order mark is not the first answer
         first = stream.read(1)
     return first, _Prefixed(first, stream)
 

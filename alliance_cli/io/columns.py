@@ -41,6 +41,14 @@ def from_template(header: Sequence[str], items: Sequence[str], template: str) ->
     return positions
 
 
+MAX_TEMPLATE_WIDTH = 64  # a {item:…} width beyond any real column name
+
+
+def _short(text: str, most: int = 60) -> str:
+    """A text for a message, cut to ``most`` characters."""
+    return repr(text if len(text) <= most else text[:most] + "…")
+
+
 def _fill(template: str, item: str) -> str:
     """The column name a template gives one item."""
 
@@ -52,6 +60,12 @@ def _fill(template: str, item: str) -> str:
                 f"this instrument has item {item!r}"
             )
         value: int | str = int(item) if item.isdigit() else item
+        widths = [int(w) for w in re.findall(r"\d+", spec or "")]
+        if any(w > MAX_TEMPLATE_WIDTH for w in widths) or len(offset or "") > 9:
+            raise UsageProblem(
+                f"--columns {_short(template)}: a width or offset over {MAX_TEMPLATE_WIDTH} "
+                "(column names are not that long)"
+            )
         if sign:
             value = int(item) + (int(offset) if sign == "+" else -int(offset))
         try:

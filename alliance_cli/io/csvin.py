@@ -52,10 +52,12 @@ def open_input(name: str, encoding: str) -> IO[str]:
 
     enc = encoding_for(encoding, b"")
     try:
-        codecs.lookup(enc)
+        info = codecs.lookup(enc)
     except LookupError:
+        info = None
+    if info is None or not getattr(info, "_is_text_encoding", True):  # rot13, base64, zlib…
         raise UsageProblem(
-            f"--encoding {encoding!r} is not an encoding Python knows (try utf-8, latin-1 "
+            f"--encoding {encoding!r} is not a text encoding Python knows (try utf-8, latin-1 "
             "or cp1252)"
         ) from None
     try:
@@ -77,7 +79,18 @@ def encoding_for(encoding: str, head: bytes) -> str:
     for bom, by_bom in _BOMS:
         if head.startswith(bom):
             return by_bom
-    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    if utf8 and len(head) >= 4 and b"\0" in head:  # UTF-16/32 without a BOM: where the NULs
+        nul = tuple(b == 0 for b in head[:4])  # are (as RFC 4627 tells JSON's encoding)
+        by_nuls = {
+            (True, True, True, False): "utf-32-be",
+            (False, True, True, True): "utf-32-le",
+            (True, False, True, False): "utf-16-be",
+            (False, True, False, True): "utf-16-le",
+        }
+        if nul in by_nuls:
+            return by_nuls[nul]
+    return "utf-8-sig" if utf8 else encoding
 
 
 def sniff_delimiter(header_line: str) -> str:
@@ -130,7 +143,7 @@ def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list
         if excel:
             delimiter = delimiter or excel.group(1)
             first, before = handle.readline(), 1
-    except UnicodeDecodeError as exc:
+    except UnicodeError as exc:
         raise _decode_error(name, exc) from None
     if not first.strip():
         raise DataFileError(f"{name}: empty file (expected a header row)")
@@ -148,16 +161,23 @@ def _starts_with_brace(handle: IO[str], name: str) -> bool:
         head = buffer.peek(64)[:64]
     except OSError:
         return False
-    encoding = (getattr(handle, "encoding", "") or "").lower().replace("_", "-")
-    if not encoding.startswith("utf-8") or head.startswith(b"\xef\xbb\xbf"):
-        head = head.removeprefix(b"\xef\xbb\xbf")
-    return bool(head.lstrip()[:1] == b"{")
+    encoding = getattr(handle, "encoding", "") or "utf-8"
+    try:  # the first characters as the file's encoding gives them (UTF-16 and 32 too)
+        text = str(head.decode(encoding.removesuffix("-sig"), errors="ignore"))
+    except LookupError:
+        return False
+    return text.lstrip("\ufeff \t\r\n")[:1] == "{"
 
 
-def _decode_error(name: str, exc: UnicodeDecodeError) -> DataFileError:
+def _decode_error(name: str, exc: UnicodeError) -> DataFileError:
+    """The one-line error for a file that is not text in its encoding."""
+    if isinstance(exc, UnicodeDecodeError):
+        where = f"{exc.encoding} text at byte {exc.start}"
+    else:  # e.g. "UTF-16 stream does not start with BOM"
+        where = f"text in the encoding asked for ({exc})"
     return DataFileError(
-        f"{name}: not {exc.encoding} text at byte {exc.start} "
-        "(for exports from Excel or older systems try --encoding latin-1 or cp1252)"
+        f"{name}: not {where} (for exports from Excel or older systems try --encoding "
+        "latin-1 or cp1252)"
     )
 
 

@@ -129,9 +129,32 @@ def is_fhir(obj: Any) -> bool:
     return isinstance(obj, dict) and "resourceType" in obj
 
 
-def responses(obj: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
+MAX_DEPTH = 100  # JSON levels in one resource (a real form nests its groups a few deep)
+
+
+def too_deep(obj: Any, limit: int = MAX_DEPTH) -> bool:
+    """Whether a parsed JSON value nests deeper than ``limit`` (counted without recursion)."""
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if depth > limit:
+            return True
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values() if isinstance(v, dict | list))
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value if isinstance(v, dict | list))
+    return False
+
+
+def responses(obj: Any, where: str) -> Iterator[tuple[str, dict[str, Any] | None]]:
     """QuestionnaireResponses in a resource: itself, or a Bundle's entries, each with its
-    label (``where QuestionnaireResponse/ID`` or ``where entry[N]``)."""
+    label (``where QuestionnaireResponse/ID`` or ``where entry[N]``). A Bundle entry with
+    no resource comes as None, so that it alone is rejected (``read_response`` says so)."""
+    if too_deep(obj):
+        raise UsageProblem(
+            f"{where + ': ' if where.strip() else ''}nested deeper than {MAX_DEPTH} levels; "
+            "not read"
+        )
     kind = obj.get("resourceType")
     if kind == "Bundle":
         check(obj, f"{where} Bundle".strip())
@@ -139,7 +162,8 @@ def responses(obj: Any, where: str) -> Iterator[tuple[str, dict[str, Any]]]:
             resource = entry.get("resource") if isinstance(entry, dict) else None
             label = f"{where} entry[{n}]"
             if not isinstance(resource, dict):
-                raise UsageProblem(f"{label}: no resource")
+                yield label, None
+                continue
             if resource.get("resourceType") == "QuestionnaireResponse":
                 yield _label(resource, label), resource
         return
@@ -157,10 +181,12 @@ def _label(resource: dict[str, Any], where: str) -> str:
 
 
 def read_response(
-    resource: dict[str, Any], label: str, instrument: Any
+    resource: dict[str, Any] | None, label: str, instrument: Any
 ) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """(answers by item id, respondent, the response's reference) from one
     QuestionnaireResponse, validated first. Errors name the resource and the linkId."""
+    if resource is None:
+        raise UsageProblem(f"{label.strip()}: no resource in this Bundle entry")
     check(resource, label)
     named = resource.get("questionnaire")
     ours = f"{CANONICAL}{instrument.id}"

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from typing import IO, Any
 
-from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.core.errors import UsageProblem
 from alliance_cli.io import fhir
 from alliance_cli.io.csvin import Source
 
 ID_COLUMNS = ["client_id", "session", "date", "rater", "response"]
+
+
+class _Unreadable:
+    """A document (or NDJSON line) that is not usable JSON, and why."""
+
+    def __init__(self, why: str) -> None:
+        self.why = why
 
 
 def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
@@ -24,23 +30,28 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
     fhir.models()  # the extra is needed: say so before reading
     try:
         text = handle.read()
-    except UnicodeDecodeError as exc:
-        raise DataFileError(f"{name}: not {exc.encoding} text at byte {exc.start}") from None
+    except UnicodeError as exc:
+        from alliance_cli.io.csvin import _decode_error
+
+        raise _decode_error(name, exc) from None
     finally:
         if name != "stdin":
             handle.close()
+    from alliance_cli.io.answers import parse_json
+
     documents: list[tuple[int, Any]]
-    try:
-        documents = [(1, json.loads(text))]
-    except json.JSONDecodeError:
+    whole, why = parse_json(text)
+    if why is None:
+        documents = [(1, whole)]
+    elif why.startswith("not valid JSON"):  # perhaps NDJSON: one resource per line
         documents = []
         for number, line in enumerate(text.splitlines(), start=1):
             if not line.strip():
                 continue
-            try:
-                documents.append((number, json.loads(line)))
-            except json.JSONDecodeError as exc:
-                documents.append((number, exc))
+            doc, why = parse_json(line)
+            documents.append((number, doc if why is None else _Unreadable(why)))
+    else:  # a key given twice, too deep, a number too long: the whole file is one document
+        documents = [(1, _Unreadable(why))]
     items = [str(item.id) for item in instrument.items]
     out = io.StringIO()
     from alliance_cli.io.csvout import CsvWriter
@@ -53,8 +64,8 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
     excluded: dict[str, int] = {}
     count = 0
     for number, doc in documents:
-        if isinstance(doc, json.JSONDecodeError):
-            early.append((number, "", "", f"not JSON ({doc.msg}, column {doc.colno})", ""))
+        if isinstance(doc, _Unreadable):
+            early.append((number, "", "", doc.why, ""))
             continue
         try:
             found = list(fhir.responses(doc, "")) if fhir.is_fhir(doc) else None
@@ -67,7 +78,7 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
         for label, resource in found:
             count += 1
             label = label.strip()
-            if resource.get("status") == "entered-in-error":
+            if resource is not None and resource.get("status") == "entered-in-error":
                 excluded["entered in error"] = excluded.get("entered in error", 0) + 1
                 continue
             try:

@@ -310,7 +310,13 @@ def parse_recode(text: str | None, what: str = "--recode") -> dict[str, str]:
                 f"{what} {text!r}: expected 'LOW-HIGH:LOW-HIGH' (e.g. 0-4:1-5) or "
                 "'code=value,...' (e.g. 'A=1,B=2')"
             )
-        found[code.strip()] = value.strip()
+        code = code.strip()
+        if code in found and found[code] != value.strip():
+            raise UsageProblem(
+                f"{what} {text!r}: code {code!r} is given twice ({found[code]!r} and "
+                f"{value.strip()!r}); give each code one value"
+            )
+        found[code] = value.strip()
     return found
 
 

@@ -56,15 +56,46 @@ def open_parquet(name: str) -> tuple[list[str], IO[str], Iterator[str]]:
     options = pa_csv.WriteOptions(include_header=False)
 
     def lines() -> Iterator[str]:
+        try:
+            yield from _lines()
+        except (pa.ArrowException, UnicodeDecodeError) as exc:  # a damaged file, mid-way
+            raise DataFileError(f"{name}: cannot read its rows ({exc})") from None
+
+    def _lines() -> Iterator[str]:
         for batch in reader.iter_batches(batch_size=65536):
             text = io.BytesIO()
             table = pa.Table.from_batches([batch])
             # every column as text, as a CSV export would hold it (nulls empty)
-            strings = pa.table({n: table.column(n).cast(pa.string()) for n in table.column_names})
+            strings = pa.table({n: as_text(pa, table.column(n)) for n in table.column_names})
             pa_csv.write_csv(strings, text, options)
             yield from io.StringIO(text.getvalue().decode("utf-8"), newline="")
 
     return header, io.StringIO(""), lines()
+
+
+def as_text(pa: Any, column: Any) -> Any:
+    """A column as text: lists and structs as JSON, bytes as UTF-8 (a byte that is not
+    shown as ``\\xNN``), anything else as Arrow casts it to a string."""
+    kind = column.type
+    if pa.types.is_nested(kind):
+        import json
+
+        values = [None if v is None else json.dumps(v, default=str) for v in column.to_pylist()]
+        return pa.array(values, type=pa.string())
+    if (
+        pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+        or pa.types.is_fixed_size_binary(kind)
+    ):
+        values = [
+            None if v is None else v.decode("utf-8", errors="backslashreplace")
+            for v in column.to_pylist()
+        ]
+        return pa.array(values, type=pa.string())
+    try:
+        return column.cast(pa.string())
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):  # a type with no cast to text
+        return pa.array([None if v is None else str(v) for v in column.to_pylist()], pa.string())
 
 
 _FLOAT = ("_mean", "_sum", "_pomp", "_z")

@@ -318,7 +318,14 @@ def note_history(path: Path | None) -> Path:
 
 # Seconds to wait for another alliance's write before giving up (exit 5);
 # ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
-LOCK_WAIT = float(os.environ.get("ALLIANCE_LOCK_WAIT", "30"))
+LOCK_WAIT = 30.0
+
+
+def lock_wait() -> float:
+    """Seconds to wait for another alliance's write: ALLIANCE_LOCK_WAIT, else 30."""
+    from alliance_cli.io.environment import number
+
+    return number("ALLIANCE_LOCK_WAIT", LOCK_WAIT, "the seconds to wait for the history")
 
 
 def open_store(
@@ -334,6 +341,7 @@ def open_store(
     """
     where = Path(path) if path else default_path()
     note_history(where)
+    lock_wait()  # a bad ALLIANCE_LOCK_WAIT is said at once, not when a wait begins
     if not create and not where.exists():
         raise HistoryError(
             f"{where}: no history here (nothing has been saved with --save, or the path is "
@@ -394,7 +402,7 @@ class Store:
         if "locked" in text or "busy" in text:
             return HistoryError(
                 f"{self.path}: another program held the history too long "
-                f"(waited {float(os.environ.get('ALLIANCE_LOCK_WAIT', LOCK_WAIT)):g} s); "
+                f"(waited {lock_wait():g} s); "
                 "try again when it has finished"
             )
         if "full" in text:
@@ -421,7 +429,7 @@ class Store:
                     raise
                 now = time.monotonic()
                 if deadline is None:
-                    deadline = now + float(os.environ.get("ALLIANCE_LOCK_WAIT", LOCK_WAIT))
+                    deadline = now + lock_wait()
                     if self.on_wait is not None and not self._waited:
                         self.on_wait(f"waiting for another alliance to finish with {self.path} …")
                     self._waited = True

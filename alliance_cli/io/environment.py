@@ -1,0 +1,22 @@
+"""Settings read from the environment, checked: a bad value is a usage error naming the
+variable (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import os
+
+from alliance_cli.core.errors import UsageProblem
+
+
+def number(name: str, default: float, what: str, lowest: float = 0.0) -> float:
+    """``name``'s value as a number of at least ``lowest`` (``default`` when unset or empty)."""
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value >= lowest or value == float("inf"):  # (NaN fails every comparison)
+        raise UsageProblem(f"{name}={text!r}: give {what} (a number, {lowest:g} or more)")
+    return value
