@@ -184,3 +184,47 @@ class TestParquet:
         assert len(rows) == 2 and rows[0]["scales"]["total"]["sum"] == 36
         kept = rows[0]["source"]["columns"]
         assert list(kept.values()) == ["C-1", shown]
+
+
+# -- item 6: instrument checks, and a definition whose subscale ids change ------------------
+
+
+def test_a_step_larger_than_the_range_fails_the_check(cli, tmp_path: Path):
+    from .conftest import ROOT
+
+    text = (ROOT / "instruments" / "srs.yaml").read_text(encoding="utf-8")
+    mine = tmp_path / "bigstep.yaml"
+    mine.write_text(text.replace("id: srs", "id: bigstep", 1).replace("step: 0.1", "step: 1e9"))
+    result = cli("instruments", "check", str(mine))
+    assert result.exit_code == 4
+    assert "step 1e+09 is larger than the range 0-10" in result.stderr
+
+
+def test_a_renamed_subscale_keeps_every_view_readable(cli, tmp_path: Path):
+    from .conftest import ROOT
+
+    db = str(tmp_path / "h.sqlite")
+    answers = ["4"] * 12
+    for session in ("1", "2", "3"):
+        saved = cli("score", "wai-sr", *answers, "--client", "C-1", "--session", session,
+                    "--save", "--db", db, "-q")  # fmt: skip
+        assert saved.exit_code == 0, saved.stderr
+    own = tmp_path / "d"
+    own.mkdir()
+    text = (ROOT / "instruments" / "wai-sr.yaml").read_text(encoding="utf-8")
+    (own / "wai-sr.yaml").write_text(text.replace("{id: goal,", "{id: aims,"), encoding="utf-8")
+    renamed = cli("--instruments-dir", str(own), "score", "wai-sr", *answers, "--client", "C-1",
+                  "--session", "4", "--save", "--db", db, "-q")  # fmt: skip
+    assert renamed.exit_code == 0, renamed.stderr
+    table = cli("history", "C-1", "--db", db, "-f", "table")
+    assert table.exit_code == 0, table.stderr
+    assert "Goal (goal)" in table.stdout and "Goal (aims)" in table.stdout
+    assert "Session 4 was scored with another definition" in table.stdout
+    for args in (["history", "C-1", "-f", "json"], ["history", "C-1", "-f", "csv"],
+                 ["clients"], ["report", "C-1", "-o", str(tmp_path / "r.html")]):  # fmt: skip
+        result = cli(*args, "--db", db)
+        assert result.exit_code == 0, (args, result.stderr)
+    sessions = json.loads(cli("history", "C-1", "--db", db, "-f", "json").stdout)[0]["sessions"]
+    assert [sorted(s["scales"]) for s in sessions] == [["bond", "goal", "task", "total"]] * 3 + [
+        ["aims", "bond", "task", "total"]
+    ]

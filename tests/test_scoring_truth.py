@@ -224,4 +224,4 @@ def test_history_says_when_a_session_was_scored_with_an_earlier_definition(cli, 
     (view,) = json.loads(cli("history", "C-2", "--db", db, "-f", "json").stdout)
     assert [s["definition_current"] for s in view["sessions"]] == [False, True]
     table = " ".join(cli("history", "C-2", "--db", db, "-f", "table").stdout.split())
-    assert "Session 1 was scored with an earlier definition" in table
+    assert "Session 1 was scored with another definition" in table

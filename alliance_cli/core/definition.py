@@ -235,6 +235,14 @@ class Instrument(_Model, InstrumentViews):
                         f"{steps + 1:.0f} answer points; at most {MAX_SCALE_POINTS:,} are allowed",
                     )
                 )
+            elif round(steps) < 1:
+                add(
+                    (
+                        ("scale", "step"),
+                        f"step {scale.step:g} is larger than the range {scale.min:g}-"
+                        f"{scale.max:g}: a scale needs at least 2 answer points",
+                    )
+                )
             elif abs(steps - round(steps)) > 1e-6:
                 add((("scale", "step"), f"step {scale.step:g} does not divide the range"))
             for value in scale.labels:

@@ -352,14 +352,28 @@ def spark(values: Sequence[float | None]) -> Text:
     return out
 
 
+def scale_names(sessions: Sequence[Any]) -> dict[str, str]:
+    """Every scale id the sessions hold, in order of first appearance, with its name. A
+    definition that renamed a subscale's id keeps the old sessions' scale as a scale of its
+    own; two ids with one name are told apart by their ids."""
+    names: dict[str, str] = {}
+    for sess in sessions:
+        for sid, scale in sess.scales.items():
+            names.setdefault(sid, scale.name)
+    if TOTAL in names:  # the total last, as every form orders it
+        names[TOTAL] = names.pop(TOTAL)
+    shared = {n for n in names.values() if list(names.values()).count(n) > 1}
+    return {sid: f"{n} ({sid})" if n in shared else n for sid, n in names.items()}
+
+
 def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
     """Sessions table, a chart per scale, and what the reading says of each series (with
     ``details``, every concern's rules, figures and sources)."""
     parts: list[Any] = []
     for view in views:
         sessions = view.sessions
-        scale_ids = list(sessions[0].scales)
-        names = {sid: sessions[0].scales[sid].name for sid in scale_ids}
+        names = scale_names(sessions)
+        scale_ids = list(names)
         level = view.verification or "unknown"
         title = Text("Client ") + literal(view.client_id) + Text(f" · {view.instrument} (")
         title.append(f"{level} key", style=_VERIFY_STYLE.get(level, ""))
@@ -382,12 +396,16 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
             ]
             for i, (style, word) in enumerate(marks):
                 flag_text.append(("  " if i else "") + word, style=_KIND_STYLE.get(style, ""))
-            values = [getattr(sess.scales[sid], view.metric) for sid in scale_ids]
+            values = [
+                getattr(sess.scales[sid], view.metric) if sid in sess.scales else None
+                for sid in scale_ids
+            ]
+            total = sess.scales.get(TOTAL)
             table.add_row(
                 str(sess.session),
                 *([] if narrow else [literal(sess.date or "")]),
                 *[num(v) for v in values],
-                num(sess.scales[TOTAL].pomp, 0),
+                num(total.pomp if total else None, 0),
                 flag_text,
             )
         parts.append(table)
@@ -396,7 +414,7 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
         chart.add_column()
         chart.add_column(style="dim")
         for sid in scale_ids:
-            pomps = [s.scales[sid].pomp for s in sessions]
+            pomps = [s.scales[sid].pomp if sid in s.scales else None for s in sessions]
             present = [v for v in pomps if v is not None]
             span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
             chart.add_row(literal(names[sid]), spark(pomps), span)
@@ -421,9 +439,10 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
             parts.append(
                 Text(
                     f"{'Sessions' if many else 'Session'} {which} "
-                    f"{'were' if many else 'was'} scored with an earlier definition of "
-                    f"{view.instrument} (their stored scores are shown as they were; "
-                    "rescore their answers to use the current key).",
+                    f"{'were' if many else 'was'} scored with another definition of "
+                    f"{view.instrument} than the one loaded now (an earlier or a local one: "
+                    "the stored scores are shown as they were; rescore the answers to use "
+                    "the current key).",
                     style="yellow",
                 )
             )
