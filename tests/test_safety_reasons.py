@@ -5,6 +5,7 @@ Parquet columns, encodings, environment variables, argv and templates."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -228,3 +229,59 @@ def test_a_renamed_subscale_keeps_every_view_readable(cli, tmp_path: Path):
     assert [sorted(s["scales"]) for s in sessions] == [["bond", "goal", "task", "total"]] * 3 + [
         ["aims", "bond", "task", "total"]
     ]
+
+
+# -- item 7: look-alike and control characters are shown written out ------------------------
+
+LOOK_ALIKES = ["C-\u202e701", "C-8\u200b", "C-9\nfake"]
+
+
+@pytest.fixture
+def look_alike_store(cli, tmp_path: Path) -> str:
+    src = tmp_path / "look.csv"
+    rows = "".join(f'"{who}",1,9,9,9,9\n' for who in LOOK_ALIKES)
+    src.write_text("client_id,session,srs_1,srs_2,srs_3,srs_4\n" + rows + "C-1,1,9,9,9,9\n")
+    db = str(tmp_path / "h.sqlite")
+    saved = cli("batch", str(src), "-i", "srs", "--save", "--db", db, "-o", os.devnull, "-q")
+    assert saved.exit_code == 0, saved.stderr
+    return db
+
+
+def test_look_alike_ids_are_written_out_in_tables_messages_and_reports(cli, look_alike_store,
+                                                                       tmp_path):  # fmt: skip
+    db = look_alike_store
+    table = cli("clients", "--db", db, "-f", "table").stdout
+    for shown in ("C-\\u202e701", "C-8\\u200b", "C-9\\nfake"):
+        assert shown in table
+    assert (
+        "\u202e" not in table
+        and "\u200b" not in table
+        and "fake" not in table.replace("C-9\\nfake", "")
+    )
+    history = cli("history", "C-\u202e701", "--db", db, "-f", "table").stdout
+    assert "Client C-\\u202e701 " in history and "\u202e" not in history
+    typo = cli("history", "C-8\u200b\u200b", "--db", db)
+    assert (
+        typo.exit_code == 2 and "\u200b" not in typo.stderr and len(typo.stderr.splitlines()) == 1
+    )
+    out = tmp_path / "r.html"
+    assert cli("report", "C-\u202e701", "--db", db, "-o", str(out)).exit_code == 0
+    page = out.read_text(encoding="utf-8")
+    assert "\u202e" not in page and "C-\\u202e701" in page
+    data = json.loads(cli("clients", "--db", db, "-f", "json").stdout)  # JSON keeps the data
+    assert {r["client_id"] for r in data} == {*LOOK_ALIKES, "C-1"}
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_require_plain_ids_rejects_them_at_input(cli, tmp_path: Path, monkeypatch, jobs):
+    monkeypatch.setenv("ALLIANCE_JOBS_MIN_BYTES", "1")
+    src = tmp_path / "look.csv"
+    rows = "".join(f'"{who}",1,9,9,9,9\n' for who in LOOK_ALIKES)
+    src.write_text("client_id,session,srs_1,srs_2,srs_3,srs_4\n" + rows + "C-1,1,9,9,9,9\n")
+    result = cli("batch", str(src), "-i", "srs", "--require-plain-ids", "-j", jobs)
+    assert result.exit_code == 3
+    assert "4 rows read, 1 scored, 3 rejected" in result.stderr
+    assert "holds \\u202e, which does not show plainly (--require-plain-ids)" in result.stderr
+    assert [r.split(",")[0] for r in result.stdout.splitlines()[1:]] == ["C-1"]
+    one = cli("score", "srs", "9", "9", "9", "9", "--client", "X\u200d", "--require-plain-ids")
+    assert one.exit_code == 3 and "holds \\u200d" in one.stderr

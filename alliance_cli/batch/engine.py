@@ -24,7 +24,7 @@ from typing import IO, Any
 
 from alliance_cli.batch.fastpath import Columns, FastRows
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
-from alliance_cli.core.contract import rater_problem, session_problem
+from alliance_cli.core.contract import plain_problem, rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, validate_date
 from alliance_cli.io import columns as colmap
@@ -102,6 +102,7 @@ class BatchOptions:
     item_column: str | None = None  # long format: the item and value columns
     value_column: str | None = None
     jobs: int = 1  # processes for one large file (batch.parallel); 1: this process only
+    plain_ids: bool = False  # --require-plain-ids
 
 
 @dataclass
@@ -152,6 +153,7 @@ class Layout:
     exclude: Callable[[list[str]], str | None] | None = None
     recode: Mapping[str, str] | None = None
     to_iso: Callable[[str], str] = _iso_date
+    plain_ids: bool = False  # --require-plain-ids: ids with invisible characters are rejected
 
 
 def plan_layout(
@@ -248,7 +250,7 @@ def score_stream(
     client_col = ids.get("client_id")
     header_names = layout.header
     to_iso = layout.to_iso
-    checks = _id_checks(ids, scorer.instrument.respondent, to_iso)
+    checks = _id_checks(ids, scorer.instrument.respondent, to_iso, layout.plain_ids)
     fast_rows = FastRows(scorer, layout.items)
     fast = fast_rows.compile(checks)
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
@@ -275,7 +277,9 @@ def score_stream(
             reason = f"row has {len(row)} fields; the header has {fields}"
             on_reject_here(Rejection(name, _first_line(end_line, row), "", "", reason, client))
             return False
-        problem = _id_problem(row, ids, required, scorer.instrument.respondent, to_iso)
+        problem = _id_problem(
+            row, ids, required, scorer.instrument.respondent, to_iso, layout.plain_ids
+        )
         if problem is not None:
             on_reject_here(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
@@ -646,11 +650,18 @@ def _id_problem(
     required: list[str],
     respondent: str,
     to_iso: Callable[[str], str] = _iso_date,
+    plain: bool = False,
 ) -> tuple[str, str, str] | None:
     """The first problem with a row's ids, or None. One rule for every output format."""
     for role in required:
         if not row[ids[role]].strip():
             return role, "", f"{role} is blank (ids are required)"
+    if plain:
+        for role in PLAIN_ROLES:
+            if role in ids:
+                problem = plain_problem(row[ids[role]])
+                if problem is not None:
+                    return role, row[ids[role]], f"{role} {problem} (--require-plain-ids)"
     if "session" in ids:
         value = row[ids["session"]].strip()
         problem = session_problem(value) if value else None
@@ -680,10 +691,17 @@ def _id_problem(
     return None
 
 
+PLAIN_ROLES = ("client_id", "counselor", "session", "rater")  # what --require-plain-ids checks
+
+
 def _id_checks(
-    ids: dict[str, int], respondent: str, to_iso: Callable[[str], str] = _iso_date
+    ids: dict[str, int],
+    respondent: str,
+    to_iso: Callable[[str], str] = _iso_date,
+    plain: bool = False,
 ) -> dict[int, Callable[[str], bool]]:
-    """Yes/no checks on the session, date and rater cells, by column, for the fast path."""
+    """Yes/no checks on the session, date and rater cells, by column, for the fast path
+    (and on every id cell, with ``plain``: no invisible or look-alike characters)."""
 
     def session_ok(cell: str) -> bool:
         value = cell.strip()
@@ -709,6 +727,13 @@ def _id_checks(
         checks[ids["session"]] = session_ok
     if "date" in ids:
         checks[ids["date"]] = date_ok
+    if plain:
+        for role in PLAIN_ROLES:
+            if role in ids:
+                other = checks.get(ids[role], lambda _cell: True)
+                checks[ids[role]] = lambda cell, other=other: (  # type: ignore[misc]
+                    plain_problem(cell) is None and other(cell)
+                )
     return checks
 
 
@@ -755,6 +780,16 @@ def read_layout(
 ) -> Layout:
     """Recognise the export's layout (or take the one forced), make its sources read as
     one row per administration, and plan the columns. Says what it recognised."""
+    layout = _read_layout(sources, scorer, options, on_note)
+    return dataclasses.replace(layout, plain_ids=options.plain_ids) if options.plain_ids else layout
+
+
+def _read_layout(
+    sources: list[Source],
+    scorer: Scorer,
+    options: BatchOptions,
+    on_note: Callable[[str], None],
+) -> Layout:
     from alliance_cli.io import layouts
 
     first = sources[0]

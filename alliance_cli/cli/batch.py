@@ -13,6 +13,7 @@ from alliance_cli.cli.common import (
     DbOpt,
     Invalid,
     InvalidOpt,
+    PlainIdsOpt,
     QuietOpt,
     ReplaceOpt,
     SaveOpt,
@@ -71,6 +72,7 @@ def batch_command(
     require_ids: Annotated[
         bool, typer.Option("--require-ids", help="Reject rows without client id and session.")
     ] = False,
+    require_plain_ids: PlainIdsOpt = False,
     invalid: InvalidOpt = Invalid.reject,
     strict: Annotated[
         bool, typer.Option("--strict", help="Write no output at all if any row is rejected.")
@@ -162,6 +164,7 @@ def batch_command(
         item_column=item_column,
         value_column=value_column,
         jobs=_jobs(jobs),
+        plain_ids=require_plain_ids,
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,

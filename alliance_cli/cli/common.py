@@ -106,6 +106,13 @@ InvalidOpt = Annotated[
     ),
 ]
 
+PlainIdsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--require-plain-ids",
+        help="Reject ids holding invisible, control or direction-changing characters.",
+    ),
+]
 DbOpt = Annotated[
     Path | None,
     typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
@@ -170,7 +177,7 @@ def pick_format(fmt: StrEnum | None) -> Format:
 
 def say(line: str) -> None:
     """Print one message line on stderr, control characters made visible (data is in it)."""
-    sys.stderr.write(visible(line) + "\n")
+    sys.stderr.write(visible(line, one_line=True) + "\n")
 
 
 def error_line(line: str) -> None:

@@ -12,6 +12,7 @@ from alliance_cli.cli.common import (
     DbOpt,
     Invalid,
     InvalidOpt,
+    PlainIdsOpt,
     QuietOpt,
     ReplaceOpt,
     SaveOpt,
@@ -63,6 +64,7 @@ def score_command(
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: ScoreFormatOpt = None,
+    require_plain_ids: PlainIdsOpt = False,
 ) -> int:
     """Score one filled-in form and show goal, task, bond, total, norms, cutoffs and flags."""
     from alliance_cli.cli import score_sets
@@ -82,7 +84,15 @@ def score_command(
     if prompting and save and client and number is not None and not replace:
         score_sets.refuse_recorded(client, number, rater, scorer, db)  # before any question
     who = (client, number, date, rater)
+    if require_plain_ids and counselor is not None:
+        from alliance_cli.core.contract import plain_problem
+
+        problem = plain_problem(counselor)
+        if problem is not None:
+            raise UsageProblem(f"--counselor {problem} (--require-plain-ids)")
     sets = score_sets.gather_sets(answers or [], scorer, who, interactive)
+    if require_plain_ids:
+        sets = score_sets.plain_ids_only(sets)
     saving = score_sets.Saving(db, replace, catalog, quiet, counselor) if save else None
     rejected = score_sets.score_and_print(scorer, sets, chosen, saving)
     return ExitCode.REJECTED if rejected else ExitCode.OK

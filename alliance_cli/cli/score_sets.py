@@ -187,6 +187,24 @@ def _fhir_sets(
         yield ResponseSet(label, answers, who, ref=ref)
 
 
+def plain_ids_only(sets: Iterable[ResponseSet]) -> Iterator[ResponseSet]:
+    """``--require-plain-ids``: a set whose client id, session or rater holds an invisible,
+    control or direction-changing character is rejected, with the reason."""
+    from alliance_cli.core.contract import plain_problem
+
+    for one in sets:
+        if one.error is None:
+            for role in ("client_id", "session", "rater"):
+                value = one.respondent.get(role)
+                problem = plain_problem(str(value)) if value is not None else None
+                if problem is not None:
+                    where = f"{one.where}: " if one.where else ""
+                    error = f"{where}{role} {problem} (--require-plain-ids)"
+                    one = ResponseSet(one.where, None, one.respondent, error)
+                    break
+        yield one
+
+
 def gather_sets(
     args: Sequence[str],
     scorer: Scorer,

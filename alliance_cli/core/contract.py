@@ -24,6 +24,20 @@ def respondent_dict(
 RATERS = ("client", "therapist", "observer")  # who can fill in a form (its respondent)
 
 
+def plain_problem(value: str) -> str | None:
+    """Why an id is not plain (an invisible, control or direction-changing character, or
+    space at either end), or None: what ``--require-plain-ids`` refuses."""
+    from alliance_cli.core.errors import invisible_in, visible
+
+    char = invisible_in(value)
+    if char is not None:
+        shown = visible(value, one_line=True)
+        return f"'{shown}' holds {visible(char, one_line=True)}, which does not show plainly"
+    if value != value.strip():
+        return f"{value!r} has space at an end"
+    return None
+
+
 def session_problem(value: str) -> str | None:
     """Why a session (as text, stripped, not blank) is not a session number, or None."""
     if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1:

@@ -15,6 +15,7 @@ Nothing here imports pydantic or rich: the CLI imports this module on every call
 
 from __future__ import annotations
 
+import re
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -23,9 +24,38 @@ from typing import NamedTuple
 _CONTROL = {c: f"\\x{c:02x}" for c in [*range(0x20), *range(0x7F, 0xA0)] if c != 0x0A}
 
 
-def visible(text: str) -> str:
-    """Text with every control character but the line feed written out (``\\x1b``)."""
-    return text.translate(_CONTROL)
+# Characters that show nothing, or change how the text around them shows: bidirectional
+# controls (U+202E turns "C-\u202e701" into what looks like "C-107"), zero-width spaces and
+# joiners, invisible separators, variation selectors, tags, non-ASCII spaces that look like
+# a plain space, lone surrogates. Written out as \uXXXX wherever data is shown to people.
+_INVISIBLE = re.compile(
+    "[\u00a0\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2000-\u200f"
+    "\u2028-\u202f\u205f-\u206f\u3000\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+    "\U000e0000-\U000e0fff\ud800-\udfff]"
+)
+
+
+def _written_out(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+
+def visible(text: str, one_line: bool = False) -> str:
+    """Text with every control character but the line feed written out (``\\x1b``), and
+    every invisible or direction-changing character too (``\\u202e``); with ``one_line``,
+    the line feed as well (``\\n``: an id never adds a line)."""
+    text = text.translate(_CONTROL)
+    if one_line and "\n" in text:
+        text = text.replace("\n", "\\n")
+    return _INVISIBLE.sub(_written_out, text) if _INVISIBLE.search(text) else text
+
+
+def invisible_in(text: str) -> str | None:
+    """The first character of ``text`` that ``visible(text, one_line=True)`` writes out."""
+    for char in text:
+        if char == "\n" or ord(char) in _CONTROL or _INVISIBLE.match(char):
+            return char
+    return None
 
 
 class ExitCode(IntEnum):

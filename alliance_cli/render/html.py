@@ -79,7 +79,7 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 def esc(value: object) -> str:
     """Data as text in HTML: control characters made visible, then escaped (quotes too)."""
-    return html.escape(visible("" if value is None else str(value)), quote=True)
+    return html.escape(visible("" if value is None else str(value), one_line=True), quote=True)
 
 
 def _page(title: str, body: str) -> str:

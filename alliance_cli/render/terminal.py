@@ -45,9 +45,10 @@ def console(stderr: bool = False) -> Console:
 NARROW = 72  # below this many columns, tables leave out what matters least
 
 
-def literal(text: str, style: str = "") -> Text:
-    """Text from data shown as it is: never read as markup, control characters made visible."""
-    return Text(visible(text), style=style)
+def literal(text: str, style: str = "", lines: bool = False) -> Text:
+    """Text from data shown as it is: never read as markup, control and invisible characters
+    written out, and line feeds too unless ``lines`` (a description of several lines)."""
+    return Text(visible(text, one_line=not lines), style=style)
 
 
 def cells(*values: str | Text) -> list[Text]:
@@ -125,7 +126,7 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
     head.append(visible(f"  ({inst.id}, version {inst.version}, {inst.respondent} form)"), "dim")
     parts.append(head)
     if inst.description:
-        parts.append(literal(inst.description.strip()))
+        parts.append(literal(inst.description.strip(), lines=True))
     scale = inst.scale
     anchors = ", ".join(f"{v:g} {t}" for v, t in sorted(scale.labels.items()))
     rng = f"{scale.min:g}–{scale.max:g} in steps of {scale.step:g}"
@@ -456,8 +457,8 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
     """The caseload for triage: one row per client, the most severe concern first."""
     narrow = console().width < 100  # the instrument and trend give way to the concerns
     longest = {
-        "client": max((len(visible(r.client_id)) for r in rows), default=6),
-        "counselor": max((len(visible(r.counselor or "")) for r in rows), default=9),
+        "client": max((len(visible(r.client_id, True)) for r in rows), default=6),
+        "counselor": max((len(visible(r.counselor or "", True)) for r in rows), default=9),
         "instrument": max((len(r.instrument) for r in rows), default=10),
     }
     table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
