@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import subprocess
@@ -13,7 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import env_without_color
+from .conftest import ROOT, env_without_color
+
+EXPORT = ROOT / "examples" / "clinic_wai_sr.csv"
 
 ALLIANCE = [sys.executable, "-m", "alliance_cli"]
 ANSWERS = "4 4 4 4 4 4 4 4 4 4 4 4".split()
@@ -25,8 +28,11 @@ def _run(*args: str, env_extra: dict[str, str] | None = None, **kw) -> subproces
 
 
 def _count(db: Path) -> int:
-    with sqlite3.connect(db) as conn:
+    conn = sqlite3.connect(db)
+    try:
         return conn.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    finally:
+        conn.close()
 
 
 def test_twenty_first_uses_at_once_lose_no_save(tmp_path: Path):
@@ -40,6 +46,10 @@ def test_twenty_first_uses_at_once_lose_no_save(tmp_path: Path):
         results = list(pool.map(save, range(20)))
     assert [r.returncode for r in results] == [0] * 20, [r.stderr for r in results]
     assert _count(db) == 20
+    # issue 20: a new store is put in place whole, so no process sees it half made and says
+    # it is "upgrading the history's format"; no temporary store is left beside it
+    assert not [r.stderr for r in results if "upgrading" in r.stderr]
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.startswith("new.sqlite")) == []
     with ThreadPoolExecutor(10) as pool:
         reads = list(pool.map(lambda _: _run("clients", "--db", str(db), "-f", "json"), range(10)))
     assert all(r.returncode == 0 for r in reads), [r.stderr for r in reads]
@@ -93,8 +103,8 @@ def test_a_full_disk_is_exit_5_naming_the_history(cli, tmp_path: Path, monkeypat
     _saved(db)
     real_init = Store.__init__
 
-    def tiny(self, path, on_wait=None):
-        real_init(self, path, on_wait)
+    def tiny(self, path, on_wait=None, writing=True):
+        real_init(self, path, on_wait, writing)
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         self.db.execute(f"PRAGMA max_page_count = {pages}")  # no room for one more page
 
@@ -291,3 +301,71 @@ def test_a_batch_commits_its_history_before_its_output_is_put_in_place(tmp_path:
         assert seen == [] and not written and not out.exists()
     else:
         assert seen == [(False, False)] and written and out.exists() and rejects.exists()
+
+
+# -- issue 20, item 8: store errors name the cause; a failed first save leaves nothing -------
+
+
+def test_a_store_path_that_is_a_directory_says_so(cli, tmp_path: Path):
+    for args in (["clients"], ["score", "srs", "9", "9", "9", "9", "--client", "C", "--session",
+                               "1", "--save", "-q"]):  # fmt: skip
+        result = cli(*args, "--db", str(tmp_path))
+        assert result.exit_code == 5, result.stderr
+        assert result.stderr == f"error: {tmp_path}: is a directory; give the history's file name\n"
+
+
+def test_a_store_that_is_not_a_database_says_so(cli, tmp_path: Path):
+    db = tmp_path / "notes.txt"
+    db.write_text("my notes\n")
+    for args in (["clients"], ["score", "srs", "9", "9", "9", "9", "--client", "C", "--session",
+                               "1", "--save", "-q"]):  # fmt: skip
+        result = cli(*args, "--db", str(db))
+        assert result.exit_code == 5 and "not an alliance history" in result.stderr
+    assert db.read_text() == "my notes\n"  # never touched
+
+
+def test_permission_causes_are_named():
+    import errno
+
+    from alliance_cli.store.sqlite import Store
+
+    store = Store.__new__(Store)  # only the wording, without a file (root reads anything)
+    for code, words in ((errno.EACCES, "permission denied"), (errno.ENOSPC, "the disk is full"),
+                        (errno.EROFS, "read-only")):  # fmt: skip
+        assert words in store._os_cause(OSError(code, os.strerror(code)))
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MiB tmpfs (needs mount rights: root in CI; skipped elsewhere)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)],
+                             capture_output=True, check=False)  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", str(where)], check=False)
+
+
+def test_a_full_disk_is_named_and_a_failed_first_save_leaves_nothing(small_disk: Path):
+    db = small_disk / "h.sqlite"
+    (small_disk / "fill").write_bytes(b"\0" * (1024 * 1024 - 8 * 1024))
+    first = _run("score", "wai-sr", *ANSWERS, "--client", "C-1", "--session", "1", "--save",
+                 "--db", str(db), "-q")  # fmt: skip
+    assert first.returncode == 5, first.stderr
+    assert first.stderr == f"error: {db}: the disk is full; nothing was saved\n"
+    assert sorted(p.name for p in small_disk.iterdir()) == ["fill"]  # no empty store left
+    (small_disk / "fill").unlink()
+    _saved(db)
+    (small_disk / "fill").write_bytes(b"\0" * (1024 * 1024 - db.stat().st_size - 4096))
+    batch = _run("batch", str(EXPORT), "-i", "wai-sr", "--save", "--db", str(db), "-o",
+                 os.devnull, "-q")  # fmt: skip
+    assert batch.returncode == 5 and "the disk is full; nothing was saved" in batch.stderr
+    assert "rollback" not in batch.stderr
+    read = _run("clients", "--db", str(db))
+    assert read.returncode == 5 and "needs a little free space even to read" in read.stderr
+    (small_disk / "fill").unlink()
+    assert _count(db) == 1  # the earlier save is intact

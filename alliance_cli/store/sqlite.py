@@ -9,6 +9,7 @@ user_version``. Each write is one transaction. Deleted records are overwritten
 from __future__ import annotations
 
 import contextlib
+import errno
 import itertools
 import json
 import os
@@ -347,7 +348,7 @@ def open_store(
             f"{where}: no history here (nothing has been saved with --save, or the path is "
             "mistyped; --db or ALLIANCE_DB choose another)"
         )
-    return Store(where, on_wait)
+    return Store(where, on_wait, writing=create)
 
 
 @dataclass(frozen=True)
@@ -370,32 +371,87 @@ class Record:
 class Store:
     """The SQLite session store."""
 
-    def __init__(self, path: Path, on_wait: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, on_wait: Callable[[str], None] | None = None, writing: bool = True
+    ) -> None:
         self.path = path
+        self.writing = writing  # False: a read command (errors say so)
         self.on_wait = on_wait
         self._waited = False
         self.log_busy = False  # forget could not empty the write-ahead log (a reader holds it)
         self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)
         self._row_definitions: dict[str, tuple[int, bool]] = {}  # within one write
         self._scorers: dict[int, Any] = {}  # rebuilt Scorers by definition id
+        self.created = False  # this run made the file (a failed first save removes it)
+        if path.is_dir():
+            raise HistoryError(f"{path}: is a directory; give the history's file name")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                # Create the file owner-only before SQLite opens it (O_EXCL-free: two
-                # processes creating it at once both succeed).
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                self.created = self._create()
             self.db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
             self._set_wal()
             self.db.execute("PRAGMA secure_delete=ON")
             self.db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
-            raise self._error(exc) from None
+            error = self._error(exc)
+            self._discard_if_new_and_empty()
+            raise error from None
         except OSError as exc:
-            raise HistoryError(f"{path}: cannot create the history ({exc.strerror})") from None
+            self._discard_if_new_and_empty()
+            raise HistoryError(f"{path}: {self._os_cause(exc)}") from None
+        except BaseException:
+            self._discard_if_new_and_empty()
+            raise
+
+    def _os_cause(self, exc: OSError) -> str:
+        """What an OSError on the history means, in words."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return "the disk is full; nothing was saved"
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            return "permission denied (this user may not read or write it, or its folder)"
+        if exc.errno == errno.EROFS:
+            return "the file system is read-only (cannot save)"
+        return f"cannot create the history ({exc.strerror or exc})"
+
+    def _create(self) -> bool:
+        """Make a new history whole, then put it in place: built under a temporary name
+        (owner-only), migrated, and linked to its path only when complete. A full disk
+        leaves nothing behind, and processes starting at once never see a half-made store
+        (the first link wins; the others use it). True when this process's store is the one."""
+        import tempfile
+
+        fd, tmp = tempfile.mkstemp(prefix=".alliance-new-", suffix=".sqlite", dir=self.path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o600)
+        made = False
+        try:
+            self.db = sqlite3.connect(tmp, isolation_level=None, timeout=0.5)
+            try:
+                self._set_wal()
+                self._apply_migrations()
+            finally:
+                self.db.close()  # (the last connection: the log is folded in and removed)
+            try:
+                os.link(tmp, self.path)
+                made = True
+            except FileExistsError:
+                pass  # another process put its store there first: that one is used
+        finally:
+            for leftover in (tmp, f"{tmp}-wal", f"{tmp}-shm"):
+                with contextlib.suppress(OSError):
+                    os.unlink(leftover)
+        return made
+
+    def _discard_if_new_and_empty(self) -> None:
+        """Close what was opened. (A new history is put in place only once complete, so a
+        failure leaves no empty or half-made file: see ``_create``.)"""
+        with contextlib.suppress(AttributeError, sqlite3.Error):
+            self.db.close()
 
     def _error(self, exc: sqlite3.Error) -> HistoryError:
-        """The history error for an SQLite failure, naming the file and what to do."""
+        """The history error for an SQLite failure, naming the file and the cause."""
         text = str(exc)
         if "readonly" in text or "read-only" in text:
             return HistoryError(f"{self.path}: the history is read-only here (cannot save)")
@@ -405,9 +461,42 @@ class Store:
                 f"(waited {lock_wait():g} s); "
                 "try again when it has finished"
             )
-        if "full" in text:
+        if "full" in text or self._disk_full():
+            if not self.writing:
+                return HistoryError(
+                    f"{self.path}: the disk is full, and SQLite needs a little free space "
+                    "even to read the history; free some and try again"
+                )
             return HistoryError(f"{self.path}: the disk is full; nothing was saved")
+        if "not a database" in text or "malformed" in text:
+            return HistoryError(
+                f"{self.path}: not an alliance history (not an SQLite database, or a damaged "
+                "one); check --db or ALLIANCE_DB"
+            )
+        if "unable to open" in text:
+            if self.path.is_dir():
+                return HistoryError(f"{self.path}: is a directory; give the history's file name")
+            folder = self.path.parent
+            if not os.access(self.path if self.path.exists() else folder, os.R_OK | os.W_OK):
+                return HistoryError(
+                    f"{self.path}: permission denied (this user may not read or write it, or "
+                    "its folder)"
+                )
+        if "disk I/O error" in text:
+            return HistoryError(
+                f"{self.path}: the disk reported an error reading or writing the history "
+                "(a failing disk, a network folder that went away, or the file changed by "
+                "another program); nothing was saved"
+            )
         return HistoryError(f"{self.path}: cannot use the history ({text})")
+
+    def _disk_full(self) -> bool:
+        """Whether the history's file system has no space left for this user."""
+        try:
+            info = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        return info.f_bavail * info.f_frsize < 64 * 1024
 
     def _locked(self, run: Callable[[], Any]) -> Any:
         """Run a statement that takes a lock: say once that we wait, then retry until
@@ -454,7 +543,7 @@ class Store:
         start = self._locked(self.schema_version)
         if start == SCHEMA_VERSION:
             return
-        if 0 < start < COMPACT and self.on_wait is not None:
+        if 0 < start < COMPACT and self.on_wait is not None and self._holds_sessions():
             self.on_wait(f"{self.path}: upgrading the history's format (once; a large one "
                          "takes a while) …")  # fmt: skip
         self._apply_migrations()
@@ -462,6 +551,14 @@ class Store:
             # the sessions were copied into the compact table: give the old pages back
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("VACUUM")
+
+    def _holds_sessions(self) -> bool:
+        """Whether the (older) history holds any session: only then is an upgrade worth a
+        word (a new store, half made by another process starting at once, holds none)."""
+        try:
+            return bool(self.db.execute("SELECT EXISTS (SELECT 1 FROM sessions)").fetchone()[0])
+        except sqlite3.Error:
+            return False
 
     def _apply_migrations(self) -> None:
         for _ in range(SCHEMA_VERSION + 1):
@@ -481,7 +578,8 @@ class Store:
                 self.db.execute(f"PRAGMA user_version = {version + 1}")
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.Error):  # (SQLite may have rolled back)
+                    self.db.execute("ROLLBACK")
                 raise
 
     def close(self) -> None:
@@ -709,7 +807,8 @@ class Store:
         """Undo the open transaction, if there is one."""
         self._row_definitions.clear()  # a definition written in it is gone too
         if self.db.in_transaction:
-            self.db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a full disk may have ended it already
+                self.db.execute("ROLLBACK")
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
