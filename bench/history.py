@@ -1,12 +1,14 @@
 """History views on a large store: ``alliance history`` and ``alliance clients``, timed.
 
-    python bench/history.py [--clients 10000] [--sessions 20] [--runs 5]
+    python bench/history.py [--clients 10000] [--sessions 20] [--runs 5] [--long 20000]
 
 Builds bench/data/history-<clients>x<sessions>x3-v8.sqlite once (real Score JSON from the
 scoring engine): every client has three series of random answers, a WAI-SR, an SRS (both
 client-rated) and a WAI-SR-T (the therapist's); then one client with 50 WAI-SR sessions.
 Prints the median wall time of each command as a separate process. Target (issues 5
-and 11): under 0.5 s.
+and 11): under 0.5 s. Then one client with --long WAI-SR sessions in a store of its own
+(bench/data/history-long-<N>-v8.sqlite): ``history`` (table and JSON) and ``report`` must
+stay linear, 20,000 sessions under 2 s (issue 20).
 """
 
 from __future__ import annotations
@@ -68,12 +70,34 @@ def build(path: Path, clients: int, sessions: int) -> None:
     store.close()
 
 
+def build_long(path: Path, sessions: int) -> None:
+    """One client, LONG, with ``sessions`` WAI-SR sessions of noisy answers around 4."""
+    from alliance_cli.core.scorer import Scorer
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+
+    entry = load_catalog().get("wai-sr")
+    scorer = Scorer(entry.instrument, entry.sha256)
+    rng = random.Random(3)
+    store = history.open_store(path)
+    store.define(scorer.instrument.to_data(), scorer.sha256)
+    recorder = store.batch_recorder(replace=False, chunk=5000)
+    for s in range(1, sessions + 1):
+        cells = [str(min(5, max(1, round(rng.gauss(4, 0.7))))) for _ in range(12)]
+        results, _, noted = scorer.score_cells(cells)
+        who = {"client_id": "LONG", "session": s, "date": None, "rater": "client"}
+        recorder.add(scorer.result_dict(results, noted, [float(c) for c in cells], who), None)
+    recorder.finish()
+    store.close()
+
+
 def main() -> None:
     """Build the store if needed and time the commands."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--long", type=int, default=20_000, help="sessions of one client")
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     path = DATA / f"history-{args.clients}x{args.sessions}x3-v8.sqlite"
@@ -133,6 +157,19 @@ def main() -> None:
             subprocess.run(clients, capture_output=True, check=True, env=env)
             times.append(time.perf_counter() - start)
         print(f"{name:<62} {statistics.median(times) * 1000:8.1f} ms")
+    long_path = DATA / f"history-long-{args.long}-v8.sqlite"
+    if not long_path.exists():
+        build_long(long_path, args.long)
+    for name, cmd in {
+        f"alliance history LONG ({args.long:,} sessions) -f table": [
+            *alliance, "history", "LONG", "--db", str(long_path), "-f", "table"],
+        f"alliance history LONG ({args.long:,} sessions) -f json": [
+            *alliance, "history", "LONG", "--db", str(long_path), "-f", "json"],
+        f"alliance report LONG ({args.long:,} sessions) -o FILE": [
+            *alliance, "report", "LONG", "--db", str(long_path), "-o",
+            str(DATA / "LONG-long.html"), "-q"],
+    }.items():  # fmt: skip
+        print(f"{name:<62} {median_seconds(cmd, args.runs, check=True) * 1000:8.1f} ms")
 
 
 if __name__ == "__main__":

@@ -222,3 +222,15 @@ def test_a_file_that_changes_while_it_is_read_is_an_error(tmp_path: Path, change
     with pytest.raises(DataFileError, match="changed while it was read"):
         run_files([str(src)], scorer_for("wai-sr"), "csv", out, None, options, print, meddle)
     assert changed and not out.exists()
+
+
+def test_a_lone_quote_line_before_a_row_is_rejected_and_the_row_read_again(cli, tmp_path):
+    """Found by the fuzzer (issue 20): a record of one field holding a quote swallowed the
+    next row and raised IndexError looking for its client id."""
+    src = tmp_path / "q.csv"
+    head = "session,client_id,date,note," + ",".join(f"q{i}" for i in range(1, 13))
+    src.write_text(f'{head}\n"\n1,C-1,,x,' + ",".join(["4"] * 12) + "\n")
+    result = cli("batch", str(src), "-i", "wai-sr")
+    assert result.exit_code == 3, result.stderr
+    assert "2 rows read, 1 scored, 1 rejected" in result.stderr
+    assert "q.csv:2: a quoted field runs from line 2 to line 3" in result.stderr

@@ -508,7 +508,11 @@ def score_stream(
                             "rows (a quote never closed?); this record is not scored, and the "
                             f"{again:,} line(s) after line {start} are read again as rows"
                         )
-                        client = row[client_col] if client_col is not None else ""
+                        client = (
+                            row[client_col]
+                            if client_col is not None and client_col < len(row)
+                            else ""
+                        )
                         client = (client.splitlines() or [""])[0][:64]  # its first line only
                         on_reject_here(Rejection(source.name, start, "", "", reason, client))
                         rejected += 1

@@ -273,12 +273,14 @@ def say_verification(scorer: Any, quiet: bool) -> None:
         say(notice)
 
 
-def emit_json(data: Any) -> None:
+def emit_json(data: Any, records_in: tuple[str, ...] = ()) -> None:
     """Print JSON data on stdout, indented, UTF-8 as it is.
 
     A list of flat records (values that are scalars or lists of scalars, like the caseload's
     rows) is written one record a line: as readable, and the C encoder writes it (the
-    indenting one is pure Python, and took most of ``clients -f json``'s time).
+    indenting one is pure Python, and took most of ``clients -f json``'s time). So is the
+    list under each key in ``records_in`` (a history's sessions: 20,000 of them took 0.6 s
+    to indent, 0.13 s a line each).
     """
     import json
 
@@ -287,7 +289,31 @@ def emit_json(data: Any) -> None:
         lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in data)
         sys.stdout.write(f"[\n{lines}\n]\n")
         return
+    if records_in:
+        sys.stdout.write(_indented(data, records_in, "") + "\n")
+        return
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def _indented(value: Any, records_in: tuple[str, ...], pad: str) -> str:
+    """``json.dumps(value, indent=2)``, but the lists under ``records_in`` one item a line."""
+    import json
+
+    inner = pad + "  "
+    if isinstance(value, list) and value:
+        items = (inner + _indented(v, records_in, inner) for v in value)
+        return "[\n" + ",\n".join(items) + "\n" + pad + "]"
+    if isinstance(value, dict) and value:
+        parts = []
+        for key, item in value.items():
+            if key in records_in and isinstance(item, list) and item:
+                lines = ",\n".join(inner + "  " + json.dumps(v, ensure_ascii=False) for v in item)
+                text = "[\n" + lines + "\n" + inner + "]"
+            else:
+                text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n" + inner)
+            parts.append(f"{inner}{json.dumps(str(key), ensure_ascii=False)}: {text}")
+        return "{\n" + ",\n".join(parts) + "\n" + pad + "}"
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _flat(record: Any) -> bool:
@@ -306,6 +332,7 @@ def output(
     records: Any,
     table: Callable[[Any], Any],
     csv_writer: Callable[[IO[str]], None] | None = None,
+    records_in: tuple[str, ...] = (),
 ) -> None:
     """Write JSON data (a list of records, or one object) as JSON, NDJSON, CSV or a table.
 
@@ -314,7 +341,7 @@ def output(
     """
     many = records if isinstance(records, list) else [records]
     if fmt is Format.json:
-        emit_json(records)
+        emit_json(records, records_in)
     elif fmt is Format.ndjson:
         import json
 

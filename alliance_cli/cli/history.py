@@ -116,6 +116,7 @@ def history_command(
         [s.as_dict() for s in series],
         lambda render: render.history_view(series, details),
         lambda handle: write_history_csv(handle, series),
+        records_in=("sessions",),  # one session a line
     )
     return 0
 

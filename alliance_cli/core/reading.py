@@ -400,15 +400,18 @@ def next_thresholds(data: SeriesData) -> dict[str, float | None]:
 
 
 def _drop_onset(
-    sid: str, spec: ScaleSpec, session: int, value: float, earlier: list[float], t: Threshold
+    sid: str, spec: ScaleSpec, session: int, values: list[float], i: int, t: Threshold
 ) -> _Episode | None:
-    """A drop starting at this session, graded by the rupture rules; None if it is none."""
+    """A drop starting at this session (``values[i]``), graded by the rupture rules; None if
+    it is none. Only an onset looks at every earlier session: the walk stays linear."""
     assert t.value is not None
-    base = earlier[-BASELINE_SESSIONS:]
+    value = values[i]
+    base = values[max(0, i - BASELINE_SESSIONS) : i]
     level = _mean(base)
     fall = level - value
     if fall <= t.value:
         return None
+    earlier = values[:i]
     evidence = [
         Evidence(
             "reliable_drop",
@@ -434,13 +437,21 @@ def _drop_onset(
     return _Episode("drop", sid, session, None, severity, evidence, (level, value), t.own)
 
 
-def _decline_onset(
-    sid: str, spec: ScaleSpec, session: int, values: list[float], t: Threshold
-) -> tuple[bool, _Episode]:
-    """Whether the latest sessions have slid below the first ones, and the episode if so."""
+def _slid(spec: ScaleSpec, values: list[float], i: int, t: Threshold) -> bool:
+    """Whether the sessions up to ``values[i]`` have slid below the first ones."""
     assert t.value is not None
     first = _mean(values[:DECLINE_WINDOW])
-    latest = _mean(values[-DECLINE_WINDOW:])
+    latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
+    return first - latest > max(t.value / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
+
+
+def _decline_onset(
+    sid: str, spec: ScaleSpec, session: int, values: list[float], i: int, t: Threshold
+) -> _Episode:
+    """The decline episode whose latest session is ``values[i]`` (``_slid`` said so)."""
+    assert t.value is not None
+    first = _mean(values[:DECLINE_WINDOW])
+    latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
     # two means of 3 sessions have the error of one session over √3; the test is repeated
     # at every session from the sixth, so only half of that is taken (√1.5)
     t_mean = max(t.value / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
@@ -451,8 +462,7 @@ def _decline_onset(
         f"threshold {t_mean:.1f} (the session threshold over √1.5), {t.words}",
         t.source,
     )
-    episode = _Episode("decline", sid, session, None, "watch", [evidence], (first, latest), t.own)
-    return first - latest > t_mean, episode
+    return _Episode("decline", sid, session, None, "watch", [evidence], (first, latest), t.own)
 
 
 def _scale_episodes(
@@ -472,7 +482,7 @@ def _scale_episodes(
                 drop.resolved = session
                 drop = None
         elif t.value is not None and i:
-            drop = _drop_onset(sid, spec, session, value, values[:i], t)
+            drop = _drop_onset(sid, spec, session, values, i, t)
             if drop is not None:
                 drop.threshold = t.value
                 episodes.append(drop)
@@ -480,12 +490,12 @@ def _scale_episodes(
             in_drop = i
         if i + 1 < 2 * DECLINE_WINDOW or t.value is None or i - in_drop < DECLINE_WINDOW:
             continue  # a decline needs 6 sessions, none of its latest 3 in a drop
-        slid, candidate = _decline_onset(sid, spec, session, values[: i + 1], t)
+        slid = _slid(spec, values, i, t)
         if decline is not None and not slid:
             decline.resolved = session
             decline = None
         elif decline is None and slid and drop is None:
-            decline = candidate
+            decline = _decline_onset(sid, spec, session, values, i, t)
             episodes.append(decline)
     return episodes
 

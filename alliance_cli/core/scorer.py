@@ -348,6 +348,35 @@ class Scorer:
             "answers": dict(zip(self.item_ids, raws, strict=True)),
         }
 
+    def view_dict(self, cells: Sequence[Any]) -> dict[str, Any]:
+        """What the history's views read of a stored session's Score (the verification,
+        the metric, each scale's name, mean, sum and POMP, the flags), as ``score_dict``
+        gives them, without the rest: a long history reads many."""
+        results, problems, _ = self.score_cells(cells)
+        if problems:
+            raise RejectedInput(problems)
+        scales: dict[str, Any] = {}
+        flags: list[dict[str, str]] = []
+        for plan, res in zip(self.plans, results, strict=True):
+            if res is None or res.mean is None:
+                scales[plan.id] = {"name": plan.name, "mean": None, "sum": None, "pomp": None}
+            else:
+                scales[plan.id] = {
+                    "name": plan.name,
+                    "mean": round(res.mean, DIGITS),
+                    "sum": round(res.sum, DIGITS) if res.sum is not None else None,
+                    "pomp": round(self.pomp(res.mean), DIGITS),
+                }
+            if plan.id in self.cutoffs:
+                flags += self._cutoff_flags(plan.id, res)
+        inst = self.instrument
+        return {
+            "instrument": {"id": inst.id, "verification": inst.verification.status},
+            "metric": inst.metric,
+            "scales": scales,
+            "flags": flags,
+        }
+
     def _scale_dict(self, plan: _ScalePlan, res: ScaleResult | None) -> dict[str, Any]:
         n = len(plan.positions)
         out: dict[str, Any] = {

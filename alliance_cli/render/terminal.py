@@ -341,9 +341,13 @@ _KIND_STYLE = {
 }
 
 
-def spark(values: Sequence[float | None]) -> Text:
-    """A sparkline of POMP values (0-100); gaps for missing scores."""
+def spark(values: Sequence[float | None], most: int | None = None) -> Text:
+    """A sparkline of POMP values (0-100); gaps for missing scores; with ``most``, only the
+    latest ``most`` values, after an ellipsis."""
     out = Text()
+    if most is not None and len(values) > most:
+        out.append("…", style="dim")
+        values = values[-most:]
     for v in values:
         if v is None:
             out.append(" ")
@@ -365,6 +369,10 @@ def scale_names(sessions: Sequence[Any]) -> dict[str, str]:
         names[TOTAL] = names.pop(TOTAL)
     shared = {n for n in names.values() if list(names.values()).count(n) > 1}
     return {sid: f"{n} ({sid})" if n in shared else n for sid, n in names.items()}
+
+
+HISTORY_ROWS = 60  # sessions a history table shows (the latest); CSV and JSON hold them all
+SPARK_POINTS = 60  # sessions a sparkline shows (the latest)
 
 
 def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
@@ -389,12 +397,16 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
             table.add_column(literal(names[sid]), justify="right", no_wrap=True, min_width=4)
         table.add_column("POMP", justify="right", no_wrap=True)
         table.add_column("flags", overflow="fold", min_width=13)
-        for sess in sessions:
+        began: dict[int, list[Any]] = {}
+        ended: dict[int, list[Any]] = {}
+        for c in view.concerns:
+            began.setdefault(c.began, []).append(c)
+            if c.resolved is not None:
+                ended.setdefault(c.resolved, []).append(c)
+        for sess in sessions[-HISTORY_ROWS:]:  # a long series: its latest sessions
             flag_text = Text()
-            marks = [(c.kind, c.kind) for c in view.concerns if c.began == sess.session]
-            marks += [
-                ("recovered", f"{c.kind} over") for c in view.concerns if c.resolved == sess.session
-            ]
+            marks = [(c.kind, c.kind) for c in began.get(sess.session, [])]
+            marks += [("recovered", f"{c.kind} over") for c in ended.get(sess.session, [])]
             for i, (style, word) in enumerate(marks):
                 flag_text.append(("  " if i else "") + word, style=_KIND_STYLE.get(style, ""))
             values = [
@@ -409,6 +421,11 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
                 num(total.pomp if total else None, 0),
                 flag_text,
             )
+        if len(sessions) > HISTORY_ROWS:
+            table.caption = (
+                f"the latest {HISTORY_ROWS} of {len(sessions):,} sessions (-f csv or -f json: "
+                "every one)"
+            )
         parts.append(table)
         chart = Table(box=None, show_header=False, padding=(0, 1))
         chart.add_column(style="bold")
@@ -418,7 +435,7 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
             pomps = [s.scales[sid].pomp if sid in s.scales else None for s in sessions]
             present = [v for v in pomps if v is not None]
             span = f"POMP {min(present):.0f}–{max(present):.0f}" if present else ""
-            chart.add_row(literal(names[sid]), spark(pomps), span)
+            chart.add_row(literal(names[sid]), spark(pomps, most=SPARK_POINTS), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
         if view.concerns:
             ordered = sorted(view.concerns, key=lambda c: c.began)

@@ -382,6 +382,8 @@ class Store:
         self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)
         self._row_definitions: dict[str, tuple[int, bool]] = {}  # within one write
         self._scorers: dict[int, Any] = {}  # rebuilt Scorers by definition id
+        # Scores (full, or light) by answers, by definition id
+        self._scored: dict[tuple[int, bool], dict[str, dict[str, Any]]] = {}
         self.created = False  # this run made the file (a failed first save removes it)
         if path.is_dir():
             raise HistoryError(f"{path}: is a directory; give the history's file name")
@@ -857,12 +859,15 @@ class Store:
         """Every client id in the store (for suggesting a close one after a typo)."""
         return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
 
-    def records(self, client_id: str, instrument: str | None = None) -> list[Record]:
+    def records(
+        self, client_id: str, instrument: str | None = None, light: bool = False
+    ) -> list[Record]:
         """A client's records, by instrument, rater and session, each with its full Score
-        (rebuilt from the answers and the definition kept once, or as kept)."""
+        (rebuilt from the answers and the definition kept once, or as kept); with ``light``,
+        only what the views read of it (``Scorer.view_dict``)."""
         sql = (
             "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
-            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, d.data, s.counselor "
+            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, NULL, s.counselor "
             "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = ?"
         )
         args: list[Any] = [client_id]
@@ -872,14 +877,14 @@ class Store:
         sql += " ORDER BY s.instrument, s.rater, s.session"
         out = []
         for r in self.db.execute(sql, args).fetchall():
-            score = self._score(r[:12])
+            score = self._score(r[:12], light)
             kept = json.loads(r[9]) if r[9] is not None else []
             # kept: the concerns said at save time; before 0.3, every flag said (with codes)
             said = kept if any("code" in f for f in kept) else score["flags"] + kept
             out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
         return out
 
-    def _score(self, r: tuple[Any, ...]) -> dict[str, Any]:
+    def _score(self, r: tuple[Any, ...], light: bool = False) -> dict[str, Any]:
         """The full Score of a stored session: as kept, or rebuilt exactly."""
         client_id, session, date, rater, _, _, sha, answers, extra, _, definition, data = r
         kept = json.loads(extra) if extra else {}
@@ -890,10 +895,22 @@ class Store:
             from alliance_cli.core.compiled import CompiledInstrument
             from alliance_cli.core.scorer import Scorer
 
+            if data is None:  # (records reads each definition once, here, not per row)
+                data = self.db.execute(
+                    "SELECT data FROM definitions WHERE id = ?", (definition,)
+                ).fetchone()[0]
             scorer = Scorer(CompiledInstrument.from_data(json.loads(data)), sha)
             self._scorers[definition] = scorer
         who = {"client_id": client_id, "session": session, "date": date, "rater": rater}
-        score: dict[str, Any] = scorer.score_dict(answers_values(answers), who)
+        memo = self._scored.setdefault((definition, light), {})
+        base = memo.get(answers)
+        if base is None:  # answers met before are not scored again (a long series repeats)
+            # as the texts they were written as: a scorer reads those from its tables
+            cells = [t or None for t in answers.split(",")] if answers else []
+            base = scorer.view_dict(cells) if light else scorer.score_dict(cells)
+            if len(memo) < 100_000:
+                memo[answers] = base
+        score: dict[str, Any] = dict(base, respondent=who)
         if kept.get("issues"):
             score["issues"] = kept["issues"]
         return score
