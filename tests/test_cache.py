@@ -144,3 +144,54 @@ def test_plain_form_scores_exactly_like_the_validated_model(instrument_id, data)
         assert plain.result_dict(results, noted, raws, who) == model.result_dict(
             results, noted, raws, who
         )
+
+
+# -- issue 20, item 10: a cache is trusted only if it is this user's alone --------------------
+
+
+def _tampered(cli, cache: Path) -> list[Path]:
+    """Score once to fill the cache, then rewrite every SRS entry so that its items score
+    as their reverse, with the digest recomputed (the digest is no secret)."""
+    assert cli("score", "srs", "9", "9", "9", "9", "-f", "json").exit_code == 0
+    entries = sorted(cache.glob("*.json"))
+    for entry in entries:
+        value = json.loads(entry.read_text())
+        sha = entry.name.split("-")[0]
+        for item in value["entry"]["items"]:
+            item["reverse"] = True
+        value["digest"] = catalog._entry_digest(sha, value["entry"])
+        entry.write_text(json.dumps(value))
+    return entries
+
+
+def test_a_cache_others_can_write_is_not_used(cli, tmp_path: Path, monkeypatch):
+    cache = tmp_path / "shared"
+    cache.mkdir()
+    monkeypatch.setenv("ALLIANCE_CACHE_DIR", str(cache))
+    monkeypatch.delenv("ALLIANCE_NO_CACHE", raising=False)
+    cache.chmod(0o700)
+    assert _tampered(cli, cache)
+    cache.chmod(0o777)  # now anyone may have written those entries
+    result = cli("score", "srs", "9", "9", "9", "9", "-f", "json")
+    assert json.loads(result.stdout)[0]["scales"]["total"]["sum"] == 36  # from the YAML
+    assert f"note: the instrument cache {cache} can be written by other users" in result.stderr
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "geteuid") or __import__("os").geteuid() != 0,
+                    reason="giving a file to another user needs root")  # fmt: skip
+def test_a_cache_entry_of_another_user_is_not_used(cli, tmp_path: Path, monkeypatch):
+    import os
+
+    cache = tmp_path / "cache-own"
+    monkeypatch.setenv("ALLIANCE_CACHE_DIR", str(cache))
+    monkeypatch.delenv("ALLIANCE_NO_CACHE", raising=False)
+    entries = _tampered(cli, cache)
+    # the tampered entry, while this user's, is used: so the check below can fail
+    mine = cli("score", "srs", "9", "9", "9", "9", "-f", "json")
+    assert json.loads(mine.stdout)[0]["scales"]["total"]["sum"] == 4
+    entries = _tampered(cli, cache)
+    for entry in entries:
+        os.chown(entry, 65534, 65534)
+    result = cli("score", "srs", "9", "9", "9", "9", "-f", "json")
+    assert json.loads(result.stdout)[0]["scales"]["total"]["sum"] == 36
+    assert "was written by another user; it is not used" in result.stderr

@@ -208,6 +208,14 @@ def _check_text_arguments(kwargs: dict[str, Any]) -> None:
                     ) from None
 
 
+def _say_cache_notes(quiet: bool) -> None:
+    """Say why an instrument cache was not trusted (once, at the end of the command)."""
+    catalog = sys.modules.get("alliance_cli.io.catalog")
+    if catalog is not None and not quiet:
+        for note in catalog.CACHE_NOTES:
+            say(note)
+
+
 def funnel(fn: F) -> F:
     """Run a command body and map every outcome to one exit code and one-line errors."""
 
@@ -216,6 +224,9 @@ def funnel(fn: F) -> F:
         from alliance_cli.io.files import forget_reads
 
         forget_reads()  # a new run: no file is read yet (several commands in one process)
+        catalog = sys.modules.get("alliance_cli.io.catalog")
+        if catalog is not None:
+            catalog.CACHE_NOTES.clear()
         try:
             _check_text_arguments(kwargs)
             code = fn(*args, **kwargs)
@@ -246,6 +257,8 @@ def funnel(fn: F) -> F:
                 "(a bug: rerun with --debug and report the traceback, which holds no answers)"
             )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
+        finally:
+            _say_cache_notes(bool(kwargs.get("quiet")))
         raise typer.Exit(int(code or 0))
 
     return wrapper  # type: ignore[return-value]

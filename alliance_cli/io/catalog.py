@@ -227,10 +227,41 @@ def cache_dir() -> Path | None:
         return None
     env = os.environ.get(ENV_CACHE)
     if env:
-        return Path(env)
-    from platformdirs import user_cache_dir
+        base = Path(env)
+    else:
+        from platformdirs import user_cache_dir
 
-    return Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
+        base = Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
+    why = _untrusted(base)
+    if why is not None:
+        note = f"note: the instrument cache {base} {why}; it is not used (scoring reads the YAML)"
+        if note not in CACHE_NOTES:
+            CACHE_NOTES.append(note)
+        return None
+    return base
+
+
+CACHE_NOTES: list[str] = []  # why a cache was not trusted, said once by load_catalog
+
+
+def _untrusted(path: Path) -> str | None:
+    """Why a cache folder or entry may have been written by someone else, or None: it must
+    belong to this user and be writable by no one else. Another user could otherwise put
+    an entry there (with a digest recomputed: the digest is no secret) that changes scores
+    while ``definition_sha256`` names the genuine file."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return None  # made by this user when first written (mode 0700)
+    except OSError as exc:
+        return f"cannot be checked ({exc.strerror or exc})"
+    if hasattr(os, "getuid") and info.st_uid != os.getuid():
+        return "belongs to another user"
+    if info.st_mode & 0o022:
+        return "can be written by other users"
+    if os.path.islink(path):
+        return "is a symbolic link"
+    return None
 
 
 @functools.lru_cache(maxsize=1)
@@ -279,9 +310,24 @@ def _cache_get(sha: str) -> dict[str, Any] | None:
     if path is None:
         return None
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        info = os.fstat(fd)
+        if (hasattr(os, "getuid") and info.st_uid != os.getuid()) or info.st_mode & 0o022:
+            note = f"note: the cached entry {path} was written by another user; it is not used"
+            if note not in CACHE_NOTES:
+                CACHE_NOTES.append(note)
+            return None
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            fd = -1
+            value = json.loads(handle.read())
     except (OSError, ValueError):
         return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
     if not isinstance(value, dict) or not isinstance(value.get("entry"), dict):
         return None
     entry: dict[str, Any] = value["entry"]
