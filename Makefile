@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 export NO_COLOR ?=
 
-.PHONY: demo test test-min lint bench clean screenshot
+.PHONY: demo test test-min lint bench clean screenshot fuzz
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ test-min:
 	.venv-min/bin/python -m pip install --quiet -c constraints/min.txt -e . \
 		pytest hypothesis jsonschema build hatchling
 	.venv-min/bin/python -m pytest -q -p no:cacheprovider
+
+# The fuzzers of tests/test_fuzz.py at length: 2,000 examples each, fresh random seeds (make
+# test runs 60 each with a fixed seed). A failure prints the smallest input that fails.
+fuzz: $(VENV)/.installed-test
+	ALLIANCE_FUZZ_EXAMPLES=$${ALLIANCE_FUZZ_EXAMPLES:-2000} $(BIN)/python -m pytest -q \
+		tests/test_fuzz.py -p no:cacheprovider --hypothesis-show-statistics
 
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/startup.py

@@ -1,7 +1,11 @@
 """Fuzzing the inputs: whatever arrives, the outcome is a documented exit code with one-line
 errors, never exit 1 (an internal error), and batch accounts for every row.
 
-Fast enough for `make test`; ALLIANCE_FUZZ_EXAMPLES=2000 runs a longer profile.
+`make test` runs a short profile with a fixed seed (the same examples every run: CI stays
+reproducible); `make fuzz` runs ALLIANCE_FUZZ_EXAMPLES=2000 examples per fuzzer with fresh
+random seeds. Every case either finds is a regression test of its own (tests/test_safety_*).
+Inputs fuzzed: CSV bytes, stdin JSON, instrument files, column templates, --map files,
+FHIR JSON (resources, Bundles, NDJSON, UTF-16), Parquet tables and long-format files.
 """
 
 from __future__ import annotations
@@ -15,14 +19,31 @@ from hypothesis import strategies as st
 
 from .conftest import MINIMAL
 
+LONG_RUN = "ALLIANCE_FUZZ_EXAMPLES" in os.environ  # make fuzz
 EXAMPLES = int(os.environ.get("ALLIANCE_FUZZ_EXAMPLES", "60"))
 SETTINGS = settings(
     max_examples=EXAMPLES,
     deadline=None,
+    derandomize=not LONG_RUN,  # make test: a fixed seed; make fuzz: new examples each run
+    database=None if not LONG_RUN else settings.default.database,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 DOCUMENTED = {0, 2, 3, 4, 5}
-_SUMMARY = re.compile(r"batch: ([\d,]+) rows read, ([\d,]+) scored, ([\d,]+) rejected")
+_SUMMARY = re.compile(
+    r"batch: ([\d,]+) rows read, ([\d,]+) scored, ([\d,]+) rejected(?: \(reasons in [^)]*\))?"
+    r"((?:, [\d,]+ [a-z ]+?)*) in "
+)
+
+
+def _accounted(result) -> tuple[int, int, int, int] | None:
+    """(read, scored, rejected, others) from batch's summary line; read must be the sum."""
+    found = _SUMMARY.search(result.stderr)
+    if not found:
+        return None
+    read, scored, rejected = (int(g.replace(",", "")) for g in found.groups()[:3])
+    others = sum(int(n.replace(",", "")) for n in re.findall(r", ([\d,]+) ", found.group(4)))
+    assert read == scored + rejected + others, result.stderr[-2000:]
+    return read, scored, rejected, others
 
 
 def _check(result) -> None:
@@ -59,11 +80,13 @@ def test_fuzzed_csv_bytes(cli, tmp_path: Path, header, rows, delimiter, newline,
     path.write_bytes(data)
     result = cli("batch", str(path), "-i", "wai-sr", "-f", "csv")
     _check(result)
-    summary = _SUMMARY.search(result.stderr)
-    if summary:
-        read, scored, rejected = (int(g.replace(",", "")) for g in summary.groups())
-        assert read == scored + rejected
-        assert len(result.stdout.splitlines()) >= 1 + scored or "\r" in result.stdout
+    counts = _accounted(result)
+    if counts:
+        import csv
+        import io
+
+        rows = list(csv.reader(io.StringIO(result.stdout, newline="")))
+        assert len(rows) == 1 + counts[1]  # one output row per scored row
 
 
 JSON_VALUES = st.recursive(
@@ -170,3 +193,166 @@ def test_fuzzed_map_files(cli, tmp_path: Path, body):
         "-q",
     )
     _check(result)
+
+
+# -- FHIR JSON: resources, Bundles, NDJSON, odd values, nesting, encodings -------------------
+
+FHIR_VALUES = st.one_of(
+    st.integers(-3, 12),
+    st.floats(allow_nan=False, allow_infinity=False, width=32),
+    st.text(max_size=4),
+    st.none(),
+    st.booleans(),
+)
+ANSWER = st.one_of(
+    st.builds(lambda v: {"valueInteger": v}, FHIR_VALUES),
+    st.builds(lambda v: {"valueDecimal": v}, FHIR_VALUES),
+    st.builds(lambda v: {"valueString": v}, FHIR_VALUES),
+    st.builds(lambda c: {"valueCoding": {"code": c}}, FHIR_VALUES),
+    st.builds(lambda d: {"valueDate": d}, st.text(max_size=10)),
+    st.just({}),
+)
+ITEM = st.recursive(
+    st.builds(
+        lambda link, answers: {"linkId": link, "answer": answers},
+        st.sampled_from(["1", "2", "3", "4", "5", "consent", "", "1.1"]),
+        st.lists(ANSWER, max_size=2),
+    ),
+    lambda inner: st.builds(
+        lambda link, items: {"linkId": link, "item": items},
+        st.sampled_from(["g", "group", "1"]),
+        st.lists(inner, max_size=3),
+    ),
+    max_leaves=8,
+)
+RESPONSE = st.builds(
+    lambda status, items, subject, extra: {
+        "resourceType": "QuestionnaireResponse",
+        "status": status,
+        "item": items,
+        **({"subject": {"reference": subject}} if subject else {}),
+        **extra,
+    },
+    st.sampled_from(["completed", "in-progress", "entered-in-error", "amended", "bogus"]),
+    st.lists(ITEM, max_size=6),
+    st.one_of(st.none(), st.sampled_from(["Patient/p1", "Patient/", "x"])),
+    st.dictionaries(
+        st.sampled_from(["questionnaire", "authored", "id", "author"]), FHIR_VALUES, max_size=2
+    ),
+)
+DOCUMENT = st.one_of(
+    RESPONSE,
+    st.builds(
+        lambda entries: {"resourceType": "Bundle", "type": "collection", "entry": entries},
+        st.lists(
+            st.one_of(
+                st.builds(lambda r: {"resource": r}, RESPONSE),
+                st.just({}),
+                st.just({"resource": None}),
+            ),
+            max_size=4,
+        ),
+    ),
+    st.builds(lambda kind: {"resourceType": kind}, st.sampled_from(["Patient", "", "Bundle"])),
+)
+
+
+@SETTINGS
+@given(
+    documents=st.lists(DOCUMENT, min_size=1, max_size=4),
+    ndjson=st.booleans(),
+    encoding=st.sampled_from(["utf-8", "utf-8-sig", "utf-16", "utf-16-le", "utf-32"]),
+    junk=st.sampled_from(["", "\n", "{", '{"a": 1, "a": 2}', "[" * 200]),
+)
+def test_fuzzed_fhir_json(cli, tmp_path: Path, documents, ndjson, encoding, junk):
+    import json
+
+    if ndjson:
+        text = "\n".join(json.dumps(d) for d in documents) + "\n" + junk
+    else:
+        text = json.dumps(documents[0]) + junk
+    path = tmp_path / "r.json"
+    path.write_bytes(text.encode(encoding))
+    result = cli("batch", str(path), "-i", "srs")
+    _check(result)
+    _accounted(result)
+
+
+# -- Parquet: typed, nested, binary and null columns -----------------------------------------
+
+PARQUET_CELL = st.one_of(st.none(), st.integers(-2, 12), st.text(max_size=3))
+
+
+@SETTINGS
+@given(
+    columns=st.lists(
+        st.sampled_from(
+            ["client_id", "session", "note", "total_mean", "srs_1", "srs_2", "srs_3", "srs_4"]
+        ),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    ),
+    kinds=st.lists(
+        st.sampled_from(["int", "float", "text", "list", "struct", "binary"]),
+        min_size=8,
+        max_size=8,
+    ),
+    cells=st.lists(st.lists(PARQUET_CELL, min_size=8, max_size=8), min_size=1, max_size=6),
+)
+def test_fuzzed_parquet(cli, tmp_path: Path, columns, kinds, cells):
+    import pytest
+
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+
+    def column(k: int) -> object:
+        values = [row[k] for row in cells]
+        kind = kinds[k]
+        if kind == "int":
+            return pa.array([v if isinstance(v, int) else None for v in values], pa.int64())
+        if kind == "float":
+            return pa.array([float(v) if isinstance(v, int) else None for v in values])
+        if kind == "list":
+            return pa.array([[str(v)] if v is not None else None for v in values])
+        if kind == "struct":
+            return pa.array([{"v": str(v)} for v in values])
+        if kind == "binary":
+            return pa.array([b"\xff" + str(v).encode() for v in values], pa.binary())
+        return pa.array([None if v is None else str(v) for v in values], pa.string())
+
+    table = pa.table({name: column(k) for k, name in enumerate(columns)})
+    path = tmp_path / "x.parquet"
+    pq.write_table(table, path)
+    result = cli("batch", str(path), "-i", "srs", "-f", "json")
+    _check(result)
+    _accounted(result)
+
+
+# -- long format: one answer a row ----------------------------------------------------------
+
+
+@SETTINGS
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from(["C-1", "C-2", "", "C-\u202e1"]),
+            st.sampled_from(["1", "2", "", "x", "0"]),
+            st.sampled_from(["1", "2", "3", "4", "5", "6", "", "q1", "12"]),
+            CELLS,
+        ),
+        max_size=30,
+    ),
+    jobs=st.sampled_from(["1", "2"]),
+)
+def test_fuzzed_long_format(cli, tmp_path: Path, rows, jobs):
+    import csv
+
+    path = tmp_path / "long.csv"
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["client_id", "session", "item", "value"])
+        writer.writerows(rows)
+    result = cli("batch", str(path), "-i", "srs", "--layout", "long", "-j", jobs)
+    _check(result)
+    _accounted(result)
