@@ -21,7 +21,15 @@ $(VENV)/.installed-test: $(BIN)/python pyproject.toml
 demo: $(VENV)/.installed
 	@sh examples/demo.sh $(BIN)
 
-test: $(VENV)/.installed-test
+# axe-core, for the accessibility checks of the HTML reports in Chromium (tests/browser.py):
+# from npm, when npm is there (.ci/run installs it); without it those checks skip locally.
+AXE := .cache/axe/node_modules/axe-core/axe.min.js
+$(AXE):
+	@if command -v npm >/dev/null 2>&1; then \
+		npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4.14.1 >/dev/null; \
+	else echo "npm not found: the accessibility checks of the reports will skip"; fi
+
+test: $(VENV)/.installed-test $(AXE)
 	$(BIN)/ruff check alliance_cli tests bench
 	$(BIN)/ruff format --check alliance_cli tests bench
 	$(BIN)/mypy --strict alliance_cli/core

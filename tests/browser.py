@@ -136,3 +136,44 @@ def close(proc: subprocess.Popen[bytes], profile: str) -> None:
     proc.kill()
     proc.wait(timeout=10)
     shutil.rmtree(profile, ignore_errors=True)
+
+
+AXE_VERSION = "4.14.1"
+AXE_FILE = Path(__file__).resolve().parents[1] / ".cache/axe/node_modules/axe-core/axe.min.js"
+
+
+def axe_source() -> str:
+    """axe-core's script (``make test`` installs it with npm; CI must have it)."""
+    if AXE_FILE.is_file():
+        return AXE_FILE.read_text(encoding="utf-8")
+    if os.environ.get("ALLIANCE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"no {AXE_FILE} (npm install --prefix .cache/axe axe-core@{AXE_VERSION})")
+    pytest.skip(f"axe-core not installed ({AXE_FILE}; make test installs it with npm)")
+    raise AssertionError  # unreachable
+
+
+def axe_violations(page: Page) -> list[dict[str, Any]]:
+    """axe-core's violations on the loaded page (rule id, impact, the nodes' targets)."""
+    page.send("Runtime.evaluate", expression=axe_source())
+    result = page.send(
+        "Runtime.evaluate",
+        expression="axe.run(document).then(r => r.violations.map(v => ({id: v.id, "
+        "impact: v.impact, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)})))",
+        awaitPromise=True,
+        returnByValue=True,
+    )
+    return list(result["result"].get("value") or [])
+
+
+def set_width(page: Page, width: int, height: int = 900) -> None:
+    """Lay the page out at this viewport width (a phone is 390)."""
+    page.send("Emulation.setDeviceMetricsOverride", width=width, height=height,
+              deviceScaleFactor=1, mobile=width < 600)  # fmt: skip
+
+
+def pdf_pages(page: Page) -> int:
+    """How many A4 pages the page prints to."""
+    printed = page.send("Page.printToPDF", paperWidth=8.27, paperHeight=11.69,
+                        preferCSSPageSize=True)  # fmt: skip
+    data = base64.b64decode(printed["data"])
+    return len(re.findall(rb"/Type\s*/Page[^s]", data))

@@ -325,7 +325,7 @@ def test_a_concern_on_one_subscale_is_open_in_the_caseload(cli, tmp_path: Path):
     # with two series each concern names its series
     assert ("low", "srs") in _kinds(row)  # 36: at the SRS cutoff
     table = " ".join(cli("clients", "--db", str(db), "-f", "table").stdout.split())
-    assert "watch: Total was at or below 36 in session 8" in table
+    assert "watch: Total at or below the cutoff, from session 8 (srs)" in table
 
 
 def test_a_series_whose_subscales_changed_is_read_per_session(tmp_path: Path):

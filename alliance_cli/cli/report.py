@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -31,14 +32,23 @@ def report_command(
         bool, typer.Option("--caseload", help="The caseload: every client, concerns first.")
     ] = False,
     output: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--output",
             "-o",
             metavar="FILE",
-            help="Write the HTML here (safely: replaced only when complete); - is stdout.",
+            help="Write the HTML here (safely: replaced only when complete); - is stdout. "
+            "Default: CLIENT.html (or caseload.html) in this folder.",
         ),
-    ] = "-",
+    ] = None,
+    out_dir: Annotated[
+        str | None,
+        typer.Option(
+            "--out-dir",
+            metavar="DIR",
+            help="With --caseload: DIR/index.html and a page per client, linked both ways.",
+        ),
+    ] = None,
     instrument: InstrumentOpt = None,
     counselor: CounselorOpt = None,
     since: SinceOpt = None,
@@ -52,26 +62,43 @@ def report_command(
     """Write an HTML report to share, print or file: charts, sessions, open concerns."""
     from datetime import UTC, datetime
 
-    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.core.errors import DataFileError, UsageProblem
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.render import html
     from alliance_cli.store import report
     from alliance_cli.store import sqlite as history
 
     if caseload == (client is not None):
-        raise UsageProblem("give a CLIENT, or --caseload for every client (not both)")
+        raise UsageProblem("give a CLIENT, or --caseload for every client")
     if client is not None and (counselor or since or only_open):
         raise UsageProblem("--counselor, --since and --open choose clients for --caseload")
+    if out_dir is not None and (not caseload or output is not None):
+        raise UsageProblem("--out-dir writes the caseload and its client pages; give it with "
+                           "--caseload and without -o")  # fmt: skip
     history.note_history(db)
-    check_output(output, "-o")
+    if output is None and out_dir is None:
+        output = report.page_name(client) if client is not None else "caseload.html"
+    if output is not None:
+        check_output(output, "-o")
+    else:
+        assert out_dir is not None
+        where = Path(out_dir)
+        if where.exists() and not where.is_dir():
+            raise DataFileError(f"--out-dir {out_dir}: is not a folder")
+        check_output(where / "index.html" if where.is_dir() else where, "--out-dir")
     settings = _settings(early_sessions, early_pomp, gap)
     generated = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
     catalog = run_catalog(quiet=quiet)
+    written: list[str] = []
     with history.open_store(db, create=False, on_wait=say) as store:
         if client is not None:
+            assert output is not None
             page = html.client_report(
                 **report.client_data(store, client, instrument, catalog, settings, generated)
             )
+            with safe_writer(output) as out:
+                out.write(page)
+            written.append(output)
         else:
             filters = caseload_filter(counselor, instrument, since, only_open)
             described = "".join(
@@ -80,13 +107,65 @@ def report_command(
                                     ("since", since), ("only", "open" if only_open else None))
                 if value
             )  # fmt: skip
-            page = html.caseload_report(
-                **report.caseload_data(
-                    store, catalog, settings, filters, described, generated, today()
-                )
-            )
-    with safe_writer(output) as out:
-        out.write(page)
-    if output != "-" and not quiet:
-        say(f"report: wrote {output}")
+            data = report.caseload_data(
+                store, catalog, settings, filters, described, generated, today(),
+                linked=out_dir is not None,
+            )  # fmt: skip
+            page = html.caseload_report(**data)
+            if out_dir is None:
+                assert output is not None
+                with safe_writer(output) as out:
+                    out.write(page)
+                written.append(output)
+            else:
+                written += _write_pages(
+                    Path(out_dir), page, data["pages"], store, instrument, catalog, settings,
+                    generated,
+                )  # fmt: skip
+    if not quiet:
+        if output == "-":
+            pass
+        elif out_dir is not None:
+            say(f"report: wrote {written[0]} and {len(written) - 1:,} client pages")
+        else:
+            say(f"report: wrote {written[0]}")
     return 0
+
+
+def _write_pages(
+    where: Path,
+    index: str,
+    pages: dict[str, str],
+    store: Any,
+    instrument: str | None,
+    catalog: Any,
+    settings: Any,
+    generated: str,
+) -> list[str]:
+    """DIR/index.html and DIR/clients/<page> for every client, each written safely."""
+    from alliance_cli.io.files import check_output, safe_writer
+    from alliance_cli.render import html
+    from alliance_cli.store import report
+
+    try:
+        (where / "clients").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from alliance_cli.core.errors import DataFileError
+
+        raise DataFileError(f"{where}: cannot make the folder ({exc.strerror or exc})") from None
+    written = []
+    for client_id, name in pages.items():
+        target = where / "clients" / name
+        check_output(target, "--out-dir")
+        page = html.client_report(
+            **report.client_data(
+                store, client_id, instrument, catalog, settings, generated, index="../index.html"
+            )
+        )
+        with safe_writer(target) as out:
+            out.write(page)
+        written.append(str(target))
+    index_path = where / "index.html"
+    with safe_writer(index_path) as out:
+        out.write(index)
+    return [str(index_path), *written]

@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
 from statistics import NormalDist
@@ -855,6 +855,27 @@ def not_seen(
             ),
         ),
     )
+
+
+def short_words(concern: Mapping[str, Any]) -> str:
+    """A concern (as data) in a few plain words, for a caseload row: what, where, when."""
+    where = ", ".join(concern.get("scale_names") or ()) or "the form"
+    began = concern.get("began")
+    kind = concern.get("kind")
+    series = f" ({concern['series']})" if concern.get("series") else ""
+    if kind == "drop":
+        return f"{where} fell in session {began}{series}"
+    if kind == "decline":
+        return f"{where} slid, from session {began}{series}"
+    if kind == "low":
+        return f"{where} at or below the cutoff, from session {began}{series}"
+    if kind == "early_low":
+        return f"low early alliance in session {began}{series}"
+    if kind == "gap":
+        return f"client and therapist differ on {where} from session {began}{series}"
+    if kind == "incomplete":
+        return f"no score for {where} in session {began}{series}"
+    return str(concern.get("sentence", "")).split(" (")[0].rstrip(".")
 
 
 def order_key(concern: Concern) -> tuple[int, int, int]:

@@ -1,18 +1,25 @@
 """Self-contained HTML reports: one client, or the caseload. Inline CSS and SVG only.
 
-Hand-written SVG rather than a charting library: the charts are simple (a line per scale on
-a 0-100 POMP axis, a cutoff line, markers), a library would add tens of megabytes and
-hundreds of milliseconds of start-up (matplotlib, or Vega-Lite through vl-convert) for them,
-and writing the SVG ourselves keeps every data value under one escaping rule.
+Hand-written SVG rather than a charting library: the charts are simple (a line or two per
+scale, a cutoff line, markers), a library would add tens of megabytes and hundreds of
+milliseconds of start-up (matplotlib, or Vega-Lite through vl-convert) for them, and writing
+the SVG ourselves keeps every data value under one escaping rule.
 
 Safety: every value that comes from data (client ids, labels, pass-through text, messages)
-goes through ``esc``: control characters made visible, then HTML-escaped. The page carries a
-Content-Security-Policy that allows no script and no fetch at all, so a value that somehow
-escaped still could not run or call out.
+goes through ``esc``: control, invisible and direction-changing characters written out,
+then HTML-escaped. The page carries a Content-Security-Policy that allows no script and no
+fetch at all, so a value that somehow escaped still could not run or call out.
 
-Accessibility: each chart is an ``<svg role="img">`` with a title and a description that
-states every value; ruptures and repairs are marked by shape and by a text label, the cutoff
-by a dashed line with its label, so colour is never the only signal.
+Accessibility: content sits in ``header``, ``main`` and ``footer``; tables have header
+cells with ``scope`` (the session and the client are row headers); each chart is an
+``<svg role="img">`` named by its instrument, rater and scale, with its values in a
+description it points to (``aria-describedby``), so a screen reader hears the name once.
+Drops and recoveries are marked by shape as well as colour, the cutoff by a dashed line,
+the counterpart form by a dashed line of its own. Links and scrolling boxes take focus.
+
+Layout: at 390 px nothing is wider than the screen (wide tables scroll inside their own
+box, hashes wrap); in print, a caption stays with its table, a series' charts stay
+together, and every page repeats the client (or "caseload") and the date.
 """
 
 from __future__ import annotations
@@ -24,53 +31,98 @@ from typing import TYPE_CHECKING, Any
 from alliance_cli.core.errors import visible
 
 if TYPE_CHECKING:
-    from alliance_cli.store.report import ChartData, InstrumentInfo
+    from alliance_cli.store.report import ChartData, Group, InstrumentInfo
 
 TOTAL = "total"
 
 CSS = """
-:root { --ink: #1b1f24; --muted: #5b6470; --line: #d0d6de; --accent: #1d5fa7;
-  --bad: #b3261e; --good: #1e7b34; --band: #e7eef7; --warn: #8a5a00; }
+:root { --ink: #1b1f24; --muted: #545d68; --line: #c4ccd6; --axis: #6e7781;
+  --accent: #1d5fa7; --twin: #7a3fa0; --bad: #b3261e; --good: #1e7b34; --band: #e7eef7;
+  --gap: #f3e3f7; --warn: #7a4f00; }
 * { box-sizing: border-box; }
 body { font: 15px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif;
   color: var(--ink); margin: 0 auto; max-width: 1100px; padding: 24px; }
-h1 { font-size: 1.6em; margin: 0 0 .2em; }
+h1 { font-size: 1.6em; margin: 0 0 .2em; overflow-wrap: anywhere; }
 h2 { font-size: 1.25em; margin: 1.6em 0 .4em; border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.05em; margin: 1.2em 0 .3em; }
+a { color: var(--accent); }
+a:focus-visible, [tabindex]:focus-visible { outline: 3px solid var(--accent); outline-offset: 2px; }
+code { overflow-wrap: anywhere; }
 .meta { color: var(--muted); font-size: .9em; }
-.summary { background: #f6f8fa; border-left: 4px solid var(--accent); padding: .6em 1em; }
-.summary p { margin: .3em 0; }
-.concerns li { margin: .2em 0; }
-.concern-code { font-family: ui-monospace, monospace; font-size: .92em; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr));
-  gap: 12px; }
+.before { list-style: none; padding: 0; }
+.before li { border-left: 5px solid var(--line); padding: .4em .8em; margin: .5em 0;
+  background: #f6f8fa; }
+.before li.act { border-color: var(--bad); }
+.before li.watch { border-color: var(--warn); }
+.sev { font-weight: 700; text-transform: uppercase; font-size: .8em; margin-right: .4em; }
+.act .sev { color: var(--bad); }
+.watch .sev { color: var(--warn); }
+.where { color: var(--muted); font-size: .9em; }
+.ask { display: block; margin-top: .2em; }
+.story p { margin: .3em 0; }
+.charts { display: grid; gap: 12px; grid-template-columns: repeat(var(--n, 4), minmax(0, 1fr)); }
+.charts.wide { grid-template-columns: repeat(auto-fill, minmax(min(100%, var(--w)), 1fr)); }
 figure { margin: 0; border: 1px solid var(--line); border-radius: 6px; padding: 6px; }
 figcaption { font-weight: 600; font-size: .95em; }
-svg text { font: 11px system-ui, sans-serif; fill: var(--ink); }
-svg .axis { stroke: var(--line); }
-svg .series { fill: none; stroke: var(--accent); stroke-width: 2; }
-svg .point { fill: var(--accent); }
+figure svg { display: block; max-width: 100%; height: auto; margin: 0 auto; }
+.note { color: var(--muted); font-size: .85em; margin: .2em 0 0; }
+svg text { font: 10px system-ui, sans-serif; fill: var(--ink); }
+svg .axis { stroke: var(--axis); fill: none; }
+svg .grid { stroke: var(--line); stroke-dasharray: 2 3; }
+svg .l0 { fill: none; stroke: var(--accent); stroke-width: 2; }
+svg .l1 { fill: none; stroke: var(--twin); stroke-width: 2; stroke-dasharray: 6 3; }
+svg .p0 { fill: var(--accent); }
+svg .p1 { fill: var(--twin); }
 svg .cutoff { stroke: var(--bad); stroke-width: 1.5; stroke-dasharray: 5 3; }
+svg .cut-label { fill: var(--bad); }
 svg .rc-band { fill: var(--band); }
+svg .gap { fill: var(--gap); stroke: var(--twin); stroke-width: .5; }
 svg .rupture { fill: var(--bad); }
 svg .repair { fill: var(--good); }
-svg .spark { fill: none; stroke: var(--accent); stroke-width: 1.5; }
+.legend { font-size: .85em; color: var(--muted); }
+.scroll { overflow-x: auto; max-width: 100%; }
 table { border-collapse: collapse; width: 100%; font-size: .92em; }
+caption { text-align: left; color: var(--muted); font-size: .9em; caption-side: top; }
 th, td { border-bottom: 1px solid var(--line); padding: 4px 6px; text-align: left;
   vertical-align: top; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.date { white-space: nowrap; }
-.flag { font-family: ui-monospace, monospace; font-size: .9em; }
+thead th { white-space: nowrap; }
+.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+.date, .id { white-space: nowrap; }
+.flag { font-size: .9em; }
 .open { color: var(--bad); font-weight: 600; }
-.legend { font-size: .85em; color: var(--muted); }
+nav { margin: .5em 0; }
 footer { margin-top: 2em; color: var(--muted); font-size: .85em; }
+.print-head { display: none; }
+table.caseload td, table.caseload th { padding: 3px 5px; }
+table.caseload th[scope=row] { white-space: nowrap; }
+table.caseload td:nth-child(3), table.caseload td:nth-child(5),
+table.caseload td:nth-child(6) { text-align: right; font-variant-numeric: tabular-nums; }
+table.caseload td:nth-child(9) { font-size: .9em; }
+table.caseload .act { color: var(--bad); }
+table.caseload .watch { color: var(--warn); }
+svg.spark { display: block; width: 64px; height: 16px; }
+svg.spark .s { fill: none; stroke: var(--accent); stroke-width: 1.5; }
+svg.spark .c { stroke: var(--bad); stroke-width: 1; stroke-dasharray: 3 2; }
+@media (max-width: 700px) {
+  body { padding: 12px; }
+  .charts { grid-template-columns: minmax(0, 1fr); }
+}
 @media print {
-  @page { margin: 14mm; }
-  body { max-width: none; padding: 0; font-size: 11pt; }
-  h2 { break-after: avoid; }
-  figure, tr, .summary, li { break-inside: avoid; }
-  .charts { grid-template-columns: repeat(3, 1fr); }
+  @page { size: A4; margin: 16mm 10mm 10mm; }
+  body { max-width: none; padding: 0; font-size: 10pt; }
+  .print-head { display: block; position: fixed; top: -11mm; left: 0; right: 0;
+    font-size: 8pt; color: var(--muted); border-bottom: 1px solid var(--line); }
+  h2, h3, caption { break-after: avoid; }
+  figure, tr, li, .charts, .group-head { break-inside: avoid; }
+  table { break-inside: auto; }
+  thead { display: table-header-group; }
+  .scroll { overflow: visible; }
+  .charts { grid-template-columns: repeat(var(--n, 4), minmax(0, 1fr)); }
   a { color: inherit; text-decoration: none; }
+  nav { display: none; }
+  table.caseload { font-size: 7.5pt; line-height: 1.2; }
+  table.caseload td, table.caseload th { padding: 1px 3px; }
+  table.caseload td:nth-child(9) { font-size: 7.5pt; }
 }
 """
 
@@ -78,182 +130,282 @@ CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 def esc(value: object) -> str:
-    """Data as text in HTML: control characters made visible, then escaped (quotes too)."""
+    """Data as text in HTML: control and invisible characters written out, then escaped."""
     return html.escape(visible("" if value is None else str(value), one_line=True), quote=True)
 
 
-def _page(title: str, body: str) -> str:
+def _page(title: str, head: str, body: str) -> str:
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n{body}\n"
+        f"<title>{esc(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+        f'<div class="print-head" aria-hidden="true">{head}</div>\n{body}\n'
         "</body>\n</html>\n"
     )
 
 
+def _num(value: float, unit: str) -> str:
+    return f"{value:.0f}" if unit == "POMP" or float(value).is_integer() else f"{value:.1f}"
+
+
 # -- charts ----------------------------------------------------------------------------------
-W, H = 260, 160
-LEFT, RIGHT, TOP, BOTTOM = 30, 12, 12, 30
+H = 170
+LEFT, RIGHT, TOP, BOTTOM = 40, 10, 10, 34
+STEP = 16  # px per session when a series is long (ticks of two digits never touch)
+MOST_TICKS = 40  # every session labelled up to 40; beyond, every k-th
+
+
+def chart_width(sessions: int) -> int:
+    """A chart's natural width: room for every session's number once a series is long."""
+    return max(280, LEFT + RIGHT + STEP * sessions) if sessions > 12 else 280
 
 
 def chart_svg(data: ChartData) -> str:
-    """A line chart of one scale over sessions (POMP 0-100), with a text alternative."""
-    sessions = [s for s, _ in data.points]
-    lo, hi = min(sessions), max(sessions)
-    span = max(hi - lo, 1)
+    """A line chart of one scale over sessions (one line per form), with its text alternative."""
+    sessions = data.sessions
+    n = len(sessions)
+    width = chart_width(n)
+    plot_w = width - LEFT - RIGHT
+    place = {s: i for i, s in enumerate(sessions)}
 
     def x(session: int) -> float:
-        return LEFT + (session - lo) / span * (W - LEFT - RIGHT) if hi > lo else (W + LEFT) / 2
+        i = place[session]
+        return LEFT + (i + 0.5) * plot_w / max(n, 1)
 
-    def y(pomp: float) -> float:
-        return TOP + (100 - pomp) / 100 * (H - TOP - BOTTOM)
+    span = (data.high - data.low) or 1.0
 
-    parts = [f'<rect class="axis" x="{LEFT}" y="{TOP}" width="{W - LEFT - RIGHT}" '
-             f'height="{H - TOP - BOTTOM}" fill="none"/>']  # fmt: skip
-    for tick in (0, 50, 100):
-        parts.append(f'<text x="{LEFT - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{tick}</text>')
-    if data.rc_band is not None:
-        low, high = (max(0.0, data.rc_band[0]), min(100.0, data.rc_band[1]))
+    def y(value: float) -> float:
+        value = min(max(value, data.low), data.high)
+        return TOP + (data.high - value) / span * (H - TOP - BOTTOM)
+
+    bottom = H - BOTTOM
+    parts = [f'<rect class="axis" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{bottom - TOP}"/>']
+    mid = (data.low + data.high) / 2
+    for tick in (data.low, mid, data.high):
         parts.append(
-            f'<rect class="rc-band" x="{LEFT}" y="{y(high):.1f}" width="{W - LEFT - RIGHT}" '
-            f'height="{max(0.0, y(low) - y(high)):.1f}"><title>reliable-change band around '
-            f"session {lo}: {low:.0f} to {high:.0f}</title></rect>"
+            f'<text x="{LEFT - 4}" y="{y(tick) + 3.5:.1f}" text-anchor="end">'
+            f"{_num(tick, data.unit)}</text>"
         )
+    parts.append(f'<line class="grid" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(mid):.1f}" '
+                 f'y2="{y(mid):.1f}"/>')  # fmt: skip
+    unit_label = "% of maximum (POMP)" if data.unit == "POMP" else f"{data.unit} score"
+    parts.append(
+        f'<text x="10" y="{(TOP + bottom) / 2:.1f}" text-anchor="middle" '
+        f'transform="rotate(-90 10 {(TOP + bottom) / 2:.1f})">{unit_label}</text>'
+    )
+    if data.band is not None:
+        low, high = max(data.low, data.band[0]), min(data.high, data.band[1])
+        parts.append(
+            f'<rect class="rc-band" x="{LEFT}" y="{y(high):.1f}" width="{plot_w}" '
+            f'height="{max(0.0, y(low) - y(high)):.1f}"><title>the next session counts as a '
+            f"drop below {_num(low, data.unit)}</title></rect>"
+        )
+    # the gap between the forms, shaded over the sessions a gap concern spans
+    if len(data.lines) > 1:
+        a, b = data.lines[0].points, data.lines[1].points
+        for began, resolved in data.gaps:
+            both = {s: 0.0 for s in sessions if s in a and s in b and s >= began
+                    and (resolved is None or s < resolved)}  # fmt: skip
+            half = plot_w / max(n, 1) * 0.35
+            for run in _segments(sessions, both):  # a session without both forms breaks it
+                if len(run) == 1:
+                    s = run[0]
+                    xs = [(x(s) - half, a[s]), (x(s) + half, a[s])]
+                    back = [(x(s) + half, b[s]), (x(s) - half, b[s])]
+                else:
+                    xs = [(x(s), a[s]) for s in run]
+                    back = [(x(s), b[s]) for s in reversed(run)]
+                poly = " ".join(f"{px:.1f},{y(v):.1f}" for px, v in xs + back)
+                parts.append(
+                    f'<polygon class="gap" points="{poly}"><title>client and therapist differ '
+                    f"from session {began}</title></polygon>"
+                )
     if data.cutoff is not None:
         at, label = data.cutoff
         parts.append(
-            f'<line class="cutoff" x1="{LEFT}" x2="{W - RIGHT}" y1="{y(at):.1f}" '
-            f'y2="{y(at):.1f}"/><text x="{W - RIGHT - 2}" y="{y(at) - 3:.1f}" '
-            f'text-anchor="end">{esc(label)}</text>'
+            f'<line class="cutoff" x1="{LEFT}" x2="{width - RIGHT}" y1="{y(at):.1f}" '
+            f'y2="{y(at):.1f}"><title>{esc(label)}</title></line>'
+            f'<text class="cut-label" x="{LEFT + 2}" y="{y(at) - 3:.1f}">'
+            f"{_num(at, data.unit)}</text>"
         )
-    shown = [(s, p) for s, p in data.points if p is not None]
-    if len(shown) > 1:
-        path = " ".join(f"{x(s):.1f},{y(p):.1f}" for s, p in shown)
-        parts.append(f'<polyline class="series" points="{path}"/>')
-    for s, p in shown:
-        parts.append(
-            f'<circle class="point" cx="{x(s):.1f}" cy="{y(p):.1f}" r="3">'
-            f"<title>session {s}: {p:.0f}</title></circle>"
-        )
-    values = dict(shown)
-
-    def anchor(cx: float) -> str:  # a label near an edge stays inside the chart
-        return "end" if cx > W - RIGHT - 25 else "start" if cx < LEFT + 25 else "middle"
-
-    for s in data.ruptures:
-        if s in values:
-            cx, cy = x(s), y(values[s]) + 8
+    for k, line in enumerate(data.lines[:2]):
+        for segment in _segments(sessions, line.points):
+            if len(segment) > 1:
+                path = " ".join(f"{x(s):.1f},{y(line.points[s]):.1f}" for s in segment)
+                parts.append(f'<polyline class="l{k}" points="{path}"/>')
+        for s in sessions:
+            if s in line.points:
+                value = line.points[s]
+                parts.append(
+                    f'<circle class="point p{k}" cx="{x(s):.1f}" cy="{y(value):.1f}" r="3">'
+                    f"<title>{esc(line.rater)}, session {s}: {_num(value, data.unit)}</title>"
+                    "</circle>"
+                )
+    main = data.lines[0].points if data.lines else {}
+    for s in data.drops:
+        if s in main:
+            cx, cy = x(s), min(y(main[s]) + 6, bottom - 9)
             parts.append(
-                f'<path class="rupture" d="M{cx - 5:.1f},{cy:.1f} h10 l-5,8 z"><title>rupture '
-                f'in session {s}</title></path><text x="{cx:.1f}" y="{cy + 18:.1f}" '
-                f'text-anchor="{anchor(cx)}">rupture</text>'
+                f'<path class="rupture" d="M{cx - 5:.1f},{cy:.1f} h10 l-5,8 z"><title>drop '
+                f"in session {s}</title></path>"
             )
-    for s in data.repairs:
-        if s in values:
-            cx, cy = x(s), max(y(values[s]) - 8, TOP + 9.0)
+    for s in data.recovered:
+        if s in main:
+            cx, cy = x(s), max(y(main[s]) - 6, TOP + 9.0)
             parts.append(
-                f'<path class="repair" d="M{cx - 5:.1f},{cy:.1f} h10 l-5,-8 z"><title>repair '
-                f'in session {s}</title></path><text x="{cx:.1f}" y="{max(cy - 11, 10):.1f}" '
-                f'text-anchor="{anchor(cx)}">repair</text>'
+                f'<path class="repair" d="M{cx - 5:.1f},{cy:.1f} h10 l-5,-8 z"><title>recovered '
+                f"in session {s}</title></path>"
             )
-    ticks = sessions if len(sessions) <= 12 else sorted({lo, hi})
-    for s in ticks:
-        parts.append(f'<text x="{x(s):.1f}" y="{H - 14}" text-anchor="middle">{s}</text>')
-    parts.append(f'<text x="{(W + LEFT) / 2:.1f}" y="{H - 2}" text-anchor="middle">session</text>')
-    desc = "; ".join(f"session {s}: {'no value' if p is None else f'{p:.0f}'}"
-                     for s, p in data.points)  # fmt: skip
-    if data.cutoff is not None:
-        desc += f"; {data.cutoff[1]} at {data.cutoff[0]:.0f}"
-    if data.ruptures:
-        desc += "; rupture in session " + ", ".join(map(str, data.ruptures))
-    if data.repairs:
-        desc += "; repair in session " + ", ".join(map(str, data.repairs))
+    every = max(1, -(-n // MOST_TICKS))
+    for i, s in enumerate(sessions):
+        if i % every == 0 or i == n - 1:
+            parts.append(f'<text x="{x(s):.1f}" y="{bottom + 13}" text-anchor="middle">{s}</text>')
+    parts.append(
+        f'<text x="{(width + LEFT) / 2:.1f}" y="{H - 4}" text-anchor="middle">session</text>'
+    )
     key = esc(data.key)
     return (
-        f'<svg class="chart" viewBox="0 0 {W} {H}" width="100%" role="img" '
-        f'aria-labelledby="t-{key} d-{key}" data-points="{len(shown)}">'
-        f'<title id="t-{key}">{esc(data.title)} over sessions, percent of maximum '
-        f'possible</title><desc id="d-{key}">{esc(desc)}</desc>{"".join(parts)}</svg>'
+        f'<svg class="chart" viewBox="0 0 {width} {H}" width="{width}" height="{H}" role="img" '
+        f'aria-labelledby="t-{key}" aria-describedby="d-{key}" data-points="'
+        f'{sum(len(line.points) for line in data.lines)}">'
+        f'<title id="t-{key}">{esc(data.series)}: {esc(data.title)} over sessions</title>'
+        f'<desc id="d-{key}">{esc(_describe(data))}</desc>{"".join(parts)}</svg>'
     )
 
 
-def sparkline_svg(key: str, points: Sequence[float | None], label: str) -> str:
-    """A small line of a client's total over sessions, with its text alternative."""
+def _segments(sessions: Sequence[int], points: dict[int, float]) -> list[list[int]]:
+    """Runs of sessions with a value: a session without one breaks the line."""
+    runs: list[list[int]] = [[]]
+    for s in sessions:
+        if s in points:
+            runs[-1].append(s)
+        elif runs[-1]:
+            runs.append([])
+    return [r for r in runs if r]
+
+
+def _describe(data: ChartData) -> str:
+    """Every value of the chart, and its marks, as text."""
+    parts = []
+    for line in data.lines:
+        values = ", ".join(
+            f"{s}: {_num(line.points[s], data.unit)}" if s in line.points else f"{s}: none"
+            for s in data.sessions
+        )
+        parts.append(f"{line.rater} ({data.unit}) by session, {values}")
+    if data.cutoff is not None:
+        parts.append(f"{data.cutoff[1]} at {_num(data.cutoff[0], data.unit)}")
+    if data.drops:
+        parts.append("drop in session " + ", ".join(map(str, data.drops)))
+    if data.recovered:
+        parts.append("recovered in session " + ", ".join(map(str, data.recovered)))
+    if data.gaps:
+        parts.append("client and therapist differ from session "
+                     + ", ".join(str(g[0]) for g in data.gaps))  # fmt: skip
+    return "; ".join(parts + data.notes)
+
+
+def sparkline_svg(points: Sequence[float | None], label: str, cutoff: float | None) -> str:
+    """A small line of a client's total over sessions (POMP), with the cutoff dashed."""
+    w, h = 64, 16
     values = [(i, p) for i, p in enumerate(points) if p is not None]
-    w, h = 120, 28
     n = max(len(points) - 1, 1)
-    coords = " ".join(f"{2 + i / n * (w - 4):.1f},{2 + (100 - p) / 100 * (h - 4):.1f}"
+    coords = " ".join(f"{1 + i * (w - 2) // n},{1 + round((100 - p) * (h - 2) / 100)}"
                       for i, p in values)  # fmt: skip
-    line = f'<polyline class="spark" points="{coords}"/>' if len(values) > 1 else ""
-    dots = "".join(
-        f'<circle class="point" cx="{2 + i / n * (w - 4):.1f}" '
-        f'cy="{2 + (100 - p) / 100 * (h - 4):.1f}" r="1.6"/>'
-        for i, p in values[-1:]
-    )
+    line = f'<polyline class=s points="{coords}"/>' if len(values) > 1 else ""
+    cut = ""
+    if cutoff is not None:
+        cy = 1 + round((100 - cutoff) * (h - 2) / 100)
+        cut = f"<line class=c x1=0 x2={w} y1={cy} y2={cy} />"
     return (
-        f'<svg class="spark" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
-        f'aria-label="{esc(label)}">{line}{dots}</svg>'
+        f'<svg class=spark viewBox="0 0 {w} {h}" role=img aria-label="{esc(label)}">'
+        f"{cut}{line}</svg>"
     )
 
 
 # -- the client report ---------------------------------------------------------------------
 def client_report(
     client_id: str,
-    series: Sequence[Any],
-    stories: Sequence[list[tuple[str, str]]],
-    concerns: Sequence[tuple[str, str]],
-    charts: Sequence[list[ChartData]],
+    concerns: Sequence[Any],
+    stories: Sequence[tuple[str, list[tuple[str, str]]]],
+    groups: Sequence[Group],
     instruments: dict[str, InstrumentInfo],
     generated: str,
     source: str,
+    index: str | None = None,
 ) -> str:
-    """One client's report: summary, charts, sessions, open concerns, instruments."""
+    """One client's report: what to raise first, charts, sessions, instruments."""
+    date = generated[:10]
     out = [
-        f"<header><h1>Therapeutic alliance: client {esc(client_id)}</h1>",
+        "<header>",
+        f"<h1>Therapeutic alliance: client {esc(client_id)}</h1>",
         f'<p class="meta">Generated {esc(generated)} by alliance from the history '
-        f"<code>{esc(source)}</code>. Values are shown as a percent of the maximum possible "
-        "score (POMP: 0 is every answer at the bottom of the scale, 100 every answer at the "
-        "top), so scales and instruments compare.</p></header>",
-        '<section aria-labelledby="h-summary"><h2 id="h-summary">What the history says</h2>',
-        '<div class="summary">',
+        f"<code>{esc(source)}</code>. Charts show each scale as a percent of the maximum "
+        "possible score (POMP: 0 is every answer at the bottom, 100 every answer at the top), "
+        "or in the instrument's own score where its cutoff is stated in it.</p>",
+        "</header>",
     ]
-    any_line = False
-    for view, story in zip(series, stories, strict=True):
-        for when, text in story:
-            any_line = True
-            out.append(f"<p><strong>{esc(view.instrument)}: {esc(when)}</strong> {esc(text)}</p>")
-    if not any_line:
-        out.append("<p>No drop, rupture, slide or low score stands out in these sessions.</p>")
-    out.append("</div></section>")
-    out.append('<section aria-labelledby="h-open"><h2 id="h-open">Open concerns</h2>')
+    if index is not None:
+        out.append(f'<nav><a href="{esc(index)}">← the caseload</a></nav>')
+    out.append("<main>")
+    out.append('<section aria-labelledby="h-before"><h2 id="h-before">Before this session</h2>')
     if concerns:
-        out.append('<ul class="concerns">')
-        out += [f'<li><span class="concern-code open">{esc(code)}</span> {esc(text)}</li>'
-                for code, text in concerns]  # fmt: skip
-        out.append("</ul>")
+        out.append('<ol class="before">')
+        for c in concerns:
+            where = f"{c.series}: {', '.join(c.scale_names)}, from session {c.began}"
+            out.append(
+                f'<li class="{esc(c.severity)}"><span class="sev">{esc(c.severity)}</span>'
+                f'{esc(c.sentence)} <span class="where">({esc(where)})</span>'
+                f'<span class="ask"><strong>To ask:</strong> {esc(c.question)}</span></li>'
+            )
+        out.append("</ol>")
     else:
-        out.append("<p>None open.</p>")
+        out.append("<p>Nothing is open: no drop, slide, low score or gap to raise.</p>")
     out.append("</section>")
-    for view, scale_charts in zip(series, charts, strict=True):
-        info = instruments.get(view.instrument)
-        name = info.name if info else view.instrument
+    out.append('<section aria-labelledby="h-story"><h2 id="h-story">What the history says</h2>')
+    out.append('<div class="story">')
+    told = False
+    for label, story in stories:
+        for when, text in story:
+            told = True
+            out.append(f"<p><strong>{esc(label)}, {esc(when)}</strong> {esc(text)}</p>")
+    if not told:
+        out.append("<p>No drop, slide or low score stands out in these sessions.</p>")
+    out.append("</div></section>")
+    for g, group in enumerate(groups):
+        out.append(f'<section class="series" aria-labelledby="h-g{g}">')
+        out.append(f'<h2 id="h-g{g}">{esc(group.title)}</h2>')
+        sessions = len(group.charts[0].sessions) if group.charts else 0
+        wide = " wide" if sessions > 12 else ""
         out.append(
-            f'<section class="series"><h2>{esc(name)} ({esc(view.instrument)}), rated by '
-            f"{esc(view.rater)}</h2>"
+            f'<div class="charts{wide}" style="--n:{min(len(group.charts), 5)}; '
+            f'--w:{chart_width(sessions)}px">'
         )
-        out.append('<div class="charts">')
-        for chart in scale_charts:
-            out.append(f"<figure><figcaption>{esc(chart.title)}</figcaption>{chart_svg(chart)}"
-                       "</figure>")  # fmt: skip
+        for chart in group.charts:
+            notes = "".join(f'<p class="note">{esc(note)}</p>' for note in chart.notes)
+            cut = f'<p class="note">dashed red: {esc(chart.cutoff[1])}</p>' if chart.cutoff else ""
+            out.append(
+                f"<figure><figcaption>{esc(chart.title)}</figcaption>{chart_svg(chart)}"
+                f"{cut}{notes}</figure>"
+            )
         out.append("</div>")
+        twin = len(group.views) > 1
         out.append(
-            '<p class="legend">Dashed line: the instrument\'s cutoff (or the top of its lowest '
-            "band). Shaded: how far the next session may move from the latest before it counts "
-            "as a drop (larger than this client's usual session-to-session change). ▼ drop, "
-            "▲ recovered.</p>"
+            '<p class="legend">Solid blue: '
+            + esc(group.views[0].rater)
+            + (
+                f"; dashed purple: {esc(group.views[1].rater)}, shaded where they differ by "
+                "a gap the reading raised"
+                if twin
+                else ""
+            )
+            + ". Shaded band: how far the next session may fall before it counts as a drop "
+            "(larger than this client's usual session-to-session change). ▼ a drop began, "
+            "▲ recovered. A missing form breaks its line.</p>"
         )
-        out.append(_session_table(view))
+        for view in group.views:
+            out.append(_session_table(view))
         out.append("</section>")
     out.append('<section aria-labelledby="h-inst"><h2 id="h-inst">Instruments</h2>')
     for info in instruments.values():
@@ -262,39 +414,45 @@ def client_report(
             f"{esc(info.verification)}</strong>. Definition SHA-256 <code>{esc(info.sha256)}"
             f"</code>.</p><p>{esc(info.citation)}</p><p><em>Licence:</em> {esc(info.licence)}</p>"
         )
-    out.append("</section>")
+    out.append("</section></main>")
     out.append(
         "<footer>alliance scores the structure of each questionnaire; the item wording is "
         "the publishers' and is not reproduced here. A report supports a conversation with the "
         "client and in supervision; it is not a diagnosis.</footer>"
     )
-    return _page(f"Alliance report: {client_id}", "\n".join(out))
+    head = f"Alliance report · client {esc(client_id)} · {esc(date)}"
+    return _page(f"Alliance report: {client_id}", head, "\n".join(out))
 
 
 def _session_table(view: Any) -> str:
-    scales = list(view.sessions[0].scales)
-    names = [view.sessions[0].scales[s].name for s in scales]
+    names: dict[str, str] = {}
+    for s in view.sessions:
+        for sid, point in s.scales.items():
+            names.setdefault(sid, point.name)
+    scales = [s for s in names if s != TOTAL] + [s for s in names if s == TOTAL]
     flags: dict[int, list[str]] = {}
     for c in view.concerns:
         where = ", ".join(c.scale_names)
         flags.setdefault(c.began, []).append(f"{c.kind} ({c.severity}) on {where}")
         if c.resolved is not None:
             flags.setdefault(c.resolved, []).append(f"{c.kind} over on {where}")
+    label = f"Sessions of {view.instrument}, rated by {view.rater}"
     rows = [
-        '<table><caption class="meta">Sessions ('
-        + esc(view.metric)
-        + " per scale; POMP of the total)</caption><thead><tr><th>session</th><th>date</th>"
-        + "".join(f'<th class="num">{esc(n)}</th>' for n in names)
-        + '<th class="num">POMP</th><th>flags now</th><th>said when saved</th></tr></thead><tbody>'
+        f'<div class="scroll" role="region" tabindex="0" aria-label="{esc(label)}">'
+        f"<table><caption>{esc(label)} ({esc(view.metric)} per scale; POMP of the total)"
+        '</caption><thead><tr><th scope="col">session</th><th scope="col">date</th>'
+        + "".join(f'<th scope="col" class="num">{esc(names[s])}</th>' for s in scales)
+        + '<th scope="col" class="num">POMP</th><th scope="col">flags now</th>'
+        '<th scope="col">said when saved</th></tr></thead><tbody>'
     ]
     for s in view.sessions:
         cells = []
         for sid in scales:
             point = s.scales.get(sid)
             value = getattr(point, view.metric, None) if point is not None else None
-            cells.append(f'<td class="num">{"" if value is None else f"{value:.2f}"}</td>')
+            cells.append(f'<td class="num">{"–" if value is None else f"{value:.2f}"}</td>')
         total = s.scales.get(TOTAL)
-        pomp = "" if total is None or total.pomp is None else f"{total.pomp:.0f}"
+        pomp = "–" if total is None or total.pomp is None else f"{total.pomp:.0f}"
         now = ", ".join(flags.get(s.session, []))
         said = ", ".join(
             dict.fromkeys(
@@ -302,11 +460,12 @@ def _session_table(view: Any) -> str:
             )
         )
         rows.append(
-            f'<tr><td>{s.session}</td><td class="date">{esc(s.date or "")}</td>{"".join(cells)}'
+            f'<tr><th scope="row" class="num">{s.session}</th>'
+            f'<td class="date">{esc(s.date or "")}</td>{"".join(cells)}'
             f'<td class="num">{pomp}</td><td class="flag">{esc(now)}</td>'
             f'<td class="flag">{esc(said)}</td></tr>'
         )
-    rows.append("</tbody></table>")
+    rows.append("</tbody></table></div>")
     return "".join(rows)
 
 
@@ -314,41 +473,61 @@ def _session_table(view: Any) -> str:
 def caseload_report(
     rows: Sequence[Any],
     totals: dict[tuple[str, str, str], list[float | None]],
-    lines: Sequence[list[tuple[str, str]]],
+    cutoffs: dict[str, float],
     filters: str,
     generated: str,
     source: str,
+    pages: dict[str, str] | None = None,
 ) -> str:
-    """The caseload: one row per client, open concerns first, a sparkline of the total."""
+    """The caseload for triage: one row per client, most severe and most recent first, with
+    counselor, days since the last session, up to three concerns in plain words, and a
+    sparkline of the main series' total with its cutoff."""
     flagged = sum(bool(r.concerns) for r in rows)
     out = [
         "<header><h1>Therapeutic alliance: caseload</h1>",
         f'<p class="meta">Generated {esc(generated)} by alliance from the history '
         f"<code>{esc(source)}</code>{esc(filters)}. {len(rows):,} clients, {flagged:,} with "
-        "open concerns, those first. The line shows the main series' total over sessions "
-        "(percent of maximum possible).</p></header>",
-        '<table class="caseload"><thead><tr><th>client</th><th>instrument</th>'
-        '<th class="num">sessions</th><th>last date</th><th class="num">POMP</th><th>trend</th>'
-        "<th>over sessions</th><th>open concerns</th></tr></thead><tbody>",
+        "open concerns, the most severe and most recent first. The line is the main "
+        "series' total over sessions (percent of maximum possible), the dashed line its "
+        "cutoff.</p></header><main>",
+        '<div class="scroll" role="region" tabindex="0" aria-label="Caseload">'
+        '<table class="caseload"><thead><tr><th scope="col">client</th>'
+        '<th scope="col">counselor</th><th scope="col" class="num">days since</th>'
+        '<th scope="col">instrument</th><th scope="col" class="num">sessions</th>'
+        '<th scope="col" class="num">POMP</th><th scope="col">trend</th>'
+        '<th scope="col">over sessions</th><th scope="col">open concerns</th></tr></thead><tbody>',
     ]
-    for n, (row, concern_lines) in enumerate(zip(rows, lines, strict=True)):
+    append = out.append
+    for row in rows:
         points = totals.get((row.client_id, row.instrument, row.rater), [])
-        label = f"{row.client_id}: total " + ", ".join(
-            "no value" if p is None else f"{p:.0f}" for p in points
+        shown = [p for p in points if p is not None]
+        label = (
+            f"total from {shown[0]:.0f} to {shown[-1]:.0f} over {len(points)} sessions"
+            if shown
+            else "no total"
         )
         pomp = "" if row.last_total_pomp is None else f"{row.last_total_pomp:.0f}"
-        concerns = "<br>".join(f'<span class="flag open">{esc(sev)}: {esc(text)}</span>'
-                               for sev, text in concern_lines)  # fmt: skip
-        out.append(
-            f"<tr><td>{esc(row.client_id)}</td><td>{esc(row.instrument)}</td>"
-            f'<td class="num">{row.sessions}</td><td class="date">{esc(row.last_date or "")}</td>'
-            f'<td class="num">{pomp}</td><td>{esc(row.trend)}</td>'
-            f"<td>{sparkline_svg(f's{n}', points, label)}</td><td>{concerns}</td></tr>"
+        concerns = "; ".join(
+            f"<span class={esc(sev)}>{esc(text)}</span>" for sev, text in row.concern_lines()
         )
-    out.append("</tbody></table>")
+        who = esc(row.client_id)
+        if pages is not None and row.client_id in pages:
+            who = f'<a href="clients/{esc(pages[row.client_id])}">{who}</a>'
+        days = "" if row.days_since is None else str(row.days_since)
+        # (short markup: 5,000 rows stay under 3 MB; the columns are styled by position)
+        append(
+            f"<tr><th scope=row>{who}</th><td>{esc(row.counselor or '–')}</td><td>{days}</td>"
+            f"<td>{esc(row.instrument)}</td><td>{row.sessions}</td><td>{pomp}</td>"
+            f"<td>{esc(row.trend)}</td><td>"
+            f"{sparkline_svg(points, label, cutoffs.get(row.instrument))}</td><td>{concerns}</td>"
+            "</tr>"
+        )
+    out.append("</tbody></table></div></main>")
     out.append(
-        "<footer>Open concerns: a rupture not yet repaired, a drop or slide the latest session "
-        "raised, a score below the instrument's cutoff, or a low early alliance (see the "
-        "README for when each opens and closes).</footer>"
+        "<footer>Open concerns: a drop not yet recovered, a slide, a score at or below the "
+        "instrument's cutoff, a low early alliance, a client–therapist gap, an incomplete "
+        "form, or a client not seen for a while (the README says when each opens and "
+        "closes).</footer>"
     )
-    return _page("Alliance caseload", "\n".join(out))
+    head = f"Alliance caseload · {esc(generated[:10])}"
+    return _page("Alliance caseload", head, "\n".join(out))

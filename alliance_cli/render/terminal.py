@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from rich import box
 from rich.console import Console, Group
@@ -240,34 +240,60 @@ def score_view(
         caption_justify="left",
     )
     head = score.metric
-    table.add_column("scale")
-    table.add_column("dimension", style="dim")
-    table.add_column(head, justify="right")
-    table.add_column("range", justify="right", style="dim")
-    table.add_column("answered", justify="right")
-    table.add_column("POMP", justify="right")
-    table.add_column("", no_wrap=True)
     below = {f.scale for f in score.flags if f.code == "below_cutoff"}
     has_norm = any(s.z is not None for s in score.scales.values())
     has_band = any(s.band for s in score.scales.values())
+    scales = list(score.scales.values())
+    # what each column needs, unwrapped; the bar, the dimension and the range give way first
+    needs = {
+        "scale": max(len(w) for s in scales for w in [*s.name.split(), "scale"]),
+        "dimension": max([len("dimension"), *(len(s.dimension) for s in scales)]),
+        head: max([len(head), 6]),
+        "range": max([5, *(len(f"{low * s.items:g}–{high * s.items:g}") for s in scales)]),
+        "answered": len("answered") + 9 * any(s.prorated for s in scales),
+        "POMP": 4,
+        "bar": 12,
+        "z": 5 * has_norm,
+        "percentile": 10 * has_norm,
+        "band": max([len(s.band or "") for s in scales] + [4]) * has_band,
+    }
+    width = console().width
+    left_out = []
+    for optional in ("bar", "dimension", "range"):
+        used = [w for w in needs.values() if w]
+        if sum(used) + 3 * len(used) + 1 <= width:
+            break
+        needs[optional] = 0
+        left_out.append(optional)
+    if left_out:
+        note = f"left out at this width: the {', the '.join(left_out)}"
+        table.caption = literal(" · ".join([*(m for m in meta if m), note]))
+    table.add_column("scale")
+    if needs["dimension"]:
+        table.add_column("dimension", style="dim")
+    table.add_column(head, justify="right", no_wrap=True)
+    if needs["range"]:
+        table.add_column("range", justify="right", style="dim", no_wrap=True)
+    table.add_column("answered", justify="right", no_wrap=True)
+    table.add_column("POMP", justify="right", no_wrap=True)
+    if needs["bar"]:
+        table.add_column("", no_wrap=True)
     if has_norm:
-        table.add_column("z", justify="right")
-        table.add_column("percentile", justify="right")
+        table.add_column("z", justify="right", no_wrap=True)
+        table.add_column("percentile", justify="right", no_wrap=True)
     if has_band:
         table.add_column("band")
     for sid, s in score.scales.items():
         value = s.mean if head == "mean" else s.sum
         rng = (low, high) if head == "mean" else (low * s.items, high * s.items)
         answered = f"{s.answered}/{s.items}" + (" prorated" if s.prorated else "")
-        row: list[Any] = [
-            literal(s.name, style="bold" if sid == TOTAL else ""),
-            literal(s.dimension),
-            num(value),
-            f"{rng[0]:g}–{rng[1]:g}",
-            answered if value is not None else Text(answered, style="red"),
-            num(s.pomp, 0),
-            bar(None if s.pomp is None else s.pomp / 100, below_cutoff=sid in below),
-        ]
+        row: list[Any] = [literal(s.name, style="bold" if sid == TOTAL else "")]
+        row += [literal(s.dimension)] if needs["dimension"] else []
+        row += [num(value)]
+        row += [f"{rng[0]:g}–{rng[1]:g}"] if needs["range"] else []
+        row += [answered if value is not None else Text(answered, style="red"), num(s.pomp, 0)]
+        if needs["bar"]:
+            row.append(bar(None if s.pomp is None else s.pomp / 100, below_cutoff=sid in below))
         if has_norm:
             row += [num(s.z), num(s.percentile, 0)]
         if has_band:
@@ -371,6 +397,48 @@ def scale_names(sessions: Sequence[Any]) -> dict[str, str]:
     return {sid: f"{n} ({sid})" if n in shared else n for sid, n in names.items()}
 
 
+FLAGS_MIN = 14  # the flags column, folded, is never narrower than this
+
+
+class _Plan(NamedTuple):
+    """Which history-table columns fit the terminal, and how."""
+
+    short_session: bool  # "#" for "session"
+    date: bool
+    fold: bool  # scale names a word a line
+    flags: bool  # the flags column (else listed under the table)
+    tight: bool = False  # one space between columns, none at the edges
+
+
+def _history_plan(
+    names: Sequence[str], values: Sequence[Sequence[str]], date: int, session: int, width: int
+) -> _Plan:
+    """The first layout that fits ``width`` without cutting a number or an id: full names,
+    then names a word a line, then without the date, then "#" for the session, then the
+    flags under the table (each step said in the table's caption)."""
+
+    def need(plan: _Plan) -> int:
+        widths = [max(session, 1 if plan.short_session else len("session"))]
+        widths += [date] if plan.date else []
+        for k, name in enumerate(names):
+            head = max(map(len, name.split())) if plan.fold else len(name)
+            widths.append(max([head, *(len(v[k]) for v in values)]))
+        widths.append(len("POMP"))
+        widths += [FLAGS_MIN] if plan.flags else []
+        gaps = len(widths) + 1 if plan.tight else 3 * len(widths) + 1  # padding and dividers
+        return sum(widths) + gaps
+
+    steps = [
+        _Plan(False, True, False, True),
+        _Plan(False, True, True, True),
+        _Plan(False, False, True, True),
+        _Plan(True, False, True, True),
+        _Plan(True, False, True, False),
+        _Plan(True, False, True, False, tight=True),
+    ]
+    return next((p for p in steps if need(p) <= width), steps[-1])
+
+
 HISTORY_ROWS = 60  # sessions a history table shows (the latest); CSV and JSON hold them all
 SPARK_POINTS = 60  # sessions a sparkline shows (the latest)
 
@@ -387,46 +455,80 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
         title = Text("Client ") + literal(view.client_id) + Text(f" · {view.instrument} (")
         title.append(f"{level} key", style=_VERIFY_STYLE.get(level, ""))
         title.append(f") · rated by {view.rater}")
-        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
-        narrow = console().width < NARROW  # the date gives way, so flags stay readable
-        table.add_column("#" if narrow else "session", justify="right", no_wrap=True)
-        dates = [len(s.date or "") for s in sessions]
-        if not narrow:
-            table.add_column("date", no_wrap=True, min_width=max([4, *dates]))
-        for sid in scale_ids:  # numbers are never folded; a long scale name may be
-            table.add_column(literal(names[sid]), justify="right", no_wrap=True, min_width=4)
-        table.add_column("POMP", justify="right", no_wrap=True)
-        table.add_column("flags", overflow="fold", min_width=13)
         began: dict[int, list[Any]] = {}
         ended: dict[int, list[Any]] = {}
         for c in view.concerns:
             began.setdefault(c.began, []).append(c)
             if c.resolved is not None:
                 ended.setdefault(c.resolved, []).append(c)
-        for sess in sessions[-HISTORY_ROWS:]:  # a long series: its latest sessions
-            flag_text = Text()
+        shown = sessions[-HISTORY_ROWS:]  # a long series: its latest sessions
+        rows = []
+        for sess in shown:
             marks = [(c.kind, c.kind) for c in began.get(sess.session, [])]
             marks += [("recovered", f"{c.kind} over") for c in ended.get(sess.session, [])]
-            for i, (style, word) in enumerate(marks):
-                flag_text.append(("  " if i else "") + word, style=_KIND_STYLE.get(style, ""))
             values = [
                 getattr(sess.scales[sid], view.metric) if sid in sess.scales else None
                 for sid in scale_ids
             ]
             total = sess.scales.get(TOTAL)
+            rows.append((sess, [num(v) for v in values], num(total.pomp if total else None, 0),
+                         marks))  # fmt: skip
+        plan = _history_plan(
+            [names[sid] for sid in scale_ids],
+            [r[1] for r in rows],
+            max([4, *(len(visible(s.date or "", True)) for s in shown)]),
+            max([1, *(len(str(s.session)) for s in shown)]),
+            console().width,
+        )
+        table = Table(
+            box=box.SIMPLE_HEAD,
+            title=title,
+            title_justify="left",
+            padding=(0, 0) if plan.tight else (0, 1),
+            pad_edge=not plan.tight,
+        )
+        table.add_column("#" if plan.short_session else "session", justify="right", no_wrap=True)
+        if plan.date:
+            table.add_column("date", no_wrap=True)
+        for sid in scale_ids:  # numbers are never cut: a long name goes a word a line
+            header = names[sid] if not plan.fold else "\n".join(names[sid].split())
+            table.add_column(literal(header, lines=True), justify="right", no_wrap=True)
+        table.add_column("POMP", justify="right", no_wrap=True)
+        if plan.flags:
+            table.add_column("flags", overflow="fold", min_width=FLAGS_MIN)
+        below = Text()
+        for sess, values_text, pomp, marks in rows:
+            flag_text = Text()
+            for i, (style, word) in enumerate(marks):
+                flag_text.append(("  " if i else "") + word, style=_KIND_STYLE.get(style, ""))
+            if not plan.flags and marks:
+                below.append(f"session {sess.session}: ", style="bold")
+                below.append_text(flag_text)
+                below.append("\n")
             table.add_row(
                 str(sess.session),
-                *([] if narrow else [literal(sess.date or "")]),
-                *[num(v) for v in values],
-                num(total.pomp if total else None, 0),
-                flag_text,
+                *([literal(sess.date or "")] if plan.date else []),
+                *values_text,
+                pomp,
+                *([flag_text] if plan.flags else []),
             )
+        notes = []
         if len(sessions) > HISTORY_ROWS:
-            table.caption = (
+            notes.append(
                 f"the latest {HISTORY_ROWS} of {len(sessions):,} sessions (-f csv or -f json: "
                 "every one)"
             )
+        left = [w for w, kept in (("the date", plan.date), ("the flags (below)", plan.flags))
+                if not kept]  # fmt: skip
+        if left:
+            notes.append(f"{' and '.join(left)} left out of the table at this width")
+        if notes:
+            table.caption = "; ".join(notes)
+            table.caption_justify = "left"
         parts.append(table)
+        if below:
+            below.rstrip()
+            parts.append(below)
         chart = Table(box=None, show_header=False, padding=(0, 1))
         chart.add_column(style="bold")
         chart.add_column()
@@ -479,6 +581,9 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
         "instrument": max((len(r.instrument) for r in rows), default=10),
     }
     table = Table(box=box.SIMPLE_HEAD, title="Caseload", title_justify="left")
+    if narrow:
+        table.caption = "the instrument and the trend left out at this width"
+        table.caption_justify = "left"
     columns = [("client", "left"), ("counselor", "left")]
     columns += [] if narrow else [("instrument", "left")]
     columns += [("last", "right"), ("days", "right"), ("POMP", "right")]

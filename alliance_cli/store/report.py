@@ -1,9 +1,16 @@
 """What the HTML reports show, gathered from the history: the same views as ``history`` and
-``clients`` (so the words and the concerns are the same), shaped for ``render.html``."""
+``clients`` (so the words and the concerns are the same), shaped for ``render.html``.
+
+One reading feeds every part of a page: the "before this session" list, the chart markers,
+the gap shading and the table flags all come from the concerns of ``views.client_view``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alliance_cli.core import change, reading
@@ -13,16 +20,31 @@ from alliance_cli.store.sqlite import Store
 
 
 @dataclass(frozen=True)
+class Line:
+    """One form's values of a scale over sessions, in the chart's unit."""
+
+    rater: str  # "client", "therapist", ...
+    points: dict[int, float]  # session -> value (a session without one is a break)
+
+
+@dataclass(frozen=True)
 class ChartData:
-    """One scale over sessions, in POMP, with what marks it."""
+    """One scale over sessions, with what the reading marks on it."""
 
     key: str  # unique in the page, for ids
-    title: str
-    points: list[tuple[int, float | None]]  # (session, POMP)
-    cutoff: tuple[float, str] | None  # (POMP, label)
-    rc_band: tuple[float, float] | None  # (low, high) POMP around the first session
-    ruptures: list[int]  # sessions
-    repairs: list[int]
+    title: str  # the scale's name
+    series: str  # the instrument (and rater) it belongs to, for the chart's accessible name
+    unit: str  # "POMP" (0-100) or "sum" (the instrument's own metric, with its cutoff)
+    low: float
+    high: float
+    sessions: list[int]  # every session on the x axis, in order
+    lines: list[Line]  # the main form first, then its counterpart (therapist) if any
+    cutoff: tuple[float, str] | None = None  # (value in the unit, label)
+    band: tuple[float, float] | None = None  # how far the next session may move, around the latest
+    drops: list[int] = field(default_factory=list)  # sessions a drop began
+    recovered: list[int] = field(default_factory=list)  # sessions a drop ended
+    gaps: list[tuple[int, int | None]] = field(default_factory=list)  # (began, resolved) runs
+    notes: list[str] = field(default_factory=list)  # e.g. "no therapist form in sessions 4-6"
 
 
 @dataclass(frozen=True)
@@ -37,6 +59,26 @@ class InstrumentInfo:
     citation: str
 
 
+@dataclass(frozen=True)
+class Group:
+    """The series drawn together: one form and, where the client has it, its counterpart."""
+
+    title: str
+    views: list[views.SeriesView]  # the main series first
+    charts: list[ChartData]
+
+
+def page_name(client_id: str) -> str:
+    """A safe file name for a client's page: ``C-107.html`` for a plain id; any other id
+    (slashes, dots, spaces, bidi controls, great length) as its plain letters and a short
+    digest of the whole id, so that two ids never share a page."""
+    if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}", client_id):
+        return f"{client_id}.html"
+    plain = re.sub(r"[^A-Za-z0-9_-]+", "_", client_id).strip("_")[:48] or "client"
+    digest = hashlib.sha256(client_id.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{plain}-{digest}.html"
+
+
 def client_data(
     store: Store,
     client_id: str,
@@ -44,16 +86,19 @@ def client_data(
     catalog: Any,
     settings: reading.Settings,
     generated: str,
+    index: str | None = None,
 ) -> dict[str, Any]:
     """What one client's report shows (``render.html.client_report``'s arguments): the same
     reading as ``history`` and ``clients``, so the words and the concerns are the same."""
     series = views.client_view(store, client_id, instrument, catalog, settings)
-    stories = [views.plain_story(s) for s in series]
-    concerns = sorted((c for s in series for c in s.concerns if c.is_open), key=reading.order_key)
-    infos: dict[str, InstrumentInfo] = {}
-    charts = []
     defined = views.defined_instruments(catalog, {s.instrument for s in series})
-    for n, view in enumerate(series):
+    stories = [(f"{s.instrument} ({s.rater})", views.plain_story(s)) for s in series]
+    concerns = sorted(
+        (c for s in series for c in s.concerns if c.is_open),
+        key=lambda c: (reading.SEVERITY_ORDER[c.severity], -c.began),
+    )
+    infos: dict[str, InstrumentInfo] = {}
+    for view in series:
         inst = defined.get(view.instrument)
         if inst is not None and view.instrument not in infos:
             entry = catalog.get(view.instrument)
@@ -61,68 +106,173 @@ def client_data(
                 view.instrument, inst.name, inst.verification.status,
                 " ".join(inst.licence.split()), entry.sha256, " ".join(inst.citation.split()),
             )  # fmt: skip
-        charts.append(_charts(view, inst, n))
     return {
-        "client_id": client_id, "series": series, "stories": stories,
-        "concerns": [(c.severity, f"({c.series}) {c.sentence} To ask: {c.question}")
-                     for c in concerns],
-        "charts": charts, "instruments": infos, "generated": generated,
-        "source": str(store.path),
-    }  # fmt: skip
+        "client_id": client_id,
+        "concerns": concerns,
+        "stories": stories,
+        "groups": _groups(series, defined),
+        "instruments": infos,
+        "generated": generated,
+        "source": Path(store.path).name,  # the file name only: no home folder in a report
+        "index": index,
+    }
 
 
-def _charts(view: views.SeriesView, inst: Any, n: int) -> list[ChartData]:
-    """One chart per scale of a series: points, cutoff, reliable-change band, markers."""
+def _groups(series: list[views.SeriesView], defined: dict[str, Any]) -> list[Group]:
+    """The series to draw, each client-rated form with its counterpart where there is one."""
+    taken: set[int] = set()
+    groups = []
+    for n, view in enumerate(series):
+        if n in taken:
+            continue
+        inst = defined.get(view.instrument)
+        twin_n = None
+        if inst is not None and inst.counterpart and view.rater == "client":
+            twin_n = next(
+                (k for k, other in enumerate(series)
+                 if k not in taken and k != n and other.instrument == inst.counterpart),
+                None,
+            )  # fmt: skip
+        taken.add(n)
+        members = [view]
+        if twin_n is not None:
+            taken.add(twin_n)
+            members.append(series[twin_n])
+        name = inst.name if inst is not None else view.instrument
+        raters = " and ".join(m.rater for m in members)
+        forms = " and ".join(m.instrument for m in members)
+        groups.append(
+            Group(f"{name} ({forms}), rated by {raters}", members, _charts(members, inst, n))
+        )
+    return groups
+
+
+def _charts(members: list[views.SeriesView], inst: Any, n: int) -> list[ChartData]:
+    """One chart per scale of the main series; the counterpart's line on the same chart."""
+    main = members[0]
+    scale_ids: dict[str, str] = {}
+    for sess in main.sessions:
+        for sid, scale in sess.scales.items():
+            scale_ids.setdefault(sid, scale.name)
+    order = [s for s in scale_ids if s != TOTAL] + [s for s in scale_ids if s == TOTAL]
+    sessions = sorted({s.session for m in members for s in m.sessions})
+    label = f"{main.instrument} ({main.rater})"
     out = []
-    scale_ids = list(view.sessions[0].scales)
-    for sid in [s for s in scale_ids if s != TOTAL] + [s for s in scale_ids if s == TOTAL]:
-        points = [
-            (s.session, s.scales[sid].pomp if sid in s.scales else None) for s in view.sessions
-        ]
-        latest = next((p for _, p in reversed(points) if p is not None), None)
-        threshold = view.thresholds.get(sid)
-        band = None  # the drop threshold the next session meets, around the latest session
+    for sid in order:
+        cutoff = _cutoff(inst, sid)
+        own_metric = cutoff is not None and cutoff[2] == "sum" and len(members) == 1
+        items = _items(inst, sid)
+        if own_metric and items:
+            low, high = inst.scale.min * items, inst.scale.max * items
+            unit = "sum"
+        else:
+            low, high, unit = 0.0, 100.0, "POMP"
+        lines = []
+        for member in members:
+            values = {}
+            for s in member.sessions:
+                point = s.scales.get(sid)
+                if point is None:
+                    continue
+                value = point.sum if unit == "sum" else point.pomp
+                if value is not None:
+                    values[s.session] = value
+            lines.append(Line(member.rater, values))
+        notes = []
+        for line in lines[1:]:
+            missing = [s for s in sessions if s not in line.points]
+            if missing and line.points:
+                notes.append(f"no {line.rater} form in session{_runs_text(missing)}")
+        threshold = main.thresholds.get(sid)
+        main_values = lines[0].points
+        latest = main_values[max(main_values)] if main_values else None
+        band = None
         if threshold is not None and latest is not None:
-            band = (latest - threshold, latest + threshold)
+            scale = (high - low) / 100
+            band = (latest - threshold * scale, latest + threshold * scale)
+        drawn_cut = None
+        if cutoff is not None:
+            value_pomp, text, _metric, raw = cutoff
+            drawn_cut = (raw, text) if unit == "sum" else (value_pomp, text)
+        concerns = [c for m in members for c in m.concerns if sid in c.scales]
         out.append(
             ChartData(
                 key=f"{n}-{sid}",
-                title=view.sessions[0].scales[sid].name,
-                points=points,
-                cutoff=_cutoff(inst, sid),
-                rc_band=band,
-                ruptures=[c.began for c in view.concerns if c.kind == "drop" and sid in c.scales],
-                repairs=[
-                    c.resolved
-                    for c in view.concerns
-                    if c.kind == "drop" and sid in c.scales and c.resolved is not None
+                title=scale_ids[sid],
+                series=label,
+                unit=unit,
+                low=low,
+                high=high,
+                sessions=sessions,
+                lines=lines,
+                cutoff=drawn_cut,
+                band=band,
+                drops=[c.began for c in concerns if c.kind == "drop"],
+                recovered=[
+                    c.resolved for c in concerns if c.kind == "drop" and c.resolved is not None
                 ],
+                gaps=[(c.began, c.resolved) for c in concerns if c.kind == "gap"],
+                notes=notes,
             )
         )
     return out
 
 
-def _cutoff(inst: Any, scale: str) -> tuple[float, str] | None:
-    """The scale's cutoff (or the top of its lowest band) in POMP, with its label."""
+def _runs_text(sessions: list[int]) -> str:
+    """1, 2, 3, 5 -> '1-3 and 5'."""
+    runs: list[list[int]] = []
+    for s in sessions:
+        if runs and s == runs[-1][-1] + 1:
+            runs[-1].append(s)
+        else:
+            runs.append([s])
+    parts = [f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
+    plural = "s" if len(sessions) > 1 else ""
+    return (
+        plural + " " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
+    )
+
+
+def _items(inst: Any, scale: str) -> int | None:
     if inst is None:
         return None
-    low, high = inst.scale.min, inst.scale.max
     try:
-        n = inst.scale_item_count(scale)
+        return int(inst.scale_item_count(scale))
     except KeyError:
         return None
+
+
+def _cutoff(inst: Any, scale: str) -> tuple[float, str, str, float] | None:
+    """The scale's cutoff (or the top of its lowest band): (POMP, label, metric, value)."""
+    n = _items(inst, scale)
+    if n is None:
+        return None
+    low, high = inst.scale.min, inst.scale.max
 
     def pomp(value: float, metric: str) -> float:
         return change.pomp_of(value, metric, low, high, n)
 
     for cut in inst.cutoffs:
         if cut.scale == scale:
-            return pomp(cut.threshold, cut.metric), f"cutoff {cut.threshold:g} ({cut.metric})"
+            label = f"cutoff {cut.threshold:g} ({cut.metric})"
+            return pomp(cut.threshold, cut.metric), label, cut.metric, cut.threshold
     for band in inst.bands:
         if band.scale == scale and len(band.levels) > 1:
             levels = sorted(band.levels, key=lambda lv: lv.min)
-            return pomp(levels[1].min, band.metric), f"top of lowest band ({levels[0].label})"
+            label = f"top of lowest band ({levels[0].label})"
+            return pomp(levels[1].min, band.metric), label, band.metric, levels[1].min
     return None
+
+
+def cutoff_pomps(catalog: Any, instruments: set[str]) -> dict[str, float]:
+    """Each instrument's cutoff on its total, in POMP (for the caseload's sparklines)."""
+    defined = views.defined_instruments(catalog, instruments)
+    out = {}
+    for inst_id, inst in defined.items():
+        found = _cutoff(inst, TOTAL)
+        if found is not None:
+            out[inst_id] = found[0]
+    return out
 
 
 def caseload_data(
@@ -133,6 +283,7 @@ def caseload_data(
     described: str,
     generated: str,
     today: str | None = None,
+    linked: bool = False,
 ) -> dict[str, Any]:
     """What the caseload report shows (``render.html.caseload_report``'s arguments)."""
     rows = views.caseload(store, catalog, settings, filters, today)
@@ -143,6 +294,11 @@ def caseload_data(
         )
         totals[(client_id, inst_id, rater)] = [None if p == "n" else float(p) for _, p in pairs]
     return {
-        "rows": rows, "totals": totals, "lines": [r.concern_lines() for r in rows],
-        "filters": described, "generated": generated, "source": str(store.path),
-    }  # fmt: skip
+        "rows": rows,
+        "totals": totals,
+        "cutoffs": cutoff_pomps(catalog, {r.instrument for r in rows}),
+        "filters": described,
+        "generated": generated,
+        "source": Path(store.path).name,
+        "pages": {r.client_id: page_name(r.client_id) for r in rows} if linked else None,
+    }

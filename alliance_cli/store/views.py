@@ -270,8 +270,9 @@ class CaseloadRow(NamedTuple):
         return self.concerns[0]["severity"] if self.concerns else None
 
     def concern_lines(self, most: int = 3) -> list[tuple[str, str]]:
-        """(severity, sentence) of up to ``most`` open concerns, then "and N more"."""
-        lines = [(c["severity"], c["sentence"]) for c in self.concerns[:most]]
+        """(severity, a few plain words) of up to ``most`` open concerns, then "and N more"
+        (each concern's whole sentence is on the client's page and in ``history``)."""
+        lines = [(c["severity"], reading.short_words(c)) for c in self.concerns[:most]]
         if len(self.concerns) > most:
             lines.append(("note", f"and {len(self.concerns) - most} more"))
         return lines
