@@ -16,14 +16,14 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    """Save the demo export to a scratch history, write C-107's report, screenshot it."""
+    """Save the demo export to a scratch history, write C-118's report, screenshot it."""
     alliance = [sys.executable, "-m", "alliance_cli"]
     with tempfile.TemporaryDirectory() as scratch:
-        db, page_file = Path(scratch) / "h.sqlite", Path(scratch) / "C-107.html"
+        db, page_file = Path(scratch) / "h.sqlite", Path(scratch) / "C-118.html"
         subprocess.run([*alliance, "batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i",
                         "wai-sr", "--save", "--db", str(db), "-o", str(Path(scratch) / "o.csv"),
                         "-q"], check=False)  # fmt: skip
-        subprocess.run([*alliance, "report", "C-107", "--db", str(db), "-o", str(page_file),
+        subprocess.run([*alliance, "report", "C-118", "--db", str(db), "-o", str(page_file),
                         "-q"], check=True)  # fmt: skip
         page, proc, profile = browser.open_page(page_file)
         try:
