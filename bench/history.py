@@ -136,6 +136,8 @@ def main() -> None:
     print(f"median of {args.runs} runs, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for name, cmd in commands.items():
         print(f"{name:<62} {median_seconds(cmd, args.runs, check=True) * 1000:8.1f} ms")
+    for page in ("caseload.html", "LONG.html"):  # issue 21: the caseload under 3 MB
+        print(f"{'size of ' + page:<62} {(DATA / page).stat().st_size / 1e6:8.2f} MB")
     # The caseload keeps the whole list until any session changes, and each series' reading
     # until one of its sessions changes: the figures above are that steady state. After a
     # save: the list stale, every series kept. Cold: every series stale too (as after an

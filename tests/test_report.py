@@ -3,6 +3,8 @@ Chromium, with axe-core for accessibility): built for triage, at 390 px, on pape
 
 from __future__ import annotations
 
+import html
+import json
 import random
 import re
 from pathlib import Path
@@ -115,7 +117,13 @@ def test_the_caseload_is_built_for_triage(cli, store, tmp_path):
     page = _report(cli, store, tmp_path, "--caseload")
     rows = re.findall(r"<tr><th scope=row>(.*?)</th><td>(.*?)</td>", page)
     assert len(rows) == 39  # 36 demo clients, the SRS one, P-1 and the bidi one
-    assert rows[0][0] == "C-118"  # the most severe concern first, as in `clients`
+    # the most severe first, then the most recently raised; the order of `clients`
+    order = [r["client_id"] for r in json.loads(cli("clients", "--db", str(store), "-f",
+                                                     "json", "--limit", "0").stdout)]  # fmt: skip
+    from alliance_cli.core.errors import visible
+
+    assert [html.unescape(r[0]) for r in rows] == [visible(o, one_line=True) for o in order]
+    assert order[:2] == [HOSTILE, "C-118"]  # act: raised one session ago, then two
     assert {counselor.lower() for _, counselor in rows} >= {"rivera", "okafor"}  # shown
     assert page.count("<svg class=spark") == 39
     assert page.count("<line class=c") >= 1  # the SRS clients' sparklines carry the cutoff

@@ -354,12 +354,22 @@ def caseload(
 
 
 def _in_attention_order(rows: list[CaseloadRow]) -> list[CaseloadRow]:
-    """Most severe first, then the most recently seen (undated last), then the id: three
-    stable sorts, the least significant first."""
+    """Most severe first, then the most recently raised (the fewest sessions since the most
+    severe concern began), then the most recently seen (undated last), then the id: stable
+    sorts, the least significant first."""
     rows.sort(key=lambda r: r.client_id)
     rows.sort(key=lambda r: r.last_date or "", reverse=True)
+    rows.sort(key=_sessions_since_raised)
     rows.sort(key=lambda r: reading.SEVERITY_ORDER.get(r.severity or "", 3))
     return rows
+
+
+def _sessions_since_raised(row: CaseloadRow) -> int:
+    """Sessions since the row's most severe concern began (none: last)."""
+    if not row.concerns:
+        return 1 << 30
+    began = row.concerns[0].get("began")
+    return max(0, row.last_session - began) if isinstance(began, int) else 1 << 30
 
 
 def _today(row: CaseloadRow, today: str | None, settings: reading.Settings) -> CaseloadRow:
