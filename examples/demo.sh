@@ -1,6 +1,8 @@
 #!/bin/sh
 # The demo `make demo` runs: the instrument library, one session scored, then the clinic export.
-set -u
+# Any step that fails stops the demo with its exit code (set -e). The export has two bad rows
+# on purpose: batch's exit 3 ("some rows rejected") is the one outcome expected there.
+set -eu
 BIN=${1:-.venv/bin}
 A="$BIN/alliance"
 export COLUMNS=${COLUMNS:-110}
@@ -18,7 +20,8 @@ echo "== An SRS at the end of a session (marks measured in cm)"
 
 echo
 echo "== The clinic's WAI-SR export (examples/clinic_wai_sr.csv): scored, bad rows reported"
-"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --rejects examples/.rejects.csv
+rejected() { "$@" || { code=$?; [ "$code" -eq 3 ] || exit "$code"; }; }
+rejected "$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --rejects examples/.rejects.csv
 echo "first scored rows (examples/.scored.csv):"
 head -n 4 examples/.scored.csv | cut -d, -f1-4,17-20
 echo "rejected rows (examples/.rejects.csv):"
@@ -29,7 +32,7 @@ DB=examples/.demo-history.sqlite
 rm -f "$DB" "$DB-wal" "$DB-shm"
 echo
 echo "== The same export recorded in a local history (--save)"
-"$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --save --db "$DB" -q
+rejected "$A" batch examples/clinic_wai_sr.csv -i wai-sr -o examples/.scored.csv --save --db "$DB" -q
 
 echo
 echo "== One client's alliance over sessions: a rupture in session 4, repaired in session 5"
@@ -43,4 +46,3 @@ echo
 echo "== A report to share, print or file (self-contained HTML: charts, sessions, concerns)"
 "$A" report C-107 --db "$DB" -o examples/.demo-report-C-107.html -q
 echo "open $(pwd)/examples/.demo-report-C-107.html in a browser"
-exit 0

@@ -3,6 +3,8 @@ run by test_readme.py)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from .conftest import ROOT
@@ -42,3 +44,26 @@ def test_readme_lists_every_exit_code():
 
     for code in ExitCode:
         assert f"| {int(code)} |" in readme
+
+
+def test_the_demo_succeeds_and_stops_at_a_failing_step(tmp_path):
+    """Issue 22: examples/demo.sh ended with `exit 0`, so `make demo` passed whatever failed."""
+    import shutil
+    import subprocess
+    import sys
+
+    from .conftest import env_without_color
+
+    where = tmp_path / "repo"
+    shutil.copytree(ROOT / "examples", where / "examples")
+    bin_dir = str(Path(sys.executable).parent)
+    env = env_without_color()
+    good = subprocess.run(["sh", "examples/demo.sh", bin_dir], cwd=where, env=env,
+                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert good.returncode == 0, good.stderr[-2000:]
+    assert "open " in good.stdout and (where / "examples/.demo-report-C-107.html").is_file()
+    script = (where / "examples/demo.sh").read_text().replace("history C-107", "history C-9999")
+    (where / "examples/demo.sh").write_text(script)
+    bad = subprocess.run(["sh", "examples/demo.sh", bin_dir], cwd=where, env=env,
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert bad.returncode == 2 and "open " not in bad.stdout
