@@ -168,7 +168,7 @@ def test_a_typed_missing_code_is_an_answer_not_an_option(cli):
         or "refused" in result.stdout
     )
     bogus = cli("score", "srs", "5", "5", "5", "5", "--bogus")
-    assert bogus.exit_code == 2 and "no such option: --bogus" in bogus.stderr
+    assert bogus.exit_code == 2 and "No such option: --bogus" in bogus.stderr
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])

@@ -26,7 +26,7 @@ from alliance_cli.batch.fastpath import Columns, FastRows
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.contract import plain_problem, rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
-from alliance_cli.core.scorer import Scorer, validate_date
+from alliance_cli.core.scorer import Scorer, date_problem, validate_date
 from alliance_cli.io import columns as colmap
 from alliance_cli.io.csvin import Source, _decode_error, find_id_columns, open_sources
 from alliance_cli.io.csvout import (
@@ -682,8 +682,8 @@ def _id_problem(
                         "date",
                         value,
                         (
-                            f'date "{value}" is not an ISO date (YYYY-MM-DD); for another '
-                            "spelling give --date-format, e.g. DD.MM.YYYY"
+                            f'date "{value}" {date_problem(value)}; for another spelling '
+                            "give --date-format, e.g. DD.MM.YYYY"
                         ),
                     )
                 return "date", value, f'date "{value}" does not match --date-format'

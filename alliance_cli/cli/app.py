@@ -97,6 +97,22 @@ def _terminate(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
+def _command_path(argv: list[str]) -> str:
+    """The command a command line names (``alliance score``), for an error click raised
+    without its context (an option missing its value)."""
+    words = ["alliance"]
+    group: Any = typer.main.get_command(app)
+    for arg in argv:
+        if arg.startswith("-"):
+            continue
+        commands = getattr(group, "commands", None)
+        if not commands or arg not in commands:
+            break
+        words.append(arg)
+        group = commands[arg]
+    return " ".join(words)
+
+
 def main() -> None:
     """Console-script entry point: runs the app and makes typer's usage errors one line."""
     import signal
@@ -115,7 +131,7 @@ def main() -> None:
         sys.exit(exc.exit_code)
     except ClickException as exc:  # click's usage errors: a bad option, a missing argument
         context = getattr(exc, "ctx", None)
-        command = context.command_path if context is not None else "alliance"
+        command = context.command_path if context is not None else _command_path(sys.argv[1:])
         error_line(f"{command}: {exc.format_message()} (see '{command} --help')")
         sys.exit(exc.exit_code)
     except typer.Abort:

@@ -216,6 +216,25 @@ def _say_cache_notes(quiet: bool) -> None:
             say(note)
 
 
+def no_such_option(word: str) -> UsageProblem:
+    """The usage error for an unknown option, said as click says its own: the command, the
+    option, the closest ones, and where the help is."""
+    import difflib
+
+    from alliance_cli.cli.clicklib import get_current_context
+
+    context = get_current_context(silent=True)
+    path = context.command_path if context is not None else "alliance"
+    names = (
+        [o for p in context.command.params for o in getattr(p, "opts", []) if o.startswith("--")]
+        if context is not None
+        else []
+    )
+    close = difflib.get_close_matches(word.split("=")[0], names, n=3, cutoff=0.6)
+    hint = f" (Possible options: {', '.join(close)})" if close else ""
+    return UsageProblem(f"{path}: No such option: {word}{hint} (see '{path} --help')")
+
+
 def funnel(fn: F) -> F:
     """Run a command body and map every outcome to one exit code and one-line errors."""
 

@@ -172,8 +172,11 @@ def forget_command(
     client: Annotated[
         str, typer.Argument(help="Client id whose records are deleted.", metavar="CLIENT")
     ],
-    session: Annotated[
-        int | None, typer.Option("--session", help="Only this session (e.g. a typo to correct).")
+    session_text: Annotated[
+        str | None,
+        typer.Option(
+            "--session", help="Only this session (e.g. a typo to correct).", metavar="SESSION"
+        ),
     ] = None,
     instrument: InstrumentOpt = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -182,12 +185,19 @@ def forget_command(
     fmt: FormatOpt = None,
 ) -> int:
     """Delete a client's records from the history: all, one session, or one instrument's."""
+    from alliance_cli.core.contract import session_problem
     from alliance_cli.core.errors import UsageProblem
     from alliance_cli.store import sqlite as history
     from alliance_cli.store.views import unknown_client
 
     fmt = pick_format(fmt)
     inst = instrument.strip().lower() if instrument else None
+    session = None
+    if session_text is not None:  # one reading of --session for every command
+        problem = session_problem(session_text.strip())
+        if problem is not None:
+            raise UsageProblem(f"--session: {problem}")
+        session = int(session_text.strip())
     with history.open_store(db, create=False, on_wait=say) as store:
         records = [
             r for r in store.records(client, inst) if session is None or r.session == session

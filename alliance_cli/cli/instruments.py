@@ -151,8 +151,10 @@ def instruments_export(
     ] = "-",
     quiet: QuietOpt = False,
 ) -> int:
-    """Write the form for the system the answers come from: a REDCap data dictionary or a
-    FHIR Questionnaire, with our labels (never published wording) and the licence note."""
+    """Write the form for a REDCap project (data dictionary) or FHIR (Questionnaire).
+
+    With our labels (never published wording) and the licence note.
+    """
     from alliance_cli.core.errors import UsageProblem
     from alliance_cli.io.csvout import CsvWriter
     from alliance_cli.io.files import check_output, safe_writer

@@ -18,6 +18,7 @@ from alliance_cli.cli.common import (
     SaveOpt,
     ScoreFormatOpt,
     funnel,
+    no_such_option,
     pick_format,
     run_catalog,
     say,
@@ -71,7 +72,7 @@ def score_command(
 
     for answer in answers or []:
         if answer.startswith("--") or (answer[:1] == "-" and answer[1:2].isalpha()):
-            raise UsageProblem(f"no such option: {answer} (see 'alliance score --help')")
+            raise no_such_option(answer)
     chosen = "fhir" if fmt is not None and fmt.value == "fhir" else pick_format(fmt).value
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)

@@ -274,7 +274,7 @@ def session_number(
     if text != "next":
         problem = session_problem(text)
         if problem is not None:
-            raise UsageProblem(problem)
+            raise UsageProblem(f"--session: {problem}")
         return int(text)
     if not client:
         raise UsageProblem("--session next needs --client (whose next session?)")
@@ -426,6 +426,11 @@ def score_and_print(
         for line in outcome.rejection_lines():
             error_line(line)
         rejected = rejected or bool(outcome.rejected)
+        for score in outcome.scores:  # scored, but no scale has a value: not a usable score
+            if all(s["mean"] is None for s in score["scales"].values()):
+                who = score["respondent"].get("client_id") or "the answers"
+                error_line(f"{who}: no scale could be scored (too many answers missing)")
+                rejected = True
     (printer or Printer(scorer, fmt)).end()
     return rejected
 

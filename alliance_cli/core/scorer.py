@@ -110,7 +110,24 @@ def validate_date(text: str | None) -> str | None:
     try:
         return _date.fromisoformat(text.strip()).isoformat()
     except ValueError:
-        raise UsageProblem(f"date {text!r} is not an ISO date (YYYY-MM-DD)") from None
+        raise UsageProblem(f"date {text!r} {date_problem(text.strip())}") from None
+
+
+def date_problem(text: str) -> str:
+    """What is wrong with a date that is not an ISO date, in words (month 13, 30 February)."""
+    import calendar
+    import re
+
+    found = re.fullmatch(r"(\d{4})-(\d{1,2})-(\d{1,2})", text)
+    if found is None:
+        return "is not an ISO date (YYYY-MM-DD)"
+    year, month, day = (int(g) for g in found.groups())
+    if not 1 <= month <= 12:
+        return f"has month {month}: a month is 1 to 12 (YYYY-MM-DD)"
+    days = calendar.monthrange(year, month)[1] if year >= 1 else 31
+    if not 1 <= day <= days:
+        return f"has day {day}: {calendar.month_name[month]} {year} has {days} days"
+    return "is not an ISO date (YYYY-MM-DD, with two-digit month and day)"
 
 
 class Scorer:

@@ -34,7 +34,10 @@ from alliance_cli.io.csvin import Source
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 
 _REDCAP_IDS = ("record_id", "study_id", "participant_id", "record", "subject_id")
-_QUALTRICS_META = {"responseid", "startdate", "enddate", "recordeddate", "distributionchannel"}
+_QUALTRICS_META = {
+    "responseid", "startdate", "enddate", "recordeddate", "distributionchannel", "ipaddress",
+    "progress", "finished", "userlanguage", "responsetype",
+}  # fmt: skip
 _ARM = re.compile(r"_arm_\d+$")
 _TRAILING_NUMBER = re.compile(r"(\d+)$")
 
@@ -63,7 +66,10 @@ def recognise_header(header: Sequence[str]) -> str:
         return "redcap"
     if names and names[0] in _REDCAP_IDS and any(n.endswith("_complete") for n in names):
         return "redcap"
-    if _QUALTRICS_META & set(names) or names[:3] == ["v1", "v2", "v3"]:
+    # Qualtrics by its signature, several of its own columns (a CSV that merely keeps a
+    # ResponseId column is a CSV), or the legacy V1, V2, V3 first columns
+    compact = {n.replace(" ", "").replace("_", "") for n in names}
+    if len(_QUALTRICS_META & compact) >= 3 or names[:3] == ["v1", "v2", "v3"]:
         return "qualtrics"
     return "csv"
 

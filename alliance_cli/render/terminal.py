@@ -29,9 +29,40 @@ _VERIFY_STYLE = {
 }
 
 
+class _Trimmed:
+    """A text stream that drops the spaces at the end of each line: rich pads every line to
+    the console's width, which a file or a pipe does not need."""
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.pending = ""
+
+    def write(self, text: str) -> int:
+        """Write whole lines trimmed; keep a partial line until its end comes."""
+        lines = (self.pending + text).split("\n")
+        self.pending = lines.pop()
+        if lines:
+            self.out.write("".join(line.rstrip(" ") + "\n" for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        """Write what is pending, then flush."""
+        if self.pending:
+            self.out.write(self.pending.rstrip(" "))
+            self.pending = ""
+        self.out.flush()
+
+    def isatty(self) -> bool:
+        """Never a terminal (only files and pipes are trimmed)."""
+        return False
+
+
 def console(stderr: bool = False) -> Console:
-    """A console on stdout or stderr; colour follows the terminal and NO_COLOR."""
+    """A console on stdout or stderr; colour follows the terminal and NO_COLOR. Not on a
+    terminal, lines carry no padding at their end."""
+    stream = sys.stderr if stderr else sys.stdout
     return Console(
+        file=None if stream.isatty() else _Trimmed(stream),  # type: ignore[arg-type]
         stderr=stderr,
         highlight=False,
         soft_wrap=False,

@@ -1,0 +1,96 @@
+"""Issue 22: a command line without rough edges, each edge found by a new user, tested."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+EXPORT = ROOT / "examples" / "clinic_wai_sr.csv"
+
+
+def test_a_score_with_no_scale_scored_is_exit_3(cli):
+    result = cli("score", "wai-sr", "-", "-f", "json", input='{"answers": {"1": 4}}\n')
+    assert result.exit_code == 3
+    assert "no scale could be scored (too many answers missing)" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["score", "wai-sr", *["4"] * 12, "--sesion", "3"],
+         "error: alliance score: No such option: --sesion (Possible options: --session) "
+         "(see 'alliance score --help')"),
+        (["batch", str(EXPORT), "-i", "wai-sr", "--reject", "x"],
+         "error: alliance batch: No such option: --reject (Possible options: --recode, "
+         "--rejects, --strict) (see 'alliance batch --help')"),
+        (["score", "wai-sr", "4", "--client"],
+         "error: alliance score: Option '--client' requires an argument. "
+         "(see 'alliance score --help')"),
+    ],
+)  # fmt: skip
+def test_usage_errors_share_one_format_and_point_to_the_command(args, said):
+    import subprocess
+    import sys
+
+    from .conftest import env_without_color
+
+    done = subprocess.run([sys.executable, "-m", "alliance_cli", *args], capture_output=True,
+                          text=True, env=env_without_color())  # fmt: skip
+    assert done.returncode == 2 and done.stderr.strip() == said
+
+
+@pytest.mark.parametrize(
+    ("date", "words"),
+    [("2026-13-01", "has month 13: a month is 1 to 12"),
+     ("2026-02-30", "has day 30: February 2026 has 28 days"),
+     ("1.2.2026", "is not an ISO date (YYYY-MM-DD)")],
+)  # fmt: skip
+def test_a_bad_date_says_what_is_wrong(cli, date, words):
+    result = cli("score", "srs", "9", "9", "9", "9", "--date", date)
+    assert result.exit_code == 2 and f"date '{date}' {words}" in result.stderr
+
+
+def test_session_is_read_one_way_everywhere(cli, tmp_path: Path):
+    db = str(tmp_path / "h.sqlite")
+    assert cli("score", "srs", "9", "9", "9", "9", "--client", "C", "--session", "1", "--save",
+               "--db", db, "-q").exit_code == 0  # fmt: skip
+    said = []
+    for args in (["score", "srs", "9", "9", "9", "9", "--session", "x1"],
+                 ["forget", "C", "--session", "x1", "--yes", "--db", db]):  # fmt: skip
+        result = cli(*args)
+        assert result.exit_code == 2
+        said.append(result.stderr)
+    assert (
+        said[0]
+        == said[1]
+        == (
+            'error: --session: session "x1" is not a session number (a whole number from 1 to '
+            "999999999)\n"
+        )
+    )
+
+
+def test_dev_null_is_an_output_and_a_rejects_target(cli):
+    result = cli("batch", str(EXPORT), "-i", "wai-sr", "-o", os.devnull, "--rejects", os.devnull)
+    assert result.exit_code == 3, result.stderr  # the two rejected demo rows, not a refusal
+
+
+def test_table_output_piped_has_no_trailing_spaces(cli):
+    out = cli("score", "srs", "9", "9", "9", "9", "-f", "table").stdout
+    assert out.strip() and not [line for line in out.splitlines() if line.endswith(" ")]
+
+
+def test_a_csv_that_keeps_a_response_id_is_a_csv(cli, tmp_path: Path):
+    src = tmp_path / "x.csv"
+    src.write_text("ResponseId,client_id,srs_1,srs_2,srs_3,srs_4\nR_1,C-1,9,9,9,9\n")
+    result = cli("batch", str(src), "-i", "srs")
+    assert result.exit_code == 0 and "Qualtrics" not in result.stderr
+
+
+def test_help_lists_each_command_in_one_sentence(cli):
+    out = cli("instruments", "--help").stdout
+    assert "or a\n" not in out and "a REDCap data dictionary or a" not in out
