@@ -128,7 +128,7 @@ def _score_chunk(
 
     from alliance_cli.batch.engine import BatchOptions, plan_layout, score_stream
     from alliance_cli.batch.sinks import CsvSink
-    from alliance_cli.io.csvin import Source
+    from alliance_cli.io.source import Source
 
     text = io.StringIO()
     from alliance_cli.io.csvout import CsvWriter

@@ -85,6 +85,7 @@ def test_every_row_is_scored_or_rejected(
     tmp_path_factory, data, ragged, delimiter, newline, bom, quote_all
 ):
     from alliance_cli.batch import engine as batch
+    from alliance_cli.batch import run
 
     rows = [[f"c{i}", str(i), "2026-01-01", *answers] for i, answers in enumerate(data)]
     for i in ragged:
@@ -101,12 +102,12 @@ def test_every_row_is_scored_or_rejected(
     rejected: list[batch.Rejection] = []
     if not rows:
         with pytest.raises(DataFileError, match="no data rows"):
-            batch.run_files(
+            run.run_files(
                 [str(path)], scorer_for("wai-sr"), "csv", out, None, batch.BatchOptions(), print
             )
         assert not out.exists()
         return
-    stats, _written = batch.run_files(
+    stats, _written = run.run_files(
         [str(path)], scorer_for("wai-sr"), "csv", out, None, batch.BatchOptions(), rejected.append
     )
     scored = _read(out.read_text(encoding="utf-8"))

@@ -19,7 +19,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alliance_cli.batch.engine import NO_FASTPATH, BatchOptions, run_files
+from alliance_cli.batch.engine import NO_FASTPATH, BatchOptions
+from alliance_cli.batch.run import run_files
 from alliance_cli.core.definition import Instrument
 from alliance_cli.core.scorer import Scorer
 

@@ -282,7 +282,8 @@ def test_an_odd_session_cell_rejects_the_row_not_the_batch(cli, tmp_path: Path, 
 def test_a_batch_commits_its_history_before_its_output_is_put_in_place(tmp_path: Path, strict):
     """An interruption between the two then leaves no output and nothing saved, or the
     history saved and a rerun that finds it (never an output with nothing saved)."""
-    from alliance_cli.batch.engine import BatchOptions, run_files
+    from alliance_cli.batch.engine import BatchOptions
+    from alliance_cli.batch.run import run_files
 
     from .conftest import scorer_for
 

@@ -199,7 +199,8 @@ def test_a_file_that_changes_while_it_is_read_is_an_error(tmp_path: Path, change
     """Issue 20: a file truncated during a -j2 run silently dropped its partial last line.
     Now any input that grows, shrinks or is replaced while read is an error (exit 5), and
     nothing is written."""
-    from alliance_cli.batch.engine import BatchOptions, run_files
+    from alliance_cli.batch.engine import BatchOptions
+    from alliance_cli.batch.run import run_files
     from alliance_cli.core.errors import DataFileError
 
     from .conftest import scorer_for

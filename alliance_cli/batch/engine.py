@@ -7,10 +7,8 @@ opens (atomically). Memory does not grow with the file.
 from __future__ import annotations
 
 import collections
-import contextlib
 import csv
 import dataclasses
-import gc
 import io
 import itertools
 import os
@@ -20,24 +18,24 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from alliance_cli.batch.fastpath import Columns, FastRows
-from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
+from alliance_cli.batch.sinks import CsvSink, Sink
 from alliance_cli.core.contract import plain_problem, rater_problem, session_problem
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, date_problem, validate_date
 from alliance_cli.io import columns as colmap
-from alliance_cli.io.csvin import Source, _decode_error, find_id_columns, open_sources
+from alliance_cli.io.csvin import find_id_columns
 from alliance_cli.io.csvout import (
     FORMULA_START,
-    CsvWriter,
     safe_cells,
     safe_text,
     score_cells_out,
     score_columns,
     score_json_cells,
 )
+from alliance_cli.io.source import Source, decode_error
 
 _RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
@@ -259,7 +257,7 @@ def score_stream(
     wants_json = sink.wants_json or on_score is not None
     required = [r for r in ("client_id", "session") if require_ids]
     if required:
-        _check_id_columns(layout)  # before anything is written
+        check_id_columns(layout)  # before anything is written
     sink.begin(output_header(layout, scorer))
 
     def on_reject_here(r: Rejection) -> None:  # lines as the file counts them
@@ -527,7 +525,7 @@ def score_stream(
                 if not again:
                     break
             except UnicodeError as exc:
-                raise _decode_error(source.name, exc) from None
+                raise decode_error(source.name, exc) from None
             except csv.Error as exc:
                 flush()
                 line = reader.line_num + block_lines + 1
@@ -860,222 +858,7 @@ def _read_layout(
     return layout
 
 
-class _Discard(Exception):
-    """Raised inside an atomic write to leave the target untouched (--strict)."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a batch; reference counting still frees
-    every row.
-
-    A batch makes millions of short-lived, acyclic objects (each row's list, each stored
-    row's tuple) beside large, long-lived memo tables; the collector's passes over them
-    took a quarter of a ``--save`` run (``bench/batch.py --save``). The only cycles are the
-    memo tables that hold their owner's methods, one set per stream: collected when the
-    pause ends, and by a ``--jobs`` worker after each of its ranges, so memory stays flat
-    (the bench reports peak RSS).
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
-
-
-def run_files(
-    inputs: Sequence[str],
-    scorer: Scorer,
-    fmt: str,
-    output: Path | str | None,
-    rejects: Path | str | None,
-    options: BatchOptions,
-    on_reject_line: Callable[[Rejection], None],
-    on_progress: Callable[[int, int], None] | None = None,
-    on_score: Callable[[dict[str, Any], str | None], None] | None = None,
-    on_note: Callable[[str], None] = lambda _note: None,
-    fast_saver: Callable[[dict[str, int], Callable[[str], str]], Any] | None = None,
-    on_scored: Callable[[], None] | None = None,
-) -> tuple[Stats, bool]:
-    """Open inputs, plan columns, stream rows to output (safely) and rejects to a CSV.
-
-    ``on_scored`` is called once every row is accounted for and the output is to be kept,
-    before any output file is put in place (``batch --save`` commits the history there: an
-    interruption before it leaves no output and nothing saved, after it the history holds
-    the batch and a rerun finds every session already recorded).
-
-    Everything that can be checked is checked before the first row is read or written:
-    the outputs are writable and distinct, no output is an input, the ids --save needs
-    exist. Returns the row accounting and whether output was written (``--strict``
-    withholds it when any row is rejected). ``output`` None or ``-`` is stdout.
-    """
-    import tempfile
-
-    from alliance_cli.io.files import STDOUT, check_distinct, check_output, note_read, safe_writer
-
-    if options.map_file:
-        note_read(options.map_file, "the --map file")
-    if fmt == "parquet":
-        return _run_parquet(
-            inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,
-            on_note,
-        )  # fmt: skip
-    from alliance_cli.io.layouts import check_not_both
-
-    check_not_both(options.template, options.map_file)
-    target = output if output is not None and str(output) != STDOUT else None
-    outputs = [("-o", target if target is not None else STDOUT), ("--rejects", rejects)]
-    check_distinct(outputs, inputs)
-    for what, path in outputs:
-        if path is not None:
-            check_output(path, what)
-    from alliance_cli.io.files import check_unchanged, stamps
-
-    before = stamps(inputs)
-    sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
-    try:
-        layout = read_layout(sources, scorer, options, on_note)
-        for note in renamed_columns(layout, scorer):
-            on_note(note)
-        if options.require_ids:
-            _check_id_columns(layout)
-        strict = options.strict
-        rejected_any = False
-
-        def body(out: IO[str], reject_out: IO[str] | None) -> Stats:
-            nonlocal rejected_any
-            writer = CsvWriter(reject_out) if reject_out else None
-            if writer:
-                writer.writerow(REJECT_COLUMNS)
-
-            def reject(r: Rejection) -> None:
-                nonlocal rejected_any
-                rejected_any = True
-                if writer:
-                    writer.writerow(r.row())
-                on_reject_line(r)
-
-            sink: Sink = (
-                CsvSink(out)
-                if fmt == "csv"
-                else FhirSink(out)
-                if fmt == "fhir"
-                else JsonSink(out, array=fmt == "json")
-            )
-            with collector_paused():  # (forked --jobs workers inherit the pause)
-                stats = score_into(sink, out, reject)
-            check_unchanged(before)  # raised inside the safe write: no output, nothing saved
-            if stats.read == 0:  # raised inside the safe write: no output file is left
-                names = ", ".join(s.name for s in sources)
-                raise DataFileError(f"{names}: a header but no data rows; nothing to score")
-            if on_scored is not None and not (strict and rejected_any):
-                on_scored()  # inside the writers: before any output is put in place
-            return stats
-
-        def score_into(sink: Sink, out: IO[str], reject: Callable[[Rejection], None]) -> Stats:
-            """Every row scored into the sink: on several processes when it can be."""
-            if options.jobs > 1:
-                from alliance_cli.batch import parallel
-
-                as_read = sources[0].lines is None and sources[0].line_of is None
-                if as_read and parallel.usable(inputs, fmt, options, on_score is not None):
-                    # (a layout that rebuilt its rows, long format or FHIR, is read here whole:
-                    # a worker reads the file's own lines)
-                    # saving: only when fast-path rows can be stored without their Score
-                    saver = fast_saver(layout.ids, layout.to_iso) if fast_saver else None
-                    if on_score is None or saver:
-                        stats = parallel.run(
-                            inputs[0], scorer, fmt, layout, options, options.jobs, out,
-                            reject, saver=saver,
-                        )  # fmt: skip
-                        if stats is not None:
-                            return stats
-            return score_stream(
-                sources, scorer, layout, sink, reject,
-                require_ids=options.require_ids,
-                on_progress=on_progress, on_score=on_score, fast_saver=fast_saver,
-            )  # fmt: skip
-
-        def with_rejects(out: IO[str]) -> Stats:
-            if rejects is None:
-                return body(out, None)
-            with safe_writer(rejects) as reject_out:
-                return body(out, reject_out)
-
-        if target is not None:
-            try:
-                with safe_writer(target) as out:
-                    stats = with_rejects(out)
-                    if strict and rejected_any:
-                        raise _Discard
-            except _Discard:
-                return stats, False
-            return stats, True
-        if strict:
-            with tempfile.TemporaryFile("w+", encoding="utf-8", newline="") as spool:
-                stats = with_rejects(spool)
-                if rejected_any:
-                    return stats, False
-                spool.seek(0)
-                with safe_writer(STDOUT) as out:
-                    while chunk := spool.read(1 << 20):
-                        out.write(chunk)
-            return stats, True
-        with safe_writer(STDOUT) as out:
-            stats = with_rejects(out)
-            out.flush()
-            stats.output_cut = bool(getattr(out, "broken", False))
-            return stats, True
-    finally:
-        for source in sources:
-            if source.name != "stdin":
-                source.handle.close()
-
-
-def _run_parquet(
-    inputs: Sequence[str],
-    scorer: Scorer,
-    output: Path | str | None,
-    rejects: Path | str | None,
-    options: BatchOptions,
-    on_reject_line: Callable[[Rejection], None],
-    on_progress: Callable[[int, int], None] | None,
-    on_score: Callable[[dict[str, Any], str | None], None] | None,
-    on_note: Callable[[str], None],
-) -> tuple[Stats, bool]:
-    """``-f parquet``: the CSV output spooled to a temporary file, then written as typed
-    Parquet (safely, like every output); nothing is written if the run is withheld."""
-    import sys
-
-    from alliance_cli.io import parquet
-    from alliance_cli.io.csvout import score_columns
-    from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
-
-    parquet.pyarrow()  # says how to install it before anything is read
-    target = STDOUT if output is None else output
-    if str(target) == STDOUT and sys.stdout.isatty():
-        raise UsageProblem("-f parquet writes binary data: give -o FILE.parquet")
-    check_distinct([("-o", target), ("--rejects", rejects)], list(inputs))
-    check_output(target, "-o")
-    from alliance_cli.io.files import scratch as scratch_folder
-
-    with scratch_folder("parquet") as scratch:
-        spool = Path(scratch) / "scored.csv"
-        stats, written = run_files(
-            inputs, scorer, "csv", spool, rejects, options, on_reject_line, on_progress,
-            on_score, on_note,
-        )  # fmt: skip
-        if written:
-            with safe_writer(target) as out:
-                raw = getattr(out, "buffer", None) or sys.stdout.buffer
-                parquet.csv_to_parquet(spool, raw, score_columns(scorer))
-                raw.flush()
-    return stats, written
-
-
-def _check_id_columns(layout: Layout) -> None:
+def check_id_columns(layout: Layout) -> None:
     """With --save or --require-ids, the client id and session columns must exist."""
     for role, option in (("client_id", "--id-column"), ("session", "--session-column")):
         if role not in layout.ids:

@@ -51,7 +51,8 @@ from alliance_cli.batch.engine import (
 )
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.scorer import Scorer
-from alliance_cli.io.csvin import Source, encoding_for, open_sources
+from alliance_cli.io.csvin import encoding_for, open_sources
+from alliance_cli.io.source import Source
 
 SCAN_BLOCK = 1 << 22  # bytes a worker reads at a time while counting lines
 SAVE_RANGES = 8  # ranges (and workers) of a --save at most: SQLite attaches 10 databases

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from alliance_cli.batch import engine as batch
+from alliance_cli.batch import run as runner
 from alliance_cli.cli.common import say
 from alliance_cli.core.scorer import Scorer
 
@@ -91,7 +92,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     note = (lambda _text: None) if quiet else say
     try:
         try:
-            stats, written = batch.run_files(
+            stats, written = runner.run_files(
                 *args, on_score=on_score if save else None, on_note=note,
                 fast_saver=fast_saver if save else None, on_scored=commit if save else None,
             )  # fmt: skip

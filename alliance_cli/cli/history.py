@@ -102,9 +102,9 @@ def history_command(
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
-    from alliance_cli.io.csvout import write_history_csv
     from alliance_cli.store import sqlite as history
     from alliance_cli.store import views
+    from alliance_cli.store.views import write_history_csv
 
     fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap)

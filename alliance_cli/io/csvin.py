@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import IO
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.io.source import Source, decode_error
 
 # -- reading CSV exports -------------------------------------------------------------------
 ID_VARIANTS: dict[str, tuple[str, ...]] = {
@@ -144,7 +144,7 @@ def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list
             delimiter = delimiter or excel.group(1)
             first, before = handle.readline(), 1
     except UnicodeError as exc:
-        raise _decode_error(name, exc) from None
+        raise decode_error(name, exc) from None
     if not first.strip():
         raise DataFileError(f"{name}: empty file (expected a header row)")
     delim = delimiter or sniff_delimiter(first)
@@ -167,51 +167,6 @@ def _starts_with_brace(handle: IO[str], name: str) -> bool:
     except LookupError:
         return False
     return text.lstrip("\ufeff \t\r\n")[:1] == "{"
-
-
-def _decode_error(name: str, exc: UnicodeError) -> DataFileError:
-    """The one-line error for a file that is not text in its encoding."""
-    if isinstance(exc, UnicodeDecodeError):
-        where = f"{exc.encoding} text at byte {exc.start}"
-    else:  # e.g. "UTF-16 stream does not start with BOM"
-        where = f"text in the encoding asked for ({exc})"
-    return DataFileError(
-        f"{name}: not {where} (for exports from Excel or older systems try --encoding "
-        "latin-1 or cp1252)"
-    )
-
-
-@dataclass
-class Source:
-    """One input file, opened, with its header read.
-
-    ``lines`` is what the rows are read from (the handle, unless a layout peeked at rows);
-    ``skipped`` counts the file lines before the data besides the header line (Excel's
-    ``sep=`` line, Qualtrics' extra header rows), so reported line numbers are the file's;
-    ``line_of`` maps a line of rows the layout rebuilt (long format) to the file's line.
-    """
-
-    name: str
-    handle: IO[str]
-    header: list[str]
-    delimiter: str
-    skipped: int = 0
-    lines: Iterable[str] | None = None
-    line_of: Callable[[int], int] | None = None
-    layout: str = "csv"
-    # rejections found while rebuilding rows (long format: an item given twice)
-    early: list[tuple[int, str, str, str, str]] = field(default_factory=list)
-    label_of: Callable[[int], str] | None = None  # FHIR: the resource a rebuilt row came from
-    excluded: dict[str, int] = field(default_factory=dict)  # rows left out while rebuilding
-    note: str = ""  # what was recognised, for stderr
-
-    def rows_from(self) -> Iterable[str]:
-        """The lines the rows are read from."""
-        return self.handle if self.lines is None else self.lines
-
-    def file_line(self, line: int) -> int:
-        """A line number as counted from the header (line 1) -> the file's line."""
-        return self.line_of(line) if self.line_of is not None else line + self.skipped
 
 
 def open_sources(

@@ -8,12 +8,9 @@ from __future__ import annotations
 import functools
 import io as _io
 from collections.abc import Iterable, Sequence
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from alliance_cli.core.scorer import DIGITS, ScaleResult, Scorer
-
-if TYPE_CHECKING:
-    from alliance_cli.store.views import SeriesView
 
 _JOIN: CsvWriter | None = None  # csv_join's writer, made once
 RESPONDENT_COLUMNS = ("client_id", "session", "date", "rater")
@@ -191,32 +188,6 @@ def with_concern_flags(
         for sid in c["scales"]
     ]
     return dict(score, flags=score["flags"] + said) if said else score
-
-
-def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
-    """A client's history as CSV: one row per session and scale, with the concerns that
-    began there on that scale (``kind:severity``) and those that resolved there
-    (``kind:resolved``)."""
-    writer = CsvWriter(handle)
-    writer.writerow(
-        ["client_id", "instrument", "rater", "session", "date", "scale", "mean", "sum", "pomp",
-         "flags", "verification", "definition_sha256"]
-    )  # fmt: skip
-    for view in views:
-        for sess in view.sessions:
-            codes = [
-                (f"{c.kind}:{c.severity}" if c.began == sess.session else f"{c.kind}:resolved", sid)
-                for c in view.concerns
-                for sid in c.scales
-                if sess.session in (c.began, c.resolved)
-            ]
-            for sid, s in sess.scales.items():
-                writer.writerow(
-                    [safe_text(view.client_id), view.instrument, safe_text(view.rater),
-                     sess.session, safe_text(sess.date or ""), sid, num(s.mean), num(s.sum),
-                     num(s.pomp), ";".join(c for c, where in codes if where == sid),
-                     sess.verification or "", sess.definition_sha256]
-                )  # fmt: skip
 
 
 def write_rows_csv(

@@ -8,7 +8,7 @@ from typing import IO, Any
 
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.io import fhir
-from alliance_cli.io.csvin import Source
+from alliance_cli.io.source import Source, decode_error
 
 ID_COLUMNS = ["client_id", "session", "date", "rater", "response"]
 
@@ -31,9 +31,7 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
     try:
         text = handle.read()
     except UnicodeError as exc:
-        from alliance_cli.io.csvin import _decode_error
-
-        raise _decode_error(name, exc) from None
+        raise decode_error(name, exc) from None
     finally:
         if name != "stdin":
             handle.close()

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.io.csvin import Source
+from alliance_cli.io.source import Source
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import IO, Any, NamedTuple
 
 from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
@@ -588,3 +588,31 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
         state = "" if not c.is_open else " (open)"
         lines.append((when, f"{c.sentence}{state}"))
     return lines
+
+
+def write_history_csv(handle: IO[str], views: Sequence[SeriesView]) -> None:
+    """A client's history as CSV: one row per session and scale, with the concerns that
+    began there on that scale (``kind:severity``) and those that resolved there
+    (``kind:resolved``)."""
+    from alliance_cli.io.csvout import CsvWriter, num, safe_text
+
+    writer = CsvWriter(handle)
+    writer.writerow(
+        ["client_id", "instrument", "rater", "session", "date", "scale", "mean", "sum", "pomp",
+         "flags", "verification", "definition_sha256"]
+    )  # fmt: skip
+    for view in views:
+        for sess in view.sessions:
+            codes = [
+                (f"{c.kind}:{c.severity}" if c.began == sess.session else f"{c.kind}:resolved", sid)
+                for c in view.concerns
+                for sid in c.scales
+                if sess.session in (c.began, c.resolved)
+            ]
+            for sid, s in sess.scales.items():
+                writer.writerow(
+                    [safe_text(view.client_id), view.instrument, safe_text(view.rater),
+                     sess.session, safe_text(sess.date or ""), sid, num(s.mean), num(s.sum),
+                     num(s.pomp), ";".join(c for c, where in codes if where == sid),
+                     sess.verification or "", sess.definition_sha256]
+                )  # fmt: skip

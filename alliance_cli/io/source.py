@@ -1,0 +1,56 @@
+"""One input, opened: where its rows are read from and how their lines map back to the file
+(``Source``), and the one error for a file that is not text in its encoding. Below both the
+CSV reader and the readers that rebuild rows (FHIR, long format), which use it alike."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import IO
+
+from alliance_cli.core.errors import DataFileError
+
+
+def decode_error(name: str, exc: UnicodeError) -> DataFileError:
+    """The one-line error for a file that is not text in its encoding."""
+    if isinstance(exc, UnicodeDecodeError):
+        where = f"{exc.encoding} text at byte {exc.start}"
+    else:  # e.g. "UTF-16 stream does not start with BOM"
+        where = f"text in the encoding asked for ({exc})"
+    return DataFileError(
+        f"{name}: not {where} (for exports from Excel or older systems try --encoding "
+        "latin-1 or cp1252)"
+    )
+
+
+@dataclass
+class Source:
+    """One input file, opened, with its header read.
+
+    ``lines`` is what the rows are read from (the handle, unless a layout peeked at rows);
+    ``skipped`` counts the file lines before the data besides the header line (Excel's
+    ``sep=`` line, Qualtrics' extra header rows), so reported line numbers are the file's;
+    ``line_of`` maps a line of rows the layout rebuilt (long format) to the file's line.
+    """
+
+    name: str
+    handle: IO[str]
+    header: list[str]
+    delimiter: str
+    skipped: int = 0
+    lines: Iterable[str] | None = None
+    line_of: Callable[[int], int] | None = None
+    layout: str = "csv"
+    # rejections found while rebuilding rows (long format: an item given twice)
+    early: list[tuple[int, str, str, str, str]] = field(default_factory=list)
+    label_of: Callable[[int], str] | None = None  # FHIR: the resource a rebuilt row came from
+    excluded: dict[str, int] = field(default_factory=dict)  # rows left out while rebuilding
+    note: str = ""  # what was recognised, for stderr
+
+    def rows_from(self) -> Iterable[str]:
+        """The lines the rows are read from."""
+        return self.handle if self.lines is None else self.lines
+
+    def file_line(self, line: int) -> int:
+        """A line number as counted from the header (line 1) -> the file's line."""
+        return self.line_of(line) if self.line_of is not None else line + self.skipped
