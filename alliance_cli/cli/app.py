@@ -4,32 +4,18 @@ Only typer and the standard library are imported at the top: the rest is importe
 the commands that need it, so ``alliance --version`` stays fast.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from alliance_cli import __version__
-from alliance_cli.cli import batch, history, instruments, report, score
 from alliance_cli.cli.common import Command, RunOptions, error_line
 from alliance_cli.core.errors import ExitCode
 
-if TYPE_CHECKING:
-    pass
-
-
-app = typer.Typer(
-    name="alliance",
-    help="Score therapeutic alliance questionnaires and follow the alliance over sessions.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    pretty_exceptions_show_locals=False,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+HELP = "Score therapeutic alliance questionnaires and follow the alliance over sessions."
 # An example for each command, shown under its --help (one line each, run as written).
 EXAMPLES = {
     "score": "alliance score wai-sr 4 4 5 3 5 4 4 3 5 4 4 4 --client C-102 --session 3",
@@ -39,26 +25,20 @@ EXAMPLES = {
     "forget": "alliance forget C-107 --yes",
     "report": "alliance report C-107 -o C-107.html",
 }
+# Each command: (module, function). "instruments" is a group of its own.
+COMMANDS = {
+    "instruments": ("instruments", "instruments_app"),
+    "score": ("score", "score_command"),
+    "batch": ("batch", "batch_command"),
+    "history": ("history", "history_command"),
+    "clients": ("history", "clients_command"),
+    "forget": ("history", "forget_command"),
+    "report": ("report", "report_command"),
+}
 
 
 def _example(name: str) -> str:
     return f"Example: {EXAMPLES[name]}"
-
-
-app.add_typer(instruments.instruments_app, name="instruments")
-# Unknown "options" reach score as answers, so a missing code such as -99 can be typed;
-# score_command refuses anything else that looks like an option.
-app.command(
-    "score",
-    cls=Command,
-    epilog=_example("score"),
-    context_settings={"ignore_unknown_options": True},
-)(score.score_command)
-app.command("batch", cls=Command, epilog=_example("batch"))(batch.batch_command)
-app.command("history", cls=Command, epilog=_example("history"))(history.history_command)
-app.command("clients", cls=Command, epilog=_example("clients"))(history.clients_command)
-app.command("forget", cls=Command, epilog=_example("forget"))(history.forget_command)
-app.command("report", cls=Command, epilog=_example("report"))(report.report_command)
 
 
 def _version(value: bool) -> None:
@@ -67,7 +47,6 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
-@app.callback()
 def main_options(
     ctx: typer.Context,
     version: Annotated[
@@ -92,6 +71,71 @@ def main_options(
     )
 
 
+def build(only: str | None = None) -> typer.Typer:
+    """The typer app: every command, or (``only``) the one a command line runs.
+
+    typer turns each registered command into click's form when the app runs, reading every
+    signature: a third of ``alliance score``'s start-up for the nine commands it does not
+    run. ``main`` builds only the one named (help, completion and an unknown name get all).
+    """
+    import importlib
+
+    app = typer.Typer(
+        name="alliance",
+        help=HELP,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        pretty_exceptions_show_locals=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+    app.callback()(main_options)
+    for name, (module_name, attr) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
+        function = getattr(importlib.import_module(f"alliance_cli.cli.{module_name}"), attr)
+        if name == "instruments":
+            app.add_typer(function, name="instruments")
+        elif name == "score":
+            # Unknown "options" reach score as answers, so a missing code such as -99 can be
+            # typed; score_command refuses anything else that looks like an option.
+            app.command("score", cls=Command, epilog=_example("score"),
+                        context_settings={"ignore_unknown_options": True})(function)  # fmt: skip
+        else:
+            app.command(name, cls=Command, epilog=_example(name))(function)
+    return app
+
+
+def _named_command(argv: list[str]) -> str | None:
+    """The command a command line runs, when it runs one (not help, not completion)."""
+    if any(a.startswith("--") and "completion" in a for a in argv) or os.environ.get(
+        "_ALLIANCE_COMPLETE"
+    ):
+        return None
+    takes_value = {"--instruments-dir"}
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        if arg in takes_value:
+            skip = True
+            continue
+        if arg.startswith("-"):
+            if arg in ("-h", "--help"):
+                return None
+            continue
+        return arg if arg in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    """``app``: the whole app, built when first asked for (tests, the API of typer)."""
+    if name == "app":
+        globals()["app"] = built = build()
+        return built
+    raise AttributeError(name)
+
+
 def _terminate(signum: int, frame: Any) -> None:
     # SIGTERM unwinds like Ctrl-C, so atomic writes remove their temporary files.
     raise KeyboardInterrupt
@@ -101,7 +145,7 @@ def _command_path(argv: list[str]) -> str:
     """The command a command line names (``alliance score``), for an error click raised
     without its context (an option missing its value)."""
     words = ["alliance"]
-    group: Any = typer.main.get_command(app)
+    group: Any = typer.main.get_command(build())
     for arg in argv:
         if arg.startswith("-"):
             continue
@@ -125,7 +169,7 @@ def main() -> None:
     from alliance_cli.cli.clicklib import ClickException, NoArgsIsHelpError
 
     try:
-        code = app(prog_name="alliance", standalone_mode=False)
+        code = build(_named_command(sys.argv[1:]))(prog_name="alliance", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()
         sys.exit(exc.exit_code)

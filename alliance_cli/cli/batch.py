@@ -1,7 +1,5 @@
 """alliance batch: score exports of any size, streaming; every row accounted for."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated
 

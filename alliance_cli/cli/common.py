@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -258,6 +257,8 @@ def funnel(fn: F) -> F:
             for line in exc.lines():
                 error_line(line)
             if run_options().debug:
+                import traceback
+
                 traceback.print_exc()
             raise typer.Exit(int(exc.exit_code)) from None
         except (KeyboardInterrupt, typer.Abort):
@@ -270,6 +271,8 @@ def funnel(fn: F) -> F:
             raise typer.Exit(0) from None
         except Exception as exc:
             if run_options().debug:
+                import traceback
+
                 traceback.print_exc()
             error_line(
                 f"internal error: {type(exc).__name__} "

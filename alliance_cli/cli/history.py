@@ -1,7 +1,5 @@
 """alliance history, clients and forget: the stored sessions, read and deleted."""
 
-from __future__ import annotations
-
 import sys
 from typing import Annotated, Any
 

@@ -1,7 +1,5 @@
 """alliance instruments: list, show, check, export and the JSON Schema of instrument files."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -57,7 +55,7 @@ def instruments_list(fmt: Format | None, quiet: bool = False) -> int:
     return 0
 
 
-def _instrument_summary(catalog: Catalog, key: str) -> dict[str, Any]:
+def _instrument_summary(catalog: "Catalog", key: str) -> dict[str, Any]:
     entry = catalog.entries[key]
     inst = entry.instrument
     return {

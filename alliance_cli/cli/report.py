@@ -1,7 +1,5 @@
 """alliance report: one client's history, or the caseload, as a self-contained HTML page."""
 
-from __future__ import annotations
-
 from pathlib import Path
 from typing import Annotated, Any
 

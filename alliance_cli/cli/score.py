@@ -1,7 +1,5 @@
 """alliance score: one filled-in form (or a few, from stdin), scored and shown."""
 
-from __future__ import annotations
-
 import sys
 from datetime import date as _date
 from typing import Annotated

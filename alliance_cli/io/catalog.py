@@ -8,9 +8,7 @@ then each directory of ``ALLIANCE_INSTRUMENTS_PATH`` (``os.pathsep``-separated),
 from __future__ import annotations
 
 import contextlib
-import difflib
 import functools
-import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -21,6 +19,11 @@ from typing import TYPE_CHECKING, Any
 from alliance_cli.core.compiled import CompiledInstrument
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
 from alliance_cli.io.files import MAX_DEFINITION_BYTES, note_read
+
+try:  # the standard library's own SHA-256: hashlib's import loads OpenSSL (2.5 ms at start-up)
+    from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # (an interpreter without it)
+    from hashlib import sha256
 
 if TYPE_CHECKING:
     from pydantic import ValidationError
@@ -119,6 +122,8 @@ def nearest(wanted: str, choices: list[str]) -> str | None:
     swapped = [c for c in choices if sorted(c) == sorted(wanted)]
     if swapped:
         return swapped[0]
+    import difflib
+
     close = difflib.get_close_matches(wanted, choices, n=1, cutoff=0.5)
     return close[0] if close else None
 
@@ -163,7 +168,7 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
         raw = path.read_bytes() if path.stat().st_size <= MAX_DEFINITION_BYTES else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
-    sha = hashlib.sha256(raw).hexdigest() if raw else ""
+    sha = sha256(raw).hexdigest() if raw else ""
     data = _cache_get(sha) if sha else None
     compiled = None
     if data is not None and data.get("id") == path.stem:
@@ -209,7 +214,7 @@ def _parse(path: Path, name: str) -> tuple[dict[str, Any], str]:
     if problems:
         raise InstrumentInvalid(problems)
     assert instrument is not None
-    return instrument.model_dump(mode="json"), hashlib.sha256(raw).hexdigest()
+    return instrument.model_dump(mode="json"), sha256(raw).hexdigest()
 
 
 # -- compiled cache ------------------------------------------------------------------------
@@ -226,12 +231,7 @@ def cache_dir() -> Path | None:
     if os.environ.get("ALLIANCE_NO_CACHE"):
         return None
     env = os.environ.get(ENV_CACHE)
-    if env:
-        base = Path(env)
-    else:
-        from platformdirs import user_cache_dir
-
-        base = Path(user_cache_dir("alliance", appauthor=False)) / "compiled"
+    base = Path(env) if env else _user_cache() / "compiled"
     why = _untrusted(base)
     if why is not None:
         note = f"note: the instrument cache {base} {why}; it is not used (scoring reads the YAML)"
@@ -239,6 +239,20 @@ def cache_dir() -> Path | None:
             CACHE_NOTES.append(note)
         return None
     return base
+
+
+def _user_cache() -> Path:
+    """The user's cache folder for alliance: on Linux the XDG rule itself (platformdirs'
+    import is 6 ms of a warm score's start-up), elsewhere platformdirs."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        root = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+        return root / "alliance"
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("alliance", appauthor=False))
 
 
 CACHE_NOTES: list[str] = []  # why a cache was not trusted, said once by load_catalog
@@ -279,28 +293,47 @@ def _code_fingerprint() -> str:
         except OSError:
             continue
         parts.append(f"{path.name}:{info.st_size}:{info.st_mtime_ns}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+    return str(sha256("|".join(parts).encode()).hexdigest()[:16])
 
 
 def _cache_file(sha: str) -> Path | None:
     base = cache_dir()
     if base is None:
         return None
-    from importlib.metadata import PackageNotFoundError, version
-
     from alliance_cli import __version__
 
-    try:
-        pydantic_version = version("pydantic")
-    except PackageNotFoundError:  # pydantic not installed as a distribution: do not cache
+    pydantic_version = _pydantic_stamp()
+    if pydantic_version is None:  # pydantic not found where imports find it: do not cache
         return None
     return base / f"{sha}-{__version__}-{pydantic_version}-{_code_fingerprint()}.json"
+
+
+@functools.lru_cache(maxsize=1)
+def _pydantic_stamp() -> str | None:
+    """Which pydantic validates a definition, without importing it (or importlib.metadata,
+    14 ms of a warm score's start-up): its version file's size and time, where the import
+    system finds it. A different pydantic is a different stamp, so the cache is keyed on it."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("pydantic")
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        try:
+            info = os.stat(os.path.join(folder, "version.py"))
+        except OSError:
+            continue
+        return f"p{info.st_size:x}{info.st_mtime_ns:x}"[:20]
+    return None
 
 
 def _entry_digest(sha: str, data: dict[str, Any]) -> str:
     """The digest stored beside an entry: its data bound to the definition file's hash."""
     text = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{sha}\n{text}".encode()).hexdigest()
+    return str(sha256(f"{sha}\n{text}".encode()).hexdigest())
 
 
 def _cache_get(sha: str) -> dict[str, Any] | None:
