@@ -94,3 +94,21 @@ def test_a_csv_that_keeps_a_response_id_is_a_csv(cli, tmp_path: Path):
 def test_help_lists_each_command_in_one_sentence(cli):
     out = cli("instruments", "--help").stdout
     assert "or a\n" not in out and "a REDCap data dictionary or a" not in out
+
+
+def test_items_printed_highest_first_are_said_at_the_prompt_and_in_show(cli):
+    """Issue 22, item 7: the WAI-SR paper form prints items 2, 5, 6, 8, 10 and 11 Always
+    first (the WAI-SRT 2, 5, 6, 8, 10); scoring is by label, so only the display changes."""
+    shown = " ".join(cli("instruments", "show", "wai-sr-t", "-f", "table").stdout.split())
+    assert "Paper form: items 2, 5, 6, 8, 10 print their choices highest first" in shown
+    shown = " ".join(cli("instruments", "show", "wai-sr", "-f", "table").stdout.split())
+    assert "Paper form: items 2, 5, 6, 8, 10, 11 print" in shown
+    answers = "".join(f"{a}\n" for a in "4 5 4 4 4 4 4 4 4 4 4 4".split()) + "\n"
+    result = cli("score", "wai-sr", "-I", "-f", "json", input=answers)
+    assert result.exit_code == 0, result.stderr
+    said = result.stderr.split("[")
+    on_paper = [part for part in said if "highest first: 5 Always  4 Very often" in part]
+    assert len(on_paper) == 6  # once before each of the six items
+    import json
+
+    assert json.loads(result.stdout)[0]["answers"]["2"] == 5.0  # the label, not the place

@@ -34,10 +34,18 @@ def _prompt(text: str, default: str = "") -> str:
     return answer if answer else default
 
 
-def _anchors(scorer: Scorer) -> str:
+def _anchors(scorer: Scorer, pos: int | None = None, bare: bool = False) -> str:
+    """The scale's anchors; for an item whose paper form prints its choices highest first,
+    in that order, and said so (so a paper form is copied by label, never by position)."""
     scale = scorer.instrument.scale
+    item = scorer.instrument.items[pos] if pos is not None else None
+    descending = item is not None and getattr(item, "paper_order", "") == "descending"
     if scale.labels:
-        return "  ".join(f"{v:g} {t}" for v, t in sorted(scale.labels.items()))
+        pairs = sorted(scale.labels.items(), reverse=descending)
+        text = "  ".join(f"{v:g} {t}" for v, t in pairs)
+        if descending and not bare:
+            text += "  (the paper form prints this item highest first)"
+        return text
     return f"{scale.min:g} to {scale.max:g} in steps of {scale.step:g}"
 
 
@@ -70,6 +78,8 @@ def _ask(scorer: Scorer, pos: int, current: str, whole: bool = False) -> str:
     while True:
         # The official wording when the user's own instrument file holds it, else our label.
         shown = getattr(item, "text", None) or item.label
+        if getattr(item, "paper_order", "") == "descending":
+            _tell(f"  (on paper this item runs highest first: {_anchors(scorer, pos, bare=True)})")
         answer = _prompt(f"[{pos + 1}/{n}] item {item.id} · {shown}", current)
         if answer.lower() in ("b", "q"):
             return answer.lower()
@@ -80,7 +90,7 @@ def _ask(scorer: Scorer, pos: int, current: str, whole: bool = False) -> str:
         _, _, problem = scorer.parse(pos, answer)
         if problem is None:
             return answer
-        _tell(f"  {problem}; {_anchors(scorer)}")
+        _tell(f"  {problem}; {_anchors(scorer, pos)}")
 
 
 def prompt_answers(scorer: Scorer) -> list[str]:

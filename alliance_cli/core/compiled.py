@@ -192,6 +192,7 @@ class Item(NamedTuple):
     label: str
     reverse: bool
     text: str | None
+    paper_order: str = "ascending"  # "descending": the paper form prints choices high to low
 
 
 class Subscale(NamedTuple):
@@ -265,12 +266,16 @@ def _items(data: object) -> tuple[Item, ...]:
         reverse = d.get("reverse", False)
         if not isinstance(reverse, bool):
             raise ValueError(f"items[{i}].reverse: expected true or false")
+        order = d.get("paper_order", "ascending")
+        if order not in ("ascending", "descending"):
+            raise ValueError(f"items[{i}].paper_order: expected ascending or descending")
         out.append(
             Item(
                 _str(d["id"], f"items[{i}].id"),
                 _str(d["label"], f"items[{i}].label"),
                 reverse,
                 _opt_str(d.get("text"), f"items[{i}].text"),
+                order,
             )
         )
     if not out:

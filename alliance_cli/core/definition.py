@@ -114,6 +114,11 @@ class Item(_Model):
     id: ItemId = Field(description="As printed on the form, usually 1..n")
     label: str = Field(min_length=1, description="Short topic label in our own words")
     reverse: bool = Field(default=False, description="Scored as min + max - answer")
+    paper_order: Literal["ascending", "descending"] = Field(
+        default="ascending",
+        description="The order the official paper form prints this item's choices in "
+        "('descending': highest first); prompts show them so. Scoring never depends on it.",
+    )
     text: str | None = Field(
         default=None, description="Official wording, only in files of users who hold it"
     )

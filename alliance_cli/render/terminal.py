@@ -179,6 +179,17 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
             )
         )
     parts.append(items)
+    paper = [item.id for item in inst.items if getattr(item, "paper_order", "") == "descending"]
+    if paper:
+        parts.append(
+            literal(
+                f"Paper form: items {', '.join(paper)} print their choices highest first. "
+                "Copy each answer by its label (Always is "
+                f"{max(scale.labels, default=scale.max):g}), never by its place on the page; "
+                "the prompts show those items' choices in the paper's order.",
+                style="yellow",
+            )
+        )
     subs = Table(box=box.SIMPLE_HEAD, title="Scores", title_justify="left")
     for col in ("scale", "name", "dimension", "items", "may be missing"):
         subs.add_column(col)
