@@ -112,3 +112,34 @@ def test_items_printed_highest_first_are_said_at_the_prompt_and_in_show(cli):
     import json
 
     assert json.loads(result.stdout)[0]["answers"]["2"] == 5.0  # the label, not the place
+
+
+def _questions(tmp_path: Path) -> Path:
+    src = tmp_path / "questions.csv"
+    heads = ["1. I feel that my counselor and I agree", "2. Something else"]
+    heads += [f"{i}. topic {i}" for i in range(3, 13)]
+    src.write_text("client_id," + ",".join(heads) + "\nC-1," + ",".join("4" * 12) + "\n")
+    return src
+
+
+def test_question_text_headers_by_a_glob_template(cli, tmp_path: Path):
+    src = _questions(tmp_path)
+    result = cli("batch", str(src), "-i", "wai-sr", "--columns", "{item}. *")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[1].startswith("C-1,4,16,4,75")
+    two = cli("batch", str(src), "-i", "wai-sr", "--columns", "1*")
+    assert two.exit_code == 2  # no {item}
+
+
+def test_suggest_map_writes_a_starter_map_that_scores_once_checked(cli, tmp_path: Path):
+    src = _questions(tmp_path)
+    suggested = cli("batch", str(src), "-i", "wai-sr", "--suggest-map")
+    assert suggested.exit_code == 0 and suggested.stdout.startswith("# A starter --map")
+    assert '"1": "1. I feel that my counselor and I agree"' in suggested.stdout
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(suggested.stdout.replace('"12": "12. topic 12"', '"12": null'))
+    refused = cli("batch", str(src), "-i", "wai-sr", "--map", str(mapping))
+    assert refused.exit_code == 2 and "no column given for item 12" in refused.stderr
+    mapping.write_text(suggested.stdout)
+    scored = cli("batch", str(src), "-i", "wai-sr", "--map", str(mapping))
+    assert scored.exit_code == 0 and scored.stdout.splitlines()[1].startswith("C-1,4,16")

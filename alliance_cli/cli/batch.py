@@ -1,7 +1,7 @@
 """alliance batch: score exports of any size, streaming; every row accounted for."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -126,6 +126,13 @@ def batch_command(
     replace: ReplaceOpt = False,
     db: DbOpt = None,
     fmt: BatchFormatOpt = BatchFormat.csv,
+    suggest_map: Annotated[
+        bool,
+        typer.Option(
+            "--suggest-map",
+            help="Print a starter --map (YAML) guessed from the header, to check; score nothing.",
+        ),
+    ] = False,
 ) -> int:
     """Score CSV exports of any size, streaming; every row is scored or rejected with a reason."""
     from alliance_cli.batch.engine import BatchOptions
@@ -139,6 +146,8 @@ def batch_command(
     if layout not in layouts.LAYOUTS:
         raise UsageProblem(f"--layout {layout!r}: choose {', '.join(layouts.LAYOUTS)}")
     catalog = run_catalog(quiet=quiet)
+    if suggest_map:
+        return _suggest_map(files, catalog.get(instrument), encoding, delimiter)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
     say_verification(scorer, quiet)
     options = BatchOptions(
@@ -180,6 +189,25 @@ def _map_recode(map_file: Path | None) -> dict[str, str] | None:
     from alliance_cli.io.columns import map_recode
 
     return map_recode(map_file)
+
+
+def _suggest_map(files: list[str], entry: Any, encoding: str, delimiter: str | None) -> int:
+    """Print a starter --map from the first file's header."""
+    import sys
+
+    from alliance_cli.io.columns import suggest_map
+    from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
+
+    name = files[0]
+    handle = open_input(name, encoding)
+    try:
+        header, _, _ = read_header(handle, name, parse_delimiter(delimiter))
+    finally:
+        if name != "-":
+            handle.close()
+    items = [str(i.id) for i in entry.instrument.items]
+    sys.stdout.write(suggest_map(header, items, name, entry.instrument.id))
+    return 0
 
 
 def _jobs(jobs: int | None) -> int:

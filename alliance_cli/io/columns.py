@@ -26,6 +26,8 @@ def from_template(header: Sequence[str], items: Sequence[str], template: str) ->
         raise UsageProblem(
             "--columns needs '{item}' in it, e.g. 'wai_{item}', 'Q{item:02}' or 'Q{item+4}'"
         )
+    if "*" in template:
+        return _from_glob(header, items, template)
     lowered = [h.lower() for h in header]
     positions, missing = [], []
     for item in items:
@@ -39,6 +41,63 @@ def from_template(header: Sequence[str], items: Sequence[str], template: str) ->
     if missing:
         raise UsageProblem(_no_column(missing))
     return positions
+
+
+def _from_glob(header: Sequence[str], items: Sequence[str], template: str) -> list[int]:
+    """A template with ``*`` (any text): ``'{item}. *'`` finds question-text headers such as
+    ``1. I feel that…``; each item must match exactly one column (any case)."""
+    positions, missing, many = [], [], []
+    for item in items:
+        name = _fill(template, item)
+        pattern = re.compile(
+            "".join(".*" if part == "*" else re.escape(part) for part in re.split(r"(\*)", name)),
+            re.IGNORECASE | re.DOTALL,
+        )
+        found = [i for i, h in enumerate(header) if pattern.fullmatch(h.strip())]
+        if len(found) == 1:
+            positions.append(found[0])
+        elif found:
+            many.append(f"{item} ({len(found)} columns match {name!r})")
+        else:
+            missing.append(f"{item} (expected {name!r})")
+    if many:
+        raise UsageProblem(
+            f"--columns {_short(template)}: more than one column for item "
+            + ", ".join(many[:3])
+            + "; make the template longer"
+        )
+    if missing:
+        raise UsageProblem(_no_column(missing))
+    return positions
+
+
+def suggest_map(header: Sequence[str], items: Sequence[str], source: str, instrument: str) -> str:
+    """A starter ``--map`` file (YAML) from a header, for a person to check: for each item
+    the column whose name carries the item's number first (``1. I feel…``, ``Q1_1``, ``wai1``);
+    ``null`` where none does."""
+    import json
+
+    lines = [
+        f"# A starter --map for {instrument}, guessed from the header of {source}.",
+        "# Check every line against the form before scoring with it: a guess is not a key.",
+        "# Then: alliance batch FILE -i " + instrument + " --map THIS_FILE",
+        "items:",
+    ]
+    for item in items:
+        number = _strip_zeros(item)
+        pattern = re.compile(r"^\D{0,12}?0*" + re.escape(number) + r"(?!\d)", re.IGNORECASE)
+        found = [h for h in header if pattern.match(h.strip())]
+        if len(found) == 1:
+            lines.append(
+                f"  {json.dumps(item)}: {json.dumps(found[0].strip(), ensure_ascii=False)}"
+            )
+        elif found:
+            shown = ", ".join(json.dumps(f.strip(), ensure_ascii=False) for f in found[:3])
+            lines.append(f"  {json.dumps(item)}: null  # more than one: {shown}")
+        else:
+            lines.append(f"  {json.dumps(item)}: null  # no column found: write its name")
+    lines.append("# recode: '0-4:1-5'   (answer codes to scale values, if the export needs it)")
+    return "\n".join(lines) + "\n"
 
 
 MAX_TEMPLATE_WIDTH = 64  # a {item:…} width beyond any real column name
@@ -105,6 +164,13 @@ def from_map(header: Sequence[str], items: Sequence[str], map_file: Path) -> lis
         data = data["items"]
     if not isinstance(data, dict):
         raise DataFileError(f"{map_file}: expected a mapping of item id to column name")
+    empty = [str(k) for k, v in data.items() if v is None or str(v).strip() == ""]
+    if empty:
+        raise UsageProblem(
+            f"{map_file}: no column given for item {', '.join(empty[:5])}"
+            f"{' and more' if len(empty) > 5 else ''} (a starter map leaves null where it found "
+            "none: write the column's name)"
+        )
     mapping = {str(k): str(v) for k, v in data.items()}
     unknown = sorted(set(mapping) - set(items))
     if unknown:
