@@ -97,3 +97,24 @@ def test_a_parallel_run_names_its_scratch_folder_caps_its_workers_and_leaves_not
         True
     ]
     assert os.listdir(tmp_path / "tmp") == []
+
+
+def test_parallel_workers_report_progress_to_one_bar(tmp_path: Path, monkeypatch):
+    """Issue 22: the default batch path (--jobs) showed no progress; the workers now share
+    their rows and bytes with the parent, which feeds the one progress bar."""
+    from alliance_cli.batch.engine import BatchOptions
+    from alliance_cli.batch.run import run_files
+
+    from .conftest import scorer_for
+
+    monkeypatch.setenv("ALLIANCE_JOBS_MIN_BYTES", "1")
+    src = tmp_path / "x.csv"
+    body = "".join(f"C-{i},1," + ",".join(["4"] * 12) + "\n" for i in range(20_000))
+    src.write_text("client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13)) + "\n" + body)
+    seen: list[tuple[int, int]] = []
+    options = BatchOptions(jobs=2)
+    stats, _ = run_files([str(src)], scorer_for("wai-sr"), "csv", tmp_path / "o.csv", None,
+                         options, print, lambda rows, done: seen.append((rows, done)))  # fmt: skip
+    assert stats.scored == 20_000
+    assert seen and seen[-1] == (20_000, src.stat().st_size)
+    assert [r for r, _ in seen] == sorted(r for r, _ in seen)  # never backwards

@@ -161,22 +161,40 @@ def _score_ranges(
     count: int,
     scratch: str,
     saver: Any,
+    progress: Any = None,
 ) -> None:
     """In a worker: score its share of the ranges (every ``count``-th, from ``worker``),
-    each into its own files; a range's result file appears (by rename) when it is done."""
+    each into its own files; a range's result file appears (by rename) when it is done.
+    ``progress`` (shared with the parent): this worker's rows and bytes done so far."""
     known = (0, 0)  # (an offset, the lines before it), carried from range to range
     for k in range(worker, len(ranges), count):
         out = Path(scratch) / f"{k}.out"
         result = Path(scratch) / f"{k}.result"
-        known = _score_range(path, scorer, fmt, options, ranges[k], out, result, saver, known)
+        tell = None
+        if progress is not None:
+            rows_before, bytes_before = progress[2 * worker], progress[2 * worker + 1]
+
+            def tell(rows: int, done: int, r0: int = rows_before, b0: int = bytes_before,
+                     start: int = ranges[k][0]) -> None:  # fmt: skip
+                progress[2 * worker] = r0 + rows
+                progress[2 * worker + 1] = b0 + max(0, done - start)
+
+        known = _score_range(path, scorer, fmt, options, ranges[k], out, result, saver, known, tell)
+        if progress is not None:  # the whole range, whatever the stream last said
+            progress[2 * worker + 1] = bytes_before + ranges[k][1] - ranges[k][0]
         gc.collect()  # the range's memo tables hold their owners' methods: cycles to free
 
 
-def _wait(result: Path, worker: Any) -> bool:
-    """Wait for a range's result file; False if its worker ended without writing it."""
+def _wait(result: Path, worker: Any, tick: Callable[[], None] | None = None) -> bool:
+    """Wait for a range's result file; False if its worker ended without writing it.
+    ``tick`` is called about ten times a second meanwhile (the progress bar)."""
+    last = 0.0
     while not result.exists():
         if not worker.is_alive() and not result.exists():
             return False
+        if tick is not None and time.monotonic() - last > 0.1:
+            tick()
+            last = time.monotonic()
         time.sleep(0.005)
     return True
 
@@ -191,6 +209,7 @@ def _score_range(
     result_path: Path,
     saver: Any = None,
     known: tuple[int, int] = (0, 0),
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[int, int]:
     """In a worker: score one byte range into out_path; what happened into result_path;
     with a saver, the rows to store into a spool beside them (never the database: only the
@@ -229,6 +248,7 @@ def _score_range(
                 require_ids=options.require_ids,
                 on_score=spool.add_score if spool is not None else None,
                 fast_saver=(lambda ids, to_iso: saver) if spool is not None else None,
+                on_progress=on_progress,
             )  # fmt: skip
     finally:
         text.close()
@@ -349,6 +369,7 @@ def run(
     out: IO[str],
     reject: Callable[[Rejection], None],
     saver: Any = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Stats | None:
     """Score path on ``jobs`` processes into out; None when it must run on one instead
     (nothing written then). ``saver``: a ``store.sqlite.FastRows`` when the rows are also
@@ -373,13 +394,20 @@ def run(
     count = min(jobs, len(ranges), default_jobs())  # never more processes than cores
     from alliance_cli.io.files import scratch as scratch_folder
 
+    # every worker's rows and bytes done, shared: one bar on a terminal for all of them
+    progress = context.Array("q", 2 * count, lock=False) if on_progress is not None else None
+
+    def tick() -> None:
+        if on_progress is not None and progress is not None:
+            on_progress(sum(progress[0::2]), start + sum(progress[1::2]))
+
     with scratch_folder("jobs") as scratch:
         outs = [Path(scratch) / f"{k}.out" for k in range(len(ranges))]
         results = [Path(scratch) / f"{k}.result" for k in range(len(ranges))]
         workers = [
             context.Process(
                 target=_score_ranges,
-                args=(path, scorer, fmt, options, ranges, w, count, scratch, saver),
+                args=(path, scorer, fmt, options, ranges, w, count, scratch, saver, progress),
                 daemon=True,
             )
             for w in range(count)
@@ -391,7 +419,7 @@ def run(
             if saver is not None:
                 saver.recorder.mark()
             for k, result in enumerate(results):  # in file order, as each range is done
-                if not _wait(result, workers[k % count]):
+                if not _wait(result, workers[k % count], tick):
                     break
                 with open(result, "rb") as handle:
                     done.append(pickle.load(handle))
@@ -399,6 +427,7 @@ def run(
                     break  # a quoted line break somewhere: one process, to be exact
                 if saver is not None:  # its rows, through the one writer
                     saver.recorder.add_spooled(str(outs[k].with_suffix(".rows")))
+            tick()  # the last word: every worker's rows
             if len(done) < len(results) or not done[-1].exact:
                 for w in workers:
                     w.kill()

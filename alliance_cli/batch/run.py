@@ -159,7 +159,7 @@ def run_files(
                     if on_score is None or saver:
                         stats = parallel.run(
                             inputs[0], scorer, fmt, layout, options, options.jobs, out,
-                            reject, saver=saver,
+                            reject, saver=saver, on_progress=on_progress,
                         )  # fmt: skip
                         if stats is not None:
                             return stats
