@@ -33,6 +33,16 @@ CASES = {
     "wai-s": ("wai_s", _WAI_S, {"goal": 1, "task": 1, "bond": 1, "total": 3}, 12),
     "wai": ("wai", _WAI, {"goal": 2, "task": 2, "bond": 2, "total": 6}, 36),
     "haq-ii": ("haq_ii", {}, {"total": 3}, 19),
+    # therapist forms (issue 22): keys typed from the scoring facts in score_with_psych.R
+    "wai-t": ("wai_t", _WAI, {"goal": 2, "task": 2, "bond": 2, "total": 6}, 36),
+    "wai-s-t": ("wai_s_t", _WAI_S, {"goal": 1, "task": 1, "bond": 1, "total": 3}, 12),
+    "wai-sr-t": (
+        "wai_sr_t",
+        {"goal": [3, 6, 8], "task": [1, 4, 10], "bond": [2, 5, 7, 9]},
+        {"goal": 0, "task": 0, "bond": 1, "total": 2},
+        10,
+    ),
+    "haq-ii-t": ("haq_ii_t", {}, {"total": 3}, 19),
 }
 
 
