@@ -306,6 +306,9 @@ def say_verification(scorer: Any, quiet: bool) -> None:
     notice = verification_notice(scorer.instrument)
     if notice and not quiet:
         say(notice)
+    condition = getattr(scorer.instrument, "scoring_licence", None)
+    if condition and not quiet:  # a licence that conditions automated scoring, said once
+        say(f"licence: {' '.join(condition.split())}")
 
 
 def emit_json(data: Any, records_in: tuple[str, ...] = ()) -> None:

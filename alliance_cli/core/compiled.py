@@ -391,6 +391,7 @@ class CompiledInstrument(InstrumentViews):
     bands: tuple[BandSet, ...]
     cutoffs: tuple[Cutoff, ...]
     data: Mapping[str, Any]  # the validated definition as JSON data, as the model dumped it
+    scoring_licence: str | None = None  # what a licence that conditions automated scoring asks
 
     @classmethod
     def from_data(cls, data: object) -> CompiledInstrument:
@@ -411,6 +412,7 @@ class CompiledInstrument(InstrumentViews):
             description=_str(d.get("description", ""), "description"),
             citation=_str(d["citation"], "citation"),
             licence=_str(d["licence"], "licence"),
+            scoring_licence=_opt_str(d.get("scoring_licence"), "scoring_licence"),
             verification=Verification.from_data(d["verification"]),
             counterpart=_opt_str(d.get("counterpart"), "counterpart"),
             scale=CompiledScale.from_data(d["scale"]),

@@ -199,6 +199,11 @@ class Instrument(_Model, InstrumentViews):
     description: str = ""
     citation: str
     licence: str = Field(description="Shown to users; say plainly what use needs permission")
+    scoring_licence: str | None = Field(
+        default=None,
+        description="Set when the licence conditions automated scoring: what it requires, said "
+        "once per run by score and batch and carried in the Score's JSON",
+    )
     verification: Verification
     counterpart: str | None = Field(default=None, description="Id of the other rater's form")
     counterpart_items: dict[ItemId, ItemId] = Field(

@@ -23,6 +23,10 @@ class InstrumentRef(_Out):
     version: str
     sha256: str = Field(description="SHA-256 of the definition file's bytes")
     verification: str
+    scoring_licence: str | None = Field(
+        default=None,
+        description="Present when the instrument's licence conditions automated scoring",
+    )
 
 
 class Respondent(_Out):

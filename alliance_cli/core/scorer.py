@@ -353,6 +353,7 @@ class Scorer:
                 "version": inst.version,
                 "sha256": self.sha256,
                 "verification": inst.verification.status,
+                "scoring_licence": inst.scoring_licence,
             },
             "respondent": respondent,
             "metric": inst.metric,
