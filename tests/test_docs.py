@@ -67,3 +67,22 @@ def test_the_demo_succeeds_and_stops_at_a_failing_step(tmp_path):
     bad = subprocess.run(["sh", "examples/demo.sh", bin_dir], cwd=where, env=env,
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert bad.returncode == 2 and "open " not in bad.stdout
+
+
+def test_the_readme_is_short_and_its_links_lead_somewhere():
+    """Issue 22: a README a counselor reads in five minutes; depth is in docs/."""
+    import re
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) < 250
+    for heading in ("## Quick start", "## After a session", "## A clinic export",
+                    "## In a pipeline", "## Exit codes"):  # fmt: skip
+        assert heading in readme
+    for page in ROOT.glob("docs/*.md"):
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)#]+)\)", text):
+            if not target.startswith("http"):
+                assert (page.parent / target).exists(), f"{page.name}: {target}"
+    for target in re.findall(r"\]\(([^)#]+)\)", readme):
+        if not target.startswith("http"):
+            assert (ROOT / target).exists(), target

@@ -1,4 +1,4 @@
-"""The README's examples run and print what the README shows (a doctest for the shell).
+"""The README's and the docs' examples run and print what they show (a doctest for the shell).
 
 Every fenced block whose lines start with ``$ `` is a session: each command runs in a shell on
 a 100-column pseudo-terminal (``script``), in a scratch directory that holds the repository's
@@ -24,18 +24,30 @@ import pytest
 from .conftest import ROOT
 
 README = ROOT / "README.md"
+# The pages whose examples run, each chain in a scratch directory of its own, in this order
+# (a reader following along: the docs' pages were the README's sections, in its order).
+CHAINS = {
+    "readme": [README],
+    "docs": [ROOT / "docs" / f"{name}.md" for name in ("instruments", "scoring", "batch",
+                                                        "history", "performance")],
+}  # fmt: skip
 _TIMING = re.compile(r"in \d+(\.\d+)? s\b")
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 
 
-def _sessions() -> list[tuple[int, list[tuple[str, list[str]]]]]:
-    """(line, [(command, expected lines)]) for each shell block of the README."""
-    lines = README.read_text(encoding="utf-8").splitlines()
+def _sessions(chain: str) -> list[tuple[Path, int, list[tuple[str, list[str]]]]]:
+    """(page, line, [(command, expected lines)]) for each shell block of a chain's pages
+    (plain ``` blocks; ```console blocks in other pages are shown, not run)."""
+    return [block for page in CHAINS[chain] for block in _page_sessions(page)]
+
+
+def _page_sessions(page: Path) -> list[tuple[Path, int, list[tuple[str, list[str]]]]]:
+    lines = page.read_text(encoding="utf-8").splitlines()
     blocks, inside, start, current = [], False, 0, []
     for number, line in enumerate(lines, start=1):
         if line.startswith("```"):
             if inside and current:
-                blocks.append((start, current))
+                blocks.append((page, start, current))
             inside, start, current = not inside, number, []
         elif inside and line.startswith("$ "):
             current.append((line[2:], []))
@@ -57,12 +69,16 @@ def _matches(expected: list[str], got: list[str]) -> bool:
     return bool(got) and expected[0] == got[0] and _matches(expected[1:], got[1:])
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory like the repository's root, for the README's commands to run in."""
-    path = tmp_path_factory.mktemp("readme")
-    (path / "examples").symlink_to(ROOT / "examples")
-    return path
+_SCRATCH: dict[str, Path] = {}
+
+
+def _scratch(chain: str, factory: pytest.TempPathFactory) -> Path:
+    """A directory like the repository's root for one chain's commands, made once."""
+    if chain not in _SCRATCH:
+        path = factory.mktemp(chain)
+        (path / "examples").symlink_to(ROOT / "examples")
+        _SCRATCH[chain] = path
+    return _SCRATCH[chain]
 
 
 def _env(scratch: Path) -> dict[str, str]:
@@ -79,10 +95,15 @@ def _env(scratch: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("block", _sessions(), ids=lambda b: f"README.md:{b[0]}")
-def test_readme_example(scratch: Path, block):
-    """Run one block; with UPDATE_README=1, write what it printed into the README instead."""
-    _, session = block
+@pytest.mark.parametrize(
+    ("chain", "block"),
+    [(chain, block) for chain in CHAINS for block in _sessions(chain)],
+    ids=lambda v: f"{v[0].relative_to(ROOT)}:{v[1]}" if isinstance(v, tuple) else v,
+)
+def test_readme_example(tmp_path_factory, chain: str, block):
+    """Run one block; with UPDATE_README=1, write what it printed into its page instead."""
+    page, _, session = block
+    scratch = _scratch(chain, tmp_path_factory)
     if any("fhir" in command for command, _ in session):  # an optional extra's example
         pytest.importorskip("fhir.resources")
     old_text, new_text, problems = [], [], []
@@ -110,7 +131,7 @@ def test_readme_example(scratch: Path, block):
                 + "\n".join(got)
             )  # fmt: skip
     if problems and os.environ.get("UPDATE_README"):
-        text = README.read_text(encoding="utf-8")
-        README.write_text(text.replace("\n".join(old_text), "\n".join(new_text), 1), "utf-8")
+        text = page.read_text(encoding="utf-8")
+        page.write_text(text.replace("\n".join(old_text), "\n".join(new_text), 1), "utf-8")
         return
     assert not problems, "\n\n".join(problems)
