@@ -169,6 +169,9 @@ def main() -> None:
     from alliance_cli.cli.clicklib import ClickException, NoArgsIsHelpError
 
     try:
+        # --install-completion SHELL and --show-completion SHELL name the shell (typer's
+        # form with the shell as a value), rather than guessing it from the parent process
+        os.environ.setdefault("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
         code = build(_named_command(sys.argv[1:]))(prog_name="alliance", standalone_mode=False)
     except NoArgsIsHelpError as exc:
         exc.show()

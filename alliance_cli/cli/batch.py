@@ -15,6 +15,7 @@ from alliance_cli.cli.common import (
     QuietOpt,
     ReplaceOpt,
     SaveOpt,
+    complete_instruments,
     funnel,
     run_catalog,
     say_verification,
@@ -27,7 +28,12 @@ def batch_command(
     files: Annotated[
         list[str], typer.Argument(help="CSV exports to score; - reads stdin.", metavar="FILE...")
     ],
-    instrument: Annotated[str, typer.Option("--instrument", "-i", help="Instrument id.")],
+    instrument: Annotated[
+        str,
+        typer.Option(
+            "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
+        ),
+    ],
     output: Annotated[
         str | None,  # text, not Path: Path("") would silently become "."
         typer.Option(

@@ -207,6 +207,45 @@ def _check_text_arguments(kwargs: dict[str, Any]) -> None:
                     ) from None
 
 
+def complete_instruments(incomplete: str) -> list[str]:
+    """Shell completion: the instrument ids (bundled and --instruments-dir / ALLIANCE_PATH)."""
+    try:
+        from alliance_cli.io.catalog import load_catalog
+
+        context_dirs: tuple[Path, ...] = ()
+        from alliance_cli.cli.clicklib import get_current_context
+
+        context = get_current_context(silent=True)
+        root = context.find_root() if context is not None else None
+        if root is not None:
+            context_dirs = tuple(root.params.get("instruments_dir") or ())
+        ids = load_catalog(context_dirs).ids()
+    except Exception:  # completion never fails loudly: no suggestions then
+        return []
+    return [i for i in ids if i.startswith(incomplete.lower())]
+
+
+def complete_clients(incomplete: str) -> list[str]:
+    """Shell completion: the client ids of the history (--db, ALLIANCE_DB or the default)."""
+    try:
+        from alliance_cli.cli.clicklib import get_current_context
+        from alliance_cli.store import sqlite as history
+
+        context = get_current_context(silent=True)
+        db = context.params.get("db") if context is not None else None
+        if not db:  # the words typed so far (bash: COMP_WORDS; zsh, fish: the whole line)
+            words = (os.environ.get("COMP_WORDS") or os.environ.get("_TYPER_COMPLETE_ARGS")
+                     or "").split()  # fmt: skip
+            if "--db" in words[:-1]:
+                db = words[words.index("--db") + 1]
+        where = Path(db) if db else history.default_path()
+        if not where.is_file():
+            return []
+        return [c for c in history.client_ids(where) if c.startswith(incomplete)][:200]
+    except Exception:  # completion never fails loudly: no suggestions then
+        return []
+
+
 def _say_cache_notes(quiet: bool) -> None:
     """Say why an instrument cache was not trusted (once, at the end of the command)."""
     catalog = sys.modules.get("alliance_cli.io.catalog")

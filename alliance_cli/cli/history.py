@@ -10,6 +10,7 @@ from alliance_cli.cli.common import (
     Format,
     FormatOpt,
     QuietOpt,
+    complete_clients,
     funnel,
     output,
     pick_format,
@@ -87,7 +88,9 @@ def caseload_filter(
 
 @funnel
 def history_command(
-    client: Annotated[str, typer.Argument(help="Client id.", metavar="CLIENT")],
+    client: Annotated[
+        str, typer.Argument(help="Client id.", metavar="CLIENT", autocompletion=complete_clients)
+    ],
     instrument: InstrumentOpt = None,
     details: Annotated[
         bool, typer.Option("--details", help="Each concern's rules, figures and sources.")
@@ -168,7 +171,12 @@ def clients_command(
 @funnel
 def forget_command(
     client: Annotated[
-        str, typer.Argument(help="Client id whose records are deleted.", metavar="CLIENT")
+        str,
+        typer.Argument(
+            help="Client id whose records are deleted.",
+            metavar="CLIENT",
+            autocompletion=complete_clients,
+        ),
     ],
     session_text: Annotated[
         str | None,

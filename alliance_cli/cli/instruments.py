@@ -14,6 +14,7 @@ from alliance_cli.cli.common import (
     QuietOpt,
     SchemaFormat,
     SchemaFormatOpt,
+    complete_instruments,
     emit_json,
     error_line,
     funnel,
@@ -77,7 +78,12 @@ def _instrument_summary(catalog: "Catalog", key: str) -> dict[str, Any]:
 @funnel
 def instruments_show(
     instrument: Annotated[
-        str, typer.Argument(help="Instrument id, e.g. wai-sr.", metavar="INSTRUMENT")
+        str,
+        typer.Argument(
+            help="Instrument id, e.g. wai-sr.",
+            metavar="INSTRUMENT",
+            autocompletion=complete_instruments,
+        ),
     ],
     quiet: QuietOpt = False,
     fmt: DetailFormatOpt = None,
@@ -135,7 +141,12 @@ def instruments_check(
 @funnel
 def instruments_export(
     instrument: Annotated[
-        str, typer.Argument(help="Instrument id, e.g. wai-sr.", metavar="INSTRUMENT")
+        str,
+        typer.Argument(
+            help="Instrument id, e.g. wai-sr.",
+            metavar="INSTRUMENT",
+            autocompletion=complete_instruments,
+        ),
     ],
     to: Annotated[
         str,

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 
 import typer
 
-from alliance_cli.cli.common import DbOpt, QuietOpt, funnel, run_catalog, say
+from alliance_cli.cli.common import DbOpt, QuietOpt, complete_clients, funnel, run_catalog, say
 from alliance_cli.cli.history import (
     CounselorOpt,
     EarlyOpt,
@@ -24,7 +24,11 @@ from alliance_cli.cli.history import (
 def report_command(
     client: Annotated[
         str | None,
-        typer.Argument(help="Client id (or --caseload for every client).", metavar="[CLIENT]"),
+        typer.Argument(
+            help="Client id (or --caseload for every client).",
+            metavar="[CLIENT]",
+            autocompletion=complete_clients,
+        ),
     ] = None,
     caseload: Annotated[
         bool, typer.Option("--caseload", help="The caseload: every client, concerns first.")

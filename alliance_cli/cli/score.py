@@ -15,6 +15,7 @@ from alliance_cli.cli.common import (
     ReplaceOpt,
     SaveOpt,
     ScoreFormatOpt,
+    complete_instruments,
     funnel,
     no_such_option,
     pick_format,
@@ -28,7 +29,12 @@ from alliance_cli.core.errors import ExitCode, UsageProblem
 @funnel
 def score_command(
     instrument: Annotated[
-        str, typer.Argument(help="Instrument id, e.g. wai-sr or srs.", metavar="INSTRUMENT")
+        str,
+        typer.Argument(
+            help="Instrument id, e.g. wai-sr or srs.",
+            metavar="INSTRUMENT",
+            autocompletion=complete_instruments,
+        ),
     ],
     answers: Annotated[
         list[str] | None,

@@ -317,6 +317,18 @@ def note_history(path: Path | None) -> Path:
     return where
 
 
+def client_ids(path: Path) -> list[str]:
+    """The client ids of a history, read-only and without migrating it (shell completion)."""
+    from urllib.parse import quote
+
+    db = sqlite3.connect(f"file:{quote(str(path))}?mode=ro", uri=True, timeout=0.2)
+    try:
+        rows = db.execute("SELECT DISTINCT client_id FROM sessions ORDER BY client_id")
+        return [str(r[0]) for r in rows]
+    finally:
+        db.close()
+
+
 # Seconds to wait for another alliance's write before giving up (exit 5);
 # ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
 LOCK_WAIT = 30.0
