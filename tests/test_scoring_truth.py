@@ -88,14 +88,23 @@ def test_a_draft_is_never_scored(cli, tmp_path: Path, draft):
 
 
 def test_a_users_own_file_overrides_a_draft(cli, tmp_path: Path):
+    """Issue 22: a draft carries no key, so a copy that only changes its status is refused;
+    a user's own file with the key they hold overrides the draft and scores."""
     from alliance_cli.io.catalog import bundled_dir
 
     text = (bundled_dir() / "star-p.yaml").read_text(encoding="utf-8")
-    own = text.replace("status: draft", "status: unverified")
+    lazy = text.replace("status: draft", "status: unverified")
+    write(tmp_path / "star-p.yaml", lazy)
+    refused = cli("--instruments-dir", str(tmp_path), "score", "star-p", *["3"] * 12)
+    assert refused.exit_code == 4 and "no items: a form that is scored names" in refused.stderr
+    own = lazy
+    for size, items in (("size: 6", "items: [1, 2, 3, 5, 6, 9]"), ("size: 3", "items: [4, 7, 8]"),
+                        ("size: 3", "items: [10, 11, 12]")):  # fmt: skip
+        own = own.replace(size, items, 1)
     write(tmp_path / "star-p.yaml", own)
     result = cli("--instruments-dir", str(tmp_path), "score", "star-p", *["3"] * 12, "-f", "json")
     assert result.exit_code == 0, result.stderr
-    assert json.loads(result.stdout)[0]["scales"]["total"]["mean"] is not None
+    assert json.loads(result.stdout)[0]["scales"]["total"]["mean"] == 3.0
 
 
 def test_instruments_list_shows_drafts(cli):

@@ -130,7 +130,12 @@ class Subscale(_Model):
     id: str = Field(pattern=r"^[a-z][a-z0-9_]*$", description="Used in column names")
     name: str
     dimension: Dimension = Field(description="Bordin's goal / task / bond, or general")
-    items: list[ItemId] = Field(min_length=1)
+    items: list[ItemId] = Field(
+        default_factory=list, description="The items scored together (none in a draft)"
+    )
+    size: int | None = Field(
+        default=None, ge=1, description="A draft's subscale: how many items, without which"
+    )
     max_missing: int = Field(default=0, ge=0, description="Missing items allowed (prorated)")
 
 
@@ -298,6 +303,10 @@ class Instrument(_Model, InstrumentViews):
                 if number is not None and scale.max > scale.min and scale.on_scale(number):
                     add((("missing_codes", i, "value"), f"{code.value!r} is a valid answer"))
 
+        if self.verification.status == "draft":
+            for i, item in enumerate(self.items):
+                if item.reverse:
+                    add((("items", i, "reverse"), "a draft marks no reverse items (no key)"))
         seen_scales: set[str] = set()
         for i, sub in enumerate(self.subscales):
             if sub.id == TOTAL:
@@ -305,6 +314,22 @@ class Instrument(_Model, InstrumentViews):
             if sub.id in seen_scales:
                 add((("subscales", i, "id"), f"subscale {sub.id!r} is defined twice"))
             seen_scales.add(sub.id)
+            if self.verification.status == "draft":
+                # a draft carries no key: sizes only, so no copy scores by changing one word
+                if sub.items:
+                    add((("subscales", i, "items"), "a draft lists no items (give size: N)"))
+                if sub.size is None:
+                    add((("subscales", i, "size"), "a draft's subscale gives its size"))
+                continue
+            if not sub.items:
+                add(
+                    (
+                        ("subscales", i, "items"),
+                        "no items: a form that is scored names each subscale's items (a draft's "
+                        "size: is not a key)",
+                    )
+                )
+                continue
             for j, item_id in enumerate(sub.items):
                 if item_id not in known:
                     add((("subscales", i, "items", j), f"item {item_id!r} does not exist"))

@@ -193,10 +193,10 @@ def instrument_detail(entry: LoadedInstrument) -> Group:
     subs = Table(box=box.SIMPLE_HEAD, title="Scores", title_justify="left")
     for col in ("scale", "name", "dimension", "items", "may be missing"):
         subs.add_column(col)
+    sizes = {d.get("id"): d.get("size") for d in inst.data.get("subscales", [])}
     for sub in inst.subscales:
-        subs.add_row(
-            *cells(sub.id, sub.name, sub.dimension, " ".join(sub.items), str(sub.max_missing))
-        )
+        listed = " ".join(sub.items) or f"{sizes.get(sub.id) or '?'} items, no key (a draft)"
+        subs.add_row(*cells(sub.id, sub.name, sub.dimension, listed, str(sub.max_missing)))
     subs.add_row(
         *cells(
             TOTAL,
