@@ -143,3 +143,17 @@ def test_suggest_map_writes_a_starter_map_that_scores_once_checked(cli, tmp_path
     mapping.write_text(suggested.stdout)
     scored = cli("batch", str(src), "-i", "wai-sr", "--map", str(mapping))
     assert scored.exit_code == 0 and scored.stdout.splitlines()[1].startswith("C-1,4,16")
+
+
+def test_every_key_source_is_named():
+    """Issue 22, item 8: a source is named (a publication, a vendor's document, a repository
+    and a path), never 'an independent implementation' or 'a third source' no reader finds."""
+    import re
+
+    import yaml
+
+    vague = re.compile(r"^(an?|one|two|three|some|several) ", re.IGNORECASE)
+    for path in (ROOT / "instruments").glob("*.yaml"):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for source in data["verification"].get("sources", []):
+            assert not vague.match(source), (path.name, source)
