@@ -185,7 +185,7 @@ def plan_layout(
     else:
         scoring = scorer.instrument.id
         try:
-            positions = colmap.detect(stripped, items)
+            positions = colmap.detect(stripped, items, [*known_ids, scoring] if known_ids else None)
         except UsageProblem:
             # srs_1..srs_4 scored as wai-sr: say whose columns they are, not only what is missing
             for pos in range(len(stripped)):

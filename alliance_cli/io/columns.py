@@ -217,16 +217,37 @@ def from_mapping(
     return positions
 
 
-def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
+# Prefixes a found family of item columns may carry: none, a generic word (or a survey
+# tool's question id: Qualtrics' Q1_ of a matrix question), or (checked by the caller's
+# list) an alliance instrument's own name. Anything else (pmq1..pmq4) is some
+# other questionnaire's columns until a template or a map says otherwise.
+GENERIC_PREFIXES = {"", "q", "item", "items", "i", "question", "answer", "a", "v", "var"}
+
+
+def never_an_item(name: str) -> bool:
+    """Columns that are never items, whatever their number: REDCap checkbox choices
+    (``name___code``), form status (``*_complete``) and timestamps."""
+    text = name.strip().lower()
+    return "___" in text or text.endswith(("_complete", "_timestamp", "complete?"))
+
+
+def detect(
+    header: Sequence[str], items: Sequence[str], own_names: Sequence[str] | None = None
+) -> list[int]:
     """Find item columns named by item id with one common prefix and suffix.
 
     ``1..12``, ``item1``, ``wai_1``, ``Q01`` and ``wai_sr_1`` all work. Stops with a clear
-    error when no family of columns covers every item, or when two do.
+    error when no family of columns covers every item, or when two do. Checkbox, status and
+    timestamp columns are never items; with ``own_names`` (the instrument ids alliance
+    knows), a family whose prefix is neither generic nor one of those names is not taken
+    on its own: ``pmq1..pmq4`` are not an SRS's items until ``--columns`` or ``--map`` says so.
     """
     wanted = [_strip_zeros(i) for i in items]
     families: dict[tuple[str, str], dict[str, int]] = {}
     for pos, name in enumerate(header):
         text = name.strip()
+        if never_an_item(text):
+            continue
         match = _NUMBERED.match(text)
         if match:
             prefix, number, suffix = match.groups()
@@ -249,6 +270,18 @@ def detect(header: Sequence[str], items: Sequence[str]) -> list[int]:
                 f"{', …' if len(extra) > 3 else ''}): is it another questionnaire? "
                 f"If not, name the columns with --columns '{prefix}{{item}}{suffix}' or --map"
             )
+        if own_names is not None:
+            base = re.sub(r"[^a-z0-9]", "", complete[0][0])
+            own = {re.sub(r"[^a-z0-9]", "", n.lower()) for n in own_names}
+            generic = base in GENERIC_PREFIXES or re.fullmatch(r"(q|qid|question|item)\d+", base)
+            if not generic and not any(n.startswith(base) for n in own):
+                prefix, suffix = _as_written(header, cols, complete[0])
+                raise UsageProblem(
+                    f"the columns {prefix}{wanted[0]}{suffix} … {prefix}{wanted[-1]}{suffix} "
+                    f"fit this instrument's item numbers, but {prefix!r} names no alliance "
+                    "instrument: if they are its items, say so with --columns "
+                    f"'{prefix}{{item}}{suffix}' (or --map)"
+                )
         return [cols[w] for w in wanted]
     if len(complete) > 1:
         names = [
