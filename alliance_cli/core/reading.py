@@ -857,25 +857,24 @@ def not_seen(
     )
 
 
+_SHORT = {
+    "drop": "{where} fell in session {began}",
+    "decline": "{where} slid, from session {began}",
+    "low": "{where} at or below the cutoff, from session {began}",
+    "early_low": "low early alliance in session {began}",
+    "gap": "client and therapist differ on {where} from session {began}",
+    "incomplete": "no score for {where} in session {began}",
+}
+
+
 def short_words(concern: Mapping[str, Any]) -> str:
     """A concern (as data) in a few plain words, for a caseload row: what, where, when."""
+    template = _SHORT.get(str(concern.get("kind")))
+    if template is None:  # (not seen: its sentence says it briefly)
+        return str(concern.get("sentence", "")).split(" (")[0].rstrip(".")
     where = ", ".join(concern.get("scale_names") or ()) or "the form"
-    began = concern.get("began")
-    kind = concern.get("kind")
     series = f" ({concern['series']})" if concern.get("series") else ""
-    if kind == "drop":
-        return f"{where} fell in session {began}{series}"
-    if kind == "decline":
-        return f"{where} slid, from session {began}{series}"
-    if kind == "low":
-        return f"{where} at or below the cutoff, from session {began}{series}"
-    if kind == "early_low":
-        return f"low early alliance in session {began}{series}"
-    if kind == "gap":
-        return f"client and therapist differ on {where} from session {began}{series}"
-    if kind == "incomplete":
-        return f"no score for {where} in session {began}{series}"
-    return str(concern.get("sentence", "")).split(" (")[0].rstrip(".")
+    return template.format(where=where, began=concern.get("began")) + series
 
 
 def order_key(concern: Concern) -> tuple[int, int, int]:
