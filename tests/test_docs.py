@@ -10,7 +10,7 @@ import pytest
 from .conftest import ROOT
 
 COMMANDS = [
-    ["score"], ["batch"], ["history"], ["clients"], ["forget"],
+    ["score"], ["batch"], ["history"], ["clients"], ["forget"], ["reliability"],
     ["instruments"], ["instruments", "show"], ["instruments", "check"], ["instruments", "schema"],
 ]  # fmt: skip
 

@@ -29,7 +29,8 @@ README = ROOT / "README.md"
 CHAINS = {
     "readme": [README],
     "docs": [ROOT / "docs" / f"{name}.md" for name in ("instruments", "scoring", "batch",
-                                                        "history", "performance")],
+                                                        "history", "performance",
+                                                        "reliability")],
 }  # fmt: skip
 _TIMING = re.compile(r"in \d+(\.\d+)? s\b")
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")

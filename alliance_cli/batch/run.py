@@ -244,3 +244,37 @@ def _run_parquet(
                 parquet.csv_to_parquet(spool, raw, score_columns(scorer))
                 raw.flush()
     return stats, written
+
+
+class _Collected(Sink):
+    """Each scored row's raw answers, kept (``alliance reliability`` reads them)."""
+
+    wants_json = True
+
+    def __init__(self) -> None:
+        self.answers: list[dict[str, Any]] = []
+
+    def result(self, data: dict[str, Any]) -> None:
+        """Keep the row's answers (raw, by item id)."""
+        self.answers.append(data["answers"])
+
+
+def collect_answers(
+    inputs: Sequence[str],
+    scorer: Scorer,
+    options: BatchOptions,
+    on_reject: Callable[[Rejection], None],
+    on_note: Callable[[str], None] = lambda _note: None,
+) -> tuple[list[dict[str, Any]], Stats]:
+    """Every row's raw answers, read exactly as ``batch`` reads it (layouts, maps, recodes,
+    FHIR, Parquet, the same rejects)."""
+    sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
+    try:
+        layout = read_layout(sources, scorer, options, on_note)
+        sink = _Collected()
+        stats = score_stream(sources, scorer, layout, sink, on_reject)
+    finally:
+        for source in sources:
+            if source.name != "stdin":
+                source.handle.close()
+    return sink.answers, stats

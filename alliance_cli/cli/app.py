@@ -24,6 +24,7 @@ EXAMPLES = {
     "clients": "alliance clients --limit 20",
     "forget": "alliance forget C-107 --yes",
     "report": "alliance report C-107 -o C-107.html",
+    "reliability": "alliance reliability examples/clinic_wai_sr.csv -i wai-sr",
 }
 # Each command: (module, function). "instruments" is a group of its own.
 COMMANDS = {
@@ -34,6 +35,7 @@ COMMANDS = {
     "clients": ("history", "clients_command"),
     "forget": ("history", "forget_command"),
     "report": ("report", "report_command"),
+    "reliability": ("reliability", "reliability_command"),
 }
 
 

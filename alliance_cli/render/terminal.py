@@ -657,3 +657,26 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
         cells += [text if row.concerns else Text("–", style="green")]
         table.add_row(*cells)
     return table
+
+
+def reliability_view(records: Sequence[dict[str, Any]]) -> Group:
+    """Each scale's reliability: alpha with its interval, then its items."""
+    parts: list[Any] = []
+    for r in records:
+        low, high = r["alpha_ci95"]
+        title = Text(
+            f"{r['scale']}: alpha {r['alpha']:.3f} (95 % CI {low:.3f}–{high:.3f}, Feldt) · "
+            f"standardized {r['std_alpha']:.3f} · mean inter-item r {r['average_r']:.3f} · "
+            f"n {r['n']:,}"
+        )
+        table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
+        for col in ("item", "mean", "sd", "r (corrected)", "alpha if deleted"):
+            table.add_column(col, justify="right", no_wrap=True)
+        for st in r["item_stats"]:
+            r_text = Text(f"{st['r_drop']:.3f}", style="bold red" if st["r_drop"] < 0 else "")
+            table.add_row(literal(st["item"]), f"{st['mean']:.2f}", f"{st['sd']:.2f}", r_text,
+                          f"{st['alpha_if_deleted']:.3f}")  # fmt: skip
+        parts.append(table)
+        for warning in r["warnings"]:
+            parts.append(literal(warning, style="red"))
+    return Group(*parts)

@@ -1,0 +1,81 @@
+"""Issue 24 (in part): `alliance reliability`, cross-checked with R's psych::alpha.
+
+tests/fixtures/psych/alpha_with_psych.R made alpha_answers.csv (300 WAI-S answer sets, items
+4 and 10 written reversed, seed 20261203) and alpha_expected.csv (psych 2.2.9 on the keyed
+data, keys typed from the scoring facts). The tests only read them: no R needed."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures" / "psych"
+
+
+def _expected() -> dict[tuple[str, str, str], float]:
+    with open(FIXTURES / "alpha_expected.csv", encoding="utf-8") as handle:
+        return {
+            (r["scale"], r["stat"], r["item"]): float(r["value"]) for r in csv.DictReader(handle)
+        }
+
+
+@pytest.fixture(scope="module")
+def ours(tmp_path_factory) -> dict[str, dict]:
+    from typer.testing import CliRunner
+
+    from alliance_cli.cli.app import app
+
+    result = CliRunner().invoke(
+        app, ["reliability", str(FIXTURES / "alpha_answers.csv"), "-i", "wai-s", "-f", "json"]
+    )
+    assert result.exit_code == 0, result.output
+    return {r["scale"]: r for r in json.loads(result.stdout)}
+
+
+def test_alpha_and_item_statistics_equal_psych(ours):
+    expected = _expected()
+    compared = 0
+    for (scale, stat, item), want in expected.items():
+        r = ours[scale]
+        if item:
+            got = next(s for s in r["item_stats"] if s["item"] == item)[stat]
+        else:
+            got = {"raw_alpha": r["alpha"], "std_alpha": r["std_alpha"],
+                   "average_r": r["average_r"], "feldt_low": r["alpha_ci95"][0],
+                   "feldt_high": r["alpha_ci95"][1]}[stat]  # fmt: skip
+        assert math.isclose(got, want, abs_tol=1e-6), (scale, stat, item, got, want)
+        compared += 1
+    assert compared == 68 and set(ours) == {"goal", "task", "bond", "total"}
+
+
+def test_an_item_that_runs_against_its_scale_is_said(cli, tmp_path: Path):
+    """Item 10 keyed the wrong way round (its column written unreversed) runs against Goal."""
+    with open(FIXTURES / "alpha_answers.csv", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    for row in rows[1:]:
+        row[10] = str(8 - int(row[10]))  # q10 as if the export had reversed it already
+    src = tmp_path / "flipped.csv"
+    with open(src, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    result = cli("reliability", str(src), "-i", "wai-s", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "item 10 runs against its scale" in result.stderr
+    goal = next(r for r in json.loads(result.stdout) if r["scale"] == "goal")
+    assert goal["warnings"] and goal["alpha"] < 0.5
+
+
+def test_reliability_reads_as_batch_reads_and_says_its_missing_rule(cli):
+    from .conftest import ROOT
+
+    result = cli("reliability", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
+                 "-f", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "199 rows read, 197 scored, 2 rejected" in result.stderr
+    assert "complete cases" in result.stderr
+    header = result.stdout.splitlines()[0].split(",")
+    assert header[:4] == ["scale", "item", "n", "alpha"]
+    assert len(result.stdout.splitlines()) == 1 + 4 + 12 + 12  # 3 subscales + total, items
