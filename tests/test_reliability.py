@@ -79,3 +79,22 @@ def test_reliability_reads_as_batch_reads_and_says_its_missing_rule(cli):
     header = result.stdout.splitlines()[0].split(",")
     assert header[:4] == ["scale", "item", "n", "alpha"]
     assert len(result.stdout.splitlines()) == 1 + 4 + 12 + 12  # 3 subscales + total, items
+
+
+def test_from_history_equals_the_file_it_was_saved_from(cli, tmp_path: Path):
+    from .conftest import ROOT
+
+    export = str(ROOT / "examples" / "clinic_wai_sr.csv")
+    db = str(tmp_path / "h.sqlite")
+    assert cli("batch", export, "-i", "wai-sr", "--save", "--db", db, "-q",
+               "-o", str(tmp_path / "o.csv")).exit_code == 3  # fmt: skip
+    from_file = json.loads(cli("reliability", export, "-i", "wai-sr", "-f", "json").stdout)
+    result = cli("reliability", "--from-history", "-i", "wai-sr", "--db", db, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == from_file
+    first = cli("reliability", "--from-history", "-i", "wai-sr", "--db", db, "--session", "1",
+                "-f", "json")  # fmt: skip
+    assert "answer sets from session 1 of the history" in first.stderr
+    assert json.loads(first.stdout)[0]["n"] < from_file[0]["n"]
+    both = cli("reliability", export, "--from-history", "-i", "wai-sr")
+    assert both.exit_code == 2

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from alliance_cli.cli.common import (
+    DbOpt,
     FormatOpt,
     QuietOpt,
     complete_instruments,
@@ -21,15 +22,16 @@ from alliance_cli.core.errors import DataFileError
 
 @funnel
 def reliability_command(
-    files: Annotated[
-        list[str], typer.Argument(help="Exports to read (as batch reads them).", metavar="FILE...")
-    ],
     instrument: Annotated[
         str,
         typer.Option(
             "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
         ),
     ],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Exports to read (as batch reads them).", metavar="[FILE...]"),
+    ] = None,
     columns: Annotated[
         str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
     ] = None,
@@ -43,6 +45,15 @@ def reliability_command(
         str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
     ] = None,
     encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
+    from_history: Annotated[
+        bool,
+        typer.Option("--from-history", help="Read the answers saved in the history instead."),
+    ] = False,
+    session: Annotated[
+        int | None,
+        typer.Option("--session", help="With --from-history: only this session number.", min=1),
+    ] = None,
+    db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
@@ -51,11 +62,26 @@ def reliability_command(
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.batch.run import collect_answers
     from alliance_cli.cli import score_sets
-    from alliance_cli.core.reliability import form_reliability
+    from alliance_cli.core.errors import UsageProblem
     from alliance_cli.io import layouts
 
+    if bool(files) == from_history:
+        raise UsageProblem("give FILE..., or --from-history (not both)")
+    if session is not None and not from_history:
+        raise UsageProblem("--session chooses sessions of the history: add --from-history")
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), "reject")
+    if from_history:
+        from alliance_cli.store import sqlite as history
+
+        with history.open_store(db, create=False, on_wait=say) as store:
+            stored = store.answers_of(scorer.instrument.id, session)
+        where = f"session {session} of " if session is not None else ""
+        if not quiet:
+            say(f"reliability: {len(stored):,} answer sets from {where}the history "
+                f"({scorer.instrument.id}); each scale on its complete cases")  # fmt: skip
+        return _report(stored, scorer, "the history", fmt)
+    assert files is not None
     options = BatchOptions(
         template=columns, map_file=map_file, layout=layout, encoding=encoding,
         recode=layouts.parse_recode(recode) or None,
@@ -67,16 +93,23 @@ def reliability_command(
     )
     for r in rejected[:5]:
         say(f"rejected: {r}")
-    try:
-        scales = form_reliability(scorer, answers)
-    except ValueError as exc:
-        raise DataFileError(f"{', '.join(files)}: {exc}") from None
     if not quiet:
         say(
             f"reliability: {stats.read:,} rows read, {stats.scored:,} scored, "
             f"{stats.rejected:,} rejected; each scale on its complete cases (rows with every "
             "item of the scale answered)"
         )
+    return _report(answers, scorer, ", ".join(files), fmt)
+
+
+def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
+    """Compute, warn and print each scale's reliability."""
+    from alliance_cli.core.reliability import form_reliability
+
+    try:
+        scales = form_reliability(scorer, answers)
+    except ValueError as exc:
+        raise DataFileError(f"{source}: {exc}") from None
     for scale in scales:
         for warning in scale.against():
             say(f"warning: {scale.scale}: {warning}")

@@ -927,6 +927,30 @@ class Store:
             score["issues"] = kept["issues"]
         return score
 
+    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
+        """Every stored answer set of an instrument (one session number only, when given),
+        as raw values by item id, each read in the item order of the definition it was saved
+        with (``alliance reliability --from-history``)."""
+        sql = "SELECT s.answers, s.definition, s.extra FROM sessions s WHERE s.instrument = ?" + (
+            " AND s.session = ?" if session is not None else ""
+        )
+        args: list[Any] = [instrument] + ([session] if session is not None else [])
+        orders: dict[int, list[str]] = {}
+        out = []
+        for answers, definition, extra in self.db.execute(sql, args):
+            kept = json.loads(extra) if extra else {}
+            if "schema_version" in kept:  # saved whole (older stores): its answers as kept
+                out.append(dict(kept.get("answers") or {}))
+                continue
+            if definition not in orders:
+                data = self.db.execute(
+                    "SELECT data FROM definitions WHERE id = ?", (definition,)
+                ).fetchone()[0]
+                orders[definition] = [str(i["id"]) for i in json.loads(data)["items"]]
+            values = answers_values(answers)
+            out.append(dict(zip(orders[definition], values, strict=False)))
+        return out
+
     def snapshot(self) -> tuple[int, str | None, str | None]:
         """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
         row = self.db.execute(
