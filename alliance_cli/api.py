@@ -64,10 +64,15 @@ def score(
     Raises ``RejectedInput`` for an unusable answer (unless ``invalid="missing"``) and
     ``DraftInstrument`` for a draft definition.
     """
-    from alliance_cli.core.contract import respondent_dict
+    from alliance_cli.core.contract import respondent_dict, session_problem
+    from alliance_cli.core.errors import UsageProblem
     from alliance_cli.core.score import Score
     from alliance_cli.core.scorer import validate_date
 
+    if session is not None:  # one rule for a session number, as the command line's
+        problem = session_problem(str(session))  # (True reads "True": not a number)
+        if problem is not None:
+            raise UsageProblem(f"session: {problem}")
     scorer = _scorer(instrument, invalid)
     who = respondent_dict(
         client_id, session, validate_date(date), rater or scorer.instrument.respondent

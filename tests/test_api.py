@@ -91,3 +91,20 @@ def test_score_frame_equals_batch(cli, library):
     rows = scored.to_dicts() if library == "polars" else scored.to_dict("records")
     assert rows == _batch_rows(cli)
     assert len(rejected) == 2
+
+
+@pytest.mark.parametrize("session", [0, -3, True])
+def test_api_sessions_follow_the_command_lines_rule(session):
+    """Issue 23: session=0 and session=-3 were accepted by api.score."""
+    from alliance_cli import api
+    from alliance_cli.core.errors import UsageProblem
+
+    with pytest.raises(UsageProblem, match="session"):
+        api.score("srs", [9, 9, 9, 9], session=session)
+
+
+def test_install_hints_name_the_real_distribution():
+    from alliance_cli.io import fhir, parquet
+
+    assert "pip install 'alliance[fhir]'" in fhir.EXTRA
+    assert "pip install 'alliance[parquet]'" in parquet.EXTRA

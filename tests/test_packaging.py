@@ -68,6 +68,7 @@ def test_wheel_ships_instruments_and_runs_outside_repo(tmp_path: Path):
     assert sorted(n.split("/")[-1] for n in names if n.startswith("alliance_cli/instruments/")) == (
         bundled
     )
+    assert "alliance_cli/py.typed" in names  # issue 23: typed for mypy and pyright users
     target = tmp_path / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),

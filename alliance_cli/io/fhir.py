@@ -30,7 +30,7 @@ WEIGHT_URLS = (
 )
 ABSENT = "http://terminology.hl7.org/CodeSystem/data-absent-reason"
 UCUM = "http://unitsofmeasure.org"
-EXTRA = "pip install 'alliance-cli[fhir]' (or: pip install 'fhir.resources>=8,<9')"
+EXTRA = "pip install 'alliance[fhir]' (or: pip install 'fhir.resources>=8,<9')"
 
 
 def models() -> Any:

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
 
-EXTRA = "pip install 'alliance-cli[parquet]' (or: pip install pyarrow)"
+EXTRA = "pip install 'alliance[parquet]' (or: pip install pyarrow)"
 MAGIC = b"PAR1"
 
 
