@@ -10,7 +10,7 @@ import pytest
 from .conftest import ROOT
 
 COMMANDS = [
-    ["score"], ["batch"], ["history"], ["clients"], ["forget"], ["reliability"],
+    ["score"], ["batch"], ["history"], ["clients"], ["forget"], ["reliability"], ["norms"],
     ["instruments"], ["instruments", "show"], ["instruments", "check"], ["instruments", "schema"],
 ]  # fmt: skip
 

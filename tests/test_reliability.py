@@ -98,3 +98,47 @@ def test_from_history_equals_the_file_it_was_saved_from(cli, tmp_path: Path):
     assert json.loads(first.stdout)[0]["n"] < from_file[0]["n"]
     both = cli("reliability", export, "--from-history", "-i", "wai-sr")
     assert both.exit_code == 2
+
+
+def test_local_norms_are_written_and_used_for_z_and_reliable_change(cli, tmp_path, monkeypatch):
+    """Issue 24, item 3: alliance norms writes level: local norms; --norms FILE (or
+    ALLIANCE_NORMS) makes score give z-scores from them and history's threshold Jacobson-
+    Truax from their SD and alpha."""
+    import yaml
+
+    from .conftest import ROOT
+
+    export = str(ROOT / "examples" / "clinic_wai_sr.csv")
+    norms = tmp_path / "clinic-norms.yaml"
+    made = cli("norms", export, "-i", "wai-sr", "-o", str(norms), "-q")
+    assert made.exit_code == 0, made.stderr
+    data = yaml.safe_load(norms.read_text(encoding="utf-8"))
+    assert data["level"] == "local" and data["instrument"] == "wai-sr"
+    goal = data["scales"]["goal"]
+    reliability = {r["scale"]: r for r in json.loads(
+        cli("reliability", export, "-i", "wai-sr", "-f", "json").stdout)}  # fmt: skip
+    assert goal["reliability"] == reliability["goal"]["alpha"] and goal["n"] == 191
+    answers = "4 4 5 3 5 4 4 3 5 4 4 4".split()  # goal items 4 6 8 11: 3 4 3 4, mean 3.5
+    scored = cli("--norms", str(norms), "score", "wai-sr", *answers, "-f", "json")
+    assert scored.exit_code == 0, scored.stderr
+    z = json.loads(scored.stdout)[0]["scales"]["goal"]["z"]
+    assert math.isclose(z, (3.5 - goal["mean"]) / goal["sd"], abs_tol=1e-6)
+    assert "z-scores and reliable change from" in scored.stderr
+    plain = json.loads(cli("score", "wai-sr", *answers, "-f", "json").stdout)
+    assert plain[0]["scales"]["goal"]["z"] is None  # no bundled norms: none without the file
+    db = str(tmp_path / "h.sqlite")
+    cli("batch", export, "-i", "wai-sr", "--save", "--db", db, "-q", "-o", str(tmp_path / "o"))
+    without = json.loads(cli("history", "C-107", "--db", db, "-f", "json").stdout)[0]
+    monkeypatch.setenv("ALLIANCE_NORMS", str(norms))
+    with_norms = json.loads(cli("history", "C-107", "--db", db, "-f", "json").stdout)[0]
+    # Jacobson & Truax: 1.96 * sqrt(2) * SD * sqrt(1 - r), in POMP (WAI-SR 1-5: x 25)
+    expected = 1.96 * math.sqrt(2) * goal["sd"] * math.sqrt(1 - goal["reliability"]) * 25
+    assert math.isclose(with_norms["thresholds"]["goal"], expected, rel_tol=1e-3)
+    assert with_norms["thresholds"] != without["thresholds"]
+
+
+def test_a_file_that_is_not_local_norms_is_refused(cli, tmp_path: Path):
+    bad = tmp_path / "n.yaml"
+    bad.write_text("level: published\ninstrument: wai-sr\n")
+    result = cli("--norms", str(bad), "score", "wai-sr", *["4"] * 12)
+    assert result.exit_code == 5 and "not a local norms file" in result.stderr

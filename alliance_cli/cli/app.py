@@ -25,6 +25,7 @@ EXAMPLES = {
     "forget": "alliance forget C-107 --yes",
     "report": "alliance report C-107 -o C-107.html",
     "reliability": "alliance reliability examples/clinic_wai_sr.csv -i wai-sr",
+    "norms": "alliance norms examples/clinic_wai_sr.csv -i wai-sr -o clinic-norms.yaml",
 }
 # Each command: (module, function). "instruments" is a group of its own.
 COMMANDS = {
@@ -36,6 +37,7 @@ COMMANDS = {
     "forget": ("history", "forget_command"),
     "report": ("report", "report_command"),
     "reliability": ("reliability", "reliability_command"),
+    "norms": ("reliability", "norms_command"),
 }
 
 
@@ -65,11 +67,20 @@ def main_options(
     debug: Annotated[
         bool, typer.Option("--debug", help="Show tracebacks (never answers) on errors.")
     ] = False,
+    norms: Annotated[
+        Path | None,
+        typer.Option(
+            "--norms",
+            help="Local norms (from alliance norms) for z-scores and reliable change "
+            "(or ALLIANCE_NORMS).",
+        ),
+    ] = None,
 ) -> None:
     """Score therapeutic alliance questionnaires and follow the alliance over sessions."""
     ctx.obj = RunOptions(
         debug=debug or bool(os.environ.get("ALLIANCE_DEBUG")),
         instrument_dirs=tuple(instruments_dir or ()),
+        norms=norms,
     )
 
 
@@ -113,7 +124,7 @@ def _named_command(argv: list[str]) -> str | None:
         "_ALLIANCE_COMPLETE"
     ):
         return None
-    takes_value = {"--instruments-dir"}
+    takes_value = {"--instruments-dir", "--norms"}
     skip = False
     for arg in argv:
         if skip:

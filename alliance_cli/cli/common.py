@@ -37,6 +37,7 @@ class RunOptions(NamedTuple):
 
     debug: bool = False
     instrument_dirs: tuple[Path, ...] = ()
+    norms: Path | None = None  # --norms FILE (or ALLIANCE_NORMS): local norms
 
 
 def run_options() -> RunOptions:
@@ -329,7 +330,18 @@ def run_catalog(strict: bool = False, quiet: bool = False) -> Catalog:
     """Load the catalog; print override notices (unless quiet) and, when asked, problems."""
     from alliance_cli.io.catalog import load_catalog
 
-    catalog = load_catalog(run_options().instrument_dirs)
+    options = run_options()
+    catalog = load_catalog(options.instrument_dirs)
+    norms = options.norms or (Path(os.environ["ALLIANCE_NORMS"]) if os.environ.get(
+        "ALLIANCE_NORMS") else None)  # fmt: skip
+    if norms is not None:
+        from alliance_cli.io.norms import read_local_norms
+
+        instrument, norm = read_local_norms(norms)
+        catalog.local_norms[instrument] = norm
+        if not quiet:
+            say(f"norms: {instrument} z-scores and reliable change from {norm.sample} "
+                f"({norms})")  # fmt: skip
     for notice in catalog.notices if not quiet else ():
         say(notice)
     if strict and catalog.problems:

@@ -59,6 +59,29 @@ def reliability_command(
 ) -> int:
     """Reliability of each scale in your data: alpha with Feldt's 95 % interval, the mean
     inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
+    answers, scorer, source = _read(
+        files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
+        db, quiet, "reliability",
+    )  # fmt: skip
+    return _report(answers, scorer, source, fmt)
+
+
+def _read(
+    files: list[str] | None,
+    instrument: str,
+    columns: str | None,
+    map_file: Path | None,
+    layout: str,
+    recode: str | None,
+    encoding: str,
+    from_history: bool,
+    session: int | None,
+    db: Path | None,
+    quiet: bool,
+    what: str,
+) -> tuple[list[Any], Any, str]:
+    """(raw answers by item id, the Scorer, where they came from): files read as batch
+    reads them, or the answers saved in the history (one session number, when given)."""
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.batch.run import collect_answers
     from alliance_cli.cli import score_sets
@@ -78,9 +101,9 @@ def reliability_command(
             stored = store.answers_of(scorer.instrument.id, session)
         where = f"session {session} of " if session is not None else ""
         if not quiet:
-            say(f"reliability: {len(stored):,} answer sets from {where}the history "
+            say(f"{what}: {len(stored):,} answer sets from {where}the history "
                 f"({scorer.instrument.id}); each scale on its complete cases")  # fmt: skip
-        return _report(stored, scorer, "the history", fmt)
+        return stored, scorer, f"{len(stored):,} answer sets from {where}the history"
     assert files is not None
     options = BatchOptions(
         template=columns, map_file=map_file, layout=layout, encoding=encoding,
@@ -95,11 +118,97 @@ def reliability_command(
         say(f"rejected: {r}")
     if not quiet:
         say(
-            f"reliability: {stats.read:,} rows read, {stats.scored:,} scored, "
+            f"{what}: {stats.read:,} rows read, {stats.scored:,} scored, "
             f"{stats.rejected:,} rejected; each scale on its complete cases (rows with every "
             "item of the scale answered)"
         )
-    return _report(answers, scorer, ", ".join(files), fmt)
+    return answers, scorer, f"{stats.scored:,} rows of {', '.join(files)}"
+
+
+@funnel
+def norms_command(
+    instrument: Annotated[
+        str,
+        typer.Option(
+            "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
+        ),
+    ],
+    files: Annotated[
+        list[str] | None,
+        typer.Argument(help="Exports to read (as batch reads them).", metavar="[FILE...]"),
+    ] = None,
+    output_file: Annotated[
+        str, typer.Option("--output", "-o", metavar="FILE", help="Write the norms here (YAML).")
+    ] = "-",
+    columns: Annotated[
+        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
+    ] = None,
+    map_file: Annotated[
+        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
+    ] = None,
+    layout: Annotated[
+        str, typer.Option("--layout", help="auto, csv, redcap, qualtrics or long.")
+    ] = "auto",
+    recode: Annotated[
+        str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
+    ] = None,
+    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
+    from_history: Annotated[
+        bool,
+        typer.Option("--from-history", help="Read the answers saved in the history instead."),
+    ] = False,
+    session: Annotated[
+        int | None,
+        typer.Option("--session", help="With --from-history: only this session number.", min=1),
+    ] = None,
+    db: DbOpt = None,
+    quiet: QuietOpt = False,
+) -> int:
+    """Write local norms (level: local) from your data: per scale mean, SD, alpha and n, for
+    --norms FILE (z-scores and the reliable-change threshold)."""
+    from datetime import date
+
+    from alliance_cli.core.reliability import form_reliability
+    from alliance_cli.io.files import check_output, safe_writer
+    from alliance_cli.io.norms import norms_document
+
+    check_output(output_file, "-o")
+    answers, scorer, source = _read(
+        files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
+        db, quiet, "norms",
+    )  # fmt: skip
+    try:
+        scales = form_reliability(scorer, answers)
+    except ValueError as exc:
+        raise DataFileError(f"{source}: {exc}") from None
+    inst = scorer.instrument
+    values = {}
+    for scale, plan in zip(scales, scorer.plans, strict=True):
+        scores = _scale_scores(scorer, plan, answers, inst.metric)
+        mean = sum(scores) / len(scores)
+        sd = (sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) ** 0.5
+        values[scale.scale] = {"mean": round(mean, 6), "sd": round(sd, 6),
+                               "reliability": round(scale.alpha, 6), "n": scale.n}  # fmt: skip
+    text = norms_document(inst.id, scorer.sha256, inst.metric, source,
+                          date.today().isoformat(), values)  # fmt: skip
+    with safe_writer(output_file) as out:
+        out.write(text)
+    if output_file != "-" and not quiet:
+        say(f"norms: wrote {output_file} ({inst.id}, level local, {source})")
+    return 0
+
+
+def _scale_scores(scorer: Any, plan: Any, answers: list[Any], metric: str) -> list[float]:
+    """The scale's score (its metric) in each complete row, reverse keys applied."""
+    ids = [scorer.item_ids[p] for p in plan.positions]
+    out = []
+    for row in answers:
+        values = [row.get(i) for i in ids]
+        if all(v is not None for v in values):
+            keyed = [scorer.keyed(p, float(v)) for p, v in zip(plan.positions, values, strict=True)]
+            total = sum(keyed)
+            out.append(total / len(keyed) if metric == "mean" else total)
+    return out
 
 
 def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:

@@ -62,6 +62,7 @@ class Catalog:
     notices: list[str] = field(default_factory=list)
     _loaded: dict[str, LoadedInstrument] = field(default_factory=dict)
     _broken: dict[str, list[Problem]] = field(default_factory=dict)
+    local_norms: dict[str, Any] = field(default_factory=dict)  # id -> Norm (--norms FILE)
 
     def ids(self) -> list[str]:
         """Ids of every instrument that loads, sorted (reads every file)."""
@@ -94,6 +95,12 @@ class Catalog:
         except InstrumentInvalid as exc:
             self._broken[key] = exc.problems
             raise
+        norm = self.local_norms.get(key)
+        if norm is not None:  # a clinic's own norms come first: z-scores, reliable change
+            import dataclasses
+
+            inst = dataclasses.replace(loaded.instrument, norms=(norm, *loaded.instrument.norms))
+            loaded = dataclasses.replace(loaded, instrument=inst)
         self._loaded[key] = loaded
         return loaded
 
