@@ -142,3 +142,16 @@ def test_a_file_that_is_not_local_norms_is_refused(cli, tmp_path: Path):
     bad.write_text("level: published\ninstrument: wai-sr\n")
     result = cli("--norms", str(bad), "score", "wai-sr", *["4"] * 12)
     assert result.exit_code == 5 and "not a local norms file" in result.stderr
+
+
+def test_omega_total_is_psych_omega_with_one_factor(ours):
+    """McDonald's omega from a one-factor minres model (factor_analyzer, the omega extra)
+    against psych::omega(nfactors = 1) on the same keyed data: the same estimator, so they
+    agree to 1e-5 (the fits stop at slightly different iterations)."""
+    pytest.importorskip("factor_analyzer")
+    with open(FIXTURES / "omega_expected.csv", encoding="utf-8") as handle:
+        expected = {r["scale"]: float(r["omega_total"]) for r in csv.DictReader(handle)}
+    for scale, want in expected.items():
+        got = ours[scale]["omega_total"]
+        assert math.isclose(got, want, abs_tol=1e-5), (scale, got, want)
+        assert "minres" in ours[scale]["omega_estimator"]

@@ -222,6 +222,8 @@ def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
     for scale in scales:
         for warning in scale.against():
             say(f"warning: {scale.scale}: {warning}")
+    if scales and scales[0].omega is None:
+        say("note: omega needs the optional factor model: pip install 'alliance[omega]'")
     records = [_record(s) for s in scales]
     output(pick_format(fmt), records, lambda render: render.reliability_view(records),
            lambda handle: _csv(handle, records))  # fmt: skip
@@ -229,6 +231,8 @@ def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
 
 
 def _record(scale: Any) -> dict[str, Any]:
+    from alliance_cli.core.reliability import OMEGA_ESTIMATOR
+
     def r6(x: float) -> float:
         return round(x, 6)
 
@@ -240,6 +244,8 @@ def _record(scale: Any) -> dict[str, Any]:
         "alpha": r6(scale.alpha),
         "alpha_ci95": [r6(scale.ci_low), r6(scale.ci_high)],
         "ci_method": "Feldt",
+        "omega_total": None if scale.omega is None else r6(scale.omega),
+        "omega_estimator": OMEGA_ESTIMATOR if scale.omega is not None else None,
         "std_alpha": r6(scale.std_alpha),
         "average_r": r6(scale.average_r),
         "item_stats": [

@@ -44,6 +44,7 @@ class ScaleReliability:
     ci_high: float
     average_r: float  # the mean inter-item correlation
     item_stats: tuple[ItemStat, ...]
+    omega: float | None = None  # McDonald's omega total, one factor (None: extra missing)
 
     def against(self) -> list[str]:
         """Items that run against their scale, in plain words (a reverse key or a column)."""
@@ -99,7 +100,28 @@ def scale_reliability(
         others = [j for j in range(k) if j != i]
         stats.append(ItemStat(item_ids[i], means[i], sds[i], r_drop, _alpha(cov, others)))
     low, high = feldt_interval(alpha, n, k)
-    return ScaleReliability(scale, n, k, alpha, std_alpha, low, high, average_r, tuple(stats))
+    return ScaleReliability(
+        scale, n, k, alpha, std_alpha, low, high, average_r, tuple(stats), omega_total(rows)
+    )
+
+
+OMEGA_ESTIMATOR = "one-factor minres (factor_analyzer), as psych::omega(nfactors = 1)"
+
+
+def omega_total(rows: Sequence[Sequence[float]]) -> float | None:
+    """McDonald's omega total from a one-factor model fitted by minres (the optional
+    ``omega`` extra, factor_analyzer): (sum of loadings)^2 over itself plus the sum of
+    uniquenesses, on the correlations. None when the extra is not installed."""
+    try:
+        import numpy as np
+        from factor_analyzer import FactorAnalyzer  # type: ignore[import-untyped]
+    except ImportError:
+        return None
+    fa = FactorAnalyzer(n_factors=1, rotation=None, method="minres")
+    fa.fit(np.asarray(rows, dtype=float))
+    loadings = float(fa.loadings_[:, 0].sum())
+    unique = float(fa.get_uniquenesses().sum())
+    return loadings**2 / (loadings**2 + unique)
 
 
 def feldt_interval(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:

@@ -667,7 +667,8 @@ def reliability_view(records: Sequence[dict[str, Any]]) -> Group:
         title = Text(
             f"{r['scale']}: alpha {r['alpha']:.3f} (95 % CI {low:.3f}–{high:.3f}, Feldt) · "
             f"standardized {r['std_alpha']:.3f} · mean inter-item r {r['average_r']:.3f} · "
-            f"n {r['n']:,}"
+            + (f"omega {r['omega_total']:.3f} (one factor) · " if r.get("omega_total") else "")
+            + f"n {r['n']:,}"
         )
         table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left")
         for col in ("item", "mean", "sd", "r (corrected)", "alpha if deleted"):
