@@ -123,7 +123,7 @@ def test_local_norms_are_written_and_used_for_z_and_reliable_change(cli, tmp_pat
     assert scored.exit_code == 0, scored.stderr
     z = json.loads(scored.stdout)[0]["scales"]["goal"]["z"]
     assert math.isclose(z, (3.5 - goal["mean"]) / goal["sd"], abs_tol=1e-6)
-    assert "z-scores and reliable change from" in scored.stderr
+    assert f"local norms from {norms} (n = 177)" in scored.stderr  # the smallest scale's n
     plain = json.loads(cli("score", "wai-sr", *answers, "-f", "json").stdout)
     assert plain[0]["scales"]["goal"]["z"] is None  # no bundled norms: none without the file
     db = str(tmp_path / "h.sqlite")
@@ -155,3 +155,27 @@ def test_omega_total_is_psych_omega_with_one_factor(ours):
         got = ours[scale]["omega_total"]
         assert math.isclose(got, want, abs_tol=1e-5), (scale, got, want)
         assert "minres" in ours[scale]["omega_estimator"]
+
+
+def test_scales_that_cannot_be_computed_are_said_not_nan(cli, tmp_path: Path):
+    """Issue 24, item 5: a constant item is a note (its scale left out, exit 3), fewer than 3
+    complete cases a reason; norms need 30 complete cases per scale."""
+    head = "client_id," + ",".join(f"q{i}" for i in range(1, 5))
+    rows = [f"c{i},{1 + i % 7},{1 + (i * 3) % 7},9,{1 + (i * 5) % 7}" for i in range(40)]
+    src = tmp_path / "x.csv"
+    src.write_text(head + "\n" + "\n".join(rows) + "\n")
+    result = cli("reliability", str(src), "-i", "srs", "-f", "json")
+    assert result.exit_code == 3
+    assert "item 3 has the same answer in every row; this scale is left out" in result.stderr
+    assert "nan" not in result.stdout.lower()
+    few = tmp_path / "few.csv"
+    few.write_text(head + "\n" + "\n".join(rows[:2]) + "\n")
+    two = cli("reliability", str(few), "-i", "srs")
+    assert two.exit_code == 3 and "needs 3 complete rows" in two.stderr
+    small = tmp_path / "small.csv"
+    varied = [f"c{i},{1 + i % 7},{1 + (i * 3) % 7},{1 + (i * 2) % 5},{1 + (i * 5) % 7}"
+              for i in range(20)]  # fmt: skip
+    small.write_text(head + "\n" + "\n".join(varied) + "\n")
+    refused = cli("norms", str(small), "-i", "srs", "-o", str(tmp_path / "n.yaml"))
+    assert refused.exit_code == 3 and "need 30 complete cases per scale" in refused.stderr
+    assert not (tmp_path / "n.yaml").exists()

@@ -339,9 +339,9 @@ def run_catalog(strict: bool = False, quiet: bool = False) -> Catalog:
 
         instrument, norm = read_local_norms(norms)
         catalog.local_norms[instrument] = norm
-        if not quiet:
-            say(f"norms: {instrument} z-scores and reliable change from {norm.sample} "
-                f"({norms})")  # fmt: skip
+        if not quiet:  # said by every output that uses them (z-scores, reliable change)
+            say(f"local norms from {norms} (n = {norm.n}): {instrument} z-scores and "
+                "reliable change")  # fmt: skip
     for notice in catalog.notices if not quiet else ():
         say(notice)
     if strict and catalog.problems:

@@ -17,7 +17,7 @@ from alliance_cli.cli.common import (
     run_catalog,
     say,
 )
-from alliance_cli.core.errors import DataFileError
+from alliance_cli.core.errors import RejectedInput
 
 
 @funnel
@@ -177,14 +177,24 @@ def norms_command(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
         db, quiet, "norms",
     )  # fmt: skip
-    try:
-        scales = form_reliability(scorer, answers)
-    except ValueError as exc:
-        raise DataFileError(f"{source}: {exc}") from None
+    problems: list[str] = []
+    scales = form_reliability(scorer, answers, problems)
+    if problems or not scales:
+        raise RejectedInput(
+            [], message=f"{source}: {'; '.join(problems) or 'no scale'}: no norms written"
+        )
     inst = scorer.instrument
+    few = [f"{s.scale} ({s.n})" for s in scales if s.n < NORMS_MIN_CASES]
+    if few:
+        raise RejectedInput(
+            [],
+            message=f"{source}: local norms need {NORMS_MIN_CASES} complete cases per scale; "
+            f"fewer for {', '.join(few)}: no norms written",
+        )
     values = {}
-    for scale, plan in zip(scales, scorer.plans, strict=True):
-        scores = _scale_scores(scorer, plan, answers, inst.metric)
+    plans = {p.id: p for p in scorer.plans}
+    for scale in scales:  # (one-line scales have no alpha, so no local norms)
+        scores = _scale_scores(scorer, plans[scale.scale], answers, inst.metric)
         mean = sum(scores) / len(scores)
         sd = (sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) ** 0.5
         values[scale.scale] = {"mean": round(mean, 6), "sd": round(sd, 6),
@@ -196,6 +206,9 @@ def norms_command(
     if output_file != "-" and not quiet:
         say(f"norms: wrote {output_file} ({inst.id}, level local, {source})")
     return 0
+
+
+NORMS_MIN_CASES = 30  # complete cases a scale needs before its norms are written
 
 
 def _scale_scores(scorer: Any, plan: Any, answers: list[Any], metric: str) -> list[float]:
@@ -215,19 +228,21 @@ def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
     """Compute, warn and print each scale's reliability."""
     from alliance_cli.core.reliability import form_reliability
 
-    try:
-        scales = form_reliability(scorer, answers)
-    except ValueError as exc:
-        raise DataFileError(f"{source}: {exc}") from None
+    problems: list[str] = []
+    scales = form_reliability(scorer, answers, problems)
+    for problem in problems:  # a scale that cannot be computed: said, never a NaN
+        say(f"note: {problem}; this scale is left out")
     for scale in scales:
         for warning in scale.against():
             say(f"warning: {scale.scale}: {warning}")
+    if not scales:
+        raise RejectedInput([], message=f"{source}: no scale could be computed")
     if scales and scales[0].omega is None:
         say("note: omega needs the optional factor model: pip install 'alliance[omega]'")
     records = [_record(s) for s in scales]
     output(pick_format(fmt), records, lambda render: render.reliability_view(records),
            lambda handle: _csv(handle, records))  # fmt: skip
-    return 0
+    return 3 if problems else 0
 
 
 def _record(scale: Any) -> dict[str, Any]:

@@ -200,14 +200,18 @@ def _beta_fraction(x: float, a: float, b: float) -> float:
 
 
 def form_reliability(
-    scorer: Scorer, answers: Sequence[Mapping[str, Any]]
+    scorer: Scorer, answers: Sequence[Mapping[str, Any]], problems: list[str] | None = None
 ) -> list[ScaleReliability]:
     """Each scale of a form (subscales, then the total) in rows of raw answers by item id:
     reverse keys applied, complete cases only (a row missing any of a scale's items is left
-    out of that scale)."""
+    out of that scale). A scale that cannot be computed (one item, fewer than 3 complete
+    rows, an item with one answer in every row) is left out, its reason appended to
+    ``problems`` (raised when ``problems`` is None)."""
     out = []
     for plan in scorer.plans:
         ids = [scorer.item_ids[p] for p in plan.positions]
+        if len(ids) < 2:  # a one-line scale (the SRS's four): no alpha to compute, not an error
+            continue
         rows = []
         for row in answers:
             values = [row.get(i) for i in ids]
@@ -216,5 +220,10 @@ def form_reliability(
                 rows.append(
                     [scorer.keyed(p, v) for p, v in zip(plan.positions, present, strict=True)]
                 )
-        out.append(scale_reliability(plan.id, ids, rows))
+        try:
+            out.append(scale_reliability(plan.id, ids, rows))
+        except ValueError as exc:
+            if problems is None:
+                raise
+            problems.append(str(exc))
     return out
