@@ -63,7 +63,7 @@ def reliability_command(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
         db, quiet, "reliability",
     )  # fmt: skip
-    return _report(answers, scorer, source, fmt)
+    return _report(answers, scorer, source, fmt, quiet)
 
 
 def _read(
@@ -224,7 +224,7 @@ def _scale_scores(scorer: Any, plan: Any, answers: list[Any], metric: str) -> li
     return out
 
 
-def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
+def _report(answers: list[Any], scorer: Any, source: str, fmt: Any, quiet: bool = False) -> int:
     """Compute, warn and print each scale's reliability."""
     from alliance_cli.core.reliability import form_reliability
 
@@ -232,12 +232,12 @@ def _report(answers: list[Any], scorer: Any, source: str, fmt: Any) -> int:
     scales = form_reliability(scorer, answers, problems)
     for problem in problems:  # a scale that cannot be computed: said, never a NaN
         say(f"note: {problem}; this scale is left out")
-    for scale in scales:
+    for scale in scales if not quiet else ():  # (also in the output's "warnings")
         for warning in scale.against():
             say(f"warning: {scale.scale}: {warning}")
     if not scales:
         raise RejectedInput([], message=f"{source}: no scale could be computed")
-    if scales and scales[0].omega is None:
+    if scales and scales[0].omega is None and not quiet:
         say("note: omega needs the optional factor model: pip install 'alliance[omega]'")
     records = [_record(s) for s in scales]
     output(pick_format(fmt), records, lambda render: render.reliability_view(records),
