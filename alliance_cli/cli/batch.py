@@ -8,14 +8,18 @@ import typer
 from alliance_cli.cli.common import (
     BatchFormat,
     BatchFormatOpt,
+    ColumnsOpt,
     DbOpt,
+    EncodingOpt,
+    InstrumentIdOpt,
     Invalid,
     InvalidOpt,
+    MapOpt,
     PlainIdsOpt,
     QuietOpt,
+    RecodeOpt,
     ReplaceOpt,
     SaveOpt,
-    complete_instruments,
     funnel,
     run_catalog,
     say_verification,
@@ -28,12 +32,7 @@ def batch_command(
     files: Annotated[
         list[str], typer.Argument(help="CSV exports to score; - reads stdin.", metavar="FILE...")
     ],
-    instrument: Annotated[
-        str,
-        typer.Option(
-            "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
-        ),
-    ],
+    instrument: InstrumentIdOpt,
     output: Annotated[
         str | None,  # text, not Path: Path("") would silently become "."
         typer.Option(
@@ -51,12 +50,8 @@ def batch_command(
             help="Write rejected rows, with reasons, as CSV (- is stdout).",
         ),
     ] = None,
-    columns: Annotated[
-        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
-    ] = None,
-    map_file: Annotated[
-        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
-    ] = None,
+    columns: ColumnsOpt = None,
+    map_file: MapOpt = None,
     id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
     session_column: Annotated[
         str | None, typer.Option("--session-column", help="Session number column.")
@@ -84,9 +79,7 @@ def batch_command(
     delimiter: Annotated[
         str | None, typer.Option("--delimiter", help="Field delimiter (default: sniffed).")
     ] = None,
-    encoding: Annotated[
-        str, typer.Option("--encoding", help="Input encoding, e.g. latin-1 (a BOM decides).")
-    ] = "utf-8",
+    encoding: EncodingOpt = "utf-8",
     layout: Annotated[
         str,
         typer.Option(
@@ -114,10 +107,7 @@ def batch_command(
         str | None,
         typer.Option("--date-format", help="Dates not ISO, e.g. DD.MM.YYYY or M/D/YYYY."),
     ] = None,
-    recode: Annotated[
-        str | None,
-        typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'."),
-    ] = None,
+    recode: RecodeOpt = None,
     jobs: Annotated[
         int | None,
         typer.Option(

@@ -113,6 +113,28 @@ PlainIdsOpt = Annotated[
         help="Reject ids holding invisible, control or direction-changing characters.",
     ),
 ]
+# Input options shared by batch, reliability and norms (one spelling, one help text).
+InstrumentIdOpt = Annotated[
+    str,
+    typer.Option(
+        "--instrument",
+        "-i",
+        help="Instrument id.",
+        autocompletion=lambda incomplete: complete_instruments(incomplete),
+    ),
+]
+ColumnsOpt = Annotated[
+    str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
+]
+MapOpt = Annotated[
+    Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
+]
+RecodeOpt = Annotated[
+    str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
+]
+EncodingOpt = Annotated[
+    str, typer.Option("--encoding", help="Input encoding, e.g. latin-1 (a BOM decides).")
+]
 DbOpt = Annotated[
     Path | None,
     typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),

@@ -7,10 +7,14 @@ from typing import Annotated, Any
 import typer
 
 from alliance_cli.cli.common import (
+    ColumnsOpt,
     DbOpt,
+    EncodingOpt,
     FormatOpt,
+    InstrumentIdOpt,
+    MapOpt,
     QuietOpt,
-    complete_instruments,
+    RecodeOpt,
     funnel,
     output,
     pick_format,
@@ -19,40 +23,33 @@ from alliance_cli.cli.common import (
 )
 from alliance_cli.core.errors import RejectedInput
 
+FilesArg = Annotated[
+    list[str] | None,
+    typer.Argument(help="Exports to read (as batch reads them).", metavar="[FILE...]"),
+]
+LayoutNameOpt = Annotated[
+    str, typer.Option("--layout", help="auto, csv, redcap, qualtrics or long.")
+]
+FromHistoryOpt = Annotated[
+    bool, typer.Option("--from-history", help="Read the answers saved in the history instead.")
+]
+HistorySessionOpt = Annotated[
+    int | None,
+    typer.Option("--session", help="With --from-history: only this session number.", min=1),
+]
+
 
 @funnel
 def reliability_command(
-    instrument: Annotated[
-        str,
-        typer.Option(
-            "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
-        ),
-    ],
-    files: Annotated[
-        list[str] | None,
-        typer.Argument(help="Exports to read (as batch reads them).", metavar="[FILE...]"),
-    ] = None,
-    columns: Annotated[
-        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
-    ] = None,
-    map_file: Annotated[
-        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
-    ] = None,
-    layout: Annotated[
-        str, typer.Option("--layout", help="auto, csv, redcap, qualtrics or long.")
-    ] = "auto",
-    recode: Annotated[
-        str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
-    ] = None,
-    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
-    from_history: Annotated[
-        bool,
-        typer.Option("--from-history", help="Read the answers saved in the history instead."),
-    ] = False,
-    session: Annotated[
-        int | None,
-        typer.Option("--session", help="With --from-history: only this session number.", min=1),
-    ] = None,
+    instrument: InstrumentIdOpt,
+    files: FilesArg = None,
+    columns: ColumnsOpt = None,
+    map_file: MapOpt = None,
+    layout: LayoutNameOpt = "auto",
+    recode: RecodeOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    from_history: FromHistoryOpt = False,
+    session: HistorySessionOpt = None,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
@@ -127,40 +124,18 @@ def _read(
 
 @funnel
 def norms_command(
-    instrument: Annotated[
-        str,
-        typer.Option(
-            "--instrument", "-i", help="Instrument id.", autocompletion=complete_instruments
-        ),
-    ],
-    files: Annotated[
-        list[str] | None,
-        typer.Argument(help="Exports to read (as batch reads them).", metavar="[FILE...]"),
-    ] = None,
+    instrument: InstrumentIdOpt,
+    files: FilesArg = None,
     output_file: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="Write the norms here (YAML).")
     ] = "-",
-    columns: Annotated[
-        str | None, typer.Option("--columns", help="Item column template, e.g. 'wai_{item}'.")
-    ] = None,
-    map_file: Annotated[
-        Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
-    ] = None,
-    layout: Annotated[
-        str, typer.Option("--layout", help="auto, csv, redcap, qualtrics or long.")
-    ] = "auto",
-    recode: Annotated[
-        str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
-    ] = None,
-    encoding: Annotated[str, typer.Option("--encoding", help="Text encoding.")] = "utf-8",
-    from_history: Annotated[
-        bool,
-        typer.Option("--from-history", help="Read the answers saved in the history instead."),
-    ] = False,
-    session: Annotated[
-        int | None,
-        typer.Option("--session", help="With --from-history: only this session number.", min=1),
-    ] = None,
+    columns: ColumnsOpt = None,
+    map_file: MapOpt = None,
+    layout: LayoutNameOpt = "auto",
+    recode: RecodeOpt = None,
+    encoding: EncodingOpt = "utf-8",
+    from_history: FromHistoryOpt = False,
+    session: HistorySessionOpt = None,
     db: DbOpt = None,
     quiet: QuietOpt = False,
 ) -> int:
