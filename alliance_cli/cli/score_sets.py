@@ -17,13 +17,6 @@ from alliance_cli.core.contract import rater_problem, respondent_dict, session_p
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
 from alliance_cli.io.answers import parse_answer_args, peek, read_json_sets, response_from_json
-from alliance_cli.io.csvout import (
-    RESPONDENT_COLUMNS,
-    safe_text,
-    score_columns,
-    score_json_cells,
-    with_concern_flags,
-)
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import LoadedInstrument
@@ -386,6 +379,9 @@ def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
 
 def csv_header(scorer: Scorer) -> list[str]:
     """Columns of ``score -f csv``."""
+    # (io.csvout is imported where CSV is written: -f json never needs it)
+    from alliance_cli.io.csvout import RESPONDENT_COLUMNS, score_columns
+
     return [*RESPONDENT_COLUMNS, *score_columns(scorer)]
 
 
@@ -394,6 +390,8 @@ def csv_row(scorer: Scorer, score: dict[str, Any]) -> list[str]:
     who = score["respondent"]
     ids = [who["client_id"] or "", "" if who["session"] is None else str(who["session"])]
     ids += [who["date"] or "", who["rater"] or ""]
+    from alliance_cli.io.csvout import safe_text, score_json_cells
+
     return [safe_text(c) for c in ids] + score_json_cells(scorer, score)
 
 
@@ -441,9 +439,11 @@ class Printer:
     def __init__(self, scorer: Scorer, fmt: str) -> None:
         self.scorer, self.fmt = scorer, fmt
         self.count = 0
-        from alliance_cli.io.csvout import CsvWriter
+        self.writer: Any = None
+        if fmt == "csv":
+            from alliance_cli.io.csvout import CsvWriter
 
-        self.writer = CsvWriter(sys.stdout) if fmt == "csv" else None
+            self.writer = CsvWriter(sys.stdout)
         if self.writer is not None:
             self.writer.writerow(csv_header(scorer))
         elif fmt == "json":
@@ -470,6 +470,8 @@ class Printer:
             elif self.fmt == "ndjson":
                 sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
             elif self.writer is not None:
+                from alliance_cli.io.csvout import with_concern_flags
+
                 self.writer.writerow(csv_row(self.scorer, with_concern_flags(score, said)))
             else:
                 self._table(score, said)
