@@ -167,11 +167,8 @@ def norms_command(
             f"fewer for {', '.join(few)}: no norms written",
         )
     values = {}
-    plans = {p.id: p for p in scorer.plans}
     for scale in scales:  # (one-line scales have no alpha, so no local norms)
-        scores = _scale_scores(scorer, plans[scale.scale], answers, inst.metric)
-        mean = sum(scores) / len(scores)
-        sd = (sum((x - mean) ** 2 for x in scores) / (len(scores) - 1)) ** 0.5
+        mean, sd = scale.score_mean_sd(inst.metric)
         values[scale.scale] = {"mean": round(mean, 6), "sd": round(sd, 6),
                                "reliability": round(scale.alpha, 6), "n": scale.n}  # fmt: skip
     text = norms_document(inst.id, scorer.sha256, inst.metric, source,
@@ -184,19 +181,6 @@ def norms_command(
 
 
 NORMS_MIN_CASES = 30  # complete cases a scale needs before its norms are written
-
-
-def _scale_scores(scorer: Any, plan: Any, answers: list[Any], metric: str) -> list[float]:
-    """The scale's score (its metric) in each complete row, reverse keys applied."""
-    ids = [scorer.item_ids[p] for p in plan.positions]
-    out = []
-    for row in answers:
-        values = [row.get(i) for i in ids]
-        if all(v is not None for v in values):
-            keyed = [scorer.keyed(p, float(v)) for p, v in zip(plan.positions, values, strict=True)]
-            total = sum(keyed)
-            out.append(total / len(keyed) if metric == "mean" else total)
-    return out
 
 
 def _report(answers: list[Any], scorer: Any, source: str, fmt: Any, quiet: bool = False) -> int:

@@ -45,6 +45,14 @@ class ScaleReliability:
     average_r: float  # the mean inter-item correlation
     item_stats: tuple[ItemStat, ...]
     omega: float | None = None  # McDonald's omega total, one factor (None: extra missing)
+    total_mean: float = 0.0  # the scale's sum of keyed items: its mean and SD in the sample
+    total_sd: float = 0.0
+
+    def score_mean_sd(self, metric: str) -> tuple[float, float]:
+        """The scale score's mean and SD in the sample, in the instrument's metric (the mean
+        of the items, or their sum): what local norms keep."""
+        scale = 1 / self.items if metric == "mean" else 1.0
+        return self.total_mean * scale, self.total_sd * scale
 
     def against(self) -> list[str]:
         """Items that run against their scale, in plain words (a reverse key or a column)."""
@@ -92,6 +100,8 @@ def scale_reliability(
     std_alpha = k * average_r / (1 + (k - 1) * average_r)
     stats = []
     totals = [math.fsum(row) for row in rows]
+    total_mean = _mean(totals)
+    total_sd = math.sqrt(_cov(totals, totals, total_mean, total_mean))
     for i in range(k):
         rest = [t - row[i] for t, row in zip(totals, rows, strict=True)]
         m_rest = _mean(rest)
@@ -101,8 +111,9 @@ def scale_reliability(
         stats.append(ItemStat(item_ids[i], means[i], sds[i], r_drop, _alpha(cov, others)))
     low, high = feldt_interval(alpha, n, k)
     return ScaleReliability(
-        scale, n, k, alpha, std_alpha, low, high, average_r, tuple(stats), omega_total(rows)
-    )
+        scale, n, k, alpha, std_alpha, low, high, average_r, tuple(stats), omega_total(rows),
+        total_mean, total_sd,
+    )  # fmt: skip
 
 
 OMEGA_ESTIMATOR = "one-factor minres (factor_analyzer), as psych::omega(nfactors = 1)"
