@@ -182,7 +182,7 @@ def _charts(members: list[views.SeriesView], inst: Any, n: int) -> list[ChartDat
         for line in lines[1:]:
             missing = [s for s in sessions if s not in line.points]
             if missing and line.points:
-                notes.append(f"no {line.rater} form in session{_runs_text(missing)}")
+                notes.append(f"no {line.rater} form in {_sessions_text(missing)}")
         threshold = main.thresholds.get(sid)
         main_values = lines[0].points
         latest = main_values[max(main_values)] if main_values else None
@@ -218,8 +218,8 @@ def _charts(members: list[views.SeriesView], inst: Any, n: int) -> list[ChartDat
     return out
 
 
-def _runs_text(sessions: list[int]) -> str:
-    """1, 2, 3, 5 -> '1-3 and 5'."""
+def _sessions_text(sessions: list[int]) -> str:
+    """[4, 5, 6] -> 'sessions 4–6'; [1, 2, 3, 5] -> 'sessions 1–3 and 5'; [7] -> 'session 7'."""
     runs: list[list[int]] = []
     for s in sessions:
         if runs and s == runs[-1][-1] + 1:
@@ -227,10 +227,8 @@ def _runs_text(sessions: list[int]) -> str:
         else:
             runs.append([s])
     parts = [f"{r[0]}–{r[-1]}" if len(r) > 1 else str(r[0]) for r in runs]
-    plural = "s" if len(sessions) > 1 else ""
-    return (
-        plural + " " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0])
-    )
+    listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+    return f"session{'s' if len(sessions) > 1 else ''} {listed}"
 
 
 def _items(inst: Any, scale: str) -> int | None:

@@ -396,13 +396,12 @@ class Store:
         self._scorers: dict[int, Any] = {}  # rebuilt Scorers by definition id
         # Scores (full, or light) by answers, by definition id
         self._scored: dict[tuple[int, bool], dict[str, dict[str, Any]]] = {}
-        self.created = False  # this run made the file (a failed first save removes it)
         if path.is_dir():
             raise HistoryError(f"{path}: is a directory; give the history's file name")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
-                self.created = self._create()
+                self._create()
             self.db = sqlite3.connect(path, isolation_level=None, timeout=0.5)
             self._set_wal()
             self.db.execute("PRAGMA secure_delete=ON")
@@ -410,13 +409,13 @@ class Store:
             self._migrate()
         except sqlite3.DatabaseError as exc:
             error = self._error(exc)
-            self._discard_if_new_and_empty()
+            self._close_quietly()
             raise error from None
         except OSError as exc:
-            self._discard_if_new_and_empty()
+            self._close_quietly()
             raise HistoryError(f"{path}: {self._os_cause(exc)}") from None
         except BaseException:
-            self._discard_if_new_and_empty()
+            self._close_quietly()
             raise
 
     def _os_cause(self, exc: OSError) -> str:
@@ -458,9 +457,9 @@ class Store:
                     os.unlink(leftover)
         return made
 
-    def _discard_if_new_and_empty(self) -> None:
-        """Close what was opened. (A new history is put in place only once complete, so a
-        failure leaves no empty or half-made file: see ``_create``.)"""
+    def _close_quietly(self) -> None:
+        """Close what was opened, after a failure. (A new history is put in place only once
+        complete, so a failure leaves no empty or half-made file: see ``_create``.)"""
         with contextlib.suppress(AttributeError, sqlite3.Error):
             self.db.close()
 
