@@ -8,6 +8,7 @@ tests skip, unless ``ALLIANCE_REQUIRE_BROWSER=1`` (set in CI), where they fail i
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -16,6 +17,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -177,3 +179,13 @@ def pdf_pages(page: Page) -> int:
                         preferCSSPageSize=True)  # fmt: skip
     data = base64.b64decode(printed["data"])
     return len(re.findall(rb"/Type\s*/Page[^s]", data))
+
+
+@contextlib.contextmanager
+def opened(html_file: Path) -> Iterator[Page]:
+    """A page in Chromium for the length of a ``with`` block; Chromium stopped after it."""
+    page, proc, profile = open_page(html_file)
+    try:
+        yield page
+    finally:
+        close(proc, profile)

@@ -195,8 +195,7 @@ def pages(store: Path, tmp_path_factory):
 
 @pytest.mark.parametrize("name", ["c118", "p1", "srs", "caseload"])
 def test_each_report_loads_with_no_errors_requests_or_accessibility_violations(pages, name):
-    page, proc, profile = browser.open_page(pages[name])
-    try:
+    with browser.opened(pages[name]) as page:
         assert page.errors == [] and page.console == []
         own = pages[name].resolve().as_uri()
         assert [u for u in page.requests if u != own] == []  # nothing fetched
@@ -205,13 +204,10 @@ def test_each_report_loads_with_no_errors_requests_or_accessibility_violations(p
         assert browser.axe_violations(page) == []
         page.send("Emulation.setEmulatedMedia", media="print")
         assert page.js("document.body.offsetHeight") > 0  # the print stylesheet lays out
-    finally:
-        browser.close(proc, profile)
 
 
 def test_charts_are_named_once_and_described(pages):
-    page, proc, profile = browser.open_page(pages["p1"])
-    try:
+    with browser.opened(pages["p1"]) as page:
         named = page.js(
             "[...document.querySelectorAll('svg.chart')].map(s => [s.getAttribute("
             "'aria-labelledby'), s.getAttribute('aria-describedby')].map(i => "
@@ -221,13 +217,10 @@ def test_charts_are_named_once_and_described(pages):
         assert len(set(names)) == len(names) == 4  # each chart its own name
         assert names[0] == "wai-sr (client): Goal over sessions"
         assert all("session" in d and d not in n for n, d in named)  # values not in the name
-    finally:
-        browser.close(proc, profile)
 
 
 def test_the_charts_mark_what_the_reading_says(pages):
-    page, proc, profile = browser.open_page(pages["c118"])
-    try:
+    with browser.opened(pages["c118"]) as page:
         counts = page.js(
             "[...document.querySelectorAll('svg.chart')].map("
             "s => s.querySelectorAll('circle.point').length)"
@@ -253,8 +246,6 @@ def test_the_charts_mark_what_the_reading_says(pages):
             "[...document.querySelectorAll('svg.chart')].every(s => [...s.querySelectorAll"
             "('text')].some(t => t.textContent.includes('POMP')))"
         )
-    finally:
-        browser.close(proc, profile)
 
 
 def test_forty_sessions_are_each_labelled_without_overlap(cli, tmp_path: Path):
@@ -268,8 +259,7 @@ def test_forty_sessions_are_each_labelled_without_overlap(cli, tmp_path: Path):
     assert cli("batch", str(src), "-i", "wai-sr", "--save", "--db", db, "-q").exit_code == 0
     out = tmp_path / "l.html"
     assert cli("report", "L-1", "--db", db, "-o", str(out)).exit_code == 0
-    page, proc, profile = browser.open_page(out)
-    try:
+    with browser.opened(out) as page:
         labels = page.js(
             "(() => { const s = document.querySelector('svg.chart'); const t = [...s."
             "querySelectorAll('text')].filter(e => /^\\d+$/.test(e.textContent) && "
@@ -278,14 +268,11 @@ def test_forty_sessions_are_each_labelled_without_overlap(cli, tmp_path: Path):
             "return [t.map(e => +e.textContent), n]; })()"
         )
         assert labels == [list(range(1, 41)), 0]
-    finally:
-        browser.close(proc, profile)
 
 
 @pytest.mark.parametrize("name", ["c118", "p1", "caseload"])
 def test_nothing_is_wider_than_a_phone(pages, name):
-    page, proc, profile = browser.open_page(pages[name])
-    try:
+    with browser.opened(pages[name]) as page:
         browser.set_width(page, 390)
         assert page.js("document.documentElement.scrollWidth") <= 390
         wide = page.js(
@@ -293,27 +280,19 @@ def test_nothing_is_wider_than_a_phone(pages, name):
             "e.getBoundingClientRect().right > 391).map(e => e.tagName)"
         )
         assert wide == []
-    finally:
-        browser.close(proc, profile)
 
 
 def test_ids_never_wrap_and_every_printed_page_names_the_client(pages):
-    page, proc, profile = browser.open_page(pages["caseload"])
-    try:
+    with browser.opened(pages["caseload"]) as page:
         heights = page.js(
             "[...document.querySelectorAll('th[scope=row]')].map(e => e.getClientRects().length)"
         )
         assert heights and set(heights) == {1}
-    finally:
-        browser.close(proc, profile)
-    page, proc, profile = browser.open_page(pages["c118"])
-    try:
+    with browser.opened(pages["c118"]) as page:
         page.send("Emulation.setEmulatedMedia", media="print")
         head = page.js("getComputedStyle(document.querySelector('.print-head')).position")
         assert head == "fixed"  # repeated on every printed page
         assert "client C-118" in page.js("document.querySelector('.print-head').textContent")
-    finally:
-        browser.close(proc, profile)
 
 
 def test_at_least_twenty_clients_print_on_an_a4_page(cli, tmp_path: Path):
@@ -333,18 +312,12 @@ def test_at_least_twenty_clients_print_on_an_a4_page(cli, tmp_path: Path):
     assert saved.exit_code in (0, 3), saved.stderr
     out = tmp_path / "caseload.html"
     assert cli("report", "--caseload", "--db", db, "-o", str(out)).exit_code == 0
-    page, proc, profile = browser.open_page(out)
-    try:
+    with browser.opened(out) as page:
         assert browser.pdf_pages(page) <= 10  # 200 clients
-    finally:
-        browser.close(proc, profile)
 
 
 def test_a_screenshot_can_be_taken(pages, tmp_path: Path):
-    page, proc, profile = browser.open_page(pages["c118"])
-    try:
+    with browser.opened(pages["c118"]) as page:
         shot = tmp_path / "shot.png"
         page.screenshot(shot)
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
-    finally:
-        browser.close(proc, profile)
