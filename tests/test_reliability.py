@@ -73,7 +73,7 @@ def test_reliability_reads_as_batch_reads_and_says_its_missing_rule(cli):
 
     result = cli("reliability", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
                  "-f", "csv")  # fmt: skip
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 3, result.stderr  # two rows rejected: exit 3, as batch
     assert "199 rows read, 197 scored, 2 rejected" in result.stderr
     assert "complete cases" in result.stderr
     header = result.stdout.splitlines()[0].split(",")
@@ -111,7 +111,7 @@ def test_local_norms_are_written_and_used_for_z_and_reliable_change(cli, tmp_pat
     export = str(ROOT / "examples" / "clinic_wai_sr.csv")
     norms = tmp_path / "clinic-norms.yaml"
     made = cli("norms", export, "-i", "wai-sr", "-o", str(norms), "-q")
-    assert made.exit_code == 0, made.stderr
+    assert made.exit_code == 3, made.stderr  # written from the 197 rows; 2 rejected, as batch
     data = yaml.safe_load(norms.read_text(encoding="utf-8"))
     assert data["level"] == "local" and data["instrument"] == "wai-sr"
     goal = data["scales"]["goal"]
@@ -179,3 +179,91 @@ def test_scales_that_cannot_be_computed_are_said_not_nan(cli, tmp_path: Path):
     refused = cli("norms", str(small), "-i", "srs", "-o", str(tmp_path / "n.yaml"))
     assert refused.exit_code == 3 and "need 30 complete cases per scale" in refused.stderr
     assert not (tmp_path / "n.yaml").exists()
+
+
+def _naive_moments(rows: list[list[float | None]]) -> tuple[int, list[float], list[list[float]]]:
+    """Complete cases, means and sample covariances the plain way (an independent check)."""
+    complete = [r for r in rows if all(v is not None for v in r)]
+    n, k = len(complete), len(rows[0])
+    means = [math.fsum(r[i] for r in complete) / n for i in range(k)]  # type: ignore[misc]
+    cov = [
+        [
+            math.fsum((r[i] - means[i]) * (r[j] - means[j]) for r in complete) / (n - 1)  # type: ignore[operator]
+            for j in range(k)
+        ]
+        for i in range(k)
+    ]
+    return n, means, cov
+
+
+@pytest.mark.parametrize(("high", "step"), [(7, 1), (10, 0.1), (100, 0.1)])
+def test_exact_moments_equal_the_plain_computation(high, step):
+    """The bit-plane sums (core/reliability.moments) against the textbook formulas, on random
+    answers with missing ones: a 1-7 form, a 0-10 by 0.1 line (101 steps: 7 planes) and a
+    0-100 by 0.1 line (1,001 steps: more than a byte, the k-by-k path)."""
+    import random
+    from types import SimpleNamespace
+
+    from alliance_cli.core.reliability import _Codes, _planes, moments
+
+    low = 1.0 if step == 1 else 0.0  # the few attributes _Codes reads from a Scorer:
+    Scale = SimpleNamespace(low=low, high=float(high), step=step, answer_tables=[{"": None}] * 4)
+    steps = round((Scale.high - Scale.low) / step)
+    rng = random.Random(high)
+    rows = [
+        [
+            None if rng.random() < 0.05 else round(Scale.low + step * rng.randint(0, steps), 10)
+            for _ in range(4)
+        ]
+        for _ in range(500)
+    ]
+    columns = list(zip(*rows, strict=True))
+    encoded = [_planes(c, _Codes(Scale, p)) for p, c in enumerate(columns)]  # type: ignore[arg-type]
+    got = moments(encoded, Scale.low, step)
+    n, means, cov = _naive_moments(rows)
+    assert got.n == n and 350 < n < 500
+    assert all(math.isclose(a, b, rel_tol=1e-12) for a, b in zip(got.means, means, strict=True))
+    for i in range(4):
+        for j in range(4):
+            assert math.isclose(got.cov[i][j], cov[i][j], rel_tol=1e-9, abs_tol=1e-12)
+
+
+def test_odd_cells_and_the_careful_path_give_the_same_numbers(cli, tmp_path: Path, monkeypatch):
+    """Cells the answer tables do not know (' 5', '5.0', a label) are parsed as batch parses
+    them; rows with a bad cell are rejected, as batch rejects them; and reading every row
+    the careful way (ALLIANCE_NO_FASTPATH) gives the same output."""
+    from alliance_cli.batch.engine import NO_FASTPATH
+
+    with open(FIXTURES / "alpha_answers.csv", encoding="utf-8") as handle:
+        rows = list(csv.reader(handle))
+    rows[1][1] = f" {rows[1][1]} "
+    rows[2][2] = f"{rows[2][2]}.0"
+    rows[3][3] = "9"  # outside 1-7: rejected, as batch rejects it
+    src = tmp_path / "odd.csv"
+    with open(src, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    plain = cli("reliability", str(src), "-i", "wai-s", "-f", "json", "--no-omega")
+    assert plain.exit_code == 3, plain.stderr  # one row rejected
+    assert "300 rows read, 299 scored, 1 rejected" in plain.stderr
+    batch = cli("batch", str(src), "-i", "wai-s", "-q")
+    assert batch.exit_code == 3 and len(batch.stdout.splitlines()) == 1 + 299
+    monkeypatch.setenv(NO_FASTPATH, "1")
+    careful = cli("reliability", str(src), "-i", "wai-s", "-f", "json", "--no-omega")
+    assert careful.stdout == plain.stdout
+    monkeypatch.delenv(NO_FASTPATH)
+    dropped = [r for k, r in enumerate(rows) if k != 3]
+    clean = tmp_path / "clean.csv"
+    for r in dropped[1:3]:
+        r[1], r[2] = r[1].strip(), r[2].removesuffix(".0")
+    with open(clean, "w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(dropped)
+    same = cli("reliability", str(clean), "-i", "wai-s", "-f", "json", "--no-omega")
+    assert same.stdout == plain.stdout
+
+
+def test_no_omega_skips_the_factor_model_and_says_nothing_of_it(cli):
+    result = cli("reliability", str(FIXTURES / "alpha_answers.csv"), "-i", "wai-s", "-f", "json",
+                 "--no-omega")  # fmt: skip
+    assert result.exit_code == 0
+    assert all(r["omega_total"] is None for r in json.loads(result.stdout))
+    assert "omega" not in result.stderr

@@ -282,7 +282,12 @@ def score_stream(
             on_reject_here(Rejection(name, _first_line(end_line, row), *problem, client))
             return False
         answers = get_items(row) if get_items is not None else (row[first_item],)
-        if wants_json:
+        if sink.wants_keyed:  # the answers only, keyed (alliance reliability, norms)
+            keyed, problems = scorer.keyed_answers(answers)
+            if not problems:
+                sink.keyed(keyed)
+                return True
+        elif wants_json:
             where = (name, end_line, client)
             data = _score_json(
                 scorer, answers, row, ids, where, item_columns, on_reject_here, to_iso
@@ -300,7 +305,8 @@ def score_stream(
                 col = ids.get("counselor")
                 on_score(data, (row[col].strip() or None) if col is not None else None)
             return True
-        results, problems, _ = scorer.score_cells(answers)
+        else:
+            results, problems, _ = scorer.score_cells(answers)
         if problems:
             first = problems[0]
             reason = "; ".join(f"item {p.item}: {p.problem}" for p in problems)
@@ -348,6 +354,12 @@ def score_stream(
         )
 
     one_column = width == 1
+    # answers only (reliability): a row on one line whose cells the answer tables all know
+    # and whose id cells pass their checks is kept as it is; the rest go through general()
+    keyed_fast = sink.wants_keyed and not os.environ.get(NO_FASTPATH)
+    known_cells = frozenset(scorer.answer_tables[0]).issuperset
+    cells_of: Callable[[list[str]], Sequence[str]] = get_items or (lambda row: (row[first_item],))
+    id_checks = sorted(checks.items())
     slow_scored = 0
     csv_sink = sink if isinstance(sink, CsvSink) else CsvSink(io.StringIO())  # fast_ok: real
     write_text = csv_sink.handle.write
@@ -471,6 +483,14 @@ def score_stream(
                             if why is not None:
                                 excluded[why] = excluded.get(why, 0) + 1
                                 continue
+                    if keyed_fast and len(row) == width and at - prev == 1:
+                        cells = cells_of(row)
+                        if known_cells(cells) and (
+                            not id_checks or all(ok(row[c]) for c, ok in id_checks)
+                        ):
+                            sink.keyed(cells)
+                            scored += 1
+                            continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)
                         if got is not None and on_score is not None and on_full_path(row):
@@ -496,7 +516,7 @@ def score_stream(
                     if not row or (len(row) == 1 and not row[0].strip()):
                         blank += 1
                         continue  # blank lines are not rows
-                    swallowed = _swallowed(row, width, delimiter)
+                    swallowed = _swallowed(row, width, delimiter) if at - prev > 1 else 0
                     if swallowed:  # a quote that runs over whole rows: reject its first line
                         start = prev + block_lines + 2
                         again = at - prev - 1

@@ -247,16 +247,14 @@ def _run_parquet(
 
 
 class _Collected(Sink):
-    """Each scored row's raw answers, kept (``alliance reliability`` reads them)."""
+    """Each row's answers in item order (``alliance reliability`` reads them): cell texts
+    the answer tables know, or keyed values, None where missing."""
 
-    wants_json = True
+    wants_keyed = True
 
     def __init__(self) -> None:
-        self.answers: list[dict[str, Any]] = []
-
-    def result(self, data: dict[str, Any]) -> None:
-        """Keep the row's answers (raw, by item id)."""
-        self.answers.append(data["answers"])
+        self.rows: list[Sequence[str | float | None]] = []
+        self.keyed = self.rows.append  # type: ignore[method-assign,assignment]
 
 
 def collect_answers(
@@ -265,9 +263,10 @@ def collect_answers(
     options: BatchOptions,
     on_reject: Callable[[Rejection], None],
     on_note: Callable[[str], None] = lambda _note: None,
-) -> tuple[list[dict[str, Any]], Stats]:
-    """Every row's raw answers, read exactly as ``batch`` reads it (layouts, maps, recodes,
-    FHIR, Parquet, the same rejects)."""
+) -> tuple[list[Sequence[str | float | None]], Stats]:
+    """Every row's answers in item order (a cell text the Scorer's answer tables know, or a
+    keyed value, None where missing), read exactly as ``batch`` reads it (layouts, maps,
+    recodes, FHIR, Parquet, the same rejects)."""
     sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
     try:
         layout = read_layout(sources, scorer, options, on_note)
@@ -277,4 +276,4 @@ def collect_answers(
         for source in sources:
             if source.name != "stdin":
                 source.handle.close()
-    return sink.answers, stats
+    return sink.rows, stats

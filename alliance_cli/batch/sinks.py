@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import IO, Any
 
 
@@ -21,7 +22,12 @@ class Sink:
     def end(self) -> None:
         """Called once after the last row."""
 
+    def keyed(self, values: Sequence[str | float | None]) -> None:
+        """Keep one row's answers in item order (answer sinks only): each a cell text the
+        Scorer's answer tables know, or a keyed value, or None when missing."""
+
     wants_json = False
+    wants_keyed = False
 
 
 class CsvSink(Sink):

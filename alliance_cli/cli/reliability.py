@@ -38,6 +38,14 @@ HistorySessionOpt = Annotated[
     typer.Option("--session", help="With --from-history: only this session number.", min=1),
 ]
 
+OmegaOpt = Annotated[
+    bool,
+    typer.Option(
+        "--omega/--no-omega",
+        help="McDonald's omega (needs the omega extra; importing it takes about 2 s).",
+    ),
+]
+
 
 @funnel
 def reliability_command(
@@ -51,16 +59,18 @@ def reliability_command(
     from_history: FromHistoryOpt = False,
     session: HistorySessionOpt = None,
     db: DbOpt = None,
+    omega: OmegaOpt = True,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
     """Reliability of each scale in your data: alpha with Feldt's 95 % interval, the mean
     inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
-    answers, scorer, source = _read(
+    answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
         db, quiet, "reliability",
     )  # fmt: skip
-    return _report(answers, scorer, source, fmt, quiet)
+    code = _report(answers, scorer, source, fmt, quiet, omega)
+    return 3 if rejected else code  # rows rejected: exit 3, as batch
 
 
 def _read(
@@ -76,9 +86,10 @@ def _read(
     db: Path | None,
     quiet: bool,
     what: str,
-) -> tuple[list[Any], Any, str]:
-    """(raw answers by item id, the Scorer, where they came from): files read as batch
-    reads them, or the answers saved in the history (one session number, when given)."""
+) -> tuple[list[Any], Any, str, int]:
+    """(answers in item order, the Scorer, where they came from, rows rejected): files read
+    as batch reads them, or the answers saved in the history (one session number, when
+    given)."""
     from alliance_cli.batch.engine import BatchOptions
     from alliance_cli.batch.run import collect_answers
     from alliance_cli.cli import score_sets
@@ -92,15 +103,16 @@ def _read(
     catalog = run_catalog(quiet=quiet)
     scorer = score_sets.make_scorer(catalog.get(instrument), "reject")
     if from_history:
+        from alliance_cli.core.reliability import keyed_rows
         from alliance_cli.store import sqlite as history
 
         with history.open_store(db, create=False, on_wait=say) as store:
-            stored = store.answers_of(scorer.instrument.id, session)
+            stored = keyed_rows(scorer, store.answers_of(scorer.instrument.id, session))
         where = f"session {session} of " if session is not None else ""
         if not quiet:
             say(f"{what}: {len(stored):,} answer sets from {where}the history "
                 f"({scorer.instrument.id}); each scale on its complete cases")  # fmt: skip
-        return stored, scorer, f"{len(stored):,} answer sets from {where}the history"
+        return stored, scorer, f"{len(stored):,} answer sets from {where}the history", 0
     assert files is not None
     options = BatchOptions(
         template=columns, map_file=map_file, layout=layout, encoding=encoding,
@@ -119,7 +131,7 @@ def _read(
             f"{stats.rejected:,} rejected; each scale on its complete cases (rows with every "
             "item of the scale answered)"
         )
-    return answers, scorer, f"{stats.scored:,} rows of {', '.join(files)}"
+    return answers, scorer, f"{stats.scored:,} rows of {', '.join(files)}", stats.rejected
 
 
 @funnel
@@ -148,12 +160,12 @@ def norms_command(
     from alliance_cli.io.norms import norms_document
 
     check_output(output_file, "-o")
-    answers, scorer, source = _read(
+    answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
         db, quiet, "norms",
     )  # fmt: skip
     problems: list[str] = []
-    scales = form_reliability(scorer, answers, problems)
+    scales = form_reliability(scorer, answers, problems, omega=False)  # (norms keep no omega)
     if problems or not scales:
         raise RejectedInput(
             [], message=f"{source}: {'; '.join(problems) or 'no scale'}: no norms written"
@@ -177,18 +189,20 @@ def norms_command(
         out.write(text)
     if output_file != "-" and not quiet:
         say(f"norms: wrote {output_file} ({inst.id}, level local, {source})")
-    return 0
+    return 3 if rejected else 0  # rows rejected: exit 3, as batch
 
 
 NORMS_MIN_CASES = 30  # complete cases a scale needs before its norms are written
 
 
-def _report(answers: list[Any], scorer: Any, source: str, fmt: Any, quiet: bool = False) -> int:
+def _report(
+    answers: list[Any], scorer: Any, source: str, fmt: Any, quiet: bool, omega: bool
+) -> int:
     """Compute, warn and print each scale's reliability."""
     from alliance_cli.core.reliability import form_reliability
 
     problems: list[str] = []
-    scales = form_reliability(scorer, answers, problems)
+    scales = form_reliability(scorer, answers, problems, omega)
     for problem in problems:  # a scale that cannot be computed: said, never a NaN
         say(f"note: {problem}; this scale is left out")
     for scale in scales if not quiet else ():  # (also in the output's "warnings")
@@ -196,7 +210,7 @@ def _report(answers: list[Any], scorer: Any, source: str, fmt: Any, quiet: bool 
             say(f"warning: {scale.scale}: {warning}")
     if not scales:
         raise RejectedInput([], message=f"{source}: no scale could be computed")
-    if scales and scales[0].omega is None and not quiet:
+    if omega and scales and scales[0].omega is None and not quiet:
         say("note: omega needs the optional factor model: pip install 'alliance[omega]'")
     records = [_record(s) for s in scales]
     output(pick_format(fmt), records, lambda render: render.reliability_view(records),

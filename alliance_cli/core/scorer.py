@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date as _date
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 from alliance_cli.core.compiled import TOTAL, BandSet, CompiledInstrument, Cutoff
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 DIGITS = 6  # scores are rounded to 6 decimals in output: float noise, never information
 InvalidPolicy = Literal["reject", "missing"]
+_UNKNOWN: Any = object()  # a cell no answer table knows: parsed the careful way
 _DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)\Z")
 
 
@@ -168,6 +170,11 @@ class Scorer:
             for text, reason in self.missing_codes.items():
                 table[text] = reason
             self.cell_tables.append(table)
+        # text -> keyed answer, or None when missing (blank or a missing code): answers only
+        self.answer_tables: list[dict[str, float | None]] = [
+            {text: None if value.__class__ is str else value for text, value in t.items()}  # type: ignore[misc]
+            for t in self.cell_tables
+        ]
         self.plans: list[_ScalePlan] = [
             _ScalePlan(
                 s.id,
@@ -238,14 +245,20 @@ class Scorer:
         return self._key(raw, self.reverse[position])
 
     # -- hot path ------------------------------------------------------------------------
-    def score_cells(
-        self, cells: Sequence[Any]
-    ) -> tuple[list[ScaleResult | None], list[AnswerProblem], list[AnswerProblem]]:
-        """Score answers given in item order.
+    def keyed_answers(self, cells: Sequence[str]) -> tuple[list[float | None], list[AnswerProblem]]:
+        """Keyed answers of a row of cells in item order (None where missing), and the
+        problems that reject it: plain cells by table look-up, the rest parsed."""
+        values = list(map(dict.get, self.answer_tables, cells, repeat(_UNKNOWN)))
+        if _UNKNOWN not in values:
+            return values, []  # (no _UNKNOWN left, by the test: floats and None)
+        keyed, problems, _ = self.keyed_cells(cells)
+        return keyed, problems
 
-        Returns (results per scale plan, rejecting problems, issues treated as missing).
-        When the policy is "reject" and any answer is bad, results are empty.
-        """
+    def keyed_cells(
+        self, cells: Sequence[Any]
+    ) -> tuple[list[float | None], list[AnswerProblem], list[AnswerProblem]]:
+        """Read answers given in item order: (keyed values, None where missing; rejecting
+        problems; issues treated as missing)."""
         keyed: list[float | None] = []
         problems: list[AnswerProblem] = []
         noted: list[AnswerProblem] = []
@@ -273,6 +286,17 @@ class Scorer:
                     )
             else:
                 append(self.keyed(pos, raw))
+        return keyed, problems, noted
+
+    def score_cells(
+        self, cells: Sequence[Any]
+    ) -> tuple[list[ScaleResult | None], list[AnswerProblem], list[AnswerProblem]]:
+        """Score answers given in item order.
+
+        Returns (results per scale plan, rejecting problems, issues treated as missing).
+        When the policy is "reject" and any answer is bad, results are empty.
+        """
+        keyed, problems, noted = self.keyed_cells(cells)
         if problems:
             return [], problems, noted
         return [self._scale(plan, keyed) for plan in self.plans], problems, noted
