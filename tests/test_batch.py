@@ -172,7 +172,10 @@ def test_ambiguous_mapping_stops(cli, tmp_path: Path):
     [
         ("", "empty file"),
         (",".join(HEADER) + "\n", "a header but no data rows"),
-        ("a,a,b\n1,2,3\n", "duplicate column 'a'"),
+        (
+            ",".join(f"wai_{i}" for i in [*range(1, 13), 1]) + "\n" + "4," * 12 + "4\n",
+            "duplicate column 'wai_1' (columns 1 and 13)",
+        ),
         ("x,y\n1,2\n", "no item columns found"),
     ],
 )

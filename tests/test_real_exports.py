@@ -45,3 +45,33 @@ def test_a_prefix_is_taken_when_the_user_names_it(cli, tmp_path: Path):
     generic = tmp_path / "y.csv"
     generic.write_text("record_id,q1,q2,q3,q4,srs_complete\nr1,9,9,9,9,2\n")
     assert cli("batch", str(generic), "-i", "srs").exit_code == 0  # a generic prefix is fine
+
+
+def test_repeated_headers_that_are_not_used_are_passed_through(cli, tmp_path: Path):
+    """Issue 23, item 3: Qualtrics' 2021 data table repeats 'other' and 'other_TEXT'; they
+    are kept under disambiguated names with a note, where before the whole run stopped."""
+    sample = _sample("qualtrics", "tufts-datatable-numeric-2021.csv")
+    result = cli("batch", str(sample), "-i", "srs", "--columns", "mcma_standard_{item}")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "columns 97 and 104 are both named 'other': not scored (no item or id), passed "
+        "through, the first as 'other', then as 'other.1'"
+    ) in result.stderr
+
+
+def test_repeated_headers_keep_their_cells_and_used_ones_stay_an_error(cli, tmp_path: Path):
+    src = tmp_path / "x.csv"
+    src.write_text("client_id,note,q1,q2,q3,q4,note,note,note.1\nc1,a,9,9,9,9,b,c,d\n")
+    result = cli("batch", str(src), "-i", "srs", "-f", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    kept = json.loads(result.stdout)[0]["source"]["columns"]
+    assert kept == {"client_id": "c1", "note": "a", "note.1_": "b", "note.2": "c", "note.1": "d"}
+    said = cli("batch", str(src), "-i", "srs")
+    assert "columns 2, 7 and 8 are all named 'note'" in said.stderr
+    twice = tmp_path / "twice.csv"
+    twice.write_text("client_id,q1,q2,q3,q4,client_id\nc1,9,9,9,9,c2\n")
+    refused = cli("batch", str(twice), "-i", "srs")
+    assert refused.exit_code == 5
+    assert "duplicate column 'client_id' (columns 1 and 6)" in refused.stderr

@@ -152,6 +152,7 @@ class Layout:
     recode: Mapping[str, str] | None = None
     to_iso: Callable[[str], str] = _iso_date
     plain_ids: bool = False  # --require-plain-ids: ids with invisible characters are rejected
+    notes: list[str] = dataclasses.field(default_factory=list)  # said once, before any row
 
 
 def plan_layout(
@@ -167,14 +168,7 @@ def plan_layout(
     item_count: Callable[[str], int | None] = lambda _id: None,
 ) -> Layout:
     """Decide which column is which before any row is scored; stop early when unclear."""
-    stripped = [h.strip() for h in header]
-    seen: dict[str, int] = {}
-    for pos, name in enumerate(stripped):
-        if name in seen:
-            raise DataFileError(
-                f"duplicate column {name!r} (columns {seen[name] + 1} and {pos + 1})"
-            )
-        seen[name] = pos
+    stripped, repeated = _disambiguated([h.strip() for h in header])
     items = scorer.item_ids
     if item_columns is not None:
         positions = colmap.from_mapping(stripped, items, item_columns, "columns")
@@ -201,7 +195,40 @@ def plan_layout(
     else:
         taken = set(positions)
         kept = [i for i in range(len(stripped)) if i not in taken]
-    return Layout(stripped, positions, ids, kept, delimiter)
+    used = set(positions) | set(ids.values())
+    notes = []
+    for name, places in repeated.items():
+        if used & set(places):  # which one is the item (or the id)? never guessed
+            where = " and ".join(str(p + 1) for p in places)
+            raise DataFileError(f"duplicate column {name!r} (columns {where})")
+        later = [repr(stripped[p]) for p in places[1:]]
+        numbers = [str(p + 1) for p in places]
+        where = f"{', '.join(numbers[:-1])} and {numbers[-1]}"
+        both = "both" if len(places) == 2 else "all"
+        notes.append(
+            f"columns {where} are {both} named {name!r}: not scored (no item or id), passed "
+            f"through, the first as {name!r}, then as {', '.join(later)}"
+        )
+    return Layout(stripped, positions, ids, kept, delimiter, notes=notes)
+
+
+def _disambiguated(header: list[str]) -> tuple[list[str], dict[str, list[int]]]:
+    """The header with each repeated name after its first made unique (``other.1``,
+    ``other.2``, as pandas does; a blank name becomes ``column_<position>``), and the
+    positions of every repeated name."""
+    places: dict[str, list[int]] = {}
+    for pos, name in enumerate(header):
+        places.setdefault(name, []).append(pos)
+    repeated = {name: at for name, at in places.items() if len(at) > 1}
+    out, taken = list(header), set(header)
+    for name, at in repeated.items():
+        for k, pos in enumerate(at[1:], start=1):
+            new = f"{name}.{k}" if name else f"column_{pos + 1}"
+            while new in taken:
+                new += "_"
+            out[pos] = new
+            taken.add(new)
+    return out, repeated
 
 
 def _foreign(
@@ -860,6 +887,8 @@ def _read_layout(
         item_columns=options.item_columns, id_names=id_names, keep=options.keep,
         known_ids=options.known_ids, item_count=options.item_count,
     )  # fmt: skip
+    for note in layout.notes:
+        on_note(note)
     if kind == "redcap":  # named or found columns stay: the form's fields fill the gaps
         layouts.redcap_form_fields(layout.header, layout.items, layout.ids)
         layout.added = session[1] if session is not None else None
