@@ -134,7 +134,10 @@ def test_fhir_errors_name_the_resource_and_the_link_id(cli, tmp_path: Path, wai_
         f"{path}:3: QuestionnaireResponse/qr-9: not a valid FHIR QuestionnaireResponse: item.0"
         in err
     )
-    assert f"{path}:4: QuestionnaireResponse/qr-10: answers 'urn:alliance:questionnaire:srs'" in err
+    assert (
+        f"{path}:4: QuestionnaireResponse/qr-10: answers questionnaire "
+        "'urn:alliance:questionnaire:srs', not 'wai-sr'" in err
+    )
 
 
 def test_a_declined_answer_is_missing_never_zero(cli, wai_questionnaire):
@@ -200,3 +203,101 @@ def test_fhir_without_the_extra_says_how_to_install_it(cli, monkeypatch, wai_que
     result = cli("score", "wai-sr", "-", "-f", "fhir", input=response)
     assert result.exit_code == 2
     assert "FHIR needs the optional fhir.resources package: pip install" in result.stderr
+
+
+def _plain(answers, links=None, **extra) -> dict:
+    """A response as real exports write it: plain integers, no questionnaire named."""
+    links = links or range(1, len(answers) + 1)
+    items = [{"linkId": str(k), "answer": [{"valueInteger": v}]}
+             for k, v in zip(links, answers, strict=True)]  # fmt: skip
+    resource = {"resourceType": "QuestionnaireResponse", "id": "r1", "status": "completed",
+                "subject": {"reference": "Patient/C-1"}, "item": items}  # fmt: skip
+    resource.update(extra)
+    return resource
+
+
+def test_a_response_is_scored_only_by_its_own_instrument(cli, tmp_path: Path):
+    """Issue 23, item 4: a WAI-SR response naming no questionnaire, read as an SRS, was scored
+    from linkIds 1-4 and lost 5-12 without a word; one naming a PHQ-9 was scored too."""
+    path = tmp_path / "wai.json"
+    path.write_text(json.dumps(_plain(ANSWERS)))
+    result = cli("batch", str(path), "-i", "srs", "-q")
+    assert result.exit_code == 3 and result.stdout.count("\n") == 1  # the header only
+    assert "names no questionnaire, and answers linkId 5, 6, 7, 8, 9, …, which 'srs' does " in (
+        result.stderr
+    )
+    phq = tmp_path / "phq.json"
+    named = _plain([9, 9, 9, 9], questionnaire="http://example.org/Questionnaire/phq9")
+    phq.write_text(json.dumps(named))
+    other = cli("batch", str(phq), "-i", "srs", "-q")
+    assert other.exit_code == 3
+    assert "answers questionnaire 'http://example.org/Questionnaire/phq9', not 'srs'" in (
+        other.stderr
+    )
+    wai = cli("batch", str(path), "-i", "wai-sr", "-q", "-f", "json")
+    assert wai.exit_code == 0, wai.stderr
+
+
+def test_answers_that_are_no_item_are_left_out_and_counted(cli, tmp_path: Path):
+    """A consent coding, a date and a sex coding beside the items: before, the whole response
+    was rejected ('a valueDate answer is not a score')."""
+    resource = _plain(ANSWERS)
+    resource["item"] += [
+        {"linkId": "consent", "answer": [{"valueCoding": {"code": "yes"}}]},
+        {"linkId": "visit-date", "answer": [{"valueDate": "2026-10-02"}]},
+        {"linkId": "sex", "answer": [{"valueCoding": {
+            "system": "http://hl7.org/fhir/administrative-gender", "code": "female"}}]},
+    ]  # fmt: skip
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps(resource))
+    result = cli("batch", str(path), "-i", "wai-sr", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "3 answers to linkIds that are no item of 'wai-sr' left out (consent, sex, visit-date)"
+        in (result.stderr)
+    )
+
+
+def test_the_rater_comes_from_source_never_from_author(cli, tmp_path: Path):
+    """A clinician who typed in the client's form is its author, not its rater: before, the
+    response was refused as a therapist's answers to a client form."""
+    typed = _plain(ANSWERS, author={"reference": "Practitioner/p1"})
+    path = tmp_path / "typed.json"
+    path.write_text(json.dumps(typed))
+    result = cli("batch", str(path), "-i", "wai-sr", "-f", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)[0]["respondent"]["rater"] == "client"
+    sourced = tmp_path / "sourced.json"
+    sourced.write_text(json.dumps(_plain(ANSWERS, source={"reference": "Practitioner/p1"})))
+    by_therapist = cli("batch", str(sourced), "-i", "wai-sr", "-q")
+    assert by_therapist.exit_code == 3 and "therapist" in by_therapist.stderr
+    given = cli("batch", str(path), "-i", "wai-sr", "-q", "--rater", "therapist")
+    assert given.exit_code == 3 and "therapist" in given.stderr
+    bad = cli("batch", str(path), "-i", "wai-sr", "--rater", "nurse")
+    assert bad.exit_code == 2 and "--rater 'nurse': choose client or therapist" in bad.stderr
+
+
+def test_weights_reversed_already_are_not_reversed_twice(cli, tmp_path: Path):
+    """SDC-style weights on a reverse-keyed item are the keyed value (min + max - code): the
+    code is the raw answer. Before, such a response was reversed twice (issue 23). The
+    WAI-S reverses items 4 and 10."""
+    form = json.loads(cli("instruments", "export", "wai-s", "--to", "fhir").stdout)
+    answers = [5, 4, 6, 2, 5, 6, 5, 4, 6, 1, 5, 6]
+    plain = _response(form, answers)
+    keyed = _response(form, answers, "qr-2")
+    reverse = {"4", "10"}
+    for item in keyed["item"][0]["item"]:
+        coding = item["answer"][0]["valueCoding"]
+        code = int(coding["code"])
+        weight = 8 - code if item["linkId"] in reverse else code
+        coding["extension"] = [{"url": "http://hl7.org/fhir/StructureDefinition/itemWeight",
+                                "valueDecimal": weight}]  # fmt: skip
+    path = tmp_path / "two.ndjson"
+    path.write_text(json.dumps(plain) + "\n" + json.dumps(keyed) + "\n")
+    result = cli("batch", str(path), "-i", "wai-s", "-f", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    first, second = json.loads(result.stdout)
+    assert first["scales"] == second["scales"]
+    # by hand: goal is items 4 (2, reversed 6), 6 (6), 10 (1, reversed 7) and 11 (5); the
+    # keyed weights reversed again would give 2 + 6 + 1 + 5 = 14
+    assert first["scales"]["goal"]["sum"] == 24

@@ -285,3 +285,43 @@ def test_an_excel_utf16_export_with_a_sep_line_scores_with_no_options(cli):
     rows = _rows(result.stdout)
     same = _rows(cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr").stdout)
     assert rows == same[: len(rows)] and len(rows) == 8  # the first eight rows of the clinic file
+
+
+def _long(path: Path, rows: list[str], head: str = "client_id,session,item,value") -> Path:
+    path.write_text(head + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_long_item_names_differing_only_in_case_are_one_item(cli, tmp_path: Path):
+    """Issue 23, item 8: WAI_1 and wai_1 in one file made client B 'not administered'."""
+    rows = [f"A,1,wai_{i},4" for i in range(1, 13)] + [f"B,1,WAI_{i},5" for i in range(1, 13)]
+    result = cli("batch", str(_long(tmp_path / "x.csv", rows)), "-i", "wai-sr", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert [s["scales"]["total"]["mean"] for s in json.loads(result.stdout)] == [4, 5]
+
+
+def test_an_unknown_long_item_rejects_only_its_own_set(cli, tmp_path: Path):
+    """One stray wai_13 row stopped the whole run; now only client B's set is rejected."""
+    rows = [f"{c},1,wai_{i},4" for c in "AB" for i in range(1, 13)] + ["B,1,wai_13,4"]
+    result = cli("batch", str(_long(tmp_path / "x.csv", rows)), "-i", "wai-sr")
+    assert result.exit_code == 3
+    assert "x.csv:14: item: item wai_13: no item of 'wai-sr'; this response set is not" in (
+        result.stderr
+    )
+    assert "2 rows read, 1 scored, 1 rejected" in result.stderr
+
+
+def test_conflicting_long_dates_reject_the_set_and_person_columns_are_kept(cli, tmp_path: Path):
+    rows = [f"A,1,2026-01-0{1 if i < 6 else 2},34,x,wai_{i},4" for i in range(1, 13)]
+    rows += [f"B,1,2026-01-01,51,{'y' if i < 3 else 'z'},wai_{i},5" for i in range(1, 13)]
+    src = _long(tmp_path / "x.csv", rows, "client_id,session,date,age,site,item,value")
+    result = cli("batch", str(src), "-i", "wai-sr", "-f", "json")
+    assert result.exit_code == 3
+    assert "x.csv:2: date: two dates for this response set (line 2: '2026-01-01', line 7: " in (
+        result.stderr
+    )
+    assert "kept per set: age, site" in result.stderr
+    assert "'site' differs within 1 set (left blank there)" in result.stderr
+    (only,) = json.loads(result.stdout)
+    assert only["respondent"]["client_id"] == "B"
+    assert only["source"]["columns"]["age"] == "51" and only["source"]["columns"]["site"] == ""

@@ -75,3 +75,47 @@ def test_repeated_headers_keep_their_cells_and_used_ones_stay_an_error(cli, tmp_
     refused = cli("batch", str(twice), "-i", "srs")
     assert refused.exit_code == 5
     assert "duplicate column 'client_id' (columns 1 and 6)" in refused.stderr
+
+
+FHIR_INSTRUMENTS = ROOT / "tests" / "fixtures" / "fhir-instruments"  # PHQ-9 structure, for tests
+
+
+def test_us_core_phq9_is_scored_with_its_questionnaires_loinc_weights(cli):
+    """Issue 23, item 4: LOINC answer codes (LA6570-1 ...) weighted by the Questionnaire's
+    answerOption ordinalValue; the author (a Practitioner who typed it in) is not the rater;
+    the embedded total (/44261-6) and the difficulty item (/69722-7) are left out, counted.
+    By hand: 2+2+2+2+1+1+2+0+0 = 12 (the example's own total is 12 too)."""
+    response = _sample("fhir", "us-core", "QuestionnaireResponse-phq-9-example.json")
+    form = _sample("fhir", "us-core", "Questionnaire-phq-9-example.json")
+    args = ("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i",
+            "phq9-us-core", "-f", "json")  # fmt: skip
+    without = cli(*args)
+    assert (
+        without.exit_code == 3 and "give its Questionnaire with --questionnaire" in without.stderr
+    )
+    result = cli(*args, "--questionnaire", str(form))
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    score = json.loads(result.stdout)[0]
+    assert score["scales"]["total"]["sum"] == 12 and score["respondent"]["rater"] == "client"
+    assert "2 answers to linkIds that are no item of 'phq9-us-core' left out (/44261-6, " in (
+        result.stderr
+    )
+
+
+def test_sdc_phq9_weights_come_from_the_contained_value_set(cli):
+    """SDC's example: codings without a system, weighted only on the concepts of a contained
+    ValueSet. By hand: 0+0+0+1+2+1+3+2+1 = 10 (the response's embedded 13 is not trusted)."""
+    response = _sample("fhir", "sdc", "questionnaireresponse-sdc-profile-example-PHQ9.json")
+    form = _sample("fhir", "sdc", "questionnaire-sdc-profile-example-PHQ9.json")
+    result = cli("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i",
+                 "phq9-sdc", "--questionnaire", str(form), "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout)[0]["scales"]["total"]["sum"] == 10
+    alone = cli("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(form), "-i", "phq9-sdc")
+    assert alone.exit_code == 2 and "holds a Questionnaire and no QuestionnaireResponse" in (
+        alone.stderr
+    )

@@ -101,6 +101,8 @@ class BatchOptions:
     value_column: str | None = None
     jobs: int = 1  # processes for one large file (batch.parallel); 1: this process only
     plain_ids: bool = False  # --require-plain-ids
+    questionnaire: Path | None = None  # FHIR: --questionnaire FILE (its url, its weights)
+    fhir_rater: str | None = None  # FHIR: --rater, when a response's source names none
 
 
 @dataclass
@@ -166,8 +168,11 @@ def plan_layout(
     keep: Sequence[str] | None = None,
     known_ids: Sequence[str] = (),
     item_count: Callable[[str], int | None] = lambda _id: None,
+    beyond: list[str] | None = None,
 ) -> Layout:
-    """Decide which column is which before any row is scored; stop early when unclear."""
+    """Decide which column is which before any row is scored; stop early when unclear.
+    With ``beyond`` (long format), columns of the item family past the form's items are
+    listed there instead of stopping."""
     stripped, repeated = _disambiguated([h.strip() for h in header])
     items = scorer.item_ids
     if item_columns is not None:
@@ -179,7 +184,9 @@ def plan_layout(
     else:
         scoring = scorer.instrument.id
         try:
-            positions = colmap.detect(stripped, items, [*known_ids, scoring] if known_ids else None)
+            positions = colmap.detect(
+                stripped, items, [*known_ids, scoring] if known_ids else None, beyond
+            )
         except UsageProblem:
             # srs_1..srs_4 scored as wai-sr: say whose columns they are, not only what is missing
             for pos in range(len(stripped)):
@@ -874,6 +881,17 @@ def _read_layout(
                                          options.value_column))  # fmt: skip
         first = sources[0]
         id_names = {role: None for role in id_names}  # the rebuilt rows name them plainly
+        beyond: list[str] = []
+        probe = plan_layout(
+            first.header, scorer, ",", template=options.template, map_file=options.map_file,
+            item_columns=options.item_columns, id_names=id_names, known_ids=options.known_ids,
+            item_count=options.item_count, beyond=beyond,
+        )  # fmt: skip
+        used = {probe.header[p] for p in probe.items}
+        for source in sources:  # item names the form does not have: their sets rejected
+            unknown = [n for n in source.long_items if n not in used]
+            layouts.drop_unknown_items(source, unknown, scorer.instrument.id)
+        first = sources[0]
     header = list(first.header)
     session = None
     if kind == "redcap":

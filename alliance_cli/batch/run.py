@@ -88,6 +88,8 @@ def run_files(
 
     if options.map_file:
         note_read(options.map_file, "the --map file")
+    if options.questionnaire:
+        note_read(options.questionnaire, "the --questionnaire file")
     if fmt == "parquet":
         return _run_parquet(
             inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,
@@ -105,7 +107,10 @@ def run_files(
     from alliance_cli.io.files import check_unchanged, stamps
 
     before = stamps(inputs)
-    sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
+    sources = open_sources(
+        inputs, options.encoding, options.delimiter, scorer.instrument,
+        options.questionnaire, options.fhir_rater,
+    )  # fmt: skip
     try:
         layout = read_layout(sources, scorer, options, on_note)
         for note in renamed_columns(layout, scorer):
@@ -267,7 +272,10 @@ def collect_answers(
     """Every row's answers in item order (a cell text the Scorer's answer tables know, or a
     keyed value, None where missing), read exactly as ``batch`` reads it (layouts, maps,
     recodes, FHIR, Parquet, the same rejects)."""
-    sources = open_sources(inputs, options.encoding, options.delimiter, scorer.instrument)
+    sources = open_sources(
+        inputs, options.encoding, options.delimiter, scorer.instrument,
+        options.questionnaire, options.fhir_rater,
+    )  # fmt: skip
     try:
         layout = read_layout(sources, scorer, options, on_note)
         sink = _Collected()

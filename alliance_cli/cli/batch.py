@@ -11,15 +11,18 @@ from alliance_cli.cli.common import (
     ColumnsOpt,
     DbOpt,
     EncodingOpt,
+    FhirRaterOpt,
     InstrumentIdOpt,
     Invalid,
     InvalidOpt,
     MapOpt,
     PlainIdsOpt,
+    QuestionnaireOpt,
     QuietOpt,
     RecodeOpt,
     ReplaceOpt,
     SaveOpt,
+    fhir_rater,
     funnel,
     run_catalog,
     say_verification,
@@ -52,6 +55,8 @@ def batch_command(
     ] = None,
     columns: ColumnsOpt = None,
     map_file: MapOpt = None,
+    questionnaire: QuestionnaireOpt = None,
+    rater: FhirRaterOpt = None,
     id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
     session_column: Annotated[
         str | None, typer.Option("--session-column", help="Session number column.")
@@ -168,6 +173,8 @@ def batch_command(
         value_column=value_column,
         jobs=_jobs(jobs),
         plain_ids=require_plain_ids,
+        questionnaire=questionnaire,
+        fhir_rater=fhir_rater(rater),
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,

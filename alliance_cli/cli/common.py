@@ -129,6 +129,30 @@ ColumnsOpt = Annotated[
 MapOpt = Annotated[
     Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
 ]
+QuestionnaireOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--questionnaire",
+        metavar="FILE",
+        help="FHIR: the responses' Questionnaire (JSON): accepted by its url; answer weights.",
+    ),
+]
+FhirRaterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--rater",
+        help="FHIR: client or therapist, for responses whose source names neither.",
+    ),
+]
+
+
+def fhir_rater(value: str | None) -> str | None:
+    """``--rater``: client or therapist (a usage error otherwise)."""
+    if value is not None and value not in ("client", "therapist"):
+        raise UsageProblem(f"--rater {value!r}: choose client or therapist")
+    return value
+
+
 RecodeOpt = Annotated[
     str | None, typer.Option("--recode", help="Answer codes to scale values, e.g. '0-4:1-5'.")
 ]

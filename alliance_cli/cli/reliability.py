@@ -10,11 +10,14 @@ from alliance_cli.cli.common import (
     ColumnsOpt,
     DbOpt,
     EncodingOpt,
+    FhirRaterOpt,
     FormatOpt,
     InstrumentIdOpt,
     MapOpt,
+    QuestionnaireOpt,
     QuietOpt,
     RecodeOpt,
+    fhir_rater,
     funnel,
     output,
     pick_format,
@@ -53,6 +56,8 @@ def reliability_command(
     files: FilesArg = None,
     columns: ColumnsOpt = None,
     map_file: MapOpt = None,
+    questionnaire: QuestionnaireOpt = None,
+    rater: FhirRaterOpt = None,
     layout: LayoutNameOpt = "auto",
     recode: RecodeOpt = None,
     encoding: EncodingOpt = "utf-8",
@@ -67,7 +72,7 @@ def reliability_command(
     inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
     answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "reliability",
+        db, quiet, "reliability", questionnaire, rater,
     )  # fmt: skip
     code = _report(answers, scorer, source, fmt, quiet, omega)
     return 3 if rejected else code  # rows rejected: exit 3, as batch
@@ -86,6 +91,8 @@ def _read(
     db: Path | None,
     quiet: bool,
     what: str,
+    questionnaire: Path | None = None,
+    rater: str | None = None,
 ) -> tuple[list[Any], Any, str, int]:
     """(answers in item order, the Scorer, where they came from, rows rejected): files read
     as batch reads them, or the answers saved in the history (one session number, when
@@ -118,6 +125,7 @@ def _read(
         template=columns, map_file=map_file, layout=layout, encoding=encoding,
         recode=layouts.parse_recode(recode) or None,
         known_ids=tuple(catalog.sources), item_count=catalog.item_count,
+        questionnaire=questionnaire, fhir_rater=fhir_rater(rater),
     )  # fmt: skip
     rejected: list[Any] = []
     answers, stats = collect_answers(
@@ -143,6 +151,8 @@ def norms_command(
     ] = "-",
     columns: ColumnsOpt = None,
     map_file: MapOpt = None,
+    questionnaire: QuestionnaireOpt = None,
+    rater: FhirRaterOpt = None,
     layout: LayoutNameOpt = "auto",
     recode: RecodeOpt = None,
     encoding: EncodingOpt = "utf-8",
@@ -162,7 +172,7 @@ def norms_command(
     check_output(output_file, "-o")
     answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "norms",
+        db, quiet, "norms", questionnaire, rater,
     )  # fmt: skip
     problems: list[str] = []
     scales = form_reliability(scorer, answers, problems, omega=False)  # (norms keep no omega)

@@ -172,7 +172,9 @@ def _fhir_sets(
         return
     for label, resource in found:
         try:
-            answers, who, ref = fhir.read_response(resource, label, scorer.instrument)
+            answers, who, ref, _others = fhir.read_response(
+                resource, label, scorer.instrument, beside=fhir.answer_keys(obj)
+            )
             who = _filled(who, scorer, given)
         except UsageProblem as exc:
             yield ResponseSet("", None, respondent_dict(), str(exc))

@@ -232,7 +232,10 @@ def never_an_item(name: str) -> bool:
 
 
 def detect(
-    header: Sequence[str], items: Sequence[str], own_names: Sequence[str] | None = None
+    header: Sequence[str],
+    items: Sequence[str],
+    own_names: Sequence[str] | None = None,
+    extra: list[str] | None = None,
 ) -> list[int]:
     """Find item columns named by item id with one common prefix and suffix.
 
@@ -260,14 +263,16 @@ def detect(
     complete = [key for key, cols in families.items() if all(w in cols for w in wanted)]
     if len(complete) == 1:
         cols = families[complete[0]]
-        extra = sorted((n for n in cols if n not in wanted), key=lambda n: (len(n), n))
-        if extra:
+        beyond = sorted((n for n in cols if n not in wanted), key=lambda n: (len(n), n))
+        if beyond and extra is not None:  # (long format: their response sets are rejected)
+            extra.extend(header[cols[n]] for n in beyond)
+        elif beyond:
             # wai_1..wai_12 read as a 4-item form would score the wrong questionnaire quietly.
             prefix, suffix = _as_written(header, cols, complete[0])
             raise UsageProblem(
                 f"the file has item columns beyond this instrument's {len(wanted)} items "
-                f"({', '.join(header[cols[n]] for n in extra[:3])}"
-                f"{', …' if len(extra) > 3 else ''}): is it another questionnaire? "
+                f"({', '.join(header[cols[n]] for n in beyond[:3])}"
+                f"{', …' if len(beyond) > 3 else ''}): is it another questionnaire? "
                 f"If not, name the columns with --columns '{prefix}{{item}}{suffix}' or --map"
             )
         if own_names is not None:

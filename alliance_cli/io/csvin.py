@@ -5,7 +5,8 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Sequence
-from typing import IO
+from pathlib import Path
+from typing import IO, Any
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.io.source import Source, decode_error
@@ -170,14 +171,21 @@ def _starts_with_brace(handle: IO[str], name: str) -> bool:
 
 
 def open_sources(
-    names: Sequence[str], encoding: str, delimiter: str | None, instrument: object = None
+    names: Sequence[str],
+    encoding: str,
+    delimiter: str | None,
+    instrument: object = None,
+    questionnaire: Path | None = None,
+    rater: str | None = None,
 ) -> list[Source]:
     """Open every input and check they share one header.
 
     An input that starts with ``{`` is FHIR (QuestionnaireResponses: one, a Bundle, or
-    NDJSON), rebuilt as rows when ``instrument`` is given.
+    NDJSON), rebuilt as rows when ``instrument`` is given, with the answer weights and url
+    of ``questionnaire`` (``--questionnaire``) and ``rater`` for responses that name none.
     """
     sources: list[Source] = []
+    key: Any = None
     for name in names:
         from alliance_cli.io.parquet import is_parquet
 
@@ -197,7 +205,9 @@ def open_sources(
         if instrument is not None and _starts_with_brace(handle, shown):
             from alliance_cli.io.fhir_rows import fhir_source
 
-            source = fhir_source(shown, handle, instrument)
+            if questionnaire is not None and key is None:
+                key = load_questionnaire(questionnaire, encoding)
+            source = fhir_source(shown, handle, instrument, key, rater)
             if sources and sources[0].layout != "fhir":
                 raise DataFileError(f"{shown}: FHIR, while {sources[0].name} is CSV")
             sources.append(source)
@@ -212,3 +222,29 @@ def open_sources(
             )
         sources.append(Source(shown, handle, header, delim, skipped=before))
     return sources
+
+
+def load_questionnaire(path: Path, encoding: str = "utf-8") -> Any:
+    """The one Questionnaire in a file (alone, or in a Bundle with its ValueSets), read
+    leniently: only its url, linkIds and answer weights are used, so a published form with
+    a schema slip elsewhere (LHC-Forms' numeric optionPrefix) is still read."""
+    from alliance_cli.io.answers import parse_json
+    from alliance_cli.io.fhir import answer_keys
+
+    handle = open_input(str(path), encoding)
+    try:
+        text = handle.read()
+    except UnicodeError as exc:
+        raise decode_error(str(path), exc) from None
+    finally:
+        handle.close()
+    doc, why = parse_json(text)
+    if why is not None:
+        raise DataFileError(f"{path}: --questionnaire: {why}")
+    keys = answer_keys(doc)
+    if len(keys) != 1:
+        found = "no Questionnaire" if not keys else f"{len(keys)} Questionnaires"
+        raise UsageProblem(f"{path}: --questionnaire needs one Questionnaire; it holds {found}")
+    if not keys[0].url and not keys[0].id:
+        raise UsageProblem(f"{path}: the Questionnaire has no url or id to match responses by")
+    return keys[0]

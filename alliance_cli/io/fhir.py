@@ -16,7 +16,8 @@ data-absent coding is missing, never 0. An embedded total is never trusted.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from alliance_cli.core.errors import UsageProblem
@@ -180,77 +181,252 @@ def _label(resource: dict[str, Any], where: str) -> str:
     return f"{where} QuestionnaireResponse/{rid}" if rid else f"{where} QuestionnaireResponse"
 
 
+class AnswerKey:
+    """A Questionnaire's answer weights, by linkId and coding: from ``answerOption`` (the
+    option's ``itemWeight``/``ordinalValue``, or its coding's) and from the concepts of the
+    ValueSets an item names with ``answerValueSet`` (contained, ``#id``, or given alongside
+    by url). Codings are matched on (system, code), or on the code alone when the response's
+    coding has no system (SDC's examples)."""
+
+    def __init__(self, questionnaire: Mapping[str, Any], value_sets: Mapping[str, Any]) -> None:
+        self.url: str | None = questionnaire.get("url")
+        self.id: str | None = questionnaire.get("id")
+        self.weights: dict[str, dict[tuple[str | None, str], float]] = {}
+        contained = {
+            f"#{r.get('id')}": r
+            for r in questionnaire.get("contained") or []
+            if isinstance(r, dict) and r.get("resourceType") == "ValueSet"
+        }
+        sets = {**value_sets, **contained}
+        stack = list(questionnaire.get("item") or [])
+        while stack:
+            item = stack.pop()
+            if not isinstance(item, dict):
+                continue
+            stack.extend(item.get("item") or [])
+            table: dict[tuple[str | None, str], float] = {}
+            for option in item.get("answerOption") or []:
+                coding = option.get("valueCoding") if isinstance(option, dict) else None
+                if isinstance(coding, dict) and "code" in coding:
+                    weight = _weight(option)
+                    weight = _weight(coding) if weight is None else weight
+                    if weight is not None:
+                        table[(coding.get("system"), str(coding["code"]))] = weight
+            named = sets.get(str(item.get("answerValueSet", "")).split("|")[0])
+            for include in ((named or {}).get("compose") or {}).get("include") or []:
+                for concept in include.get("concept") or []:
+                    weight = _weight(concept)
+                    if weight is not None and "code" in concept:
+                        table[(include.get("system"), str(concept["code"]))] = weight
+            for (_, code), weight in list(table.items()):
+                table.setdefault((None, code), weight)
+            if table:
+                self.weights[str(item.get("linkId", ""))] = table
+
+    def names(self, reference: str) -> bool:
+        """Whether a response's ``questionnaire`` (a canonical, perhaps ``|version``, or a
+        relative ``Questionnaire/id``) names this Questionnaire."""
+        base = reference.split("|")[0]
+        if self.url and (base == self.url or self.url.endswith("/" + base)):
+            return True
+        return bool(self.id) and base in (f"Questionnaire/{self.id}", f"#{self.id}")
+
+    def weight(self, link: str, coding: Mapping[str, Any]) -> float | None:
+        """The weight of a coding answered to ``link``, or None when the key has none."""
+        table = self.weights.get(link) or {}
+        code = str(coding.get("code", ""))
+        found = table.get((coding.get("system"), code))
+        return found if found is not None else table.get((None, code))
+
+
+def _weight(element: Any) -> float | None:
+    for ext in (element.get("extension") or []) if isinstance(element, dict) else []:
+        if isinstance(ext, dict) and ext.get("url") in WEIGHT_URLS:
+            value = ext.get("valueDecimal", ext.get("valueInteger"))
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                return float(value)
+    return None
+
+
+def answer_keys(obj: Any) -> list[AnswerKey]:
+    """The Questionnaires in a parsed document (one, or a Bundle's), as answer keys; the
+    ValueSets beside them resolve ``answerValueSet`` by url."""
+    resources = (
+        [e.get("resource") for e in obj.get("entry") or [] if isinstance(e, dict)]
+        if isinstance(obj, dict) and obj.get("resourceType") == "Bundle"
+        else [obj]
+    )
+    sets = {
+        str(r.get("url")): r
+        for r in resources
+        if isinstance(r, dict) and r.get("resourceType") == "ValueSet" and r.get("url")
+    }
+    return [
+        AnswerKey(r, sets)
+        for r in resources
+        if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
+    ]
+
+
+ITEM_LIKE = re.compile(r"\d+\Z")  # a linkId numbered as a form's items are
+
+
 def read_response(
-    resource: dict[str, Any] | None, label: str, instrument: Any
-) -> tuple[dict[str, Any], dict[str, Any], str | None]:
-    """(answers by item id, respondent, the response's reference) from one
-    QuestionnaireResponse, validated first. Errors name the resource and the linkId."""
+    resource: dict[str, Any] | None,
+    label: str,
+    instrument: Any,
+    given: AnswerKey | None = None,
+    beside: Sequence[AnswerKey] = (),
+    rater: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], str | None, list[str]]:
+    """(answers by item id, respondent, the response's reference, the linkIds answered
+    that are no item of the form) from one QuestionnaireResponse, validated first. Errors
+    name the resource and the linkId.
+
+    A response is this instrument's when its ``questionnaire`` names our Questionnaire or
+    the one given (``--questionnaire``), or, naming none, when every numbered linkId it
+    answers is one of the form's items. Weights come from the answer itself, then from the
+    given Questionnaire, then from one the response contains or the file carries."""
     if resource is None:
         raise UsageProblem(f"{label.strip()}: no resource in this Bundle entry")
     check(resource, label)
     named = resource.get("questionnaire")
     ours = f"{CANONICAL}{instrument.id}"
-    if isinstance(named, str) and named.startswith(CANONICAL) and named.split("|")[0] != ours:
-        raise UsageProblem(
-            f"{label}: answers {named!r}, but this is scoring {instrument.id!r} (score it with "
-            "that instrument)"
-        )
-    items = {str(item.id) for item in instrument.items}
+    items = {str(item.id): item for item in instrument.items}
+    found = _walk(resource.get("item") or [])
+    contained = [
+        AnswerKey(r, {})
+        for r in resource.get("contained") or []
+        if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
+    ]
+    key = given
+    if isinstance(named, str) and named.strip():
+        if named.split("|")[0] != ours and not (given is not None and given.names(named)):
+            also = f" or {given.url!r}" if given is not None and given.url else ""
+            raise UsageProblem(
+                f"{label}: answers questionnaire {named!r}, not {instrument.id!r} ({ours!r}"
+                f"{also}): score it with its own instrument, or give its Questionnaire with "
+                "--questionnaire FILE"
+            )
+        if key is None:
+            key = next((k for k in [*contained, *beside] if k.names(named)), None)
+    else:
+        strangers = sorted(
+            {link for link, answer in found if ITEM_LIKE.match(link) and link not in items
+             and _scored_kind(answer)},
+            key=link_order,
+        )  # fmt: skip
+        if strangers:
+            raise UsageProblem(
+                f"{label}: names no questionnaire, and answers linkId "
+                f"{', '.join(strangers[:5])}{', …' if len(strangers) > 5 else ''}, which "
+                f"{instrument.id!r} does not have: another form's response? Score it with "
+                "its own instrument (or name the questionnaire in the response)"
+            )
+        if key is None and len(contained) == 1:
+            key = contained[0]
+    scale = instrument.scale
     answers: dict[str, Any] = {}
-    for link, value in _walk(resource.get("item") or [], label):
+    others: list[str] = []
+    for link, answer in found:
         if link not in items:
-            continue  # other questions of the form (demographics, notes): not ours
+            others.append(link)  # other questions of the form (consent, notes): not ours
+            continue
         if link in answers:
             raise UsageProblem(f"{label}: linkId {link}: answered twice")
-        answers[link] = value
+        value = _value(answer, f"{label}: linkId {link}", link, key)
+        if items[link].reverse and isinstance(value, _Keyed):
+            value = value.raw(scale.min, scale.max)
+        answers[link] = value.weight if isinstance(value, _Keyed) else value
     if not answers:
         raise UsageProblem(
             f"{label}: no answer with a linkId of {instrument.id!r} (its linkIds are "
-            f"{', '.join(sorted(items, key=_order))})"
+            f"{', '.join(sorted(items, key=link_order))})"
         )
     who = {
         "client_id": _subject(resource.get("subject")),
         "session": _session(resource, label),
         "date": (resource.get("authored") or "")[:10] or None,
-        "rater": _rater(resource.get("author") or resource.get("source")),
+        "rater": _rater(resource.get("source")) or rater,  # never author: who typed it in
     }
     rid = resource.get("id")
-    return answers, who, f"QuestionnaireResponse/{rid}" if rid else None
+    return answers, who, f"QuestionnaireResponse/{rid}" if rid else None, others
 
 
-def _order(link: str) -> tuple[int, str]:
+def link_order(link: str) -> tuple[int, str]:
+    """Numbered linkIds first, by number; then the others, by name."""
     return (int(link), "") if link.isdigit() else (1 << 30, link)
 
 
-def _walk(items: list[Any], label: str) -> Iterator[tuple[str, Any]]:
-    for item in items:
-        link = str(item.get("linkId", ""))
-        for answer in item.get("answer") or []:
-            yield link, _value(answer, f"{label}: linkId {link}")
-            yield from _walk(answer.get("item") or [], label)
-        yield from _walk(item.get("item") or [], label)
+def _walk(items: list[Any]) -> list[tuple[str, Mapping[str, Any]]]:
+    """Every (linkId, answer) of a response, walking ``item[].item[]`` and
+    ``item[].answer[].item[]``, in document order."""
+    out: list[tuple[str, Mapping[str, Any]]] = []
+
+    def walk(level: list[Any]) -> None:
+        for item in level:
+            if not isinstance(item, dict):
+                continue
+            link = str(item.get("linkId", ""))
+            for answer in item.get("answer") or []:
+                if isinstance(answer, dict):
+                    out.append((link, answer))
+                    walk(answer.get("item") or [])
+            walk(item.get("item") or [])
+
+    walk(items)
+    return out
 
 
-def _value(answer: Mapping[str, Any], where: str) -> Any:
-    for key in ("valueInteger", "valueDecimal"):
-        if key in answer:
-            return answer[key]
+def _scored_kind(answer: Mapping[str, Any]) -> bool:
+    """Whether an answer is of a kind a score is given as (a number or a coding)."""
+    return any(k in answer for k in ("valueInteger", "valueDecimal", "valueCoding"))
+
+
+class _Keyed:
+    """A coding's weight with its numeric code: a reverse-keyed item's weight that equals
+    min + max - code was reversed already (SDC's calculated weights), so the code is the
+    raw answer, and it is never reversed twice."""
+
+    def __init__(self, weight: float, code: str) -> None:
+        self.weight, self.code = weight, code
+
+    def raw(self, low: float, high: float) -> float | str:
+        """The raw answer on a min..max scale for a reverse-keyed item."""
+        try:
+            number = float(self.code)
+        except ValueError:
+            return self.weight
+        if number != self.weight and abs(low + high - number - self.weight) < 1e-9:
+            return self.code
+        return self.weight
+
+
+def _value(answer: Mapping[str, Any], where: str, link: str, key: AnswerKey | None) -> Any:
+    for kind in ("valueInteger", "valueDecimal"):
+        if kind in answer:
+            return answer[kind]
     if "valueString" in answer:
         return str(answer["valueString"])
     if "valueCoding" in answer:
         coding = answer["valueCoding"]
         if coding.get("system") == ABSENT:
             return None  # asked, declined: missing, never 0
-        for ext in [*(coding.get("extension") or []), *(answer.get("extension") or [])]:
-            if ext.get("url") in WEIGHT_URLS and "valueDecimal" in ext:
-                return ext["valueDecimal"]
         code = str(coding.get("code", ""))
+        weight = _weight(coding)
+        if weight is None:
+            weight = _weight(answer)
+        if weight is None and key is not None:
+            weight = key.weight(link, coding)
+        if weight is not None:
+            return _Keyed(weight, code)
         try:
             float(code)
         except ValueError:
             raise UsageProblem(
                 f"{where}: the coding {code!r} carries no weight (itemWeight) and is not a "
-                "number; alliance cannot tell its value"
+                "number; alliance cannot tell its value: give the Questionnaire with "
+                "--questionnaire FILE"
             ) from None
         return code
     kinds = [k for k in answer if k.startswith("value")]
@@ -277,8 +453,8 @@ def _session(resource: dict[str, Any], label: str) -> int | None:
     return None
 
 
-def _rater(author: Any) -> str | None:
-    ref = author.get("reference", "") if isinstance(author, dict) else ""
+def _rater(source: Any) -> str | None:
+    ref = source.get("reference", "") if isinstance(source, dict) else ""
     if ref.startswith(("Practitioner/", "PractitionerRole/")):
         return "therapist"
     if ref.startswith(("Patient/", "RelatedPerson/")):

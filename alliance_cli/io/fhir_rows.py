@@ -11,6 +11,7 @@ from alliance_cli.io import fhir
 from alliance_cli.io.source import Source, decode_error
 
 ID_COLUMNS = ["client_id", "session", "date", "rater", "response"]
+KEY_KINDS = ("Questionnaire", "ValueSet")  # resources that give answer weights, not answers
 
 
 class _Unreadable:
@@ -20,12 +21,20 @@ class _Unreadable:
         self.why = why
 
 
-def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
+def fhir_source(
+    name: str,
+    handle: IO[str],
+    instrument: Any,
+    given: fhir.AnswerKey | None = None,
+    rater: str | None = None,
+) -> Source:
     """Read a FHIR file (one resource, a Bundle, or NDJSON) into a Source of rows.
 
-    A response that cannot be read (not valid FHIR, an answer that is not a score, none of
-    this form's linkIds) is a rejection naming the resource and the linkId; one marked
-    ``entered-in-error`` is left out and counted.
+    A response that cannot be read (not valid FHIR, another questionnaire's, an item's
+    answer that is not a score, none of this form's linkIds) is a rejection naming the
+    resource and the linkId; one marked ``entered-in-error`` is left out and counted.
+    Questionnaires in the file (alone, or in a Bundle) give answer weights; answers to
+    linkIds that are no item of the form are left out and counted in the note.
     """
     fhir.models()  # the extra is needed: say so before reading
     try:
@@ -50,6 +59,12 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
             documents.append((number, doc if why is None else _Unreadable(why)))
     else:  # a key given twice, too deep, a number too long: the whole file is one document
         documents = [(1, _Unreadable(why))]
+    beside = [
+        key
+        for _, doc in documents
+        if not isinstance(doc, _Unreadable)
+        for key in fhir.answer_keys(doc)
+    ]
     items = [str(item.id) for item in instrument.items]
     out = io.StringIO()
     from alliance_cli.io.csvout import CsvWriter
@@ -61,10 +76,13 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
     early: list[tuple[int, str, str, str, str]] = []
     excluded: dict[str, int] = {}
     count = 0
+    ignored: dict[str, int] = {}  # answers to linkIds that are no item of the form
     for number, doc in documents:
         if isinstance(doc, _Unreadable):
             early.append((number, "", "", doc.why, ""))
             continue
+        if fhir.is_fhir(doc) and doc.get("resourceType") in KEY_KINDS:
+            continue  # a Questionnaire (or ValueSet) beside the responses: weights, read above
         try:
             found = list(fhir.responses(doc, "")) if fhir.is_fhir(doc) else None
         except UsageProblem as exc:
@@ -80,10 +98,14 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
                 excluded["entered in error"] = excluded.get("entered in error", 0) + 1
                 continue
             try:
-                answers, who, ref = fhir.read_response(resource, label, instrument)
+                answers, who, ref, others = fhir.read_response(
+                    resource, label, instrument, given, beside, rater
+                )
             except UsageProblem as exc:
                 early.append((number, "", "", str(exc), ""))
                 continue
+            for link in others:
+                ignored[link] = ignored.get(link, 0) + 1
             cells = [
                 who["client_id"] or "",
                 "" if who["session"] is None else str(who["session"]),
@@ -95,6 +117,11 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
             writer.writerow(cells)
             lines.append(number)
             labels.append(label)
+    if count == 0 and beside and not early:
+        raise UsageProblem(
+            f"{name}: holds a Questionnaire and no QuestionnaireResponse: give it with "
+            f"--questionnaire {name}, and the responses as the input"
+        )
     handle_out = io.StringIO(out.getvalue())
     header = next(csv.reader([handle_out.readline()]))
     source = Source(name, handle_out, header, ",", layout="fhir")
@@ -102,8 +129,16 @@ def fhir_source(name: str, handle: IO[str], instrument: Any) -> Source:
     source.label_of = lambda line: labels[line - 2]
     source.early = early
     source.excluded = excluded
+    weights = f"; weights from {given.url or 'the Questionnaire given'}" if given else ""
     source.note = (
         f"layout: FHIR in {name} ({count:,} QuestionnaireResponse resources; answers by "
-        "linkId; validated with fhir.resources)"
+        f"linkId{weights}; validated with fhir.resources)"
     )
+    if ignored:
+        links = sorted(ignored, key=fhir.link_order)
+        n = sum(ignored.values())
+        source.note += (
+            f"; {n:,} answer{'s' if n != 1 else ''} to linkIds that are no item of "
+            f"{instrument.id!r} left out ({', '.join(links[:6])}{', …' if len(links) > 6 else ''})"
+        )
     return source

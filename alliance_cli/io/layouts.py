@@ -180,7 +180,44 @@ def rebuild_long(
     source.delimiter, source.lines, source.skipped = ",", None, 0
     source.line_of = lambda line, at=rebuilt.line_of: at[line - 2]
     source.early = rebuilt.early
+    source.long_items = rebuilt.items
+    source.long_lines = rebuilt.line_of
     return rebuilt.note
+
+
+def drop_unknown_items(source: Source, unknown: Sequence[str], instrument_id: str) -> int:
+    """Long format: reject each response set that answers an item the form does not have
+    (naming it), and drop those item names' columns; the rest are scored. Returns how
+    many sets were rejected."""
+    drop = {i for i, name in enumerate(source.header) if name in set(unknown)}
+    if not drop:
+        return 0
+    lines = source.long_lines
+    rows = list(csv.reader(source.handle))
+    text = io.StringIO()
+    from alliance_cli.io.csvout import CsvWriter
+
+    writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
+    writer.writerow([h for i, h in enumerate(source.header) if i not in drop])
+    kept_lines: list[int] = []
+    rejected = 0
+    for row, line in zip(rows, lines, strict=True):
+        bad = [source.header[i] for i in sorted(drop) if row[i].strip()]
+        if bad:
+            rejected += 1
+            reason = (
+                f"item {', '.join(bad)}: no item of {instrument_id!r}; this response set is "
+                "not scored"
+            )
+            source.early.append((line, "item", bad[0], reason, row[0]))
+            continue
+        writer.writerow([cell for i, cell in enumerate(row) if i not in drop])
+        kept_lines.append(line)
+    source.handle = io.StringIO(text.getvalue())
+    source.header = next(csv.reader([source.handle.readline()]))
+    source.line_of = lambda line, at=kept_lines: at[line - 2]
+    source.long_items = [n for n in source.long_items if n not in set(unknown)]
+    return rejected
 
 
 def redcap_session(
@@ -350,6 +387,7 @@ class LongResult:
     line_of: list[int]  # the file line where each rebuilt row's first answer is
     early: list[tuple[int, str, str, str, str]]  # (line, column, value, reason, client)
     note: str
+    items: list[str] = field(default_factory=list)  # the item names seen, as first written
 
 
 def pivot_long(
@@ -365,8 +403,11 @@ def pivot_long(
     """One row per (client, session, rater) from rows of (…, item, value).
 
     Answers of one response set may be anywhere in the file; the first row of each set gives
-    its place in the output and its line in errors. An item given twice with different
-    values rejects that response set, naming both lines; given twice alike, it counts once.
+    its place in the output and its line in errors. Item names that differ only in case
+    (``WAI_1``, ``wai_1``) are one item. An item given twice with different values, or two
+    different dates, reject that response set, naming both lines; given twice alike, an
+    item counts once. Other columns (person-level: age, site) are kept when they hold one
+    value in every row of a set.
     """
     names = [h.strip() for h in header]
     lowered = [n.lower() for n in names]
@@ -378,11 +419,14 @@ def pivot_long(
         )
     key_roles = [r for r in ("client_id", "session", "rater") if r in id_columns]
     extra_roles = [r for r in ("date", "counselor") if r in id_columns]
+    used = {id_columns[r] for r in key_roles + extra_roles} | {item_at, value_at}
+    person = [i for i in range(len(names)) if i not in used]  # kept when one value per set
     width = len(names)
     groups: dict[tuple[str, ...], _Group] = {}
     order: list[tuple[str, ...]] = []
-    seen_items: dict[str, None] = {}
+    spelling: dict[str, str] = {}  # an item name, lower-cased -> as first written
     early: list[tuple[int, str, str, str, str]] = []
+    varied: dict[str, int] = {}  # person-level columns that vary within a set: sets
     reader = csv.reader(lines, delimiter=delimiter)
     end = 1  # the line the previous record ended on (the header is line 1)
     count = 0
@@ -400,43 +444,72 @@ def pivot_long(
             group = groups[key] = _Group(start)
             order.append(key)
         for role in extra_roles:
-            if not group.extra.get(role):
-                group.extra[role] = row[id_columns[role]].strip()
-        name, value = row[item_at].strip(), row[value_at]
-        seen_items.setdefault(name, None)
+            cell = row[id_columns[role]].strip()
+            had = group.extra.get(role)
+            if not had:
+                group.extra[role] = cell
+                group.extra_line[role] = start
+            elif role == "date" and cell and cell != had and not group.dates:
+                group.dates = (
+                    f"two dates for this response set (line {group.extra_line[role]}: "
+                    f"{had!r}, line {start}: {cell!r})"
+                )
+        for i in person:
+            cell = row[i].strip()
+            if names[i] not in group.person:
+                group.person[names[i]] = cell
+            elif group.person[names[i]] != cell and names[i] not in group.varied:
+                group.varied.add(names[i])
+        written, value = row[item_at].strip(), row[value_at]
+        name = spelling.setdefault(written.lower(), written)
         cells = group.cells
         if name in cells and cells[name][0].strip() != value.strip():
             group.twice.append(
-                f"item {name} is given twice for this response set with different values "
+                f"item {written} is given twice for this response set with different values "
                 f"(line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
                 f"{value.strip()!r})"
             )
         else:
             cells.setdefault(name, (value, start))
     out_roles = key_roles + extra_roles
-    item_names = list(seen_items)
+    item_names = list(spelling.values())
+    kept = [names[i] for i in person]
+    taken = {n.lower() for n in out_roles + item_names}
+    kept_as = [n if n.lower() not in taken else f"input_{n}" for n in kept]
     import io
 
     text = io.StringIO()
     from alliance_cli.io.csvout import CsvWriter
 
     writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
-    writer.writerow(out_roles + item_names)  # the rebuilt rows name their ids plainly
+    writer.writerow(out_roles + kept_as + item_names)  # the rebuilt rows name ids plainly
     line_of: list[int] = []
     for key in order:
         group = groups[key]
-        if group.twice:
-            early.append((group.line, names[item_at], "", "; ".join(group.twice), key[0]))
+        if group.twice or group.dates:
+            column = names[item_at] if group.twice else names[id_columns["date"]]
+            reason = "; ".join([*group.twice, *([group.dates] if group.dates else [])])
+            early.append((group.line, column, "", reason, key[0]))
             continue
+        for name in group.varied:
+            varied[name] = varied.get(name, 0) + 1
         ids = list(key) + [group.extra.get(r, "") for r in extra_roles]
+        people = ["" if n in group.varied else group.person.get(n, "") for n in kept]
         answers = [_one_line(group.cells[n][0]) if n in group.cells else "" for n in item_names]
-        writer.writerow([_one_line(c) for c in ids] + answers)
+        writer.writerow([_one_line(c) for c in ids + people] + answers)
         line_of.append(group.line)
     note = (
         f"layout: long format in {source_name} (items in {names[item_at]!r}, values in "
-        f"{names[value_at]!r}; {count:,} answer rows, {len(order):,} response sets)"
+        f"{names[value_at]!r}; {count:,} answer rows, {len(order):,} response sets"
+        + (f"; kept per set: {', '.join(kept)}" if kept else "")
+        + ")"
     )
-    return LongResult(text.getvalue(), line_of, early, note)
+    if varied:
+        note += "; " + ", ".join(
+            f"{name!r} differs within {n:,} set{'s' if n != 1 else ''} (left blank there)"
+            for name, n in varied.items()
+        )
+    return LongResult(text.getvalue(), line_of, early, note, item_names)
 
 
 @dataclass
@@ -446,7 +519,11 @@ class _Group:
     line: int  # where its first answer is
     cells: dict[str, tuple[str, int]] = field(default_factory=dict)  # item -> (value, line)
     extra: dict[str, str] = field(default_factory=dict)  # date, counselor
+    extra_line: dict[str, int] = field(default_factory=dict)  # where each was first given
+    person: dict[str, str] = field(default_factory=dict)  # other columns: the first value
+    varied: set[str] = field(default_factory=set)  # other columns that differ within the set
     twice: list[str] = field(default_factory=list)  # items given twice, differently
+    dates: str = ""  # the first two dates that differ within the set
 
 
 def _one_line(cell: str) -> str:

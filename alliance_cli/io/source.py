@@ -46,6 +46,8 @@ class Source:
     label_of: Callable[[int], str] | None = None  # FHIR: the resource a rebuilt row came from
     excluded: dict[str, int] = field(default_factory=dict)  # rows left out while rebuilding
     note: str = ""  # what was recognised, for stderr
+    long_items: list[str] = field(default_factory=list)  # long format: the item names seen
+    long_lines: list[int] = field(default_factory=list)  # and each rebuilt row's file line
 
     def rows_from(self) -> Iterable[str]:
         """The lines the rows are read from."""
