@@ -6,6 +6,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,3 +183,48 @@ def test_every_surface_names_the_same_concerns(cli, tmp_path: Path):
 
     for concern in rows["A-1"]["concerns"]:  # the caseload says each in a few plain words
         assert short_words(concern) in text
+
+
+@pytest.mark.parametrize("first_reader", ["clients", "history"])
+def test_a_batch_too_large_to_read_while_saving_keeps_what_was_said_at_the_next_read(
+    cli, tmp_path: Path, monkeypatch, first_reader
+):
+    """Issue 19: a batch over READ_AFTER_SAVE sessions (50,000) kept no said flags at all;
+    now the first reader after it reads its clients and keeps, at each of its sessions,
+    what a batch under the limit keeps while saving. The limit is lowered to 5 here."""
+    from alliance_cli.cli import batch_run
+
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    rows = [f"A-1,{s}," + ",".join(HIGH if s < 5 else ["1"] * 12) for s in range(1, 8)]
+    rows += [f"A-2,{s}," + ",".join(HIGH) for s in range(1, 8)]
+    src = tmp_path / "b.csv"
+    src.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+
+    def said(db: Path) -> dict[int, list]:
+        (view,) = json.loads(cli("history", "A-1", "--db", str(db), "-f", "json").stdout)
+        return {s["session"]: s["flags_at_save"] for s in view["sessions"]}
+
+    small = tmp_path / "small.sqlite"
+    saved = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(small), "-o", "-")
+    assert saved.exit_code == 0, saved.stderr
+    monkeypatch.setattr(batch_run, "READ_AFTER_SAVE", 5)
+    large = tmp_path / "large.sqlite"
+    saved = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(large), "-o", "-")
+    assert saved.exit_code == 0, saved.stderr
+    assert "which keeps what it says at each of these sessions then" in saved.stderr
+    import sqlite3
+
+    with sqlite3.connect(large) as db:
+        assert db.execute("SELECT count(*) FROM said_pending").fetchone()[0] == 1
+        assert (
+            db.execute("SELECT count(*) FROM sessions WHERE said_flags IS NULL").fetchone()[0] == 14
+        )
+    db.close()
+    assert cli(first_reader, *(["A-2"] if first_reader == "history" else []), "--db",
+               str(large), "-q").exit_code == 0  # fmt: skip
+    expected = said(small)
+    assert any(flags for flags in expected.values())  # the drop at session 5 was said
+    assert said(large) == expected
+    with sqlite3.connect(large) as db:
+        assert db.execute("SELECT count(*) FROM said_pending").fetchone()[0] == 0
+    db.close()

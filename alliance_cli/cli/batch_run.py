@@ -103,12 +103,15 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             recorder.finish(keep=written)
         if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             open_concerns = _read_after_save(store, since, quiet)
-        elif recorder is not None and recorder.saved > READ_AFTER_SAVE and not quiet:
-            say(
-                f"history: over {READ_AFTER_SAVE:,} sessions: the reading of this batch's "
-                "clients is made by the next 'alliance clients', and what it says is not kept "
-                "as said at save time (reading a batch this large while saving is not yet fast)"
-            )
+        elif recorder is not None and recorder.saved > READ_AFTER_SAVE and store is not None:
+            store.leave_said_pending(since)
+            if not quiet:
+                say(
+                    f"history: over {READ_AFTER_SAVE:,} sessions: the reading of this batch's "
+                    "clients is made by the next 'alliance clients' (or history, or report), "
+                    "which keeps what it says at each of these sessions then, as said when "
+                    "saved"
+                )
     finally:
         if recorder is not None and not recorder.finished:
             say(

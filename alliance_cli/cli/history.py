@@ -157,7 +157,8 @@ def clients_command(
         header = [*views.CaseloadRow._fields, "severity"]
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
     elif rows or fmt is not Format.table:
-        output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
+        output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown),
+               one_a_line=True)  # fmt: skip
     if len(shown) < len(rows) and not quiet:
         hidden = rows[len(shown) :]
         flagged = sum(bool(r.concerns) for r in hidden)

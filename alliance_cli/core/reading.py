@@ -346,11 +346,11 @@ class Noise:
         # false alarm at 5 % (two-sided) for the form
         self.tests = len(spec.scales)
         self.z = bonferroni_z(self.tests)
+        self.sds = [math.sqrt(t / n) if n else 0.0 for t, n in self.sums]  # before each visit
 
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
-        total, n = self.sums[index]
-        return (math.sqrt(total / n) if n else 0.0), n
+        return self.sds[index], self.sums[index][1]
 
 
 @functools.cache
@@ -364,28 +364,50 @@ class Threshold(NamedTuple):
 
     value: float | None  # None: too little history to say
     words: str  # how the rule is said
-    source: str
+    cited: str  # the published norm's source ("" when the threshold is the client's own)
     own: bool  # from the client's own earlier changes (no published norms)
+    n: int = 0  # own: the earlier changes behind it
+    z: float = 0.0  # own: the z of the test, and over how many scales
+    tests: int = 0
+
+    @property
+    def source(self) -> str:
+        """Where the rule comes from (worked out only when a concern quotes it)."""
+        if not self.own or self.value is None:
+            return self.cited
+        return (
+            f"{self.z:.2f} · √2 · SEM (z for 5 % over the form's {self.tests} "
+            f"scale{'s' if self.tests != 1 else ''}, "
+            f"Bonferroni), the SEM from this client's own {self.n} earlier changes ({JT_SOURCE} "
+            "in form; no published norms)"
+        )
+
+
+_NO_THRESHOLD = Threshold(None, "", "", True)
+_OWN_WORDS = "larger than this client's usual session-to-session change"
+
+
+def threshold_value(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> float | None:
+    """The threshold's value alone (``threshold_at``'s, without its words): the walk asks
+    at every session, and words are needed only where a concern begins."""
+    if spec.norm is not None:
+        return max(spec.norm[0], spec.unit)
+    if noise is None or earlier < MIN_EARLIER_CHANGES + 1:
+        return None
+    sd, _ = noise.before(index)
+    return max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit)
 
 
 def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> Threshold:
     """The threshold for the visit at ``index``, with ``earlier`` scored sessions of this
     scale before it: Jacobson & Truax from a cited norm, else from the client's own noise."""
+    value = threshold_value(spec, noise, index, earlier)
     if spec.norm is not None:
-        t, source = spec.norm
-        return Threshold(max(t, spec.unit), "beyond reliable change", source, False)
-    if noise is None or earlier < MIN_EARLIER_CHANGES + 1:
-        return Threshold(None, "", "", True)
-    sd, n = noise.before(index)
-    return Threshold(
-        max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit),
-        "larger than this client's usual session-to-session change",
-        f"{noise.z:.2f} · √2 · SEM (z for 5 % over the form's {noise.tests} "
-        f"scale{'s' if noise.tests != 1 else ''}, "
-        f"Bonferroni), the SEM from this client's own {n} earlier changes ({JT_SOURCE} in "
-        "form; no published norms)",
-        True,
-    )
+        return Threshold(value, "beyond reliable change", spec.norm[1], False)
+    if value is None or noise is None:
+        return _NO_THRESHOLD
+    _, n = noise.before(index)
+    return Threshold(value, _OWN_WORDS, "", True, n, noise.z, noise.tests)
 
 
 def next_thresholds(data: SeriesData) -> dict[str, float | None]:
@@ -437,18 +459,13 @@ def _drop_onset(
     return _Episode("drop", sid, session, None, severity, evidence, (level, value), t.own)
 
 
-def _slid(spec: ScaleSpec, values: list[float], i: int, t: Threshold) -> bool:
-    """Whether the sessions up to ``values[i]`` have slid below the first ones."""
-    assert t.value is not None
-    first = _mean(values[:DECLINE_WINDOW])
-    latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
-    return first - latest > max(t.value / math.sqrt(DECLINE_WINDOW / 2), spec.unit)
+_ROOT_HALF_WINDOW = math.sqrt(DECLINE_WINDOW / 2)  # a decline's threshold: the session's over it
 
 
 def _decline_onset(
     sid: str, spec: ScaleSpec, session: int, values: list[float], i: int, t: Threshold
 ) -> _Episode:
-    """The decline episode whose latest session is ``values[i]`` (``_slid`` said so)."""
+    """The decline episode whose latest session is ``values[i]`` (the walk found it slid)."""
     assert t.value is not None
     first = _mean(values[:DECLINE_WINDOW])
     latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
@@ -474,27 +491,47 @@ def _scale_episodes(
     decline: _Episode | None = None
     in_drop = -DECLINE_WINDOW  # the latest position inside a drop: a decline's window clears it
     values = [v for _, v, _ in points]
+    first = _mean(values[:DECLINE_WINDOW]) if values else 0.0  # a decline's first sessions
+    # threshold_value, session by session, with what does not change taken out of the loop
+    # (the same arithmetic in the same order: the same floats)
+    fixed = max(spec.norm[0], spec.unit) if spec.norm is not None else None
+    zs2 = noise.z * math.sqrt(2) if noise is not None else 0.0
+    root_items, unit = math.sqrt(spec.items), spec.unit
+    sds = noise.sds if noise is not None else []
+    least = MIN_EARLIER_CHANGES + 1
     for i, (session, value, index) in enumerate(points):
-        t = threshold_at(spec, noise, index, i)
+        if fixed is not None:
+            t_value: float | None = fixed
+        elif noise is None or i < least:
+            t_value = None
+        else:
+            t_value = max(zs2 * sds[index] / root_items, unit)
         if drop is not None:
             level, _ = drop.figures
             if value >= level - drop.threshold / 2:  # back near the level it fell from
                 drop.resolved = session
                 drop = None
-        elif t.value is not None and i:
+        elif (
+            t_value is not None
+            and i
+            and _mean(values[max(0, i - BASELINE_SESSIONS) : i]) - value > t_value
+        ):
+            t = threshold_at(spec, noise, index, i)  # its words, for the evidence
             drop = _drop_onset(sid, spec, session, values, i, t)
             if drop is not None:
-                drop.threshold = t.value
+                drop.threshold = t_value
                 episodes.append(drop)
         if drop is not None:
             in_drop = i
-        if i + 1 < 2 * DECLINE_WINDOW or t.value is None or i - in_drop < DECLINE_WINDOW:
+        if i + 1 < 2 * DECLINE_WINDOW or t_value is None or i - in_drop < DECLINE_WINDOW:
             continue  # a decline needs 6 sessions, none of its latest 3 in a drop
-        slid = _slid(spec, values, i, t)
+        latest = _mean(values[i + 1 - DECLINE_WINDOW : i + 1])
+        slid = first - latest > max(t_value / _ROOT_HALF_WINDOW, spec.unit)
         if decline is not None and not slid:
             decline.resolved = session
             decline = None
         elif decline is None and slid and drop is None:
+            t = threshold_at(spec, noise, index, i)
             decline = _decline_onset(sid, spec, session, values, i, t)
             episodes.append(decline)
     return episodes

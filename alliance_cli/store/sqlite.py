@@ -228,6 +228,12 @@ MIGRATIONS: list[str] = [
     UPDATE caseload SET version = version + 1, stamp = '';
     UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;
     """,
+    # 9: a batch too large to read while saving leaves the reading of its clients to the
+    #    next reader (clients, history, report), which keeps what it says at each of the
+    #    batch's sessions then: the sessions after rowid ``since`` with nothing said yet
+    """
+    CREATE TABLE said_pending (since INTEGER NOT NULL);
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 COMPACT = 8  # the schema that copies every session into the compact table
@@ -861,6 +867,22 @@ class Store:
             self.db.executemany(
                 "UPDATE sessions SET said_flags = ? WHERE rowid = ? AND said_flags IS NULL", said
             )
+
+    def leave_said_pending(self, since: int) -> None:
+        """A batch saved after rowid ``since`` was not read while saving: the next reader
+        reads it and keeps what it says at each of its sessions."""
+        with self._transaction():
+            self.db.execute("INSERT INTO said_pending (since) VALUES (?)", (since,))
+
+    def said_pending(self) -> int | None:
+        """The earliest rowid after which a batch's sessions wait for their reading."""
+        row = self.db.execute("SELECT min(since) FROM said_pending").fetchone()
+        return None if row is None or row[0] is None else int(row[0])
+
+    def said_kept(self, since: int) -> None:
+        """What was said at every session after ``since`` is kept: nothing waits."""
+        with self._transaction():
+            self.db.execute("DELETE FROM said_pending WHERE since >= ?", (since,))
 
     def max_rowid(self) -> int:
         """The largest session rowid (0 for none): what a batch adds comes after it."""

@@ -160,6 +160,7 @@ def client_view(
     today: str | None = None,
 ) -> list[SeriesView]:
     """Per instrument and rater: sessions and the reading's concerns for one client."""
+    keep_pending_said(store, catalog, settings)
     records = store.records(client_id, light=True)
     if not records:
         raise unknown_client(store, client_id)
@@ -315,6 +316,8 @@ def caseload(
     whose sessions changed are read again. Days since the latest session, and the
     not-seen note, depend on today's date and are added to what was kept.
     """
+    if readings is None:
+        keep_pending_said(store, catalog, settings)
     want = filters or CaseloadFilter()
     stamps: dict[str, str] = {}
 
@@ -350,7 +353,8 @@ def caseload(
         if whole:
             rows_json = json.dumps([list(r) for r in rows])
             store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
-    return [r for r in (_today(r, today, settings) for r in rows) if want.keeps_client(r)]
+    dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
+    return [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
 
 
 def _in_attention_order(rows: list[CaseloadRow]) -> list[CaseloadRow]:
@@ -372,14 +376,22 @@ def _sessions_since_raised(row: CaseloadRow) -> int:
     return max(0, row.last_session - began) if isinstance(began, int) else 1 << 30
 
 
-def _today(row: CaseloadRow, today: str | None, settings: reading.Settings) -> CaseloadRow:
-    """Days since the latest session, and the not-seen note, as of today."""
+def _today(
+    row: CaseloadRow,
+    today: str | None,
+    settings: reading.Settings,
+    dated: dict[str, tuple[int | None, list[dict[str, Any]]]],
+) -> CaseloadRow:
+    """Days since the latest session, and the not-seen note, as of today (worked out once
+    per date in ``dated``: each row gets its own copy of the note)."""
     if not today or not row.last_date:
         return row
-    days = reading.days_between(row.last_date, today)
-    away = reading.not_seen(row.last_date, today, settings)
-    concerns = row.concerns + ([away.as_dict()] if away is not None else [])
-    return row._replace(days_since=days, concerns=concerns)
+    if row.last_date not in dated:
+        away = reading.not_seen(row.last_date, today, settings)
+        days = reading.days_between(row.last_date, today)
+        dated[row.last_date] = (days, [away.as_dict()] if away is not None else [])
+    days, note = dated[row.last_date]
+    return row._replace(days_since=days, concerns=row.concerns + [dict(n) for n in note])
 
 
 def _series_readings(
@@ -415,6 +427,20 @@ def _series_readings(
     return read + current, readings, gone
 
 
+def keep_pending_said(store: Store, catalog: Any, settings: reading.Settings) -> None:
+    """Read the clients of a batch too large to read while saving, and keep what the
+    reading says at each of its sessions (``Store.leave_said_pending``): the first reader
+    after such a batch does it, once."""
+    since = store.said_pending()
+    if since is None:
+        return
+    try:
+        after_batch(store, catalog, settings, since)
+        store.said_kept(since)
+    except AllianceError:
+        pass  # a read-only or busy history: the reading is shown; a later reader keeps it
+
+
 def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: int) -> list[Any]:
     """After ``batch --save``: read every client the batch touched (kept for ``clients``),
     keep what the reading says at each session the batch added (never rewritten later),
@@ -434,10 +460,14 @@ def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: i
         keys = set(store.series_keys(client_id))
         _read_clients(store, catalog, settings, keys, readings)
     said = []
+    texts: dict[tuple[int, ...], str] = {}  # a concern open over many sessions: one text
     for rowid, client_id, inst_id, rater, session in added:
         label = reading.series_label(inst_id, rater)
         here = readings[client_id].said_at(label, session) if client_id in readings else []
-        said.append((json.dumps([c.as_dict() for c in here]), rowid))
+        key = tuple(id(c) for c in here)
+        if key not in texts:
+            texts[key] = json.dumps([c.as_dict() for c in here]) if here else "[]"
+        said.append((texts[key], rowid))
     store.keep_batch_said(said)
     touched = {r[1] for r in added}
     return [c for cid, r in readings.items() if cid in touched for c in r.open]
