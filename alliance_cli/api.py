@@ -91,17 +91,22 @@ def score_rows(
 ) -> Iterator[dict[str, str]]:
     """Score rows (mappings of column to cell), streaming, into ``batch -f csv``'s columns.
 
-    The first row's keys are the header. ``columns`` picks the item columns: a template such
-    as ``"wai_{item}"`` or ``{item id: column}``; by default they are detected as ``batch``
+    The first row's keys are the header. The rows are read as ``batch`` reads a file: the
+    same layouts (REDCap, Qualtrics, long), guards (columns named for another instrument)
+    and cell rules; a number is read as its text in a CSV export (``4.0`` as ``4``, ``-99.0``
+    as ``-99``, NaN as blank). ``columns`` picks the item columns: a template such as
+    ``"wai_{item}"`` or ``{item id: column}``; by default they are detected as ``batch``
     does. A row that cannot be scored goes to ``on_reject`` (with its 1-based row number as
     ``line``); with no ``on_reject`` it raises ``RejectedInput``.
     """
     from alliance_cli.core.errors import RejectedInput
+    from alliance_cli.io import layouts
 
     scorer = _scorer(instrument, invalid)
     header: list[str] | None = None
     batch: list[list[str]] = []
     done = 0
+    layout: Any = None
 
     def reject(rejection: Rejection) -> None:
         if on_reject is None:
@@ -111,13 +116,28 @@ def score_rows(
     for row in rows:
         if header is None:
             header = [str(k) for k in row]
-        batch.append(["" if row.get(k) is None else str(row.get(k)) for k in header])
+            if layouts.looks_long(header):
+                chunk = 1 << 62  # a long file's answers may be anywhere: read them all first
+        batch.append([_cell(row.get(k)) for k in header])
         if len(batch) >= chunk:
-            yield from _score_chunk(scorer, header, batch, columns, reject, done)
+            layout, out = _score_chunk(scorer, header, batch, columns, reject, done, layout)
+            yield from out
             done += len(batch)
             batch = []
     if header is not None and batch:
-        yield from _score_chunk(scorer, header, batch, columns, reject, done)
+        layout, out = _score_chunk(scorer, header, batch, columns, reject, done, layout)
+        yield from out
+
+
+def _cell(value: Any) -> str:
+    """A cell as a CSV export writes it: whole floats without ``.0``, NaN and None blank."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        if value != value:  # NaN: pandas' and numpy's missing
+            return ""
+        return str(int(value)) if value.is_integer() else repr(value)
+    return str(value)
 
 
 def _score_chunk(
@@ -127,29 +147,26 @@ def _score_chunk(
     columns: str | Mapping[str, str] | None,
     reject: Callable[[Rejection], None],
     offset: int,
-) -> Iterator[dict[str, str]]:
-    """One chunk of rows through the batch engine (CSV text in and out, as batch reads it)."""
+    layout: Any,
+) -> tuple[Any, list[dict[str, str]]]:
+    """One chunk of rows through the batch engine (CSV text in and out, as batch reads it);
+    the layout is recognised from the first chunk and kept for the rest."""
     import dataclasses
 
-    from alliance_cli.batch.engine import BatchOptions, plan_layout, score_stream
+    from alliance_cli.batch.engine import score_stream
     from alliance_cli.batch.sinks import CsvSink
+    from alliance_cli.io.csvout import CsvWriter
     from alliance_cli.io.source import Source
 
     text = io.StringIO()
-    from alliance_cli.io.csvout import CsvWriter
-
     writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
     writer.writerow(header)
     writer.writerows(rows)
     text.seek(0)
     text.readline()  # the header, as read_header would have
-    options = BatchOptions(
-        template=columns if isinstance(columns, str) else None,
-        item_columns=columns if isinstance(columns, Mapping) else None,
-    )
-    layout = plan_layout(
-        header, scorer, ",", template=options.template, item_columns=options.item_columns
-    )
+    source = Source("rows", text, header, ",")
+    if layout is None:
+        layout = _layout(scorer, source, columns)
     out = io.StringIO()
 
     def renumbered(rejection: Rejection) -> None:
@@ -157,9 +174,13 @@ def _score_chunk(
         row = offset + rejection.line - 1
         reject(dataclasses.replace(rejection, file="rows", line=row))
 
-    score_stream([Source("rows", text, header, ",")], scorer, layout, CsvSink(out), renumbered)
+    score_stream([source], scorer, layout, CsvSink(out), renumbered)
     out.seek(0)
-    yield from csv.DictReader(out)
+    return layout, list(csv.DictReader(out))
+
+
+ROW = "__alliance_row__"  # score_frame's own column: which input row a scored row came from
+FLOAT_ENDINGS = ("_mean", "_sum", "_pomp", "_z")  # score columns that are numbers
 
 
 def score_frame(
@@ -172,36 +193,74 @@ def score_frame(
 ) -> Any:
     """Score a pandas or polars DataFrame; returns one of the same kind with batch's columns.
 
-    Cells are read as text, as from a CSV export (so 4 and "4" score alike); pass-through
-    columns are kept. Neither library is a dependency: each is imported only when passed.
+    Cells are read as from a CSV export (so 4, 4.0 and "4" score alike, and -99.0 is the
+    missing code -99). The result is typed: pass-through columns keep the frame's own values
+    and types; means, sums, POMP and z are floats (float64), answered counts integers
+    (pandas' Int64), the rest text (pandas' string), as ``batch -f parquet`` types them.
+    Neither library is a dependency: each is imported only when passed.
     """
     kind = type(frame).__module__.split(".")[0]
+    if kind not in ("pandas", "polars"):
+        raise TypeError(
+            f"score_frame takes a pandas or polars DataFrame, not {type(frame).__name__}"
+        )
+    names = [str(c) for c in frame.columns]
+    if kind == "pandas":
+        records: Iterable[Mapping[str, Any]] = (
+            {**dict(zip(names, values, strict=True)), ROW: n}
+            for n, values in enumerate(frame.itertuples(index=False, name=None))
+        )
+    else:
+        records = ({**r, ROW: n} for n, r in enumerate(frame.iter_rows(named=True)))
+    scored = list(
+        score_rows(instrument, records, columns=columns, invalid=invalid, on_reject=on_reject)
+    )
+    # an empty frame (or every row rejected) still has batch's columns: Dask's
+    # map_partitions takes score_frame(ddf._meta, ...) as its meta
+    out_names = [n for n in frame_columns(instrument, [*names, ROW], columns=columns) if n != ROW]
+    at = [int(r[ROW]) for r in scored]
+    from alliance_cli.io.csvout import score_columns
+
+    scores = set(score_columns(_scorer(instrument, "reject")))
     if kind == "pandas":
         import pandas as pd
 
-        records = frame.astype(object).where(frame.notna(), None).to_dict("records")
-        scored = list(
-            score_rows(instrument, records, columns=columns, invalid=invalid, on_reject=on_reject)
-        )
-        # an empty frame (or every row rejected) still has batch's columns: Dask's
-        # map_partitions takes score_frame(ddf._meta, ...) as its meta
-        names = frame_columns(instrument, [str(c) for c in frame.columns], columns=columns)
-        return pd.DataFrame(scored, columns=names, dtype=object)
-    if kind == "polars":
-        import polars as pl
+        data: dict[str, Any] = {}
+        for name in out_names:
+            if name in scores:
+                data[name] = _pandas_typed(pd, name, [r[name] for r in scored])
+            elif name in names:  # a pass-through column: the frame's own values and type
+                data[name] = frame[name].iloc[at].reset_index(drop=True)
+            else:
+                data[name] = pd.Series([r.get(name, "") for r in scored], dtype="string")
+        return pd.DataFrame(data, columns=out_names)
+    import polars as pl
 
-        scored = list(
-            score_rows(
-                instrument,
-                frame.iter_rows(named=True),
-                columns=columns,
-                invalid=invalid,
-                on_reject=on_reject,
-            )
-        )
-        names = frame_columns(instrument, [str(c) for c in frame.columns], columns=columns)
-        return pl.DataFrame(scored, schema={n: pl.Utf8 for n in names})
-    raise TypeError(f"score_frame takes a pandas or polars DataFrame, not {type(frame).__name__}")
+    series = []
+    for name in out_names:
+        if name in scores:
+            cells = [r[name] for r in scored]
+            if name.endswith(FLOAT_ENDINGS):
+                series.append(pl.Series(name, [float(c) if c else None for c in cells], pl.Float64))
+            elif name.endswith("_answered"):
+                series.append(pl.Series(name, [int(c) for c in cells], pl.Int64))
+            else:
+                series.append(pl.Series(name, cells, pl.Utf8))
+        elif name in names:
+            series.append(frame[name].gather(at) if at else frame[name].clear())
+        else:
+            series.append(pl.Series(name, [r.get(name, "") for r in scored], pl.Utf8))
+    return pl.DataFrame(series)
+
+
+def _pandas_typed(pd: Any, name: str, cells: list[str]) -> Any:
+    """A score column as pandas: float64 for numbers (NaN where blank), Int64 for counts,
+    pandas' string type for text."""
+    if name.endswith(FLOAT_ENDINGS):
+        return pd.Series([float(c) if c else float("nan") for c in cells], dtype="float64")
+    if name.endswith("_answered"):
+        return pd.Series([int(c) for c in cells], dtype="Int64")
+    return pd.Series(cells, dtype="string")  # (object would leave Dask's meta untyped)
 
 
 def frame_columns(
@@ -211,16 +270,26 @@ def frame_columns(
     columns: str | Mapping[str, str] | None = None,
 ) -> list[str]:
     """The columns ``score_rows`` and ``score_frame`` return for input with this header:
-    the pass-through columns, then ``batch -f csv``'s score columns."""
-    from alliance_cli.batch.engine import plan_layout
-    from alliance_cli.io.csvout import score_columns
+    the pass-through columns (and any a layout adds, such as REDCap's session), then
+    ``batch -f csv``'s score columns."""
+    from alliance_cli.batch.engine import output_header
+    from alliance_cli.io.source import Source
 
     scorer = _scorer(instrument, "reject")
-    layout = plan_layout(
-        list(header),
-        scorer,
-        ",",
+    empty = Source("rows", io.StringIO(""), list(header), ",")
+    return output_header(_layout(scorer, empty, columns), scorer)
+
+
+def _layout(scorer: Scorer, source: Any, columns: str | Mapping[str, str] | None) -> Any:
+    """The layout ``batch`` would recognise for this source (read from its first rows)."""
+    from alliance_cli.batch.engine import BatchOptions, read_layout
+    from alliance_cli.io.catalog import load_catalog
+
+    bundled = load_catalog()
+    options = BatchOptions(
         template=columns if isinstance(columns, str) else None,
         item_columns=columns if isinstance(columns, Mapping) else None,
+        known_ids=tuple(bundled.sources),
+        item_count=bundled.item_count,
     )
-    return [layout.header[i] for i in layout.keep] + score_columns(scorer)
+    return read_layout([source], scorer, options)
