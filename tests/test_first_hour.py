@@ -157,3 +157,83 @@ def test_every_key_source_is_named():
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         for source in data["verification"].get("sources", []):
             assert not vague.match(source), (path.name, source)
+
+
+def _caseload(cli, db: Path, clients: int = 300) -> None:
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    rows = [f"C-{c},{s}," + ",".join(["4"] * 12) for c in range(clients) for s in (1, 2)]
+    src = db.parent / "caseload.csv"
+    src.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    saved = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-", "-q")
+    assert saved.exit_code == 0, saved.stderr
+
+
+def _stale(db: Path) -> None:
+    """Every series stale and no list kept, as after an import that touched them all."""
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        con.executescript(
+            "UPDATE caseload SET stamp = ''; UPDATE caseload_snapshot SET rows = NULL"
+        )
+    con.close()
+
+
+def test_a_long_reading_reports_its_progress(cli, tmp_path: Path):
+    """Issue 22, item 3: any command that may take over a second says what it is doing (the
+    first clients after a large import read 10,000 clients for 6 s in silence)."""
+    from alliance_cli.core.reading import Settings
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
+
+    db = tmp_path / "h.sqlite"
+    _caseload(cli, db)
+    _stale(db)
+    seen: list[tuple[int, int]] = []
+    with history.open_store(db, create=False) as store:
+        rows = views.caseload(
+            store, load_catalog(), Settings(), on_progress=lambda d, t: seen.append((d, t))
+        )
+    assert len(rows) == 300
+    assert seen[0] == (0, 300) and seen[-1] == (300, 300) and (256, 300) in seen
+
+
+@pytest.mark.skipif(not __import__("shutil").which("script"), reason="needs script(1)")
+def test_the_progress_is_shown_on_a_terminal_and_never_on_a_pipe(cli, tmp_path: Path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "h.sqlite"
+    _caseload(cli, db)
+    _stale(db)
+    exe = Path(sys.executable).with_name("alliance")
+    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0", TERM="xterm")
+    command = f"{exe} clients --db {db} -f json > {tmp_path / 'out.json'}"
+    typed = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                           env=env, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert typed.returncode == 0
+    assert b"reading the caseload" in typed.stdout
+    _stale(db)
+    piped = subprocess.run([str(exe), "clients", "--db", str(db), "-f", "json"],
+                           capture_output=True, env=env, check=False)  # fmt: skip
+    assert piped.returncode == 0 and piped.stderr == b""
+
+
+@pytest.mark.skipif(not __import__("shutil").which("script"), reason="needs script(1)")
+def test_batch_save_shows_a_bar_for_storing_under_the_one_for_scoring(tmp_path: Path):
+    """Issue 22, item 3: one bar for all --jobs workers, and one for --save's storing."""
+    import subprocess
+    import sys
+
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    src = tmp_path / "x.csv"
+    src.write_text(header + "\n" + "".join(f"C-{c},1," + ",".join(["4"] * 12) + "\n"
+                                           for c in range(3000)), encoding="utf-8")  # fmt: skip
+    exe = Path(sys.executable).with_name("alliance")
+    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0", TERM="xterm")
+    command = f"{exe} batch {src} -i wai-sr --save --db {tmp_path / 'h.sqlite'} -o /dev/null"
+    shown = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
+                           env=env, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert shown.returncode == 0
+    assert b"scoring" in shown.stdout and b"storing" in shown.stdout

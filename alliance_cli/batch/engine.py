@@ -524,6 +524,8 @@ def score_stream(
                         ):
                             sink.keyed(cells)
                             scored += 1
+                            if on_progress is not None and not scored & 8191:
+                                on_progress(scored + rejected, done + _position(source))
                             continue
                     if len(row) == width and fast_ok and (not one_column or row[0].strip()):
                         got = fast(row)

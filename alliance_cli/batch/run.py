@@ -268,6 +268,7 @@ def collect_answers(
     options: BatchOptions,
     on_reject: Callable[[Rejection], None],
     on_note: Callable[[str], None] = lambda _note: None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[Sequence[str | float | None]], Stats]:
     """Every row's answers in item order (a cell text the Scorer's answer tables know, or a
     keyed value, None where missing), read exactly as ``batch`` reads it (layouts, maps,
@@ -279,7 +280,7 @@ def collect_answers(
     try:
         layout = read_layout(sources, scorer, options, on_note)
         sink = _Collected()
-        stats = score_stream(sources, scorer, layout, sink, on_reject)
+        stats = score_stream(sources, scorer, layout, sink, on_reject, on_progress=on_progress)
     finally:
         for source in sources:
             if source.name != "stdin":

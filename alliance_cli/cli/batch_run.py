@@ -72,6 +72,8 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             since = store.max_rowid()
             store.define(scorer.instrument.to_data(), scorer.sha256)
             recorder = store.batch_recorder(replace)
+            if progress is not None:
+                recorder.on_stored = _storing_bar(progress)
         return recorder
 
     def on_score(data: dict[str, Any], counselor: str | None = None) -> None:
@@ -192,7 +194,7 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
     except OSError:  # a missing file is reported by the batch itself, as a file error
         total = None
     progress = Progress(
-        TextColumn("scoring"),
+        TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("{task.fields[rows]:,} rows"),
         TextColumn("{task.fields[rate]}"),
@@ -201,19 +203,34 @@ def _progress_bar(files: list[str]) -> tuple[Any, Any]:
         console=render.console(stderr=True),
         transient=True,
     )
-    task = progress.add_task("rows", total=total, rows=0, rate="")
+    task = progress.add_task("scoring", total=total, rows=0, rate="")
     start = time.perf_counter()
+    after = float(os.environ.get("ALLIANCE_PROGRESS_AFTER") or PROGRESS_AFTER)
 
     def on_progress(rows: int, done: int) -> None:
         elapsed = time.perf_counter() - start
         if not progress.live.is_started:
-            if elapsed < PROGRESS_AFTER:
+            if elapsed < after:
                 return  # a short batch never flickers a bar
             progress.start()
         rate = rows / max(elapsed, 1e-9)
         progress.update(task, completed=done, rows=rows, rate=f"{rate:,.0f} rows/s")
 
     return progress, on_progress
+
+
+def _storing_bar(progress: Any) -> Any:
+    """A second bar under the scoring one, for --save: the sessions stored so far."""
+    import time
+
+    task = progress.add_task("storing", total=None, rows=0, rate="")
+    start = time.perf_counter()
+
+    def on_stored(saved: int) -> None:
+        rate = saved / max(time.perf_counter() - start, 1e-9)
+        progress.update(task, rows=saved, rate=f"{rate:,.0f} rows/s")
+
+    return on_stored
 
 
 READ_AFTER_SAVE = 50_000  # sessions: a larger batch leaves its reading to the next `clients`

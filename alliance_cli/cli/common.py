@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
@@ -406,6 +407,48 @@ def say_verification(scorer: Any, quiet: bool) -> None:
     condition = getattr(scorer.instrument, "scoring_licence", None)
     if condition and not quiet:  # a licence that conditions automated scoring, said once
         say(f"licence: {' '.join(condition.split())}")
+
+
+@contextlib.contextmanager
+def progress_of(what: str, quiet: bool = False) -> Iterator[Callable[[int, int], None] | None]:
+    """A bar on a terminal's stderr for a step that may take over a second: what it is
+    doing, done of total, elapsed; shown only once the step has taken a second
+    (``ALLIANCE_PROGRESS_AFTER`` seconds), never on a pipe or with -q (then None)."""
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    import time
+
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from alliance_cli.render import terminal as render
+
+    after = float(os.environ.get("ALLIANCE_PROGRESS_AFTER") or 1.0)
+    progress = Progress(
+        TextColumn(what, markup=False), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=render.console(stderr=True), transient=True,
+    )  # fmt: skip
+    task = progress.add_task(what, total=None)
+    start = time.perf_counter()
+
+    def update(done: int, total: int) -> None:
+        if not progress.live.is_started:
+            if time.perf_counter() - start < after:
+                return
+            progress.start()
+        progress.update(task, completed=done, total=total)
+
+    try:
+        yield update
+    finally:
+        if progress.live.is_started:
+            progress.stop()
 
 
 def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = False) -> None:

@@ -14,6 +14,7 @@ from alliance_cli.cli.common import (
     funnel,
     output,
     pick_format,
+    progress_of,
     run_catalog,
     say,
 )
@@ -109,8 +110,14 @@ def history_command(
 
     fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap)
-    with history.open_store(db, create=False, on_wait=say) as store:
-        series = views.client_view(store, client, instrument, run_catalog(quiet=quiet), settings)
+    with (
+        history.open_store(db, create=False, on_wait=say) as store,
+        progress_of("reading the history", quiet) as on_progress,
+    ):
+        series = views.client_view(
+            store, client, instrument, run_catalog(quiet=quiet), settings,
+            on_progress=on_progress,
+        )  # fmt: skip
 
     output(
         fmt,
@@ -147,7 +154,11 @@ def clients_command(
     filters = caseload_filter(counselor, instrument, since, only_open)
     with history.open_store(db, create=False, on_wait=say) as store:
         settings = _settings(early_sessions, early_pomp, gap, not_seen)
-        rows = views.caseload(store, run_catalog(quiet=quiet), settings, filters, today())
+        with progress_of("reading the caseload", quiet) as on_progress:
+            rows = views.caseload(
+                store, run_catalog(quiet=quiet), settings, filters, today(),
+                on_progress=on_progress,
+            )  # fmt: skip
     if not rows and not quiet:
         say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]

@@ -1,6 +1,7 @@
 """alliance reliability: how reliable each scale is in a clinic's own data (alpha, Feldt's
 interval, the mean inter-item correlation, item statistics), read as batch reads a file."""
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,7 @@ from alliance_cli.cli.common import (
     funnel,
     output,
     pick_format,
+    progress_of,
     run_catalog,
     say,
 )
@@ -128,9 +130,15 @@ def _read(
         questionnaire=questionnaire, fhir_rater=fhir_rater(rater),
     )  # fmt: skip
     rejected: list[Any] = []
-    answers, stats = collect_answers(
-        files, scorer, options, rejected.append, (lambda _n: None) if quiet else say
-    )
+    try:
+        size = sum(os.path.getsize(f) for f in files if f != "-") or 0
+    except OSError:  # a missing file is told by the reading itself
+        size = 0
+    with progress_of(f"{what}: reading", quiet) as bar:
+        answers, stats = collect_answers(
+            files, scorer, options, rejected.append, (lambda _n: None) if quiet else say,
+            (lambda _rows, done: bar(done, size)) if bar is not None and size else None,
+        )  # fmt: skip
     for r in rejected[:5]:
         say(f"rejected: {r}")
     if not quiet:

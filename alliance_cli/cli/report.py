@@ -5,7 +5,15 @@ from typing import Annotated, Any
 
 import typer
 
-from alliance_cli.cli.common import DbOpt, QuietOpt, complete_clients, funnel, run_catalog, say
+from alliance_cli.cli.common import (
+    DbOpt,
+    QuietOpt,
+    complete_clients,
+    funnel,
+    progress_of,
+    run_catalog,
+    say,
+)
 from alliance_cli.cli.history import (
     CounselorOpt,
     EarlyOpt,
@@ -95,9 +103,12 @@ def report_command(
     with history.open_store(db, create=False, on_wait=say) as store:
         if client is not None:
             assert output is not None
-            page = html.client_report(
-                **report.client_data(store, client, instrument, catalog, settings, generated)
-            )
+            with progress_of("reading the history", quiet) as on_progress:
+                data = report.client_data(
+                    store, client, instrument, catalog, settings, generated,
+                    on_progress=on_progress,
+                )  # fmt: skip
+            page = html.client_report(**data)
             with safe_writer(output) as out:
                 out.write(page)
             written.append(output)
@@ -109,10 +120,11 @@ def report_command(
                                     ("since", since), ("only", "open" if only_open else None))
                 if value
             )  # fmt: skip
-            data = report.caseload_data(
-                store, catalog, settings, filters, described, generated, today(),
-                linked=out_dir is not None,
-            )  # fmt: skip
+            with progress_of("reading the caseload", quiet) as on_progress:
+                data = report.caseload_data(
+                    store, catalog, settings, filters, described, generated, today(),
+                    linked=out_dir is not None, on_progress=on_progress,
+                )  # fmt: skip
             page = html.caseload_report(**data)
             if out_dir is None:
                 assert output is not None

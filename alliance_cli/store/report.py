@@ -87,10 +87,13 @@ def client_data(
     settings: reading.Settings,
     generated: str,
     index: str | None = None,
+    on_progress: views.OnProgress | None = None,
 ) -> dict[str, Any]:
     """What one client's report shows (``render.html.client_report``'s arguments): the same
     reading as ``history`` and ``clients``, so the words and the concerns are the same."""
-    series = views.client_view(store, client_id, instrument, catalog, settings)
+    series = views.client_view(
+        store, client_id, instrument, catalog, settings, on_progress=on_progress
+    )
     defined = views.defined_instruments(catalog, {s.instrument for s in series})
     stories = [(f"{s.instrument} ({s.rater})", views.plain_story(s)) for s in series]
     concerns = sorted(
@@ -282,9 +285,10 @@ def caseload_data(
     generated: str,
     today: str | None = None,
     linked: bool = False,
+    on_progress: views.OnProgress | None = None,
 ) -> dict[str, Any]:
     """What the caseload report shows (``render.html.caseload_report``'s arguments)."""
-    rows = views.caseload(store, catalog, settings, filters, today)
+    rows = views.caseload(store, catalog, settings, filters, today, on_progress=on_progress)
     totals: dict[tuple[str, str, str], list[float | None]] = {}
     for client_id, inst_id, rater, sessions_text, pomps in store.total_series():
         pairs = sorted(

@@ -1139,6 +1139,7 @@ class BatchRecorder:
         self.marked = (0, 0, 0, 0, 0)  # the counts (and last_rowid) at ``mark``
         self.now = datetime.now(UTC).isoformat(timespec="seconds")
         self.saved = 0
+        self.on_stored: Callable[[int], None] | None = None  # hears of self.saved as it grows
         self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
         self.same = 0  # already recorded with these very answers: nothing to do
         self.conflicts: list[Conflict] = []  # already recorded with other answers
@@ -1237,6 +1238,8 @@ class BatchRecorder:
             )
             if self.store.all_or_none(lambda: db.execute(sql).rowcount, count):
                 self.saved += count
+                if self.on_stored is not None:
+                    self.on_stored(self.saved)
             else:
                 # a chunk at a time, each read whole before it is stored: a savepoint
                 # rolled back while a read is open would abort that read
@@ -1277,6 +1280,8 @@ class BatchRecorder:
             self.duplicates += dups
             self.saved += len(queue) - dups
             queue.clear()
+            if self.on_stored is not None:
+                self.on_stored(self.saved)
 
     def _mark_series(self) -> None:
         """Mark stale the series of the rows stored since the last marking: found by rowid

@@ -13,6 +13,8 @@ from alliance_cli.core.errors import AllianceError, UsageProblem
 from alliance_cli.core.scorer import DIGITS
 from alliance_cli.store.sqlite import Record, Store
 
+OnProgress = Callable[[int, int], None]  # (done, total): what a long reading has done
+
 
 # -- the one reading, from stored sessions ----------------------------------------------------
 class Specs:
@@ -158,9 +160,10 @@ def client_view(
     catalog: Any,
     settings: reading.Settings,
     today: str | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[SeriesView]:
     """Per instrument and rater: sessions and the reading's concerns for one client."""
-    keep_pending_said(store, catalog, settings)
+    keep_pending_said(store, catalog, settings, on_progress)
     records = store.records(client_id, light=True)
     if not records:
         raise unknown_client(store, client_id)
@@ -308,8 +311,10 @@ def caseload(
     filters: CaseloadFilter | None = None,
     today: str | None = None,
     readings: dict[str, Any] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[CaseloadRow]:
     """One row per client (the one reading's open concerns), most in need of attention first.
+    ``on_progress(done, total)`` hears of the clients read, when any must be.
 
     The whole list (no filter) is kept until any session changes, and each client's reading
     until one of their sessions does (``store.sqlite`` migrations 6 and 7): only the clients
@@ -317,7 +322,7 @@ def caseload(
     not-seen note, depend on today's date and are added to what was kept.
     """
     if readings is None:
-        keep_pending_said(store, catalog, settings)
+        keep_pending_said(store, catalog, settings, on_progress)
     want = filters or CaseloadFilter()
     stamps: dict[str, str] = {}
 
@@ -339,7 +344,9 @@ def caseload(
             rows = [CaseloadRow(*r) for r in json.loads(str(kept_rows))]
             series_rows = None
         else:
-            series_rows, kept, gone = _series_readings(store, catalog, settings, stamp, readings)
+            series_rows, kept, gone = _series_readings(
+                store, catalog, settings, stamp, readings, on_progress
+            )
     finally:
         store.rollback()
     if series_rows is not None:
@@ -400,6 +407,7 @@ def _series_readings(
     settings: reading.Settings,
     stamp: Callable[[str], str],
     kept_readings: dict[str, Any] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> tuple[list[CaseloadRow], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Every series' row: kept ones whose stamp is current, the others read again (every
     series of a client any of whose series changed); with what to keep of those
@@ -408,7 +416,11 @@ def _series_readings(
     now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
     stale_clients = {k[0] for k in kept if k[4] != now[k[1]]}
     versions = {(k[0], k[1], k[2]): k[3] for k in kept if k[0] in stale_clients}
-    read = _read_clients(store, catalog, settings, set(versions), kept_readings) if versions else []
+    read = (
+        _read_clients(store, catalog, settings, set(versions), kept_readings, on_progress)
+        if versions
+        else []
+    )
     found = {(r.client_id, r.instrument, r.rater) for r in read}
     readings = [
         (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
@@ -427,7 +439,9 @@ def _series_readings(
     return read + current, readings, gone
 
 
-def keep_pending_said(store: Store, catalog: Any, settings: reading.Settings) -> None:
+def keep_pending_said(
+    store: Store, catalog: Any, settings: reading.Settings, on_progress: OnProgress | None = None
+) -> None:
     """Read the clients of a batch too large to read while saving, and keep what the
     reading says at each of its sessions (``Store.leave_said_pending``): the first reader
     after such a batch does it, once."""
@@ -435,13 +449,19 @@ def keep_pending_said(store: Store, catalog: Any, settings: reading.Settings) ->
     if since is None:
         return
     try:
-        after_batch(store, catalog, settings, since)
+        after_batch(store, catalog, settings, since, on_progress)
         store.said_kept(since)
     except AllianceError:
         pass  # a read-only or busy history: the reading is shown; a later reader keeps it
 
 
-def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: int) -> list[Any]:
+def after_batch(
+    store: Store,
+    catalog: Any,
+    settings: reading.Settings,
+    since: int,
+    on_progress: OnProgress | None = None,
+) -> list[Any]:
     """After ``batch --save``: read every client the batch touched (kept for ``clients``),
     keep what the reading says at each session the batch added (never rewritten later),
     and return the open concerns of those clients, for the batch's summary."""
@@ -455,7 +475,7 @@ def after_batch(store: Store, catalog: Any, settings: reading.Settings, since: i
         ).fetchall()
     finally:
         store.rollback()
-    caseload(store, catalog, settings, readings=readings)
+    caseload(store, catalog, settings, readings=readings, on_progress=on_progress)
     for client_id in {r[1] for r in added} - set(readings):  # kept fresh by another reader
         keys = set(store.series_keys(client_id))
         _read_clients(store, catalog, settings, keys, readings)
@@ -479,17 +499,22 @@ def _read_clients(
     settings: reading.Settings,
     keys: set[tuple[str, str, str]],
     readings: dict[str, Any] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[CaseloadRow]:
     """Read these series from the caseload index, each client's series together: the one
     reading per client (kept in ``readings`` when given), and per series its latest numbers
-    and open concerns."""
+    and open concerns; ``on_progress(clients read, clients)`` every 256 clients and at the
+    end."""
     rows = store.caseload_rows(only=keys)
     specs = Specs(catalog, {r[1] for r in rows})
     by_client: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_client.setdefault(row[0], []).append(row)
     out: list[CaseloadRow] = []
-    for client_id, client_rows in by_client.items():
+    clients = len(by_client)
+    for done, (client_id, client_rows) in enumerate(by_client.items()):
+        if on_progress is not None and not done & 255:
+            on_progress(done, clients)
         data = [_series_data(row, specs, store) for row in client_rows]
         read = reading.read_client(client_id, [d for d, _ in data], settings)
         if readings is not None:
@@ -503,6 +528,8 @@ def _read_clients(
                     client_id, inst_id, rater, n, last, last_date, total, trend, concerns, counselor
                 )
             )
+    if on_progress is not None:
+        on_progress(clients, clients)
     return out
 
 
