@@ -141,7 +141,7 @@ def test_score_rows_reads_layouts_as_batch_does(tmp_path):
     rows = [{"record_id": "C-1", "redcap_event_name": "session_3_arm_1",
              **{f"wai_{i}": "4" for i in range(1, 13)}, "wai_sr_complete": "2"}]  # fmt: skip
     (scored,) = list(api.score_rows("wai-sr", rows))
-    assert scored["session"] == "3"
+    assert scored["session"] == "1"  # its first administration (event order in the file)
     foreign = [{f"wai_sr_{i}": "4" for i in range(1, 13)}]
     from alliance_cli.core.errors import UsageProblem
 

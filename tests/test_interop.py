@@ -30,7 +30,9 @@ def test_a_redcap_export_scores_with_no_options(cli):
     result = cli("batch", str(EXPORTS / "redcap_wai_sr.csv"), "-i", "wai-sr")
     assert result.exit_code == 0, result.stderr
     assert "layout: REDCap records export (record id 'record_id'" in result.stderr
-    assert "session from redcap_repeat_instance" in result.stderr
+    assert "session: each record's administrations counted in event order, then instance" in (
+        result.stderr
+    )
     # 4 records' baseline rows have no WAI-SR answers: not administered, not rejected
     assert "14 rows read, 10 scored, 0 rejected, 4 not administered" in result.stderr
     rows = _rows(result.stdout)
@@ -50,20 +52,61 @@ def test_redcap_complete_only_leaves_out_forms_not_marked_complete(cli):
     assert ("R-002", "3") not in {(r["record_id"], r["session"]) for r in _rows(result.stdout)}
 
 
-def test_redcap_session_from_the_event_name(cli, tmp_path: Path):
-    header = ["study_id", "redcap_event_name", *ITEMS12, "wai_sr_complete"]
+def _events_export(tmp_path: Path) -> Path:
+    """A longitudinal REDCap export as redcapr's sample project lays it out (events dose_1,
+    visit_1, ... in arm 1; first_dose in arm 2), with a repeating form in one event."""
+    header = ["study_id", "redcap_event_name", "redcap_repeat_instrument",
+              "redcap_repeat_instance", *ITEMS12, "wai_sr_complete"]  # fmt: skip
     rows = [
-        ["7", "baseline_arm_1", *[""] * 12, "0"],
-        ["7", "session_3_arm_2", *["4"] * 12, "2"],
-        ["7", "week_12_arm_1", *["3"] * 12, "2"],
+        ["100", "enrollment_arm_1", "", "", *[""] * 12, "0"],
+        ["100", "dose_1_arm_1", "", "", *["4"] * 12, "2"],
+        ["100", "visit_1_arm_1", "", "", *["3"] * 12, "2"],
+        ["100", "visit_1_arm_1", "wai_sr", "2", *["2"] * 12, "2"],
+        ["304", "enrollment_arm_2", "", "", *[""] * 12, "0"],
+        ["304", "first_dose_arm_2", "", "", *["5"] * 12, "2"],
     ]
     path = tmp_path / "events.csv"
     path.write_text("\n".join(",".join(r) for r in [header, *rows]) + "\n")
-    result = cli("batch", str(path), "-i", "wai-sr", "-f", "json")
+    return path
+
+
+def _sessions(result) -> list[tuple[str, int]]:
+    return [(s["respondent"]["client_id"], s["respondent"]["session"])
+            for s in json.loads(result.stdout)]  # fmt: skip
+
+
+def test_redcap_sessions_follow_event_order_then_instance(cli, tmp_path: Path):
+    """Issue 23, item 2: the number in the event name made dose_1_arm_1 and visit_1_arm_1
+    both session 1, gave first_dose_arm_2 none, and a repeating form duplicate sessions."""
+    result = cli("batch", str(_events_export(tmp_path)), "-i", "wai-sr", "-f", "json")
     assert result.exit_code == 0, result.stderr
-    sessions = [(s["respondent"]["client_id"], s["respondent"]["session"])
-                for s in json.loads(result.stdout)]  # fmt: skip
-    assert sessions == [("7", 3), ("7", 12)]  # the arm is never the session
+    assert _sessions(result) == [("100", 1), ("100", 2), ("100", 3), ("304", 1)]
+    assert "counted in event order, then instance, in this file (--sessions FILE" in (result.stderr)
+
+
+def test_redcap_sessions_from_the_projects_event_table(cli, tmp_path: Path):
+    """--sessions with REDCap's own event table (redcapr's sample, read from ../shared):
+    each event's place in its arm, the same in every export of the project."""
+    table = ROOT.parent / "shared" / "real-formats" / "redcap" / "redcapr-longitudinal-event.csv"
+    if not table.is_file():
+        pytest.skip(f"the real-format sample {table} is not here (../shared is absent)")
+    export = _events_export(tmp_path)
+    result = cli("batch", str(export), "-i", "wai-sr", "-f", "json", "--sessions", str(table))
+    assert result.exit_code == 3  # visit_1's second instance: the table numbers events only
+    # arm 1: enrollment 1, dose_1 2, visit_1 3; arm 2: enrollment 1, deadline 2, first_dose 3
+    assert _sessions(result) == [("100", 2), ("100", 3), ("304", 3)]
+    assert "event 'visit_1_arm_1' instance 2 has no session in" in result.stderr
+
+
+def test_redcap_sessions_from_a_small_table_and_an_event_it_lacks(cli, tmp_path: Path):
+    table = tmp_path / "sessions.csv"
+    table.write_text("event,instance,session\ndose_1_arm_1,1,1\nvisit_1_arm_1,1,2\n"
+                     "visit_1_arm_1,2,3\n")  # fmt: skip
+    result = cli("batch", str(_events_export(tmp_path)), "-i", "wai-sr", "-f", "json",
+                 "--sessions", str(table))  # fmt: skip
+    assert result.exit_code == 3
+    assert _sessions(result) == [("100", 1), ("100", 2), ("100", 3)]
+    assert f"event 'first_dose_arm_2' has no session in {table}" in result.stderr
 
 
 def test_a_monthly_reimport_is_a_no_op_and_a_changed_session_a_conflict(cli, tmp_path: Path):

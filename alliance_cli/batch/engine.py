@@ -35,7 +35,7 @@ from alliance_cli.io.csvout import (
     score_columns,
     score_json_cells,
 )
-from alliance_cli.io.source import Source, decode_error
+from alliance_cli.io.source import RowRefused, Source, decode_error
 
 _RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
@@ -102,6 +102,7 @@ class BatchOptions:
     jobs: int = 1  # processes for one large file (batch.parallel); 1: this process only
     plain_ids: bool = False  # --require-plain-ids
     questionnaire: Path | None = None  # FHIR: --questionnaire FILE (its url, its weights)
+    sessions: Path | None = None  # REDCap: --sessions FILE (event -> session)
     fhir_rater: str | None = None  # FHIR: --rater, when a response's source names none
 
 
@@ -503,7 +504,15 @@ def score_stream(
                 for row in reader:
                     prev, at = at, reader.line_num
                     if added is not None and len(row) == width - 1:
-                        row.append(added(row))
+                        try:
+                            row.append(added(row))
+                        except RowRefused as refused:  # a row its layout cannot number
+                            client = row[client_col] if client_col is not None else ""
+                            line = _first_line(reader.line_num + block_lines, row)
+                            said = (refused.column, refused.value, refused.reason)
+                            on_reject_here(Rejection(source.name, line, *said, client))
+                            rejected += 1
+                            continue
                     if len(row) == width:
                         if recode is not None:
                             for p in items:
@@ -898,7 +907,9 @@ def _read_layout(
     session = None
     if kind == "redcap":
         id_names = layouts.redcap_ids(header, id_names)
-        session = None if id_names.get("session") else layouts.redcap_session(header)
+        session = (
+            None if id_names.get("session") else layouts.redcap_session(header, options.sessions)
+        )
         if session is not None:
             header.append("session")  # a column the rows get as they are read
     layout = plan_layout(
@@ -911,7 +922,7 @@ def _read_layout(
         on_note(note)
     if kind == "redcap":  # named or found columns stay: the form's fields fill the gaps
         layouts.redcap_form_fields(layout.header, layout.items, layout.ids)
-        layout.added = session[1] if session is not None else None
+        layout.added = session[1](layout.items) if session is not None else None
     adapter = layouts.adapter_for(
         kind if kind != "long" else "csv", header, layout.items, options.complete_only,
         session[0] if session is not None else None,

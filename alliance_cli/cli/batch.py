@@ -57,6 +57,14 @@ def batch_command(
     map_file: MapOpt = None,
     questionnaire: QuestionnaireOpt = None,
     rater: FhirRaterOpt = None,
+    sessions: Annotated[
+        Path | None,
+        typer.Option(
+            "--sessions",
+            metavar="FILE",
+            help="REDCap: each event's session (REDCap's event table, or event,session rows).",
+        ),
+    ] = None,
     id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
     session_column: Annotated[
         str | None, typer.Option("--session-column", help="Session number column.")
@@ -175,6 +183,7 @@ def batch_command(
         plain_ids=require_plain_ids,
         questionnaire=questionnaire,
         fhir_rater=fhir_rater(rater),
+        sessions=sessions,
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,

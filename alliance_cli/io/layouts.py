@@ -26,10 +26,11 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.io.source import Source
+from alliance_cli.io.source import RowRefused, Source
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 
@@ -221,13 +222,20 @@ def drop_unknown_items(source: Source, unknown: Sequence[str], instrument_id: st
 
 
 def redcap_session(
-    header: Sequence[str],
-) -> tuple[str, Callable[[list[str]], str]] | None:
-    """REDCap's session, when the export has no session column: (what it is read from,
-    the function that reads it from a row), or None when there is nothing to read it from.
+    header: Sequence[str], sessions_file: Path | None = None
+) -> tuple[str, Callable[[Sequence[int]], Callable[[list[str]], str]]] | None:
+    """REDCap's session, when the export has no session column: (the rule, said in words;
+    a maker that, given the item columns, returns the function reading a row's session),
+    or None when there is nothing to read it from.
 
-    ``redcap_repeat_instance`` when filled, else the number ending the event name once the
-    arm is taken off (``session_3_arm_1`` is 3); blank when neither gives one.
+    With events, by default each record's administrations (rows with any item answered) are
+    numbered 1, 2, … in the order of their events, as the file first lists each event, then
+    of their repeat instance: ``dose_1_arm_1`` and ``visit_1_arm_1`` are two sessions, and
+    a repeating form's instances are sessions of their own. Without events the repeat
+    instance is the session. ``sessions_file`` (``--sessions``) gives the session of each
+    event: REDCap's event table (each event's place in its arm), or ``event,session`` or
+    ``event,instance,session`` rows. A row the rule cannot number is refused
+    (``RowRefused``) with the reason.
     """
     names = [h.strip().lower() for h in header]
     if "session" in names:
@@ -236,18 +244,110 @@ def redcap_session(
     event = names.index("redcap_event_name") if "redcap_event_name" in names else None
     if instance is None and event is None:
         return None
+    table = read_sessions_table(sessions_file) if sessions_file is not None else None
+    if event is None and table is None:  # no events: the repeat instance is the session
 
-    def session(row: list[str]) -> str:
-        if instance is not None and row[instance].strip():
-            return row[instance].strip()
-        if event is not None:
-            found = _TRAILING_NUMBER.search(_ARM.sub("", row[event].strip()))
-            return (found.group(1).lstrip("0") or "0") if found else ""
-        return ""
+        def by_instance(_items: Sequence[int]) -> Callable[[list[str]], str]:
+            assert instance is not None
+            return lambda row: row[instance].strip()
 
-    parts = [("redcap_repeat_instance", instance), ("the number in redcap_event_name", event)]
-    said = " or ".join(n for n, pos in parts if pos is not None)
-    return f"session from {said}", session
+        return "session from redcap_repeat_instance", by_instance
+
+    def maker(items: Sequence[int]) -> Callable[[list[str]], str]:
+        order: dict[str, int] = {}  # event -> the order the file first lists it in
+        latest: dict[str, tuple[int, int, int]] = {}  # record -> (event order, instance, n)
+
+        def session(row: list[str]) -> str:
+            name = row[event].strip() if event is not None else ""
+            at = order.setdefault(name, len(order))
+            text = row[instance].strip() if instance is not None else ""
+            number = int(text) if text.isdigit() else 1
+            if not any(row[p].strip() for p in items):
+                return ""  # not an administration: numbers none
+            if table is not None:
+                found = table.get((name, number))
+                if found is None and number == 1:  # an event's session: its first instance
+                    found = table.get((name, None))
+                if found is None:
+                    raise RowRefused(
+                        "redcap_event_name", name,
+                        f"event {name!r}{f' instance {number}' if text else ''} has no "
+                        f"session in {sessions_file}",
+                    )  # fmt: skip
+                return str(found)
+            record = row[0].strip()
+            before = latest.get(record)
+            if before is not None and (at, number) <= before[:2]:
+                raise RowRefused(
+                    "redcap_event_name", name,
+                    f"record {record!r}: event {name!r} comes after a later event of this "
+                    "record in the file, so its sessions cannot be numbered in event order; "
+                    "give the sessions with --sessions FILE",
+                )  # fmt: skip
+            n = before[2] + 1 if before is not None else 1
+            latest[record] = (at, number, n)
+            return str(n)
+
+        return session
+
+    if table is not None:
+        return f"sessions from {sessions_file}", maker
+    rule = "each record's administrations counted in event order"
+    if instance is not None:
+        rule += ", then instance"
+    return f"session: {rule}, in this file (--sessions FILE fixes them per event)", maker
+
+
+def read_sessions_table(path: Path) -> dict[tuple[str, int | None], int]:
+    """``--sessions FILE``: CSV rows ``event,session`` or ``event,instance,session`` (a
+    header line is allowed), the session a REDCap event (and instance) is."""
+    from alliance_cli.core.contract import session_problem
+    from alliance_cli.core.errors import DataFileError
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeError) as exc:
+        raise DataFileError(f"{path}: --sessions: cannot read it ({exc})") from None
+    table: dict[tuple[str, int | None], int] = {}
+    rows = list(csv.reader(io.StringIO(text)))
+    head = [c.strip().lower() for c in rows[0]] if rows else []
+    if "unique_event_name" in head:  # REDCap's event table: each event's place in its arm
+        event_at = head.index("unique_event_name")
+        arm_at = head.index("arm_num") if "arm_num" in head else None
+        places: dict[str, int] = {}
+        for row in rows[1:]:
+            if len(row) > event_at and row[event_at].strip():
+                arm = row[arm_at].strip() if arm_at is not None and len(row) > arm_at else ""
+                places[arm] = places.get(arm, 0) + 1
+                table[(row[event_at].strip(), None)] = places[arm]
+        if not table:
+            raise DataFileError(f"{path}: --sessions: an event table with no event")
+        return table
+    for number, row in enumerate(rows, start=1):
+        cells = [c.strip() for c in row]
+        if not any(cells):
+            continue
+        if number == 1 and not cells[-1].isdigit():
+            continue  # a header
+        if len(cells) not in (2, 3) or session_problem(cells[-1]) is not None:
+            raise DataFileError(
+                f"{path}:{number}: --sessions: expected event,session or "
+                "event,instance,session (a whole session number from 1)"
+            )
+        instance = None
+        if len(cells) == 3:
+            if not cells[1].isdigit():
+                raise DataFileError(
+                    f"{path}:{number}: --sessions: instance {cells[1]!r} is not a number"
+                )
+            instance = int(cells[1])
+        key = (cells[0], instance)
+        if key in table and table[key] != int(cells[-1]):
+            raise DataFileError(f"{path}:{number}: --sessions: event {cells[0]!r} given twice")
+        table[key] = int(cells[-1])
+    if not table:
+        raise DataFileError(f"{path}: --sessions: no event in it")
+    return table
 
 
 def _redcap(

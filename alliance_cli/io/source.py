@@ -56,3 +56,12 @@ class Source:
     def file_line(self, line: int) -> int:
         """A line number as counted from the header (line 1) -> the file's line."""
         return self.line_of(line) if self.line_of is not None else line + self.skipped
+
+
+class RowRefused(ValueError):
+    """A row a layout cannot read (a REDCap event with no session): the column, value and
+    reason its rejection names."""
+
+    def __init__(self, column: str, value: str, reason: str) -> None:
+        super().__init__(reason)
+        self.column, self.value, self.reason = column, value, reason
