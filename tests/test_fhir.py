@@ -30,7 +30,8 @@ def _response(form: dict, answers, rid: str = "qr-1", **extra) -> dict:
     """A QuestionnaireResponse as an EHR form would write it from our Questionnaire:
     each answer the answerOption's coding (with its weight), nested in a group."""
     items = []
-    for item, value in zip(form["item"], answers, strict=True):
+    asked = [i for i in form["item"] if not i.get("readOnly")]  # not the score items
+    for item, value in zip(asked, answers, strict=True):
         option = next(o for o in item["answerOption"] if o["valueCoding"]["code"] == str(value))
         coding = {k: v for k, v in option["valueCoding"].items()}
         items.append({"linkId": item["linkId"], "answer": [{"valueCoding": coding}]})
@@ -55,7 +56,9 @@ def wai_questionnaire(cli) -> dict:
 
 def test_the_questionnaire_is_valid_fhir_with_our_labels_and_licence(wai_questionnaire):
     q = Questionnaire.model_validate(wai_questionnaire)
-    assert len(q.item) == 12 and q.item[0].text == "Clearer about how to change"
+    assert len(q.item) == 12 + 4 and q.item[0].text == "Clearer about how to change"
+    assert [i.linkId for i in q.item[12:]] == ["score-goal", "score-task", "score-bond",
+                                               "score-total"]  # fmt: skip
     assert "Permission is needed" in q.copyright and "not the published wording" in (q.description)
     weights = [o.extension[0].valueDecimal for o in q.item[0].answerOption]
     assert [float(w) for w in weights] == [1, 2, 3, 4, 5]
@@ -301,3 +304,73 @@ def test_weights_reversed_already_are_not_reversed_twice(cli, tmp_path: Path):
     # by hand: goal is items 4 (2, reversed 6), 6 (6), 10 (1, reversed 7) and 11 (5); the
     # keyed weights reversed again would give 2 + 6 + 1 + 5 = 14
     assert first["scales"]["goal"]["sum"] == 24
+
+
+SCORED = ["wai-sr", "wai-s", "wai", "srs", "haq-ii", "wai-sr-t", "wai-s-t", "wai-t", "haq-ii-t"]
+
+
+@pytest.mark.parametrize("instrument_id", SCORED)
+def test_the_questionnaires_calculated_expressions_compute_alliances_scores(cli, instrument_id):
+    """Issue 23, item 5: the exported Questionnaire's weights are the scored values (reverse
+    keys applied: summing them gave 64 where alliance's total was 74) and each scale has an
+    SDC calculatedExpression. A FHIRPath engine (fhirpathpy) evaluates them on random
+    responses, some answers missing, and must give alliance's scores."""
+    import random
+
+    fhirpathpy = pytest.importorskip("fhirpathpy")
+    from fhirpathpy.models import models
+
+    from alliance_cli import api
+
+    form = json.loads(cli("instruments", "export", instrument_id, "--to", "fhir").stdout)
+    Questionnaire.model_validate(form)
+    asked = [i for i in form["item"] if not i.get("readOnly")]
+    scores = [i for i in form["item"] if i.get("readOnly")]
+    inst = api.load_instrument(instrument_id)
+    rng = random.Random(instrument_id)
+    compiled = {
+        item["linkId"]: fhirpathpy.compile(
+            item["extension"][0]["valueExpression"]["expression"], models["r4"]
+        )
+        for item in scores
+    }
+    for case in range(6):
+        answers: list[float | None] = []
+        items = []
+        for item in asked:
+            if rng.random() < 0.08:
+                answers.append(None)
+                items.append({"linkId": item["linkId"]})
+                continue
+            if item["type"] == "choice":
+                option = rng.choice(item["answerOption"])
+                answers.append(float(option["valueCoding"]["code"]))
+                answer = {"valueCoding": {k: v for k, v in option["valueCoding"].items()}}
+            else:  # a 0-10 line: a decimal answer
+                value = rng.randint(0, 100) / 10
+                answers.append(value)
+                answer = {"valueDecimal": value}
+            items.append({"linkId": item["linkId"], "answer": [answer]})
+        response = {"resourceType": "QuestionnaireResponse", "status": "completed",
+                    "questionnaire": form["url"], "item": items}  # fmt: skip
+        score = api.score(inst, answers, invalid="missing")
+        for item in scores:
+            got = compiled[item["linkId"]](response, {"resource": response})
+            scale = score.scales[item["linkId"].removeprefix("score-")]
+            want = scale.mean if inst.instrument.metric == "mean" else scale.sum
+            if want is None:
+                assert got == [], (instrument_id, case, item["linkId"])
+            else:
+                assert len(got) == 1 and abs(float(got[0]) - want) < 1e-6, (
+                    instrument_id, case, item["linkId"], got, want,
+                )  # fmt: skip
+        # the chosen options' weights add up to the keyed total, as alliance's total
+        choices = all(item["type"] == "choice" for item in asked)
+        if choices and inst.instrument.metric == "sum" and all(a is not None for a in answers):
+            weights = []
+            for item, entry in zip(asked, items, strict=True):
+                code = entry["answer"][0].get("valueCoding", {}).get("code")
+                option = next(o for o in item.get("answerOption", [])
+                              if o["valueCoding"]["code"] == code)  # fmt: skip
+                weights.append(option["extension"][0]["valueDecimal"])
+            assert abs(sum(weights) - score.scales["total"].sum) < 1e-9

@@ -88,6 +88,7 @@ def _env(scratch: Path) -> dict[str, str]:
         PATH=f"{Path(sys.executable).parent}:{env.get('PATH', '')}",
         ALLIANCE_DB="history.sqlite",  # relative: the scratch directory, shown as it is
         ALLIANCE_CACHE_DIR=str(scratch / "cache"),
+        ALLIANCE_PROGRESS_AFTER="600",  # a page shows results: a bar only on a slow moment
         COLUMNS="100",
         NO_COLOR="1",
         TERM="xterm",

@@ -74,6 +74,7 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
     whole = float(scale.step).is_integer() and float(scale.min).is_integer()
     status = "draft" if instrument.verification.status == "draft" else "active"
     items: list[dict[str, Any]] = []
+    keyed = {str(item.id): item.reverse for item in instrument.items}
     for item in instrument.items:
         one: dict[str, Any] = {"linkId": str(item.id), "text": item.label, "required": False}
         if whole:
@@ -85,7 +86,15 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
                         "code": value_text(value),
                         "display": scale.labels.get(value, value_text(value)),
                     },
-                    "extension": [{"url": WEIGHT_URLS[0], "valueDecimal": value}],
+                    # the scored weight: reverse keys applied, so weights add up to the score
+                    "extension": [
+                        {
+                            "url": WEIGHT_URLS[0],
+                            "valueDecimal": _number(
+                                scale.min + scale.max - value if item.reverse else value
+                            ),
+                        }
+                    ],
                 }
                 for value in scale.points()
             ]
@@ -102,6 +111,8 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
                 },
             ]
         items.append(one)
+    if status == "active":  # a draft has no key, so no score to compute
+        items += _score_items(instrument, keyed, whole)
     resource = {
         "resourceType": "Questionnaire",
         "id": instrument.id,
@@ -122,6 +133,60 @@ def questionnaire(instrument: Any, sha256: str) -> dict[str, Any]:
     }
     check(resource, f"Questionnaire/{instrument.id}")
     return resource
+
+
+CALCULATED = "http://hl7.org/fhir/uv/sdc/StructureDefinition/sdc-questionnaire-calculatedExpression"
+
+
+def _number(value: float) -> float | int:
+    """A whole number as an int (``7``, not ``7.0``), for JSON a person reads."""
+    return int(value) if float(value).is_integer() else value
+
+
+def _score_items(instrument: Any, keyed: dict[str, bool], whole: bool) -> list[dict[str, Any]]:
+    """One read-only item per scale (the subscales, then the total) whose SDC
+    ``calculatedExpression`` computes alliance's score from the answers: the answer's raw
+    value (its code, or the decimal), reversed where keyed, the scale's missing-answer rule
+    (at most ``max_missing`` unanswered, the mean of those answered) and its metric (a sum is
+    that mean times the scale's items, as alliance prorates it). Plain FHIRPath (combine,
+    count, avg, iif): any SDC engine computes it, none needs ``weight()``."""
+    scale = instrument.scale
+    top = scale.min + scale.max
+    scales = [(s.id, s.name, [str(i) for i in s.items], s.max_missing)
+              for s in instrument.subscales]  # fmt: skip
+    total = instrument.total
+    scales.append(("total", total.name, [str(i) for i in instrument.total_items()],
+                   total.max_missing))  # fmt: skip
+    out = []
+    for sid, name, links, max_missing in scales:
+        values = []
+        for link in links:
+            value = f"%resource.repeat(item).where(linkId='{link}').answer.value"
+            value += ".code.toDecimal()" if whole else ".toDecimal()"  # (a number either way)
+            values.append(f"({value_text(top)} - {value})" if keyed[link] else value)
+        answered = values[0] + "".join(f".combine({v})" for v in values[1:])
+        need = len(links) - max_missing
+        score = f"({answered}).avg()" + (f" * {len(links)}" if instrument.metric == "sum" else "")
+        out.append(
+            {
+                "linkId": f"score-{sid}",
+                "text": f"{name} ({instrument.metric} of items {', '.join(links)}; "
+                f"at most {max_missing} unanswered)",
+                "type": "decimal",
+                "readOnly": True,
+                "required": False,
+                "extension": [
+                    {
+                        "url": CALCULATED,
+                        "valueExpression": {
+                            "language": "text/fhirpath",
+                            "expression": f"iif(({answered}).count() >= {need}, {score}, {{}})",
+                        },
+                    }
+                ],
+            }
+        )
+    return out
 
 
 # -- answers in ----------------------------------------------------------------------------
