@@ -374,3 +374,40 @@ def test_the_questionnaires_calculated_expressions_compute_alliances_scores(cli,
                               if o["valueCoding"]["code"] == code)  # fmt: skip
                 weights.append(option["extension"][0]["valueDecimal"])
             assert abs(sum(weights) - score.scales["total"].sum) < 1e-9
+
+
+def test_observations_keep_the_subject_flag_cutoffs_and_have_stable_ids(cli, tmp_path: Path):
+    """Issue 23, item 5: Patient/example became a bare identifier and the identifier's system
+    was dropped; the SRS cutoff appeared nowhere; re-posting made copies (no id); there was
+    no transaction Bundle."""
+    from fhir.resources.R4B.bundle import Bundle
+
+    response = {"resourceType": "QuestionnaireResponse", "id": "s1", "status": "completed",
+                "subject": {"reference": "Patient/example",
+                            "identifier": {"system": "urn:clinic:mrn", "value": "MRN-7"}},
+                "authored": "2026-10-02",
+                "item": [{"linkId": str(i), "answer": [{"valueDecimal": 6}]}
+                         for i in range(1, 5)]}  # fmt: skip
+    path = tmp_path / "srs.json"
+    path.write_text(json.dumps(response))
+    first = cli("batch", str(path), "-i", "srs", "-f", "fhir", "-q")
+    assert first.exit_code == 0, first.stderr
+    observations = [json.loads(line) for line in first.stdout.splitlines()]
+    total = next(o for o in observations if o["code"]["coding"][0]["code"] == "total")
+    mrn = {"system": "urn:clinic:mrn", "value": "MRN-7"}
+    assert total["subject"] == {"reference": "Patient/example", "identifier": mrn}
+    assert total["interpretation"][0]["coding"][0]["code"] == "L"  # 24 <= 36: below the cutoff
+    assert "at or below 36" in total["interpretation"][0]["text"]
+    again = cli("batch", str(path), "-i", "srs", "-f", "fhir", "-q")
+    assert [json.loads(line)["id"] for line in again.stdout.splitlines()] == [
+        o["id"] for o in observations
+    ]  # the same scores, the same ids
+    assert len({o["id"] for o in observations}) == len(observations)
+    bundled = cli("batch", str(path), "-i", "srs", "-f", "fhir", "--bundle", "transaction", "-q")
+    assert bundled.exit_code == 0, bundled.stderr
+    bundle = Bundle.model_validate(json.loads(bundled.stdout))
+    assert bundle.type == "transaction" and len(bundle.entry) == len(observations)
+    assert bundle.entry[0].request.method == "PUT"
+    assert bundle.entry[0].request.url == f"Observation/{observations[0]['id']}"
+    wrong = cli("batch", str(path), "-i", "srs", "--bundle", "transaction")
+    assert wrong.exit_code == 2 and "--bundle transaction goes with -f fhir" in wrong.stderr

@@ -368,3 +368,13 @@ def test_conflicting_long_dates_reject_the_set_and_person_columns_are_kept(cli, 
     (only,) = json.loads(result.stdout)
     assert only["respondent"]["client_id"] == "B"
     assert only["source"]["columns"]["age"] == "51" and only["source"]["columns"]["site"] == ""
+
+
+def test_a_qualtrics_response_is_dated_when_it_was_recorded(cli):
+    """Issue 23, item 5: Qualtrics-sourced Observations had no effectiveDateTime."""
+    result = cli("batch", str(EXPORTS / "qualtrics_srs.csv"), "-i", "srs", "-f", "json", "-q")
+    assert result.exit_code == 0, result.stderr
+    first = json.loads(result.stdout)[0]
+    assert first["respondent"]["date"] == "2026-10-01"  # its RecordedDate, as an ISO date
+    fhir = cli("batch", str(EXPORTS / "qualtrics_srs.csv"), "-i", "srs", "-f", "fhir", "-q")
+    assert json.loads(fhir.stdout.splitlines()[0])["effectiveDateTime"] == "2026-10-01"

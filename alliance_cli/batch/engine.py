@@ -103,6 +103,7 @@ class BatchOptions:
     plain_ids: bool = False  # --require-plain-ids
     questionnaire: Path | None = None  # FHIR: --questionnaire FILE (its url, its weights)
     sessions: Path | None = None  # REDCap: --sessions FILE (event -> session)
+    fhir_bundle: str | None = None  # -f fhir --bundle transaction: one Bundle, not NDJSON
     fhir_rater: str | None = None  # FHIR: --rater, when a response's source names none
 
 
@@ -885,6 +886,13 @@ def _read_layout(
     if kind == "qualtrics":
         for source in sources:
             layouts.skip_qualtrics_rows(source)
+        names = [h.strip() for h in first.header]
+        if (
+            not id_names.get("date")
+            and "RecordedDate" in names
+            and "date" not in {n.lower() for n in names}
+        ):  # when the response was recorded: the session's date (an Observation's effective)
+            id_names["date"] = "RecordedDate"
     if kind == "long":
         long_ids = find_id_columns([h.strip() for h in first.header], id_names)
         for source in sources:

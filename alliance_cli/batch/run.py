@@ -136,7 +136,7 @@ def run_files(
             sink: Sink = (
                 CsvSink(out)
                 if fmt == "csv"
-                else FhirSink(out)
+                else FhirSink(out, options.fhir_bundle)
                 if fmt == "fhir"
                 else JsonSink(out, array=fmt == "json")
             )
@@ -152,7 +152,7 @@ def run_files(
 
         def score_into(sink: Sink, out: IO[str], reject: Callable[[Rejection], None]) -> Stats:
             """Every row scored into the sink: on several processes when it can be."""
-            if options.jobs > 1:
+            if options.jobs > 1 and not options.fhir_bundle:  # (one Bundle: one process)
                 from alliance_cli.batch import parallel
 
                 as_read = sources[0].lines is None and sources[0].line_of is None

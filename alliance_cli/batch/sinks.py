@@ -85,16 +85,30 @@ class FhirSink(Sink):
 
     wants_json = True
 
-    def __init__(self, handle: IO[str]) -> None:
+    def __init__(self, handle: IO[str], bundle: str | None = None) -> None:
         from alliance_cli.io import fhir
 
         fhir.models()  # says how to install the extra before anything is written
         self.handle = handle
+        # --bundle transaction: every Observation kept, written at the end as one Bundle
+        self.kept: list[dict[str, Any]] | None = [] if bundle == "transaction" else None
 
     def result(self, data: dict[str, Any]) -> None:
         """Write one Score's Observations."""
         from alliance_cli.io import fhir
 
-        ref = (data.get("source") or {}).get("columns", {}).get("response") or None
-        for obs in fhir.observations(data, ref):
+        columns = (data.get("source") or {}).get("columns", {})
+        subject = (columns.get("subject") or None, columns.get("subject_system") or None)
+        observations = fhir.observations(data, columns.get("response") or None, *subject)
+        if self.kept is not None:
+            self.kept += observations
+            return
+        for obs in observations:
             self.handle.write(fhir.dumps(obs) + "\n")
+
+    def end(self) -> None:
+        """With --bundle transaction: write the one Bundle of every Observation."""
+        from alliance_cli.io import fhir
+
+        if self.kept is not None:
+            self.handle.write(fhir.dumps(fhir.bundle(self.kept, "transaction"), indent=2) + "\n")

@@ -57,6 +57,13 @@ def batch_command(
     map_file: MapOpt = None,
     questionnaire: QuestionnaireOpt = None,
     rater: FhirRaterOpt = None,
+    fhir_bundle: Annotated[
+        str | None,
+        typer.Option(
+            "--bundle",
+            help="With -f fhir: 'transaction' writes one transaction Bundle (PUT by id).",
+        ),
+    ] = None,
     sessions: Annotated[
         Path | None,
         typer.Option(
@@ -184,6 +191,7 @@ def batch_command(
         questionnaire=questionnaire,
         fhir_rater=fhir_rater(rater),
         sessions=sessions,
+        fhir_bundle=_bundle(fhir_bundle, fmt.value),
     )  # fmt: skip
     request = batch_run.BatchRequest(
         files=files, scorer=scorer, fmt=fmt.value,
@@ -231,3 +239,14 @@ def _jobs(jobs: int | None) -> int:
     if jobs < 1:
         raise UsageProblem(f"--jobs {jobs}: give 1 or more processes")
     return jobs
+
+
+def _bundle(kind: str | None, fmt: str) -> str | None:
+    """``--bundle``: transaction, and only with -f fhir (a usage error otherwise)."""
+    if kind is None:
+        return None
+    if kind != "transaction":
+        raise UsageProblem(f"--bundle {kind!r}: the one kind is transaction")
+    if fmt != "fhir":
+        raise UsageProblem("--bundle transaction goes with -f fhir")
+    return kind

@@ -408,8 +408,14 @@ def read_response(
             f"{label}: no answer with a linkId of {instrument.id!r} (its linkIds are "
             f"{', '.join(sorted(items, key=link_order))})"
         )
+    named = resource.get("subject")
+    subject: dict[str, Any] = named if isinstance(named, dict) else {}
+    held = subject.get("identifier")
+    ident: dict[str, Any] = held if isinstance(held, dict) else {}
     who = {
         "client_id": _subject(resource.get("subject")),
+        "subject_reference": str(subject["reference"]) if subject.get("reference") else None,
+        "subject_system": str(ident["system"]) if ident.get("system") else None,
         "session": _session(resource, label),
         "date": (resource.get("authored") or "")[:10] or None,
         "rater": _rater(resource.get("source")) or rater,  # never author: who typed it in
@@ -528,15 +534,30 @@ def _rater(source: Any) -> str | None:
 
 
 # -- scores out ----------------------------------------------------------------------------
-def observations(score: dict[str, Any], derived_from: str | None = None) -> list[dict[str, Any]]:
+INTERPRETATION = "http://terminology.hl7.org/CodeSystem/v3-ObservationInterpretation"
+
+
+def observations(
+    score: dict[str, Any],
+    derived_from: str | None = None,
+    subject: str | None = None,
+    subject_system: str | None = None,
+) -> list[dict[str, Any]]:
     """One Observation per scale of a Score: the instrument's metric as a ``{score}``
-    quantity, POMP as a component, the response it came from in ``derivedFrom``."""
+    quantity, POMP as a component, a cutoff flag as ``interpretation`` (L, low), the
+    response it came from in ``derivedFrom``, the subject as the response named it
+    (its reference, and the identifier with its system). Each has a deterministic ``id``
+    (from the instrument, the client, the rater, the session or response, and the scale),
+    so posting the same scores again updates them rather than adding copies."""
     inst, who = score["instrument"], score["respondent"]
     metric = score["metric"]
+    flagged = {f.get("scale") for f in score.get("flags") or [] if f.get("code") == "below_cutoff"}
+    messages = {f.get("scale"): f.get("message") for f in score.get("flags") or []}
     out: list[dict[str, Any]] = []
     for sid, scale in score["scales"].items():
         obs: dict[str, Any] = {
             "resourceType": "Observation",
+            "id": observation_id(score, sid, derived_from),
             "status": "final",
             "category": [
                 {
@@ -555,8 +576,16 @@ def observations(score: dict[str, Any], derived_from: str | None = None) -> list
                 "text": f"{inst['id']} {scale['name']} ({metric})",
             },
         }
-        if who.get("client_id"):
-            obs["subject"] = {"identifier": {"value": str(who["client_id"])}}
+        if who.get("client_id") or subject:
+            reference: dict[str, Any] = {}
+            if subject:
+                reference["reference"] = subject
+            if who.get("client_id"):
+                identifier = {"value": str(who["client_id"])}
+                reference["identifier"] = (
+                    {"system": subject_system, **identifier} if subject_system else identifier
+                )
+            obs["subject"] = reference
         if who.get("date"):
             obs["effectiveDateTime"] = who["date"]
         value = scale.get(metric)
@@ -584,6 +613,13 @@ def observations(score: dict[str, Any], derived_from: str | None = None) -> list
                         },
                     }
                 ]
+        if sid in flagged:
+            obs["interpretation"] = [
+                {
+                    "coding": [{"system": INTERPRETATION, "code": "L", "display": "Low"}],
+                    "text": " ".join(str(messages.get(sid) or "below the cutoff").split()),
+                }
+            ]
         if derived_from:
             obs["derivedFrom"] = [{"reference": derived_from}]
         obs["note"] = [
@@ -597,13 +633,33 @@ def observations(score: dict[str, Any], derived_from: str | None = None) -> list
     return out
 
 
-def bundle(resources: list[dict[str, Any]]) -> dict[str, Any]:
-    """A collection Bundle of resources, validated."""
-    result = {
-        "resourceType": "Bundle",
-        "type": "collection",
-        "entry": [{"resource": r} for r in resources],
-    }
+def observation_id(score: dict[str, Any], scale: str, derived_from: str | None) -> str:
+    """A stable id for one scale's Observation: the same scores give the same id."""
+    import hashlib
+
+    who = score["respondent"]
+    key = "|".join(
+        str(x) for x in (score["instrument"]["id"], who.get("client_id"), who.get("rater"),
+                         who.get("session"), who.get("date"), derived_from or "", scale)
+    )  # fmt: skip
+    return "alliance-" + hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def bundle(resources: list[dict[str, Any]], kind: str = "collection") -> dict[str, Any]:
+    """A Bundle of resources, validated: a collection, or a transaction whose entries PUT
+    each resource by its id (posting it twice updates it)."""
+    if kind == "transaction":
+        entries = [
+            {
+                "fullUrl": f"{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+            }
+            for r in resources
+        ]
+    else:
+        entries = [{"resource": r} for r in resources]
+    result = {"resourceType": "Bundle", "type": kind, "entry": entries}
     check(result, "Bundle")
     return result
 

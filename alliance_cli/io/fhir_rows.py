@@ -10,7 +10,7 @@ from alliance_cli.core.errors import UsageProblem
 from alliance_cli.io import fhir
 from alliance_cli.io.source import Source, decode_error
 
-ID_COLUMNS = ["client_id", "session", "date", "rater", "response"]
+ID_COLUMNS = ["client_id", "session", "date", "rater", "response", "subject", "subject_system"]
 KEY_KINDS = ("Questionnaire", "ValueSet")  # resources that give answer weights, not answers
 
 
@@ -112,6 +112,8 @@ def fhir_source(
                 who["date"] or "",
                 who["rater"] or "",
                 ref or "",
+                who.get("subject_reference") or "",
+                who.get("subject_system") or "",
             ]
             cells += ["" if answers.get(i) is None else str(answers[i]) for i in items]
             writer.writerow(cells)
