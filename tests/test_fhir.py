@@ -175,7 +175,7 @@ def test_the_redcap_dictionary_has_redcaps_columns_and_batch_finds_its_variables
         "1, Seldom | 2, Sometimes | 3, Fairly often | 4, Very often | 5, Always"
     )
     # a records export of that form (repeating instrument), as REDCap writes it
-    fields = [r[0] for r in rows[1:] if r[3] != "descriptive"]
+    fields = [r[0] for r in rows[1:] if r[3] not in ("descriptive", "calc")]
     export = tmp_path / "records.csv"
     head = [fields[0], "redcap_repeat_instrument", "redcap_repeat_instance", *fields[1:],
             "wai_sr_complete"]  # fmt: skip
@@ -195,7 +195,9 @@ def test_the_srs_exports_as_decimal_items(cli):
     redcap = list(
         csv.reader(io.StringIO(cli("instruments", "export", "srs", "--to", "redcap").stdout))
     )
-    assert redcap[-1][7:10] == ["number_1dp", "0", "10"]
+    lines = [r for r in redcap if r[3] == "text" and r[7].startswith("number")]
+    assert len(lines) == 4 and lines[-1][7:10] == ["number_1dp", "0", "10"]
+    assert redcap[-1][3] == "calc"  # the total, after the items
 
 
 def test_fhir_without_the_extra_says_how_to_install_it(cli, monkeypatch, wai_questionnaire):
@@ -411,3 +413,126 @@ def test_observations_keep_the_subject_flag_cutoffs_and_have_stable_ids(cli, tmp
     assert bundle.entry[0].request.url == f"Observation/{observations[0]['id']}"
     wrong = cli("batch", str(path), "-i", "srs", "--bundle", "transaction")
     assert wrong.exit_code == 2 and "--bundle transaction goes with -f fhir" in wrong.stderr
+
+
+class _Blank:
+    """A blank REDCap value: arithmetic on it stays blank; it equals "" (REDCap's blank)."""
+
+    def __sub__(self, other: object) -> _Blank:
+        return self
+
+    __rsub__ = __add__ = __radd__ = __mul__ = __rmul__ = __sub__
+
+    def __ne__(self, other: object) -> bool:
+        return other != ""
+
+    def __eq__(self, other: object) -> bool:
+        return other == ""
+
+    __hash__ = object.__hash__
+
+
+def _redcap_eval(equation: str, record: dict[str, object]) -> object:
+    """A small evaluator of the REDCap calculation syntax the export uses: [variable],
+    if(), sum() and mean() (both leave blanks out, as REDCap's special functions do),
+    <>, >=, -, * and "" for blank. Not REDCap itself: the equations' meaning, checked."""
+    import re
+
+    def value(name: str) -> object:
+        v = record[name]
+        return _BLANK if v is None else v
+
+    def present(args: tuple) -> list:
+        return [a for a in args if not isinstance(a, _Blank) and a != ""]
+
+    def mean(*args: object) -> object:
+        got = present(args)
+        return sum(got) / len(got) if got else ""
+
+    def total(*args: object) -> object:
+        return sum(present(args))
+
+    def iff(condition: object, yes: object, no: object) -> object:
+        return yes if condition else no
+
+    code = re.sub(r"\[([a-z0-9_]+)\]", r'V("\1")', equation).replace("<>", "!=")
+    code = re.sub(r"\bif\(", "IF(", code)
+    code = re.sub(r"\bsum\(", "SUM(", code)
+    code = re.sub(r"\bmean\(", "MEAN(", code)
+    return eval(code, {"__builtins__": {}}, {"V": value, "IF": iff, "SUM": total, "MEAN": mean})
+
+
+_BLANK = _Blank()
+
+
+@pytest.mark.parametrize("instrument_id", SCORED)
+def test_the_redcap_calc_fields_compute_alliances_scores(cli, instrument_id):
+    """Issue 23, item 6: the dictionary had no calc fields (REDCap never computed the
+    subscales) and recorded reverse keys nowhere. Each scale's equation, evaluated on random
+    answers with some missing, gives alliance's score."""
+    import random
+
+    from alliance_cli import api
+
+    rows = list(csv.reader(io.StringIO(
+        cli("instruments", "export", instrument_id, "--to", "redcap").stdout)))  # fmt: skip
+    head = rows[0]
+    fields = [dict(zip(head, r, strict=True)) for r in rows[1:]]
+    not_items = ("record_id", "_session_date", "_counselor")
+    items = [f for f in fields if f["Field Type"] in ("radio", "text")
+             and not f["Variable / Field Name"].endswith(not_items)]  # fmt: skip
+    calcs = [f for f in fields if f["Field Type"] == "calc"]
+    inst = api.load_instrument(instrument_id)
+    assert len(items) == len(inst.instrument.items)
+    assert len(calcs) == len(inst.instrument.subscales) + 1
+    scale = inst.instrument.scale
+    rng = random.Random(instrument_id)
+    for case in range(20):
+        answers = [None if rng.random() < 0.1 else
+                   round(scale.min + scale.step * rng.randint(0, round((scale.max - scale.min)
+                                                                      / scale.step)), 10)
+                   for _ in items]  # fmt: skip
+        record = {f["Variable / Field Name"]: a for f, a in zip(items, answers, strict=True)}
+        score = api.score(inst, answers, invalid="missing")
+        for calc in calcs:
+            got = _redcap_eval(calc["Choices, Calculations, OR Slider Labels"], record)
+            sid = calc["Variable / Field Name"].split("_")[-2]
+            result = score.scales[sid]
+            want = result.mean if inst.instrument.metric == "mean" else result.sum
+            if want is None:
+                assert got == "", (instrument_id, case, sid)
+            else:
+                # alliance rounds to 6 decimals
+                assert abs(float(got) - want) < 1e-6, (instrument_id, case, sid, got, want)
+
+
+def test_redcap_names_are_legal_labels_escaped_and_record_id_optional(cli, tmp_path: Path):
+    """A custom id gave illegal REDCap names (9item_b-2), a | in an anchor split the
+    choices, and every dictionary repeated record_id (two forms could not be combined)."""
+    import re
+
+    inst = tmp_path / "inst"
+    inst.mkdir()
+    definition = """\
+id: 9item-b-2
+name: Test
+version: '1'
+respondent: client
+citation: test
+licence: test
+verification: {status: unverified, sources: []}
+scale: {min: 1, max: 3, step: 1, labels: {1: 'No | never', 2: 'Some', 3: 'Yes'}}
+items: [{id: 1, label: a}, {id: 2, label: b}]
+subscales: []
+"""
+    (inst / "9item-b-2.yaml").write_text(definition, encoding="utf-8")
+    out = cli("--instruments-dir", str(inst), "instruments", "export", "9item-b-2", "--to",
+              "redcap", "--no-record-id")  # fmt: skip
+    assert out.exit_code == 0, out.stderr
+    rows = list(csv.reader(io.StringIO(out.stdout)))[1:]
+    names = [r[0] for r in rows]
+    assert "record_id" not in names
+    assert all(re.fullmatch(r"[a-z][a-z0-9_]*", n) for n in names), names
+    assert {r[1] for r in rows} == {"f_9item_b_2"}
+    radio = next(r for r in rows if r[3] == "radio")
+    assert radio[5] == "1, No / never | 2, Some | 3, Yes"

@@ -158,6 +158,13 @@ def instruments_export(
         str,
         typer.Option("--output", "-o", metavar="FILE", help="Write here (safely); - is stdout."),
     ] = "-",
+    record_id: Annotated[
+        bool,
+        typer.Option(
+            "--record-id/--no-record-id",
+            help="REDCap: start with record_id (--no-record-id: to append to another form).",
+        ),
+    ] = True,
     quiet: QuietOpt = False,
 ) -> int:
     """Write the form for a REDCap project (data dictionary) or FHIR (Questionnaire).
@@ -175,7 +182,7 @@ def instruments_export(
     if to == "redcap":
         from alliance_cli.io.forms import redcap_dictionary
 
-        rows = redcap_dictionary(entry.instrument, entry.sha256)
+        rows = redcap_dictionary(entry.instrument, entry.sha256, record_id=record_id)
         with safe_writer(output) as out:
             CsvWriter(out).writerows(rows)
     else:

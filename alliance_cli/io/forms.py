@@ -32,19 +32,40 @@ REDCAP_COLUMNS = [
 ]
 
 
+def redcap_name(text: str) -> str:
+    """A legal REDCap variable or form name from any text: lower-case ASCII letters, digits
+    and underscores, starting with a letter (``9item_b-2`` -> ``f_9item_b_2``)."""
+    name = "".join(ch if ch.isascii() and ch.isalnum() else "_" for ch in text.lower())
+    name = "_".join(part for part in name.split("_") if part) or "f"
+    return name if name[0].isalpha() else f"f_{name}"
+
+
 def redcap_form_name(instrument_id: str) -> str:
     """REDCap's form (and variable prefix) for an instrument: ``wai-sr`` -> ``wai_sr``."""
-    return "".join(ch if ch.isalnum() else "_" for ch in instrument_id.lower())
+    return redcap_name(instrument_id)
 
 
-def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
+def redcap_choice(text: str) -> str:
+    """An anchor label as one REDCap choice: ``|`` separates choices, so it becomes ``/``."""
+    return " ".join(text.replace("|", "/").split())
+
+
+def redcap_dictionary(instrument: Any, sha256: str, record_id: bool = True) -> list[list[str]]:
     """The data dictionary rows (with the header) of a REDCap form for the instrument.
 
     Its variables are ``<form>_<item>`` (``wai_sr_1``), which ``alliance batch`` detects in
-    REDCap's records export with no options; the session is the repeat instance (make the
-    form repeating) or a number in the event name.
+    REDCap's records export with no options; the session is counted per record in event
+    order (or given by ``--sessions``). Each scale gets a ``calc`` field that computes
+    alliance's score (reverse keys, the missing-answer rule, the metric). Without
+    ``record_id`` (``--no-record-id``) the rows can be appended to another form's.
     """
     form = redcap_form_name(instrument.id)
+    variables: dict[str, str] = {}  # item id -> its variable, made unique
+    for item in instrument.items:
+        name = f"{form}_{redcap_name(str(item.id)).removeprefix('f_')}"
+        while name in variables.values():
+            name += "_"
+        variables[str(item.id)] = name
     scale = instrument.scale
     whole = float(scale.step).is_integer() and float(scale.min).is_integer()
 
@@ -70,7 +91,7 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
     )
     rows = [
         REDCAP_COLUMNS,
-        row("record_id", "text", "Record ID"),
+        *([row("record_id", "text", "Record ID")] if record_id else []),
         row(f"{form}_about", "descriptive", intro),
         row(
             f"{form}_session_date",
@@ -82,12 +103,13 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
     ]
     if whole:
         choices = " | ".join(
-            f"{value_text(v)}, {scale.labels.get(v, value_text(v))}" for v in scale.points()
+            f"{value_text(v)}, {redcap_choice(scale.labels.get(v, value_text(v)))}"
+            for v in scale.points()
         )
         for item in instrument.items:
             rows.append(
                 row(
-                    f"{form}_{item.id}",
+                    variables[str(item.id)],
                     "radio",
                     item.label,
                     **{
@@ -102,7 +124,7 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
         for item in instrument.items:
             rows.append(
                 row(
-                    f"{form}_{item.id}",
+                    variables[str(item.id)],
                     "text",
                     item.label,
                     **{
@@ -113,7 +135,46 @@ def redcap_dictionary(instrument: Any, sha256: str) -> list[list[str]]:
                     },
                 )
             )
+    if instrument.verification.status != "draft":  # a draft has no key: nothing to compute
+        rows += _calc_rows(instrument, form, variables, row)
     return rows
+
+
+def _calc_rows(instrument: Any, form: str, variables: dict[str, str], row: Any) -> list[list[str]]:
+    """One ``calc`` field per scale (the subscales, then the total): alliance's score in
+    REDCap's calculation syntax. An item's value is its answer, reversed where keyed
+    (``if([v]<>"", min+max-[v], "")``); the score is blank when more than ``max_missing``
+    are unanswered, else the mean of those answered (``mean()`` leaves blanks out), times
+    the scale's items for a sum (prorated, as alliance)."""
+    scale = instrument.scale
+    top = value_text(scale.min + scale.max)
+    keyed = {str(item.id): item.reverse for item in instrument.items}
+    scales = [(s.id, s.name, [str(i) for i in s.items], s.max_missing)
+              for s in instrument.subscales]  # fmt: skip
+    total = instrument.total
+    scales.append(("total", total.name, [str(i) for i in instrument.total_items()],
+                   total.max_missing))  # fmt: skip
+    out = []
+    for sid, name, items, max_missing in scales:
+        values = [
+            f'if([{variables[i]}]<>"", {top}-[{variables[i]}], "")'
+            if keyed[i]
+            else f"[{variables[i]}]"
+            for i in items
+        ]
+        answered = "sum(" + ", ".join(f'if([{variables[i]}]<>"", 1, 0)' for i in items) + ")"
+        score = f"mean({', '.join(values)})"
+        if instrument.metric == "sum":
+            score += f"*{len(items)}"
+        equation = f'if({answered} >= {len(items) - max_missing}, {score}, "")'
+        rows = row(
+            f"{form}_{redcap_name(sid).removeprefix('f_')}_{instrument.metric}",
+            "calc",
+            f"{name} ({instrument.metric}; at most {max_missing} unanswered)",
+            **{"Choices, Calculations, OR Slider Labels": equation},
+        )
+        out.append(rows)
+    return out
 
 
 def value_text(value: float) -> str:
