@@ -26,7 +26,7 @@ import stat
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
 
@@ -297,6 +297,27 @@ def _direct(real: Path, shown: str, encoding: str) -> Iterator[IO[str]]:
         raise DataFileError(f"{shown}: cannot write ({exc.strerror or exc})") from None
 
 
+_HELD = ("SIGINT", "SIGTERM", "SIGHUP")  # the signals that end a run (cli.app unwinds them)
+
+
+def _hold_signals() -> set[Any] | None:
+    """Block the signals that end a run, where the platform can: returns the mask before."""
+    import signal
+
+    if not hasattr(signal, "pthread_sigmask"):
+        return None
+    wanted = {getattr(signal, name) for name in _HELD if hasattr(signal, name)}
+    return set(signal.pthread_sigmask(signal.SIG_BLOCK, wanted))
+
+
+def _release_signals(before: set[Any] | None) -> None:
+    """Restore the mask ``_hold_signals`` returned: a signal held meanwhile arrives now."""
+    import signal
+
+    if before is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
 @contextlib.contextmanager
 def _atomic(
     real: Path, shown: str, encoding: str, info: os.stat_result | None
@@ -304,12 +325,18 @@ def _atomic(
     """Write a temporary file beside real and rename it into place when complete."""
     import tempfile
 
+    held = _hold_signals()  # a signal between creating the file and the try below: kept
     try:
         # a short name, so a target near the length limit still has room for its temp file
         fd, tmp = tempfile.mkstemp(prefix=".alliance-", suffix=".part", dir=real.parent)
     except OSError as exc:
+        _release_signals(held)
         raise DataFileError(f"{shown}: cannot write ({exc.strerror or exc})") from None
+    except BaseException:
+        _release_signals(held)
+        raise
     try:
+        _release_signals(held)  # one that came meanwhile unwinds here, removing the file
         if info is not None:
             os.fchmod(fd, stat.S_IMODE(info.st_mode))  # an existing file keeps its mode
             with contextlib.suppress(OSError):  # and, where allowed, its owner
