@@ -21,15 +21,12 @@ import importlib.util
 import json
 import os
 import random
-import shutil
 import statistics
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
+from timing import alliance_command, cached, measure
+
 REVERSED = {1, 3, 7, 9, 10, 11, 12, 15, 20, 27, 29, 31, 33, 36}
 SCALES = {
     "goal": [3, 6, 9, 10, 12, 14, 22, 25, 27, 30, 32, 34],
@@ -41,9 +38,8 @@ FLOOR = "import csv, sys\nfor _ in csv.reader(open(sys.argv[1], newline='')): pa
 
 def generate(rows: int) -> Path:
     """A 36-item WAI export with latent scale levels, reversed items and blanks."""
-    DATA.mkdir(exist_ok=True)
-    path = DATA / f"wai36_{rows}.csv"
-    if path.exists():
+    path, made = cached(f"wai36_{rows}.csv")
+    if made:
         return path
     rng = random.Random(rows)
     scale_of = {item: scale for scale, items in SCALES.items() for item in items}
@@ -64,24 +60,13 @@ def generate(rows: int) -> Path:
     return path
 
 
-def measure(cmd: list[str]) -> tuple[float, float, int, bytes]:
-    """Wall seconds, peak RSS in MiB, exit code and stdout of one process."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    stdout = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
-    seconds = time.perf_counter() - start
-    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), stdout
-
-
 def main() -> None:
     """Time reliability on each size and print one line per command."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, action="append")
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    exe = shutil.which("alliance", path=os.path.dirname(sys.executable))
-    alliance = [exe] if exe else [sys.executable, "-m", "alliance_cli"]
+    alliance = alliance_command()
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores")
     for rows in args.rows or [100_000]:
         path = generate(rows)

@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 FLOOR = [sys.executable, "-c", "import typer, pydantic, yaml"]
 
@@ -28,3 +29,21 @@ def median_seconds(cmd: list[str], runs: int, check: bool = False) -> float:
         subprocess.run(cmd, capture_output=True, env=env, check=check)
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def measure(cmd: list[str]) -> tuple[float, float, int, bytes]:
+    """Wall seconds, peak RSS in MiB (from wait4), exit code and stdout of one process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    stdout = proc.stdout.read() if proc.stdout else b""
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    return seconds, usage.ru_maxrss / 1024, os.waitstatus_to_exitcode(status), stdout
+
+
+def cached(name: str) -> tuple[Path, bool]:
+    """A generated data file under bench/data (made once): its path, and whether it exists."""
+    data = Path(__file__).resolve().parent / "data"
+    data.mkdir(exist_ok=True)
+    path = data / name
+    return path, path.exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,6 +169,18 @@ def _caseload(cli, db: Path, clients: int = 300) -> None:
     assert saved.exit_code == 0, saved.stderr
 
 
+def _on_a_terminal(arguments: str) -> Any:
+    """alliance ARGUMENTS run under script(1), as on a terminal, bars shown at once."""
+    import subprocess
+    import sys
+
+    exe = Path(sys.executable).with_name("alliance")
+    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0", TERM="xterm")
+    command = ["script", "-qec", f"{exe} {arguments}", "/dev/null"]
+    return subprocess.run(command, capture_output=True, env=env, check=False,
+                          stdin=subprocess.DEVNULL)  # fmt: skip
+
+
 def _stale(db: Path) -> None:
     """Every series stale and no list kept, as after an import that touched them all."""
     import sqlite3
@@ -207,14 +220,12 @@ def test_the_progress_is_shown_on_a_terminal_and_never_on_a_pipe(cli, tmp_path: 
     db = tmp_path / "h.sqlite"
     _caseload(cli, db)
     _stale(db)
-    exe = Path(sys.executable).with_name("alliance")
-    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0", TERM="xterm")
-    command = f"{exe} clients --db {db} -f json > {tmp_path / 'out.json'}"
-    typed = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                           env=env, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    typed = _on_a_terminal(f"clients --db {db} -f json > {tmp_path / 'out.json'}")
     assert typed.returncode == 0
     assert b"reading the caseload" in typed.stdout
     _stale(db)
+    exe = Path(sys.executable).with_name("alliance")
+    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0")
     piped = subprocess.run([str(exe), "clients", "--db", str(db), "-f", "json"],
                            capture_output=True, env=env, check=False)  # fmt: skip
     assert piped.returncode == 0 and piped.stderr == b""
@@ -223,17 +234,13 @@ def test_the_progress_is_shown_on_a_terminal_and_never_on_a_pipe(cli, tmp_path: 
 @pytest.mark.skipif(not __import__("shutil").which("script"), reason="needs script(1)")
 def test_batch_save_shows_a_bar_for_storing_under_the_one_for_scoring(tmp_path: Path):
     """Issue 22, item 3: one bar for all --jobs workers, and one for --save's storing."""
-    import subprocess
-    import sys
 
     header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
     src = tmp_path / "x.csv"
     src.write_text(header + "\n" + "".join(f"C-{c},1," + ",".join(["4"] * 12) + "\n"
                                            for c in range(3000)), encoding="utf-8")  # fmt: skip
-    exe = Path(sys.executable).with_name("alliance")
-    env = dict(os.environ, ALLIANCE_PROGRESS_AFTER="0", TERM="xterm")
-    command = f"{exe} batch {src} -i wai-sr --save --db {tmp_path / 'h.sqlite'} -o /dev/null"
-    shown = subprocess.run(["script", "-qec", command, "/dev/null"], capture_output=True,
-                           env=env, check=False, stdin=subprocess.DEVNULL)  # fmt: skip
+    shown = _on_a_terminal(
+        f"batch {src} -i wai-sr --save --db {tmp_path / 'h.sqlite'} -o /dev/null"
+    )
     assert shown.returncode == 0
     assert b"scoring" in shown.stdout and b"storing" in shown.stdout

@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.io.forms import value_text
+from alliance_cli.io.forms import scale_rules, value_text
 
 CANONICAL = "urn:alliance:questionnaire:"  # + instrument id: our Questionnaire's url
 SESSION_EXT = "urn:alliance:session"  # extension on a QuestionnaireResponse: session number
@@ -152,13 +152,8 @@ def _score_items(instrument: Any, keyed: dict[str, bool], whole: bool) -> list[d
     count, avg, iif): any SDC engine computes it, none needs ``weight()``."""
     scale = instrument.scale
     top = scale.min + scale.max
-    scales = [(s.id, s.name, [str(i) for i in s.items], s.max_missing)
-              for s in instrument.subscales]  # fmt: skip
-    total = instrument.total
-    scales.append(("total", total.name, [str(i) for i in instrument.total_items()],
-                   total.max_missing))  # fmt: skip
     out = []
-    for sid, name, links, max_missing in scales:
+    for sid, name, links, max_missing in scale_rules(instrument):
         values = []
         for link in links:
             value = f"%resource.repeat(item).where(linkId='{link}').answer.value"

@@ -140,6 +140,17 @@ def redcap_dictionary(instrument: Any, sha256: str, record_id: bool = True) -> l
     return rows
 
 
+def scale_rules(instrument: Any) -> list[tuple[str, str, list[str], int]]:
+    """Each scale a form's exports compute (the subscales, then the total): its id, name,
+    item ids and how many of them may be unanswered."""
+    rules = [(s.id, s.name, [str(i) for i in s.items], s.max_missing)
+             for s in instrument.subscales]  # fmt: skip
+    total = instrument.total
+    rules.append(("total", total.name, [str(i) for i in instrument.total_items()],
+                  total.max_missing))  # fmt: skip
+    return rules
+
+
 def _calc_rows(instrument: Any, form: str, variables: dict[str, str], row: Any) -> list[list[str]]:
     """One ``calc`` field per scale (the subscales, then the total): alliance's score in
     REDCap's calculation syntax. An item's value is its answer, reversed where keyed
@@ -149,13 +160,8 @@ def _calc_rows(instrument: Any, form: str, variables: dict[str, str], row: Any) 
     scale = instrument.scale
     top = value_text(scale.min + scale.max)
     keyed = {str(item.id): item.reverse for item in instrument.items}
-    scales = [(s.id, s.name, [str(i) for i in s.items], s.max_missing)
-              for s in instrument.subscales]  # fmt: skip
-    total = instrument.total
-    scales.append(("total", total.name, [str(i) for i in instrument.total_items()],
-                   total.max_missing))  # fmt: skip
     out = []
-    for sid, name, items, max_missing in scales:
+    for sid, name, items, max_missing in scale_rules(instrument):
         values = [
             f'if([{variables[i]}]<>"", {top}-[{variables[i]}], "")'
             if keyed[i]
