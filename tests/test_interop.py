@@ -378,3 +378,29 @@ def test_a_qualtrics_response_is_dated_when_it_was_recorded(cli):
     assert first["respondent"]["date"] == "2026-10-01"  # its RecordedDate, as an ISO date
     fhir = cli("batch", str(EXPORTS / "qualtrics_srs.csv"), "-i", "srs", "-f", "fhir", "-q")
     assert json.loads(fhir.stdout.splitlines()[0])["effectiveDateTime"] == "2026-10-01"
+
+
+def test_a_qualtrics_export_coded_from_zero_is_never_scored_one_step_low(cli, tmp_path: Path):
+    """Issue 23, item 1: read without --recode, an export whose codes start at 0 had its rows
+    with a 0 rejected and the others scored one step low per item, without a word."""
+    head = ["StartDate", "Status", "Finished", "RecordedDate", "ResponseId",
+            *[f"Q1_{i}" for i in range(1, 13)]]  # fmt: skip
+    text = ["Start Date", "Response Type", "Finished", "Recorded Date", "Response ID",
+            *[f"Statement {i}" for i in range(1, 13)]]  # fmt: skip
+    keys = ["startDate", "status", "finished", "recordedDate", "_recordId",
+            *[f"QID1_{i}" for i in range(1, 13)]]  # fmt: skip
+    ids = [f'{{""ImportId"":""{k}""}}' for k in keys]
+    when = ["2026-10-01 10:00:00", "0", "1", "2026-10-01 10:05:00"]
+    rows = [[*when, "R_1", *["3"] * 12], [*when, "R_2", *["4"] * 11, "0"]]
+    path = tmp_path / "zero.csv"
+    path.write_text("\n".join([",".join(head), ",".join(text), ",".join(f'"{c}"' for c in ids),
+                               *(",".join(r) for r in rows)]) + "\n")  # fmt: skip
+    refused = cli("batch", str(path), "-i", "wai-sr", "--columns", "Q1_{item}")
+    assert refused.exit_code == 5 and refused.stdout == ""
+    assert f"{path}:5: Q1_12: answer code 0, one below this scale's 1–5" in refused.stderr
+    assert "--recode '0-4:1-5'" in refused.stderr
+    recoded = cli("batch", str(path), "-i", "wai-sr", "--columns", "Q1_{item}", "--recode",
+                  "0-4:1-5", "-f", "json", "-q")  # fmt: skip
+    assert recoded.exit_code == 0, recoded.stderr
+    # by hand, 0-4 read as 1-5: R_1 twelve 4s = 4; R_2 eleven 5s and a 1 = 56 / 12
+    assert [s["scales"]["total"]["mean"] for s in json.loads(recoded.stdout)] == [4, 4.666667]

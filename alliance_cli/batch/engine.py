@@ -29,6 +29,7 @@ from alliance_cli.io import columns as colmap
 from alliance_cli.io.csvin import find_id_columns
 from alliance_cli.io.csvout import (
     FORMULA_START,
+    num,
     safe_cells,
     safe_text,
     score_cells_out,
@@ -943,7 +944,40 @@ def _read_layout(
     to_iso = layouts.parse_date_format(options.date_format)
     if to_iso is not None:
         layout.to_iso = to_iso
+    if kind == "qualtrics" and not options.recode:
+        for source in sources:
+            _no_shifted_codes(source, layout, scorer)
     return layout
+
+
+SHIFT_SCAN_ROWS = 200_000  # rows of a Qualtrics export looked at before any is scored
+
+
+def _no_shifted_codes(source: Source, layout: Layout, scorer: Scorer) -> None:
+    """Stop before scoring a Qualtrics export whose answer codes seem to start one step
+    below the scale (0 on a 1-5 form: Qualtrics numbers choices from 0 when a survey was
+    built that way): its other rows would all score one step low, without a word. The
+    first rows (up to ``SHIFT_SCAN_ROWS``) are read ahead and kept for the scoring."""
+    below = round(scorer.low - scorer.step, 10)
+    code = str(int(below)) if float(below).is_integer() else repr(below)
+    lines = source.rows_from()
+    ahead = list(itertools.islice(iter(lines), SHIFT_SCAN_ROWS))
+    source.lines = itertools.chain(ahead, lines)
+    reader = csv.reader(ahead, delimiter=source.delimiter)
+    width = len(layout.header) - (layout.added is not None)
+    for row in reader:
+        if len(row) != width:
+            continue
+        for p in layout.items:
+            if row[p].strip() == code:
+                line = source.skipped + reader.line_num + 1
+                raise DataFileError(
+                    f"{source.name}:{line}: {layout.header[p]}: answer code {code}, one below "
+                    f"this scale's {num(scorer.low)}–{num(scorer.high)}: this export's codes "
+                    f"seem to start at {code}, so every row would score one step low; give "
+                    f"--recode '{code}-{num(scorer.high - scorer.step)}:{num(scorer.low)}-"
+                    f"{num(scorer.high)}' if so (nothing was scored)"
+                )
 
 
 def check_id_columns(layout: Layout) -> None:
