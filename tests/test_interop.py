@@ -404,3 +404,22 @@ def test_a_qualtrics_export_coded_from_zero_is_never_scored_one_step_low(cli, tm
     assert recoded.exit_code == 0, recoded.stderr
     # by hand, 0-4 read as 1-5: R_1 twelve 4s = 4; R_2 eleven 5s and a 1 = 56 / 12
     assert [s["scales"]["total"]["mean"] for s in json.loads(recoded.stdout)] == [4, 4.666667]
+
+
+def test_a_redcap_eav_export_is_read_with_sessions_from_its_events(cli, tmp_path: Path):
+    """Issue 23, item 2: REDCap's EAV export (record, event, field_name, value) was detected
+    as a records export and stopped. It is long format: sets are a record's events (then
+    instances), numbered as sessions in event order; its other fields are no items."""
+    rows = ["record,redcap_event_name,field_name,value"]
+    for record, events in (("R1", ["intake_arm_1", "week_2_arm_1"]), ("R2", ["week_2_arm_1"])):
+        rows.append(f"{record},intake_arm_1,age,34")
+        for n, event in enumerate(events):
+            rows += [f"{record},{event},wai_sr_{i},{4 + n}" for i in range(1, 13)]
+    path = tmp_path / "eav.csv"
+    path.write_text("\n".join(rows) + "\n")
+    result = cli("batch", str(path), "-i", "wai-sr", "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "layout: REDCap EAV export (record id 'record'" in result.stderr
+    scored = [(s["respondent"]["client_id"], s["respondent"]["session"],
+               s["scales"]["total"]["mean"]) for s in json.loads(result.stdout)]  # fmt: skip
+    assert scored == [("R1", 1, 4), ("R1", 2, 5), ("R2", 1, 4)]

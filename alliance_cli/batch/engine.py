@@ -894,23 +894,38 @@ def _read_layout(
             and "date" not in {n.lower() for n in names}
         ):  # when the response was recorded: the session's date (an Observation's effective)
             id_names["date"] = "RecordedDate"
+    events = kind == "redcap_eav"
+    if events:  # REDCap's EAV export: long format, the record id first, sessions from events
+        kind = "long"
+        id_names = layouts.redcap_ids(first.header, id_names)
+        record = id_names["client_id"]
+        on_note(f"layout: REDCap EAV export (record id {record!r}; sessions counted in event "
+                "order, then instance)")  # fmt: skip
     if kind == "long":
         long_ids = find_id_columns([h.strip() for h in first.header], id_names)
         for source in sources:
             on_note(layouts.rebuild_long(source, long_ids, options.item_column,
-                                         options.value_column))  # fmt: skip
+                                         options.value_column, events))  # fmt: skip
         first = sources[0]
         id_names = {role: None for role in id_names}  # the rebuilt rows name them plainly
         beyond: list[str] = []
-        probe = plan_layout(
+        plan_layout(  # (only to learn which numbered names are past the form's items)
             first.header, scorer, ",", template=options.template, map_file=options.map_file,
             item_columns=options.item_columns, id_names=id_names, known_ids=options.known_ids,
             item_count=options.item_count, beyond=beyond,
         )  # fmt: skip
-        used = {probe.header[p] for p in probe.items}
-        for source in sources:  # item names the form does not have: their sets rejected
-            unknown = [n for n in source.long_items if n not in used]
+        for source in sources:  # the form's numbered names past its items: sets rejected
+            unknown = [n for n in source.long_items if n in set(beyond)]
             layouts.drop_unknown_items(source, unknown, scorer.instrument.id)
+        if events:
+            for source in sources:
+                found = plan_layout(
+                    source.header, scorer, ",", template=options.template,
+                    map_file=options.map_file, item_columns=options.item_columns,
+                    id_names=id_names, known_ids=options.known_ids,
+                    item_count=options.item_count,
+                )  # fmt: skip
+                layouts.count_sessions(source, found.items)
         first = sources[0]
     header = list(first.header)
     session = None

@@ -63,6 +63,8 @@ class Adapter:
 def recognise_header(header: Sequence[str]) -> str:
     """The layout a header says it is: 'redcap', 'qualtrics' or 'csv' (long is asked for)."""
     names = [h.strip().lower() for h in header]
+    if names and names[0] in _REDCAP_IDS and "field_name" in names and "value" in names:
+        return "redcap_eav"  # REDCap's EAV export: one row per record, event, field and value
     if any(n.startswith("redcap_") for n in names):
         return "redcap"
     if names and names[0] in _REDCAP_IDS and any(n.endswith("_complete") for n in names):
@@ -167,12 +169,18 @@ def skip_qualtrics_rows(source: Source) -> None:
 
 
 def rebuild_long(
-    source: Source, id_columns: dict[str, int], item_column: str | None, value_column: str | None
+    source: Source,
+    id_columns: dict[str, int],
+    item_column: str | None,
+    value_column: str | None,
+    events: bool = False,
 ) -> str:
-    """Make a long file's source read as one row per response set; what was seen."""
+    """Make a long file's source read as one row per response set; what was seen. With
+    ``events`` (REDCap's EAV export), sets are a record's (event, repeat instance), numbered
+    as sessions in event order, then instance, as a REDCap records export's are."""
     rebuilt = pivot_long(
         source.name, source.header, source.rows_from(), source.delimiter, source.skipped,
-        id_columns, item_column, value_column,
+        id_columns, item_column, value_column, events,
     )  # fmt: skip
     if source.name != "stdin":
         source.handle.close()
@@ -184,6 +192,39 @@ def rebuild_long(
     source.long_items = rebuilt.items
     source.long_lines = rebuilt.line_of
     return rebuilt.note
+
+
+def count_sessions(source: Source, items: Sequence[int]) -> None:
+    """REDCap EAV rebuilt as rows: fill each row's session, counting a record's rows with
+    any item answered in event order (as the file first lists each event), then instance,
+    as a records export's are counted (``redcap_session``)."""
+    names = [h.strip().lower() for h in source.header]
+    if "session" not in names or "redcap_event_name" not in names:
+        return
+    at, event_at = names.index("session"), names.index("redcap_event_name")
+    instance_at = (
+        names.index("redcap_repeat_instance") if "redcap_repeat_instance" in names else None
+    )
+    rows = list(csv.reader(source.handle))
+    order: dict[str, int] = {}
+    for row in rows:
+        order.setdefault(row[event_at], len(order))
+    ranked: dict[str, list[tuple[int, int, int]]] = {}
+    for n, row in enumerate(rows):
+        if any(row[p].strip() for p in items):
+            instance = row[instance_at] if instance_at is not None else ""
+            ranked.setdefault(row[0], []).append((order[row[event_at]], _instance(instance), n))
+    for places in ranked.values():
+        for session, (_, _, n) in enumerate(sorted(places), start=1):
+            rows[n][at] = str(session)
+    text = io.StringIO()
+    from alliance_cli.io.csvout import CsvWriter
+
+    writer = CsvWriter(text, guard=False)  # read back by the engine, never a file
+    writer.writerow(source.header)
+    writer.writerows(rows)
+    source.handle = io.StringIO(text.getvalue())
+    source.handle.readline()
 
 
 def drop_unknown_items(source: Source, unknown: Sequence[str], instrument_id: str) -> int:
@@ -499,6 +540,7 @@ def pivot_long(
     id_columns: dict[str, int],
     item_column: str | None,
     value_column: str | None,
+    events: bool = False,
 ) -> LongResult:
     """One row per (client, session, rater) from rows of (…, item, value).
 
@@ -520,6 +562,12 @@ def pivot_long(
     key_roles = [r for r in ("client_id", "session", "rater") if r in id_columns]
     extra_roles = [r for r in ("date", "counselor") if r in id_columns]
     used = {id_columns[r] for r in key_roles + extra_roles} | {item_at, value_at}
+    counted: list[int] = []  # EAV: the event and instance columns a session is counted from
+    if events and "session" not in id_columns:
+        counted = [lowered.index(n) for n in ("redcap_event_name", "redcap_repeat_instance")
+                   if n in lowered]  # fmt: skip
+        used |= set(counted) | {lowered.index(n) for n in ("redcap_repeat_instrument",)
+                                if n in lowered}  # fmt: skip
     person = [i for i in range(len(names)) if i not in used]  # kept when one value per set
     width = len(names)
     groups: dict[tuple[str, ...], _Group] = {}
@@ -539,6 +587,7 @@ def pivot_long(
             early.append((start, "", "", f"row has {len(row)} fields; the header has {width}", ""))
             continue
         key = tuple(row[id_columns[r]].strip() for r in key_roles)
+        key += tuple(row[c].strip() for c in counted)
         group = groups.get(key)
         if group is None:
             group = groups[key] = _Group(start)
@@ -571,7 +620,9 @@ def pivot_long(
             )
         else:
             cells.setdefault(name, (value, start))
-    out_roles = key_roles + extra_roles
+    out_roles: list[str] = [*key_roles, *extra_roles]
+    if counted:  # the event (and instance) kept; the session counted once items are known
+        out_roles = [*key_roles, *[names[c] for c in counted], "session", *extra_roles]
     item_names = list(spelling.values())
     kept = [names[i] for i in person]
     taken = {n.lower() for n in out_roles + item_names}
@@ -593,7 +644,7 @@ def pivot_long(
             continue
         for name in group.varied:
             varied[name] = varied.get(name, 0) + 1
-        ids = list(key) + [group.extra.get(r, "") for r in extra_roles]
+        ids = [*key, *([""] if counted else []), *(group.extra.get(r, "") for r in extra_roles)]
         people = ["" if n in group.varied else group.person.get(n, "") for n in kept]
         answers = [_one_line(group.cells[n][0]) if n in group.cells else "" for n in item_names]
         writer.writerow([_one_line(c) for c in ids + people] + answers)
@@ -624,6 +675,10 @@ class _Group:
     varied: set[str] = field(default_factory=set)  # other columns that differ within the set
     twice: list[str] = field(default_factory=list)  # items given twice, differently
     dates: str = ""  # the first two dates that differ within the set
+
+
+def _instance(text: str) -> int:
+    return int(text) if text.isdigit() else 1
 
 
 def _one_line(cell: str) -> str:
