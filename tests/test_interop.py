@@ -423,3 +423,35 @@ def test_a_redcap_eav_export_is_read_with_sessions_from_its_events(cli, tmp_path
     scored = [(s["respondent"]["client_id"], s["respondent"]["session"],
                s["scales"]["total"]["mean"]) for s in json.loads(result.stdout)]  # fmt: skip
     assert scored == [("R1", 1, 4), ("R1", 2, 5), ("R2", 1, 4)]
+
+
+def test_a_redcap_label_export_is_read_through_its_dictionary(cli, tmp_path: Path):
+    """Issue 23, item 2: a label export (columns named by field labels, cells by choice
+    labels, 'Event Name' for the event) scored with --dictionary FILE: labels to variables,
+    choice labels to codes, sessions counted from the events."""
+    made = cli("instruments", "export", "wai-sr", "--to", "redcap")
+    rows = list(csv.reader(io.StringIO(made.stdout)))
+    words = {"1": "Not at all", "2": "A little", "3": "Somewhat", "4": "Quite", "5": "Fully"}
+    own = " | ".join(f"{code}, {label}" for code, label in words.items())
+    for row in rows[1:]:
+        if row[3] == "radio":
+            row[5] = own  # the project's own choice labels, not alliance's anchors
+    dictionary = tmp_path / "dictionary.csv"
+    with dictionary.open("w", newline="", encoding="utf-8") as handle:
+        csv.writer(handle).writerows(rows)
+    items = [r for r in rows[1:] if r[3] == "radio"]
+    header = ["Record ID", "Event Name", *[r[4] for r in items], "Complete?"]
+    export = tmp_path / "labels.csv"
+    with export.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerow(["R1", "Session 1 (Arm 1: Arm 1)", *["Quite"] * 12, "Complete"])
+        writer.writerow(["R1", "Session 2 (Arm 1: Arm 1)", *["Fully"] * 12, "Complete"])
+    result = cli("batch", str(export), "-i", "wai-sr", "--dictionary", str(dictionary),
+                 "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    scored = [(s["respondent"]["session"], s["scales"]["total"]["mean"])
+              for s in json.loads(result.stdout)]  # fmt: skip
+    assert scored == [(1, 4), (2, 5)]
+    without = cli("batch", str(export), "-i", "wai-sr")
+    assert without.exit_code != 0  # labels as columns: no item columns to find

@@ -105,6 +105,7 @@ class BatchOptions:
     questionnaire: Path | None = None  # FHIR: --questionnaire FILE (its url, its weights)
     sessions: Path | None = None  # REDCap: --sessions FILE (event -> session)
     fhir_bundle: str | None = None  # -f fhir --bundle transaction: one Bundle, not NDJSON
+    dictionary: Path | None = None  # REDCap: --dictionary FILE (labels, choices, field types)
     fhir_rater: str | None = None  # FHIR: --rater, when a response's source names none
 
 
@@ -873,6 +874,12 @@ def _read_layout(
         for source in sources:
             on_note(source.note)
         return layout
+    dictionary = layouts.read_dictionary(options.dictionary) if options.dictionary else None
+    if dictionary is not None:  # a label export: its columns named by the variables
+        for source in sources:
+            source.header, notes = dictionary.relabel(source.header)
+        for note in notes:
+            on_note(note)
     kind = options.layout if options.layout != "auto" else layouts.recognise_header(first.header)
     if options.layout == "auto" and kind == "csv" and layouts.looks_long(first.header):
         try:  # item and value columns: long, unless item columns are there too
@@ -954,7 +961,8 @@ def _read_layout(
     for note in adapter.notes:
         on_note(note)
     layout.exclude = adapter.exclude
-    recode = {**adapter.recode, **(options.recode or {})}
+    labels = dictionary.recode(layout.header, layout.items) if dictionary is not None else {}
+    recode = {**adapter.recode, **labels, **(options.recode or {})}
     layout.recode = recode or None
     to_iso = layouts.parse_date_format(options.date_format)
     if to_iso is not None:

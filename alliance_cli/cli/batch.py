@@ -64,6 +64,14 @@ def batch_command(
             help="With -f fhir: 'transaction' writes one transaction Bundle (PUT by id).",
         ),
     ] = None,
+    dictionary: Annotated[
+        Path | None,
+        typer.Option(
+            "--dictionary",
+            metavar="FILE",
+            help="REDCap: the project's data dictionary (label exports, choice labels).",
+        ),
+    ] = None,
     sessions: Annotated[
         Path | None,
         typer.Option(
@@ -191,6 +199,7 @@ def batch_command(
         questionnaire=questionnaire,
         fhir_rater=fhir_rater(rater),
         sessions=sessions,
+        dictionary=dictionary,
         fhir_bundle=_bundle(fhir_bundle, fmt.value),
     )  # fmt: skip
     request = batch_run.BatchRequest(

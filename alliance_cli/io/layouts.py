@@ -704,3 +704,96 @@ def _long_column(
         f"long format: no {role} column found (looked for {', '.join(variants[:4])}, …; "
         f"name it with {option})"
     )
+
+
+# REDCap's label export names its own columns by label too
+_REDCAP_LABELS = {
+    "event name": "redcap_event_name",
+    "repeat instrument": "redcap_repeat_instrument",
+    "repeat instance": "redcap_repeat_instance",
+    "data access group": "redcap_data_access_group",
+    "survey identifier": "redcap_survey_identifier",
+}
+
+
+@dataclass
+class Dictionary:
+    """A REDCap data dictionary (``--dictionary``): each field's name, form, type, label and
+    choices (code -> label)."""
+
+    fields: list[tuple[str, str, str, str, dict[str, str]]]
+
+    def relabel(self, header: Sequence[str]) -> tuple[list[str], list[str]]:
+        """A label export's header as variable names: (the header, notes). A name that is
+        a variable stays; a label that one field has becomes its variable; a label several
+        fields share stays as it is, and a note says so."""
+        names = {f[0] for f in self.fields}
+        by_label: dict[str, list[str]] = {}
+        for name, _, _, label, _ in self.fields:
+            by_label.setdefault(" ".join(label.split()).lower(), []).append(name)
+        out, notes = [], []
+        for cell in header:
+            text = " ".join(cell.split())
+            key = text.lower()
+            if text in names:
+                out.append(text)
+            elif key in _REDCAP_LABELS:
+                out.append(_REDCAP_LABELS[key])
+            elif len(by_label.get(key, [])) == 1:
+                out.append(by_label[key][0])
+            else:
+                if len(by_label.get(key, [])) > 1:
+                    notes.append(
+                        f"--dictionary: the label {text!r} is {len(by_label[key])} fields' "
+                        f"({', '.join(by_label[key][:3])}): its column is kept as it is"
+                    )
+                out.append(cell)
+        return out, notes
+
+    def recode(self, header: Sequence[str], items: Sequence[int]) -> dict[str, str]:
+        """Choice labels of the item fields -> their codes (a label export's cells)."""
+        choices = {f[0]: f[4] for f in self.fields}
+        mapping: dict[str, str] = {}
+        for p in items:
+            for code, label in choices.get(header[p], {}).items():
+                text = " ".join(label.split())
+                if mapping.get(text, code) != code:
+                    raise UsageProblem(
+                        f"--dictionary: the choice {text!r} has codes {mapping[text]} and "
+                        f"{code} in the item fields; give --recode"
+                    )
+                mapping[text] = code
+        return mapping
+
+
+def read_dictionary(path: Path) -> Dictionary:
+    """``--dictionary FILE``: REDCap's data dictionary download (CSV, a BOM allowed)."""
+    from alliance_cli.core.errors import DataFileError
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeError) as exc:
+        raise DataFileError(f"{path}: --dictionary: cannot read it ({exc})") from None
+    rows = list(csv.reader(io.StringIO(text)))
+    head = [h.strip().lower() for h in rows[0]] if rows else []
+    wanted = ("variable / field name", "form name", "field type", "field label",
+              "choices, calculations, or slider labels")  # fmt: skip
+    if not all(w in head for w in wanted):
+        raise DataFileError(
+            f"{path}: --dictionary: not a REDCap data dictionary (its columns are "
+            "'Variable / Field Name', 'Form Name', 'Field Type', 'Field Label', …)"
+        )
+    at = [head.index(w) for w in wanted]
+    fields = []
+    for row in rows[1:]:
+        if len(row) <= max(at) or not row[at[0]].strip():
+            continue
+        name, form, kind, label, choices = (row[i].strip() for i in at)
+        coded: dict[str, str] = {}
+        if kind in ("radio", "dropdown", "checkbox"):
+            for part in choices.split("|"):
+                code, _, text = part.partition(",")
+                if code.strip() and text.strip():
+                    coded[code.strip()] = text.strip()
+        fields.append((name, form, kind, label, coded))
+    return Dictionary(fields)
