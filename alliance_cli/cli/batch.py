@@ -12,9 +12,11 @@ from alliance_cli.cli.common import (
     DbOpt,
     EncodingOpt,
     FhirRaterOpt,
+    IdColumnOpt,
     InstrumentIdOpt,
     Invalid,
     InvalidOpt,
+    ItemColumnOpt,
     MapOpt,
     PlainIdsOpt,
     QuestionnaireOpt,
@@ -22,6 +24,7 @@ from alliance_cli.cli.common import (
     RecodeOpt,
     ReplaceOpt,
     SaveOpt,
+    ValueColumnOpt,
     fhir_rater,
     funnel,
     run_catalog,
@@ -80,7 +83,7 @@ def batch_command(
             help="REDCap: each event's session (REDCap's event table, or event,session rows).",
         ),
     ] = None,
-    id_column: Annotated[str | None, typer.Option("--id-column", help="Client id column.")] = None,
+    id_column: IdColumnOpt = None,
     session_column: Annotated[
         str | None, typer.Option("--session-column", help="Session number column.")
     ] = None,
@@ -118,12 +121,8 @@ def batch_command(
     long: Annotated[
         bool, typer.Option("--long", help="One row per answer: same as --layout long.")
     ] = False,
-    item_column: Annotated[
-        str | None, typer.Option("--item-column", help="Long format: the item column.")
-    ] = None,
-    value_column: Annotated[
-        str | None, typer.Option("--value-column", help="Long format: the answer column.")
-    ] = None,
+    item_column: ItemColumnOpt = None,
+    value_column: ValueColumnOpt = None,
     complete_only: Annotated[
         bool,
         typer.Option(

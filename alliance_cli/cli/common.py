@@ -130,6 +130,13 @@ ColumnsOpt = Annotated[
 MapOpt = Annotated[
     Path | None, typer.Option("--map", help="YAML file mapping item id to column name.")
 ]
+IdColumnOpt = Annotated[str | None, typer.Option("--id-column", help="Client id column.")]
+ItemColumnOpt = Annotated[
+    str | None, typer.Option("--item-column", help="Long format: the item column.")
+]
+ValueColumnOpt = Annotated[
+    str | None, typer.Option("--value-column", help="Long format: the answer column.")
+]
 QuestionnaireOpt = Annotated[
     Path | None,
     typer.Option(

@@ -13,11 +13,14 @@ from alliance_cli.cli.common import (
     EncodingOpt,
     FhirRaterOpt,
     FormatOpt,
+    IdColumnOpt,
     InstrumentIdOpt,
+    ItemColumnOpt,
     MapOpt,
     QuestionnaireOpt,
     QuietOpt,
     RecodeOpt,
+    ValueColumnOpt,
     fhir_rater,
     funnel,
     output,
@@ -61,6 +64,9 @@ def reliability_command(
     questionnaire: QuestionnaireOpt = None,
     rater: FhirRaterOpt = None,
     layout: LayoutNameOpt = "auto",
+    id_column: IdColumnOpt = None,
+    item_column: ItemColumnOpt = None,
+    value_column: ValueColumnOpt = None,
     recode: RecodeOpt = None,
     encoding: EncodingOpt = "utf-8",
     from_history: FromHistoryOpt = False,
@@ -74,7 +80,7 @@ def reliability_command(
     inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
     answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "reliability", questionnaire, rater,
+        db, quiet, "reliability", questionnaire, rater, (id_column, item_column, value_column),
     )  # fmt: skip
     code = _report(answers, scorer, source, fmt, quiet, omega)
     return 3 if rejected else code  # rows rejected: exit 3, as batch
@@ -95,6 +101,7 @@ def _read(
     what: str,
     questionnaire: Path | None = None,
     rater: str | None = None,
+    named: tuple[str | None, str | None, str | None] = (None, None, None),
 ) -> tuple[list[Any], Any, str, int]:
     """(answers in item order, the Scorer, where they came from, rows rejected): files read
     as batch reads them, or the answers saved in the history (one session number, when
@@ -128,6 +135,7 @@ def _read(
         recode=layouts.parse_recode(recode) or None,
         known_ids=tuple(catalog.sources), item_count=catalog.item_count,
         questionnaire=questionnaire, fhir_rater=fhir_rater(rater),
+        id_names={"client_id": named[0]}, item_column=named[1], value_column=named[2],
     )  # fmt: skip
     rejected: list[Any] = []
     try:
@@ -162,6 +170,9 @@ def norms_command(
     questionnaire: QuestionnaireOpt = None,
     rater: FhirRaterOpt = None,
     layout: LayoutNameOpt = "auto",
+    id_column: IdColumnOpt = None,
+    item_column: ItemColumnOpt = None,
+    value_column: ValueColumnOpt = None,
     recode: RecodeOpt = None,
     encoding: EncodingOpt = "utf-8",
     from_history: FromHistoryOpt = False,
@@ -180,7 +191,7 @@ def norms_command(
     check_output(output_file, "-o")
     answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "norms", questionnaire, rater,
+        db, quiet, "norms", questionnaire, rater, (id_column, item_column, value_column),
     )  # fmt: skip
     problems: list[str] = []
     scales = form_reliability(scorer, answers, problems, omega=False)  # (norms keep no omega)
