@@ -190,3 +190,21 @@ def test_lme4s_verbagg_long_sample_scores_its_label_answers(cli):
     got = {person: (t["sum"], t["answered"]) for person, t in totals.items()}
     assert got == expected
     assert [s["source"]["columns"]["Anger"] for s in scores] == ["20", "11"]
+
+
+@pytest.mark.parametrize(
+    "name", ["qualtricstools-matrix-legacy-2016.csv", "qualtricstools-matrix-insights-2016.csv"]
+)
+def test_qualtrics_2016_legacy_and_insights_exports_are_recognised(cli, name):
+    """The legacy export (V1..V10, two header rows, a BOM, a trailing comma, question_one
+    three times) and the 2016 Insights one (a dict-style ImportId row): both recognised as
+    Qualtrics, their header rows skipped, repeated names passed through; their five
+    responses carry Status 2 (generated test responses), so they are left out and counted."""
+    sample = _sample("qualtrics", name)
+    result = cli("--instruments-dir", str(LONG_INSTRUMENTS), "batch", str(sample), "-i",
+                 "three-items", "--columns", "Q2_{item}")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "layout: Qualtrics export" in result.stderr
+    assert "5 rows read, 0 scored, 0 rejected, 5 survey preview, test or spam" in result.stderr
+    if "legacy" in name:
+        assert "columns 17, 20 and 23 are all named 'question_one'" in result.stderr
