@@ -455,3 +455,18 @@ def test_a_redcap_label_export_is_read_through_its_dictionary(cli, tmp_path: Pat
     assert scored == [(1, 4), (2, 5)]
     without = cli("batch", str(export), "-i", "wai-sr")
     assert without.exit_code != 0  # labels as columns: no item columns to find
+
+
+def test_files_beside_the_inputs_are_never_outputs_and_never_read_whole(cli, tmp_path: Path):
+    """--sessions, --dictionary and --questionnaire name files a run reads: no output may
+    replace them, and one that never ends (a device) is refused, not held in memory."""
+    table = tmp_path / "sessions.csv"
+    table.write_text("event,session\nintake_arm_1,1\n")
+    export = str(EXPORTS / "redcap_wai_sr.csv")
+    same = cli("batch", export, "-i", "wai-sr", "--sessions", str(table), "-o", str(table))
+    assert same.exit_code == 2 and "which this run reads; it is never overwritten" in same.stderr
+    assert table.read_text() == "event,session\nintake_arm_1,1\n"
+    endless = cli("batch", export, "-i", "wai-sr", "--dictionary", "/dev/zero", "-o", "-")
+    assert endless.exit_code == 5 and "/dev/zero: --dictionary: larger than 64 MiB" in (
+        endless.stderr
+    )

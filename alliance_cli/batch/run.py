@@ -88,8 +88,14 @@ def run_files(
 
     if options.map_file:
         note_read(options.map_file, "the --map file")
-    if options.questionnaire:
-        note_read(options.questionnaire, "the --questionnaire file")
+    sides = (
+        ("--questionnaire", options.questionnaire),
+        ("--sessions", options.sessions),
+        ("--dictionary", options.dictionary),
+    )
+    for option, side in sides:
+        if side:  # no output of this run may replace a file it reads
+            note_read(side, f"the {option} file")
     if fmt == "parquet":
         return _run_parquet(
             inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,

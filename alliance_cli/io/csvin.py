@@ -206,7 +206,7 @@ def open_sources(
             from alliance_cli.io.fhir_rows import fhir_source
 
             if questionnaire is not None and key is None:
-                key = load_questionnaire(questionnaire, encoding)
+                key = load_questionnaire(questionnaire)
             source = fhir_source(shown, handle, instrument, key, rater)
             if sources and sources[0].layout != "fhir":
                 raise DataFileError(f"{shown}: FHIR, while {sources[0].name} is CSV")
@@ -224,20 +224,15 @@ def open_sources(
     return sources
 
 
-def load_questionnaire(path: Path, encoding: str = "utf-8") -> Any:
+def load_questionnaire(path: Path) -> Any:
     """The one Questionnaire in a file (alone, or in a Bundle with its ValueSets), read
     leniently: only its url, linkIds and answer weights are used, so a published form with
     a schema slip elsewhere (LHC-Forms' numeric optionPrefix) is still read."""
     from alliance_cli.io.answers import parse_json
     from alliance_cli.io.fhir import answer_keys
+    from alliance_cli.io.files import read_side_file
 
-    handle = open_input(str(path), encoding)
-    try:
-        text = handle.read()
-    except UnicodeError as exc:
-        raise decode_error(str(path), exc) from None
-    finally:
-        handle.close()
+    text = read_side_file(path, "--questionnaire")
     doc, why = parse_json(text)
     if why is not None:
         raise DataFileError(f"{path}: --questionnaire: {why}")

@@ -31,6 +31,7 @@ from typing import IO, Any
 from alliance_cli.core.errors import DataFileError, UsageProblem
 
 MAX_DEFINITION_BYTES = 1024 * 1024  # instrument files and --map files; larger ones are refused
+MAX_SIDE_BYTES = 64 * 1024 * 1024  # --sessions, --dictionary, --questionnaire files
 STDOUT = "-"
 
 
@@ -358,3 +359,26 @@ def _atomic(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def read_side_file(path: Path, option: str) -> str:
+    """The text of a file an option names beside the inputs (``--sessions``,
+    ``--dictionary``, ``--questionnaire``): noted as read (no output may replace it), at most
+    ``MAX_SIDE_BYTES`` read (a device or FIFO that never ends is refused, not held in
+    memory), UTF-8 with or without a BOM. Errors name the file and the option."""
+    note_read(path, f"the {option} file")
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_SIDE_BYTES + 1)
+    except IsADirectoryError:
+        raise DataFileError(f"{path}: {option}: is a directory") from None
+    except OSError as exc:
+        raise DataFileError(f"{path}: {option}: cannot read it ({exc.strerror or exc})") from None
+    if len(raw) > MAX_SIDE_BYTES:
+        raise DataFileError(
+            f"{path}: {option}: larger than {MAX_SIDE_BYTES // (1024 * 1024)} MiB; refused"
+        )
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{path}: {option}: not UTF-8 text (byte {exc.start})") from None

@@ -344,11 +344,9 @@ def read_sessions_table(path: Path) -> dict[tuple[str, int | None], int]:
     header line is allowed), the session a REDCap event (and instance) is."""
     from alliance_cli.core.contract import session_problem
     from alliance_cli.core.errors import DataFileError
+    from alliance_cli.io.files import read_side_file
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeError) as exc:
-        raise DataFileError(f"{path}: --sessions: cannot read it ({exc})") from None
+    text = read_side_file(path, "--sessions")
     table: dict[tuple[str, int | None], int] = {}
     rows = list(csv.reader(io.StringIO(text)))
     head = [c.strip().lower() for c in rows[0]] if rows else []
@@ -769,11 +767,9 @@ class Dictionary:
 def read_dictionary(path: Path) -> Dictionary:
     """``--dictionary FILE``: REDCap's data dictionary download (CSV, a BOM allowed)."""
     from alliance_cli.core.errors import DataFileError
+    from alliance_cli.io.files import read_side_file
 
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeError) as exc:
-        raise DataFileError(f"{path}: --dictionary: cannot read it ({exc})") from None
+    text = read_side_file(path, "--dictionary")
     rows = list(csv.reader(io.StringIO(text)))
     head = [h.strip().lower() for h in rows[0]] if rows else []
     wanted = ("variable / field name", "form name", "field type", "field label",
