@@ -188,6 +188,10 @@ def norms_command(
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.io.norms import norms_document
 
+    if questionnaire is not None:  # a file this run reads: never its output
+        from alliance_cli.io.files import note_read
+
+        note_read(questionnaire, "the --questionnaire file")
     check_output(output_file, "-o")
     answers, scorer, source, rejected = _read(
         files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
