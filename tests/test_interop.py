@@ -376,6 +376,7 @@ def test_a_qualtrics_response_is_dated_when_it_was_recorded(cli):
     assert result.exit_code == 0, result.stderr
     first = json.loads(result.stdout)[0]
     assert first["respondent"]["date"] == "2026-10-01"  # its RecordedDate, as an ISO date
+    pytest.importorskip("fhir.resources")  # (the Observation part: FHIR is an optional extra)
     fhir = cli("batch", str(EXPORTS / "qualtrics_srs.csv"), "-i", "srs", "-f", "fhir", "-q")
     assert json.loads(fhir.stdout.splitlines()[0])["effectiveDateTime"] == "2026-10-01"
 

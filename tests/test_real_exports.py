@@ -85,6 +85,7 @@ def test_us_core_phq9_is_scored_with_its_questionnaires_loinc_weights(cli):
     answerOption ordinalValue; the author (a Practitioner who typed it in) is not the rater;
     the embedded total (/44261-6) and the difficulty item (/69722-7) are left out, counted.
     By hand: 2+2+2+2+1+1+2+0+0 = 12 (the example's own total is 12 too)."""
+    pytest.importorskip("fhir.resources")  # (FHIR is an optional extra)
     response = _sample("fhir", "us-core", "QuestionnaireResponse-phq-9-example.json")
     form = _sample("fhir", "us-core", "Questionnaire-phq-9-example.json")
     args = ("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i",
@@ -107,6 +108,7 @@ def test_us_core_phq9_is_scored_with_its_questionnaires_loinc_weights(cli):
 def test_sdc_phq9_weights_come_from_the_contained_value_set(cli):
     """SDC's example: codings without a system, weighted only on the concepts of a contained
     ValueSet. By hand: 0+0+0+1+2+1+3+2+1 = 10 (the response's embedded 13 is not trusted)."""
+    pytest.importorskip("fhir.resources")  # (FHIR is an optional extra)
     response = _sample("fhir", "sdc", "questionnaireresponse-sdc-profile-example-PHQ9.json")
     form = _sample("fhir", "sdc", "questionnaire-sdc-profile-example-PHQ9.json")
     result = cli("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i",
