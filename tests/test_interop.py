@@ -471,3 +471,21 @@ def test_files_beside_the_inputs_are_never_outputs_and_never_read_whole(cli, tmp
     assert endless.exit_code == 5 and "/dev/zero: --dictionary: larger than 64 MiB" in (
         endless.stderr
     )
+
+
+def test_a_dictionary_keeps_calc_and_checkbox_fields_out_of_the_items(cli, tmp_path: Path):
+    """Issue 23, item 2: with --dictionary, a field's type decides: a calc field numbered
+    like the items (q5 beside an SRS's q1-q4) is no item, where alone it made the run stop
+    as 'columns beyond this instrument's 4 items'."""
+    head = ('"Variable / Field Name","Form Name","Section Header","Field Type","Field Label",'
+            '"Choices, Calculations, OR Slider Labels"')  # fmt: skip
+    fields = [f"q{i},srs,,text,Line {i}," for i in range(1, 5)] + ["q5,srs,,calc,Sum,sum([q1])"]
+    dictionary = tmp_path / "dictionary.csv"
+    dictionary.write_text(head + "\n" + "\n".join(fields) + "\n")
+    export = tmp_path / "records.csv"
+    export.write_text("record_id,q1,q2,q3,q4,q5,srs_complete\nr1,8,8,8,8,8,2\n")
+    alone = cli("batch", str(export), "-i", "srs")
+    assert alone.exit_code == 2 and "beyond this instrument's 4 items" in alone.stderr
+    read = cli("batch", str(export), "-i", "srs", "--dictionary", str(dictionary), "-f", "json")
+    assert read.exit_code == 0, read.stderr
+    assert json.loads(read.stdout)[0]["scales"]["total"]["sum"] == 32

@@ -173,6 +173,7 @@ def plan_layout(
     known_ids: Sequence[str] = (),
     item_count: Callable[[str], int | None] = lambda _id: None,
     beyond: list[str] | None = None,
+    never: frozenset[str] = frozenset(),
 ) -> Layout:
     """Decide which column is which before any row is scored; stop early when unclear.
     With ``beyond`` (long format), columns of the item family past the form's items are
@@ -189,7 +190,7 @@ def plan_layout(
         scoring = scorer.instrument.id
         try:
             positions = colmap.detect(
-                stripped, items, [*known_ids, scoring] if known_ids else None, beyond
+                stripped, items, [*known_ids, scoring] if known_ids else None, beyond, never
             )
         except UsageProblem:
             # srs_1..srs_4 scored as wai-sr: say whose columns they are, not only what is missing
@@ -948,6 +949,7 @@ def _read_layout(
         template=options.template, map_file=options.map_file,
         item_columns=options.item_columns, id_names=id_names, keep=options.keep,
         known_ids=options.known_ids, item_count=options.item_count,
+        never=dictionary.not_items() if dictionary is not None else frozenset(),
     )  # fmt: skip
     for note in layout.notes:
         on_note(note)

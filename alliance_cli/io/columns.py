@@ -236,6 +236,7 @@ def detect(
     items: Sequence[str],
     own_names: Sequence[str] | None = None,
     extra: list[str] | None = None,
+    never: frozenset[str] = frozenset(),
 ) -> list[int]:
     """Find item columns named by item id with one common prefix and suffix.
 
@@ -249,7 +250,7 @@ def detect(
     families: dict[tuple[str, str], dict[str, int]] = {}
     for pos, name in enumerate(header):
         text = name.strip()
-        if never_an_item(text):
+        if never_an_item(text) or text in never:
             continue
         match = _NUMBERED.match(text)
         if match:

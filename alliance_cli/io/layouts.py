@@ -748,6 +748,12 @@ class Dictionary:
                 out.append(cell)
         return out, notes
 
+    def not_items(self) -> frozenset[str]:
+        """Fields whose type makes them never items: checkboxes, calculations, descriptive
+        text, notes, files, SQL fields (whatever their names look like)."""
+        kinds = ("checkbox", "calc", "descriptive", "notes", "file", "sql")
+        return frozenset(f[0] for f in self.fields if f[2] in kinds)
+
     def recode(self, header: Sequence[str], items: Sequence[int]) -> dict[str, str]:
         """Choice labels of the item fields -> their codes (a label export's cells)."""
         choices = {f[0]: f[4] for f in self.fields}
