@@ -22,7 +22,7 @@ import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from alliance_cli.batch.engine import Rejection
@@ -88,6 +88,8 @@ def score_rows(
     invalid: InvalidPolicy = "reject",
     on_reject: Callable[[Rejection], None] | None = None,
     chunk: int = 10_000,
+    sessions: str | Path | None = None,
+    dictionary: str | Path | None = None,
 ) -> Iterator[dict[str, str]]:
     """Score rows (mappings of column to cell), streaming, into ``batch -f csv``'s columns.
 
@@ -97,10 +99,13 @@ def score_rows(
     as ``-99``, NaN as blank). ``columns`` picks the item columns: a template such as
     ``"wai_{item}"`` or ``{item id: column}``; by default they are detected as ``batch``
     does. A row that cannot be scored goes to ``on_reject`` (with its 1-based row number as
-    ``line``); with no ``on_reject`` it raises ``RejectedInput``.
+    ``line``); with no ``on_reject`` it raises ``RejectedInput``. ``sessions`` and
+    ``dictionary`` are ``batch``'s ``--sessions`` and ``--dictionary`` (REDCap).
     """
     from alliance_cli.core.errors import RejectedInput
     from alliance_cli.io import layouts
+
+    how = _How(columns, _path(sessions), _path(dictionary))
 
     scorer = _scorer(instrument, invalid)
     header: list[str] | None = None
@@ -120,12 +125,12 @@ def score_rows(
                 chunk = 1 << 62  # a long file's answers may be anywhere: read them all first
         batch.append([_cell(row.get(k)) for k in header])
         if len(batch) >= chunk:
-            layout, out = _score_chunk(scorer, header, batch, columns, reject, done, layout)
+            layout, out = _score_chunk(scorer, header, batch, how, reject, done, layout)
             yield from out
             done += len(batch)
             batch = []
     if header is not None and batch:
-        layout, out = _score_chunk(scorer, header, batch, columns, reject, done, layout)
+        layout, out = _score_chunk(scorer, header, batch, how, reject, done, layout)
         yield from out
 
 
@@ -144,7 +149,7 @@ def _score_chunk(
     scorer: Scorer,
     header: list[str],
     rows: list[list[str]],
-    columns: str | Mapping[str, str] | None,
+    how: _How,
     reject: Callable[[Rejection], None],
     offset: int,
     layout: Any,
@@ -166,7 +171,7 @@ def _score_chunk(
     text.readline()  # the header, as read_header would have
     source = Source("rows", text, header, ",")
     if layout is None:
-        layout = _layout(scorer, source, columns)
+        layout = _layout(scorer, source, how)
     out = io.StringIO()
 
     def renumbered(rejection: Rejection) -> None:
@@ -190,6 +195,8 @@ def score_frame(
     columns: str | Mapping[str, str] | None = None,
     invalid: InvalidPolicy = "reject",
     on_reject: Callable[[Rejection], None] | None = None,
+    sessions: str | Path | None = None,
+    dictionary: str | Path | None = None,
 ) -> Any:
     """Score a pandas or polars DataFrame; returns one of the same kind with batch's columns.
 
@@ -212,12 +219,15 @@ def score_frame(
         )
     else:
         records = ({**r, ROW: n} for n, r in enumerate(frame.iter_rows(named=True)))
-    scored = list(
-        score_rows(instrument, records, columns=columns, invalid=invalid, on_reject=on_reject)
-    )
+    rows = score_rows(instrument, records, columns=columns, invalid=invalid,
+                      on_reject=on_reject, sessions=sessions, dictionary=dictionary)  # fmt: skip
+    scored = list(rows)
     # an empty frame (or every row rejected) still has batch's columns: Dask's
     # map_partitions takes score_frame(ddf._meta, ...) as its meta
-    out_names = [n for n in frame_columns(instrument, [*names, ROW], columns=columns) if n != ROW]
+    header = frame_columns(
+        instrument, [*names, ROW], columns=columns, sessions=sessions, dictionary=dictionary
+    )
+    out_names = [n for n in header if n != ROW]
     at = [int(r[ROW]) for r in scored]
     from alliance_cli.io.csvout import score_columns
 
@@ -268,6 +278,8 @@ def frame_columns(
     header: Sequence[str],
     *,
     columns: str | Mapping[str, str] | None = None,
+    sessions: str | Path | None = None,
+    dictionary: str | Path | None = None,
 ) -> list[str]:
     """The columns ``score_rows`` and ``score_frame`` return for input with this header:
     the pass-through columns (and any a layout adds, such as REDCap's session), then
@@ -277,19 +289,35 @@ def frame_columns(
 
     scorer = _scorer(instrument, "reject")
     empty = Source("rows", io.StringIO(""), list(header), ",")
-    return output_header(_layout(scorer, empty, columns), scorer)
+    how = _How(columns, _path(sessions), _path(dictionary))
+    return output_header(_layout(scorer, empty, how), scorer)
 
 
-def _layout(scorer: Scorer, source: Any, columns: str | Mapping[str, str] | None) -> Any:
+class _How(NamedTuple):
+    """How rows are read: the item columns, and REDCap's sessions and dictionary files."""
+
+    columns: str | Mapping[str, str] | None
+    sessions: Path | None
+    dictionary: Path | None
+
+
+def _path(value: str | Path | None) -> Path | None:
+    return None if value is None else Path(value)
+
+
+def _layout(scorer: Scorer, source: Any, how: _How) -> Any:
     """The layout ``batch`` would recognise for this source (read from its first rows)."""
     from alliance_cli.batch.engine import BatchOptions, read_layout
     from alliance_cli.io.catalog import load_catalog
 
     bundled = load_catalog()
+    columns = how.columns
     options = BatchOptions(
         template=columns if isinstance(columns, str) else None,
         item_columns=columns if isinstance(columns, Mapping) else None,
         known_ids=tuple(bundled.sources),
         item_count=bundled.item_count,
+        sessions=how.sessions,
+        dictionary=how.dictionary,
     )
     return read_layout([source], scorer, options)

@@ -164,3 +164,13 @@ def test_install_hints_name_the_real_distribution():
 
     assert "pip install 'alliance[fhir]'" in fhir.EXTRA
     assert "pip install 'alliance[parquet]'" in parquet.EXTRA
+
+
+def test_the_api_takes_redcaps_sessions_and_dictionary_files(tmp_path):
+    """As batch's --sessions and --dictionary: an event table fixes the sessions."""
+    table = tmp_path / "sessions.csv"
+    table.write_text("event,session\nintake_arm_1,4\nweek_2_arm_1,5\n")
+    rows = [{"record_id": "R1", "redcap_event_name": event, **{f"wai_{i}": "4" for i in
+             range(1, 13)}} for event in ("intake_arm_1", "week_2_arm_1")]  # fmt: skip
+    scored = list(api.score_rows("wai-sr", rows, sessions=table))
+    assert [r["session"] for r in scored] == ["4", "5"]
