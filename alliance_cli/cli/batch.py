@@ -64,7 +64,8 @@ def batch_command(
         str | None,
         typer.Option(
             "--bundle",
-            help="With -f fhir: 'transaction' writes one transaction Bundle (PUT by id).",
+            metavar="transaction",
+            help="With -f fhir: one transaction Bundle (PUT by id), not NDJSON.",
         ),
     ] = None,
     dictionary: Annotated[

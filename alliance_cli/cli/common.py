@@ -149,7 +149,8 @@ FhirRaterOpt = Annotated[
     str | None,
     typer.Option(
         "--rater",
-        help="FHIR: client or therapist, for responses whose source names neither.",
+        metavar="client|therapist",
+        help="FHIR: the rater of responses whose source names none.",
     ),
 ]
 
