@@ -536,3 +536,20 @@ subscales: []
     assert {r[1] for r in rows} == {"f_9item_b_2"}
     radio = next(r for r in rows if r[3] == "radio")
     assert radio[5] == "1, No / never | 2, Some | 3, Yes"
+
+
+def test_a_malformed_questionnaire_is_a_clear_error_never_an_internal_one(cli, tmp_path: Path):
+    """--questionnaire is read leniently, but shapes that are not FHIR's (a url that is a
+    number, items that are not a list) are refused in words, not with a traceback."""
+    form = tmp_path / "q.json"
+    form.write_text(json.dumps({"resourceType": "Questionnaire", "url": 5, "id": 7, "item": "x"}))
+    response = tmp_path / "r.json"
+    response.write_text(json.dumps(_plain([4, 4, 4, 4], questionnaire="http://x/Q/1")))
+    result = cli("batch", str(response), "-i", "srs", "--questionnaire", str(form))
+    assert result.exit_code == 2 and "internal error" not in result.stderr
+    assert "the Questionnaire has no url or id to match responses by" in result.stderr
+    nested = {"resourceType": "Questionnaire", "url": "http://x/Q/1", "contained": 3,
+              "item": [{"linkId": "1", "answerOption": "x", "answerValueSet": "#v"}, 4]}  # fmt: skip
+    form.write_text(json.dumps(nested))
+    read = cli("batch", str(response), "-i", "srs", "--questionnaire", str(form), "-q")
+    assert read.exit_code == 0, read.stderr  # the answers are plain numbers: no weight needed

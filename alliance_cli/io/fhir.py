@@ -249,23 +249,28 @@ class AnswerKey:
     coding has no system (SDC's examples)."""
 
     def __init__(self, questionnaire: Mapping[str, Any], value_sets: Mapping[str, Any]) -> None:
-        self.url: str | None = questionnaire.get("url")
-        self.id: str | None = questionnaire.get("id")
+        url, rid = questionnaire.get("url"), questionnaire.get("id")
+        self.url: str | None = url if isinstance(url, str) and url else None
+        self.id: str | None = rid if isinstance(rid, str) and rid else None
         self.weights: dict[str, dict[tuple[str | None, str], float]] = {}
+        held = questionnaire.get("contained")
         contained = {
             f"#{r.get('id')}": r
-            for r in questionnaire.get("contained") or []
+            for r in (held if isinstance(held, list) else [])
             if isinstance(r, dict) and r.get("resourceType") == "ValueSet"
         }
         sets = {**value_sets, **contained}
-        stack = list(questionnaire.get("item") or [])
+        items = questionnaire.get("item")
+        stack = list(items) if isinstance(items, list) else []
         while stack:
             item = stack.pop()
             if not isinstance(item, dict):
                 continue
-            stack.extend(item.get("item") or [])
+            nested = item.get("item")
+            stack.extend(nested if isinstance(nested, list) else [])
             table: dict[tuple[str | None, str], float] = {}
-            for option in item.get("answerOption") or []:
+            options = item.get("answerOption")
+            for option in options if isinstance(options, list) else []:
                 coding = option.get("valueCoding") if isinstance(option, dict) else None
                 if isinstance(coding, dict) and "code" in coding:
                     weight = _weight(option)
@@ -273,8 +278,13 @@ class AnswerKey:
                     if weight is not None:
                         table[(coding.get("system"), str(coding["code"]))] = weight
             named = sets.get(str(item.get("answerValueSet", "")).split("|")[0])
-            for include in ((named or {}).get("compose") or {}).get("include") or []:
-                for concept in include.get("concept") or []:
+            compose = named.get("compose") if isinstance(named, dict) else None
+            includes = compose.get("include") if isinstance(compose, dict) else None
+            for include in includes if isinstance(includes, list) else []:
+                concepts = include.get("concept") if isinstance(include, dict) else None
+                for concept in concepts if isinstance(concepts, list) else []:
+                    if not isinstance(concept, dict):
+                        continue
                     weight = _weight(concept)
                     if weight is not None and "code" in concept:
                         table[(include.get("system"), str(concept["code"]))] = weight
@@ -311,9 +321,12 @@ def _weight(element: Any) -> float | None:
 def answer_keys(obj: Any) -> list[AnswerKey]:
     """The Questionnaires in a parsed document (one, or a Bundle's), as answer keys; the
     ValueSets beside them resolve ``answerValueSet`` by url."""
+    entries = obj.get("entry") if isinstance(obj, dict) else None
     resources = (
-        [e.get("resource") for e in obj.get("entry") or [] if isinstance(e, dict)]
-        if isinstance(obj, dict) and obj.get("resourceType") == "Bundle"
+        [e.get("resource") for e in entries if isinstance(e, dict)]
+        if isinstance(obj, dict)
+        and obj.get("resourceType") == "Bundle"
+        and isinstance(entries, list)
         else [obj]
     )
     sets = {
@@ -354,9 +367,10 @@ def read_response(
     ours = f"{CANONICAL}{instrument.id}"
     items = {str(item.id): item for item in instrument.items}
     found = _walk(resource.get("item") or [])
+    held = resource.get("contained")
     contained = [
         AnswerKey(r, {})
-        for r in resource.get("contained") or []
+        for r in (held if isinstance(held, list) else [])
         if isinstance(r, dict) and r.get("resourceType") == "Questionnaire"
     ]
     key = given
