@@ -548,8 +548,8 @@ def test_a_malformed_questionnaire_is_a_clear_error_never_an_internal_one(cli, t
     result = cli("batch", str(response), "-i", "srs", "--questionnaire", str(form))
     assert result.exit_code == 2 and "internal error" not in result.stderr
     assert "the Questionnaire has no url or id to match responses by" in result.stderr
-    nested = {"resourceType": "Questionnaire", "url": "http://x/Q/1", "contained": 3,
-              "item": [{"linkId": "1", "answerOption": "x", "answerValueSet": "#v"}, 4]}  # fmt: skip
+    odd = [{"linkId": "1", "answerOption": "x", "answerValueSet": "#v"}, 4]
+    nested = {"resourceType": "Questionnaire", "url": "http://x/Q/1", "contained": 3, "item": odd}
     form.write_text(json.dumps(nested))
     read = cli("batch", str(response), "-i", "srs", "--questionnaire", str(form), "-q")
     assert read.exit_code == 0, read.stderr  # the answers are plain numbers: no weight needed
