@@ -113,10 +113,7 @@ def run_files(
     from alliance_cli.io.files import check_unchanged, stamps
 
     before = stamps(inputs)
-    sources = open_sources(
-        inputs, options.encoding, options.delimiter, scorer.instrument,
-        options.questionnaire, options.fhir_rater,
-    )  # fmt: skip
+    sources = _open(inputs, scorer, options)
     try:
         layout = read_layout(sources, scorer, options, on_note)
         for note in renamed_columns(layout, scorer):
@@ -257,6 +254,14 @@ def _run_parquet(
     return stats, written
 
 
+def _open(inputs: Sequence[str], scorer: Scorer, options: BatchOptions) -> list[Any]:
+    """The inputs opened as batch reads them (FHIR with its Questionnaire and rater)."""
+    return open_sources(
+        inputs, options.encoding, options.delimiter, scorer.instrument,
+        options.questionnaire, options.fhir_rater,
+    )  # fmt: skip
+
+
 class _Collected(Sink):
     """Each row's answers in item order (``alliance reliability`` reads them): cell texts
     the answer tables know, or keyed values, None where missing."""
@@ -279,10 +284,7 @@ def collect_answers(
     """Every row's answers in item order (a cell text the Scorer's answer tables know, or a
     keyed value, None where missing), read exactly as ``batch`` reads it (layouts, maps,
     recodes, FHIR, Parquet, the same rejects)."""
-    sources = open_sources(
-        inputs, options.encoding, options.delimiter, scorer.instrument,
-        options.questionnaire, options.fhir_rater,
-    )  # fmt: skip
+    sources = _open(inputs, scorer, options)
     try:
         layout = read_layout(sources, scorer, options, on_note)
         sink = _Collected()
