@@ -267,3 +267,22 @@ def test_no_omega_skips_the_factor_model_and_says_nothing_of_it(cli):
     assert result.exit_code == 0
     assert all(r["omega_total"] is None for r in json.loads(result.stdout))
     assert "omega" not in result.stderr
+
+
+def test_norms_never_write_over_a_file_the_run_reads(cli, tmp_path: Path):
+    """Found in review: `norms export.csv -o export.csv` replaced the clinic's export with
+    the norms, and `--map m.yaml -o m.yaml` the map. norms now checks its -o as batch does."""
+    from .conftest import ROOT
+
+    export = tmp_path / "export.csv"
+    export.write_bytes((ROOT / "examples" / "clinic_wai_sr.csv").read_bytes())
+    before = export.read_bytes()
+    same = cli("norms", str(export), "-i", "wai-sr", "-o", str(export), "-q")
+    assert same.exit_code == 2 and "is the input" in same.stderr
+    assert export.read_bytes() == before
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text("items:\n" + "".join(f"  {i}: wai_{i}\n" for i in range(1, 13)))
+    kept = mapping.read_text()
+    over = cli("norms", str(export), "-i", "wai-sr", "--map", str(mapping), "-o", str(mapping))
+    assert over.exit_code == 2 and "is the --map file" in over.stderr
+    assert mapping.read_text() == kept

@@ -84,18 +84,9 @@ def run_files(
     """
     import tempfile
 
-    from alliance_cli.io.files import STDOUT, check_distinct, check_output, note_read, safe_writer
+    from alliance_cli.io.files import STDOUT, safe_writer
 
-    if options.map_file:
-        note_read(options.map_file, "the --map file")
-    sides = (
-        ("--questionnaire", options.questionnaire),
-        ("--sessions", options.sessions),
-        ("--dictionary", options.dictionary),
-    )
-    for option, side in sides:
-        if side:  # no output of this run may replace a file it reads
-            note_read(side, f"the {option} file")
+    note_option_files(options)
     if fmt == "parquet":
         return _run_parquet(
             inputs, scorer, output, rejects, options, on_reject_line, on_progress, on_score,
@@ -105,11 +96,8 @@ def run_files(
 
     check_not_both(options.template, options.map_file)
     target = output if output is not None and str(output) != STDOUT else None
-    outputs = [("-o", target if target is not None else STDOUT), ("--rejects", rejects)]
-    check_distinct(outputs, inputs)
-    for what, path in outputs:
-        if path is not None:
-            check_output(path, what)
+    check_outputs([("-o", target if target is not None else STDOUT), ("--rejects", rejects)],
+                  inputs)  # fmt: skip
     from alliance_cli.io.files import check_unchanged, stamps
 
     before = stamps(inputs)
@@ -230,14 +218,13 @@ def _run_parquet(
 
     from alliance_cli.io import parquet
     from alliance_cli.io.csvout import score_columns
-    from alliance_cli.io.files import STDOUT, check_distinct, check_output, safe_writer
+    from alliance_cli.io.files import STDOUT, safe_writer
 
     parquet.pyarrow()  # says how to install it before anything is read
     target = STDOUT if output is None else output
     if str(target) == STDOUT and sys.stdout.isatty():
         raise UsageProblem("-f parquet writes binary data: give -o FILE.parquet")
-    check_distinct([("-o", target), ("--rejects", rejects)], list(inputs))
-    check_output(target, "-o")
+    check_outputs([("-o", target), ("--rejects", rejects)], list(inputs))
     from alliance_cli.io.files import scratch as scratch_folder
 
     with scratch_folder("parquet") as scratch:
@@ -252,6 +239,33 @@ def _run_parquet(
                 parquet.csv_to_parquet(spool, raw, score_columns(scorer))
                 raw.flush()
     return stats, written
+
+
+def note_option_files(options: BatchOptions) -> None:
+    """Note every file an option names beside the inputs (``--map``, ``--questionnaire``,
+    ``--sessions``, ``--dictionary``) as read: no output of the run may replace it."""
+    from alliance_cli.io.files import note_read
+
+    named = {
+        "--map": options.map_file,
+        "--questionnaire": options.questionnaire,
+        "--sessions": options.sessions,
+        "--dictionary": options.dictionary,
+    }
+    for option, path in named.items():
+        if path:
+            note_read(path, f"the {option} file")
+
+
+def check_outputs(outputs: Sequence[tuple[str, Path | str | None]], inputs: Sequence[str]) -> None:
+    """Before anything is read: no two outputs are one file, none is a file the run reads
+    (the inputs and whatever was noted), and each can be written."""
+    from alliance_cli.io.files import check_distinct, check_output
+
+    check_distinct(outputs, inputs)
+    for what, path in outputs:
+        if path is not None:
+            check_output(path, what)
 
 
 def _open(inputs: Sequence[str], scorer: Scorer, options: BatchOptions) -> list[Any]:

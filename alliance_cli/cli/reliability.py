@@ -79,35 +79,42 @@ def reliability_command(
     """Reliability of each scale in your data: alpha with Feldt's 95 % interval, the mean
     inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
     answers, scorer, source, rejected = _read(
-        files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "reliability", questionnaire, rater, (id_column, item_column, value_column),
+        "reliability", files=files, instrument=instrument, columns=columns, map_file=map_file,
+        questionnaire=questionnaire, rater=rater, layout=layout, id_column=id_column,
+        item_column=item_column, value_column=value_column, recode=recode, encoding=encoding,
+        from_history=from_history, session=session, db=db, quiet=quiet,
     )  # fmt: skip
     code = _report(answers, scorer, source, fmt, quiet, omega)
     return 3 if rejected else code  # rows rejected: exit 3, as batch
 
 
 def _read(
+    what: str,
+    *,
     files: list[str] | None,
     instrument: str,
     columns: str | None,
     map_file: Path | None,
+    questionnaire: Path | None,
+    rater: str | None,
     layout: str,
+    id_column: str | None,
+    item_column: str | None,
+    value_column: str | None,
     recode: str | None,
     encoding: str,
     from_history: bool,
     session: int | None,
     db: Path | None,
     quiet: bool,
-    what: str,
-    questionnaire: Path | None = None,
-    rater: str | None = None,
-    named: tuple[str | None, str | None, str | None] = (None, None, None),
+    output: str | None = None,
 ) -> tuple[list[Any], Any, str, int]:
     """(answers in item order, the Scorer, where they came from, rows rejected): files read
     as batch reads them, or the answers saved in the history (one session number, when
-    given)."""
+    given). An ``output`` (norms' ``-o``) is checked first, as batch checks its own: it
+    may be no file the run reads."""
     from alliance_cli.batch.engine import BatchOptions
-    from alliance_cli.batch.run import collect_answers
+    from alliance_cli.batch.run import check_outputs, collect_answers, note_option_files
     from alliance_cli.cli import score_sets
     from alliance_cli.core.errors import UsageProblem
     from alliance_cli.io import layouts
@@ -122,6 +129,9 @@ def _read(
         from alliance_cli.core.reliability import keyed_rows
         from alliance_cli.store import sqlite as history
 
+        if output is not None:
+            history.note_history(db)  # the history is read: never the output
+            check_outputs([("-o", output)], [])
         with history.open_store(db, create=False, on_wait=say) as store:
             stored = keyed_rows(scorer, store.answers_of(scorer.instrument.id, session))
         where = f"session {session} of " if session is not None else ""
@@ -135,8 +145,11 @@ def _read(
         recode=layouts.parse_recode(recode) or None,
         known_ids=tuple(catalog.sources), item_count=catalog.item_count,
         questionnaire=questionnaire, fhir_rater=fhir_rater(rater),
-        id_names={"client_id": named[0]}, item_column=named[1], value_column=named[2],
+        id_names={"client_id": id_column}, item_column=item_column, value_column=value_column,
     )  # fmt: skip
+    if output is not None:
+        note_option_files(options)
+        check_outputs([("-o", output)], files)
     rejected: list[Any] = []
     try:
         size = sum(os.path.getsize(f) for f in files if f != "-") or 0
@@ -185,17 +198,14 @@ def norms_command(
     from datetime import date
 
     from alliance_cli.core.reliability import form_reliability
-    from alliance_cli.io.files import check_output, safe_writer
+    from alliance_cli.io.files import safe_writer
     from alliance_cli.io.norms import norms_document
 
-    if questionnaire is not None:  # a file this run reads: never its output
-        from alliance_cli.io.files import note_read
-
-        note_read(questionnaire, "the --questionnaire file")
-    check_output(output_file, "-o")
     answers, scorer, source, rejected = _read(
-        files, instrument, columns, map_file, layout, recode, encoding, from_history, session,
-        db, quiet, "norms", questionnaire, rater, (id_column, item_column, value_column),
+        "norms", files=files, instrument=instrument, columns=columns, map_file=map_file,
+        questionnaire=questionnaire, rater=rater, layout=layout, id_column=id_column,
+        item_column=item_column, value_column=value_column, recode=recode, encoding=encoding,
+        from_history=from_history, session=session, db=db, quiet=quiet, output=output_file,
     )  # fmt: skip
     problems: list[str] = []
     scales = form_reliability(scorer, answers, problems, omega=False)  # (norms keep no omega)
