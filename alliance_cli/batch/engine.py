@@ -925,15 +925,6 @@ def _read_layout(
         for source in sources:  # the form's numbered names past its items: sets rejected
             unknown = [n for n in source.long_items if n in set(beyond)]
             layouts.drop_unknown_items(source, unknown, scorer.instrument.id)
-        if events:
-            for source in sources:
-                found = plan_layout(
-                    source.header, scorer, ",", template=options.template,
-                    map_file=options.map_file, item_columns=options.item_columns,
-                    id_names=id_names, known_ids=options.known_ids,
-                    item_count=options.item_count,
-                )  # fmt: skip
-                layouts.count_sessions(source, found.items)
         first = sources[0]
     header = list(first.header)
     session = None
@@ -953,6 +944,9 @@ def _read_layout(
     )  # fmt: skip
     for note in layout.notes:
         on_note(note)
+    if events:  # the EAV sets' sessions, now that the item columns are known
+        for source in sources:
+            layouts.count_sessions(source, [layout.header[p] for p in layout.items])
     if kind == "redcap":  # named or found columns stay: the form's fields fill the gaps
         layouts.redcap_form_fields(layout.header, layout.items, layout.ids)
         layout.added = session[1](layout.items) if session is not None else None

@@ -387,21 +387,28 @@ _NO_THRESHOLD = Threshold(None, "", "", True)
 _OWN_WORDS = "larger than this client's usual session-to-session change"
 
 
-def threshold_value(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> float | None:
-    """The threshold's value alone (``threshold_at``'s, without its words): the walk asks
-    at every session, and words are needed only where a concern begins."""
+def threshold_values(
+    spec: ScaleSpec, noise: Noise | None, indices: Sequence[int], start: int = 0
+) -> list[float | None]:
+    """The thresholds' values alone (``threshold_at``'s, without their words) at the
+    visits ``indices`` of a scale, the k-th with ``start + k`` earlier scored sessions:
+    the walk asks at every session, and words are needed only where a concern begins."""
     if spec.norm is not None:
-        return max(spec.norm[0], spec.unit)
-    if noise is None or earlier < MIN_EARLIER_CHANGES + 1:
-        return None
-    sd, _ = noise.before(index)
-    return max(noise.z * math.sqrt(2) * sd / math.sqrt(spec.items), spec.unit)
+        return [max(spec.norm[0], spec.unit)] * len(indices)
+    if noise is None:
+        return [None] * len(indices)
+    zs2, root_items, unit = noise.z * math.sqrt(2), math.sqrt(spec.items), spec.unit
+    least = MIN_EARLIER_CHANGES + 1
+    return [
+        None if start + k < least else max(zs2 * noise.sds[index] / root_items, unit)
+        for k, index in enumerate(indices)
+    ]
 
 
 def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> Threshold:
     """The threshold for the visit at ``index``, with ``earlier`` scored sessions of this
     scale before it: Jacobson & Truax from a cited norm, else from the client's own noise."""
-    value = threshold_value(spec, noise, index, earlier)
+    (value,) = threshold_values(spec, noise, [index], earlier)
     if spec.norm is not None:
         return Threshold(value, "beyond reliable change", spec.norm[1], False)
     if value is None or noise is None:
@@ -492,20 +499,8 @@ def _scale_episodes(
     in_drop = -DECLINE_WINDOW  # the latest position inside a drop: a decline's window clears it
     values = [v for _, v, _ in points]
     first = _mean(values[:DECLINE_WINDOW]) if values else 0.0  # a decline's first sessions
-    # threshold_value, session by session, with what does not change taken out of the loop
-    # (the same arithmetic in the same order: the same floats)
-    fixed = max(spec.norm[0], spec.unit) if spec.norm is not None else None
-    zs2 = noise.z * math.sqrt(2) if noise is not None else 0.0
-    root_items, unit = math.sqrt(spec.items), spec.unit
-    sds = noise.sds if noise is not None else []
-    least = MIN_EARLIER_CHANGES + 1
-    for i, (session, value, index) in enumerate(points):
-        if fixed is not None:
-            t_value: float | None = fixed
-        elif noise is None or i < least:
-            t_value = None
-        else:
-            t_value = max(zs2 * sds[index] / root_items, unit)
+    thresholds = threshold_values(spec, noise, [index for _, _, index in points])
+    for i, ((session, value, index), t_value) in enumerate(zip(points, thresholds, strict=True)):
         if drop is not None:
             level, _ = drop.figures
             if value >= level - drop.threshold / 2:  # back near the level it fell from

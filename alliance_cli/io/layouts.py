@@ -194,7 +194,7 @@ def rebuild_long(
     return rebuilt.note
 
 
-def count_sessions(source: Source, items: Sequence[int]) -> None:
+def count_sessions(source: Source, item_names: Sequence[str]) -> None:
     """REDCap EAV rebuilt as rows: fill each row's session, counting a record's rows with
     any item answered in event order (as the file first lists each event), then instance,
     as a records export's are counted (``redcap_session``)."""
@@ -202,6 +202,7 @@ def count_sessions(source: Source, items: Sequence[int]) -> None:
     if "session" not in names or "redcap_event_name" not in names:
         return
     at, event_at = names.index("session"), names.index("redcap_event_name")
+    items = [p for p, name in enumerate(source.header) if name in set(item_names)]
     instance_at = (
         names.index("redcap_repeat_instance") if "redcap_repeat_instance" in names else None
     )
