@@ -27,7 +27,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.io.source import RowRefused, Source
@@ -715,21 +715,31 @@ _REDCAP_LABELS = {
 }
 
 
+class Field(NamedTuple):
+    """One field of a REDCap data dictionary."""
+
+    name: str
+    form: str
+    kind: str  # radio, dropdown, text, calc, checkbox, descriptive, ...
+    label: str
+    choices: dict[str, str]  # code -> label (radio, dropdown, checkbox)
+
+
 @dataclass
 class Dictionary:
     """A REDCap data dictionary (``--dictionary``): each field's name, form, type, label and
     choices (code -> label)."""
 
-    fields: list[tuple[str, str, str, str, dict[str, str]]]
+    fields: list[Field]
 
     def relabel(self, header: Sequence[str]) -> tuple[list[str], list[str]]:
         """A label export's header as variable names: (the header, notes). A name that is
         a variable stays; a label that one field has becomes its variable; a label several
         fields share stays as it is, and a note says so."""
-        names = {f[0] for f in self.fields}
+        names = {f.name for f in self.fields}
         by_label: dict[str, list[str]] = {}
-        for name, _, _, label, _ in self.fields:
-            by_label.setdefault(" ".join(label.split()).lower(), []).append(name)
+        for f in self.fields:
+            by_label.setdefault(" ".join(f.label.split()).lower(), []).append(f.name)
         out, notes = [], []
         for cell in header:
             text = " ".join(cell.split())
@@ -753,11 +763,11 @@ class Dictionary:
         """Fields whose type makes them never items: checkboxes, calculations, descriptive
         text, notes, files, SQL fields (whatever their names look like)."""
         kinds = ("checkbox", "calc", "descriptive", "notes", "file", "sql")
-        return frozenset(f[0] for f in self.fields if f[2] in kinds)
+        return frozenset(f.name for f in self.fields if f.kind in kinds)
 
     def recode(self, header: Sequence[str], items: Sequence[int]) -> dict[str, str]:
         """Choice labels of the item fields -> their codes (a label export's cells)."""
-        choices = {f[0]: f[4] for f in self.fields}
+        choices = {f.name: f.choices for f in self.fields}
         mapping: dict[str, str] = {}
         for p in items:
             for code, label in choices.get(header[p], {}).items():
@@ -798,5 +808,5 @@ def read_dictionary(path: Path) -> Dictionary:
                 code, _, text = part.partition(",")
                 if code.strip() and text.strip():
                     coded[code.strip()] = text.strip()
-        fields.append((name, form, kind, label, coded))
+        fields.append(Field(name, form, kind, label, coded))
     return Dictionary(fields)
