@@ -489,3 +489,24 @@ def test_a_dictionary_keeps_calc_and_checkbox_fields_out_of_the_items(cli, tmp_p
     read = cli("batch", str(export), "-i", "srs", "--dictionary", str(dictionary), "-f", "json")
     assert read.exit_code == 0, read.stderr
     assert json.loads(read.stdout)[0]["scales"]["total"]["sum"] == 32
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--questionnaire", "q.json", "--questionnaire is for FHIR"),
+        ("--rater", "client", "--rater is for FHIR (a CSV names its rater with --rater-column)"),
+        ("--sessions", "sessions.csv", "--sessions is for REDCap exports"),
+    ],
+)
+def test_an_option_for_another_kind_of_input_is_refused_not_ignored(
+    cli, tmp_path: Path, option, value, said
+):
+    """Found trying it as a user: --questionnaire on a CSV export was read by nothing and
+    said nothing; so were --rater and --sessions on a plain CSV."""
+    (tmp_path / "q.json").write_text("{}")
+    (tmp_path / "sessions.csv").write_text("event,session\nintake_arm_1,1\n")
+    argument = value if option == "--rater" else str(tmp_path / value)
+    result = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
+                 option, argument)  # fmt: skip
+    assert result.exit_code == 2 and said in result.stderr and result.stdout == ""

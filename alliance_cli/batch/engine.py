@@ -875,6 +875,9 @@ def _read_layout(
         for source in sources:
             on_note(source.note)
         return layout
+    _only_for(options.questionnaire, "--questionnaire", "FHIR", first.name)
+    _only_for(options.fhir_rater, "--rater", "FHIR (a CSV names its rater with --rater-column)",
+              first.name)  # fmt: skip
     dictionary = layouts.read_dictionary(options.dictionary) if options.dictionary else None
     if dictionary is not None:  # a label export: its columns named by the variables
         for source in sources:
@@ -904,6 +907,8 @@ def _read_layout(
             id_names["date"] = "RecordedDate"
     events = kind == "redcap_eav"
     if events:  # REDCap's EAV export: long format, the record id first, sessions from events
+        _only_for(options.sessions, "--sessions", "REDCap records exports (an EAV export's "
+                  "sessions are counted from its events)", first.name)  # fmt: skip
         kind = "long"
         id_names = layouts.redcap_ids(first.header, id_names)
         record = id_names["client_id"]
@@ -933,8 +938,13 @@ def _read_layout(
         session = (
             None if id_names.get("session") else layouts.redcap_session(header, options.sessions)
         )
-        if session is not None:
+        if session is None:
+            what = "REDCap exports whose sessions come from their events"
+            _only_for(options.sessions, "--sessions", what, first.name)
+        else:
             header.append("session")  # a column the rows get as they are read
+    else:
+        _only_for(options.sessions, "--sessions", "REDCap exports", first.name)
     layout = plan_layout(
         header, scorer, first.delimiter,
         template=options.template, map_file=options.map_file,
@@ -967,6 +977,12 @@ def _read_layout(
         for source in sources:
             _no_shifted_codes(source, layout, scorer)
     return layout
+
+
+def _only_for(value: object, option: str, kind: str, name: str) -> None:
+    """Refuse an option given for an input it does not apply to (never ignored quietly)."""
+    if value:
+        raise UsageProblem(f"{option} is for {kind}; {name} is not read that way")
 
 
 SHIFT_SCAN_ROWS = 200_000  # rows of a Qualtrics export looked at before any is scored
