@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from alliance_cli.batch import engine as batch
@@ -30,7 +29,7 @@ class BatchRequest:
     quiet: bool = False
     save: bool = False
     replace: bool = False
-    db: Path | None = None
+    db: str | None = None
 
 
 def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
@@ -66,7 +65,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         # the header (no id column, unclear item columns) never creates or locks a store.
         nonlocal store, recorder, since
         if recorder is None:
-            from alliance_cli.store import sqlite as history
+            from alliance_cli.store import backend as history
 
             store = history.open_store(db, on_wait=say)
             since = store.max_rowid()
@@ -87,7 +86,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         return open_recorder().fast_rows(scorer, ids, to_iso)
 
     if save:
-        from alliance_cli.store.sqlite import note_history
+        from alliance_cli.store.backend import note_history
 
         note_history(db)  # no output of this run may be the history it saves to
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
@@ -129,9 +128,9 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
         )
     if save and not quiet:
-        from alliance_cli.store.sqlite import default_path
+        from alliance_cli.store import backend
 
-        where = store.path if store is not None else (db or default_path())
+        where = backend.shown(store.path if store is not None else backend.location(db))
         saved = recorder.saved if recorder is not None else 0
         say(f"history: {saved:,} sessions saved to {where}")
         if open_concerns:

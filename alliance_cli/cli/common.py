@@ -169,8 +169,12 @@ EncodingOpt = Annotated[
     str, typer.Option("--encoding", help="Input encoding, e.g. latin-1 (a BOM decides).")
 ]
 DbOpt = Annotated[
-    Path | None,
-    typer.Option("--db", help="History database (default: $ALLIANCE_DB or the user data dir)."),
+    str | None,
+    typer.Option(
+        "--db",
+        help="History: a file, or a clinic's postgresql:// URL (default: $ALLIANCE_DB or the "
+        "user data dir).",
+    ),
 ]
 
 SaveOpt = Annotated[
@@ -285,7 +289,7 @@ def complete_clients(incomplete: str) -> list[str]:
     """Shell completion: the client ids of the history (--db, ALLIANCE_DB or the default)."""
     try:
         from alliance_cli.cli.clicklib import get_current_context
-        from alliance_cli.store import sqlite as history
+        from alliance_cli.store import backend as history
 
         context = get_current_context(silent=True)
         db = context.params.get("db") if context is not None else None
@@ -294,9 +298,7 @@ def complete_clients(incomplete: str) -> list[str]:
                      or "").split()  # fmt: skip
             if "--db" in words[:-1]:
                 db = words[words.index("--db") + 1]
-        where = Path(db) if db else history.default_path()
-        if not where.is_file():
-            return []
+        where = history.location(db)
         return [c for c in history.client_ids(where) if c.startswith(incomplete)][:200]
     except Exception:  # completion never fails loudly: no suggestions then
         return []

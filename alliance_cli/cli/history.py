@@ -104,7 +104,7 @@ def history_command(
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
-    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import backend as history
     from alliance_cli.store import views
     from alliance_cli.store.views import write_history_csv
 
@@ -147,7 +147,7 @@ def clients_command(
     fmt: FormatOpt = None,
 ) -> int:
     """The caseload at a glance: clients needing attention first."""
-    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import backend as history
     from alliance_cli.store import views
 
     fmt = pick_format(fmt)
@@ -205,7 +205,7 @@ def forget_command(
     """Delete a client's records from the history: all, one session, or one instrument's."""
     from alliance_cli.core.contract import session_problem
     from alliance_cli.core.errors import UsageProblem
-    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import backend as history
     from alliance_cli.store.views import unknown_client
 
     fmt = pick_format(fmt)

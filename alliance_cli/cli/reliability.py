@@ -105,7 +105,7 @@ def _read(
     encoding: str,
     from_history: bool,
     session: int | None,
-    db: Path | None,
+    db: str | None,
     quiet: bool,
     output: str | None = None,
 ) -> tuple[list[Any], Any, str, int]:
@@ -127,7 +127,7 @@ def _read(
     scorer = score_sets.make_scorer(catalog.get(instrument), "reject")
     if from_history:
         from alliance_cli.core.reliability import keyed_rows
-        from alliance_cli.store import sqlite as history
+        from alliance_cli.store import backend as history
 
         if output is not None:
             history.note_history(db)  # the history is read: never the output

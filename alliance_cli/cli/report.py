@@ -75,8 +75,8 @@ def report_command(
     from alliance_cli.core.errors import DataFileError, UsageProblem
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.render import html
+    from alliance_cli.store import backend as history
     from alliance_cli.store import report
-    from alliance_cli.store import sqlite as history
 
     if caseload == (client is not None):
         raise UsageProblem("give a CLIENT, or --caseload for every client")

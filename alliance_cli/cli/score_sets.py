@@ -289,12 +289,11 @@ def refuse_recorded(client: str, session: int, rater: str | None, scorer: Scorer
 
 def _saved_sessions(client: str, rater: str | None, scorer: Scorer, db: Any) -> list[int]:
     """The session numbers already saved for this client, form and rater (none: no store)."""
-    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import backend as history
 
-    path = db or history.default_path()
-    if not path.exists():
+    if not history.exists(history.location(db)):
         return []
-    with history.open_store(path, create=False, on_wait=say) as store:
+    with history.open_store(db, create=False, on_wait=say) as store:
         rows = store.raw_totals(client, scorer.instrument.id, _rater(scorer, rater))
     return [row[0] for row in rows]
 
@@ -314,7 +313,7 @@ def save_outcome(
     already recorded, without --replace). One duplicate never stops the sets after it.
     """
     from alliance_cli.core.reading import Settings
-    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import backend as history
     from alliance_cli.store import views
 
     kept: list[dict[str, Any]] = []

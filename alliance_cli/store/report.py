@@ -10,13 +10,12 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.store import views
-from alliance_cli.store.sqlite import Store
+from alliance_cli.store.base import HistoryStore as Store
 
 
 @dataclass(frozen=True)
@@ -116,7 +115,7 @@ def client_data(
         "groups": _groups(series, defined),
         "instruments": infos,
         "generated": generated,
-        "source": Path(store.path).name,  # the file name only: no home folder in a report
+        "source": store.source_name,  # the file name only: no home folder in a report
         "index": index,
     }
 
@@ -301,6 +300,6 @@ def caseload_data(
         "cutoffs": cutoff_pomps(catalog, {r.instrument for r in rows}),
         "filters": described,
         "generated": generated,
-        "source": Path(store.path).name,
+        "source": store.source_name,
         "pages": {r.client_id: page_name(r.client_id) for r in rows} if linked else None,
     }

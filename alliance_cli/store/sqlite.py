@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import itertools
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
-from itertools import repeat
-from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from alliance_cli.core.compiled import TOTAL
-from alliance_cli.core.errors import HistoryError, RejectedInput, UsageProblem
-from alliance_cli.core.memo import Remembered
+from alliance_cli.core.errors import HistoryError, RejectedInput
+from alliance_cli.store.base import (
+    SESSION_COLUMNS,
+    BatchBase,
+    Conflict,
+    FastRows,
+    Record,
+    StoreBase,
+    answers_text,
+    answers_values,
+)
+
+__all__ = ["Conflict", "FastRows", "Record", "Store", "answers_text", "answers_values"]
 
 ENV_DB = "ALLIANCE_DB"
 
@@ -250,28 +257,6 @@ def _statements(script: str) -> Iterator[str]:
             pending = ""
 
 
-def answers_text(answers: dict[str, Any] | list[Any]) -> str:
-    """Answer values in item order as text: ``5,4,,3.5`` (blank: missing)."""
-    values = answers.values() if isinstance(answers, dict) else answers
-    return ",".join("" if v is None else _number(v) for v in values)
-
-
-def answers_values(text: str) -> list[float | None]:
-    """The values ``answers_text`` wrote, in item order."""
-    return [None if t == "" else float(t) for t in text.split(",")] if text else []
-
-
-def _remembered(function: Callable[[str], Any]) -> Remembered[str, Any]:
-    """A cell text's (or score text's) value, remembered for up to 100,000 texts."""
-    return Remembered(function, 100_000)
-
-
-SESSION_COLUMNS = (
-    "client_id, instrument, rater, session, date, definition, answers, recorded_at, "
-    "total_pomp, total_mean, total_sum, scale_pomps, counselor, said_flags, extra"
-)
-
-
 def fast_insert(into: str, constants: tuple[str, int], now: str) -> str:
     """The statement storing ``FastRows``' rows (10 values each) as whole session rows: the
     instrument, definition and time written in as literals, bound once, not per row."""
@@ -282,23 +267,20 @@ def fast_insert(into: str, constants: tuple[str, int], now: str) -> str:
     )
 
 
+def spool_statements(constants: tuple[str, int], now: str) -> tuple[str, str, str]:
+    """What a ``--jobs`` worker writes its rows with (an SQLite file of its own, whatever
+    the history): the table (``rows``, shaped like ``sessions``, no index), and the inserts
+    of ``FastRows``' rows and of whole rows."""
+    return (
+        f"CREATE TABLE rows ({SESSION_COLUMNS})",
+        fast_insert("INSERT INTO rows", constants, now),
+        f"INSERT INTO rows ({SESSION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
+    )
+
+
 def _literal(text: str) -> str:
     """A text as an SQL string literal (quotes doubled)."""
     return "'" + text.replace("'", "''") + "'"
-
-
-def _number(value: Any) -> str:
-    number = float(value)
-    return str(int(number)) if number.is_integer() and abs(number) < 1e15 else repr(number)
-
-
-def _subscale_columns(scales: dict[str, Any]) -> tuple[str | None, str | None]:
-    """The subscale ids and POMP values as the caseload index keeps them ('n': no value)."""
-    ids = [sid for sid in scales if sid != TOTAL]
-    if not ids:
-        return None, None
-    pomps = (scales[sid]["pomp"] for sid in ids)
-    return ",".join(ids), ",".join("n" if p is None else repr(float(p)) for p in pomps)
 
 
 def default_path() -> Path:
@@ -369,24 +351,7 @@ def open_store(
     return Store(where, on_wait, writing=create)
 
 
-@dataclass(frozen=True)
-class Record:
-    """One stored session."""
-
-    client_id: str
-    session: int
-    date: str | None
-    rater: str
-    instrument: str
-    version: str
-    sha256: str
-    score: dict[str, Any]
-    said_flags: list[dict[str, Any]] = field(default_factory=list)  # as said when saved
-    answers: str = ""  # the answer values in item order ("5,4,,3")
-    counselor: str | None = None
-
-
-class Store:
+class Store(StoreBase):
     """The SQLite session store."""
 
     def __init__(
@@ -397,11 +362,7 @@ class Store:
         self.on_wait = on_wait
         self._waited = False
         self.log_busy = False  # forget could not empty the write-ahead log (a reader holds it)
-        self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)
-        self._row_definitions: dict[str, tuple[int, bool]] = {}  # within one write
-        self._scorers: dict[int, Any] = {}  # rebuilt Scorers by definition id
-        # Scores (full, or light) by answers, by definition id
-        self._scored: dict[tuple[int, bool], dict[str, dict[str, Any]]] = {}
+        self._init_memos()
         if path.is_dir():
             raise HistoryError(f"{path}: is a directory; give the history's file name")
         try:
@@ -605,6 +566,15 @@ class Store:
         """Close the connection."""
         self.db.close()
 
+    @property
+    def source_name(self) -> str:
+        """The file name alone (no home folder in a report)."""
+        return self.path.name
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
+        return self.db.in_transaction
+
     def __enter__(self) -> Store:
         return self
 
@@ -616,11 +586,6 @@ class Store:
         return int(self.db.execute("PRAGMA user_version").fetchone()[0])
 
     # -- writing -------------------------------------------------------------------------
-    def define(self, data: dict[str, Any], sha256: str) -> None:
-        """Make a definition's JSON known before its scores are saved: it is kept once, and
-        every Score saved with it is rebuilt from it and the answers."""
-        self._data[sha256] = data
-
     def _definition(
         self, sha: str, instrument_id: str, version: str, scale_ids: Iterable[str]
     ) -> tuple[int, bool]:
@@ -653,47 +618,15 @@ class Store:
         known = self._row_definitions[sha] = (int(row[0]), bool(row[1]))
         return known
 
-    def _row(
-        self, score: dict[str, Any], now: str, counselor: str | None = None
-    ) -> tuple[Any, ...]:
-        who = score["respondent"]
-        if not who.get("client_id") or who.get("session") is None:
-            raise UsageProblem(
-                "saving needs a client id and a session number (--client, --session)"
-            )
-        inst = score["instrument"]
-        definition, rebuildable = self._definition(
-            inst["sha256"], inst["id"], inst["version"], score["scales"]
-        )
-        if rebuildable:
-            issues = score.get("issues") or []
-            extra = json.dumps({"issues": issues}, ensure_ascii=False) if issues else None
-        else:  # no definition JSON to rebuild it from: the whole Score, as it is
-            extra = json.dumps(score, ensure_ascii=False)
-        scales = score["scales"]
-        return (
-            str(who["client_id"]),
-            score["instrument"]["id"],
-            who.get("rater") or "client",
-            int(who["session"]),
-            who.get("date"),
-            definition,
-            answers_text(score["answers"]),
-            now,
-            scales[TOTAL]["pomp"],
-            scales[TOTAL]["mean"],
-            scales[TOTAL]["sum"],
-            _subscale_columns(scales)[1],
-            counselor.strip() if counselor and counselor.strip() else None,
-            None,  # said flags: the Score's own until keep_said_flags says more
-            extra,
-        )
-
     _INSERT = (
         "INSERT {verb} INTO sessions (client_id, instrument, rater, session, date, definition, "
         "answers, recorded_at, total_pomp, total_mean, total_sum, scale_pomps, counselor, "
         "said_flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
+
+    def _definition_data(self, definition: int) -> str:
+        row = self.db.execute("SELECT data FROM definitions WHERE id = ?", (definition,))
+        return str(row.fetchone()[0])
 
     def record(
         self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
@@ -884,6 +817,25 @@ class Store:
         with self._transaction():
             self.db.execute("DELETE FROM said_pending WHERE since >= ?", (since,))
 
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read transaction: what is read inside it is read at one moment."""
+        self.db.execute("BEGIN")
+        try:
+            yield
+        finally:
+            self.rollback()
+
+    def unsaid_since(self, since: int) -> list[tuple[Any, ...]]:
+        """(rowid, client_id, instrument, rater, session) of each session after rowid
+        ``since`` with nothing said kept yet."""
+        with self.reading():
+            return self.db.execute(
+                "SELECT rowid, client_id, instrument, rater, session FROM sessions "
+                "WHERE rowid > ? AND said_flags IS NULL",
+                (since,),
+            ).fetchall()
+
     def max_rowid(self) -> int:
         """The largest session rowid (0 for none): what a batch adds comes after it."""
         return int(self.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[0])
@@ -916,37 +868,6 @@ class Store:
             said = kept if any("code" in f for f in kept) else score["flags"] + kept
             out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
         return out
-
-    def _score(self, r: tuple[Any, ...], light: bool = False) -> dict[str, Any]:
-        """The full Score of a stored session: as kept, or rebuilt exactly."""
-        client_id, session, date, rater, _, _, sha, answers, extra, _, definition, data = r
-        kept = json.loads(extra) if extra else {}
-        if "schema_version" in kept:  # saved whole: before schema 8, or with no definition
-            return dict(kept)
-        scorer = self._scorers.get(definition)
-        if scorer is None:
-            from alliance_cli.core.compiled import CompiledInstrument
-            from alliance_cli.core.scorer import Scorer
-
-            if data is None:  # (records reads each definition once, here, not per row)
-                data = self.db.execute(
-                    "SELECT data FROM definitions WHERE id = ?", (definition,)
-                ).fetchone()[0]
-            scorer = Scorer(CompiledInstrument.from_data(json.loads(data)), sha)
-            self._scorers[definition] = scorer
-        who = {"client_id": client_id, "session": session, "date": date, "rater": rater}
-        memo = self._scored.setdefault((definition, light), {})
-        base = memo.get(answers)
-        if base is None:  # answers met before are not scored again (a long series repeats)
-            # as the texts they were written as: a scorer reads those from its tables
-            cells = [t or None for t in answers.split(",")] if answers else []
-            base = scorer.view_dict(cells) if light else scorer.score_dict(cells)
-            if len(memo) < 100_000:
-                memo[answers] = base
-        score: dict[str, Any] = dict(base, respondent=who)
-        if kept.get("issues"):
-            score["issues"] = kept["issues"]
-        return score
 
     def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
         """Every stored answer set of an instrument (one session number only, when given),
@@ -1094,34 +1015,7 @@ class Store:
         ).fetchall()
 
 
-@dataclass(frozen=True)
-class Conflict:
-    """A session already recorded with other answers than the ones being saved."""
-
-    client_id: str
-    session: int
-    instrument: str
-    rater: str
-    stored: str  # the answers as kept (answers_text), in item order
-    new: str
-
-    def __str__(self) -> str:
-        def answers(text: str) -> str:
-            return " ".join("." if v is None else f"{v:g}" for v in answers_values(text))
-
-        old, new = answers_values(self.stored), answers_values(self.new)
-        changed = [
-            str(n) for n, pair in enumerate(itertools.zip_longest(old, new), 1)
-            if pair[0] != pair[1]
-        ]  # fmt: skip
-        return (
-            f"client {self.client_id} session {self.session} ({self.instrument}, {self.rater}) "
-            f"is recorded with other answers (item {', '.join(changed) or '?'}): stored "
-            f"{answers(self.stored)}; this file {answers(self.new)}"
-        )
-
-
-class BatchRecorder:
+class BatchRecorder(BatchBase):
     """Stores a batch's scores in one transaction: the whole batch is saved, or nothing.
 
     Rows are written in chunks as they are scored (memory stays flat), inside one
@@ -1131,21 +1025,9 @@ class BatchRecorder:
     """
 
     def __init__(self, store: Store, replace: bool, chunk: int) -> None:
-        self.store, self.replace, self.chunk = store, replace, chunk
-        self.pending: list[tuple[Any, ...]] = []
-        self.pending_fast: list[tuple[Any, ...]] = []  # FastRows' rows (see add_fast)
-        self.fast_constants: tuple[str, int] = ("", 0)  # their instrument and definition
+        super().__init__(store, replace, chunk)
+        self.store: Store = store
         self.spooled: list[str] = []  # the --jobs workers' databases attached
-        self.marked = (0, 0, 0, 0, 0)  # the counts (and last_rowid) at ``mark``
-        self.now = datetime.now(UTC).isoformat(timespec="seconds")
-        self.saved = 0
-        self.on_stored: Callable[[int], None] | None = None  # hears of self.saved as it grows
-        self.duplicates = 0  # already recorded: same answers (a re-import) or conflicting
-        self.same = 0  # already recorded with these very answers: nothing to do
-        self.conflicts: list[Conflict] = []  # already recorded with other answers
-        self.done = False
-        self.committing = False  # set just before the commit (see finished)
-        store.on_duplicate = self._duplicate
         store.begin()  # closing the store without finish() rolls this back
         # Inside this transaction only (DDL is transactional in SQLite): no per-row trigger;
         # finish() marks each touched series stale once and puts the trigger back, before
@@ -1155,42 +1037,6 @@ class BatchRecorder:
         # AUTOINCREMENT: a new row takes max + 1; a replaced row is a new row)
         found = store.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()
         self.last_rowid = int(found[0])  # the series of rows above it are not marked yet
-
-    def _duplicate(self, row: tuple[Any, ...], stored: str) -> None:
-        if stored == row[6]:  # the answers, as _row writes them
-            self.same += 1
-        else:
-            self.conflicts.append(Conflict(row[0], row[3], row[1], row[2], stored, row[6]))
-
-    def add(self, score: dict[str, Any], counselor: str | None = None) -> None:
-        """Queue one score (and who the counselor was); write the chunk when it is full."""
-        self.add_row(self.store._row(score, self.now, counselor))
-
-    def add_row(self, row: tuple[Any, ...]) -> None:
-        """Queue one stored row (built by ``_row``)."""
-        if self.pending_fast:
-            self.flush()  # rows are stored in the order they came: duplicates are told so
-        self.pending.append(row)
-        if len(self.pending) >= self.chunk:
-            self.flush()
-
-    def add_fast(self, row: tuple[Any, ...]) -> None:
-        """Queue one row from ``FastRows``: (client_id, rater, session, date, answers,
-        total_pomp, total_mean, total_sum, scale_pomps, counselor); the instrument, its
-        definition and the time are the batch's, bound once per chunk, not per row."""
-        if self.pending:
-            self.flush()
-        self.pending_fast.append(row)
-        if len(self.pending_fast) >= self.chunk:
-            self.flush()
-
-    def add_fast_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Queue many rows from ``FastRows`` at once (a ``--jobs`` worker's chunk)."""
-        if self.pending:
-            self.flush()
-        self.pending_fast.extend(rows)
-        if len(self.pending_fast) >= self.chunk:
-            self.flush()
 
     def mark(self) -> None:
         """Remember this point of the batch (stored rows and counts); ``undo`` returns to
@@ -1210,14 +1056,8 @@ class BatchRecorder:
         del self.conflicts[kept:]
 
     def spool_statements(self) -> tuple[str, str, str]:
-        """What a ``--jobs`` worker writes its rows with, for ``add_spooled``: the table
-        (``rows``, shaped like ``sessions``, no index), and the inserts of ``FastRows``'
-        rows and of whole rows."""
-        return (
-            f"CREATE TABLE rows ({SESSION_COLUMNS})",
-            fast_insert("INSERT INTO rows", self.fast_constants, self.now),
-            f"INSERT INTO rows ({SESSION_COLUMNS}) VALUES ({', '.join('?' * 15)})",
-        )
+        """What a ``--jobs`` worker writes its rows with, for ``add_spooled``."""
+        return spool_statements(self.fast_constants, self.now)
 
     def add_spooled(self, path: str) -> None:
         """Store, in their order, the rows a ``--jobs`` worker wrote to its own database
@@ -1257,31 +1097,15 @@ class BatchRecorder:
             self.store.rollback()
             raise self.store._error(exc) from None
 
-    def fast_rows(self, scorer: Any, ids: dict[str, int], to_iso: Any) -> FastRows | None:
-        """A builder of stored rows from the fast path's output, or None when this
-        instrument's rows must be saved from their full Score (bands, z, issues)."""
-        return FastRows.build(self, scorer, ids, to_iso)
-
-    def flush(self) -> None:
-        """Write what is queued (inside the batch's transaction)."""
-        for queue in (self.pending, self.pending_fast):
-            if not queue:
-                continue
-            try:
-                if queue is self.pending:
-                    dups = self.store.insert_rows(queue, self.replace, own_transaction=False)
-                else:
-                    dups = self.store.insert_fast(
-                        queue, self.fast_constants, self.now, self.replace
-                    )
-            except sqlite3.DatabaseError as exc:
-                self.store.rollback()
-                raise self.store._error(exc) from None
-            self.duplicates += dups
-            self.saved += len(queue) - dups
-            queue.clear()
-            if self.on_stored is not None:
-                self.on_stored(self.saved)
+    def _store_queue(self, queue: list[tuple[Any, ...]]) -> int:
+        """Write one queue (whole rows, or FastRows' rows); returns the duplicates."""
+        try:
+            if queue is self.pending:
+                return self.store.insert_rows(queue, self.replace, own_transaction=False)
+            return self.store.insert_fast(queue, self.fast_constants, self.now, self.replace)
+        except sqlite3.DatabaseError as exc:
+            self.store.rollback()
+            raise self.store._error(exc) from None
 
     def _mark_series(self) -> None:
         """Mark stale the series of the rows stored since the last marking: found by rowid
@@ -1324,185 +1148,3 @@ class BatchRecorder:
         for name in self.spooled:  # (a database cannot be detached inside a transaction)
             with contextlib.suppress(sqlite3.Error):
                 self.store.db.execute(f"DETACH DATABASE {name}")
-
-    @property
-    def finished(self) -> bool:
-        """Whether the batch was committed or rolled back. Also true when an interruption
-        (Ctrl-C, SIGTERM) came after the commit, before finish returned: the history then
-        holds the batch, and must not be said to hold nothing."""
-        return self.done or (self.committing and not self.store.db.in_transaction)
-
-
-class FastRows:
-    """Stored rows straight from the batch fast path: the row's cells and its score text.
-
-    What the Score would give, read from the score cells the fast path wrote (the same
-    numbers, formatted by the one formatter): the totals and subscale POMPs; the answers in
-    the canonical text ``_row`` writes. Only for instruments with no band or z column (the
-    score text then splits on commas) and the reject policy (no issues to keep); anything
-    else is saved from its full Score.
-    """
-
-    def __init__(self) -> None:
-        self.recorder: BatchRecorder
-        self.scorer: Any
-        self.to_iso: Any = None
-        self.definition = 0
-        self.inst_id = self.respondent = ""
-        self.items: Callable[[Sequence[str]], Any] = itemgetter(0, 0)  # item cells (see bind)
-        self.plain: frozenset[str] = frozenset()  # cell texts that are their canonical text
-        self.canon: list[dict[str, str]] = []  # per item: any other cell text -> canonical
-        self.item_columns: list[int] = []
-        # remembered per cell text (see bind): dates, raters, counselors, and per score
-        # text the stored numbers (a few thousand distinct texts for a typical form)
-        self.memo_dates = self.memo_raters = self.memo_counselors = _remembered(str)
-        self.memo_derived = _remembered(self._derive)
-        self.answers: str | None = None  # of the row ``ready`` looked at last
-        self.client = self.session = 0
-        self.date = self.rater = self.counselor = -1  # columns, -1 when absent
-        self.totals: Callable[[list[str]], tuple[str, str, str]] = itemgetter(0, 0, 0)
-        self.subscales: Callable[[list[str]], Any] | None = None
-
-    @classmethod
-    def build(
-        cls, recorder: BatchRecorder, scorer: Any, ids: dict[str, int], to_iso: Any
-    ) -> FastRows | None:
-        """The builder, or None when this instrument cannot use it."""
-        from alliance_cli.io.csvout import scale_layout, score_columns
-
-        layout = scale_layout(scorer)
-        if scorer.invalid != "reject" or any(z or band for _, z, band in layout):
-            return None
-        if "client_id" not in ids or "session" not in ids:
-            return None
-        self = cls()
-        self.recorder, self.scorer, self.to_iso = recorder, scorer, to_iso
-        names = score_columns(scorer)[:-2]  # the fast path's text ends with the flags
-        at = {n: i for i, n in enumerate(names)}
-        subscales = [at[f"{sid}_pomp"] for sid, _, _ in layout if sid != TOTAL]
-        if subscales:
-            self.subscales = itemgetter(*subscales, *subscales[:1])  # always a tuple
-        self.totals = itemgetter(at["total_pomp"], at["total_mean"], at["total_sum"])
-        self.client, self.session = ids["client_id"], ids["session"]
-        self.date, self.rater, self.counselor = (
-            ids.get(k, -1) for k in ("date", "rater", "counselor")
-        )
-        inst = scorer.instrument
-        # known before any row, so rows (also in forked workers) never ask the database
-        self.definition, rebuildable = recorder.store._definition(
-            scorer.sha256, inst.id, inst.version, [sid for sid, _, _ in layout]
-        )
-        if not rebuildable:
-            return None
-        self.inst_id, self.respondent = inst.id, inst.respondent
-        self.canon = [{} for _ in inst.items]
-        # a cell whose text is already what the Score's answers hold ("4", or blank) is
-        # kept as it is; any other text ("04", " 4", "4.0") is parsed once and remembered
-        self.plain = frozenset(
-            {""}
-            | {
-                text
-                for text, raw in scorer.raw_table.items()
-                if text == _number(raw) and text not in scorer.missing_codes
-            }
-        )
-        recorder.fast_constants = (inst.id, self.definition)
-        return self
-
-    def bind(self, items: list[int]) -> None:
-        """The item columns of the rows to come (their order is the instrument's)."""
-        self.items = itemgetter(*items, *items[:1])  # always a tuple, even of one item
-        self.item_columns = list(items)
-        self.memo_dates = _remembered(self._iso)
-        self.memo_raters = _remembered(lambda c: c.strip().lower() or self.respondent)
-        self.memo_counselors = _remembered(lambda c: c.strip() or None)
-        self.memo_derived = _remembered(self._derive)
-
-    def _iso(self, cell: str) -> str | None:
-        date = cell.strip()
-        return self.to_iso(date) if date else None
-
-    def rows_of(
-        self, cols: list[tuple[str, ...]], scores: list[str]
-    ) -> tuple[list[Any], list[int]]:
-        """(the stored rows, []) of a block the fast path scored column by column (``cols``:
-        its cells by column; ``scores``: each row's score text), or ([], the positions of
-        the rows to store one at a time): a blank client id or session, an answer not in
-        its canonical text (``ready`` and the full path decide those)."""
-        clients = list(map(str.strip, cols[self.client]))
-        sessions = list(map(str.strip, cols[self.session]))
-        for column in (clients, sessions):
-            if "" in column:
-                return [], [i for i, cell in enumerate(column) if not cell]
-        answers = [cols[c] for c in self.item_columns]
-        for cells in answers:
-            if not self.plain.issuperset(cells):
-                return [], [i for i, cell in enumerate(cells) if cell not in self.plain]
-        derived = list(map(self.memo_derived.__getitem__, scores))
-        none = repeat(None)
-        rows = list(
-            zip(
-                clients,
-                map(self.memo_raters.__getitem__, cols[self.rater])
-                if self.rater >= 0
-                else repeat(self.respondent),
-                map(int, sessions),
-                map(self.memo_dates.__getitem__, cols[self.date]) if self.date >= 0 else none,
-                map(",".join, zip(*answers, strict=True)),
-                *(map(itemgetter(k), derived) for k in range(4)),
-                map(self.memo_counselors.__getitem__, cols[self.counselor])
-                if self.counselor >= 0
-                else none,
-                strict=False,  # (repeat() ends with the others)
-            )
-        )
-        return rows, []
-
-    def ready(self, row: list[str]) -> bool:
-        """Whether this row can be stored from its cells (kept for ``__call__``); False when
-        its Score holds issues to keep (an answer given as a missing code, "-99")."""
-        cells = self.items(row)[:-1]
-        answers = ",".join(cells) if self.plain.issuperset(cells) else self._answers(cells)
-        self.answers = answers
-        return answers is not None
-
-    def __call__(self, row: list[str], got: str) -> None:
-        """Queue the stored row of the row ``ready`` last said yes to (``got``: its score
-        cells as text)."""
-        self.recorder.add_fast(
-            (
-                row[self.client].strip(),
-                self.memo_raters[row[self.rater]] if self.rater >= 0 else self.respondent,
-                int(row[self.session]),
-                self.memo_dates[row[self.date]] if self.date >= 0 else None,
-                self.answers,
-                *self.memo_derived[got],
-                self.memo_counselors[row[self.counselor]] if self.counselor >= 0 else None,
-            )
-        )
-
-    def _answers(self, cells: Sequence[str]) -> str | None:
-        """The answers text of cells some of which are not canonical ("04", " 4"); None
-        when one is a missing code (its Score notes it: saved from the Score)."""
-        out = []
-        for i, text in enumerate(cells):
-            known = self.canon[i].get(text)
-            if known is None:
-                parsed, reason, _ = self.scorer.parse(i, text)
-                if reason not in (None, "blank"):
-                    return None
-                known = self.canon[i][text] = "" if parsed is None else _number(parsed)
-            out.append(known)
-        return ",".join(out)
-
-    def _derive(self, got: str) -> tuple[Any, ...]:
-        """(total POMP, mean, sum, subscale POMPs as ``_subscale_columns`` keeps them) of
-        one score text."""
-        cells = got.split(",")
-        numbers: list[Any] = [float(c) if c else None for c in self.totals(cells)]
-        if self.subscales is None:
-            numbers.append(None)
-        else:
-            pomps = self.subscales(cells)[:-1]
-            numbers.append(",".join(repr(float(c)) if c else "n" for c in pomps))
-        return tuple(numbers)

@@ -11,7 +11,8 @@ from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
 from alliance_cli.core.scorer import DIGITS
-from alliance_cli.store.sqlite import Record, Store
+from alliance_cli.store.base import HistoryStore as Store
+from alliance_cli.store.base import Record
 
 OnProgress = Callable[[int, int], None]  # (done, total): what a long reading has done
 
@@ -39,7 +40,7 @@ class Specs:
 
 def series_of_records(records: Sequence[Record], specs: Specs) -> list[Any]:
     """Each (instrument, rater) of a client's records as the reading's series data."""
-    from alliance_cli.store.sqlite import answers_values
+    from alliance_cli.store.base import answers_values
 
     groups: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
@@ -336,8 +337,7 @@ def caseload(
         return "\n".join(stamp(i) for i in sorted(set(instruments)))
 
     whole = want.keeps_all()  # no filter: the kept list may answer at once
-    store.db.execute("BEGIN")  # the kept readings and the sessions, read at one moment
-    try:
+    with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows = store.snapshot()
         fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
         if whole and fresh:
@@ -347,8 +347,6 @@ def caseload(
             series_rows, kept, gone = _series_readings(
                 store, catalog, settings, stamp, readings, on_progress
             )
-    finally:
-        store.rollback()
     if series_rows is not None:
         if kept or gone:  # after the read: keeping takes the write lock
             store.keep_caseload(kept, gone)
@@ -466,15 +464,7 @@ def after_batch(
     keep what the reading says at each session the batch added (never rewritten later),
     and return the open concerns of those clients, for the batch's summary."""
     readings: dict[str, Any] = {}
-    store.db.execute("BEGIN")
-    try:
-        added = store.db.execute(
-            "SELECT rowid, client_id, instrument, rater, session FROM sessions "
-            "WHERE rowid > ? AND said_flags IS NULL",
-            (since,),
-        ).fetchall()
-    finally:
-        store.rollback()
+    added = store.unsaid_since(since)
     caseload(store, catalog, settings, readings=readings, on_progress=on_progress)
     for client_id in {r[1] for r in added} - set(readings):  # kept fresh by another reader
         keys = set(store.series_keys(client_id))
@@ -536,7 +526,7 @@ def _read_clients(
 def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any, tuple[Any, ...]]:
     """One series from its caseload-index row: the reading's data, and its row numbers
     (instrument, rater, sessions, last session, last date, last total, trend, counselor)."""
-    from alliance_cli.store.sqlite import answers_values
+    from alliance_cli.store.base import answers_values
 
     client_id, inst_id, rater, sessions_text, pomps = row[:5]
     dates_text, counselors_text, answers_text = row[10:13]

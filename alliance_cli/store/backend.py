@@ -1,0 +1,122 @@
+"""Which history a command uses: an SQLite file (the default, one counselor) or a clinic's
+PostgreSQL server (``--db postgresql://…`` or ``ALLIANCE_DB=postgresql://…``).
+
+Both back ends implement ``store.base.HistoryStore``; this module only decides which one,
+and keeps a server's password out of every message. The PostgreSQL module (and psycopg)
+is imported only when a server is named.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from alliance_cli.core.errors import UsageProblem
+from alliance_cli.store.base import HistoryStore
+
+ENV_DB = "ALLIANCE_DB"
+SERVER_SCHEMES = ("postgresql://", "postgres://")
+Location = Path | str  # a file, or a server's URL
+
+
+def is_server(db: object) -> bool:
+    """Whether ``db`` names a PostgreSQL server (a ``postgresql://`` URL)."""
+    return isinstance(db, str) and db.lower().startswith(SERVER_SCHEMES)
+
+
+def default_path() -> Location:
+    """The history: ALLIANCE_DB (a file or a server URL), else the user data directory."""
+    env = os.environ.get(ENV_DB)
+    if env:
+        return env if is_server(env) else Path(env)
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("alliance", appauthor=False)) / "history.sqlite"
+
+
+def location(db: str | Path | None) -> Location:
+    """Where the history is: ``--db`` (a file or a server URL), else the default."""
+    if db is None or db == "":
+        return default_path()
+    if is_server(db):
+        return str(db)
+    return Path(db)
+
+
+def has_password(url: str) -> bool:
+    """Whether a server URL carries a password (``user:secret@`` or ``password=``)."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return True
+    return any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+
+
+def shown(where: Location) -> str:
+    """A history's location as messages say it: a server URL without any password."""
+    if not isinstance(where, str):
+        return str(where)
+    parts = urlsplit(where)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = urlencode(
+        [(k, "…" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
+def refuse_password(db: str | Path | None) -> None:
+    """A password written in ``--db`` would show in ``ps`` and the shell's history: refuse
+    it (exit 2), and point to ``~/.pgpass``."""
+    if is_server(db) and has_password(str(db)):
+        raise UsageProblem(
+            f"--db {shown(str(db))}: a password in the URL would show in `ps` and the shell "
+            "history; leave it out and put it in ~/.pgpass (or PGPASSFILE, or use PGSERVICE)"
+        )
+
+
+def note_history(db: str | Path | None) -> Location:
+    """The history's location, remembered as read by this run when it is a file (no output
+    of the run may replace it)."""
+    where = location(db)
+    if isinstance(where, Path):
+        from alliance_cli.store import sqlite
+
+        sqlite.note_history(where)
+    return where
+
+
+def exists(where: Location) -> bool:
+    """Whether a history may be there (a server always may: opening it says)."""
+    return isinstance(where, str) or where.exists()
+
+
+def open_store(
+    db: str | Path | None = None,
+    create: bool = True,
+    on_wait: Callable[[str], None] | None = None,
+) -> HistoryStore:
+    """Open the history ``--db`` names (else ALLIANCE_DB, else the default file): a
+    PostgreSQL server for a ``postgresql://`` URL, an SQLite file for anything else."""
+    refuse_password(db)
+    where = location(db)
+    if isinstance(where, str):
+        from alliance_cli.store import postgres
+
+        return postgres.open_store(where, create=create, on_wait=on_wait)
+    from alliance_cli.store import sqlite
+
+    return sqlite.open_store(where, create=create, on_wait=on_wait)
+
+
+def client_ids(where: Location) -> list[str]:
+    """The client ids of a history file, read-only (shell completion; none for a server,
+    which completion never connects to)."""
+    if isinstance(where, str) or not where.is_file():
+        return []
+    from alliance_cli.store import sqlite
+
+    return sqlite.client_ids(where)

@@ -1,0 +1,886 @@
+"""A clinic's shared history on PostgreSQL: the same history as the SQLite file, on one
+server, where the server decides what each counselor may see.
+
+Everything lives in the schema ``alliance``. Row-level security, not this client, limits a
+login role to its own clients: a counselor (a member of ``alliance_counselor``) sees and
+changes only the clients assigned to it (``assignments``); a supervisor (a member of
+``alliance_supervisor``) sees the whole clinic. A client is assigned to a counselor when
+that counselor first saves a session for them (``claim``), or when a supervisor assigns
+them (``alliance db grant``). Roles are the *login* role (``session_user``), so a security
+definer function (which runs as the schema's owner) still knows who called it.
+
+Migrations are versioned (``meta.schema_version``) and run in one transaction under an
+advisory lock: many counselors starting at once migrate once. A batch is copied into a
+temporary table (COPY) and moved into ``sessions`` with one statement per chunk, which
+row-level security checks (COPY itself is not allowed into a table with policies).
+Connection settings are libpq's: the URL, PGSERVICE, ~/.pgpass, sslmode.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from alliance_cli.core.compiled import TOTAL
+from alliance_cli.core.errors import HistoryError, RejectedInput
+from alliance_cli.store.base import (
+    SESSION_COLUMNS,
+    BatchBase,
+    Conflict,
+    Record,
+    StoreBase,
+    answers_values,
+)
+
+SCHEMA = "alliance"
+COUNSELOR, SUPERVISOR = "alliance_counselor", "alliance_supervisor"
+MIGRATION_LOCK = 0x616C6C69  # "alli": the advisory lock migrations take
+_SUPERVISES = f"pg_has_role(session_user, '{SUPERVISOR}', 'MEMBER')"
+_OWN_CLIENT = (
+    f"({_SUPERVISES} OR client_id IN "
+    "(SELECT a.client_id FROM alliance.assignments a WHERE a.role = session_user))"
+)
+# the columns whose change makes a series' kept reading stale (not what was said)
+_READ_COLUMNS = (
+    "client_id, instrument, rater, session, date, definition, answers, total_pomp, "
+    "total_mean, total_sum, scale_pomps, counselor"
+)
+_DEFINER = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = alliance, pg_catalog"
+
+# Each entry moves the schema from version i to i + 1. Never edit a shipped entry: add one.
+MIGRATIONS: list[str] = [
+    # 1: the history (as SQLite's schema 9), who may see which client, and the policies
+    f"""
+DO $$ BEGIN
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{COUNSELOR}') THEN
+        CREATE ROLE {COUNSELOR} NOLOGIN;
+    END IF;
+    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{SUPERVISOR}') THEN
+        CREATE ROLE {SUPERVISOR} NOLOGIN;
+    END IF;
+END $$;
+CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL);
+CREATE TABLE definitions (
+    id bigserial PRIMARY KEY,
+    sha256 text NOT NULL UNIQUE,
+    instrument text NOT NULL,
+    version text NOT NULL,
+    scale_ids text,
+    data text
+);
+-- every client ever saved, and the login role that first saved them
+CREATE TABLE clients (
+    client_id text PRIMARY KEY,
+    first_role name NOT NULL,
+    since timestamptz NOT NULL DEFAULT now()
+);
+-- which counselor may see which client
+CREATE TABLE assignments (
+    client_id text NOT NULL,
+    role name NOT NULL,
+    PRIMARY KEY (client_id, role)
+);
+CREATE INDEX assignments_by_role ON assignments (role, client_id);
+CREATE TABLE sessions (
+    id bigserial PRIMARY KEY,
+    client_id text NOT NULL,
+    instrument text NOT NULL,
+    rater text NOT NULL,
+    session integer NOT NULL,
+    date text,
+    definition bigint NOT NULL REFERENCES definitions (id),
+    answers text NOT NULL,
+    recorded_at text,
+    total_pomp double precision,
+    total_mean double precision,
+    total_sum double precision,
+    scale_pomps text,
+    counselor text,
+    said_flags text,
+    extra text,
+    saved_by name NOT NULL DEFAULT session_user,
+    UNIQUE (client_id, instrument, rater, session)
+);
+CREATE TABLE caseload (
+    client_id text NOT NULL,
+    instrument text NOT NULL,
+    rater text NOT NULL,
+    version bigint NOT NULL DEFAULT 0,
+    stamp text NOT NULL DEFAULT '',
+    sessions integer,
+    last_session integer,
+    last_date text,
+    last_total_pomp double precision,
+    trend text,
+    open_flags text,
+    counselor text,
+    PRIMARY KEY (client_id, instrument, rater)
+);
+CREATE TABLE said_pending (
+    role name NOT NULL DEFAULT session_user,
+    since bigint NOT NULL
+);
+
+-- a series' kept reading is stale when one of its sessions changes (whoever changes it);
+-- statement triggers with transition tables: a batch's chunk marks its series once
+CREATE FUNCTION mark_new() RETURNS trigger {_DEFINER} AS $f$
+BEGIN
+    INSERT INTO caseload AS c (client_id, instrument, rater)
+        SELECT DISTINCT client_id, instrument, rater FROM new_rows ORDER BY 1, 2, 3
+        ON CONFLICT (client_id, instrument, rater)
+        DO UPDATE SET version = c.version + 1, stamp = '';
+    RETURN NULL;
+END $f$;
+CREATE FUNCTION mark_old() RETURNS trigger {_DEFINER} AS $f$
+BEGIN
+    WITH gone AS (SELECT DISTINCT client_id, instrument, rater FROM old_rows)
+    UPDATE caseload c SET version = c.version + 1, stamp = '' FROM gone o
+        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater;
+    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) o
+        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = o.client_id
+            AND s.instrument = o.instrument AND s.rater = o.rater);
+    RETURN NULL;
+END $f$;
+-- an update marks only the series whose read columns changed (keeping what was said at a
+-- session changes no reading)
+CREATE FUNCTION mark_changed() RETURNS trigger {_DEFINER} AS $f$
+BEGIN
+    WITH changed AS (
+        (SELECT {_READ_COLUMNS} FROM new_rows EXCEPT SELECT {_READ_COLUMNS} FROM old_rows)
+        UNION ALL
+        (SELECT {_READ_COLUMNS} FROM old_rows EXCEPT SELECT {_READ_COLUMNS} FROM new_rows)
+    )
+    INSERT INTO caseload AS c (client_id, instrument, rater)
+        SELECT DISTINCT client_id, instrument, rater FROM changed ORDER BY 1, 2, 3
+        ON CONFLICT (client_id, instrument, rater)
+        DO UPDATE SET version = c.version + 1, stamp = '';
+    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) o
+        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = o.client_id
+            AND s.instrument = o.instrument AND s.rater = o.rater);
+    RETURN NULL;
+END $f$;
+CREATE TRIGGER caseload_on_insert AFTER INSERT ON sessions
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mark_new();
+CREATE TRIGGER caseload_on_delete AFTER DELETE ON sessions
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION mark_old();
+CREATE TRIGGER caseload_on_update AFTER UPDATE ON sessions
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION mark_changed();
+
+-- a counselor's first save of a client assigns the client to them; returns the clients
+-- this login role may not write (another counselor's)
+CREATE FUNCTION claim(ids text[]) RETURNS SETOF text {_DEFINER} AS $f$
+BEGIN
+    WITH new AS (
+        INSERT INTO clients (client_id, first_role)
+            SELECT DISTINCT i, session_user FROM unnest(ids) AS i ORDER BY 1
+            ON CONFLICT DO NOTHING RETURNING client_id
+    )
+    INSERT INTO assignments (client_id, role)
+        SELECT client_id, session_user FROM new WHERE NOT {_SUPERVISES}
+        ON CONFLICT DO NOTHING;
+    IF {_SUPERVISES} THEN
+        RETURN;
+    END IF;
+    RETURN QUERY SELECT DISTINCT i FROM unnest(ids) AS i WHERE NOT EXISTS (
+        SELECT 1 FROM assignments a WHERE a.client_id = i AND a.role = session_user);
+END $f$;
+-- after a forget: a client with no session left is gone, with every assignment
+CREATE FUNCTION release(id text) RETURNS void {_DEFINER} AS $f$
+BEGIN
+    IF NOT ({_SUPERVISES} OR EXISTS (SELECT 1 FROM assignments a
+            WHERE a.client_id = id AND a.role = session_user)) THEN
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = id) THEN
+        DELETE FROM assignments WHERE client_id = id;
+        DELETE FROM clients WHERE client_id = id;
+    END IF;
+END $f$;
+
+-- what each login role may see: the server decides
+ALTER TABLE sessions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_clients ON sessions USING {_OWN_CLIENT};
+ALTER TABLE caseload ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_clients ON caseload USING {_OWN_CLIENT};
+ALTER TABLE assignments ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_assignments ON assignments FOR SELECT
+    USING (role = session_user OR {_SUPERVISES});
+CREATE POLICY supervisor_assigns ON assignments FOR ALL TO {SUPERVISOR}
+    USING (true) WITH CHECK (true);
+ALTER TABLE clients ENABLE ROW LEVEL SECURITY;
+CREATE POLICY supervisor_sees ON clients FOR ALL TO {SUPERVISOR} USING (true) WITH CHECK (true);
+ALTER TABLE said_pending ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_pending ON said_pending USING (role = session_user)
+    WITH CHECK (role = session_user);
+
+REVOKE ALL ON ALL TABLES IN SCHEMA alliance FROM PUBLIC;
+REVOKE ALL ON FUNCTION claim(text[]), release(text), mark_new(), mark_old(), mark_changed()
+    FROM PUBLIC;
+GRANT USAGE ON SCHEMA alliance TO {COUNSELOR}, {SUPERVISOR};
+GRANT SELECT ON meta TO {COUNSELOR}, {SUPERVISOR};
+GRANT SELECT, INSERT, UPDATE ON definitions TO {COUNSELOR}, {SUPERVISOR};
+GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, caseload, said_pending
+    TO {COUNSELOR}, {SUPERVISOR};
+GRANT SELECT ON assignments TO {COUNSELOR};
+GRANT SELECT, INSERT, UPDATE, DELETE ON assignments, clients TO {SUPERVISOR};
+GRANT USAGE ON ALL SEQUENCES IN SCHEMA alliance TO {COUNSELOR}, {SUPERVISOR};
+GRANT EXECUTE ON FUNCTION claim(text[]), release(text) TO {COUNSELOR}, {SUPERVISOR};
+""",
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def open_store(
+    url: str, create: bool = True, on_wait: Callable[[str], None] | None = None
+) -> Store:
+    """Connect to a clinic's history (migrating it when this role owns it)."""
+    return Store(url, on_wait, writing=create)
+
+
+def _psycopg() -> Any:
+    try:
+        import psycopg
+    except ImportError:
+        from alliance_cli.core.errors import UsageProblem
+
+        raise UsageProblem(
+            "a postgresql:// history needs the postgres extra: pip install 'alliance[postgres]'"
+        ) from None
+    return psycopg
+
+
+_INSERT = (
+    f"INSERT INTO sessions AS s ({SESSION_COLUMNS}) VALUES "
+    "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+)
+_KEY = "ON CONFLICT (client_id, instrument, rater, session) "
+# a replaced session is a new row (as SQLite's REPLACE): a new id, nothing said kept yet
+_REPLACE = _KEY + (
+    "DO UPDATE SET id = nextval('alliance.sessions_id_seq'), date = EXCLUDED.date, "
+    "definition = EXCLUDED.definition, answers = EXCLUDED.answers, "
+    "recorded_at = EXCLUDED.recorded_at, total_pomp = EXCLUDED.total_pomp, "
+    "total_mean = EXCLUDED.total_mean, total_sum = EXCLUDED.total_sum, "
+    "scale_pomps = EXCLUDED.scale_pomps, counselor = EXCLUDED.counselor, "
+    "said_flags = EXCLUDED.said_flags, extra = EXCLUDED.extra, saved_by = session_user"
+)
+_IGNORE = _KEY + "DO NOTHING"
+_STAGING = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_staging (seq integer, client_id text, "
+    "instrument text, rater text, session integer, date text, definition bigint, "
+    "answers text, recorded_at text, total_pomp double precision, total_mean double "
+    "precision, total_sum double precision, scale_pomps text, counselor text, "
+    "said_flags text, extra text)"
+)
+
+
+class Store(StoreBase):
+    """The PostgreSQL session store (``HistoryStore``)."""
+
+    def __init__(
+        self, url: str, on_wait: Callable[[str], None] | None = None, writing: bool = True
+    ) -> None:
+        from alliance_cli.store.backend import shown
+
+        self.url = url
+        self.path = shown(url)
+        self.writing = writing
+        self.on_wait = on_wait
+        self.log_busy = False
+        self.on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
+        self._init_memos()
+        self.pg = _psycopg()
+        try:
+            self.db = self.pg.connect(url, autocommit=True)
+        except self.pg.Error as exc:
+            raise HistoryError(f"{self.path}: cannot connect ({_first_line(exc)})") from None
+        try:
+            self.db.execute("SET search_path TO alliance")
+            self._migrate()
+        except self.pg.Error as exc:
+            self._close_quietly()
+            raise self._error(exc) from None
+        except BaseException:
+            self._close_quietly()
+            raise
+        self._staged = False
+
+    # -- the connection --------------------------------------------------------------------
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(Exception):
+            self.db.close()
+
+    def _error(self, exc: Exception) -> HistoryError:
+        """The history error for a server failure, naming the server and the cause."""
+        errors = self.pg.errors
+        text = _first_line(exc)
+        if isinstance(exc, errors.InsufficientPrivilege):
+            return HistoryError(
+                f"{self.path}: permission denied ({text}); a counselor's login role must be "
+                f"a member of {COUNSELOR} or {SUPERVISOR} (docs/clinic-server.md)"
+            )
+        if isinstance(exc, errors.ReadOnlySqlTransaction):
+            return HistoryError(f"{self.path}: the server is read-only here (cannot save)")
+        if isinstance(exc, errors.DiskFull):
+            return HistoryError(f"{self.path}: the server's disk is full; nothing was saved")
+        if isinstance(exc, self.pg.OperationalError):
+            return HistoryError(f"{self.path}: the connection failed ({text}); nothing was saved")
+        return HistoryError(f"{self.path}: cannot use the history ({text})")
+
+    def _version(self) -> int:
+        found = self.db.execute("SELECT to_regclass('alliance.meta') IS NOT NULL").fetchone()
+        if not found[0]:
+            return 0
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date: one transaction under an advisory lock, so many
+        counselors starting at once migrate once (the others wait, then find it done)."""
+        version = self._version()
+        if version == SCHEMA_VERSION:
+            return
+        if version > SCHEMA_VERSION:
+            raise HistoryError(
+                f"{self.path}: written by a newer alliance (schema {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade alliance"
+            )
+        if version == 0 and not self.writing:
+            raise HistoryError(
+                f"{self.path}: no history here (nothing has been saved, or its owner has not "
+                "run `alliance db setup --apply`)"
+            )
+        try:
+            self.db.execute("BEGIN")
+            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            version = self._version()
+            if version < SCHEMA_VERSION:
+                for script in migration_scripts(version):
+                    self.db.execute(script)
+            self.db.execute("COMMIT")
+        except self.pg.errors.InsufficientPrivilege:
+            self.rollback()
+            raise HistoryError(
+                f"{self.path}: the history's schema needs setting up or upgrading (schema "
+                f"{version} of {SCHEMA_VERSION}), and this login role may not: its owner runs "
+                "`alliance db setup --apply` (docs/clinic-server.md)"
+            ) from None
+        except BaseException:
+            self.rollback()
+            raise
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def source_name(self) -> str:
+        """The server's database name (no host, user or password in a report)."""
+        return str(self.db.info.dbname)
+
+    def schema_version(self) -> int:
+        """The schema version of the open history."""
+        return self._version()
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open (or failed and not yet rolled back)."""
+        status = self.db.info.transaction_status
+        return bool(status in (self.pg.pq.TransactionStatus.INTRANS,
+                               self.pg.pq.TransactionStatus.INERROR))  # fmt: skip
+
+    def begin(self) -> None:
+        """Start a transaction."""
+        try:
+            self.db.execute("BEGIN")
+        except self.pg.Error as exc:
+            raise self._error(exc) from None
+
+    def commit(self) -> None:
+        """Commit the open transaction."""
+        try:
+            self.db.execute("COMMIT")
+        except self.pg.Error as exc:
+            self.rollback()
+            raise self._error(exc) from None
+
+    def rollback(self) -> None:
+        """Undo the open transaction, if there is one."""
+        self._row_definitions.clear()
+        if self.in_transaction():
+            with contextlib.suppress(Exception):
+                self.db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        self.begin()
+        try:
+            yield
+        except self.pg.Error as exc:
+            self.rollback()
+            raise self._error(exc) from None
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read transaction (repeatable read): what is read inside it is read at one
+        moment."""
+        self.db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            self.rollback()
+
+    def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return list(self.db.execute(sql, args).fetchall())
+        except self.pg.Error as exc:
+            self.rollback()
+            raise self._error(exc) from None
+
+    # -- writing ---------------------------------------------------------------------------
+    def _definition(
+        self, sha: str, instrument_id: str, version: str, scale_ids: Sequence[str]
+    ) -> tuple[int, bool]:
+        """(definitions id, whether its JSON is kept), written the first time it is met."""
+        known = self._row_definitions.get(sha)
+        if known is not None:
+            return known
+        query = "SELECT id, data IS NOT NULL FROM definitions WHERE sha256 = %s"
+        row = self.db.execute(query, (sha,)).fetchone()
+        data = self._data.get(sha)
+        text = None if data is None else json.dumps(data, ensure_ascii=False)
+        if row is None:
+            ids = ",".join(sid for sid in scale_ids if sid != TOTAL) or None
+            self.db.execute(
+                "INSERT INTO definitions (sha256, instrument, version, scale_ids, data) "
+                "VALUES (%s, %s, %s, %s, %s) ON CONFLICT (sha256) DO NOTHING",
+                (sha, instrument_id, version, ids, text),
+            )
+            row = self.db.execute(query, (sha,)).fetchone()
+        elif not row[1] and text is not None:
+            self.db.execute("UPDATE definitions SET data = %s WHERE id = %s", (text, row[0]))
+            row = (row[0], True)
+        known = self._row_definitions[sha] = (int(row[0]), bool(row[1]))
+        return known
+
+    def _definition_data(self, definition: int) -> str:
+        row = self.db.execute("SELECT data FROM definitions WHERE id = %s", (definition,))
+        return str(row.fetchone()[0])
+
+    def _claim(self, clients: Sequence[str]) -> None:
+        """Assign new clients to this counselor; refuse another counselor's (exit 5)."""
+        refused = [r[0] for r in self.db.execute("SELECT claim(%s)", (list(set(clients)),))]
+        if refused:
+            refused.sort()
+            more = f" (and {len(refused) - 1:,} more)" if len(refused) > 1 else ""
+            raise HistoryError(
+                f"{self.path}: client {refused[0]}{more} is assigned to another counselor; "
+                "nothing was saved (a supervisor can assign them to you: alliance db grant)"
+            )
+
+    def _stored_answers(self, row: tuple[Any, ...]) -> str:
+        found = self.db.execute(
+            "SELECT answers FROM sessions WHERE client_id = %s AND instrument = %s "
+            "AND rater = %s AND session = %s",
+            (row[0], row[1], row[2], row[3]),
+        ).fetchone()
+        return str(found[0]) if found else ""
+
+    def record(
+        self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
+    ) -> bool:
+        """Store one scored session (one transaction); as ``sqlite.Store.record``."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        with self._transaction():
+            row = self._row(score, now, counselor)
+            self._claim([row[0]])
+            stored = self.db.execute(_INSERT + (_REPLACE if replace else _IGNORE), row)
+            if stored.rowcount == 0:
+                answers = self._stored_answers(row)
+                if answers == row[6]:
+                    return False
+                conflict = Conflict(row[0], row[3], row[1], row[2], answers, row[6])
+                raise RejectedInput([], message=f"{conflict} (use --replace to overwrite it)")
+        return True
+
+    def insert_rows(self, rows: list[tuple[Any, ...]], replace: bool = False) -> int:
+        """Store whole rows inside the open transaction; returns the duplicates.
+
+        The rows are copied into a temporary table and moved into ``sessions`` by one
+        statement; if any session is already recorded (or twice in the chunk), that is
+        undone and the rows are stored one at a time, each duplicate told apart."""
+        if not rows:
+            return 0
+        self._claim([r[0] for r in rows])
+        if not self._staged:
+            self.db.execute(_STAGING)
+            self._staged = True
+        self.db.execute("TRUNCATE alliance_staging")
+        with self.db.cursor().copy(
+            f"COPY alliance_staging (seq, {SESSION_COLUMNS}) FROM STDIN"
+        ) as copy:
+            for seq, row in enumerate(rows):
+                copy.write_row((seq, *row))
+        move = (
+            f"INSERT INTO sessions AS s ({SESSION_COLUMNS}) SELECT {SESSION_COLUMNS} "
+            "FROM alliance_staging ORDER BY seq " + (_REPLACE if replace else _IGNORE)
+        )
+        self.db.execute("SAVEPOINT chunk")
+        try:
+            moved = self.db.execute(move).rowcount
+        except self.pg.errors.CardinalityViolation:  # one session twice in the chunk
+            moved = -1
+        if moved == len(rows):
+            self.db.execute("RELEASE chunk")
+            return 0
+        self.db.execute("ROLLBACK TO chunk")
+        self.db.execute("RELEASE chunk")
+        sql = _INSERT + (_REPLACE if replace else _IGNORE)
+        duplicates = 0
+        for row in rows:
+            if self.db.execute(sql, row).rowcount == 0:
+                duplicates += 1
+                if self.on_duplicate is not None:
+                    self.on_duplicate(row, self._stored_answers(row))
+        return duplicates
+
+    def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
+        """Collects a batch's scored rows and stores them in one transaction."""
+        return BatchRecorder(self, replace, max(chunk, 20000))
+
+    def forget(
+        self, client_id: str, session: int | None = None, instrument: str | None = None
+    ) -> int:
+        """Delete a client's records this role may see (all, one session, or one
+        instrument's); a client with no session left is gone with their assignments."""
+        sql = "DELETE FROM sessions WHERE client_id = %s"
+        args: list[object] = [client_id]
+        if session is not None:
+            sql, args = sql + " AND session = %s", [*args, session]
+        if instrument is not None:
+            sql, args = sql + " AND instrument = %s", [*args, instrument]
+        with self._transaction():
+            deleted = int(self.db.execute(sql, args).rowcount)
+            self.db.execute("SELECT release(%s)", (client_id,))
+        return deleted
+
+    def keep_said_flags(self, score: dict[str, Any], concerns: list[dict[str, Any]]) -> None:
+        """Keep with a saved session the concerns the reading said when it was saved."""
+        who, inst = score["respondent"], score["instrument"]
+        if not concerns:
+            return
+        with self._transaction():
+            self.db.execute(
+                "UPDATE sessions SET said_flags = %s WHERE client_id = %s AND instrument = %s "
+                "AND rater = %s AND session = %s",
+                (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
+                 who.get("rater") or "client", int(who["session"])),
+            )  # fmt: skip
+
+    def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
+        """Keep what was said at each session a batch added, where nothing is kept yet."""
+        with self._transaction():
+            self.db.execute(
+                "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_said (said text, id bigint)"
+            )
+            self.db.execute("TRUNCATE alliance_said")
+            with self.db.cursor().copy("COPY alliance_said (said, id) FROM STDIN") as copy:
+                for row in said:
+                    copy.write_row(row)
+            self.db.execute(
+                "UPDATE sessions s SET said_flags = k.said FROM alliance_said k "
+                "WHERE s.id = k.id AND s.said_flags IS NULL"
+            )
+
+    def leave_said_pending(self, since: int) -> None:
+        """Leave the reading of a batch saved after row ``since`` to this role's next
+        reader."""
+        with self._transaction():
+            self.db.execute("INSERT INTO said_pending (since) VALUES (%s)", (since,))
+
+    def said_pending(self) -> int | None:
+        """The earliest row after which this role's batch waits for its reading."""
+        row = self._all("SELECT min(since) FROM said_pending")
+        return None if not row or row[0][0] is None else int(row[0][0])
+
+    def said_kept(self, since: int) -> None:
+        """What was said at every session after ``since`` is kept: nothing waits."""
+        with self._transaction():
+            self.db.execute("DELETE FROM said_pending WHERE since >= %s", (since,))
+
+    def max_rowid(self) -> int:
+        """The largest session row number this role sees (0 for none)."""
+        return int(self._all("SELECT coalesce(max(id), 0) FROM sessions")[0][0])
+
+    def unsaid_since(self, since: int) -> list[tuple[Any, ...]]:
+        """(id, client_id, instrument, rater, session) of each session after ``since`` with
+        nothing said kept yet."""
+        return self._all(
+            "SELECT id, client_id, instrument, rater, session FROM sessions "
+            "WHERE id > %s AND said_flags IS NULL ORDER BY id",
+            (since,),
+        )
+
+    # -- reading ---------------------------------------------------------------------------
+    def client_ids(self) -> list[str]:
+        """Every client id this role may see."""
+        return [r[0] for r in self._all("SELECT DISTINCT client_id FROM sessions")]
+
+    def records(
+        self, client_id: str, instrument: str | None = None, light: bool = False
+    ) -> list[Record]:
+        """A client's records, by instrument, rater and session (as ``sqlite.Store``)."""
+        sql = (
+            "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
+            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, NULL, s.counselor "
+            "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = %s"
+        )
+        args: list[Any] = [client_id]
+        if instrument:
+            sql += " AND s.instrument = %s"
+            args.append(instrument)
+        sql += ' ORDER BY s.instrument COLLATE "C", s.rater COLLATE "C", s.session'
+        out = []
+        for r in self._all(sql, args):
+            score = self._score(r[:12], light)
+            kept = json.loads(r[9]) if r[9] is not None else []
+            said = kept if any("code" in f for f in kept) else score["flags"] + kept
+            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
+        return out
+
+    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
+        """Every stored answer set of an instrument this role may see, by item id."""
+        sql = "SELECT answers, definition FROM sessions WHERE instrument = %s" + (
+            " AND session = %s" if session is not None else ""
+        )
+        args: list[Any] = [instrument] + ([session] if session is not None else [])
+        orders: dict[int, list[str]] = {}
+        out = []
+        for answers, definition in self._all(sql + " ORDER BY id", args):
+            if definition not in orders:
+                data = json.loads(self._definition_data(definition))
+                orders[definition] = [str(i["id"]) for i in data["items"]]
+            out.append(dict(zip(orders[definition], answers_values(answers), strict=False)))
+        return out
+
+    def snapshot(self) -> tuple[int, str | None, str | None]:
+        """No whole-caseload snapshot on a server (each role sees its own caseload, and
+        one kept list would serialize every writer): each series' reading is kept."""
+        return (0, None, None)
+
+    def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
+        """Nothing kept (see ``snapshot``)."""
+
+    def caseload_instruments(self) -> list[str]:
+        """The instruments of every series the caseload keeps a reading for."""
+        return [r[0] for r in self._all("SELECT DISTINCT instrument FROM caseload")]
+
+    def kept_caseload(self) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series this role may see."""
+        return self._all(
+            "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
+            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
+        )
+
+    def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
+        """Keep new readings and drop series with no session left, each only if its series
+        has not changed since it was read. A cache: a failure keeps what was there."""
+        key = "client_id = %s AND instrument = %s AND rater = %s AND version = %s"
+        try:
+            with self.db.transaction(), self.db.cursor() as cursor:
+                cursor.executemany(
+                    "UPDATE caseload SET stamp = %s, sessions = %s, last_session = %s, "
+                    "last_date = %s, last_total_pomp = %s, trend = %s, open_flags = %s, "
+                    f"counselor = %s WHERE {key}",
+                    readings,
+                )
+                cursor.executemany(f"DELETE FROM caseload WHERE {key}", gone)
+        except self.pg.Error:
+            self.rollback()
+
+    def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
+        """Per series, what the caseload reading reads (as ``sqlite.Store.caseload_rows``,
+        each list in session order)."""
+        order = " ORDER BY session"
+        sql = (
+            "SELECT client_id, instrument, rater, "
+            f"string_agg(session::text, ','{order}), "
+            f"string_agg(coalesce(total_pomp::text, 'n'), ','{order}), max(date), "
+            "max(counselor), min(definition), max(definition), "
+            f"string_agg(coalesce(scale_pomps, ''), ';'{order}), "
+            f"string_agg(coalesce(date, ''), ','{order}), "
+            f"string_agg(coalesce(counselor, ''), chr(31){order}), "
+            f"string_agg(answers, ';'{order}) FROM sessions "
+        )
+        group = "GROUP BY client_id, instrument, rater"
+        if only is None or len(only) > 500:
+            rows = self._all(sql + group)
+            rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        else:
+            where = "WHERE client_id = %s AND instrument = %s AND rater = %s "
+            rows = [r for key in sorted(only) for r in self._all(sql + where + group, key)]
+        ids = dict(self._all("SELECT id, coalesce(scale_ids, '') FROM definitions"))
+        return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+
+    def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
+        """(client_id, instrument, rater) of each series of one client."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._all(
+                "SELECT DISTINCT client_id, instrument, rater FROM sessions WHERE client_id = %s",
+                (client_id,),
+            )
+        ]
+
+    def total_series(self) -> list[tuple[Any, ...]]:
+        """Per series: sessions and total POMP, comma-joined (report sparklines)."""
+        return self._all(
+            "SELECT client_id, instrument, rater, string_agg(session::text, ',' ORDER BY "
+            "session), string_agg(coalesce(total_pomp::text, 'n'), ',' ORDER BY session) "
+            "FROM sessions GROUP BY client_id, instrument, rater"
+        )
+
+    def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
+        columns = (
+            "(SELECT coalesce(scale_ids, '') FROM definitions d WHERE d.id = definition), "
+            "coalesce(scale_pomps, '')"
+        )
+        return self._series_columns(columns, client_id, instrument, rater)
+
+    def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(session, total POMP, total mean, total sum) of one series, in session order."""
+        columns = "session, total_pomp, total_mean, total_sum"
+        return self._series_columns(columns, client_id, instrument, rater)
+
+    def _series_columns(
+        self, columns: str, client_id: str, instrument: str, rater: str
+    ) -> list[tuple[Any, ...]]:
+        return self._all(
+            f"SELECT {columns} FROM sessions WHERE client_id = %s AND instrument = %s "
+            "AND rater = %s ORDER BY session",
+            (client_id, instrument, rater),
+        )
+
+
+class BatchRecorder(BatchBase):
+    """A batch's rows stored in one transaction on the server: chunks copied in and moved
+    by one statement each; the whole batch is saved, or nothing."""
+
+    def __init__(self, store: Store, replace: bool, chunk: int) -> None:
+        super().__init__(store, replace, chunk)
+        self.store: Store = store
+        store.begin()  # closing the store without finish() rolls this back
+        self.last_rowid = int(store.db.execute("SELECT coalesce(max(id), 0) FROM sessions")
+                              .fetchone()[0])  # fmt: skip
+
+    def _store_queue(self, queue: list[tuple[Any, ...]]) -> int:
+        rows = queue
+        if queue is self.pending_fast:
+            instrument, definition = self.fast_constants
+            now = self.now
+            rows = [
+                (c, instrument, rater, n, date, definition, answers, now, *numbers, None, None)
+                for c, rater, n, date, answers, *numbers in queue
+            ]
+        try:
+            return self.store.insert_rows(rows, self.replace)
+        except self.store.pg.Error as exc:
+            self.store.rollback()
+            raise self.store._error(exc) from None
+        except BaseException:
+            self.store.rollback()
+            raise
+
+    def mark(self) -> None:
+        """Remember this point of the batch; ``undo`` returns to it."""
+        self.flush()
+        self.store.db.execute("SAVEPOINT jobs")
+        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts), self.last_rowid)
+
+    def undo(self) -> None:
+        """Take back everything stored, marked and counted since ``mark``."""
+        self.pending.clear()
+        self.pending_fast.clear()
+        self.store.db.execute("ROLLBACK TO jobs")
+        self.store.db.execute("RELEASE jobs")
+        self.saved, self.duplicates, self.same, kept, self.last_rowid = self.marked
+        del self.conflicts[kept:]
+
+    def spool_statements(self) -> tuple[str, str, str]:
+        """What a ``--jobs`` worker writes its rows with (an SQLite file of its own)."""
+        from alliance_cli.store.sqlite import spool_statements
+
+        return spool_statements(self.fast_constants, self.now)
+
+    def add_spooled(self, path: str) -> None:
+        """Store, in their order, the rows a ``--jobs`` worker wrote to its own file."""
+        import sqlite3
+
+        self.flush()
+        spool = sqlite3.connect(path)
+        try:
+            after = 0
+            page = f"SELECT rowid, {SESSION_COLUMNS} FROM rows WHERE rowid > ? ORDER BY rowid "
+            while rows := spool.execute(page + "LIMIT ?", (after, self.chunk)).fetchall():
+                after = rows[-1][0]
+                for row in rows:
+                    self.add_row(tuple(row[1:]))
+            self.flush()
+        finally:
+            spool.close()
+
+    def finish(self, keep: bool = True) -> None:
+        """Write the last chunk, then commit (keep) or roll back the whole batch."""
+        if keep:
+            self.flush()
+            self.committing = True
+            try:
+                self.store.commit()
+            except BaseException:
+                self.committing = not self.store.in_transaction()
+                raise
+        else:
+            self.pending.clear()
+            self.pending_fast.clear()
+            self.store.rollback()
+            self.saved = self.duplicates = self.same = 0
+            self.conflicts.clear()
+        self.done = True
+
+
+def migration_scripts(start: int = 0) -> list[str]:
+    """The SQL that brings a history from schema ``start`` to this alliance's: the schema
+    (when new), each migration, and the version recorded (``alliance db setup`` prints it)."""
+    scripts = []
+    if start == 0:
+        scripts.append("CREATE SCHEMA IF NOT EXISTS alliance;\nSET LOCAL search_path TO alliance;")
+    else:
+        scripts.append("SET LOCAL search_path TO alliance;")
+    for version in range(start, SCHEMA_VERSION):
+        scripts.append(MIGRATIONS[version].strip())
+        scripts.append(
+            "INSERT INTO meta (key, value) VALUES ('schema_version', "
+            f"'{version + 1}') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;"
+        )
+    return scripts
+
+
+def _first_line(exc: BaseException) -> str:
+    """A server error's first line (libpq's messages never hold the password)."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
