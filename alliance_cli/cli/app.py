@@ -38,6 +38,7 @@ COMMANDS = {
     "report": ("report", "report_command"),
     "reliability": ("reliability", "reliability_command"),
     "norms": ("reliability", "norms_command"),
+    "db": ("db", "db_app"),
 }
 
 
@@ -106,8 +107,8 @@ def build(only: str | None = None) -> typer.Typer:
         if only is not None and name != only:
             continue
         function = getattr(importlib.import_module(f"alliance_cli.cli.{module_name}"), attr)
-        if name == "instruments":
-            app.add_typer(function, name="instruments")
+        if name in ("instruments", "db"):
+            app.add_typer(function, name=name)
         elif name == "score":
             # Unknown "options" reach score as answers, so a missing code such as -99 can be
             # typed; score_command refuses anything else that looks like an option.

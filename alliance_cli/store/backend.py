@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.store.base import HistoryStore
@@ -62,8 +62,10 @@ def shown(where: Location) -> str:
     if "@" in netloc:
         user, _, host = netloc.rpartition("@")
         netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = urlencode(
-        [(k, "…" if k.lower() == "password" else v) for k, v in parse_qsl(parts.query)]
+    query = "&".join(
+        "password=…" if pair.split("=", 1)[0].lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
@@ -73,8 +75,9 @@ def refuse_password(db: str | Path | None) -> None:
     it (exit 2), and point to ``~/.pgpass``."""
     if is_server(db) and has_password(str(db)):
         raise UsageProblem(
-            f"--db {shown(str(db))}: a password in the URL would show in `ps` and the shell "
-            "history; leave it out and put it in ~/.pgpass (or PGPASSFILE, or use PGSERVICE)"
+            f"{shown(str(db))}: a password written in the URL would show in `ps` and the "
+            "shell's history; leave it out and put it in ~/.pgpass (or PGPASSFILE, or use "
+            "PGSERVICE)"
         )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
@@ -36,6 +36,13 @@ def _remembered(function: Callable[[str], Any]) -> Remembered[str, Any]:
     return Remembered(function, 100_000)
 
 
+# every session as stored, with its definition (``alliance db copy``; both back ends)
+COPY_ROWS = (
+    "SELECT d.sha256, d.instrument, d.version, d.scale_ids, d.data, s.client_id, "
+    "s.instrument, s.rater, s.session, s.date, s.answers, s.recorded_at, s.total_pomp, "
+    "s.total_mean, s.total_sum, s.scale_pomps, s.counselor, s.said_flags, s.extra "
+    "FROM sessions s JOIN definitions d ON d.id = s.definition"
+)
 SESSION_COLUMNS = (
     "client_id, instrument, rater, session, date, definition, answers, recorded_at, "
     "total_pomp, total_mean, total_sum, scale_pomps, counselor, said_flags, extra"
@@ -184,6 +191,12 @@ class HistoryStore(Protocol):
 
     def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
         """(session, total POMP, total mean, total sum) of one series, in session order."""
+
+    def copy_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every session as stored, with its definition (``COPY_ROWS``' columns)."""
+
+    def count_sessions(self) -> int:
+        """How many sessions this history holds (that this role may see)."""
 
 
 class StoreBase:

@@ -27,6 +27,7 @@ from typing import Any
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput
 from alliance_cli.store.base import (
+    COPY_ROWS,
     SESSION_COLUMNS,
     BatchBase,
     Conflict,
@@ -634,6 +635,68 @@ class Store(StoreBase):
             "WHERE id > %s AND said_flags IS NULL ORDER BY id",
             (since,),
         )
+
+    # -- the clinic's assignments (a supervisor's) -------------------------------------------
+    def _supervisor_only(self) -> None:
+        """Refuse a counselor's change of assignments before the server has to."""
+        found = self.db.execute(f"SELECT {_SUPERVISES} OR pg_has_role(session_user, "
+                                "(SELECT nspowner FROM pg_namespace WHERE nspname = "
+                                "'alliance'), 'MEMBER')").fetchone()  # fmt: skip
+        if not found[0]:
+            raise HistoryError(
+                f"{self.path}: only a supervisor (a member of {SUPERVISOR}) may assign "
+                "clients; nothing was changed"
+            )
+
+    def grant(self, client_id: str, role: str) -> bool:
+        """Assign a client to a counselor's login role (False: it was already)."""
+        self._supervisor_only()
+        with self._transaction():
+            found = self.db.execute(
+                "SELECT rolcanlogin FROM pg_roles WHERE rolname = %s", (role,)
+            ).fetchone()
+            if found is None or not found[0]:
+                raise HistoryError(f"{self.path}: no login role {role!r} on this server")
+            self.db.execute(
+                "INSERT INTO clients (client_id, first_role) VALUES (%s, %s) "
+                "ON CONFLICT DO NOTHING",
+                (client_id, role),
+            )
+            added = self.db.execute(
+                "INSERT INTO assignments (client_id, role) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                (client_id, role),
+            ).rowcount
+        return bool(added)
+
+    def revoke(self, client_id: str, role: str) -> bool:
+        """Take a client from a counselor's login role (False: it was not assigned)."""
+        self._supervisor_only()
+        with self._transaction():
+            gone = self.db.execute(
+                "DELETE FROM assignments WHERE client_id = %s AND role = %s", (client_id, role)
+            ).rowcount
+        return bool(gone)
+
+    def assignments(self) -> list[tuple[str, str]]:
+        """(client_id, role) of every assignment this role may see."""
+        return [
+            (str(r[0]), str(r[1]))
+            for r in self._all(
+                'SELECT client_id, role FROM assignments ORDER BY client_id COLLATE "C", role'
+            )
+        ]
+
+    def copy_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every session this role may see, as stored, with its definition: (sha256,
+        instrument, version, scale_ids, data, *the session's columns but the definition)."""
+        with self.db.transaction(), self.db.cursor(name="alliance_copy") as cursor:
+            cursor.itersize = 5000
+            cursor.execute(COPY_ROWS + " ORDER BY s.id")
+            yield from cursor
+
+    def count_sessions(self) -> int:
+        """How many sessions this role may see."""
+        return int(self._all("SELECT count(*) FROM sessions")[0][0])
 
     # -- reading ---------------------------------------------------------------------------
     def client_ids(self) -> list[str]:

@@ -21,6 +21,7 @@ from typing import Any
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput
 from alliance_cli.store.base import (
+    COPY_ROWS,
     SESSION_COLUMNS,
     BatchBase,
     Conflict,
@@ -839,6 +840,14 @@ class Store(StoreBase):
     def max_rowid(self) -> int:
         """The largest session rowid (0 for none): what a batch adds comes after it."""
         return int(self.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()[0])
+
+    def copy_rows(self) -> Iterator[tuple[Any, ...]]:
+        """Every session, as stored, with its definition (``alliance db copy``)."""
+        yield from self.db.execute(COPY_ROWS + " ORDER BY s.rowid")
+
+    def count_sessions(self) -> int:
+        """How many sessions the history holds."""
+        return int(self.db.execute("SELECT count(*) FROM sessions").fetchone()[0])
 
     def client_ids(self) -> list[str]:
         """Every client id in the store (for suggesting a close one after a typo)."""

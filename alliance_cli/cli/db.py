@@ -1,0 +1,137 @@
+"""alliance db: set up a clinic's PostgreSQL history, assign clients, and move a history."""
+
+import sys
+from typing import Annotated
+
+import typer
+
+from alliance_cli.cli.common import Command, DbOpt, QuietOpt, funnel, say
+
+db_app = typer.Typer(
+    help="A clinic's shared history on PostgreSQL: setup, client assignments, copying.",
+    epilog="Example: alliance db setup --db postgresql://owner@clinic-db/alliance --apply",
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    no_args_is_help=True,
+)
+
+RoleArg = Annotated[str, typer.Argument(help="A counselor's login role.", metavar="ROLE")]
+ClientArg = Annotated[str, typer.Argument(help="Client id.", metavar="CLIENT")]
+
+
+def _server(db: str | None, what: str) -> str:
+    """The server URL a db command works on (--db, else ALLIANCE_DB)."""
+    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.store import backend
+
+    where = backend.location(db)
+    if not isinstance(where, str):
+        raise UsageProblem(
+            f"{what} works on a clinic's PostgreSQL history: give --db postgresql://… "
+            f"(or ALLIANCE_DB); {where} is an SQLite file"
+        )
+    return where
+
+
+@db_app.command("setup", cls=Command)
+@funnel
+def setup_command(
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Run the SQL on --db (as the database's owner).")
+    ] = False,
+    db: DbOpt = None,
+    quiet: QuietOpt = False,
+) -> int:
+    """Print the SQL that creates the clinic's history: schema, group roles, policies."""
+    from alliance_cli.store import backend, postgres
+
+    if not apply:
+        sys.stdout.write(
+            "-- alliance: a clinic's shared history (run once, as the database's owner, by a\n"
+            "-- role that may create roles; `alliance db setup --apply` runs the same)\n"
+            "BEGIN;\n"
+            f"SELECT pg_advisory_xact_lock({postgres.MIGRATION_LOCK});\n"
+        )
+        for script in postgres.migration_scripts(0):
+            sys.stdout.write(script.rstrip() + "\n")
+        sys.stdout.write("COMMIT;\n")
+        return 0
+    where = _server(db, "db setup --apply")
+    with backend.open_store(db, create=True, on_wait=say) as store:
+        version = store.schema_version()
+    if not quiet:
+        say(f"the history at {backend.shown(where)} is set up (schema {version})")
+        say(
+            f"next: CREATE ROLE <name> LOGIN IN ROLE {postgres.COUNSELOR} (or "
+            f"{postgres.SUPERVISOR}) for each counselor; see docs/clinic-server.md"
+        )
+    return 0
+
+
+def _assign(client: str, role: str, db: str | None, grant: bool, quiet: bool) -> int:
+    from alliance_cli.store import backend, postgres
+
+    _server(db, "db grant" if grant else "db revoke")
+    with backend.open_store(db, create=False, on_wait=say) as store:
+        assert isinstance(store, postgres.Store)
+        changed = store.grant(client, role) if grant else store.revoke(client, role)
+    if not quiet:
+        if grant:
+            say(f"client {client} is {'now' if changed else 'already'} assigned to {role}")
+        else:
+            say(f"client {client} is {'no longer' if changed else 'not'} assigned to {role}")
+    return 0
+
+
+@db_app.command("grant", cls=Command)
+@funnel
+def grant_command(
+    client: ClientArg, role: RoleArg, db: DbOpt = None, quiet: QuietOpt = False
+) -> int:
+    """Assign a client to a counselor (a supervisor's command)."""
+    return _assign(client, role, db, True, quiet)
+
+
+@db_app.command("revoke", cls=Command)
+@funnel
+def revoke_command(
+    client: ClientArg, role: RoleArg, db: DbOpt = None, quiet: QuietOpt = False
+) -> int:
+    """Take a client from a counselor (a supervisor's command)."""
+    return _assign(client, role, db, False, quiet)
+
+
+@db_app.command("copy", cls=Command)
+@funnel
+def copy_command(
+    source: Annotated[str, typer.Argument(help="The history to copy from.", metavar="SRC")],
+    destination: Annotated[str, typer.Argument(help="The history to copy into.", metavar="DST")],
+    quiet: QuietOpt = False,
+) -> int:
+    """Copy every session of one history into another (SQLite and PostgreSQL, either way)."""
+    from alliance_cli.core.errors import ExitCode, UsageProblem
+    from alliance_cli.store import backend
+    from alliance_cli.store.copy import copy_history
+
+    if backend.location(source) == backend.location(destination):
+        raise UsageProblem(f"{backend.shown(source)}: the source and the destination are one")
+    with (
+        backend.open_store(source, create=False, on_wait=say) as src,
+        backend.open_store(destination, create=True, on_wait=say) as dst,
+    ):
+        done = copy_history(src, dst)
+    for conflict in done.conflicts[:20]:
+        say(f"conflict: {conflict}")
+    if not quiet:
+        say(
+            f"copied {done.added:,} sessions ({done.same:,} were there already with the same "
+            f"answers, {len(done.conflicts):,} with other answers); {backend.shown(source)} "
+            f"holds {done.source_count:,} sessions, {backend.shown(destination)} "
+            f"{done.destination_count:,}"
+        )
+    if done.conflicts:
+        return int(ExitCode.REJECTED)
+    if not done.complete:
+        say("error: the counts differ: not every session read is in the destination")
+        return int(ExitCode.FILE)
+    return 0
