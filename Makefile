@@ -29,12 +29,14 @@ $(AXE):
 		npm install --silent --no-audit --no-fund --prefix .cache/axe axe-core@4.14.1 >/dev/null; \
 	else echo "npm not found: the accessibility checks of the reports will skip"; fi
 
+# The suite runs beside a throwaway PostgreSQL cluster (tests/with-postgres.sh) when the
+# server binaries are installed; without them it says so and the shared-history tests skip.
 test: $(VENV)/.installed-test $(AXE)
 	$(BIN)/ruff check alliance_cli tests bench
 	$(BIN)/ruff format --check alliance_cli tests bench
 	$(BIN)/mypy --strict alliance_cli/core
 	$(BIN)/mypy
-	$(BIN)/python -m pytest -q
+	bash tests/with-postgres.sh $(BIN)/python -m pytest -q
 
 # The suite on the lowest declared version of every dependency (constraints/min.txt).
 test-min:

@@ -192,15 +192,15 @@ BEGIN
         SELECT 1 FROM assignments a WHERE a.client_id = i AND a.role = session_user);
 END $f$;
 -- after a forget: a client with no session left is gone, with every assignment
-CREATE FUNCTION release(id text) RETURNS void {_DEFINER} AS $f$
+CREATE FUNCTION release(client text) RETURNS void {_DEFINER} AS $f$
 BEGIN
     IF NOT ({_SUPERVISES} OR EXISTS (SELECT 1 FROM assignments a
-            WHERE a.client_id = id AND a.role = session_user)) THEN
+            WHERE a.client_id = client AND a.role = session_user)) THEN
         RETURN;
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = id) THEN
-        DELETE FROM assignments WHERE client_id = id;
-        DELETE FROM clients WHERE client_id = id;
+    IF NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = client) THEN
+        DELETE FROM assignments WHERE client_id = client;
+        DELETE FROM clients WHERE client_id = client;
     END IF;
 END $f$;
 

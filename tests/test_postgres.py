@@ -1,0 +1,424 @@
+"""A clinic's shared history on a real PostgreSQL server (issue 25).
+
+The server is a throwaway cluster started by ``tests/with-postgres.sh`` (``make test`` and
+``.ci/run`` use it), named by ALLIANCE_TEST_POSTGRES. Without one these tests skip, unless
+ALLIANCE_REQUIRE_POSTGRES=1 (CI), when they fail. No mock stands in for the server: every
+test gets a database of its own, and connects as the login roles it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from tests.conftest import ROOT, run
+
+SERVER = os.environ.get("ALLIANCE_TEST_POSTGRES", "")
+REQUIRED = os.environ.get("ALLIANCE_REQUIRE_POSTGRES") == "1"
+COUNSELORS = ("counselor_a", "counselor_b")
+SUPERVISOR = "supervisor_s"
+WAI = ["4", "4", "5", "3", "5", "4", "4", "3", "5", "4", "4", "4"]
+
+if not SERVER:
+    if REQUIRED:
+        pytest.fail("ALLIANCE_REQUIRE_POSTGRES=1 but no ALLIANCE_TEST_POSTGRES server (run "
+                    "the suite through tests/with-postgres.sh)", pytrace=False)  # fmt: skip
+    pytest.skip("no PostgreSQL test server (make test starts one when the server binaries "
+                "are installed: Debian's postgresql)", allow_module_level=True)  # fmt: skip
+if REQUIRED:
+    import psycopg
+else:
+    psycopg = pytest.importorskip("psycopg", reason="the postgres extra is not installed")
+
+
+def as_role(url: str, role: str | None = None, dbname: str | None = None) -> str:
+    """The server URL with another login role and/or database."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    netloc = f"{role}@{host}" if role else parts.netloc
+    path = f"/{dbname}" if dbname else parts.path
+    return urlunsplit((parts.scheme, netloc, path, parts.query, ""))
+
+
+def admin_sql(sql: str, dbname: str | None = None) -> list[tuple[object, ...]]:
+    """Run SQL as the cluster's superuser (setting up roles and databases)."""
+    with psycopg.connect(as_role(SERVER, dbname=dbname), autocommit=True) as db:
+        cursor = db.execute(sql)
+        return cursor.fetchall() if cursor.description else []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _roles() -> None:
+    """The clinic's group roles (from `alliance db setup`'s SQL) and three login roles."""
+    admin_sql(
+        "DO $$ BEGIN "
+        "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alliance_counselor') THEN "
+        "CREATE ROLE alliance_counselor NOLOGIN; END IF; "
+        "IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'alliance_supervisor') THEN "
+        "CREATE ROLE alliance_supervisor NOLOGIN; END IF; END $$"
+    )
+    for role, group in [(c, "alliance_counselor") for c in COUNSELORS] + [
+        (SUPERVISOR, "alliance_supervisor")
+    ]:
+        admin_sql(
+            f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
+            f"CREATE ROLE {role} LOGIN IN ROLE {group}; END IF; END $$"
+        )
+
+
+@pytest.fixture
+def database() -> Iterator[Callable[[str | None], str]]:
+    """A fresh database set up by its owner (the superuser); gives its URL for a role."""
+    name = f"alliance_{uuid.uuid4().hex[:12]}"
+    admin_sql(f"CREATE DATABASE {name}")
+    owner = as_role(SERVER, dbname=name)
+    result = run("db", "setup", "--apply", "--db", owner, "-q")
+    assert result.exit_code == 0, result.stderr
+    try:
+        yield lambda role=None: as_role(owner, role)
+    finally:
+        admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def cli(*args: str) -> tuple[int, str, str]:
+    result = run(*args)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def save_wai(db: str, client: str, session: int, answers: list[str] | None = None) -> int:
+    code, _, err = cli("score", "wai-sr", *(answers or WAI), "--client", client,
+                       "--session", str(session), "--save", "--db", db, "-q")  # fmt: skip
+    assert code in (0, 3, 5), err
+    return code
+
+
+# -- the same results as SQLite -------------------------------------------------------------
+def scenario(db: str) -> None:
+    """Saves of every kind: a batch, single sessions, a rupture, a replace, a conflict, a
+    forget."""
+    code, _, err = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
+                       "--save", "--db", db, "-o", os.devnull, "-q")  # fmt: skip
+    assert code == 3, err  # the example's two bad rows
+    for session, bond in enumerate(["5", "5", "5", "1", "2", "2"], 1):
+        answers = [*WAI[:3], bond, *WAI[4:6], bond, *WAI[7:9], bond, bond, WAI[11]]
+        save_wai(db, "R-1", session, answers)
+    assert save_wai(db, "R-1", 2, ["1"] * 12) == 3  # a conflict: refused, both shown
+    assert cli("score", "wai-sr", *["2"] * 12, "--client", "R-1", "--session", "6",
+               "--save", "--replace", "--db", db, "-q")[0] == 0  # fmt: skip
+    assert cli("score", "srs", "9", "9", "9", "9", "--client", "S-1", "--session", "1",
+               "--save", "--db", db, "-q")[0] == 0  # fmt: skip
+    assert cli("forget", "C-101", "--session", "2", "--yes", "--db", db, "-q")[0] == 0
+
+
+def views(db: str) -> dict[str, str]:
+    """Everything the history shows, as JSON (and the caseload report's HTML)."""
+    out = {}
+    code, clients, err = cli("clients", "-f", "json", "--db", db)
+    assert code == 0, err
+    out["clients"] = clients
+    for line in clients.splitlines():
+        if '"client_id"' in line:
+            client = json.loads(line.strip().rstrip(","))["client_id"]
+            code, text, err = cli("history", client, "-f", "json", "--db", db)
+            assert code == 0, err
+            out[f"history {client}"] = text
+    code, text, err = cli("clients", "-f", "csv", "--counselor", "nobody", "--db", db)
+    out["filtered"] = text
+    return out
+
+
+def test_the_same_saves_give_the_same_json_as_sqlite(database, tmp_path: Path) -> None:
+    sqlite = str(tmp_path / "history.sqlite")
+    scenario(sqlite)
+    scenario(database(None))
+    on_sqlite, on_server = views(sqlite), views(database(None))
+    assert len(on_sqlite) > 30  # every client of the example, R-1 and S-1
+    assert on_server.keys() == on_sqlite.keys()
+    for key in on_sqlite:
+        assert on_server[key] == on_sqlite[key], key
+    # the rupture said at save time is kept on both
+    assert "flags_at_save" in on_server["history R-1"]
+    said = json.loads(on_server["history R-1"])[0]["sessions"][3]["flags_at_save"]
+    assert said, "what was said at session 4 is kept"
+    # a second read (from the kept caseload readings) gives the same again
+    assert views(database(None)) == on_server
+
+
+def test_reports_match_sqlite_but_for_the_source_name(database, tmp_path: Path) -> None:
+    sqlite = str(tmp_path / "history.sqlite")
+    scenario(sqlite)
+    scenario(database(None))
+    pages = {}
+    for name, db in (("sqlite", sqlite), ("server", database(None))):
+        out = tmp_path / f"{name}.html"
+        code, _, err = cli("report", "R-1", "--db", db, "-o", str(out), "-q")
+        assert code == 0, err
+        pages[name] = out.read_text(encoding="utf-8")
+    dbname = urlsplit(database(None)).path.lstrip("/")
+    assert pages["server"].replace(dbname, "history.sqlite") == pages["sqlite"]
+
+
+# -- per-counselor access, enforced by the server --------------------------------------------
+def test_each_counselor_sees_only_their_own_clients(database, tmp_path: Path) -> None:
+    a, b, s = database("counselor_a"), database("counselor_b"), database(SUPERVISOR)
+    assert save_wai(a, "A-1", 1) == 0
+    assert save_wai(a, "A-1", 2) == 0
+    assert save_wai(b, "B-1", 1) == 0
+    # the CLI: list, read, report, forget, save
+    assert '"A-1"' in cli("clients", "-f", "json", "--db", a)[1]
+    assert '"B-1"' not in cli("clients", "-f", "json", "--db", a)[1]
+    code, _, err = cli("history", "B-1", "--db", a)
+    assert code == 2 and "B-1" in err and "no sessions recorded" in err
+    assert cli("report", "B-1", "--db", a, "-o", os.devnull)[0] == 2
+    assert cli("forget", "B-1", "--yes", "--db", a)[0] == 2
+    code, _, err = cli("score", "wai-sr", *WAI, "--client", "B-1", "--session", "2",
+                       "--save", "--db", a)  # fmt: skip
+    assert code == 5 and "assigned to another counselor" in err
+    # reliability from the history reads A's two answer sets, not B's third
+    code, _, err = cli("reliability", "--from-history", "-i", "wai-sr", "--db", a, "-f", "json")
+    assert code == 3 and "2 answer sets from the history" in err, err
+    assert "3 answer sets" in cli("reliability", "--from-history", "-i", "wai-sr", "--db", s)[2]
+    # the caseload report lists only A's clients
+    page = tmp_path / "caseload.html"
+    code, _, err = cli("report", "--caseload", "--db", a, "-o", str(page))
+    assert code == 0, err
+    assert "A-1" in page.read_text(encoding="utf-8")
+    assert "B-1" not in page.read_text(encoding="utf-8")
+    # plain SQL, as the counselor: nothing of B's can be read, counted or changed
+    with psycopg.connect(a, autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0] == 2
+        assert db.execute("SELECT DISTINCT client_id FROM alliance.sessions").fetchall() == [
+            ("A-1",)
+        ]
+        assert db.execute("SELECT count(*) FROM alliance.caseload").fetchone()[0] == 1
+        assert db.execute("SELECT client_id FROM alliance.assignments").fetchall() == [("A-1",)]
+        gone = db.execute("DELETE FROM alliance.sessions WHERE client_id = 'B-1'").rowcount
+        changed = db.execute(
+            "UPDATE alliance.sessions SET answers = '' WHERE client_id = 'B-1'"
+        ).rowcount
+        assert gone == changed == 0
+        assert db.execute("SELECT claim(ARRAY['B-1'])".replace("claim", "alliance.claim")
+                          ).fetchall() == [("B-1",)]  # fmt: skip
+        for sql in (
+            "SELECT count(*) FROM alliance.clients",
+            "INSERT INTO alliance.assignments VALUES ('B-1', 'counselor_a')",
+            "INSERT INTO alliance.sessions (client_id, instrument, rater, session, "
+            "definition, answers) SELECT 'B-1', 'wai-sr', 'client', 9, id, '' "
+            "FROM alliance.definitions LIMIT 1",
+            "UPDATE alliance.sessions SET client_id = 'B-1'",
+        ):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                db.execute(sql)
+    # B's session is untouched; the supervisor sees the whole clinic
+    with psycopg.connect(s, autocommit=True) as db:
+        assert db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0] == 3
+    both = cli("clients", "-f", "json", "--db", s)[1]
+    assert '"A-1"' in both and '"B-1"' in both
+    # B cannot see A's either, and a counselor cannot assign clients
+    assert cli("history", "A-1", "--db", b)[0] == 2
+    code, _, err = cli("db", "grant", "A-1", "counselor_b", "--db", b)
+    assert code == 5 and "only a supervisor" in err
+
+
+def test_a_supervisor_assigns_and_forgets_everywhere(database) -> None:
+    a, b, s = database("counselor_a"), database("counselor_b"), database(SUPERVISOR)
+    assert save_wai(a, "A-1", 1) == 0
+    assert save_wai(b, "B-1", 1) == 0
+    assert cli("db", "grant", "A-1", "counselor_b", "--db", s, "-q")[0] == 0
+    assert cli("history", "A-1", "--db", b, "-f", "json")[0] == 0
+    assert save_wai(b, "A-1", 2) == 0  # now B's client too
+    assert cli("db", "revoke", "A-1", "counselor_b", "--db", s, "-q")[0] == 0
+    assert cli("history", "A-1", "--db", b)[0] == 2
+    code, _, err = cli("db", "grant", "A-1", "no_such_role", "--db", s)
+    assert code == 5 and "no login role" in err
+    # a counselor's forget removes what that counselor may see; B's client stays
+    assert cli("forget", "A-1", "--yes", "--db", a, "-q")[0] == 0
+    assert cli("history", "A-1", "--db", s)[0] == 2
+    assert cli("history", "B-1", "--db", s, "-f", "json")[0] == 0
+    # the supervisor's forget removes the client everywhere, assignments too
+    assert cli("forget", "B-1", "--yes", "--db", s, "-q")[0] == 0
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(s))[0][0] == 0
+    assert admin_sql("SELECT count(*) FROM alliance.assignments", _db(s))[0][0] == 0
+    assert admin_sql("SELECT count(*) FROM alliance.clients", _db(s))[0][0] == 0
+    assert admin_sql("SELECT count(*) FROM alliance.caseload", _db(s))[0][0] == 0
+    # a forgotten client is new again: the next counselor to save them has them
+    assert save_wai(b, "A-1", 1) == 0
+
+
+def _db(url: str) -> str:
+    return urlsplit(url).path.lstrip("/")
+
+
+# -- concurrency ------------------------------------------------------------------------------
+def _alliance(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "alliance_cli", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+
+
+def test_twenty_counselors_and_five_batches_at_once_lose_nothing(database, tmp_path) -> None:
+    a, b = database("counselor_a"), database("counselor_b")
+    files = []
+    for k in range(5):
+        path = tmp_path / f"batch{k}.csv"
+        rows = [f"K{k}-{c},{s}," + ",".join(WAI) for c in range(40) for s in (1, 2, 3)]
+        header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+        path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        files.append(path)
+    procs = [
+        _alliance(
+            "score",
+            "wai-sr",
+            *WAI,
+            "--client",
+            f"P-{n}",
+            "--session",
+            "1",
+            "--save",
+            "--db",
+            a if n % 2 else b,
+            "-q",
+        )  # fmt: skip
+        for n in range(20)
+    ] + [
+        _alliance(
+            "batch",
+            str(f),
+            "-i",
+            "wai-sr",
+            "--save",
+            "--db",
+            a if k % 2 else b,
+            "-o",
+            os.devnull,
+            "-q",
+        )  # fmt: skip
+        for k, f in enumerate(files)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+    name = _db(a)
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", name)[0][0] == 20 + 5 * 120
+    # every client is assigned to the counselor who saved them, once
+    owners = admin_sql("SELECT client_id, count(*) FROM alliance.assignments GROUP BY 1", name)
+    assert len(owners) == 20 + 5 * 40 and {n for _, n in owners} == {1}
+
+
+def test_ten_first_connections_migrate_once(tmp_path) -> None:
+    name = f"alliance_{uuid.uuid4().hex[:12]}"
+    admin_sql(f"CREATE DATABASE {name}")
+    try:
+        url = as_role(SERVER, dbname=name)
+        procs = [
+            _alliance(
+                "score",
+                "srs",
+                "9",
+                "9",
+                "9",
+                "9",
+                "--client",
+                f"M-{n}",
+                "--session",
+                "1",
+                "--save",
+                "--db",
+                url,
+                "-q",
+            )  # fmt: skip
+            for n in range(10)
+        ]
+        for proc in procs:
+            _, err = proc.communicate(timeout=300)
+            assert proc.returncode == 0, err
+        assert admin_sql("SELECT value FROM alliance.meta", name) == [("1",)]
+        assert admin_sql("SELECT count(*) FROM alliance.sessions", name)[0][0] == 10
+    finally:
+        admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_a_duplicate_session_conflicts_as_on_sqlite(database, tmp_path: Path) -> None:
+    for db in (str(tmp_path / "h.sqlite"), database("counselor_a")):
+        assert save_wai(db, "D-1", 1) == 0
+        code, out, err = cli("score", "wai-sr", *WAI, "--client", "D-1", "--session", "1",
+                             "--save", "--db", db, "-q")  # fmt: skip
+        assert code == 0, err  # the same answers again: nothing to do
+        code, _, err = cli("score", "wai-sr", *["1"] * 12, "--client", "D-1", "--session",
+                           "1", "--save", "--db", db)  # fmt: skip
+        assert code == 3 and "recorded with other answers" in err
+
+
+# -- moving a history -------------------------------------------------------------------------
+def test_copy_is_idempotent_and_keeps_what_was_said(database, tmp_path: Path) -> None:
+    sqlite = str(tmp_path / "history.sqlite")
+    scenario(sqlite)
+    server = database(None)
+    code, _, err = cli("db", "copy", sqlite, server)
+    assert code == 0, err
+    assert "holds 200 sessions" not in err  # (counts are said; checked below)
+    count = admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0]
+    code, _, err = cli("db", "copy", sqlite, server)
+    assert code == 0 and "copied 0 sessions" in err, err
+    assert "were there already" in err
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0] == count
+    assert views(server) == views(sqlite)
+    back = str(tmp_path / "back.sqlite")
+    assert cli("db", "copy", server, back)[0] == 0
+    assert views(back) == views(sqlite)
+
+
+# -- passwords and messages -------------------------------------------------------------------
+def test_a_password_in_the_url_is_refused_and_never_shown() -> None:
+    code, out, err = cli("clients", "--db", "postgresql://lee:s3cret-pw@localhost/clinic")
+    assert code == 2 and ".pgpass" in err
+    assert "s3cret-pw" not in out + err
+    code, out, err = cli("clients", "--db", "postgresql://lee@localhost/clinic?password=s3cret")
+    assert code == 2 and "s3cret" not in out + err
+
+
+def test_an_unreachable_server_is_one_line_exit_5() -> None:
+    code, _, err = cli("clients", "--db", "postgresql://lee@/clinic?host=/nonexistent")
+    assert code == 5
+    assert err.startswith("error: postgresql://lee@/clinic?host=/nonexistent: cannot connect")
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_setup_sql_run_by_hand_gives_the_same_history() -> None:
+    code, sql, err = cli("db", "setup")
+    assert code == 0 and "CREATE POLICY" in sql, err
+    name = f"alliance_{uuid.uuid4().hex[:12]}"
+    admin_sql(f"CREATE DATABASE {name}")
+    try:
+        admin_sql(sql, name)
+        url = as_role(SERVER, "counselor_a", name)
+        assert save_wai(url, "H-1", 1) == 0
+        assert admin_sql("SELECT client_id, role FROM alliance.assignments", name) == [
+            ("H-1", "counselor_a")
+        ]
+    finally:
+        admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_a_counselor_cannot_set_up_a_history(tmp_path) -> None:
+    name = f"alliance_{uuid.uuid4().hex[:12]}"
+    admin_sql(f"CREATE DATABASE {name}")
+    admin_sql(f"REVOKE CREATE ON DATABASE {name} FROM PUBLIC")
+    try:
+        code, _, err = cli("score", "srs", "9", "9", "9", "9", "--client", "X", "--session",
+                           "1", "--save", "--db", as_role(SERVER, "counselor_a", name))  # fmt: skip
+        assert code == 5 and "alliance db setup --apply" in err, err
+        code, _, err = cli("clients", "--db", as_role(SERVER, "counselor_a", name))
+        assert code == 5 and "no history here" in err
+    finally:
+        admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
