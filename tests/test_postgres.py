@@ -261,9 +261,11 @@ def _db(url: str) -> str:
 def _alliance(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "alliance_cli", *args],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def test_twenty_counselors_and_five_batches_at_once_lose_nothing(database, tmp_path) -> None:
@@ -288,7 +290,7 @@ def test_twenty_counselors_and_five_batches_at_once_lose_nothing(database, tmp_p
             "--db",
             a if n % 2 else b,
             "-q",
-        )  # fmt: skip
+        )
         for n in range(20)
     ] + [
         _alliance(
@@ -302,7 +304,7 @@ def test_twenty_counselors_and_five_batches_at_once_lose_nothing(database, tmp_p
             "-o",
             os.devnull,
             "-q",
-        )  # fmt: skip
+        )
         for k, f in enumerate(files)
     ]
     for proc in procs:
@@ -336,7 +338,7 @@ def test_ten_first_connections_migrate_once(tmp_path) -> None:
                 "--db",
                 url,
                 "-q",
-            )  # fmt: skip
+            )
             for n in range(10)
         ]
         for proc in procs:
@@ -351,7 +353,7 @@ def test_ten_first_connections_migrate_once(tmp_path) -> None:
 def test_a_duplicate_session_conflicts_as_on_sqlite(database, tmp_path: Path) -> None:
     for db in (str(tmp_path / "h.sqlite"), database("counselor_a")):
         assert save_wai(db, "D-1", 1) == 0
-        code, out, err = cli("score", "wai-sr", *WAI, "--client", "D-1", "--session", "1",
+        code, _, err = cli("score", "wai-sr", *WAI, "--client", "D-1", "--session", "1",
                              "--save", "--db", db, "-q")  # fmt: skip
         assert code == 0, err  # the same answers again: nothing to do
         code, _, err = cli("score", "wai-sr", *["1"] * 12, "--client", "D-1", "--session",

@@ -11,10 +11,9 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.store.base import HistoryStore
+from alliance_cli.store.base import HistoryStore, has_password, shown
 
 ENV_DB = "ALLIANCE_DB"
 SERVER_SCHEMES = ("postgresql://", "postgres://")
@@ -43,31 +42,6 @@ def location(db: str | Path | None) -> Location:
     if is_server(db):
         return str(db)
     return Path(db)
-
-
-def has_password(url: str) -> bool:
-    """Whether a server URL carries a password (``user:secret@`` or ``password=``)."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        return True
-    return any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
-
-
-def shown(where: Location) -> str:
-    """A history's location as messages say it: a server URL without any password."""
-    if not isinstance(where, str):
-        return str(where)
-    parts = urlsplit(where)
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.split(':', 1)[0]}@{host}"
-    query = "&".join(
-        "password=…" if pair.split("=", 1)[0].lower() == "password" else pair
-        for pair in parts.query.split("&")
-        if pair
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 def refuse_password(db: str | Path | None) -> None:
@@ -123,3 +97,6 @@ def client_ids(where: Location) -> list[str]:
     from alliance_cli.store import sqlite
 
     return sqlite.client_ids(where)
+
+
+__all__ = ["has_password", "shown"]

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import repeat
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import UsageProblem
@@ -79,6 +81,31 @@ class Record:
     said_flags: list[dict[str, Any]] = field(default_factory=list)  # as said when saved
     answers: str = ""  # the answer values in item order ("5,4,,3")
     counselor: str | None = None
+
+
+def has_password(url: str) -> bool:
+    """Whether a server URL carries a password (``user:secret@`` or ``password=``)."""
+    parts = urlsplit(url)
+    if parts.password is not None:
+        return True
+    return any(k.lower() == "password" for k, _ in parse_qsl(parts.query))
+
+
+def shown(where: Path | str) -> str:
+    """A history's location as messages say it: a server URL without any password."""
+    if not isinstance(where, str):
+        return str(where)
+    parts = urlsplit(where)
+    netloc = parts.netloc
+    if "@" in netloc:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.split(':', 1)[0]}@{host}"
+    query = "&".join(
+        "password=…" if pair.split("=", 1)[0].lower() == "password" else pair
+        for pair in parts.query.split("&")
+        if pair
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
 
 
 class HistoryStore(Protocol):

@@ -34,6 +34,7 @@ from alliance_cli.store.base import (
     Record,
     StoreBase,
     answers_values,
+    shown,
 )
 
 SCHEMA = "alliance"
@@ -286,8 +287,6 @@ class Store(StoreBase):
     def __init__(
         self, url: str, on_wait: Callable[[str], None] | None = None, writing: bool = True
     ) -> None:
-        from alliance_cli.store.backend import shown
-
         self.url = url
         self.path = shown(url)
         self.writing = writing
