@@ -49,12 +49,12 @@ def setup_command(
         sys.stdout.write(
             "-- alliance: a clinic's shared history (run once, as the database's owner, by a\n"
             "-- role that may create roles; `alliance db setup --apply` runs the same)\n"
+            f"SELECT pg_advisory_lock({postgres.MIGRATION_LOCK});\n"
             "BEGIN;\n"
-            f"SELECT pg_advisory_xact_lock({postgres.MIGRATION_LOCK});\n"
         )
         for script in postgres.migration_scripts(0):
             sys.stdout.write(script.rstrip() + "\n")
-        sys.stdout.write("COMMIT;\n")
+        sys.stdout.write(f"COMMIT;\nSELECT pg_advisory_unlock({postgres.MIGRATION_LOCK});\n")
         return 0
     where = _server(db, "db setup --apply")
     with backend.open_store(db, create=True, on_wait=say) as store:

@@ -355,9 +355,11 @@ class Store(StoreBase):
                 f"{self.path}: no history here (nothing has been saved, or its owner has not "
                 "run `alliance db setup --apply`)"
             )
+        # the lock is the session's, taken before the transaction begins: a transaction
+        # begun before another's migration committed would see the old catalog
+        self.db.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
         try:
             self.db.execute("BEGIN")
-            self.db.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
             version = self._version()
             if version < SCHEMA_VERSION:
                 for script in migration_scripts(version):
@@ -373,6 +375,9 @@ class Store(StoreBase):
         except BaseException:
             self.rollback()
             raise
+        finally:
+            with contextlib.suppress(Exception):
+                self.db.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def close(self) -> None:
         """Close the connection."""
