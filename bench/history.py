@@ -1,6 +1,13 @@
 """History views on a large store: ``alliance history`` and ``alliance clients``, timed.
 
     python bench/history.py [--clients 10000] [--sessions 20] [--runs 5] [--long 20000]
+    python bench/history.py --db postgresql://USER@HOST/DB [--save-rows 1000000]
+
+With --db (a clinic's PostgreSQL server; the role must be allowed to create databases):
+``batch --save`` of --save-rows WAI-SR rows, one session each (bench/batch.py's file), into
+a new database alliance_bench_save, in rows per second (target: 100,000); then the SQLite
+store above copied once (``alliance db copy``) into alliance_bench_clients and ``clients``
+timed on it (target: 0.5 s). Both databases are the bench's own: dropped and made again.
 
 Builds bench/data/history-<clients>x<sessions>x3-v8.sqlite once (real Score JSON from the
 scoring engine): every client has three series of random answers, a WAI-SR, an SRS (both
@@ -91,6 +98,70 @@ def build_long(path: Path, sessions: int) -> None:
     store.close()
 
 
+def on_server(url: str, path: Path, rows: int, runs: int) -> None:
+    """The PostgreSQL figures (see the module's docstring)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    import psycopg
+    from batch import DATA as BATCH_DATA
+    from batch import generate
+
+    def database(name: str, fresh: bool) -> str:
+        parts = urlsplit(url)
+        with psycopg.connect(url, autocommit=True) as db:
+            exists = db.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,))
+            if fresh or exists.fetchone() is None:
+                db.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                db.execute(f"CREATE DATABASE {name}")
+        return urlunsplit((parts.scheme, parts.netloc, f"/{name}", parts.query, ""))
+
+    alliance = alliance_command()
+    source = generate(rows)
+    unique = BATCH_DATA / f"wai_sr_{rows}_unique.csv"  # one session per row: every row saved
+    if not unique.exists():
+        import csv
+
+        with source.open(newline="") as src, unique.open("w", newline="") as out:
+            reader, writer = csv.reader(src), csv.writer(out, lineterminator="\n")
+            writer.writerow(next(reader))
+            for n, row in enumerate(reader):
+                writer.writerow([f"U{n:07d}", "1", *row[2:]])
+    times = []
+    for _ in range(max(1, runs // 5)):
+        target = database("alliance_bench_save", fresh=True)
+        start = time.perf_counter()
+        done = subprocess.run(
+            [*alliance, "batch", str(unique), "-i", "wai-sr", "--save", "--db", target,
+             "-o", os.devnull, "-q"], capture_output=True, text=True,
+        )  # fmt: skip
+        times.append(time.perf_counter() - start)
+        if done.returncode not in (0, 3):
+            sys.exit(done.stderr)
+    with psycopg.connect(target) as db:
+        stored = db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0]
+    seconds = statistics.median(times)
+    print(f"{'alliance batch --save (' + f'{rows:,}' + ' rows) on PostgreSQL':<62} "
+          f"{seconds:8.1f} s {stored / seconds:9,.0f} rows/s ({stored:,} stored)")  # fmt: skip
+    target = database("alliance_bench_clients", fresh=False)
+    with psycopg.connect(target) as db:
+        there = db.execute("SELECT to_regclass('alliance.sessions') IS NOT NULL").fetchone()[0]
+        count = db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0] if there else 0
+    with sqlite3.connect(path) as lite:
+        wanted = lite.execute("SELECT count(*) FROM sessions").fetchone()[0]
+    lite.close()
+    if count != wanted:
+        target = database("alliance_bench_clients", fresh=True)
+        started = time.perf_counter()
+        subprocess.run([*alliance, "db", "copy", str(path), target, "-q"], check=True)
+        print(
+            f"copied {wanted:,} sessions into the server in {time.perf_counter() - started:.1f} s"
+        )
+    clients = [*alliance, "clients", "--db", target, "-f", "json"]
+    subprocess.run(clients, capture_output=True, check=True)  # the first reading is kept
+    print(f"{'alliance clients (' + path.stem.split('-')[1] + ') -f json on PostgreSQL':<62} "
+          f"{median_seconds(clients, runs, check=True) * 1000:8.1f} ms")  # fmt: skip
+
+
 def main() -> None:
     """Build the store if needed and time the commands."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -98,6 +169,8 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--long", type=int, default=20_000, help="sessions of one client")
+    parser.add_argument("--db", help="a postgresql:// server: time it instead (see above)")
+    parser.add_argument("--save-rows", type=int, default=1_000_000)
     args = parser.parse_args()
     DATA.mkdir(exist_ok=True)
     path = DATA / f"history-{args.clients}x{args.sessions}x3-v8.sqlite"
@@ -110,6 +183,9 @@ def main() -> None:
     db.close()
     size = path.stat().st_size
     print(f"{stored:,} sessions in {size / 2**20:.1f} MiB: {size / stored:.0f} bytes per session")
+    if args.db:
+        on_server(args.db, path, args.save_rows, args.runs)
+        return
     alliance = alliance_command()
     commands = {
         "floor: python -c 'import typer, pydantic, yaml'": FLOOR,

@@ -124,6 +124,14 @@ CREATE TABLE caseload (
     counselor text,
     PRIMARY KEY (client_id, instrument, rater)
 );
+-- each login role's whole caseload as `clients` last showed it, with the fingerprint of
+-- the role's kept series it was computed from (no counter every writer would wait on)
+CREATE TABLE caseload_snapshot (
+    role name PRIMARY KEY DEFAULT session_user,
+    fingerprint text NOT NULL,
+    stamp text NOT NULL,
+    rows text NOT NULL
+);
 CREATE TABLE said_pending (
     role name NOT NULL DEFAULT session_user,
     since bigint NOT NULL
@@ -220,6 +228,9 @@ CREATE POLICY supervisor_assigns ON assignments FOR ALL TO {SUPERVISOR}
     USING (true) WITH CHECK (true);
 ALTER TABLE clients ENABLE ROW LEVEL SECURITY;
 CREATE POLICY supervisor_sees ON clients FOR ALL TO {SUPERVISOR} USING (true) WITH CHECK (true);
+ALTER TABLE caseload_snapshot ENABLE ROW LEVEL SECURITY;
+CREATE POLICY own_snapshot ON caseload_snapshot USING (role = session_user)
+    WITH CHECK (role = session_user);
 ALTER TABLE said_pending ENABLE ROW LEVEL SECURITY;
 CREATE POLICY own_pending ON said_pending USING (role = session_user)
     WITH CHECK (role = session_user);
@@ -230,7 +241,7 @@ REVOKE ALL ON FUNCTION claim(text[]), release(text), mark_new(), mark_old(), mar
 GRANT USAGE ON SCHEMA alliance TO {COUNSELOR}, {SUPERVISOR};
 GRANT SELECT ON meta TO {COUNSELOR}, {SUPERVISOR};
 GRANT SELECT, INSERT, UPDATE ON definitions TO {COUNSELOR}, {SUPERVISOR};
-GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, caseload, said_pending
+GRANT SELECT, INSERT, UPDATE, DELETE ON sessions, caseload, said_pending, caseload_snapshot
     TO {COUNSELOR}, {SUPERVISOR};
 GRANT SELECT ON assignments TO {COUNSELOR};
 GRANT SELECT, INSERT, UPDATE, DELETE ON assignments, clients TO {SUPERVISOR};
@@ -312,6 +323,7 @@ class Store(StoreBase):
             self._close_quietly()
             raise
         self._staged = False
+        self._fingerprint = ""
 
     # -- the connection --------------------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -767,13 +779,36 @@ class Store(StoreBase):
             out.append(dict(zip(orders[definition], answers_values(answers), strict=False)))
         return out
 
+    # what a role's kept series are: any change to a session changes a series' version,
+    # adds one or drops one (the sum of key hashes tells a series dropped as another came)
+    _FINGERPRINT = (
+        "SELECT count(*) || ':' || coalesce(sum(version), 0) || ':' || coalesce(sum(hashtext("
+        "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
+    )
+
     def snapshot(self) -> tuple[int, str | None, str | None]:
-        """No whole-caseload snapshot on a server (each role sees its own caseload, and
-        one kept list would serialize every writer): each series' reading is kept."""
-        return (0, None, None)
+        """(0, stamp, rows JSON) of this role's kept caseload; rows None when any of its
+        series changed since (the fingerprint of its kept series differs)."""
+        self._fingerprint = str(self._all(self._FINGERPRINT)[0][0])
+        row = self._all("SELECT fingerprint, stamp, rows FROM caseload_snapshot")
+        if not row or row[0][0] != self._fingerprint:
+            return (0, None, None)
+        return (0, row[0][1], row[0][2])
 
     def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
-        """Nothing kept (see ``snapshot``)."""
+        """Keep this role's caseload as read at ``snapshot``. A cache: a failure (or a
+        change since: a later reader sees another fingerprint) keeps what was there."""
+        try:
+            with self.db.transaction():
+                self.db.execute(
+                    "INSERT INTO caseload_snapshot (fingerprint, stamp, rows) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (role) DO UPDATE SET "
+                    "fingerprint = EXCLUDED.fingerprint, stamp = EXCLUDED.stamp, "
+                    "rows = EXCLUDED.rows",
+                    (self._fingerprint, stamp, rows),
+                )
+        except self.pg.Error:
+            self.rollback()
 
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
