@@ -369,6 +369,23 @@ class BatchBase:
     def _store_queue(self, queue: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError
 
+    def mark(self) -> None:
+        """Remember this point of the batch (stored rows and counts); ``undo`` returns to
+        it (``--jobs`` stores ranges as they are done, and takes them back if the file must
+        then be scored on one process). A savepoint: the same SQL on both back ends."""
+        self.flush()
+        self.store.db.execute("SAVEPOINT jobs")
+        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts), self.last_rowid)
+
+    def undo(self) -> None:
+        """Take back everything stored, marked and counted since ``mark``."""
+        self.pending.clear()
+        self.pending_fast.clear()
+        self.store.db.execute("ROLLBACK TO jobs")
+        self.store.db.execute("RELEASE jobs")
+        self.saved, self.duplicates, self.same, kept, self.last_rowid = self.marked
+        del self.conflicts[kept:]
+
     def finish(self, keep: bool = True) -> None:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
         raise NotImplementedError

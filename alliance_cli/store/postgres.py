@@ -931,21 +931,6 @@ class BatchRecorder(BatchBase):
             self.store.rollback()
             raise
 
-    def mark(self) -> None:
-        """Remember this point of the batch; ``undo`` returns to it."""
-        self.flush()
-        self.store.db.execute("SAVEPOINT jobs")
-        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts), self.last_rowid)
-
-    def undo(self) -> None:
-        """Take back everything stored, marked and counted since ``mark``."""
-        self.pending.clear()
-        self.pending_fast.clear()
-        self.store.db.execute("ROLLBACK TO jobs")
-        self.store.db.execute("RELEASE jobs")
-        self.saved, self.duplicates, self.same, kept, self.last_rowid = self.marked
-        del self.conflicts[kept:]
-
     def spool_statements(self) -> tuple[str, str, str]:
         """What a ``--jobs`` worker writes its rows with (an SQLite file of its own)."""
         from alliance_cli.store.sqlite import spool_statements

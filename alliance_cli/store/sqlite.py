@@ -1047,23 +1047,6 @@ class BatchRecorder(BatchBase):
         found = store.db.execute("SELECT ifnull(max(rowid), 0) FROM sessions").fetchone()
         self.last_rowid = int(found[0])  # the series of rows above it are not marked yet
 
-    def mark(self) -> None:
-        """Remember this point of the batch (stored rows and counts); ``undo`` returns to
-        it (``--jobs`` stores ranges as they are done, and takes them back if the file must
-        then be scored on one process)."""
-        self.flush()
-        self.store.db.execute("SAVEPOINT jobs")
-        self.marked = (self.saved, self.duplicates, self.same, len(self.conflicts), self.last_rowid)
-
-    def undo(self) -> None:
-        """Take back everything stored, marked and counted since ``mark``."""
-        self.pending.clear()
-        self.pending_fast.clear()
-        self.store.db.execute("ROLLBACK TO jobs")
-        self.store.db.execute("RELEASE jobs")
-        self.saved, self.duplicates, self.same, kept, self.last_rowid = self.marked
-        del self.conflicts[kept:]
-
     def spool_statements(self) -> tuple[str, str, str]:
         """What a ``--jobs`` worker writes its rows with, for ``add_spooled``."""
         return spool_statements(self.fast_constants, self.now)
