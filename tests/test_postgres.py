@@ -424,3 +424,32 @@ def test_a_counselor_cannot_set_up_a_history(tmp_path) -> None:
         assert code == 5 and "no history here" in err
     finally:
         admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatch) -> None:
+    """batch --save --jobs 2 on a server (each worker writes COPY text the parent streams)
+    stores what one process stores on SQLite: the same views, byte for byte; ids holding a
+    tab or a backslash are stored as they are; a session already recorded with other
+    answers sends its range down the row-by-row path, told as a conflict."""
+    monkeypatch.setenv("ALLIANCE_JOBS_MIN_BYTES", "1")
+    path = tmp_path / "export.csv"
+    ids = ["J-1", "J\t2", "J\\3", "J;4", "J 5"]  # (no quotes: a quoted file is one process)
+    lines = ["client_id,session,counselor," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    for n in range(600):
+        client = ids[n % 5] + f"-{n % 40}"
+        cells = [str((n * 7 + i) % 5 + 1) if (n + i) % 17 else "" for i in range(12)]
+        lines.append(f"{client},{n // 40 + 1},T{n % 3}," + ",".join(cells))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sqlite, server = str(tmp_path / "h.sqlite"), database(None)
+    for db in (sqlite, server):
+        # one session recorded before: the range holding it is stored row by row
+        assert save_wai(db, "J-1-0", 1, list("114523145234")) == 0
+    runs = {}
+    for db, jobs in ((sqlite, "1"), (server, "2")):
+        code, _, err = cli("batch", str(path), "-i", "wai-sr", "--save", "--db", db,
+                           "--jobs", jobs, "-o", os.devnull)  # fmt: skip
+        runs[db] = (code, [line for line in err.splitlines() if "history" in line])
+    assert runs[sqlite][0] == runs[server][0] == 3  # the conflict
+    assert len(runs[server][1]) == len(runs[sqlite][1])
+    assert views(server) == views(sqlite)
+    assert '"J\\\\3-2"' in views(server)["clients"]  # (JSON escapes the backslash)

@@ -236,9 +236,10 @@ def _score_range(
     )  # fmt: skip
     source.handle.close()
     rejections: list[Rejection] = []
-    spool = None
+    spool: _Spool | _CopySpool | None = None
     if saver is not None:  # this range's rows go to a database of its own
-        spool = _Spool(out_path.with_suffix(".rows"), saver.recorder)
+        kind = _CopySpool if saver.recorder.spools_copy_text else _Spool
+        spool = kind(out_path.with_suffix(".rows"), saver.recorder)
         saver = copy.copy(saver)  # (its memo tables shared with the worker's other ranges)
         saver.recorder = spool
     try:
@@ -326,6 +327,53 @@ class _Spool:
             self._write()
         self.db.execute("COMMIT")
         self.db.close()
+
+
+class _CopySpool:
+    """A worker's stored rows as PostgreSQL COPY text, for a server's history: the parent
+    streams the file to the server without reading it (``BatchRecorder.add_spooled``), so
+    formatting each row happens here, on every core."""
+
+    def __init__(self, path: Path, recorder: Any) -> None:
+        from alliance_cli.store.postgres import copy_field, copy_line
+
+        self.line, self.field = copy_line, copy_field
+        self.handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
+        instrument, definition = recorder.fast_constants
+        self.store = recorder.store  # for _row: its definition is known, no query
+        self.now = recorder.now
+        # a FastRows row is (client, rater, session, date, answers, pomp, mean, sum,
+        # scale_pomps, counselor): the batch's instrument, definition and time go between
+        self.instrument, self.definition = copy_field(instrument), str(definition)
+
+    def _fast(self, row: tuple[Any, ...]) -> str:
+        f = self.field
+        c, rater, n, date, answers, pomp, mean, total, pomps, counselor = row
+        return (
+            f"{f(c)}\t{self.instrument}\t{f(rater)}\t{n}\t{f(date)}\t{self.definition}\t"
+            f"{answers}\t{self.now}\t{f(pomp)}\t{f(mean)}\t{f(total)}\t{f(pomps)}\t"
+            f"{f(counselor)}\t\\N\t\\N\n"
+        )
+
+    def add_fast(self, row: tuple[Any, ...]) -> None:
+        """Keep one stored row from FastRows."""
+        self.handle.write(self._fast(row))
+
+    def add_fast_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Keep the stored rows of a block scored column by column."""
+        self.handle.writelines(map(self._fast, rows))
+
+    def add_row(self, row: tuple[Any, ...]) -> None:
+        """Keep one whole stored row (``Store._row``'s shape)."""
+        self.handle.write(self.line(row))
+
+    def add_score(self, data: dict[str, Any], counselor: str | None = None) -> None:
+        """Keep the stored row of a Score (a row the fast path left to the full one)."""
+        self.add_row(self.store._row(data, self.now, counselor))
+
+    def close(self) -> None:
+        """Write what is left, and close the file."""
+        self.handle.close()
 
 
 def _ends_with_newline(path: str) -> bool:

@@ -366,6 +366,8 @@ class BatchBase:
         self.last_rowid = 0
         store.on_duplicate = self._duplicate
 
+    spools_copy_text = False  # a --jobs worker writes an SQLite file (True: COPY text)
+
     def _store_queue(self, queue: list[tuple[Any, ...]]) -> int:
         raise NotImplementedError
 

@@ -191,7 +191,8 @@ CREATE FUNCTION claim(ids text[]) RETURNS SETOF text {_DEFINER} AS $f$
 BEGIN
     WITH new AS (
         INSERT INTO clients (client_id, first_role)
-            SELECT DISTINCT i, session_user FROM unnest(ids) AS i ORDER BY 1
+            SELECT DISTINCT i, session_user FROM unnest(ids) AS i
+            WHERE NOT EXISTS (SELECT 1 FROM clients c WHERE c.client_id = i) ORDER BY 1
             ON CONFLICT DO NOTHING RETURNING client_id
     )
     INSERT INTO assignments (client_id, role)
@@ -287,7 +288,7 @@ _REPLACE = _KEY + (
 )
 _IGNORE = _KEY + "DO NOTHING"
 _STAGING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_staging (seq integer, client_id text, "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_staging (seq bigserial, client_id text, "
     "instrument text, rater text, session integer, date text, definition bigint, "
     "answers text, recorded_at text, total_pomp double precision, total_mean double "
     "precision, total_sum double precision, scale_pomps text, counselor text, "
@@ -550,34 +551,51 @@ class Store(StoreBase):
         and the rows are stored one at a time, each duplicate told apart."""
         if not rows:
             return 0
+        self._stage()
+        with self.db.cursor().copy(f"COPY alliance_staging ({SESSION_COLUMNS}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return self.move_staged(len(rows), replace)
+
+    def _stage(self) -> None:
+        """An empty temporary table for the next chunk (made once per connection)."""
         if not self._staged:
             self.db.execute(_STAGING)
             self._staged = True
         self.db.execute("TRUNCATE alliance_staging")
-        with self.db.cursor().copy(
-            f"COPY alliance_staging (seq, {SESSION_COLUMNS}) FROM STDIN"
-        ) as copy:
-            for seq, row in enumerate(rows):
-                copy.write_row((seq, *row))
-        return self._move_staged(rows, replace)
 
-    def _move_staged(self, rows: list[tuple[Any, ...]], replace: bool) -> int:
-        """Move the staged rows into ``sessions`` (see ``insert_rows``)."""
+    def stage_file(self, path: str) -> int:
+        """Copy a file of COPY text rows (a ``--jobs`` worker's, ``copy_line``) into the
+        temporary table as it is, unread by Python; returns how many rows it held."""
+        self._stage()
+        with (
+            open(path, "rb") as handle,
+            self.db.cursor().copy(f"COPY alliance_staging ({SESSION_COLUMNS}) FROM STDIN") as copy,
+        ):
+            while block := handle.read(1 << 20):
+                copy.write(block)
+        return int(self.db.execute("SELECT count(*) FROM alliance_staging").fetchone()[0])
+
+    def move_staged(self, count: int, replace: bool) -> int:
+        """Move the ``count`` staged rows into ``sessions``; returns the duplicates (see
+        ``insert_rows``)."""
         self._claim_staged()
+        # (a temporary table is read in the order it was written: never in parallel)
         move = (
-            f"INSERT INTO sessions AS s ({SESSION_COLUMNS}) SELECT {SESSION_COLUMNS} "
-            "FROM alliance_staging ORDER BY seq"
+            f"INSERT INTO sessions ({SESSION_COLUMNS}) SELECT {SESSION_COLUMNS} "
+            "FROM alliance_staging"
         )
         self.db.execute("SAVEPOINT chunk")
         try:
             moved = self.db.execute(move).rowcount
         except (self.pg.errors.UniqueViolation, self.pg.errors.CardinalityViolation):
             moved = -1
-        if moved == len(rows):
+        if moved == count:
             self.db.execute("RELEASE chunk")
             return 0
         self.db.execute("ROLLBACK TO chunk")
         self.db.execute("RELEASE chunk")
+        rows = self._all(f"SELECT {SESSION_COLUMNS} FROM alliance_staging ORDER BY seq")
         sql = _INSERT + (_REPLACE if replace else _IGNORE)
         duplicates = 0
         for row in rows:
@@ -931,28 +949,26 @@ class BatchRecorder(BatchBase):
             self.store.rollback()
             raise
 
-    def spool_statements(self) -> tuple[str, str, str]:
-        """What a ``--jobs`` worker writes its rows with (an SQLite file of its own)."""
-        from alliance_cli.store.sqlite import spool_statements
-
-        return spool_statements(self.fast_constants, self.now)
+    spools_copy_text = True  # a --jobs worker writes COPY text lines (``copy_line``)
 
     def add_spooled(self, path: str) -> None:
-        """Store, in their order, the rows a ``--jobs`` worker wrote to its own file."""
-        import sqlite3
-
+        """Store, in their order, the rows a ``--jobs`` worker wrote as COPY text: the file
+        is streamed to the server unread, and moved as one chunk."""
         self.flush()
-        spool = sqlite3.connect(path)
         try:
-            after = 0
-            page = f"SELECT rowid, {SESSION_COLUMNS} FROM rows WHERE rowid > ? ORDER BY rowid "
-            while rows := spool.execute(page + "LIMIT ?", (after, self.chunk)).fetchall():
-                after = rows[-1][0]
-                for row in rows:
-                    self.add_row(tuple(row[1:]))
-            self.flush()
-        finally:
-            spool.close()
+            count = self.store.stage_file(path)
+            if count:
+                dups = self.store.move_staged(count, self.replace)
+                self.duplicates += dups
+                self.saved += count - dups
+                if self.on_stored is not None:
+                    self.on_stored(self.saved)
+        except self.store.pg.Error as exc:
+            self.store.rollback()
+            raise self.store._error(exc) from None
+        except BaseException:
+            self.store.rollback()
+            raise
 
     def finish(self, keep: bool = True) -> None:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
@@ -971,6 +987,27 @@ class BatchRecorder(BatchBase):
             self.saved = self.duplicates = self.same = 0
             self.conflicts.clear()
         self.done = True
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def copy_field(value: Any) -> str:
+    """One value as PostgreSQL's COPY text writes it (``\\N`` for none)."""
+    if value is None:
+        return "\\N"
+    if isinstance(value, str):
+        return value.translate(_COPY_ESCAPES) if _needs_escape(value) else value
+    return repr(value) if isinstance(value, float) else str(value)
+
+
+def _needs_escape(text: str) -> bool:
+    return "\\" in text or "\t" in text or "\n" in text or "\r" in text
+
+
+def copy_line(row: Sequence[Any]) -> str:
+    """A stored row (``SESSION_COLUMNS``) as one line of COPY text."""
+    return "\t".join(map(copy_field, row)) + "\n"
 
 
 def migration_scripts(start: int = 0) -> list[str]:
