@@ -4,8 +4,9 @@
     python bench/history.py --db postgresql://USER@HOST/DB [--save-rows 1000000]
 
 With --db (a clinic's PostgreSQL server; the role must be allowed to create databases):
-``batch --save`` of --save-rows WAI-SR rows, one session each (bench/batch.py's file), into
-a new database alliance_bench_save, in rows per second (target: 100,000); then the SQLite
+``batch --save`` of --save-rows WAI-SR rows (bench/batch.py's answers; every row a new
+session: one new client each, and 50,000 clients x 20 sessions) into a new database
+alliance_bench_save, in rows per second (target: 100,000); then the SQLite
 store above copied once (``alliance db copy``) into alliance_bench_clients and ``clients``
 timed on it (target: 0.5 s). Both databases are the bench's own: dropped and made again.
 
@@ -117,31 +118,39 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
 
     alliance = alliance_command()
     source = generate(rows)
-    unique = BATCH_DATA / f"wai_sr_{rows}_unique.csv"  # one session per row: every row saved
-    if not unique.exists():
-        import csv
+    files = {}
+    for kind, client_of in (
+        ("a new client each", lambda n: (f"U{n:07d}", 1)),
+        ("50,000 clients x 20 sessions", lambda n: (f"C{n % 50_000:05d}", n // 50_000 + 1)),
+    ):
+        name = "unique" if kind.startswith("a new") else "clinic"
+        made = BATCH_DATA / f"wai_sr_{rows}_{name}.csv"  # every row a new session: all saved
+        if not made.exists():
+            import csv
 
-        with source.open(newline="") as src, unique.open("w", newline="") as out:
-            reader, writer = csv.reader(src), csv.writer(out, lineterminator="\n")
-            writer.writerow(next(reader))
-            for n, row in enumerate(reader):
-                writer.writerow([f"U{n:07d}", "1", *row[2:]])
-    times = []
-    for _ in range(max(1, runs // 5)):
-        target = database("alliance_bench_save", fresh=True)
-        start = time.perf_counter()
-        done = subprocess.run(
-            [*alliance, "batch", str(unique), "-i", "wai-sr", "--save", "--db", target,
-             "-o", os.devnull, "-q"], capture_output=True, text=True,
-        )  # fmt: skip
-        times.append(time.perf_counter() - start)
-        if done.returncode not in (0, 3):
-            sys.exit(done.stderr)
-    with psycopg.connect(target) as db:
-        stored = db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0]
-    seconds = statistics.median(times)
-    print(f"{'alliance batch --save (' + f'{rows:,}' + ' rows) on PostgreSQL':<62} "
-          f"{seconds:8.1f} s {stored / seconds:9,.0f} rows/s ({stored:,} stored)")  # fmt: skip
+            with source.open(newline="") as src, made.open("w", newline="") as out:
+                reader, writer = csv.reader(src), csv.writer(out, lineterminator="\n")
+                writer.writerow(next(reader))
+                for n, row in enumerate(reader):
+                    writer.writerow([*map(str, client_of(n)), *row[2:]])
+        files[kind] = made
+    for kind, made in files.items():
+        times = []
+        for _ in range(max(1, runs // 5)):
+            target = database("alliance_bench_save", fresh=True)
+            start = time.perf_counter()
+            done = subprocess.run(
+                [*alliance, "batch", str(made), "-i", "wai-sr", "--save", "--db", target,
+                 "-o", os.devnull, "-q"], capture_output=True, text=True,
+            )  # fmt: skip
+            times.append(time.perf_counter() - start)
+            if done.returncode not in (0, 3):
+                sys.exit(done.stderr)
+        with psycopg.connect(target) as db:
+            stored = db.execute("SELECT count(*) FROM alliance.sessions").fetchone()[0]
+        seconds = statistics.median(times)
+        label = f"batch --save {rows:,} rows ({kind}) on PostgreSQL"
+        print(f"{label:<62} {seconds:8.1f} s {stored / seconds:9,.0f} rows/s ({stored:,} stored)")
     target = database("alliance_bench_clients", fresh=False)
     with psycopg.connect(target) as db:
         there = db.execute("SELECT to_regclass('alliance.sessions') IS NOT NULL").fetchone()[0]

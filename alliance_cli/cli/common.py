@@ -476,7 +476,8 @@ def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = Fa
 
     # records of one command share one shape: the first says whether all are flat
     if isinstance(data, list) and data and (one_a_line or (_flat(data[0]) and _flat(data[-1]))):
-        lines = ",\n".join("  " + json.dumps(r, ensure_ascii=False) for r in data)
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a record
+        lines = ",\n".join("  " + encode(r) for r in data)
         sys.stdout.write(f"[\n{lines}\n]\n")
         return
     if records_in:
