@@ -15,7 +15,7 @@ from itertools import repeat
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import UsageProblem
@@ -105,7 +105,7 @@ def shown(where: Path | str) -> str:
         for pair in parts.query.split("&")
         if pair
     )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "")
 
 
 class HistoryStore(Protocol):
