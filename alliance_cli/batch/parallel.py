@@ -338,7 +338,9 @@ class _CopySpool:
         from alliance_cli.store.postgres import copy_field, copy_line
 
         self.line, self.field = copy_line, copy_field
+        self.path = path
         self.handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
+        self.clients: set[str] = set()  # listed beside the rows: the parent claims them
         instrument, definition = recorder.fast_constants
         self.store = recorder.store  # for _row: its definition is known, no query
         self.now = recorder.now
@@ -357,14 +359,17 @@ class _CopySpool:
 
     def add_fast(self, row: tuple[Any, ...]) -> None:
         """Keep one stored row from FastRows."""
+        self.clients.add(row[0])
         self.handle.write(self._fast(row))
 
     def add_fast_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Keep the stored rows of a block scored column by column."""
+        self.clients.update(r[0] for r in rows)
         self.handle.writelines(map(self._fast, rows))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Keep one whole stored row (``Store._row``'s shape)."""
+        self.clients.add(row[0])
         self.handle.write(self.line(row))
 
     def add_score(self, data: dict[str, Any], counselor: str | None = None) -> None:
@@ -372,8 +377,12 @@ class _CopySpool:
         self.add_row(self.store._row(data, self.now, counselor))
 
     def close(self) -> None:
-        """Write what is left, and close the file."""
+        """Write what is left, close the file, and list its clients beside it."""
+        import json
+
         self.handle.close()
+        with open(f"{self.path}.clients", "w", encoding="utf-8") as handle:
+            json.dump(sorted(self.clients), handle, ensure_ascii=False)
 
 
 def _ends_with_newline(path: str) -> bool:

@@ -41,8 +41,9 @@ SCHEMA = "alliance"
 COUNSELOR, SUPERVISOR = "alliance_counselor", "alliance_supervisor"
 MIGRATION_LOCK = 0x616C6C69  # "alli": the advisory lock migrations take
 _SUPERVISES = f"pg_has_role(session_user, '{SUPERVISOR}', 'MEMBER')"
+# (in a policy the role test is a subquery: evaluated once a statement, not once a row)
 _OWN_CLIENT = (
-    f"({_SUPERVISES} OR client_id IN "
+    f"((SELECT {_SUPERVISES}) OR client_id IN "
     "(SELECT a.client_id FROM alliance.assignments a WHERE a.role = session_user))"
 )
 # the columns whose change makes a series' kept reading stale (not what was said)
@@ -576,10 +577,11 @@ class Store(StoreBase):
                 copy.write(block)
         return int(self.db.execute("SELECT count(*) FROM alliance_staging").fetchone()[0])
 
-    def move_staged(self, count: int, replace: bool) -> int:
+    def move_staged(self, count: int, replace: bool, claimed: bool = False) -> int:
         """Move the ``count`` staged rows into ``sessions``; returns the duplicates (see
-        ``insert_rows``)."""
-        self._claim_staged()
+        ``insert_rows``). ``claimed``: their clients are claimed already."""
+        if not claimed:
+            self._claim_staged()
         # (a temporary table is read in the order it was written: never in parallel)
         move = (
             f"INSERT INTO sessions ({SESSION_COLUMNS}) SELECT {SESSION_COLUMNS} "
@@ -927,6 +929,7 @@ class BatchRecorder(BatchBase):
     def __init__(self, store: Store, replace: bool, chunk: int) -> None:
         super().__init__(store, replace, chunk)
         self.store: Store = store
+        self.claimed: set[str] = set()  # clients this batch has claimed (see _claim_listed)
         store.begin()  # closing the store without finish() rolls this back
         self.last_rowid = int(store.db.execute("SELECT coalesce(max(id), 0) FROM sessions")
                               .fetchone()[0])  # fmt: skip
@@ -951,14 +954,29 @@ class BatchRecorder(BatchBase):
 
     spools_copy_text = True  # a --jobs worker writes COPY text lines (``copy_line``)
 
+    def _claim_listed(self, path: str) -> bool:
+        """Claim the clients a worker listed beside its rows (JSON), but those this batch
+        claimed already; False when there is no list (the server gathers them then)."""
+        try:
+            with open(path, encoding="utf-8") as handle:
+                listed = json.load(handle)
+        except (OSError, ValueError):
+            return False
+        new = [c for c in listed if c not in self.claimed]
+        if new:
+            self.store._claim(new)
+            self.claimed.update(new)
+        return True
+
     def add_spooled(self, path: str) -> None:
         """Store, in their order, the rows a ``--jobs`` worker wrote as COPY text: the file
         is streamed to the server unread, and moved as one chunk."""
         self.flush()
         try:
+            claimed = self._claim_listed(f"{path}.clients")
             count = self.store.stage_file(path)
             if count:
-                dups = self.store.move_staged(count, self.replace)
+                dups = self.store.move_staged(count, self.replace, claimed)
                 self.duplicates += dups
                 self.saved += count - dups
                 if self.on_stored is not None:
