@@ -444,6 +444,8 @@ def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatc
     for db in (sqlite, server):
         # one session recorded before: the range holding it is stored row by row
         assert save_wai(db, "J-1-0", 1, list("114523145234")) == 0
+        assert save_wai(db, "J-1-0", 2, list("554545545455")) == 0
+        views(db)  # readings kept now: the batch must make them stale, every range's series
     runs = {}
     for db, jobs in ((sqlite, "1"), (server, "2")):
         code, _, err = cli("batch", str(path), "-i", "wai-sr", "--save", "--db", db,

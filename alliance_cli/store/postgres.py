@@ -46,12 +46,15 @@ _OWN_CLIENT = (
     f"((SELECT {_SUPERVISES}) OR client_id IN "
     "(SELECT a.client_id FROM alliance.assignments a WHERE a.role = session_user))"
 )
+_SAME_SERIES = "c.client_id = t.client_id AND c.instrument = t.instrument AND c.rater = t.rater"
 # the columns whose change makes a series' kept reading stale (not what was said)
 _READ_COLUMNS = (
     "client_id, instrument, rater, session, date, definition, answers, total_pomp, "
     "total_mean, total_sum, scale_pomps, counselor"
 )
-_DEFINER = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = alliance, pg_catalog"
+# a security definer function runs as the owner: its search path names pg_temp last, so a
+# session's own temporary tables can never stand in for the clinic's
+_DEFINER = "LANGUAGE plpgsql SECURITY DEFINER SET search_path = alliance, pg_catalog, pg_temp"
 
 # Each entry moves the schema from version i to i + 1. Never edit a shipped entry: add one.
 MIGRATIONS: list[str] = [
@@ -123,6 +126,7 @@ CREATE TABLE caseload (
     trend text,
     open_flags text,
     counselor text,
+    changed_xact xid8,
     PRIMARY KEY (client_id, instrument, rater)
 );
 -- each login role's whole caseload as `clients` last showed it, with the fingerprint of
@@ -139,24 +143,42 @@ CREATE TABLE said_pending (
 );
 
 -- a series' kept reading is stale when one of its sessions changes (whoever changes it);
--- statement triggers with transition tables: a batch's chunk marks its series once
+-- statement triggers with transition tables: a batch's chunk marks its series once. A
+-- series is marked once a transaction (changed_xact): a batch's later chunks touching the
+-- same series write nothing more, and the version still moves for every transaction.
 CREATE FUNCTION mark_new() RETURNS trigger {_DEFINER} AS $f$
+DECLARE
+    me xid8 := pg_current_xact_id();
 BEGIN
-    INSERT INTO caseload AS c (client_id, instrument, rater)
-        SELECT DISTINCT client_id, instrument, rater FROM new_rows ORDER BY 1, 2, 3
-        ON CONFLICT (client_id, instrument, rater)
-        DO UPDATE SET version = c.version + 1, stamp = '';
+    CREATE TEMPORARY TABLE IF NOT EXISTS alliance_touched
+        (client_id text COLLATE "C", instrument text COLLATE "C", rater text COLLATE "C")
+        ON COMMIT DROP;
+    TRUNCATE alliance_touched;
+    INSERT INTO alliance_touched SELECT DISTINCT client_id, instrument, rater FROM new_rows;
+    PERFORM 1 FROM caseload c JOIN alliance_touched t ON {_SAME_SERIES}
+        WHERE c.changed_xact IS DISTINCT FROM me
+        ORDER BY c.client_id, c.instrument, c.rater FOR UPDATE OF c;
+    UPDATE caseload c SET version = c.version + 1, stamp = '', changed_xact = me
+        FROM alliance_touched t WHERE {_SAME_SERIES} AND c.changed_xact IS DISTINCT FROM me;
+    INSERT INTO caseload AS c (client_id, instrument, rater, changed_xact)
+        SELECT t.client_id, t.instrument, t.rater, me FROM alliance_touched t
+        WHERE NOT EXISTS (SELECT 1 FROM caseload k WHERE k.client_id = t.client_id
+            AND k.instrument = t.instrument AND k.rater = t.rater)
+        ORDER BY 1, 2, 3
+        ON CONFLICT (client_id, instrument, rater) DO UPDATE
+        SET version = c.version + 1, stamp = '', changed_xact = me
+        WHERE c.changed_xact IS DISTINCT FROM me;
     RETURN NULL;
 END $f$;
 CREATE FUNCTION mark_old() RETURNS trigger {_DEFINER} AS $f$
 BEGIN
     WITH gone AS (SELECT DISTINCT client_id, instrument, rater FROM old_rows)
-    UPDATE caseload c SET version = c.version + 1, stamp = '' FROM gone o
-        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater;
-    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) o
-        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = o.client_id
-            AND s.instrument = o.instrument AND s.rater = o.rater);
+    UPDATE caseload c SET version = c.version + 1, stamp = '',
+        changed_xact = pg_current_xact_id() FROM gone t WHERE {_SAME_SERIES};
+    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) t
+        WHERE {_SAME_SERIES}
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = t.client_id
+            AND s.instrument = t.instrument AND s.rater = t.rater);
     RETURN NULL;
 END $f$;
 -- an update marks only the series whose read columns changed (keeping what was said at a
@@ -168,14 +190,15 @@ BEGIN
         UNION ALL
         (SELECT {_READ_COLUMNS} FROM old_rows EXCEPT SELECT {_READ_COLUMNS} FROM new_rows)
     )
-    INSERT INTO caseload AS c (client_id, instrument, rater)
-        SELECT DISTINCT client_id, instrument, rater FROM changed ORDER BY 1, 2, 3
+    INSERT INTO caseload AS c (client_id, instrument, rater, changed_xact)
+        SELECT DISTINCT client_id, instrument, rater, pg_current_xact_id() FROM changed
+        ORDER BY 1, 2, 3
         ON CONFLICT (client_id, instrument, rater)
-        DO UPDATE SET version = c.version + 1, stamp = '';
-    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) o
-        WHERE c.client_id = o.client_id AND c.instrument = o.instrument AND c.rater = o.rater
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = o.client_id
-            AND s.instrument = o.instrument AND s.rater = o.rater);
+        DO UPDATE SET version = c.version + 1, stamp = '', changed_xact = pg_current_xact_id();
+    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) t
+        WHERE {_SAME_SERIES}
+        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = t.client_id
+            AND s.instrument = t.instrument AND s.rater = t.rater);
     RETURN NULL;
 END $f$;
 CREATE TRIGGER caseload_on_insert AFTER INSERT ON sessions
