@@ -341,20 +341,17 @@ class _CopySpool:
         self.path = path
         self.handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
         self.clients: set[str] = set()  # listed beside the rows: the parent claims them
-        instrument, definition = recorder.fast_constants
+        # rows are written as store.postgres.SPOOL_COLUMNS: without the batch's instrument,
+        # definition and time, which the parent's statement gives
         self.store = recorder.store  # for _row: its definition is known, no query
         self.now = recorder.now
-        # a FastRows row is (client, rater, session, date, answers, pomp, mean, sum,
-        # scale_pomps, counselor): the batch's instrument, definition and time go between
-        self.instrument, self.definition = copy_field(instrument), str(definition)
 
     def _fast(self, row: tuple[Any, ...]) -> str:
         f = self.field
         c, rater, n, date, answers, pomp, mean, total, pomps, counselor = row
         return (
-            f"{f(c)}\t{self.instrument}\t{f(rater)}\t{n}\t{f(date)}\t{self.definition}\t"
-            f"{answers}\t{self.now}\t{f(pomp)}\t{f(mean)}\t{f(total)}\t{f(pomps)}\t"
-            f"{f(counselor)}\t\\N\t\\N\n"
+            f"{f(c)}\t{f(rater)}\t{n}\t{f(date)}\t{answers}\t{f(pomp)}\t{f(mean)}\t"
+            f"{f(total)}\t{f(pomps)}\t{f(counselor)}\t\\N\n"
         )
 
     def add_fast(self, row: tuple[Any, ...]) -> None:
@@ -368,9 +365,10 @@ class _CopySpool:
         self.handle.writelines(map(self._fast, rows))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
-        """Keep one whole stored row (``Store._row``'s shape)."""
+        """Keep one whole stored row (``Store._row``'s shape): its instrument, definition
+        and time are the batch's, written by the parent's statement."""
         self.clients.add(row[0])
-        self.handle.write(self.line(row))
+        self.handle.write(self.line(row[0:1] + row[2:5] + row[6:7] + row[8:13] + row[14:15]))
 
     def add_score(self, data: dict[str, Any], counselor: str | None = None) -> None:
         """Keep the stored row of a Score (a row the fast path left to the full one)."""
