@@ -455,3 +455,52 @@ def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatc
     assert len(runs[server][1]) == len(runs[sqlite][1])
     assert views(server) == views(sqlite)
     assert '"J\\\\3-2"' in views(server)["clients"]  # (JSON escapes the backslash)
+
+
+# -- libpq's settings: .pgpass and PGSERVICE, with a role that must give a password ----------
+PASSWORD_ROLE = os.environ.get("ALLIANCE_TEST_POSTGRES_PASSWORD_ROLE", "")
+
+
+@pytest.fixture
+def password_role(database, tmp_path: Path, monkeypatch) -> Iterator[tuple[str, str]]:
+    """A counselor role the server asks a password of (tests/with-postgres.sh's pg_hba)."""
+    if not PASSWORD_ROLE:
+        if REQUIRED:
+            pytest.fail("no password-checked role (run through tests/with-postgres.sh)")
+        pytest.skip("the test server asks no role for a password (tests/with-postgres.sh does)")
+    secret = f"pw-{uuid.uuid4().hex}"
+    admin_sql(
+        f"DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PASSWORD_ROLE}') "
+        f"THEN CREATE ROLE {PASSWORD_ROLE} LOGIN IN ROLE alliance_counselor; END IF; END $$"
+    )
+    admin_sql(f"ALTER ROLE {PASSWORD_ROLE} PASSWORD '{secret}'")
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-such-pgpass"))
+    yield database(PASSWORD_ROLE), secret
+
+
+def test_pgpass_and_pgservice_give_the_password(password_role, tmp_path: Path, monkeypatch):
+    url, secret = password_role
+    # no password anywhere: exit 5, one line, and the server is named
+    code, out, err = cli("clients", "--db", url)
+    assert code == 5 and "password" in err and len(err.strip().splitlines()) == 1, err
+    # ~/.pgpass (here PGPASSFILE, owner-only as libpq wants)
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"*:*:*:{PASSWORD_ROLE}:{secret}\n", encoding="utf-8")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    assert save_wai(url, "PW-1", 1) == 0
+    code, out, err = cli("clients", "--db", url, "-f", "json")
+    assert code == 0 and '"PW-1"' in out, err
+    # a service file names the server, database and role: the URL names only the service
+    parts = urlsplit(url)
+    host = dict(p.split("=", 1) for p in parts.query.split("&"))["host"]
+    services = tmp_path / "pg_service.conf"
+    services.write_text(
+        f"[clinic]\nhost={host}\ndbname={_db(url)}\nuser={PASSWORD_ROLE}\n", encoding="utf-8"
+    )
+    monkeypatch.setenv("PGSERVICEFILE", str(services))
+    code, out, err = cli("history", "PW-1", "--db", "postgresql://?service=clinic", "-f", "json")
+    assert code == 0 and '"PW-1"' in out, err
+    # the password is never shown, and a password in the URL is refused
+    code, out, err = cli("clients", "--db", url.replace("@", f":{secret}@", 1))
+    assert code == 2 and secret not in out + err

@@ -36,9 +36,14 @@ cleanup() {
 trap cleanup EXIT
 "${run_as[@]}" "$bindir/initdb" -D "$dir/data" -U alliance_admin --auth=trust \
     --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+# one role must give a password (scram), so the tests can prove .pgpass and PGSERVICE work
+# and that no password is ever shown; every other role is trusted on this private socket
+hba="$dir/data/pg_hba.conf"
+"${run_as[@]}" sh -c "{ echo 'local all alliance_pw scram-sha-256'; cat '$hba'; } > '$hba.new' && mv '$hba.new' '$hba'"
 "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -s \
     -o "-c listen_addresses='' -c unix_socket_directories='$dir' -c fsync=off -c max_connections=60" \
     start
 export ALLIANCE_TEST_POSTGRES="postgresql://alliance_admin@/postgres?host=$dir"
+export ALLIANCE_TEST_POSTGRES_PASSWORD_ROLE=alliance_pw
 echo "PostgreSQL test server: $("$bindir/postgres" --version) in $dir (Unix socket only)" >&2
 "$@"

@@ -357,7 +357,9 @@ class Store(StoreBase):
         try:
             self.db = self.pg.connect(url, autocommit=True)
         except self.pg.Error as exc:
-            raise HistoryError(f"{self.path}: cannot connect ({_first_line(exc)})") from None
+            text = _first_line(exc)
+            hint = "; give the password in ~/.pgpass (or PGPASSFILE)" if "password" in text else ""
+            raise HistoryError(f"{self.path}: cannot connect ({text}){hint}") from None
         try:
             self.db.execute("SET search_path TO alliance")
             self._migrate()
