@@ -151,6 +151,16 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
         seconds = statistics.median(times)
         label = f"batch --save {rows:,} rows ({kind}) on PostgreSQL"
         print(f"{label:<62} {seconds:8.1f} s {stored / seconds:9,.0f} rows/s ({stored:,} stored)")
+        lite = DATA / "save-reference.sqlite"  # the same save into a file, in the same spell
+        for leftover in (lite, Path(f"{lite}-wal"), Path(f"{lite}-shm")):
+            leftover.unlink(missing_ok=True)
+        start = time.perf_counter()
+        subprocess.run([*alliance, "batch", str(made), "-i", "wai-sr", "--save", "--db",
+                        str(lite), "-o", os.devnull, "-q"], capture_output=True)  # fmt: skip
+        seconds = time.perf_counter() - start
+        label = "... the same into an SQLite file (for reference)"
+        print(f"{label:<62} {seconds:8.1f} s {stored / seconds:9,.0f} rows/s")
+        lite.unlink(missing_ok=True)
     target = database("alliance_bench_clients", fresh=False)
     with psycopg.connect(target) as db:
         there = db.execute("SELECT to_regclass('alliance.sessions') IS NOT NULL").fetchone()[0]
@@ -169,6 +179,10 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
     subprocess.run(clients, capture_output=True, check=True)  # the first reading is kept
     print(f"{'alliance clients (' + path.stem.split('-')[1] + ') -f json on PostgreSQL':<62} "
           f"{median_seconds(clients, runs, check=True) * 1000:8.1f} ms")  # fmt: skip
+    lite = [*alliance, "clients", "--db", str(path), "-f", "json"]
+    subprocess.run(lite, capture_output=True, check=True)
+    print(f"{'... the same from the SQLite file (for reference)':<62} "
+          f"{median_seconds(lite, runs, check=True) * 1000:8.1f} ms")  # fmt: skip
 
 
 def main() -> None:
