@@ -335,24 +335,13 @@ class _CopySpool:
     formatting each row happens here, on every core."""
 
     def __init__(self, path: Path, recorder: Any) -> None:
-        from alliance_cli.store.postgres import copy_field, copy_line
-
-        self.line, self.field = copy_line, copy_field
+        # the recorder's own formatters: only its back end knows the columns it copies
+        self._fast, self._whole = recorder.copy_spool_lines()
         self.path = path
         self.handle = open(path, "w", encoding="utf-8", newline="", buffering=1 << 20)  # noqa: SIM115
         self.clients: set[str] = set()  # listed beside the rows: the parent claims them
-        # rows are written as store.postgres.SPOOL_COLUMNS: without the batch's instrument,
-        # definition and time, which the parent's statement gives
         self.store = recorder.store  # for _row: its definition is known, no query
         self.now = recorder.now
-
-    def _fast(self, row: tuple[Any, ...]) -> str:
-        f = self.field
-        c, rater, n, date, answers, pomp, mean, total, pomps, counselor = row
-        return (
-            f"{f(c)}\t{f(rater)}\t{n}\t{f(date)}\t{answers}\t{f(pomp)}\t{f(mean)}\t"
-            f"{f(total)}\t{f(pomps)}\t{f(counselor)}\t\\N\n"
-        )
 
     def add_fast(self, row: tuple[Any, ...]) -> None:
         """Keep one stored row from FastRows."""
@@ -365,10 +354,9 @@ class _CopySpool:
         self.handle.writelines(map(self._fast, rows))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
-        """Keep one whole stored row (``Store._row``'s shape): its instrument, definition
-        and time are the batch's, written by the parent's statement."""
+        """Keep one whole stored row (``Store._row``'s shape)."""
         self.clients.add(row[0])
-        self.handle.write(self.line(row[0:1] + row[2:5] + row[6:7] + row[8:13] + row[14:15]))
+        self.handle.write(self._whole(row))
 
     def add_score(self, data: dict[str, Any], counselor: str | None = None) -> None:
         """Keep the stored row of a Score (a row the fast path left to the full one)."""

@@ -316,6 +316,7 @@ SPOOL_COLUMNS = (
     "client_id, rater, session, date, answers, total_pomp, total_mean, total_sum, "
     "scale_pomps, counselor, extra"
 )
+_Line = Callable[[tuple[Any, ...]], str]  # a stored row as one line of COPY text
 _INSERT = (
     f"INSERT INTO sessions AS s ({SESSION_COLUMNS}) VALUES "
     "(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
@@ -1010,6 +1011,27 @@ class BatchRecorder(BatchBase):
             raise
 
     spools_copy_text = True  # a --jobs worker writes COPY text lines (``copy_line``)
+
+    @staticmethod
+    def copy_spool_lines() -> tuple[
+        Callable[[tuple[Any, ...]], str], Callable[[tuple[Any, ...]], str]
+    ]:
+        """How a ``--jobs`` worker writes a FastRows row and a whole row: one line of COPY
+        text each, ``SPOOL_COLUMNS`` (the batch's instrument, definition and time, and what
+        was said, are the parent's statement's)."""
+        f = copy_field
+
+        def fast(row: tuple[Any, ...]) -> str:
+            c, rater, n, date, answers, pomp, mean, total, pomps, counselor = row
+            return (
+                f"{f(c)}\t{f(rater)}\t{n}\t{f(date)}\t{answers}\t{f(pomp)}\t{f(mean)}\t"
+                f"{f(total)}\t{f(pomps)}\t{f(counselor)}\t\\N\n"
+            )
+
+        def whole(row: tuple[Any, ...]) -> str:
+            return copy_line(row[0:1] + row[2:5] + row[6:7] + row[8:13] + row[14:15])
+
+        return fast, whole
 
     def _claim_listed(self, path: str) -> bool:
         """Claim the clients a worker listed beside its rows (JSON), but those this batch
