@@ -242,8 +242,124 @@ class StoreBase:
     ) -> tuple[int, bool]:
         raise NotImplementedError
 
-    def _definition_data(self, definition: int) -> str:
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query, written with ``?`` placeholders (the SQL both back ends
+        share: each runs it its own way)."""
         raise NotImplementedError
+
+    def _definition_data(self, definition: int) -> str:
+        """A definition's JSON, by its id."""
+        return str(self._rows("SELECT data FROM definitions WHERE id = ?", (definition,))[0][0])
+
+    def _stored_answers(self, row: tuple[Any, ...]) -> str:
+        """The answers stored for the session a row would write ('' for none)."""
+        found = self._rows(
+            "SELECT answers FROM sessions WHERE client_id = ? AND instrument = ? AND rater = ? "
+            "AND session = ?",
+            (row[0], row[1], row[2], row[3]),
+        )
+        return str(found[0][0]) if found else ""
+
+    def count_sessions(self) -> int:
+        """How many sessions the history holds."""
+        return int(self._rows("SELECT count(*) FROM sessions")[0][0])
+
+    def client_ids(self) -> list[str]:
+        """Every client id in the store (for suggesting a close one after a typo)."""
+        return [r[0] for r in self._rows("SELECT DISTINCT client_id FROM sessions")]
+
+    def records(
+        self, client_id: str, instrument: str | None = None, light: bool = False
+    ) -> list[Record]:
+        """A client's records, by instrument, rater and session, each with its full Score
+        (rebuilt from the answers and the definition kept once, or as kept); with ``light``,
+        only what the views read of it (``Scorer.view_dict``)."""
+        sql = (
+            "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
+            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, NULL, s.counselor "
+            "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = ?"
+        )
+        args: list[Any] = [client_id]
+        if instrument:
+            sql += " AND s.instrument = ?"
+            args.append(instrument)
+        sql += " ORDER BY s.instrument, s.rater, s.session"
+        out = []
+        for r in self._rows(sql, args):  # (text in byte order on both back ends)
+            score = self._score(r[:12], light)
+            kept = json.loads(r[9]) if r[9] is not None else []
+            # kept: the concerns said at save time; before 0.3, every flag said (with codes)
+            said = kept if any("code" in f for f in kept) else score["flags"] + kept
+            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
+        return out
+
+    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
+        """Every stored answer set of an instrument (one session number only, when given),
+        as raw values by item id, each read in the item order of the definition it was saved
+        with (``alliance reliability --from-history``)."""
+        sql = "SELECT s.answers, s.definition, s.extra FROM sessions s WHERE s.instrument = ?" + (
+            " AND s.session = ?" if session is not None else ""
+        )
+        args: list[Any] = [instrument] + ([session] if session is not None else [])
+        orders: dict[int, list[str]] = {}
+        out = []
+        for answers, definition, extra in self._rows(sql, args):
+            kept = json.loads(extra) if extra else {}
+            if "schema_version" in kept:  # saved whole (older stores): its answers as kept
+                out.append(dict(kept.get("answers") or {}))
+                continue
+            if definition not in orders:
+                data = json.loads(self._definition_data(definition))
+                orders[definition] = [str(i["id"]) for i in data["items"]]
+            values = answers_values(answers)
+            out.append(dict(zip(orders[definition], values, strict=False)))
+        return out
+
+    def caseload_instruments(self) -> list[str]:
+        """The instruments of every series the caseload keeps a reading for."""
+        return [r[0] for r in self._rows("SELECT DISTINCT instrument FROM caseload")]
+
+    def kept_caseload(self) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series: (client_id, instrument, rater,
+        version, stamp, sessions, last_session, last_date, last_total_pomp, trend,
+        open_flags ('\\n'-joined), counselor); a stale one has the stamp ''."""
+        return self._rows(
+            "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
+            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
+        )
+
+    def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
+        """(client_id, instrument, rater) of each series of one client."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._rows(
+                "SELECT DISTINCT client_id, instrument, rater FROM sessions WHERE client_id = ?",
+                (client_id,),
+            )
+        ]
+
+    def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
+        columns = (
+            "(SELECT coalesce(scale_ids, '') FROM definitions d WHERE d.id = definition), "
+            "coalesce(scale_pomps, '')"
+        )
+        return self._series_columns(columns, client_id, instrument, rater)
+
+    def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
+        """(session, total POMP, total mean, total sum) of one series, in session order."""
+        columns = "session, total_pomp, total_mean, total_sum"
+        return self._series_columns(columns, client_id, instrument, rater)
+
+    def _series_columns(
+        self, columns: str, client_id: str, instrument: str, rater: str
+    ) -> list[tuple[Any, ...]]:
+        """Columns of one series' sessions, in session order."""
+        return self._rows(
+            f"SELECT {columns} FROM sessions WHERE client_id = ? AND instrument = ? "
+            "AND rater = ? ORDER BY session",
+            (client_id, instrument, rater),
+        )
 
     def define(self, data: dict[str, Any], sha256: str) -> None:
         """Make a definition's JSON known before its scores are saved: it is kept once, and

@@ -31,9 +31,7 @@ from alliance_cli.store.base import (
     SESSION_COLUMNS,
     BatchBase,
     Conflict,
-    Record,
     StoreBase,
-    answers_values,
     shown,
 )
 
@@ -512,6 +510,10 @@ class Store(StoreBase):
         finally:
             self.rollback()
 
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query written with ``?`` placeholders (psycopg's are ``%s``)."""
+        return self._all(sql.replace("?", "%s"), args)
+
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return list(self.db.execute(sql, args).fetchall())
@@ -545,10 +547,6 @@ class Store(StoreBase):
         known = self._row_definitions[sha] = (int(row[0]), bool(row[1]))
         return known
 
-    def _definition_data(self, definition: int) -> str:
-        row = self.db.execute("SELECT data FROM definitions WHERE id = %s", (definition,))
-        return str(row.fetchone()[0])
-
     def _claim(self, clients: Sequence[str]) -> None:
         """Assign new clients to this counselor; refuse another counselor's (exit 5)."""
         refused = [r[0] for r in self.db.execute("SELECT claim(%s)", (list(set(clients)),))]
@@ -564,14 +562,6 @@ class Store(StoreBase):
                 f"{self.path}: client {refused[0]}{more} is assigned to another counselor; "
                 "nothing was saved (a supervisor can assign them to you: alliance db grant)"
             )
-
-    def _stored_answers(self, row: tuple[Any, ...]) -> str:
-        found = self.db.execute(
-            "SELECT answers FROM sessions WHERE client_id = %s AND instrument = %s "
-            "AND rater = %s AND session = %s",
-            (row[0], row[1], row[2], row[3]),
-        ).fetchone()
-        return str(found[0]) if found else ""
 
     def record(
         self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
@@ -811,54 +801,7 @@ class Store(StoreBase):
             cursor.execute(COPY_ROWS + " ORDER BY s.id")
             yield from cursor
 
-    def count_sessions(self) -> int:
-        """How many sessions this role may see."""
-        return int(self._all("SELECT count(*) FROM sessions")[0][0])
-
     # -- reading ---------------------------------------------------------------------------
-    def client_ids(self) -> list[str]:
-        """Every client id this role may see."""
-        return [r[0] for r in self._all("SELECT DISTINCT client_id FROM sessions")]
-
-    def records(
-        self, client_id: str, instrument: str | None = None, light: bool = False
-    ) -> list[Record]:
-        """A client's records, by instrument, rater and session (as ``sqlite.Store``)."""
-        sql = (
-            "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
-            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, NULL, s.counselor "
-            "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = %s"
-        )
-        args: list[Any] = [client_id]
-        if instrument:
-            sql += " AND s.instrument = %s"
-            args.append(instrument)
-        sql += ' ORDER BY s.instrument COLLATE "C", s.rater COLLATE "C", s.session'
-        out = []
-        for r in self._all(sql, args):
-            score = self._score(r[:12], light)
-            kept = json.loads(r[9]) if r[9] is not None else []
-            said = kept if any("code" in f for f in kept) else score["flags"] + kept
-            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
-        return out
-
-    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
-        """Every stored answer set of an instrument this role may see, by item id."""
-        sql = "SELECT answers, definition FROM sessions WHERE instrument = %s" + (
-            " AND session = %s" if session is not None else ""
-        )
-        args: list[Any] = [instrument] + ([session] if session is not None else [])
-        orders: dict[int, list[str]] = {}
-        out = []
-        for answers, definition in self._all(sql + " ORDER BY id", args):
-            if definition not in orders:
-                data = json.loads(self._definition_data(definition))
-                orders[definition] = [str(i["id"]) for i in data["items"]]
-            out.append(dict(zip(orders[definition], answers_values(answers), strict=False)))
-        return out
-
-    # what a role's kept series are: any change to a session changes a series' version,
-    # adds one or drops one (the sum of key hashes tells a series dropped as another came)
     _FINGERPRINT = (
         "SELECT count(*) || ':' || coalesce(sum(version), 0) || ':' || coalesce(sum(hashtext("
         "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
@@ -887,17 +830,6 @@ class Store(StoreBase):
                 )
         except self.pg.Error:
             self.rollback()
-
-    def caseload_instruments(self) -> list[str]:
-        """The instruments of every series the caseload keeps a reading for."""
-        return [r[0] for r in self._all("SELECT DISTINCT instrument FROM caseload")]
-
-    def kept_caseload(self) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series this role may see."""
-        return self._all(
-            "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
-            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
-        )
 
     def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
         """Keep new readings and drop series with no session left, each only if its series
@@ -939,44 +871,12 @@ class Store(StoreBase):
         ids = dict(self._all("SELECT id, coalesce(scale_ids, '') FROM definitions"))
         return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
 
-    def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
-        """(client_id, instrument, rater) of each series of one client."""
-        return [
-            (r[0], r[1], r[2])
-            for r in self._all(
-                "SELECT DISTINCT client_id, instrument, rater FROM sessions WHERE client_id = %s",
-                (client_id,),
-            )
-        ]
-
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per series: sessions and total POMP, comma-joined (report sparklines)."""
         return self._all(
             "SELECT client_id, instrument, rater, string_agg(session::text, ',' ORDER BY "
             "session), string_agg(coalesce(total_pomp::text, 'n'), ',' ORDER BY session) "
             "FROM sessions GROUP BY client_id, instrument, rater"
-        )
-
-    def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
-        """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
-        columns = (
-            "(SELECT coalesce(scale_ids, '') FROM definitions d WHERE d.id = definition), "
-            "coalesce(scale_pomps, '')"
-        )
-        return self._series_columns(columns, client_id, instrument, rater)
-
-    def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
-        """(session, total POMP, total mean, total sum) of one series, in session order."""
-        columns = "session, total_pomp, total_mean, total_sum"
-        return self._series_columns(columns, client_id, instrument, rater)
-
-    def _series_columns(
-        self, columns: str, client_id: str, instrument: str, rater: str
-    ) -> list[tuple[Any, ...]]:
-        return self._all(
-            f"SELECT {columns} FROM sessions WHERE client_id = %s AND instrument = %s "
-            "AND rater = %s ORDER BY session",
-            (client_id, instrument, rater),
         )
 
 

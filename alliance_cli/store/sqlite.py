@@ -13,7 +13,7 @@ import errno
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -625,9 +625,9 @@ class Store(StoreBase):
         "said_flags, extra) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     )
 
-    def _definition_data(self, definition: int) -> str:
-        row = self.db.execute("SELECT data FROM definitions WHERE id = ?", (definition,))
-        return str(row.fetchone()[0])
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """The rows of one query."""
+        return self.db.execute(sql, args).fetchall()
 
     def record(
         self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
@@ -704,14 +704,6 @@ class Store(StoreBase):
     # told of each session not stored because it is already recorded: (the row it would
     # have written, the stored answers JSON); BatchRecorder sorts same from conflicting
     on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
-
-    def _stored_answers(self, row: tuple[Any, ...]) -> str:
-        found = self.db.execute(
-            "SELECT answers FROM sessions WHERE client_id = ? AND instrument = ? AND rater = ? "
-            "AND session = ?",
-            (row[0], row[1], row[2], row[3]),
-        ).fetchone()
-        return str(found[0]) if found else ""
 
     def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
         """Collects a batch's scored rows and stores them in one transaction."""
@@ -845,63 +837,6 @@ class Store(StoreBase):
         """Every session, as stored, with its definition (``alliance db copy``)."""
         yield from self.db.execute(COPY_ROWS + " ORDER BY s.rowid")
 
-    def count_sessions(self) -> int:
-        """How many sessions the history holds."""
-        return int(self.db.execute("SELECT count(*) FROM sessions").fetchone()[0])
-
-    def client_ids(self) -> list[str]:
-        """Every client id in the store (for suggesting a close one after a typo)."""
-        return [r[0] for r in self.db.execute("SELECT DISTINCT client_id FROM sessions")]
-
-    def records(
-        self, client_id: str, instrument: str | None = None, light: bool = False
-    ) -> list[Record]:
-        """A client's records, by instrument, rater and session, each with its full Score
-        (rebuilt from the answers and the definition kept once, or as kept); with ``light``,
-        only what the views read of it (``Scorer.view_dict``)."""
-        sql = (
-            "SELECT s.client_id, s.session, s.date, s.rater, s.instrument, d.version, "
-            "d.sha256, s.answers, s.extra, s.said_flags, s.definition, NULL, s.counselor "
-            "FROM sessions s JOIN definitions d ON d.id = s.definition WHERE s.client_id = ?"
-        )
-        args: list[Any] = [client_id]
-        if instrument:
-            sql += " AND s.instrument = ?"
-            args.append(instrument)
-        sql += " ORDER BY s.instrument, s.rater, s.session"
-        out = []
-        for r in self.db.execute(sql, args).fetchall():
-            score = self._score(r[:12], light)
-            kept = json.loads(r[9]) if r[9] is not None else []
-            # kept: the concerns said at save time; before 0.3, every flag said (with codes)
-            said = kept if any("code" in f for f in kept) else score["flags"] + kept
-            out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
-        return out
-
-    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
-        """Every stored answer set of an instrument (one session number only, when given),
-        as raw values by item id, each read in the item order of the definition it was saved
-        with (``alliance reliability --from-history``)."""
-        sql = "SELECT s.answers, s.definition, s.extra FROM sessions s WHERE s.instrument = ?" + (
-            " AND s.session = ?" if session is not None else ""
-        )
-        args: list[Any] = [instrument] + ([session] if session is not None else [])
-        orders: dict[int, list[str]] = {}
-        out = []
-        for answers, definition, extra in self.db.execute(sql, args):
-            kept = json.loads(extra) if extra else {}
-            if "schema_version" in kept:  # saved whole (older stores): its answers as kept
-                out.append(dict(kept.get("answers") or {}))
-                continue
-            if definition not in orders:
-                data = self.db.execute(
-                    "SELECT data FROM definitions WHERE id = ?", (definition,)
-                ).fetchone()[0]
-                orders[definition] = [str(i["id"]) for i in json.loads(data)["items"]]
-            values = answers_values(answers)
-            out.append(dict(zip(orders[definition], values, strict=False)))
-        return out
-
     def snapshot(self) -> tuple[int, str | None, str | None]:
         """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
         row = self.db.execute(
@@ -921,19 +856,6 @@ class Store(StoreBase):
             self.db.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
-
-    def caseload_instruments(self) -> list[str]:
-        """The instruments of every series the caseload keeps a reading for."""
-        return [r[0] for r in self.db.execute("SELECT DISTINCT instrument FROM caseload")]
-
-    def kept_caseload(self) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series: (client_id, instrument, rater,
-        version, stamp, sessions, last_session, last_date, last_total_pomp, trend,
-        open_flags ('\\n'-joined), counselor); a stale one has the stamp ''."""
-        return self.db.execute(
-            "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
-            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
-        ).fetchall()
 
     def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
         """Keep new readings, (stamp, sessions, last_session, last_date, last_total_pomp,
@@ -982,16 +904,6 @@ class Store(StoreBase):
         ids = dict(self.db.execute("SELECT id, ifnull(scale_ids, '') FROM definitions"))
         return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
 
-    def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
-        """(client_id, instrument, rater) of each series of one client."""
-        return [
-            (r[0], r[1], r[2])
-            for r in self.db.execute(
-                "SELECT DISTINCT client_id, instrument, rater FROM sessions WHERE client_id = ?",
-                (client_id,),
-            )
-        ]
-
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for
         none; in no guaranteed order), read from the index alone (report sparklines)."""
@@ -999,28 +911,6 @@ class Store(StoreBase):
             "SELECT client_id, instrument, rater, group_concat(session, ','), "
             "group_concat(ifnull(total_pomp, 'n'), ',') FROM sessions "
             "GROUP BY client_id, instrument, rater"
-        ).fetchall()
-
-    def subscale_rows(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
-        """(subscale ids, subscale POMPs) of one series' sessions, in session order."""
-        columns = (
-            "(SELECT ifnull(scale_ids, '') FROM definitions d WHERE d.id = definition), "
-            "ifnull(scale_pomps, '')"
-        )
-        return self._series_columns(columns, client_id, instrument, rater)
-
-    def raw_totals(self, client_id: str, instrument: str, rater: str) -> list[tuple[Any, ...]]:
-        """(session, total POMP, total mean, total sum) of one series, in session order."""
-        columns = "session, total_pomp, total_mean, total_sum"
-        return self._series_columns(columns, client_id, instrument, rater)
-
-    def _series_columns(
-        self, columns: str, client_id: str, instrument: str, rater: str
-    ) -> list[tuple[Any, ...]]:
-        return self.db.execute(
-            f"SELECT {columns} FROM sessions WHERE client_id = ? AND instrument = ? "
-            "AND rater = ? ORDER BY session",
-            (client_id, instrument, rater),
         ).fetchall()
 
 
