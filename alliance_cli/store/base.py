@@ -247,6 +247,37 @@ class StoreBase:
         share: each runs it its own way)."""
         raise NotImplementedError
 
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """One statement (``?`` placeholders) in a transaction of its own."""
+        raise NotImplementedError
+
+    def keep_said_flags(self, score: dict[str, Any], concerns: list[dict[str, Any]]) -> None:
+        """Keep with a saved session the concerns the reading said when it was saved (the
+        Score's own flags are rebuilt with it: nothing to keep when there is no concern)."""
+        who, inst = score["respondent"], score["instrument"]
+        if not concerns:
+            return
+        self._write(
+            "UPDATE sessions SET said_flags = ? WHERE client_id = ? AND instrument = ? "
+            "AND rater = ? AND session = ?",
+            (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
+             who.get("rater") or "client", int(who["session"])),
+        )  # fmt: skip
+
+    def leave_said_pending(self, since: int) -> None:
+        """A batch saved after row ``since`` was not read while saving: the next reader
+        (on a server: this role's) reads it and keeps what it says at each session."""
+        self._write("INSERT INTO said_pending (since) VALUES (?)", (since,))
+
+    def said_pending(self) -> int | None:
+        """The earliest row after which a batch's sessions wait for their reading."""
+        row = self._rows("SELECT min(since) FROM said_pending")
+        return None if not row or row[0][0] is None else int(row[0][0])
+
+    def said_kept(self, since: int) -> None:
+        """What was said at every session after ``since`` is kept: nothing waits."""
+        self._write("DELETE FROM said_pending WHERE since >= ?", (since,))
+
     def _definition_data(self, definition: int) -> str:
         """A definition's JSON, by its id."""
         return str(self._rows("SELECT data FROM definitions WHERE id = ?", (definition,))[0][0])

@@ -514,6 +514,11 @@ class Store(StoreBase):
         """The rows of one query written with ``?`` placeholders (psycopg's are ``%s``)."""
         return self._all(sql.replace("?", "%s"), args)
 
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """One statement (``?`` placeholders) in a transaction of its own."""
+        with self._transaction():
+            self.db.execute(sql.replace("?", "%s"), args)
+
     def _all(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         try:
             return list(self.db.execute(sql, args).fetchall())
@@ -686,19 +691,6 @@ class Store(StoreBase):
             self.db.execute("SELECT release(%s)", (client_id,))
         return deleted
 
-    def keep_said_flags(self, score: dict[str, Any], concerns: list[dict[str, Any]]) -> None:
-        """Keep with a saved session the concerns the reading said when it was saved."""
-        who, inst = score["respondent"], score["instrument"]
-        if not concerns:
-            return
-        with self._transaction():
-            self.db.execute(
-                "UPDATE sessions SET said_flags = %s WHERE client_id = %s AND instrument = %s "
-                "AND rater = %s AND session = %s",
-                (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
-                 who.get("rater") or "client", int(who["session"])),
-            )  # fmt: skip
-
     def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
         """Keep what was said at each session a batch added, where nothing is kept yet."""
         with self._transaction():
@@ -713,22 +705,6 @@ class Store(StoreBase):
                 "UPDATE sessions s SET said_flags = k.said FROM alliance_said k "
                 "WHERE s.id = k.id AND s.said_flags IS NULL"
             )
-
-    def leave_said_pending(self, since: int) -> None:
-        """Leave the reading of a batch saved after row ``since`` to this role's next
-        reader."""
-        with self._transaction():
-            self.db.execute("INSERT INTO said_pending (since) VALUES (%s)", (since,))
-
-    def said_pending(self) -> int | None:
-        """The earliest row after which this role's batch waits for its reading."""
-        row = self._all("SELECT min(since) FROM said_pending")
-        return None if not row or row[0][0] is None else int(row[0][0])
-
-    def said_kept(self, since: int) -> None:
-        """What was said at every session after ``since`` is kept: nothing waits."""
-        with self._transaction():
-            self.db.execute("DELETE FROM said_pending WHERE since >= %s", (since,))
 
     def max_rowid(self) -> int:
         """The largest session row number this role sees (0 for none)."""

@@ -629,6 +629,11 @@ class Store(StoreBase):
         """The rows of one query."""
         return self.db.execute(sql, args).fetchall()
 
+    def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
+        """One statement in a transaction of its own."""
+        with self._transaction():
+            self.db.execute(sql, args)
+
     def record(
         self, score: dict[str, Any], replace: bool = False, counselor: str | None = None
     ) -> bool:
@@ -772,20 +777,6 @@ class Store(StoreBase):
         self.commit()
 
     # -- reading -------------------------------------------------------------------------
-    def keep_said_flags(self, score: dict[str, Any], concerns: list[dict[str, Any]]) -> None:
-        """Keep with a saved session the concerns the reading said when it was saved (the
-        Score's own flags are rebuilt with it: nothing to keep when there is no concern)."""
-        who, inst = score["respondent"], score["instrument"]
-        if not concerns:
-            return
-        with self._transaction():
-            self.db.execute(
-                "UPDATE sessions SET said_flags = ? WHERE client_id = ? AND instrument = ? "
-                "AND rater = ? AND session = ?",
-                (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
-                 who.get("rater") or "client", int(who["session"])),
-            )  # fmt: skip
-
     def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
         """Keep what was said at each session a batch added ((concerns JSON, rowid) each),
         only where nothing is kept yet: what was said is never rewritten."""
@@ -793,22 +784,6 @@ class Store(StoreBase):
             self.db.executemany(
                 "UPDATE sessions SET said_flags = ? WHERE rowid = ? AND said_flags IS NULL", said
             )
-
-    def leave_said_pending(self, since: int) -> None:
-        """A batch saved after rowid ``since`` was not read while saving: the next reader
-        reads it and keeps what it says at each of its sessions."""
-        with self._transaction():
-            self.db.execute("INSERT INTO said_pending (since) VALUES (?)", (since,))
-
-    def said_pending(self) -> int | None:
-        """The earliest rowid after which a batch's sessions wait for their reading."""
-        row = self.db.execute("SELECT min(since) FROM said_pending").fetchone()
-        return None if row is None or row[0] is None else int(row[0])
-
-    def said_kept(self, since: int) -> None:
-        """What was said at every session after ``since`` is kept: nothing waits."""
-        with self._transaction():
-            self.db.execute("DELETE FROM said_pending WHERE since >= ?", (since,))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
