@@ -504,3 +504,15 @@ def test_pgpass_and_pgservice_give_the_password(password_role, tmp_path: Path, m
     # the password is never shown, and a password in the URL is refused
     code, out, err = cli("clients", "--db", url.replace("@", f":{secret}@", 1))
     assert code == 2 and secret not in out + err
+
+
+def test_alliance_db_names_a_server_for_every_command(database, monkeypatch) -> None:
+    """ALLIANCE_DB=postgresql://… is the history when no --db is given."""
+    monkeypatch.setenv("ALLIANCE_DB", database("counselor_a"))
+    code, _, err = cli("score", "srs", "9", "9", "9", "9", "--client", "E-1", "--session",
+                       "next", "--save", "-q")  # fmt: skip
+    assert code == 0, err
+    assert '"E-1"' in cli("clients", "-f", "json")[1]
+    assert cli("history", "E-1", "-f", "json")[0] == 0
+    assert cli("forget", "E-1", "--yes", "-q")[0] == 0
+    assert cli("history", "E-1")[0] == 2
