@@ -769,22 +769,61 @@ def _incomplete(spec: SeriesSpec, visits: Sequence[Visit]) -> list[Concern]:
     return concerns
 
 
+_Pair = tuple[int, int, bool, bool, str | None]  # see _gap_plan
+
+
+def _gap_plan(client: SeriesSpec, therapist: SeriesSpec) -> list[_Pair]:
+    """The therapist form's topic pairs by answer position, worked out once per client:
+    (therapist position, client position, each reversed, the client's scale when both
+    forms put the topic in the same scale)."""
+    c_at = {item: i for i, item in enumerate(client.items)}
+    t_at = {item: i for i, item in enumerate(therapist.items)}
+    plan = []
+    for t_item, c_item in therapist.pairs.items():
+        if t_item not in t_at or c_item not in c_at:
+            continue  # (never answered: no POMP)
+        c_scale = client.item_scales.get(c_item)
+        same = (
+            c_scale
+            if c_scale is not None and c_scale == therapist.item_scales.get(t_item)
+            else None
+        )
+        plan.append((t_at[t_item], c_at[c_item], t_item in therapist.reverse,
+                     c_item in client.reverse, same))  # fmt: skip
+    return plan
+
+
 def _gap_values(
-    client: SeriesSpec, cv: Visit, therapist: SeriesSpec, tv: Visit
+    client: SeriesSpec,
+    cv: Visit,
+    therapist: SeriesSpec,
+    tv: Visit,
+    plan: list[_Pair] | None = None,
 ) -> dict[str, tuple[float, float]]:
-    """(client, therapist) POMP per compared scale (the client's scale ids)."""
+    """(client, therapist) POMP per compared scale (the client's scale ids). Item POMPs are
+    ``SeriesSpec.item_pomps``' arithmetic, by answer position through ``_gap_plan``."""
     if therapist.pairs:
-        c_items = client.item_pomps(cv.answers)
-        t_items = therapist.item_pomps(tv.answers)
+        c_low, c_high = client.scale_range
+        t_low, t_high = therapist.scale_range
+        if c_high <= c_low or t_high <= t_low:
+            return {}
+        ca, ta = cv.answers, tv.answers
         by_scale: dict[str, list[tuple[float, float]]] = {}
-        for t_item, c_item in therapist.pairs.items():
-            if t_item not in t_items or c_item not in c_items:
+        for t_pos, c_pos, t_rev, c_rev, scale in plan or _gap_plan(client, therapist):
+            if t_pos >= len(ta) or c_pos >= len(ca):
                 continue
-            pair = (c_items[c_item], t_items[t_item])
+            c_value, t_value = ca[c_pos], ta[t_pos]
+            if c_value is None or t_value is None:
+                continue
+            c_keyed = c_low + c_high - c_value if c_rev else c_value
+            t_keyed = t_low + t_high - t_value if t_rev else t_value
+            pair = (
+                (c_keyed - c_low) / (c_high - c_low) * 100,
+                (t_keyed - t_low) / (t_high - t_low) * 100,
+            )
             by_scale.setdefault(TOTAL, []).append(pair)
-            c_scale = client.item_scales.get(c_item)
-            if c_scale is not None and c_scale == therapist.item_scales.get(t_item):
-                by_scale.setdefault(c_scale, []).append(pair)
+            if scale is not None:
+                by_scale.setdefault(scale, []).append(pair)
         return {
             s: (_mean([p[0] for p in pairs]), _mean([p[1] for p in pairs]))
             for s, pairs in by_scale.items()
@@ -802,8 +841,9 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
     tv_by = {v.session: v for v in therapist.visits}
     shared = [(cv, tv_by[cv.session]) for cv in client.visits if cv.session in tv_by]
     steps = []
+    plan = _gap_plan(client.spec, therapist.spec) if therapist.spec.pairs else None
     for cv, tv in shared:
-        values = _gap_values(client.spec, cv, therapist.spec, tv)
+        values = _gap_values(client.spec, cv, therapist.spec, tv, plan)
         wide = {s: ct for s, ct in values.items() if abs(ct[0] - ct[1]) >= settings.gap_pomp}
         steps.append((cv.session, wide))
     concerns = []
