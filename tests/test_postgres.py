@@ -516,3 +516,19 @@ def test_alliance_db_names_a_server_for_every_command(database, monkeypatch) -> 
     assert cli("history", "E-1", "-f", "json")[0] == 0
     assert cli("forget", "E-1", "--yes", "-q")[0] == 0
     assert cli("history", "E-1")[0] == 2
+
+
+def test_a_held_lock_is_waited_for_then_said(database, monkeypatch) -> None:
+    """Another program holding the sessions (here an open ACCESS EXCLUSIVE lock) is waited
+    for ALLIANCE_LOCK_WAIT seconds, as on SQLite, then exit 5 in one line."""
+    url = database("counselor_a")
+    assert save_wai(url, "L-1", 1) == 0
+    monkeypatch.setenv("ALLIANCE_LOCK_WAIT", "1")
+    with psycopg.connect(as_role(SERVER, dbname=_db(url))) as holder:
+        holder.execute("LOCK TABLE alliance.sessions IN ACCESS EXCLUSIVE MODE")
+        code, _, err = cli("score", "wai-sr", *WAI, "--client", "L-1", "--session", "2",
+                           "--save", "--db", url)  # fmt: skip
+        holder.rollback()
+    assert code == 5 and "held the history too long (waited 1 s)" in err, err
+    assert len(err.strip().splitlines()) == 1
+    assert save_wai(url, "L-1", 2) == 0  # once it is let go, the save goes through

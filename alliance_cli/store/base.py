@@ -83,6 +83,19 @@ class Record:
     counselor: str | None = None
 
 
+# Seconds to wait for another alliance's write before giving up (exit 5),
+# on either back end;
+# ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
+LOCK_WAIT = 30.0
+
+
+def lock_wait() -> float:
+    """Seconds to wait for another alliance's write: ALLIANCE_LOCK_WAIT, else 30."""
+    from alliance_cli.io.environment import number
+
+    return number("ALLIANCE_LOCK_WAIT", LOCK_WAIT, "the seconds to wait for the history")
+
+
 def has_password(url: str) -> bool:
     """Whether a server URL carries a password (``user:secret@`` or ``password=``)."""
     parts = urlsplit(url)

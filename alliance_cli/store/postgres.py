@@ -32,6 +32,7 @@ from alliance_cli.store.base import (
     BatchBase,
     Conflict,
     StoreBase,
+    lock_wait,
     shown,
 )
 
@@ -361,6 +362,8 @@ class Store(StoreBase):
             raise HistoryError(f"{self.path}: cannot connect ({text}){hint}") from None
         try:
             self.db.execute("SET search_path TO alliance")
+            # a lock another counselor's save holds is waited for as long as on SQLite
+            self.db.execute(f"SET lock_timeout = {int(lock_wait() * 1000)}")
             self._migrate()
         except self.pg.Error as exc:
             self._close_quietly()
@@ -384,6 +387,11 @@ class Store(StoreBase):
             return HistoryError(
                 f"{self.path}: permission denied ({text}); a counselor's login role must be "
                 f"a member of {COUNSELOR} or {SUPERVISOR} (docs/clinic-server.md)"
+            )
+        if isinstance(exc, errors.LockNotAvailable):
+            return HistoryError(
+                f"{self.path}: another program held the history too long (waited "
+                f"{lock_wait():g} s); try again when it has finished"
             )
         if isinstance(exc, errors.ReadOnlySqlTransaction):
             return HistoryError(f"{self.path}: the server is read-only here (cannot save)")

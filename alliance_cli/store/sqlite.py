@@ -30,6 +30,7 @@ from alliance_cli.store.base import (
     StoreBase,
     answers_text,
     answers_values,
+    lock_wait,
 )
 
 __all__ = ["Conflict", "FastRows", "Record", "Store", "answers_text", "answers_values"]
@@ -316,18 +317,6 @@ def client_ids(path: Path) -> list[str]:
         return [str(r[0]) for r in rows]
     finally:
         db.close()
-
-
-# Seconds to wait for another alliance's write before giving up (exit 5);
-# ALLIANCE_LOCK_WAIT changes it (tests use a short wait).
-LOCK_WAIT = 30.0
-
-
-def lock_wait() -> float:
-    """Seconds to wait for another alliance's write: ALLIANCE_LOCK_WAIT, else 30."""
-    from alliance_cli.io.environment import number
-
-    return number("ALLIANCE_LOCK_WAIT", LOCK_WAIT, "the seconds to wait for the history")
 
 
 def open_store(
