@@ -532,3 +532,18 @@ def test_a_held_lock_is_waited_for_then_said(database, monkeypatch) -> None:
     assert code == 5 and "held the history too long (waited 1 s)" in err, err
     assert len(err.strip().splitlines()) == 1
     assert save_wai(url, "L-1", 2) == 0  # once it is let go, the save goes through
+
+
+def test_assignments_are_listed_as_each_role_may_see_them(database) -> None:
+    a, b, s = database("counselor_a"), database("counselor_b"), database(SUPERVISOR)
+    assert save_wai(a, "A-1", 1) == 0
+    assert save_wai(b, "B-1", 1) == 0
+    everyone = json.loads(cli("db", "assignments", "--db", s, "-f", "json")[1])
+    assert everyone == [
+        {"client_id": "A-1", "role": "counselor_a"},
+        {"client_id": "B-1", "role": "counselor_b"},
+    ]
+    own = json.loads(cli("db", "assignments", "--db", a, "-f", "json")[1])
+    assert own == [{"client_id": "A-1", "role": "counselor_a"}]
+    code, _, err = cli("db", "assignments", "--db", "history.sqlite")
+    assert code == 2 and "PostgreSQL" in err

@@ -5,7 +5,16 @@ from typing import Annotated
 
 import typer
 
-from alliance_cli.cli.common import Command, DbOpt, QuietOpt, funnel, say
+from alliance_cli.cli.common import (
+    Command,
+    DbOpt,
+    FormatOpt,
+    QuietOpt,
+    funnel,
+    output,
+    pick_format,
+    say,
+)
 
 db_app = typer.Typer(
     help="A clinic's shared history on PostgreSQL: setup, client assignments, copying.",
@@ -99,6 +108,23 @@ def revoke_command(
 ) -> int:
     """Take a client from a counselor (a supervisor's command)."""
     return _assign(client, role, db, False, quiet)
+
+
+@db_app.command("assignments", cls=Command)
+@funnel
+def assignments_command(db: DbOpt = None, quiet: QuietOpt = False, fmt: FormatOpt = None) -> int:
+    """List which counselor has which client (a counselor sees their own)."""
+    from alliance_cli.store import backend, postgres
+
+    fmt = pick_format(fmt)
+    _server(db, "db assignments")
+    with backend.open_store(db, create=False, on_wait=say) as store:
+        assert isinstance(store, postgres.Store)
+        rows = [{"client_id": c, "role": r} for c, r in store.assignments()]
+    if not rows and not quiet:
+        say("no client is assigned yet")
+    output(fmt, rows, lambda render: render.assignments_table(rows))
+    return 0
 
 
 @db_app.command("copy", cls=Command)

@@ -659,6 +659,16 @@ def caseload_table(rows: Sequence[CaseloadRow]) -> Table:
     return table
 
 
+def assignments_table(rows: Sequence[dict[str, str]]) -> Table:
+    """Which counselor's login role has which client (``alliance db assignments``)."""
+    table = Table(box=box.SIMPLE_HEAD, title="Client assignments", title_justify="left")
+    table.add_column("client", no_wrap=True)
+    table.add_column("role", no_wrap=True)
+    for row in rows:
+        table.add_row(*cells(row["client_id"], row["role"]))
+    return table
+
+
 def reliability_view(records: Sequence[dict[str, Any]]) -> Group:
     """Each scale's reliability: alpha with its interval, then its items."""
     parts: list[Any] = []
