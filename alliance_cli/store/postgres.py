@@ -363,7 +363,7 @@ class Store(StoreBase):
         try:
             self.db.execute("SET search_path TO alliance")
             # a lock another counselor's save holds is waited for as long as on SQLite
-            self.db.execute(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")  # (0: none)
+            self.db.execute(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")  # (0 = no limit)
             self._migrate()
         except self.pg.Error as exc:
             self._close_quietly()
