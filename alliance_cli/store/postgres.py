@@ -363,7 +363,8 @@ class Store(StoreBase):
         try:
             self.db.execute("SET search_path TO alliance")
             # a lock another counselor's save holds is waited for as long as on SQLite
-            self.db.execute(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")  # (0 = no limit)
+            # (at least 1 ms: a lock_timeout of 0 would mean no limit)
+            self.db.execute(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")
             self._migrate()
         except self.pg.Error as exc:
             self._close_quietly()
