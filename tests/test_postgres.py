@@ -181,7 +181,7 @@ def test_each_counselor_sees_only_their_own_clients(database, tmp_path: Path) ->
     assert cli("forget", "B-1", "--yes", "--db", a)[0] == 2
     code, _, err = cli("score", "wai-sr", *WAI, "--client", "B-1", "--session", "2",
                        "--save", "--db", a)  # fmt: skip
-    assert code == 5 and "assigned to another counselor" in err
+    assert code == 5 and "is not assigned to you (another counselor's" in err
     # reliability from the history reads A's two answer sets, not B's third
     code, _, err = cli("reliability", "--from-history", "-i", "wai-sr", "--db", a, "-f", "json")
     assert code == 3 and "2 answer sets from the history" in err, err
@@ -547,3 +547,16 @@ def test_assignments_are_listed_as_each_role_may_see_them(database) -> None:
     assert own == [{"client_id": "A-1", "role": "counselor_a"}]
     code, _, err = cli("db", "assignments", "--db", "history.sqlite")
     assert code == 2 and "PostgreSQL" in err
+
+
+def test_a_client_a_supervisor_saved_is_given_not_taken(database) -> None:
+    """A client first saved by a supervisor (an import) belongs to no counselor until
+    assigned: a counselor's save is refused, then goes through once granted."""
+    a, s = database("counselor_a"), database(SUPERVISOR)
+    assert save_wai(s, "S-9", 1) == 0
+    code, _, err = cli("score", "wai-sr", *WAI, "--client", "S-9", "--session", "2", "--save",
+                       "--db", a)  # fmt: skip
+    assert code == 5 and "saved by a supervisor" in err
+    assert cli("history", "S-9", "--db", a)[0] == 2
+    assert cli("db", "grant", "S-9", "counselor_a", "--db", s, "-q")[0] == 0
+    assert save_wai(a, "S-9", 2) == 0

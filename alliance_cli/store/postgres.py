@@ -573,8 +573,9 @@ class Store(StoreBase):
             refused.sort()
             more = f" (and {len(refused) - 1:,} more)" if len(refused) > 1 else ""
             raise HistoryError(
-                f"{self.path}: client {refused[0]}{more} is assigned to another counselor; "
-                "nothing was saved (a supervisor can assign them to you: alliance db grant)"
+                f"{self.path}: client {refused[0]}{more} is not assigned to you (another "
+                "counselor's, or saved by a supervisor); nothing was saved (a supervisor can "
+                "assign them to you: alliance db grant)"
             )
 
     def record(
