@@ -243,6 +243,8 @@ class StoreBase:
     """The parts of a store that do not depend on the database: a Score's stored row, and a
     Score rebuilt from one (``_definition`` and ``_definition_data`` are the back end's)."""
 
+    db: Any  # the back end's connection
+
     def _init_memos(self) -> None:
         self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)
         self._row_definitions: dict[str, tuple[int, bool]] = {}  # within one write
@@ -259,6 +261,68 @@ class StoreBase:
         """The rows of one query, written with ``?`` placeholders (the SQL both back ends
         share: each runs it its own way)."""
         raise NotImplementedError
+
+    # the back end's database errors, said by ``_error``; and those its callers handle
+    # themselves (a session already recorded), passed on as they are
+    _error_types: tuple[type[Exception], ...] = ()
+    _passed_types: tuple[type[Exception], ...] = ()
+    # told of each session not stored because it is already recorded: (the row it would
+    # have written, the stored answers); a batch recorder sorts same from conflicting
+    on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
+
+    def _error(self, exc: Exception) -> Exception:
+        raise NotImplementedError
+
+    def in_transaction(self) -> bool:
+        """Whether a transaction is open."""
+        raise NotImplementedError
+
+    def begin(self) -> None:
+        """Start a write transaction."""
+        raise NotImplementedError
+
+    def commit(self) -> None:
+        """Commit the open transaction (the failure said, naming the history)."""
+        try:
+            self.db.execute("COMMIT")
+        except self._error_types as exc:
+            self.rollback()
+            raise self._error(exc) from None
+
+    def rollback(self) -> None:
+        """Undo the open transaction, if there is one."""
+        self._row_definitions.clear()  # a definition written in it is gone too
+        if self.in_transaction():
+            with contextlib.suppress(*self._error_types):  # (it may have ended already)
+                self.db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One transaction: committed, or rolled back on any failure."""
+        self.begin()
+        try:
+            yield
+        except self._passed_types:
+            self.rollback()
+            raise
+        except self._error_types as exc:
+            self.rollback()
+            raise self._error(exc) from None
+        except BaseException:
+            self.rollback()
+            raise
+        self.commit()
+
+    def _one_at_a_time(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
+        """Store rows one statement each (inside the open transaction), telling each one
+        already recorded to ``on_duplicate``; returns how many were."""
+        duplicates = 0
+        for row in rows:
+            if self.db.execute(sql, row).rowcount == 0:
+                duplicates += 1
+                if self.on_duplicate is not None:
+                    self.on_duplicate(row, self._stored_answers(row))
+        return duplicates
 
     def _write(self, sql: str, args: Sequence[Any] = ()) -> None:
         """One statement (``?`` placeholders) in a transaction of its own."""

@@ -346,14 +346,13 @@ class Store(StoreBase):
     def __init__(
         self, url: str, on_wait: Callable[[str], None] | None = None, writing: bool = True
     ) -> None:
-        self.url = url
         self.path = shown(url)
         self.writing = writing
         self.on_wait = on_wait
         self.log_busy = False
-        self.on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
         self._init_memos()
         self.pg = _psycopg()
+        self._error_types = (self.pg.Error,)
         try:
             self.db = self.pg.connect(url, autocommit=True)
         except self.pg.Error as exc:
@@ -480,34 +479,6 @@ class Store(StoreBase):
             self.db.execute("BEGIN")
         except self.pg.Error as exc:
             raise self._error(exc) from None
-
-    def commit(self) -> None:
-        """Commit the open transaction."""
-        try:
-            self.db.execute("COMMIT")
-        except self.pg.Error as exc:
-            self.rollback()
-            raise self._error(exc) from None
-
-    def rollback(self) -> None:
-        """Undo the open transaction, if there is one."""
-        self._row_definitions.clear()
-        if self.in_transaction():
-            with contextlib.suppress(Exception):
-                self.db.execute("ROLLBACK")
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.begin()
-        try:
-            yield
-        except self.pg.Error as exc:
-            self.rollback()
-            raise self._error(exc) from None
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -661,14 +632,7 @@ class Store(StoreBase):
         self.db.execute("ROLLBACK TO chunk")
         self.db.execute("RELEASE chunk")
         rows = self._all(f"SELECT {columns} FROM alliance_staging ORDER BY seq", args)
-        sql = _INSERT + (_REPLACE if replace else _IGNORE)
-        duplicates = 0
-        for row in rows:
-            if self.db.execute(sql, row).rowcount == 0:
-                duplicates += 1
-                if self.on_duplicate is not None:
-                    self.on_duplicate(row, self._stored_answers(row))
-        return duplicates
+        return self._one_at_a_time(_INSERT + (_REPLACE if replace else _IGNORE), rows)
 
     def _claim_staged(self) -> None:
         """``_claim`` of the staged rows' clients, gathered by the server."""

@@ -344,6 +344,10 @@ def open_store(
 class Store(StoreBase):
     """The SQLite session store."""
 
+    db: sqlite3.Connection
+    _error_types = (sqlite3.DatabaseError,)
+    _passed_types = (sqlite3.IntegrityError,)  # a session already recorded: record() says
+
     def __init__(
         self, path: Path, on_wait: Callable[[str], None] | None = None, writing: bool = True
     ) -> None:
@@ -420,7 +424,7 @@ class Store(StoreBase):
         with contextlib.suppress(AttributeError, sqlite3.Error):
             self.db.close()
 
-    def _error(self, exc: sqlite3.Error) -> HistoryError:
+    def _error(self, exc: Exception) -> HistoryError:
         """The history error for an SQLite failure, naming the file and the cause."""
         text = str(exc)
         if "readonly" in text or "read-only" in text:
@@ -655,12 +659,7 @@ class Store(StoreBase):
             # else undone, and the chunk written row by row to tell each duplicate apart
             if self.all_or_none(lambda: self.db.executemany(sql, rows).rowcount, len(rows)):
                 return 0
-            for row in rows:
-                cursor = self.db.execute(sql, row)
-                if cursor.rowcount == 0:
-                    duplicates += 1
-                    if self.on_duplicate is not None:
-                        self.on_duplicate(row, self._stored_answers(row))
+            duplicates = self._one_at_a_time(sql, rows)
         return duplicates
 
     def insert_fast(
@@ -694,10 +693,6 @@ class Store(StoreBase):
         self.db.execute("ROLLBACK TO chunk")
         self.db.execute("RELEASE chunk")
         return False
-
-    # told of each session not stored because it is already recorded: (the row it would
-    # have written, the stored answers JSON); BatchRecorder sorts same from conflicting
-    on_duplicate: Callable[[tuple[Any, ...], str], None] | None = None
 
     def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
         """Collects a batch's scored rows and stores them in one transaction."""
@@ -733,37 +728,6 @@ class Store(StoreBase):
             self._locked(lambda: self.db.execute("BEGIN IMMEDIATE"))
         except sqlite3.DatabaseError as exc:
             raise self._error(exc) from None
-
-    def commit(self) -> None:
-        """Commit the open transaction (exit 5 naming the file if the disk is full)."""
-        try:
-            self.db.execute("COMMIT")
-        except sqlite3.DatabaseError as exc:
-            self.rollback()
-            raise self._error(exc) from None
-
-    def rollback(self) -> None:
-        """Undo the open transaction, if there is one."""
-        self._row_definitions.clear()  # a definition written in it is gone too
-        if self.db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):  # a full disk may have ended it already
-                self.db.execute("ROLLBACK")
-
-    @contextlib.contextmanager
-    def _transaction(self) -> Iterator[None]:
-        self.begin()
-        try:
-            yield
-        except sqlite3.IntegrityError:
-            self.rollback()
-            raise
-        except sqlite3.DatabaseError as exc:
-            self.rollback()
-            raise self._error(exc) from None
-        except BaseException:
-            self.rollback()
-            raise
-        self.commit()
 
     # -- reading -------------------------------------------------------------------------
     def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
