@@ -46,6 +46,14 @@ _OWN_CLIENT = (
     "(SELECT a.client_id FROM alliance.assignments a WHERE a.role = session_user))"
 )
 _SAME_SERIES = "c.client_id = t.client_id AND c.instrument = t.instrument AND c.rater = t.rater"
+# a series whose last session went leaves no kept reading behind (the triggers below)
+_DROP_EMPTIED = (
+    "    DELETE FROM caseload c USING "
+    "(SELECT DISTINCT client_id, instrument, rater FROM old_rows) t\n"
+    f"        WHERE {_SAME_SERIES}\n"
+    "        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = t.client_id\n"
+    "            AND s.instrument = t.instrument AND s.rater = t.rater);\n"
+)
 # the columns whose change makes a series' kept reading stale (not what was said)
 _READ_COLUMNS = (
     "client_id, instrument, rater, session, date, definition, answers, total_pomp, "
@@ -188,11 +196,7 @@ BEGIN
     WITH gone AS (SELECT DISTINCT client_id, instrument, rater FROM old_rows)
     UPDATE caseload c SET version = c.version + 1, stamp = '',
         changed_xact = pg_current_xact_id() FROM gone t WHERE {_SAME_SERIES};
-    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) t
-        WHERE {_SAME_SERIES}
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = t.client_id
-            AND s.instrument = t.instrument AND s.rater = t.rater);
-    RETURN NULL;
+{_DROP_EMPTIED}    RETURN NULL;
 END $f$;
 -- an update marks only the series whose read columns changed (keeping what was said at a
 -- session changes no reading)
@@ -208,11 +212,7 @@ BEGIN
         ORDER BY 1, 2, 3
         ON CONFLICT (client_id, instrument, rater)
         DO UPDATE SET version = c.version + 1, stamp = '', changed_xact = pg_current_xact_id();
-    DELETE FROM caseload c USING (SELECT DISTINCT client_id, instrument, rater FROM old_rows) t
-        WHERE {_SAME_SERIES}
-        AND NOT EXISTS (SELECT 1 FROM sessions s WHERE s.client_id = t.client_id
-            AND s.instrument = t.instrument AND s.rater = t.rater);
-    RETURN NULL;
+{_DROP_EMPTIED}    RETURN NULL;
 END $f$;
 CREATE TRIGGER caseload_on_insert AFTER INSERT ON sessions
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION mark_new();
