@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from timing import FLOOR, alliance_command, median_seconds
+from timing import FLOOR, alliance_command, installed_env, median_seconds
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -101,6 +101,7 @@ def build_long(path: Path, sessions: int) -> None:
 
 def on_server(url: str, path: Path, rows: int, runs: int) -> None:
     """The PostgreSQL figures (see the module's docstring)."""
+    installed = installed_env()
     from urllib.parse import urlsplit, urlunsplit
 
     import psycopg
@@ -141,7 +142,7 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
             start = time.perf_counter()
             done = subprocess.run(
                 [*alliance, "batch", str(made), "-i", "wai-sr", "--save", "--db", target,
-                 "-o", os.devnull, "-q"], capture_output=True, text=True,
+                 "-o", os.devnull, "-q"], capture_output=True, text=True, env=installed,
             )  # fmt: skip
             times.append(time.perf_counter() - start)
             if done.returncode not in (0, 3):
@@ -156,7 +157,8 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
             leftover.unlink(missing_ok=True)
         start = time.perf_counter()
         subprocess.run([*alliance, "batch", str(made), "-i", "wai-sr", "--save", "--db",
-                        str(lite), "-o", os.devnull, "-q"], capture_output=True)  # fmt: skip
+                        str(lite), "-o", os.devnull, "-q"],
+                       capture_output=True, env=installed)  # fmt: skip
         seconds = time.perf_counter() - start
         label = "... the same into an SQLite file (for reference)"
         print(f"{label:<62} {seconds:8.1f} s {stored / seconds:9,.0f} rows/s")
@@ -171,22 +173,24 @@ def on_server(url: str, path: Path, rows: int, runs: int) -> None:
     if count != wanted:
         target = database("alliance_bench_clients", fresh=True)
         started = time.perf_counter()
-        subprocess.run([*alliance, "db", "copy", str(path), target, "-q"], check=True)
+        copy = [*alliance, "db", "copy", str(path), target, "-q"]
+        subprocess.run(copy, check=True, env=installed)
         print(
             f"copied {wanted:,} sessions into the server in {time.perf_counter() - started:.1f} s"
         )
     clients = [*alliance, "clients", "--db", target, "-f", "json"]
-    subprocess.run(clients, capture_output=True, check=True)  # the first reading is kept
+    subprocess.run(clients, capture_output=True, check=True, env=installed)  # reading kept
     print(f"{'alliance clients (' + path.stem.split('-')[1] + ') -f json on PostgreSQL':<62} "
           f"{median_seconds(clients, runs, check=True) * 1000:8.1f} ms")  # fmt: skip
     lite = [*alliance, "clients", "--db", str(path), "-f", "json"]
-    subprocess.run(lite, capture_output=True, check=True)
+    subprocess.run(lite, capture_output=True, check=True, env=installed)
     print(f"{'... the same from the SQLite file (for reference)':<62} "
           f"{median_seconds(lite, runs, check=True) * 1000:8.1f} ms")  # fmt: skip
 
 
 def main() -> None:
     """Build the store if needed and time the commands."""
+    installed = installed_env()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=10_000)
     parser.add_argument("--sessions", type=int, default=20)
@@ -254,8 +258,7 @@ def main() -> None:
                 db.executescript(sql)
             db.close()
             start = time.perf_counter()
-            env = dict(os.environ, NO_COLOR="1")
-            subprocess.run(clients, capture_output=True, check=True, env=env)
+            subprocess.run(clients, capture_output=True, check=True, env=installed)
             times.append(time.perf_counter() - start)
         print(f"{name:<62} {statistics.median(times) * 1000:8.1f} ms")
     long_path = DATA / f"history-long-{args.long}-v8.sqlite"

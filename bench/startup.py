@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from timing import alliance_command
+from timing import alliance_command, installed_env
 
 ANSWERS = ["5", "4", "4", "3", "5", "4", "4", "3", "5", "4", "4", "3"]
 FLOOR = [sys.executable, "-c", "import typer"]
@@ -42,17 +42,7 @@ def main() -> None:
             *alliance, "score", "wai-sr", *ANSWERS, "-f", "json",
         ],
     }  # fmt: skip
-    # as an installed package runs: with its bytecode (pip compiles it at install; an
-    # environment that sets PYTHONDONTWRITEBYTECODE would compile every module on every
-    # run, while typer, the floor, keeps the bytecode pip wrote for it)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["NO_COLOR"] = "1"
-    import compileall
-
-    compileall.compile_dir(
-        os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "alliance_cli"),
-        quiet=1,
-    )
+    env = installed_env()  # with its bytecode, as pip installs it
     print(f"pairs of {args.runs} runs, python {sys.version.split()[0]}, {os.cpu_count()} cores")
     floors: list[float] = []
     for name, cmd in commands.items():

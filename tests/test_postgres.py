@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -455,6 +457,44 @@ def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatc
     assert len(runs[server][1]) == len(runs[sqlite][1])
     assert views(server) == views(sqlite)
     assert '"J\\\\3-2"' in views(server)["clients"]  # (JSON escapes the backslash)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_an_interrupted_batch_saves_nothing_on_the_server(database, tmp_path: Path, jobs) -> None:
+    """SIGTERM while a batch is being stored (one process: its writer thread storing a chunk
+    while the next is scored; or --jobs 2: the parent streaming a worker's rows) leaves
+    nothing saved, says so, exits 130 without a traceback; the rerun stores every row, in
+    the order of the file (ids follow the rows)."""
+    db = database("counselor_a")
+    src = tmp_path / "big.csv"
+    rows = "".join(f"C-{i % 7000},{i // 7000 + 1}," + ",".join(["4"] * 12) + "\n"
+                   for i in range(140_000))  # fmt: skip
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n" + rows)
+    command = [sys.executable, "-m", "alliance_cli", "batch", str(src), "-i", "wai-sr",
+               "--save", "--db", db, "--jobs", jobs, "-o", os.devnull]  # fmt: skip
+    env = {**os.environ, "ALLIANCE_JOBS_MIN_BYTES": "1", "NO_COLOR": "1"}
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE)
+    name = urlsplit(db).path.lstrip("/")
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:  # until rows reach the server
+        busy = admin_sql(
+            f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{name}' AND state = "
+            "'active' AND (query LIKE 'COPY alliance_staging%' OR query LIKE 'INSERT INTO "
+            "sessions%')"
+        )[0][0]
+        if busy:
+            break
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"nothing from this batch was saved" in err and b"Traceback" not in err
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", dbname=name) == [(0,)]
+    code, _, err_text = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", db,
+                            "--jobs", jobs, "-o", os.devnull, "-q")  # fmt: skip
+    assert code == 0, err_text
+    stored = admin_sql("SELECT client_id, session FROM alliance.sessions ORDER BY id", name)
+    assert stored == [(f"C-{i % 7000}", i // 7000 + 1) for i in range(140_000)]
 
 
 # -- libpq's settings: .pgpass and PGSERVICE, with a role that must give a password ----------

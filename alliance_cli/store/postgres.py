@@ -19,7 +19,10 @@ Connection settings are libpq's: the URL, PGSERVICE, ~/.pgpass, sslmode.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import queue
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -332,7 +335,7 @@ _REPLACE = _KEY + (
 )
 _IGNORE = _KEY + "DO NOTHING"
 _STAGING = (
-    "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_staging (seq bigserial, client_id text, "
+    "CREATE TEMPORARY TABLE IF NOT EXISTS alliance_staging (client_id text, "
     "instrument text, rater text, session integer, date text, definition bigint, "
     "answers text, recorded_at text, total_pomp double precision, total_mean double "
     "precision, total_sum double precision, scale_pomps text, counselor text, "
@@ -373,6 +376,7 @@ class Store(StoreBase):
             raise
         self._staged = False
         self._fingerprint = ""
+        self.batch: BatchRecorder | None = None  # the open batch (see close)
 
     # -- the connection --------------------------------------------------------------------
     def _close_quietly(self) -> None:
@@ -449,7 +453,10 @@ class Store(StoreBase):
                 self.db.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
     def close(self) -> None:
-        """Close the connection."""
+        """Close the connection (a batch left unfinished stops storing first: the server
+        rolls its transaction back)."""
+        if self.batch is not None:
+            self.batch.abandon()
         self.db.close()
 
     def __enter__(self) -> Store:
@@ -566,19 +573,12 @@ class Store(StoreBase):
                 raise RejectedInput([], message=f"{conflict} (use --replace to overwrite it)")
         return True
 
-    def insert_rows(self, rows: list[tuple[Any, ...]], replace: bool = False) -> int:
-        """Store whole rows inside the open transaction; returns the duplicates.
-
-        The rows are copied into a temporary table and moved into ``sessions`` by one plain
-        INSERT; if any session is already recorded (or twice in the chunk), that is undone
-        and the rows are stored one at a time, each duplicate told apart."""
-        if not rows:
-            return 0
+    def stage_text(self, text: str, columns: str = SESSION_COLUMNS) -> None:
+        """Copy rows given as COPY text (of ``columns``) into the temporary table, emptied
+        first: ``move_staged`` then moves them into ``sessions``."""
         self._stage()
-        with self.db.cursor().copy(f"COPY alliance_staging ({SESSION_COLUMNS}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-        return self.move_staged(len(rows), replace)
+        with self.db.cursor().copy(f"COPY alliance_staging ({columns}) FROM STDIN") as copy:
+            copy.write(text)
 
     def _stage(self) -> None:
         """An empty temporary table for the next chunk (made once per connection)."""
@@ -631,7 +631,9 @@ class Store(StoreBase):
             return 0
         self.db.execute("ROLLBACK TO chunk")
         self.db.execute("RELEASE chunk")
-        rows = self._all(f"SELECT {columns} FROM alliance_staging ORDER BY seq", args)
+        # in the order they came: emptied, then filled by one COPY, the table's rows lie in
+        # it in that order (a sequence column cost a third of the copy)
+        rows = self._all(f"SELECT {columns} FROM alliance_staging ORDER BY ctid", args)
         return self._one_at_a_time(_INSERT + (_REPLACE if replace else _IGNORE), rows)
 
     def _claim_staged(self) -> None:
@@ -647,7 +649,8 @@ class Store(StoreBase):
 
     def batch_recorder(self, replace: bool, chunk: int = 2000) -> BatchRecorder:
         """Collects a batch's scored rows and stores them in one transaction."""
-        return BatchRecorder(self, replace, max(chunk, 20000))
+        self.batch = BatchRecorder(self, replace, max(chunk, 20000))
+        return self.batch
 
     def forget(
         self, client_id: str, session: int | None = None, instrument: str | None = None
@@ -838,27 +841,88 @@ class BatchRecorder(BatchBase):
         super().__init__(store, replace, chunk)
         self.store: Store = store
         self.claimed: set[str] = set()  # clients this batch has claimed (see _claim_listed)
+        self.writer: _Writer | None = None  # stores the chunks while the next is scored
         store.begin()  # closing the store without finish() rolls this back
         self.last_rowid = int(store.db.execute("SELECT coalesce(max(id), 0) FROM sessions")
                               .fetchone()[0])  # fmt: skip
 
-    def _store_queue(self, queue: list[tuple[Any, ...]]) -> int:
-        rows = queue
-        if queue is self.pending_fast:
-            instrument, definition = self.fast_constants
-            now = self.now
-            rows = [
-                (c, instrument, rater, n, date, definition, answers, now, *numbers, None, None)
-                for c, rater, n, date, answers, *numbers in queue
-            ]
+    def flush(self) -> None:
+        """Hand what is queued to the writer thread, which stores the chunks in order
+        while the batch scores the next ones. Python's part (each row as a line of COPY
+        text, as a ``--jobs`` worker writes it) is done here; the thread's is the server's
+        (copy, claim, move), waited for without holding the interpreter."""
+        fast, _ = self.copy_spool_lines()
+        for pending in (self.pending, self.pending_fast):
+            if not pending:
+                continue
+            count, clients = len(pending), {row[0] for row in pending}
+            if pending is self.pending_fast:  # the batch's constants are the statement's
+                instrument, definition = self.fast_constants
+                text, columns = "".join(map(fast, pending)), SPOOL_COLUMNS
+                constants: tuple[str, int, str] | None = (instrument, definition, self.now)
+            else:
+                text, columns, constants = "".join(map(copy_line, pending)), SESSION_COLUMNS, None
+            pending.clear()
+            if self.writer is None:
+                self.writer = _Writer()
+            step = functools.partial(self._store_chunk, text, count, clients, columns, constants)
+            self._check(self.writer.submit, step)
+
+    def _store_chunk(
+        self,
+        text: str,
+        count: int,
+        clients: set[str],
+        columns: str,
+        constants: tuple[str, int, str] | None,
+    ) -> None:
+        """(In the writer thread.) Store one chunk of COPY text and count it."""
+        new = [c for c in clients if c not in self.claimed]
+        if new:
+            self.store._claim(new)
+            self.claimed.update(new)
+        self.store.stage_text(text, columns)
+        dups = self.store.move_staged(count, self.replace, True, constants)
+        self.duplicates += dups
+        self.saved += count - dups
+        if self.on_stored is not None:
+            self.on_stored(self.saved)
+
+    def settle(self) -> None:
+        """Wait until every chunk handed over is stored; raise what storing one raised
+        (the batch's transaction is rolled back then)."""
+        if self.writer is not None:
+            self._check(self.writer.finish)
+            self.writer = None
+
+    def _check(self, step: Callable[..., Any], *args: Any) -> None:
+        """Run a step of the writing; on a failure, roll the batch back and raise the
+        history's error."""
         try:
-            return self.store.insert_rows(rows, self.replace)
-        except self.store.pg.Error as exc:
+            step(*args)
+        except BaseException as exc:
+            self.abandon()  # the thread stops before the rollback
             self.store.rollback()
-            raise self.store._error(exc) from None
-        except BaseException:
-            self.store.rollback()
+            if isinstance(exc, self.store.pg.Error):
+                raise self.store._error(exc) from None
             raise
+
+    def abandon(self) -> None:
+        """Stop the writer thread (the step under way ends first), storing nothing more."""
+        if self.writer is not None:
+            writer, self.writer = self.writer, None
+            writer.abandon()
+
+    def mark(self) -> None:
+        """As ``BatchBase.mark``, once the chunks handed over are stored."""
+        self.flush()
+        self.settle()
+        super().mark()
+
+    def undo(self) -> None:
+        """As ``BatchBase.undo``, once the chunks handed over are stored."""
+        self.settle()
+        super().undo()
 
     spools_copy_text = True  # a --jobs worker writes COPY text lines (``copy_line``)
 
@@ -901,6 +965,7 @@ class BatchRecorder(BatchBase):
         """Store, in their order, the rows a ``--jobs`` worker wrote as COPY text: the file
         is streamed to the server unread, and moved as one chunk."""
         self.flush()
+        self.settle()
         try:
             claimed = self._claim_listed(f"{path}.clients")
             count = self.store.stage_file(path)
@@ -923,6 +988,7 @@ class BatchRecorder(BatchBase):
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
         if keep:
             self.flush()
+            self.settle()
             self.committing = True
             try:
                 self.store.commit()
@@ -932,10 +998,54 @@ class BatchRecorder(BatchBase):
         else:
             self.pending.clear()
             self.pending_fast.clear()
+            self.abandon()
             self.store.rollback()
             self.saved = self.duplicates = self.same = 0
             self.conflicts.clear()
         self.done = True
+
+
+class _Writer:
+    """One thread that runs a batch's storing steps in the order they were handed over,
+    at most one waiting: the batch scores the next chunk while the server stores this one.
+    The first step that fails stops the rest; ``finish`` raises its error."""
+
+    def __init__(self) -> None:
+        self.steps: queue.Queue[Callable[[], None] | None] = queue.Queue(maxsize=1)
+        self.error: BaseException | None = None
+        self.skip = False
+        self.thread = threading.Thread(target=self._run, name="alliance-store", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (step := self.steps.get()) is not None:
+            if self.error is None and not self.skip:
+                try:
+                    step()
+                except BaseException as exc:  # raised in the batch's thread by finish
+                    self.error = exc
+
+    def submit(self, step: Callable[[], None]) -> None:
+        """Hand over one step (waits while one is already waiting); raise an earlier
+        step's error instead."""
+        if self.error is not None:
+            raise self.error
+        self.steps.put(step)
+
+    def finish(self) -> None:
+        """Wait for every step handed over; raise the first failure's error."""
+        self.steps.put(None)
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+
+    def abandon(self) -> None:
+        """Skip the steps not begun, and wait for the one under way (its statement ends
+        on the server) so that the connection is free for the rollback."""
+        self.skip = True
+        if self.thread.is_alive():
+            self.steps.put(None)  # waits only while a step runs: the others are skipped
+            self.thread.join()
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
