@@ -210,3 +210,143 @@ def test_qualtrics_2016_legacy_and_insights_exports_are_recognised(cli, name):
     assert "5 rows read, 0 scored, 0 rejected, 5 survey preview, test or spam" in result.stderr
     if "legacy" in name:
         assert "columns 17, 20 and 23 are all named 'question_one'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "name", ["qualtrics-r-sample-2017.csv", "qualtrics-r-sample-legacy-2017.csv"]
+)
+def test_qualtrics_2017_data_table_and_legacy_samples_are_scored(cli, name):
+    """qualtRics' 2017 samples: the data table (three header rows, the second in German) and
+    the legacy export (V1..V10, two header rows, a BOM, a trailing comma = an unnamed empty
+    column). Both recognised as Qualtrics; the one real response (Status 0) answers Q1 with
+    2 (its free-text Q2 passed through): total 2 on the one-item test form."""
+    import csv
+    import io
+
+    sample = _sample("qualtrics", name)
+    result = cli("--instruments-dir", str(LONG_INSTRUMENTS), "batch", str(sample), "-i",
+                 "one-choice", "--columns", "Q{item}", "-f", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "layout: Qualtrics export" in result.stderr
+    assert "1 rows read, 1 scored, 0 rejected" in result.stderr
+    (row,) = csv.DictReader(io.StringIO(result.stdout))
+    assert (row["total_sum"], row["total_answered"], row["Q2"]) == ("2", "1", "Hello World!")
+
+
+def test_r4_core_gcs_response_scores_what_its_observation_says(cli):
+    """FHIR R4's Glasgow Coma Scale example: weights as ordinalValue on the response's own
+    codings, linkIds 1.1-1.3, a relative `Questionnaire/gcs` that the Questionnaire's url
+    (http://hl7.org/fhir/Questionnaire/gcs) resolves, a Practitioner as `source` (the rater
+    is the clinician). The total equals the one in the spec's own Observation (9269-2) for
+    this response: 4 + 5 + 4 = 13."""
+    import json
+
+    pytest.importorskip("fhir.resources")  # (FHIR is an optional extra)
+    response = _sample("fhir", "r4-core", "QuestionnaireResponse-gcs.json")
+    form = _sample("fhir", "r4-core", "Questionnaire-gcs.json")
+    observation = json.loads(_sample("fhir", "r4-core", "Observation-gcs-qa.json").read_text())
+    assert observation["derivedFrom"][0]["reference"] == "QuestionnaireResponse/gcs"
+    args = ("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i", "gcs",
+            "-f", "json")  # fmt: skip
+    refused = cli(*args)  # it names a questionnaire that is not this form's
+    assert refused.exit_code == 3 and "answers questionnaire 'Questionnaire/gcs'" in refused.stderr
+    result = cli(*args, "--questionnaire", str(form))
+    assert result.exit_code == 0, result.stderr
+    (score,) = json.loads(result.stdout)
+    assert score["scales"]["total"]["sum"] == observation["valueQuantity"]["value"] == 13
+    assert score["answers"] == {"1.1": 4.0, "1.2": 5.0, "1.3": 4.0}
+    assert score["respondent"]["rater"] == "therapist"
+    assert score["respondent"]["client_id"] == "example"
+
+
+def test_lhc_forms_weights_score_a_response_that_names_no_questionnaire(cli, tmp_path: Path):
+    """LHC-Forms' PHQ-9 Questionnaire (no url; ordinalValue on answerOption; an
+    optionPrefix written as the integer 1, which a strict parser refuses): US Core's PHQ-9
+    response names US Core's Questionnaire, so the LHC one is not taken for it; with its
+    `questionnaire` removed, the LHC weights score it 12, as US Core's own do."""
+    import json
+
+    pytest.importorskip("fhir.resources")  # (FHIR is an optional extra)
+    response = _sample("fhir", "us-core", "QuestionnaireResponse-phq-9-example.json")
+    form = _sample("fhir", "lhc-forms", "phq9-questionnaire.json")
+    args = ("--instruments-dir", str(FHIR_INSTRUMENTS), "batch")
+    named = cli(*args, str(response), "-i", "phq9-us-core", "--questionnaire", str(form))
+    assert named.exit_code == 3 and "answers questionnaire 'http://hl7.org/fhir/us/core/" in (
+        named.stderr
+    )
+    data = json.loads(response.read_text(encoding="utf-8"))
+    del data["questionnaire"]
+    unnamed = tmp_path / "response.json"
+    unnamed.write_text(json.dumps(data), encoding="utf-8")
+    result = cli(*args, str(unnamed), "-i", "phq9-us-core", "--questionnaire", str(form),
+                 "-f", "json")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    (score,) = json.loads(result.stdout)
+    assert score["scales"]["total"]["sum"] == 12
+
+
+def test_redcapr_longitudinal_sample_scores_its_morale_form_per_event(cli):
+    """REDCapR's longitudinal project: the patient morale form (pmq1-pmq4) at several
+    events over two arms, among other forms' rows. Each record's administrations become
+    sessions 1, 2, ... in event order; rows where the form is blank are not administered.
+    Expected sums are read from the raw file here, by the csv module."""
+    import csv
+    import io
+
+    sample = _sample("redcap", "redcapr-longitudinal-data.csv")
+    expected = []
+    seen: dict[str, int] = {}
+    with sample.open(newline="", encoding="utf-8-sig") as handle:
+        for row in csv.DictReader(handle):
+            cells = [row[f"pmq{i}"] for i in range(1, 5)]
+            if all(c == "" for c in cells):
+                continue
+            seen[row["study_id"]] = seen.get(row["study_id"], 0) + 1
+            total = sum(int(c) for c in cells if c != "")
+            expected.append((row["study_id"], row["redcap_event_name"], seen[row["study_id"]],
+                             total))  # fmt: skip
+    assert len(expected) == 10  # (the sample's own count: 18 rows, 8 without the form)
+    result = cli("--instruments-dir", str(LONG_INSTRUMENTS), "batch", str(sample), "-i",
+                 "patient-morale", "--columns", "pmq{item}", "-f", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "layout: REDCap records export (record id 'study_id'" in result.stderr
+    assert "18 rows read, 10 scored, 0 rejected, 8 not administered" in result.stderr
+    got = [(r["study_id"], r["redcap_event_name"], int(r["session"]), int(r["total_sum"]))
+           for r in csv.DictReader(io.StringIO(result.stdout))]  # fmt: skip
+    assert got == expected
+
+
+def test_ndclab_dictionary_maps_labels_to_descending_codes(cli, tmp_path: Path):
+    """NDCLab's edshvs instrument lists its choices highest first (5, Almost everyday |
+    ... | 0, Never): a label export read with that dictionary scores each label by its
+    code, never by its position. The export is written here from the dictionary's own
+    choices (its checkbox, notes and status columns too); the codes are parsed here."""
+    import csv
+    import io
+
+    dictionary = _sample("redcap", "ndclab-edshvs-instrument.csv")
+    with dictionary.open(newline="", encoding="utf-8-sig") as handle:
+        fields = {row[0]: row for row in csv.reader(handle)}
+    names = [f"edshvs_i{i}_s1_r1_e1" for i in range(1, 6)]
+    choices = [
+        {label.strip(): int(code) for code, label in
+         (option.split(",", 1) for option in fields[name][5].split("|"))}
+        for name in names
+    ]  # fmt: skip
+    picks = [["Almost everyday", "Never", "A few times a month", "Less than once a year",
+              "At least once a week"], ["Never"] * 5]  # fmt: skip
+    header = ["record_id", *names, "edshvs_i6_s1_r1_e1___1", "edshvs_i7_s1_r1_e1",
+              "edshvs_s1_r1_e1_complete"]  # fmt: skip
+    lines = [",".join(header)] + [
+        ",".join([str(n), *labels, "Checked", "a note", "Complete"])
+        for n, labels in enumerate(picks, 1)
+    ]
+    export = tmp_path / "labels.csv"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = cli("--instruments-dir", str(LONG_INSTRUMENTS), "batch", str(export), "-i", "eds",
+                 "--columns", "edshvs_i{item}_s1_r1_e1", "--dictionary", str(dictionary),
+                 "-f", "csv")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    got = [int(r["total_sum"]) for r in csv.DictReader(io.StringIO(result.stdout))]
+    by_code = [sum(c[label] for c, label in zip(choices, labels, strict=True)) for labels in picks]
+    assert got == by_code == [13, 0]
