@@ -416,3 +416,44 @@ def test_the_whole_caseload_is_kept_until_any_session_changes(cli, tmp_path: Pat
     assert snapshot()[1] is None
     (only,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert only["client_id"] == "Y"
+
+
+def test_the_kept_caseload_writes_what_a_fresh_reading_writes(cli, tmp_path: Path):
+    """The whole caseload is kept with each client's concerns as JSON text, written out as
+    it is: the kept list's output is byte for byte the fresh reading's, every line is what
+    the JSON encoder writes for its record (UTF-8 as it is, not escaped), and today's
+    not-seen note is added to the kept text (it is the only concern of a client with none,
+    and then gives the row its severity). CSV and NDJSON, which decode it, agree too."""
+    import sqlite3
+
+    db = tmp_path / "h.sqlite"
+    for session, date in enumerate(["2026-01-05", "2026-01-12", "2026-01-19"], 1):
+        _save(cli, db, "Zoë-1", session, HIGH, "--date", date)  # nothing open, long unseen
+    for session, answers in enumerate([HIGH, HIGH, HIGH, HIGH, LOW], 1):
+        _save(cli, db, "客户-2", session, answers, "--date", f"2026-02-0{session}")
+    _save(cli, db, "Tab\there", 1, LOW)  # undated: no note, no days
+    outputs = {}
+    for fmt in ("json", "csv", "ndjson"):
+        with sqlite3.connect(db) as con:
+            con.execute("UPDATE caseload_snapshot SET rows = NULL")  # read afresh, then kept
+        con.close()
+        fresh = cli("clients", "--db", str(db), "-f", fmt).stdout
+        kept = cli("clients", "--db", str(db), "-f", fmt).stdout
+        assert kept == fresh, fmt
+        outputs[fmt] = fresh
+    lines = outputs["json"].splitlines()
+    assert lines[0] == "[" and lines[-1] == "]" and len(lines) == 5
+    encode = json.JSONEncoder(ensure_ascii=False).encode
+    records = []
+    for line in lines[1:-1]:
+        text = line.strip().removesuffix(",")
+        records.append(json.loads(text))
+        assert text == encode(records[-1])
+    assert "Zoë-1" in outputs["json"] and "客户-2" in outputs["json"]
+    by_id = {r["client_id"]: r for r in records}
+    assert [c["kind"] for c in by_id["Zoë-1"]["concerns"]] == ["not_seen"]
+    assert by_id["Zoë-1"]["severity"] == by_id["Zoë-1"]["concerns"][0]["severity"]
+    assert by_id["客户-2"]["concerns"][-1]["kind"] == "not_seen"
+    assert len(by_id["客户-2"]["concerns"]) >= 2 and by_id["客户-2"]["days_since"] > 28
+    assert by_id["Tab\there"]["days_since"] is None
+    assert [json.loads(line) for line in outputs["ndjson"].splitlines()] == records

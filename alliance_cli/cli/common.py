@@ -477,13 +477,22 @@ def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = Fa
     # records of one command share one shape: the first says whether all are flat
     if isinstance(data, list) and data and (one_a_line or (_flat(data[0]) and _flat(data[-1]))):
         encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a record
-        lines = ",\n".join("  " + encode(r) for r in data)
-        sys.stdout.write(f"[\n{lines}\n]\n")
+        emit_json_lines([encode(r) for r in data])
         return
     if records_in:
         sys.stdout.write(_indented(data, records_in, "") + "\n")
         return
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+
+
+def emit_json_lines(lines: list[str]) -> None:
+    """Print a JSON list whose records are encoded already (``json.JSONEncoder(
+    ensure_ascii=False)``), one a line, as ``emit_json`` prints a list of records."""
+    if not lines:
+        sys.stdout.write("[]\n")
+        return
+    body = ",\n  ".join(lines)
+    sys.stdout.write(f"[\n  {body}\n]\n")
 
 
 def _indented(value: Any, records_in: tuple[str, ...], pad: str) -> str:

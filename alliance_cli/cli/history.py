@@ -11,6 +11,7 @@ from alliance_cli.cli.common import (
     FormatOpt,
     QuietOpt,
     complete_clients,
+    emit_json_lines,
     funnel,
     output,
     pick_format,
@@ -167,6 +168,8 @@ def clients_command(
 
         header = [*views.CaseloadRow._fields, "severity"]
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
+    elif fmt is Format.json:  # each row's kept concerns written as they were kept
+        emit_json_lines([r.json_line() for r in rows])
     elif rows or fmt is not Format.table:
         output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown),
                one_a_line=True)  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
 
@@ -248,6 +248,81 @@ def _floats(text: str) -> list[float | None]:
     return [None if t == "n" else float(t) for t in text.split(",")]
 
 
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # as ``clients -f json`` writes JSON
+
+
+class Concerns(Sequence[dict[str, Any]]):
+    """A caseload row's open concerns (each as ``Concern.as_dict``), in order of attention.
+
+    The whole caseload is kept with each row's concerns as their JSON text, decoded only
+    when looked at: ``clients -f json`` writes that text as it is (``CaseloadRow.json_line``).
+    Its 10,000 clients' concerns are most of a kept caseload's bytes, and decoding and
+    encoding them again was most of the command's time. ``first``: the first concern's
+    severity, kept beside the text (None when there is none).
+    """
+
+    __slots__ = ("_first", "_items", "_text")
+
+    def __init__(
+        self,
+        items: list[dict[str, Any]] | None = None,
+        text: str | None = None,
+        first: str | None = None,
+    ) -> None:
+        self._items = items if items is not None or text is not None else []
+        self._text = text  # when given: exactly what ``_ENCODE`` made of the concerns
+        self._first = first
+
+    def _list(self) -> list[dict[str, Any]]:
+        if self._items is None:
+            self._items = json.loads(self._text or "[]")
+        return self._items
+
+    def __len__(self) -> int:
+        return len(self._list())
+
+    def __bool__(self) -> bool:
+        return self._text != "[]" if self._items is None else bool(self._items)
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._list()[index]
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._list())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Concerns):
+            other = other._list()
+        return self._list() == other
+
+    __hash__ = None  # type: ignore[assignment]  # (a list's equality: not hashable)
+
+    def __repr__(self) -> str:
+        return f"Concerns({self._list()!r})"
+
+    def __add__(self, more: list[dict[str, Any]]) -> Concerns:
+        """These concerns, then ``more`` (today's not-seen note), text kept as text."""
+        if not more:
+            return self
+        if self._items is not None:
+            return Concerns(self._items + more)
+        added = _ENCODE(more)
+        text = added if self._text == "[]" else f"{self._text[:-1]}, {added[1:]}"  # type: ignore[index]
+        return Concerns(text=text, first=self._first if self else more[0]["severity"])
+
+    def severity(self) -> str | None:
+        """The first (most severe) concern's severity; None when there is none."""
+        if self._items is None:
+            return self._first
+        return self._items[0]["severity"] if self._items else None
+
+    def json(self) -> str:
+        """The concerns as ``clients -f json`` writes them."""
+        if self._text is None:
+            self._text = _ENCODE(self._items)
+        return self._text
+
+
 class CaseloadRow(NamedTuple):
     """One client in the caseload: their latest numbers and their open concerns."""
 
@@ -259,20 +334,37 @@ class CaseloadRow(NamedTuple):
     last_date: str | None
     last_total_pomp: float | None
     trend: str
-    concerns: list[dict[str, Any]]  # the reading's open concerns, in order of attention
+    concerns: Concerns  # the reading's open concerns, in order of attention
     counselor: str | None = None  # of the latest session
     days_since: int | None = None  # since the latest session (when dated)
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
         data = self._asdict()
+        data["concerns"] = list(self.concerns)
         data["severity"] = self.severity
         return data
+
+    def json_line(self) -> str:
+        """``as_dict`` as ``clients -f json`` writes it (``_ENCODE``), the concerns' kept
+        text put in as it is."""
+        head = _ENCODE(dict(zip(_HEAD_FIELDS, self[:8], strict=True)))
+        tail = _ENCODE(
+            {"counselor": self.counselor, "days_since": self.days_since, "severity": self.severity}
+        )
+        return f'{head[:-1]}, "concerns": {self.concerns.json()}, {tail[1:]}'
+
+    def snapshot_line(self) -> str:
+        """The row as the kept caseload holds it: its other fields and its first concern's
+        severity as a JSON array, a tab, then its concerns' JSON text (JSON text holds no
+        raw tab or line break)."""
+        head = [*self[:8], self.counselor, self.days_since, self.severity]
+        return f"{_ENCODE(head)}\t{self.concerns.json()}"
 
     @property
     def severity(self) -> str | None:
         """The most severe open concern's severity (None: nothing open)."""
-        return self.concerns[0]["severity"] if self.concerns else None
+        return self.concerns.severity()
 
     def concern_lines(self, most: int = 3) -> list[tuple[str, str]]:
         """(severity, a few plain words) of up to ``most`` open concerns, then "and N more"
@@ -333,15 +425,15 @@ def caseload(
             stamps[inst_id] = f"{CASELOAD_RULES}|{sha}|{settings!r}"
         return stamps[inst_id]
 
-    def list_stamp(instruments: Iterable[str]) -> str:
-        return "\n".join(stamp(i) for i in sorted(set(instruments)))
+    def list_stamp(instruments: Iterable[str]) -> str:  # (and the kept list's format)
+        return "\n".join([SNAPSHOT_FORMAT, *(stamp(i) for i in sorted(set(instruments)))])
 
     whole = want.keeps_all()  # no filter: the kept list may answer at once
     with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows = store.snapshot()
         fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
         if whole and fresh:
-            rows = [CaseloadRow(*r) for r in json.loads(str(kept_rows))]
+            rows = _kept_rows(str(kept_rows))
             series_rows = None
         else:
             series_rows, kept, gone = _series_readings(
@@ -356,10 +448,27 @@ def caseload(
                 series_of.setdefault(row.client_id, []).append(row)
         rows = _in_attention_order([_one_row(series) for series in series_of.values()])
         if whole:
-            rows_json = json.dumps([list(r) for r in rows])
-            store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), rows_json)
+            kept_text = "\n".join(r.snapshot_line() for r in rows)
+            store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), kept_text)
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
     return [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
+
+
+_HEAD_FIELDS = CaseloadRow._fields[:8]  # the fields before the concerns
+
+
+def _kept_rows(text: str) -> list[CaseloadRow]:
+    """The kept caseload's rows (``CaseloadRow.snapshot_line``), concerns left as text."""
+    if not text:
+        return []
+    lines = [line.partition("\t") for line in text.split("\n")]
+    heads = json.loads("[" + ",".join(head for head, _, _ in lines) + "]")
+    new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
+    return [
+        new(CaseloadRow, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
+            Concerns(text=concerns, first=h[10]), h[8], h[9])
+        for h, (_, _, concerns) in zip(heads, lines, strict=True)
+    ]  # fmt: skip
 
 
 def _in_attention_order(rows: list[CaseloadRow]) -> list[CaseloadRow]:
@@ -422,7 +531,7 @@ def _series_readings(
     found = {(r.client_id, r.instrument, r.rater) for r in read}
     readings = [
         (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
-         r.trend, json.dumps(r.concerns), r.counselor,
+         r.trend, r.concerns.json(), r.counselor,
          r.client_id, r.instrument, r.rater, versions[(r.client_id, r.instrument, r.rater)])
         for r in read
     ]  # fmt: skip
@@ -430,7 +539,7 @@ def _series_readings(
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
     current = [
         new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
-            json.loads(k[10]) if k[10] else [], k[11], None)
+            Concerns(json.loads(k[10]) if k[10] else []), k[11], None)
         for k in kept
         if k[0] not in stale_clients
     ]  # fmt: skip
@@ -511,7 +620,9 @@ def _read_clients(
             readings[client_id] = read
         for series, numbers in data:
             label = series.spec.label
-            concerns = [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
+            concerns = Concerns(
+                [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
+            )
             inst_id, rater, n, last, last_date, total, trend, counselor = numbers
             out.append(
                 CaseloadRow(
@@ -567,6 +678,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
 
 
 CASELOAD_RULES = 2  # raise when a rule changes: every kept caseload reading is then stale
+SNAPSHOT_FORMAT = "rows-2"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
 def _subscales(
@@ -618,9 +730,11 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
     ordered = sorted(all_series, key=lambda r: (r.instrument, r.rater))
     main = max(ordered, key=lambda r: (r.rater == "client", r.last_date or "", r.sessions))
     latest = max(ordered, key=lambda r: (r.last_date or "", r.last_session))
-    concerns = sorted(
-        (c for r in all_series for c in r.concerns),
-        key=lambda c: (reading.SEVERITY_ORDER[c["severity"]], -c["began"]),
+    concerns = Concerns(
+        sorted(
+            (c for r in all_series for c in r.concerns),
+            key=lambda c: (reading.SEVERITY_ORDER[c["severity"]], -c["began"]),
+        )
     )
     last_date = max((r.last_date for r in all_series if r.last_date), default=None)
     return main._replace(concerns=concerns, counselor=latest.counselor, last_date=last_date)
