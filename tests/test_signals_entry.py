@@ -431,7 +431,7 @@ def test_the_kept_caseload_writes_what_a_fresh_reading_writes(cli, tmp_path: Pat
         _save(cli, db, "Zoë-1", session, HIGH, "--date", date)  # nothing open, long unseen
     for session, answers in enumerate([HIGH, HIGH, HIGH, HIGH, LOW], 1):
         _save(cli, db, "客户-2", session, answers, "--date", f"2026-02-0{session}")
-    _save(cli, db, "Tab\there", 1, LOW)  # undated: no note, no days
+    _save(cli, db, "Tab\there", 1, LOW, "--counselor", 'Ríos "R"')  # undated: no days
     outputs = {}
     for fmt in ("json", "csv", "ndjson"):
         with sqlite3.connect(db) as con:
@@ -456,4 +456,5 @@ def test_the_kept_caseload_writes_what_a_fresh_reading_writes(cli, tmp_path: Pat
     assert by_id["客户-2"]["concerns"][-1]["kind"] == "not_seen"
     assert len(by_id["客户-2"]["concerns"]) >= 2 and by_id["客户-2"]["days_since"] > 28
     assert by_id["Tab\there"]["days_since"] is None
+    assert by_id["Tab\there"]["counselor"] == 'Ríos "R"'
     assert [json.loads(line) for line in outputs["ndjson"].splitlines()] == records

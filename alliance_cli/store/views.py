@@ -249,6 +249,7 @@ def _floats(text: str) -> list[float | None]:
 
 
 _ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # as ``clients -f json`` writes JSON
+_ENCODE_TEXT = json.encoder.encode_basestring  # a string, as that encoder writes it
 
 
 class Concerns(Sequence[dict[str, Any]]):
@@ -349,10 +350,13 @@ class CaseloadRow(NamedTuple):
         """``as_dict`` as ``clients -f json`` writes it (``_ENCODE``), the concerns' kept
         text put in as it is."""
         head = _ENCODE(dict(zip(_HEAD_FIELDS, self[:8], strict=True)))
-        tail = _ENCODE(
-            {"counselor": self.counselor, "days_since": self.days_since, "severity": self.severity}
+        counselor = "null" if self.counselor is None else _ENCODE_TEXT(self.counselor)
+        days = "null" if self.days_since is None else int.__repr__(self.days_since)
+        severity = "null" if self.severity is None else _ENCODE_TEXT(self.severity)
+        return (
+            f'{head[:-1]}, "concerns": {self.concerns.json()}, "counselor": {counselor}, '
+            f'"days_since": {days}, "severity": {severity}}}'
         )
-        return f'{head[:-1]}, "concerns": {self.concerns.json()}, {tail[1:]}'
 
     def snapshot_line(self) -> str:
         """The row as the kept caseload holds it: its other fields and its first concern's
