@@ -170,9 +170,11 @@ def clients_command(
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
     elif fmt is Format.json:  # each row's kept concerns written as they were kept
         emit_json_lines([r.json_line() for r in rows])
-    elif rows or fmt is not Format.table:
-        output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown),
-               one_a_line=True)  # fmt: skip
+    elif fmt is Format.table:  # (only the rows shown have their concerns decoded)
+        if rows:
+            output(fmt, [], lambda render: render.caseload_table(shown))
+    else:
+        output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
     if len(shown) < len(rows) and not quiet:
         hidden = rows[len(shown) :]
         flagged = sum(bool(r.concerns) for r in hidden)
