@@ -351,9 +351,9 @@ def test_column_options_naming_missing_columns_are_usage_errors(cli, tmp_path: P
     path = write(tmp_path / "in.csv", _csv([["c1", "1", "", *["4"] * 12]]))
     template = cli("batch", str(path), "-i", "wai-sr", "--columns", "x{item}")
     assert template.exit_code == 2
-    assert template.stderr == (
-        "error: no column for item 1 (expected 'x1'), 2 (expected 'x2'), 3 (expected 'x3') "
-        "and 9 more\n"
+    assert template.stderr == (  # naming the file whose header it is
+        f"error: {path}: no column for item 1 (expected 'x1'), 2 (expected 'x2'), 3 "
+        "(expected 'x3') and 9 more\n"
     )
     assert cli("batch", str(path), "-i", "wai-sr", "--id-column", "nope").exit_code == 2
     bad_map = write(tmp_path / "map.yaml", "1: wai_1\n2: [\n")

@@ -350,3 +350,48 @@ def test_ndclab_dictionary_maps_labels_to_descending_codes(cli, tmp_path: Path):
     got = [int(r["total_sum"]) for r in csv.DictReader(io.StringIO(result.stdout))]
     by_code = [sum(c[label] for c, label in zip(choices, labels, strict=True)) for labels in picks]
     assert got == by_code == [13, 0]
+
+
+def test_a_questionnaire_bound_to_an_external_value_set_is_said_to_weigh_nothing(
+    cli, tmp_path: Path
+):
+    """FHIR R4's own PHQ-9 Questionnaire binds its answers to LOINC's external list LL358-3
+    and weights nothing: US Core's response (its questionnaire name removed) cannot be
+    scored with it, and the reason says the Questionnaire given has no weight, rather than
+    asking for one."""
+    import json
+
+    pytest.importorskip("fhir.resources")  # (FHIR is an optional extra)
+    data = json.loads(_sample("fhir", "us-core", "QuestionnaireResponse-phq-9-example.json")
+                      .read_text(encoding="utf-8"))  # fmt: skip
+    del data["questionnaire"]
+    response = tmp_path / "response.json"
+    response.write_text(json.dumps(data), encoding="utf-8")
+    form = _sample("fhir", "r4-core", "Questionnaire-phq-9-questionnaire.json")
+    result = cli("--instruments-dir", str(FHIR_INSTRUMENTS), "batch", str(response), "-i",
+                 "phq9-us-core", "--questionnaire", str(form))  # fmt: skip
+    assert result.exit_code == 3
+    assert "the coding 'LA6570-1' carries no weight" in result.stderr
+    assert "the Questionnaire used gives this option no weight" in result.stderr
+
+
+def _every_sample() -> list[Path]:
+    if not SAMPLES.is_dir():
+        return []
+    return sorted(p for p in SAMPLES.rglob("*") if p.suffix in (".csv", ".json", ".qsf"))
+
+
+@pytest.mark.skipif(not SAMPLES.is_dir(), reason="../shared/real-formats is absent")
+@pytest.mark.parametrize("sample", _every_sample(), ids=lambda p: p.name)
+def test_every_sample_read_with_an_alliance_form_gives_a_documented_outcome(cli, sample):
+    """None of the real samples holds an alliance questionnaire: read with the SRS and the
+    WAI-SR, each is refused (exit 2) or its rows rejected (exit 3) with one-line reasons
+    naming the file (a problem with the columns too), never scored, never an internal
+    error."""
+    for form in ("srs", "wai-sr"):
+        result = cli("batch", str(sample), "-i", form, "-f", "csv")
+        assert result.exit_code in (2, 3), (form, result.stderr)
+        assert "Traceback" not in result.stderr and "internal error" not in result.stderr
+        lines = [ln for ln in result.stderr.splitlines() if ln.startswith(("error", "rejected"))]
+        assert lines and all(sample.name in ln for ln in lines), lines
+        assert result.stdout.count("\n") <= 1  # a header at most: nothing scored

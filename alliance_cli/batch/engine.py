@@ -850,9 +850,32 @@ def read_layout(
     on_note: Callable[[str], None] = lambda _note: None,
 ) -> Layout:
     """Recognise the export's layout (or take the one forced), make its sources read as
-    one row per administration, and plan the columns. Says what it recognised."""
-    layout = _read_layout(sources, scorer, options, on_note)
+    one row per administration, and plan the columns. Says what it recognised; a problem
+    with the columns names the file whose header it is."""
+    try:
+        layout = _read_layout(sources, scorer, options, on_note)
+    except UsageProblem as exc:
+        raise _naming_the_file(exc, sources, options) from None
     return dataclasses.replace(layout, plain_ids=options.plain_ids) if options.plain_ids else layout
+
+
+def _naming_the_file(
+    exc: UsageProblem, sources: list[Source], options: BatchOptions
+) -> UsageProblem:
+    """The error, its message led by the file the header is the first's of, unless it is
+    an option's own problem (``--columns '…'``: a width over 64) or names an input or an
+    option's file already."""
+    files = [s.name for s in sources] + [
+        str(f)
+        for f in (options.dictionary, options.sessions, options.questionnaire, options.map_file)
+        if f
+    ]
+    text = str(exc)
+    if type(exc) is not UsageProblem or text.startswith("-"):
+        return exc
+    if any(name and name in text for name in files):
+        return exc
+    return UsageProblem(f"{sources[0].name}: {text}")
 
 
 def _read_layout(

@@ -503,10 +503,15 @@ def _value(answer: Mapping[str, Any], where: str, link: str, key: AnswerKey | No
         try:
             float(code)
         except ValueError:
+            hint = (
+                "the Questionnaire used gives this option no weight (its options may come "
+                "from an external value set): give one that does, with --questionnaire FILE"
+                if key is not None
+                else "give the Questionnaire with --questionnaire FILE"
+            )
             raise UsageProblem(
                 f"{where}: the coding {code!r} carries no weight (itemWeight) and is not a "
-                "number; alliance cannot tell its value: give the Questionnaire with "
-                "--questionnaire FILE"
+                f"number; alliance cannot tell its value: {hint}"
             ) from None
         return code
     kinds = [k for k in answer if k.startswith("value")]
