@@ -497,6 +497,30 @@ def test_an_interrupted_batch_saves_nothing_on_the_server(database, tmp_path: Pa
     assert stored == [(f"C-{i % 7000}", i // 7000 + 1) for i in range(140_000)]
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_refusal_in_a_later_chunk_saves_nothing_of_the_batch(database, tmp_path, jobs) -> None:
+    """counselor_b's batch holds counselor_a's client in its third chunk: the refusal, met
+    by the writer thread (one process) or the parent (--jobs 2) after earlier chunks were
+    stored, stops the batch whole (exit 5, one line naming the client), nothing of it kept."""
+    a, b = database("counselor_a"), database("counselor_b")
+    assert save_wai(a, "X-1", 1) == 0
+    src = tmp_path / "big.csv"
+    clients = [f"B-{i}" if i != 45_000 else "X-1" for i in range(50_000)]
+    src.write_text("client_id,session," + ",".join(f"q{i}" for i in range(1, 13)) + "\n"
+                   + "".join(f"{c},2," + ",".join(WAI) + "\n" for c in clients))  # fmt: skip
+    env = {**os.environ, "ALLIANCE_JOBS_MIN_BYTES": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "alliance_cli", "batch", str(src), "-i", "wai-sr", "--save",
+         "--db", b, "--jobs", jobs, "-o", os.devnull, "-q"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert done.returncode == 5, done.stderr
+    assert "client X-1 is not assigned to you" in done.stderr and "Traceback" not in done.stderr
+    name = _db(a)
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", name) == [(1,)]
+    assert admin_sql("SELECT count(*) FROM alliance.assignments", name) == [(1,)]
+
+
 # -- libpq's settings: .pgpass and PGSERVICE, with a role that must give a password ----------
 PASSWORD_ROLE = os.environ.get("ALLIANCE_TEST_POSTGRES_PASSWORD_ROLE", "")
 
