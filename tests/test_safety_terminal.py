@@ -82,3 +82,34 @@ def test_prompts_write_nothing_to_stdout(cli):
     assert result.stdout.startswith("client_id,session,date,rater,goal_mean")
     ndjson = cli("score", "wai-sr", "-I", "-f", "ndjson", input=keys)
     assert json.loads(ndjson.stdout)["scales"]["total"]["mean"] == 4
+
+
+@pytest.mark.parametrize("encoding", ["latin-1", "cp1252", "ascii"])
+def test_a_legacy_encoding_on_a_pipe_gets_utf8_not_a_failure(tmp_path: Path, encoding: str):
+    """A pipe whose locale encoding is a legacy one (a Windows pipe's cp1252, or
+    PYTHONIOENCODING) cannot hold a client's name in another script, or the '≥' of every
+    concern's evidence: alliance writes UTF-8 there (JSON's own encoding) instead of
+    failing with an internal error."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONIOENCODING": encoding, "NO_COLOR": "1"}
+    db = str(tmp_path / "h.sqlite")
+    run = [sys.executable, "-m", "alliance_cli"]
+    for session, answer in ((1, "9"), (2, "2")):
+        saved = subprocess.run(
+            [*run, "score", "srs", *[answer] * 4, "--client", "客户-Zoë", "--session",
+             str(session), "--save", "--db", db, "-f", "json"],
+            capture_output=True, env=env,
+        )  # fmt: skip
+        assert saved.returncode == 0, saved.stderr
+        assert json.loads(saved.stdout.decode("utf-8"))[0]["respondent"]["client_id"] == "客户-Zoë"
+    listed = subprocess.run([*run, "clients", "--db", db, "-f", "json"], capture_output=True,
+                            env=env)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    utf8 = subprocess.run([*run, "clients", "--db", db, "-f", "json"], capture_output=True,
+                          env={**env, "PYTHONIOENCODING": "utf-8"})  # fmt: skip
+    assert listed.stdout == utf8.stdout  # the same bytes as on a UTF-8 pipe
+    (row,) = json.loads(listed.stdout.decode("utf-8"))
+    assert row["client_id"] == "客户-Zoë" and row["concerns"]

@@ -171,6 +171,25 @@ def _command_path(argv: list[str]) -> str:
     return " ".join(words)
 
 
+def _utf8_streams() -> None:
+    """Standard output and error in UTF-8 when they are a pipe or a file, whatever the
+    locale's legacy encoding says (a Windows pipe's cp1252, a PYTHONIOENCODING=latin-1):
+    JSON is UTF-8 (RFC 8259), CSV and the rest follow, and a concern's '≥' or a client's
+    name in another script must not fail the run. A terminal keeps its encoding; what it
+    cannot show is replaced there, never raised."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
+        if encoding.replace("_", "") == "utf8" or not hasattr(stream, "reconfigure"):
+            continue
+        try:
+            if stream.isatty():
+                stream.reconfigure(errors="replace")
+            else:
+                stream.reconfigure(encoding="utf-8")
+        except (OSError, ValueError):  # closed, or already written to in another encoding
+            continue
+
+
 def main() -> None:
     """Console-script entry point: runs the app and makes typer's usage errors one line."""
     import signal
@@ -180,6 +199,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _terminate)
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, _terminate)
+    _utf8_streams()
     from alliance_cli.cli.clicklib import ClickException, NoArgsIsHelpError
 
     try:

@@ -495,6 +495,19 @@ def emit_json_lines(lines: list[str]) -> None:
     sys.stdout.write(f"[\n  {body}\n]\n")
 
 
+def emit_json_utf8_lines(lines: list[bytes]) -> None:
+    """``emit_json_lines`` of records encoded in UTF-8 already: written as they are to a
+    UTF-8 standard output (as text to any other)."""
+    body = b"[\n  " + b",\n  ".join(lines) + b"\n]\n" if lines else b"[]\n"
+    buffer = getattr(sys.stdout, "buffer", None)
+    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
+    if buffer is None or encoding != "utf8":
+        sys.stdout.write(body.decode())
+        return
+    sys.stdout.flush()
+    buffer.write(body)
+
+
 def _indented(value: Any, records_in: tuple[str, ...], pad: str) -> str:
     """``json.dumps(value, indent=2)``, but the lists under ``records_in`` one item a line."""
     import json

@@ -202,8 +202,9 @@ class HistoryStore(Protocol):
     def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
         """Every stored answer set of an instrument, by item id."""
 
-    def snapshot(self) -> tuple[int, str | None, str | None]:
-        """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
+    def snapshot(self) -> tuple[int, str | None, bytes | None]:
+        """(version, stamp, rows) of the kept caseload, the rows as UTF-8 bytes (read as they
+        are kept, never decoded to text: see ``views.Concerns``); rows None when stale."""
 
     def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
         """Keep the caseload as computed at ``version``, unless a session changed since."""

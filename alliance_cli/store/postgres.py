@@ -760,14 +760,26 @@ class Store(StoreBase):
         "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
     )
 
-    def snapshot(self) -> tuple[int, str | None, str | None]:
-        """(0, stamp, rows JSON) of this role's kept caseload; rows None when any of its
-        series changed since (the fingerprint of its kept series differs)."""
+    def snapshot(self) -> tuple[int, str | None, bytes | None]:
+        """(0, stamp, rows as UTF-8 bytes) of this role's kept caseload; rows None when
+        any of its series changed since (the fingerprint of its kept series differs)."""
         self._fingerprint = str(self._all(self._FINGERPRINT)[0][0])
-        row = self._all("SELECT fingerprint, stamp, rows FROM caseload_snapshot")
-        if not row or row[0][0] != self._fingerprint:
+        try:  # the rows as bytes, in binary: 11.7 MB for 10,000 clients, never decoded
+            row = (
+                self.db.cursor(binary=True)
+                .execute(
+                    "SELECT stamp, convert_to(rows, 'UTF8') FROM caseload_snapshot "
+                    "WHERE role = session_user AND fingerprint = %s",  # (the owner sees all)
+                    (self._fingerprint,),
+                )
+                .fetchone()
+            )
+        except self.pg.Error as exc:
+            self.rollback()
+            raise self._error(exc) from None
+        if row is None:
             return (0, None, None)
-        return (0, row[0][1], row[0][2])
+        return (0, row[0], None if row[1] is None else bytes(row[1]))
 
     def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
         """Keep this role's caseload as read at ``snapshot``. A cache: a failure (or a

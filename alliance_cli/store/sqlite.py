@@ -765,10 +765,11 @@ class Store(StoreBase):
         """Every session, as stored, with its definition (``alliance db copy``)."""
         yield from self.db.execute(COPY_ROWS + " ORDER BY s.rowid")
 
-    def snapshot(self) -> tuple[int, str | None, str | None]:
-        """(version, stamp, rows JSON) of the kept caseload; rows None when stale."""
+    def snapshot(self) -> tuple[int, str | None, bytes | None]:
+        """(version, stamp, rows as UTF-8 bytes) of the kept caseload; rows None when
+        stale."""
         row = self.db.execute(
-            "SELECT version, stamp, rows FROM caseload_snapshot WHERE id = 1"
+            "SELECT version, stamp, CAST(rows AS BLOB) FROM caseload_snapshot WHERE id = 1"
         ).fetchone()
         return (int(row[0]), row[1], row[2]) if row else (0, None, None)
 

@@ -255,35 +255,36 @@ _ENCODE_TEXT = json.encoder.encode_basestring  # a string, as that encoder write
 class Concerns(Sequence[dict[str, Any]]):
     """A caseload row's open concerns (each as ``Concern.as_dict``), in order of attention.
 
-    The whole caseload is kept with each row's concerns as their JSON text, decoded only
-    when looked at: ``clients -f json`` writes that text as it is (``CaseloadRow.json_line``).
-    Its 10,000 clients' concerns are most of a kept caseload's bytes, and decoding and
-    encoding them again was most of the command's time. ``first``: the first concern's
-    severity, kept beside the text (None when there is none).
+    The whole caseload is kept with each row's concerns as their JSON text, read back as
+    UTF-8 bytes and decoded only when looked at: ``clients -f json`` writes those bytes as
+    they are (``CaseloadRow.json_utf8``). Its 10,000 clients' concerns are most of a kept
+    caseload's bytes, and decoding and encoding them again was most of the command's time.
+    ``first``: the first concern's severity, kept beside them (None when there is none).
     """
 
-    __slots__ = ("_first", "_items", "_text")
+    __slots__ = ("_first", "_items", "_raw", "_text")
 
     def __init__(
         self,
         items: list[dict[str, Any]] | None = None,
-        text: str | None = None,
+        raw: bytes | None = None,
         first: str | None = None,
     ) -> None:
-        self._items = items if items is not None or text is not None else []
-        self._text = text  # when given: exactly what ``_ENCODE`` made of the concerns
+        self._items = items if items is not None or raw is not None else []
+        self._raw = raw  # when given: exactly what ``_ENCODE`` made of them, in UTF-8
+        self._text: str | None = None
         self._first = first
 
     def _list(self) -> list[dict[str, Any]]:
         if self._items is None:
-            self._items = json.loads(self._text or "[]")
+            self._items = json.loads(self._raw or b"[]")
         return self._items
 
     def __len__(self) -> int:
         return len(self._list())
 
     def __bool__(self) -> bool:
-        return self._text != "[]" if self._items is None else bool(self._items)
+        return self._raw != b"[]" if self._items is None else bool(self._items)
 
     def __getitem__(self, index: Any) -> Any:
         return self._list()[index]
@@ -302,14 +303,14 @@ class Concerns(Sequence[dict[str, Any]]):
         return f"Concerns({self._list()!r})"
 
     def __add__(self, more: list[dict[str, Any]]) -> Concerns:
-        """These concerns, then ``more`` (today's not-seen note), text kept as text."""
+        """These concerns, then ``more`` (today's not-seen note), kept bytes kept as bytes."""
         if not more:
             return self
-        if self._items is not None:
-            return Concerns(self._items + more)
-        added = _ENCODE(more)
-        text = added if self._text == "[]" else f"{self._text[:-1]}, {added[1:]}"  # type: ignore[index]
-        return Concerns(text=text, first=self._first if self else more[0]["severity"])
+        if self._items is not None or self._raw is None:
+            return Concerns(self._list() + more)
+        added = _ENCODE(more).encode()
+        raw = added if self._raw == b"[]" else self._raw[:-1] + b", " + added[1:]
+        return Concerns(raw=raw, first=self._first if self else more[0]["severity"])
 
     def severity(self) -> str | None:
         """The first (most severe) concern's severity; None when there is none."""
@@ -320,8 +321,12 @@ class Concerns(Sequence[dict[str, Any]]):
     def json(self) -> str:
         """The concerns as ``clients -f json`` writes them."""
         if self._text is None:
-            self._text = _ENCODE(self._items)
+            self._text = self._raw.decode() if self._raw is not None else _ENCODE(self._items)
         return self._text
+
+    def utf8(self) -> bytes:
+        """``json``, in UTF-8 (the kept bytes as they are)."""
+        return self._raw if self._raw is not None else self.json().encode()
 
 
 class CaseloadRow(NamedTuple):
@@ -346,16 +351,16 @@ class CaseloadRow(NamedTuple):
         data["severity"] = self.severity
         return data
 
-    def json_line(self) -> str:
-        """``as_dict`` as ``clients -f json`` writes it (``_ENCODE``), the concerns' kept
-        text put in as it is."""
+    def json_utf8(self) -> bytes:
+        """``as_dict`` as ``clients -f json`` writes it (``_ENCODE``), in UTF-8, the
+        concerns' kept bytes put in as they are."""
         head = _ENCODE(dict(zip(_HEAD_FIELDS, self[:8], strict=True)))
         counselor = "null" if self.counselor is None else _ENCODE_TEXT(self.counselor)
         days = "null" if self.days_since is None else int.__repr__(self.days_since)
         severity = "null" if self.severity is None else _ENCODE_TEXT(self.severity)
-        return (
-            f'{head[:-1]}, "concerns": {self.concerns.json()}, "counselor": {counselor}, '
-            f'"days_since": {days}, "severity": {severity}}}'
+        tail = f', "counselor": {counselor}, "days_since": {days}, "severity": {severity}}}'
+        return b"".join(
+            (head[:-1].encode(), b', "concerns": ', self.concerns.utf8(), tail.encode())
         )
 
     def snapshot_line(self) -> str:
@@ -437,7 +442,7 @@ def caseload(
         version, kept_stamp, kept_rows = store.snapshot()
         fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
         if whole and fresh:
-            rows = _kept_rows(str(kept_rows))
+            rows = _kept_rows(kept_rows or b"")
             series_rows = None
         else:
             series_rows, kept, gone = _series_readings(
@@ -461,16 +466,17 @@ def caseload(
 _HEAD_FIELDS = CaseloadRow._fields[:8]  # the fields before the concerns
 
 
-def _kept_rows(text: str) -> list[CaseloadRow]:
-    """The kept caseload's rows (``CaseloadRow.snapshot_line``), concerns left as text."""
-    if not text:
+def _kept_rows(data: bytes) -> list[CaseloadRow]:
+    """The kept caseload's rows (``CaseloadRow.snapshot_line``, in UTF-8), the concerns
+    left as bytes."""
+    if not data:
         return []
-    lines = [line.partition("\t") for line in text.split("\n")]
-    heads = json.loads("[" + ",".join(head for head, _, _ in lines) + "]")
+    lines = [line.partition(b"\t") for line in data.split(b"\n")]
+    heads = json.loads(b"[" + b",".join(head for head, _, _ in lines) + b"]")
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
     return [
         new(CaseloadRow, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
-            Concerns(text=concerns, first=h[10]), h[8], h[9])
+            Concerns(raw=concerns, first=h[10]), h[8], h[9])
         for h, (_, _, concerns) in zip(heads, lines, strict=True)
     ]  # fmt: skip
 
