@@ -314,6 +314,20 @@ class StoreBase:
             raise
         self.commit()
 
+    @staticmethod
+    def _forget_sql(
+        client_id: str, session: int | None, instrument: str | None
+    ) -> tuple[str, list[object]]:
+        """The DELETE of ``forget`` (``?`` placeholders) and its arguments: a client's
+        sessions, or one session's, or one instrument's."""
+        sql = "DELETE FROM sessions WHERE client_id = ?"
+        args: list[object] = [client_id]
+        if session is not None:
+            sql, args = sql + " AND session = ?", [*args, session]
+        if instrument is not None:
+            sql, args = sql + " AND instrument = ?", [*args, instrument]
+        return sql, args
+
     def _one_at_a_time(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> int:
         """Store rows one statement each (inside the open transaction), telling each one
         already recorded to ``on_duplicate``; returns how many were."""

@@ -657,14 +657,9 @@ class Store(StoreBase):
     ) -> int:
         """Delete a client's records this role may see (all, one session, or one
         instrument's); a client with no session left is gone with their assignments."""
-        sql = "DELETE FROM sessions WHERE client_id = %s"
-        args: list[object] = [client_id]
-        if session is not None:
-            sql, args = sql + " AND session = %s", [*args, session]
-        if instrument is not None:
-            sql, args = sql + " AND instrument = %s", [*args, instrument]
+        sql, args = self._forget_sql(client_id, session, instrument)
         with self._transaction():
-            deleted = int(self.db.execute(sql, args).rowcount)
+            deleted = int(self.db.execute(sql.replace("?", "%s"), args).rowcount)
             self.db.execute("SELECT release(%s)", (client_id,))
         return deleted
 

@@ -710,12 +710,7 @@ class Store(StoreBase):
         records stays in the -wal file (when another connection holds it open, the
         checkpoint waits for it, up to the lock wait).
         """
-        sql = "DELETE FROM sessions WHERE client_id = ?"
-        args: list[object] = [client_id]
-        if session is not None:
-            sql, args = sql + " AND session = ?", [*args, session]
-        if instrument is not None:
-            sql, args = sql + " AND instrument = ?", [*args, instrument]
+        sql, args = self._forget_sql(client_id, session, instrument)
         with self._transaction():
             cursor = self.db.execute(sql, args)
         busy = self._locked(lambda: self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
