@@ -477,7 +477,7 @@ def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = Fa
     # records of one command share one shape: the first says whether all are flat
     if isinstance(data, list) and data and (one_a_line or (_flat(data[0]) and _flat(data[-1]))):
         encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a record
-        emit_json_lines([encode(r) for r in data])
+        emit_json_records([encode(r).encode() for r in data])
         return
     if records_in:
         sys.stdout.write(_indented(data, records_in, "") + "\n")
@@ -485,19 +485,10 @@ def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = Fa
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
-def emit_json_lines(lines: list[str]) -> None:
-    """Print a JSON list whose records are encoded already (``json.JSONEncoder(
-    ensure_ascii=False)``), one a line, as ``emit_json`` prints a list of records."""
-    if not lines:
-        sys.stdout.write("[]\n")
-        return
-    body = ",\n  ".join(lines)
-    sys.stdout.write(f"[\n  {body}\n]\n")
-
-
-def emit_json_utf8_lines(lines: list[bytes]) -> None:
-    """``emit_json_lines`` of records encoded in UTF-8 already: written as they are to a
-    UTF-8 standard output (as text to any other)."""
+def emit_json_records(lines: list[bytes]) -> None:
+    """Print a JSON list of records encoded already (``json.JSONEncoder(ensure_ascii=
+    False)``, in UTF-8), one a line: as they are to a UTF-8 standard output (as text to any
+    other)."""
     body = b"[\n  " + b",\n  ".join(lines) + b"\n]\n" if lines else b"[]\n"
     buffer = getattr(sys.stdout, "buffer", None)
     encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")

@@ -11,7 +11,7 @@ from alliance_cli.cli.common import (
     FormatOpt,
     QuietOpt,
     complete_clients,
-    emit_json_utf8_lines,
+    emit_json_records,
     funnel,
     output,
     pick_format,
@@ -169,7 +169,7 @@ def clients_command(
         header = [*views.CaseloadRow._fields, "severity"]
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
     elif fmt is Format.json:  # each row's kept concerns written as they were kept
-        emit_json_utf8_lines([r.json_utf8() for r in rows])
+        emit_json_records([r.json_utf8() for r in rows])
     elif fmt is Format.table:  # (only the rows shown have their concerns decoded)
         if rows:
             output(fmt, [], lambda render: render.caseload_table(shown))

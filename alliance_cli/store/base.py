@@ -586,7 +586,8 @@ class BatchBase:
     """What a batch recorder does on any back end: queue a batch's rows (whole, or
     ``FastRows``' shorter ones) and write them in chunks, counting what was saved, what was
     recorded already with the same answers, and what conflicts. A back end writes a queue
-    (``_store_queue``) and commits or rolls back the whole batch (``finish``)."""
+    (``_store_queue``, or its own ``flush``: the server's hands chunks to a writer thread)
+    and commits or rolls back the whole batch (``finish``)."""
 
     def __init__(self, store: Any, replace: bool, chunk: int) -> None:
         self.store, self.replace, self.chunk = store, replace, chunk

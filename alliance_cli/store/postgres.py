@@ -607,9 +607,11 @@ class Store(StoreBase):
         claimed: bool = False,
         constants: tuple[str, int, str] | None = None,
     ) -> int:
-        """Move the ``count`` staged rows into ``sessions``; returns the duplicates (see
-        ``insert_rows``). ``claimed``: their clients are claimed already; ``constants``:
-        the instrument, definition and time of rows staged without them (``stage_file``)."""
+        """Move the ``count`` staged rows into ``sessions`` by one INSERT; returns the
+        duplicates. If any session is recorded already (or twice in the chunk), that is
+        undone and the rows are stored one at a time, each duplicate told apart.
+        ``claimed``: their clients are claimed already; ``constants``: the instrument,
+        definition and time of rows staged without them (``stage_file``, ``stage_text``)."""
         if not claimed:
             self._claim_staged()
         columns = SESSION_COLUMNS
