@@ -875,7 +875,7 @@ class BatchRecorder(BatchBase):
             if self.writer is None:
                 self.writer = _Writer()
             step = functools.partial(self._store_chunk, text, count, clients, columns, constants)
-            self._check(self.writer.submit, step)
+            self._check(functools.partial(self.writer.submit, step))
 
     def _store_chunk(
         self,
@@ -891,7 +891,10 @@ class BatchRecorder(BatchBase):
             self.store._claim(new)
             self.claimed.update(new)
         self.store.stage_text(text, columns)
-        dups = self.store.move_staged(count, self.replace, True, constants)
+        self._counted(count, self.store.move_staged(count, self.replace, True, constants))
+
+    def _counted(self, count: int, dups: int) -> None:
+        """Count a stored chunk of ``count`` rows, ``dups`` of them recorded already."""
         self.duplicates += dups
         self.saved += count - dups
         if self.on_stored is not None:
@@ -904,11 +907,11 @@ class BatchRecorder(BatchBase):
             self._check(self.writer.finish)
             self.writer = None
 
-    def _check(self, step: Callable[..., Any], *args: Any) -> None:
-        """Run a step of the writing; on a failure, roll the batch back and raise the
-        history's error."""
+    def _check(self, step: Callable[[], Any]) -> None:
+        """Run a step of the writing; on a failure (or an interruption), stop the writer
+        thread, roll the batch back and raise the history's error."""
         try:
-            step(*args)
+            step()
         except BaseException as exc:
             self.abandon()  # the thread stops before the rollback
             self.store.rollback()
@@ -975,23 +978,17 @@ class BatchRecorder(BatchBase):
         is streamed to the server unread, and moved as one chunk."""
         self.flush()
         self.settle()
-        try:
+
+        def store() -> None:
             claimed = self._claim_listed(f"{path}.clients")
             count = self.store.stage_file(path)
             if count:
                 instrument, definition = self.fast_constants
                 constants = (instrument, definition, self.now)
                 dups = self.store.move_staged(count, self.replace, claimed, constants)
-                self.duplicates += dups
-                self.saved += count - dups
-                if self.on_stored is not None:
-                    self.on_stored(self.saved)
-        except self.store.pg.Error as exc:
-            self.store.rollback()
-            raise self.store._error(exc) from None
-        except BaseException:
-            self.store.rollback()
-            raise
+                self._counted(count, dups)
+
+        self._check(store)
 
     def finish(self, keep: bool = True) -> None:
         """Write the last chunk, then commit (keep) or roll back the whole batch."""
