@@ -9,8 +9,8 @@ every scale has a realistic alpha and some rows are not complete cases. Then tim
 ``alliance reliability FILE -i wai -f json -q`` as a separate process (median of --repeat
 runs), with and without ``--no-omega``, and reads its peak memory (max RSS) from wait4. It
 also times the csv module reading the same file (the floor under any reader) and, when the
-omega extra is installed, importing factor_analyzer alone (what omega costs before any
-fitting), and prints the alpha of each scale, so a change in speed that changed the numbers
+omega extra is installed, importing numpy and scipy.optimize alone (what omega costs before
+any fitting), and prints the alpha of each scale, so a change in speed that changed the numbers
 shows.
 """
 
@@ -77,8 +77,8 @@ def main() -> None:
                 *alliance, "reliability", str(path), "-i", "wai", "-f", "json", "-q", "--no-omega"
             ],
         }  # fmt: skip
-        if importlib.util.find_spec("factor_analyzer"):  # what the omega extra costs to load
-            runs["import factor_analyzer"] = [sys.executable, "-c", "import factor_analyzer"]
+        if importlib.util.find_spec("scipy"):  # what the omega extra costs to load
+            runs["import scipy.optimize"] = [sys.executable, "-c", "import scipy.optimize"]
         times: dict[str, list[float]] = {name: [] for name in runs}
         peaks: dict[str, float] = dict.fromkeys(runs, 0.0)
         out = b""

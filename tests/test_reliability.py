@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from pathlib import Path
 
 import pytest
@@ -145,16 +146,86 @@ def test_a_file_that_is_not_local_norms_is_refused(cli, tmp_path: Path):
 
 
 def test_omega_total_is_psych_omega_with_one_factor(ours):
-    """McDonald's omega from a one-factor minres model (factor_analyzer, the omega extra)
-    against psych::omega(nfactors = 1) on the same keyed data: the same estimator, so they
-    agree to 1e-5 (the fits stop at slightly different iterations)."""
-    pytest.importorskip("factor_analyzer")
+    """McDonald's omega from a one-factor minres model against psych::omega(nfactors = 1) on
+    the same keyed data. The fit is psych's own (objective, gradient, start, bounds, scale and
+    stopping rule, by the same L-BFGS-B) and omega total is psych's formula, so they agree to
+    1e-10, not just within the tolerance of two different fits."""
+    pytest.importorskip("scipy.optimize")
     with open(FIXTURES / "omega_expected.csv", encoding="utf-8") as handle:
         expected = {r["scale"]: float(r["omega_total"]) for r in csv.DictReader(handle)}
     for scale, want in expected.items():
         got = ours[scale]["omega_total"]
-        assert math.isclose(got, want, abs_tol=1e-5), (scale, got, want)
+        assert math.isclose(got, round(want, 6), abs_tol=1e-12), (scale, got, want)
         assert "minres" in ours[scale]["omega_estimator"]
+    from alliance_cli.core.reliability import omega_total
+
+    for scale, want in expected.items():  # the unrounded figure, from the same correlations
+        assert math.isclose(_omega_of_fixture(scale), want, abs_tol=1e-10), scale
+    assert omega_total([[1.0, 0.3], [0.3, 1.0]]) is not None
+
+
+def _omega_of_fixture(scale: str) -> float:
+    """omega_total on the fixture scale's correlation matrix (complete cases, keyed)."""
+    from typer.testing import CliRunner
+
+    import alliance_cli.core.reliability as rel
+    from alliance_cli.cli.app import app
+
+    seen: dict[int, float] = {}
+    real = rel.omega_total
+
+    def spy(corr):  # type: ignore[no-untyped-def]
+        value = real(corr)
+        seen[len(seen)] = value
+        return value
+
+    rel.omega_total = spy
+    try:
+        result = CliRunner().invoke(
+            app, ["reliability", str(FIXTURES / "alpha_answers.csv"), "-i", "wai-s", "-f", "json"]
+        )
+    finally:
+        rel.omega_total = real
+    order = [r["scale"] for r in json.loads(result.stdout)]
+    return seen[order.index(scale)]
+
+
+def test_omega_on_matrices_given_to_psych_directly():
+    """psych::omega(nfactors = 1) on two correlation matrices (omega_matrices.R): an ordinary
+    one and a singular one (two identical items: SMCs from psych's pseudo-inverse, clipped)."""
+    pytest.importorskip("scipy.optimize")
+    from alliance_cli.core.reliability import omega_total
+
+    with open(FIXTURES / "omega_matrices_expected.csv", encoding="utf-8") as handle:
+        cases = list(csv.DictReader(handle))
+    assert len(cases) == 2
+    for case in cases:
+        cells = [float(x) for x in case["matrix"].split()]
+        k = math.isqrt(len(cells))
+        corr = [cells[i * k : (i + 1) * k] for i in range(k)]  # R writes by column; symmetric
+        got = omega_total(corr)
+        assert got is not None
+        assert math.isclose(got, float(case["omega_total"]), abs_tol=1e-10), case["name"]
+
+
+def test_omega_of_an_exact_one_factor_matrix_is_worked_by_hand():
+    """Correlations r_ij = l_i l_j with loadings 0.8, 0.7, 0.6, 0.5: the fit finds them, the
+    uniquenesses are 0.36 + 0.51 + 0.64 + 0.75 = 2.26 and the sum of R is 2.6^2 + 2.26 = 9.02,
+    so omega total = (9.02 - 2.26) / 9.02 = 0.749446 (to the fit's stopping rule, 1e-6)."""
+    pytest.importorskip("scipy.optimize")
+    from alliance_cli.core.reliability import omega_total
+
+    load = [0.8, 0.7, 0.6, 0.5]
+    corr = [[1.0 if i == j else load[i] * load[j] for j in range(4)] for i in range(4)]
+    assert math.isclose(omega_total(corr) or 0.0, 6.76 / 9.02, abs_tol=1e-6)
+
+
+def test_without_the_omega_extra_omega_is_null_and_a_note_says_how_to_get_it(cli, monkeypatch):
+    monkeypatch.setitem(sys.modules, "scipy.optimize", None)  # import fails, as if missing
+    result = cli("reliability", str(FIXTURES / "alpha_answers.csv"), "-i", "wai-s", "-f", "json")
+    assert result.exit_code == 0
+    assert all(r["omega_total"] is None for r in json.loads(result.stdout))
+    assert "pip install 'alliance[omega]'" in result.stderr
 
 
 def test_scales_that_cannot_be_computed_are_said_not_nan(cli, tmp_path: Path):

@@ -50,7 +50,7 @@ OmegaOpt = Annotated[
     bool,
     typer.Option(
         "--omega/--no-omega",
-        help="McDonald's omega (needs the omega extra; importing it takes about 2 s).",
+        help="McDonald's omega (needs the omega extra: numpy and scipy).",
     ),
 ]
 

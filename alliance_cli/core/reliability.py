@@ -2,7 +2,8 @@
 standardized) with Feldt's 95 % interval, the mean inter-item correlation, and per item the
 corrected item-total correlation and alpha if the item is deleted, after reverse keying.
 
-Written by hand (no numpy, no scipy). Everything follows from each scale's item means and
+Written by hand (no numpy, no scipy), except omega's one-factor model (see ``omega_total``,
+the optional ``omega`` extra). Everything follows from each scale's item means and
 covariance matrix over its complete cases, and those are computed exactly: every answer is
 ``low + step * k`` for a whole ``k``, so the sums of ``k`` and of ``k_i * k_j`` are integers.
 Each item's ``k`` over the rows is held as bit planes (plane ``p`` is a big int with a bit
@@ -198,23 +199,60 @@ def scale_reliability(
     )  # fmt: skip
 
 
-OMEGA_ESTIMATOR = "one-factor minres (factor_analyzer), as psych::omega(nfactors = 1)"
+OMEGA_ESTIMATOR = (
+    "one-factor minres (psych::fa's objective and gradient, minimised by scipy's L-BFGS-B),"
+    " as psych::omega(nfactors = 1)"
+)
 
 
 def omega_total(corr: Sequence[Sequence[float]]) -> float | None:
-    """McDonald's omega total from a one-factor model fitted by minres (the optional
-    ``omega`` extra, factor_analyzer) to the items' correlation matrix: (sum of loadings)^2
-    over itself plus the sum of uniquenesses. None when the extra is not installed."""
+    """McDonald's omega total from a one-factor minres model of the items' correlations, as
+    ``psych::omega(nfactors = 1)``; None when the ``omega`` extra (numpy, scipy) is missing.
+
+    The fit is psych's ``fa(fm = "minres")``: the uniquenesses minimise the sum of squared
+    off-diagonal residuals of the first eigenvector's model, from 1 - SMC, with psych's
+    analytic gradient, bounds (0.005 to 1), parameter scale (0.01) and stopping rule, by the
+    same L-BFGS-B (scipy's, the Fortran code R's ``optim`` also wraps). Omega total is
+    psych's: (sum of R - sum of uniquenesses) / sum of R.
+    """
     try:
         import numpy as np
-        from factor_analyzer import FactorAnalyzer  # type: ignore[import-untyped]
+        from scipy.optimize import minimize  # type: ignore[import-untyped]
     except ImportError:
         return None
-    fa = FactorAnalyzer(n_factors=1, rotation=None, method="minres", is_corr_matrix=True)
-    fa.fit(np.asarray(corr, dtype=float))
-    loadings = float(fa.loadings_[:, 0].sum())
-    unique = float(fa.get_uniquenesses().sum())
-    return loadings**2 / (loadings**2 + unique)
+    r = np.asarray(corr, dtype=float)
+    k = len(r)
+    lower = np.tril_indices(k, -1)
+    scale = 0.01  # optim's parscale: L-BFGS-B works on uniqueness / 0.01
+
+    def first_factor(psi: Any, floor: float) -> Any:
+        """Loadings of one factor: the first eigenvector of R with 1 - psi on its diagonal."""
+        values, vectors = np.linalg.eigh(r - np.diag(psi))
+        return vectors[:, -1] * math.sqrt(max(values[-1], floor))
+
+    def residual(x: Any) -> float:
+        psi = x * scale
+        loadings = first_factor(psi, 100 * eps)
+        off = (r - np.outer(loadings, loadings))[lower]
+        return float(off @ off)
+
+    def gradient(x: Any) -> Any:
+        psi = x * scale
+        loadings = first_factor(psi, 0.0)
+        return (loadings * loadings + psi - 1) * scale
+
+    eps = float(np.finfo(float).eps)  # psych's smc: pseudo-inverse, clipped to [0, 1]
+    smc = np.clip(1 - 1 / np.diag(np.linalg.pinv(r, rcond=math.sqrt(eps))), 0.0, 1.0)
+    upper = max(float(smc.max()), 1.0)
+    fit = minimize(
+        residual, (1 - smc) / scale, jac=gradient, method="L-BFGS-B",
+        bounds=[(0.005 / scale, upper / scale)] * k,
+        options={"maxcor": 5, "maxiter": 100, "ftol": 1e7 * eps, "gtol": 0.0},
+    )  # fmt: skip
+    loadings = first_factor(fit.x * scale, 0.0)
+    unique = float((1 - loadings * loadings).sum())
+    total = float(r.sum())
+    return (total - unique) / total
 
 
 def feldt_interval(alpha: float, n: int, k: int, level: float = 0.95) -> tuple[float, float]:
