@@ -186,9 +186,7 @@ def _stale(db: Path) -> None:
     import sqlite3
 
     with sqlite3.connect(db) as con:
-        con.executescript(
-            "UPDATE caseload SET stamp = ''; UPDATE caseload_snapshot SET rows = NULL"
-        )
+        con.executescript("UPDATE caseload SET stamp = ''; DELETE FROM caseload_kept")
     con.close()
 
 

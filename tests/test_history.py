@@ -64,7 +64,7 @@ def test_old_schema_is_migrated(tmp_path: Path):
     con.close()
     store = history.open_store(db)
     try:
-        assert store.schema_version() == history.SCHEMA_VERSION == 9
+        assert store.schema_version() == history.SCHEMA_VERSION == 10
         assert store.db.execute("SELECT total_pomp FROM sessions").fetchone()[0] == 75.0
         # 5 and 8: the subscales in the caseload's columns, their ids kept once per definition
         pomps, answers, definition = store.db.execute(

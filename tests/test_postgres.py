@@ -255,6 +255,39 @@ def test_a_supervisor_assigns_and_forgets_everywhere(database) -> None:
     assert save_wai(b, "A-1", 1) == 0
 
 
+def test_the_kept_list_is_patched_and_a_forget_clears_every_roles_list(database) -> None:
+    """As on SQLite (tests/test_caseload_kept.py): after a save, `clients` reuses the rows
+    of the clients it did not touch and shows what a reading from scratch shows; a
+    counselor's forget leaves the client in no role's kept list (the supervisor's too)."""
+    a, s = database("counselor_a"), database(SUPERVISOR)
+    low = ["1"] * 12
+    for session in (1, 2, 3):
+        save_wai(a, "K-1", session)
+        save_wai(a, "K-2", session)
+    for role in (a, s):
+        assert cli("clients", "--db", role, "-f", "json")[0] == 0  # each role's list kept
+    save_wai(a, "K-1", 4, low)
+    name = _db(a)
+
+    def scratch(role: str) -> str:
+        admin_sql("DELETE FROM alliance.caseload_snapshot; "
+                  "UPDATE alliance.caseload SET stamp = '', token = NULL", name)  # fmt: skip
+        return cli("clients", "--db", role, "-f", "json")[1]
+
+    patched = {role: cli("clients", "--db", role, "-f", "json")[1] for role in (a, s)}
+    tokens = admin_sql("SELECT client_id, token FROM alliance.caseload ORDER BY 1", name)
+    assert dict(tokens)["K-2"] is not None  # K-2's reading kept as it was
+    assert patched[a] == scratch(a) and patched[s] == scratch(s)
+    assert '"K-1"' in patched[s]
+    for role in (a, s):
+        cli("clients", "--db", role, "-f", "json")
+    kept = admin_sql("SELECT rows FROM alliance.caseload_snapshot", name)
+    assert len(kept) == 2 and all("K-1" in row[0] for row in kept)
+    assert cli("forget", "K-1", "--yes", "--db", a, "-q")[0] == 0
+    assert admin_sql("SELECT count(*) FROM alliance.caseload_snapshot", name) == [(0,)]
+    assert "K-1" not in cli("clients", "--db", s, "-f", "json")[1]
+
+
 def _db(url: str) -> str:
     return urlsplit(url).path.lstrip("/")
 
@@ -346,7 +379,10 @@ def test_ten_first_connections_migrate_once(tmp_path) -> None:
         for proc in procs:
             _, err = proc.communicate(timeout=300)
             assert proc.returncode == 0, err
-        assert admin_sql("SELECT value FROM alliance.meta", name) == [("1",)]
+        from alliance_cli.store.postgres import SCHEMA_VERSION
+
+        assert admin_sql("SELECT value FROM alliance.meta", name) == [(str(SCHEMA_VERSION),)]
+        assert SCHEMA_VERSION == 2
         assert admin_sql("SELECT count(*) FROM alliance.sessions", name)[0][0] == 10
     finally:
         admin_sql(f"DROP DATABASE {name} WITH (FORCE)")

@@ -392,6 +392,9 @@ def test_the_caseload_keeps_a_reading_only_while_its_series_is_unchanged(cli, tm
 
 
 def test_the_whole_caseload_is_kept_until_any_session_changes(cli, tmp_path: Path):
+    """The list is kept; a save makes it stale (the counter moves) but keeps it, for the
+    next `clients` to reuse the rows of the clients the save did not touch; deleting any
+    session drops it, so a forgotten client leaves no trace in it."""
     import sqlite3
 
     db = tmp_path / "h.sqlite"
@@ -401,19 +404,22 @@ def test_the_whole_caseload_is_kept_until_any_session_changes(cli, tmp_path: Pat
 
     def snapshot():
         with sqlite3.connect(db) as con:
-            return con.execute("SELECT version, rows FROM caseload_snapshot").fetchone()
+            ((version,),) = con.execute("SELECT version FROM caseload_snapshot").fetchall()
+            kept = con.execute("SELECT version, rows FROM caseload_kept").fetchall()
+        return version, kept[0] if kept else (None, None)
 
     first = cli("clients", "--db", str(db), "-f", "json").stdout
-    version, rows = snapshot()
-    assert rows is not None  # kept
+    version, (kept_version, rows) = snapshot()
+    assert rows is not None and kept_version == version  # kept, and fresh
     assert cli("clients", "--db", str(db), "-f", "json").stdout == first  # read from it
     filtered = cli("clients", "--db", str(db), "--open", "-f", "json").stdout
     assert [r["client_id"] for r in json.loads(filtered)] == ["X"]  # filters: computed
-    _save(cli, db, "Y", 2, LOW)  # any session: the snapshot is dropped
-    assert snapshot() == (version + 1, None)
+    _save(cli, db, "Y", 2, LOW)  # any session: the kept list is stale, not dropped
+    assert snapshot() == (version + 1, (version, rows))
     assert cli("clients", "--db", str(db), "-f", "json").stdout != first
+    assert snapshot()[1][0] == version + 1  # made again
     assert cli("forget", "X", "--yes", "--db", str(db)).exit_code == 0
-    assert snapshot()[1] is None
+    assert snapshot()[1] == (None, None)  # dropped: nothing of X is left in it
     (only,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert only["client_id"] == "Y"
 

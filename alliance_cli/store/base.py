@@ -202,18 +202,23 @@ class HistoryStore(Protocol):
     def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
         """Every stored answer set of an instrument, by item id."""
 
-    def snapshot(self) -> tuple[int, str | None, bytes | None]:
-        """(version, stamp, rows) of the kept caseload, the rows as UTF-8 bytes (read as they
-        are kept, never decoded to text: see ``views.Concerns``); rows None when stale."""
+    def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
+        """(version, stamp, rows, fresh) of the kept caseload, the rows as UTF-8 bytes (read
+        as they are kept, never decoded to text: see ``views.Concerns``); rows None when none
+        is kept, fresh when no session changed since it was made."""
 
-    def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
+    def keep_snapshot(self, version: int, stamp: str, rows: bytes) -> None:
         """Keep the caseload as computed at ``version``, unless a session changed since."""
 
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
 
-    def kept_caseload(self) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series."""
+    def kept_caseload(self, clients: set[str] | None = None) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series (or of these clients' series)."""
+
+    def caseload_made_from(self, stamps: Sequence[str]) -> list[tuple[str, str, bool]]:
+        """Per client: what a row made from its kept readings now would be made from
+        (``views.made_from``), and whether all of them are current (stamps in ``stamps``)."""
 
     def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
         """Keep new readings of series, and drop the series with no session left."""
@@ -442,14 +447,36 @@ class StoreBase:
         """The instruments of every series the caseload keeps a reading for."""
         return [r[0] for r in self._rows("SELECT DISTINCT instrument FROM caseload")]
 
-    def kept_caseload(self) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series: (client_id, instrument, rater,
-        version, stamp, sessions, last_session, last_date, last_total_pomp, trend,
-        open_flags ('\\n'-joined), counselor); a stale one has the stamp ''."""
-        return self._rows(
+    def kept_caseload(self, clients: set[str] | None = None) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series (or of these clients' series):
+        (client_id, instrument, rater, version, stamp, sessions, last_session, last_date,
+        last_total_pomp, trend, open_flags (JSON), counselor, token); a stale one has the
+        stamp ''."""
+        sql = (
             "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
-            "last_date, last_total_pomp, trend, open_flags, counselor FROM caseload"
+            "last_date, last_total_pomp, trend, open_flags, counselor, token FROM caseload"
         )
+        if clients is None:
+            return self._rows(sql)
+        found: list[tuple[Any, ...]] = []
+        wanted = sorted(clients)
+        for start in range(0, len(wanted), 500):  # (bound parameters: a few hundred a query)
+            part = wanted[start : start + 500]
+            found += self._rows(f"{sql} WHERE client_id IN ({', '.join('?' * len(part))})", part)
+        return found
+
+    _MADE_FROM = ""  # each back end's query for caseload_made_from (``?`` placeholders)
+
+    def caseload_made_from(self, stamps: Sequence[str]) -> list[tuple[str, str, bool]]:
+        """Per client: (client_id, what a row made from its kept readings now would be made
+        from, whether all of them are current). ``views.made_from``'s string, put together
+        by the database (the tokens in the order of (instrument, rater), comma-joined); the
+        stamps, which are long, are compared there too."""
+        marks = ", ".join("?" * len(stamps)) or "NULL"
+        return [
+            (r[0], r[1], bool(r[2]))
+            for r in self._rows(self._MADE_FROM.format(marks=marks), list(stamps))
+        ]
 
     def series_keys(self, client_id: str) -> list[tuple[str, str, str]]:
         """(client_id, instrument, rater) of each series of one client."""

@@ -289,6 +289,22 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON assignments, clients TO {SUPERVISOR};
 GRANT USAGE ON ALL SEQUENCES IN SCHEMA alliance TO {COUNSELOR}, {SUPERVISOR};
 GRANT EXECUTE ON FUNCTION claim(text[]), release(text) TO {COUNSELOR}, {SUPERVISOR};
 """,
+    # 2: (as SQLite's 10) each kept reading's random token, set when it is kept: `clients`
+    #    after a change reuses each client's row whose series' readings are the ones it was
+    #    made from. Deleting any session drops every role's kept list, so a forgotten client
+    #    leaves no trace in the lists of other roles either (the function runs as the owner).
+    f"""
+ALTER TABLE caseload ADD COLUMN token bigint;
+UPDATE caseload SET token = floor(random() * 4611686018427387904)::bigint;
+CREATE OR REPLACE FUNCTION mark_old() RETURNS trigger {_DEFINER} AS $f$
+BEGIN
+    WITH gone AS (SELECT DISTINCT client_id, instrument, rater FROM old_rows)
+    UPDATE caseload c SET version = c.version + 1, stamp = '',
+        changed_xact = pg_current_xact_id() FROM gone t WHERE {_SAME_SERIES};
+{_DROP_EMPTIED}    DELETE FROM caseload_snapshot;
+    RETURN NULL;
+END $f$;
+""",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -757,16 +773,17 @@ class Store(StoreBase):
         "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
     )
 
-    def snapshot(self) -> tuple[int, str | None, bytes | None]:
-        """(0, stamp, rows as UTF-8 bytes) of this role's kept caseload; rows None when
-        any of its series changed since (the fingerprint of its kept series differs)."""
+    def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
+        """(0, stamp, rows as UTF-8 bytes, fresh) of this role's kept caseload: rows None
+        when none is kept; fresh when none of its series changed since (the fingerprint of
+        its kept series is the same)."""
         self._fingerprint = str(self._all(self._FINGERPRINT)[0][0])
         try:  # the rows as bytes, in binary: 11.7 MB for 10,000 clients, never decoded
             row = (
                 self.db.cursor(binary=True)
                 .execute(
-                    "SELECT stamp, convert_to(rows, 'UTF8') FROM caseload_snapshot "
-                    "WHERE role = session_user AND fingerprint = %s",  # (the owner sees all)
+                    "SELECT stamp, convert_to(rows, 'UTF8'), fingerprint = %s "
+                    "FROM caseload_snapshot WHERE role = session_user",  # (the owner sees all)
                     (self._fingerprint,),
                 )
                 .fetchone()
@@ -775,23 +792,30 @@ class Store(StoreBase):
             self.rollback()
             raise self._error(exc) from None
         if row is None:
-            return (0, None, None)
-        return (0, row[0], None if row[1] is None else bytes(row[1]))
+            return (0, None, None, False)
+        return (0, row[0], None if row[1] is None else bytes(row[1]), bool(row[2]))
 
-    def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
-        """Keep this role's caseload as read at ``snapshot``. A cache: a failure (or a
-        change since: a later reader sees another fingerprint) keeps what was there."""
+    def keep_snapshot(self, version: int, stamp: str, rows: bytes) -> None:
+        """Keep this role's caseload as read at ``snapshot``, unless one of its series
+        changed since (a forgotten client's row must not come back). A cache: a failure
+        keeps what was there."""
         try:
             with self.db.transaction():
                 self.db.execute(
                     "INSERT INTO caseload_snapshot (fingerprint, stamp, rows) "
-                    "VALUES (%s, %s, %s) ON CONFLICT (role) DO UPDATE SET "
+                    f"SELECT %s, %s, %s WHERE ({self._FINGERPRINT}) = %s "
+                    "ON CONFLICT (role) DO UPDATE SET "
                     "fingerprint = EXCLUDED.fingerprint, stamp = EXCLUDED.stamp, "
                     "rows = EXCLUDED.rows",
-                    (self._fingerprint, stamp, rows),
+                    (self._fingerprint, stamp, rows.decode(), self._fingerprint),
                 )
         except self.pg.Error:
             self.rollback()
+
+    _MADE_FROM = (
+        "SELECT client_id, string_agg(token::text, ',' ORDER BY instrument, rater), "
+        "bool_and(stamp IN ({marks})) FROM caseload GROUP BY client_id"
+    )
 
     def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
         """Keep new readings and drop series with no session left, each only if its series
@@ -802,7 +826,7 @@ class Store(StoreBase):
                 cursor.executemany(
                     "UPDATE caseload SET stamp = %s, sessions = %s, last_session = %s, "
                     "last_date = %s, last_total_pomp = %s, trend = %s, open_flags = %s, "
-                    f"counselor = %s WHERE {key}",
+                    f"counselor = %s, token = %s WHERE {key}",
                     readings,
                 )
                 cursor.executemany(f"DELETE FROM caseload WHERE {key}", gone)

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,6 +58,10 @@ _MARK_OLD = """
 # ... and the whole list kept for `clients` is dropped.
 _DROP_LIST = """
         UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;"""
+# ... (from migration 10, the list is kept in caseload_kept, stale when the counter moved;
+# deleting a session drops it, with whatever it said of the client)
+_DROP_KEPT_LIST = """
+        DELETE FROM caseload_kept;"""
 
 
 def _trigger(name: str, event: str, *body: str) -> str:
@@ -243,6 +248,26 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE said_pending (since INTEGER NOT NULL);
     """,
+    # 10: the whole caseload kept apart from the counter the triggers move (so a save no
+    #     longer drops it): `clients` after a change reuses each client's row whose series'
+    #     kept readings are the ones it was made from (each reading's random token, set when
+    #     it is kept), and reads only the others. The list is kept compressed (zlib, level
+    #     1: 12.6 MB of JSON for 10,000 clients is 0.7 MB, written in a tenth of the time).
+    #     Deleting any session drops the kept list, so a forgotten client leaves no trace.
+    """
+    ALTER TABLE caseload ADD COLUMN token INTEGER;
+    UPDATE caseload SET token = (random() >> 2) & 4611686018427387903;
+    CREATE TABLE caseload_kept (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        stamp TEXT NOT NULL,
+        rows BLOB NOT NULL
+    );
+    UPDATE caseload_snapshot SET rows = NULL, stamp = NULL;
+    DROP TRIGGER caseload_stale_on_delete;
+    """
+    + _trigger("caseload_stale_on_delete", "DELETE", _MARK_OLD, _DROP_LIST, _DROP_KEPT_LIST)
+    + ";\n",
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 COMPACT = 8  # the schema that copies every session into the compact table
@@ -760,45 +785,82 @@ class Store(StoreBase):
         """Every session, as stored, with its definition (``alliance db copy``)."""
         yield from self.db.execute(COPY_ROWS + " ORDER BY s.rowid")
 
-    def snapshot(self) -> tuple[int, str | None, bytes | None]:
-        """(version, stamp, rows as UTF-8 bytes) of the kept caseload; rows None when
-        stale."""
-        row = self.db.execute(
-            "SELECT version, stamp, CAST(rows AS BLOB) FROM caseload_snapshot WHERE id = 1"
-        ).fetchone()
-        return (int(row[0]), row[1], row[2]) if row else (0, None, None)
-
-    def keep_snapshot(self, version: int, stamp: str, rows: str) -> None:
-        """Keep the caseload as computed at ``version``, unless a session changed since.
-        A cache: a locked or read-only store keeps what it had."""
+    @contextlib.contextmanager
+    def _cache_write(self) -> Iterator[None]:
+        """A write of what the caseload keeps, a cache: its commit need not wait for the disk
+        (in WAL mode the file stays whole; a power cut may only lose the cache's last write).
+        Sessions are still written with the connection's own setting (FULL)."""
+        before = self.db.execute("PRAGMA synchronous").fetchone()[0]
+        self.db.execute("PRAGMA synchronous=NORMAL")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.execute(
-                "UPDATE caseload_snapshot SET stamp = ?, rows = ? WHERE id = 1 AND version = ?",
-                (stamp, rows, version),
-            )
-            self.db.execute("COMMIT")
+            yield
+        finally:
+            if self.db.in_transaction:  # (a failed write: rolled back before the setting)
+                self.rollback()
+            self.db.execute(f"PRAGMA synchronous={int(before)}")
+
+    def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
+        """(version, stamp, rows as UTF-8 bytes, fresh) of the kept caseload: rows None
+        when none is kept; fresh when no session changed since it was made."""
+        row = self.db.execute(
+            "SELECT s.version, k.version, k.stamp, k.rows "
+            "FROM caseload_snapshot s LEFT JOIN caseload_kept k ON k.id = 1 WHERE s.id = 1"
+        ).fetchone()
+        if not row:
+            return (0, None, None, False)
+        try:
+            rows = None if row[3] is None else zlib.decompress(row[3])
+        except (zlib.error, TypeError):  # not what keep_snapshot wrote: no list kept
+            return (int(row[0]), None, None, False)
+        return (int(row[0]), row[2], rows, row[1] == row[0])
+
+    def keep_snapshot(self, version: int, stamp: str, rows: bytes) -> None:
+        """Keep the caseload as computed at ``version``, unless a session changed since
+        (a forgotten client's row must not come back). A cache: a locked or read-only store
+        keeps what it had."""
+        packed = zlib.compress(rows, 1)
+        try:
+            with self._cache_write():
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.execute(
+                    "INSERT OR REPLACE INTO caseload_kept (id, version, stamp, rows) "
+                    "SELECT 1, ?, ?, ? WHERE (SELECT version FROM caseload_snapshot "
+                    "WHERE id = 1) = ?",
+                    (version, stamp, packed, version),
+                )
+                self.db.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
 
+    # the table is scanned in its key's order, and group_concat keeps the order it is given
+    # (done, though not promised by SQLite's documentation): another order would only make
+    # that client's row be put together again
+    _MADE_FROM = (
+        "SELECT client_id, group_concat(token), min(stamp IN ({marks})) FROM caseload "
+        "GROUP BY client_id"
+    )
+
     def keep_caseload(self, readings: list[tuple[Any, ...]], gone: list[tuple[Any, ...]]) -> None:
         """Keep new readings, (stamp, sessions, last_session, last_date, last_total_pomp,
-        trend, open_flags, counselor, client_id, instrument, rater, version) each, and drop
-        the series with no session left ((client_id, instrument, rater, version) each).
+        trend, open_flags, counselor, token, client_id, instrument, rater, version) each,
+        and drop the series with no session left ((client_id, instrument, rater, version)
+        each).
 
         Each only if its series has not changed since it was read (same version). A cache,
         so never worth a wait or an error: a locked or read-only store keeps what it had.
         """
         key = "client_id = ? AND instrument = ? AND rater = ? AND version = ?"
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany(
-                "UPDATE caseload SET stamp = ?, sessions = ?, last_session = ?, last_date = ?, "
-                f"last_total_pomp = ?, trend = ?, open_flags = ?, counselor = ? WHERE {key}",
-                readings,
-            )
-            self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
-            self.db.execute("COMMIT")
+            with self._cache_write():
+                self.db.execute("BEGIN IMMEDIATE")
+                self.db.executemany(
+                    "UPDATE caseload SET stamp = ?, sessions = ?, last_session = ?, "
+                    "last_date = ?, last_total_pomp = ?, trend = ?, open_flags = ?, "
+                    f"counselor = ?, token = ? WHERE {key}",
+                    readings,
+                )
+                self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
+                self.db.execute("COMMIT")
         except sqlite3.Error:
             self.rollback()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, NamedTuple
@@ -259,21 +260,24 @@ class Concerns(Sequence[dict[str, Any]]):
     UTF-8 bytes and decoded only when looked at: ``clients -f json`` writes those bytes as
     they are (``CaseloadRow.json_utf8``). Its 10,000 clients' concerns are most of a kept
     caseload's bytes, and decoding and encoding them again was most of the command's time.
-    ``first``: the first concern's severity, kept beside them (None when there is none).
+    ``first`` and ``began``: the first concern's severity and the session it began, kept
+    beside them (None when there is none), so the list is put in order without decoding.
     """
 
-    __slots__ = ("_first", "_items", "_raw", "_text")
+    __slots__ = ("_began", "_first", "_items", "_raw", "_text")
 
     def __init__(
         self,
         items: list[dict[str, Any]] | None = None,
         raw: bytes | None = None,
         first: str | None = None,
+        began: int | None = None,
     ) -> None:
         self._items = items if items is not None or raw is not None else []
         self._raw = raw  # when given: exactly what ``_ENCODE`` made of them, in UTF-8
         self._text: str | None = None
         self._first = first
+        self._began = began
 
     def _list(self) -> list[dict[str, Any]]:
         if self._items is None:
@@ -310,13 +314,22 @@ class Concerns(Sequence[dict[str, Any]]):
             return Concerns(self._list() + more)
         added = _ENCODE(more).encode()
         raw = added if self._raw == b"[]" else self._raw[:-1] + b", " + added[1:]
-        return Concerns(raw=raw, first=self._first if self else more[0]["severity"])
+        if self:
+            return Concerns(raw=raw, first=self._first, began=self._began)
+        return Concerns(raw=raw, first=more[0]["severity"], began=more[0].get("began"))
 
     def severity(self) -> str | None:
         """The first (most severe) concern's severity; None when there is none."""
         if self._items is None:
             return self._first
         return self._items[0]["severity"] if self._items else None
+
+    def began(self) -> int | None:
+        """The session the first (most severe) concern began; None when unknown or none."""
+        if self._items is None:
+            return self._began
+        began = self._items[0].get("began") if self._items else None
+        return began if isinstance(began, int) else None
 
     def json(self) -> str:
         """The concerns as ``clients -f json`` writes them."""
@@ -363,11 +376,13 @@ class CaseloadRow(NamedTuple):
             (head[:-1].encode(), b', "concerns": ', self.concerns.utf8(), tail.encode())
         )
 
-    def snapshot_line(self) -> str:
-        """The row as the kept caseload holds it: its other fields and its first concern's
-        severity as a JSON array, a tab, then its concerns' JSON text (JSON text holds no
-        raw tab or line break)."""
-        head = [*self[:8], self.counselor, self.days_since, self.severity]
+    def snapshot_line(self, made_from: str) -> str:
+        """The row as the kept caseload holds it: its other fields, its first concern's
+        severity and the session it began, and the series readings it was made from
+        (``views.made_from``) as a JSON array, a tab, then its concerns' JSON text (JSON
+        text holds no raw tab or line break)."""
+        head = [*self[:8], self.counselor, self.days_since, self.severity,
+                self.concerns.began(), made_from]  # fmt: skip
         return f"{_ENCODE(head)}\t{self.concerns.json()}"
 
     @property
@@ -418,10 +433,12 @@ def caseload(
     """One row per client (the one reading's open concerns), most in need of attention first.
     ``on_progress(done, total)`` hears of the clients read, when any must be.
 
-    The whole list (no filter) is kept until any session changes, and each client's reading
-    until one of their sessions does (``store.sqlite`` migrations 6 and 7): only the clients
-    whose sessions changed are read again. Days since the latest session, and the
-    not-seen note, depend on today's date and are added to what was kept.
+    The whole list (no filter) is kept, and each client's reading until one of their
+    sessions changes (``store.sqlite`` migrations 6, 7 and 10): after a change only the
+    clients whose series changed are read again, and every other client's row is the kept
+    one, as it was written (each row names the kept series readings it was made from).
+    Days since the latest session, and the not-seen note, depend on today's date and are
+    added to what was kept.
     """
     if readings is None:
         keep_pending_said(store, catalog, settings, on_progress)
@@ -438,29 +455,65 @@ def caseload(
         return "\n".join([SNAPSHOT_FORMAT, *(stamp(i) for i in sorted(set(instruments)))])
 
     whole = want.keeps_all()  # no filter: the kept list may answer at once
+    reused: list[tuple[CaseloadRow, bytes]] = []
     with store.reading():  # the kept readings and the sessions, read at one moment
-        version, kept_stamp, kept_rows = store.snapshot()
-        fresh = kept_rows is not None and list_stamp(store.caseload_instruments()) == kept_stamp
-        if whole and fresh:
-            rows = _kept_rows(kept_rows or b"")
+        version, kept_stamp, kept_rows, fresh = store.snapshot()
+        instruments = store.caseload_instruments()
+        if whole and fresh and kept_rows is not None and list_stamp(instruments) == kept_stamp:
+            rows = _kept_rows(kept_rows)
             series_rows = None
         else:
-            series_rows, kept, gone = _series_readings(
-                store, catalog, settings, stamp, readings, on_progress
+            kept = None
+            if whole and kept_rows and (kept_stamp or "").startswith(SNAPSHOT_FORMAT + "\n"):
+                reused, kept = _reusable(store, kept_rows, [stamp(i) for i in instruments])
+            series_rows, made, keep, gone = _series_readings(
+                store, catalog, settings, stamp, kept, readings, on_progress
             )
     if series_rows is not None:
-        if kept or gone:  # after the read: keeping takes the write lock
-            store.keep_caseload(kept, gone)
+        if keep or gone:  # after the read: keeping takes the write lock
+            store.keep_caseload(keep, gone)
         series_of: dict[str, list[CaseloadRow]] = {}
         for row in series_rows:
             if not want.instrument or row.instrument == want.instrument:
                 series_of.setdefault(row.client_id, []).append(row)
-        rows = _in_attention_order([_one_row(series) for series in series_of.values()])
+        fresh_rows = [_one_row(series) for series in series_of.values()]
+        rows = _in_attention_order(fresh_rows + [row for row, _ in reused])
         if whole:
-            kept_text = "\n".join(r.snapshot_line() for r in rows)
-            store.keep_snapshot(version, list_stamp(r.instrument for r in series_rows), kept_text)
+            lines = {id(r): r.snapshot_line(made[r.client_id]).encode() for r in fresh_rows}
+            lines.update((id(row), line) for row, line in reused)
+            kept_text = b"\n".join(lines[id(r)] for r in rows)
+            store.keep_snapshot(version, list_stamp(instruments), kept_text)
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
     return [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
+
+
+def _reusable(
+    store: Store, data: bytes, stamps: list[str]
+) -> tuple[list[tuple[CaseloadRow, bytes]], list[tuple[Any, ...]]]:
+    """The kept list's rows that still hold, each with its line: a client's row holds when
+    every series it was made from is still kept, current, with the same token (a reading
+    gets a new random token whenever it is kept), and the client has no other series. With
+    the kept readings of every other client (``Store.kept_caseload``), to read again or to
+    put together anew; a client no longer in the caseload is left out."""
+    now = {client_id: made if current else None
+           for client_id, made, current in store.caseload_made_from(stamps)}  # fmt: skip
+    reused = []
+    for row, line, was_made_from in _kept_lines(data):
+        if now.get(row.client_id) == was_made_from:
+            reused.append((row, line))
+            del now[row.client_id]
+    return reused, store.kept_caseload(set(now)) if now else []
+
+
+def made_from(series: list[tuple[str, str, Any]]) -> str:
+    """What a client's row is made from, as the kept list names it: the tokens of its
+    series' kept readings, comma-joined in the order of (instrument, rater). A token is
+    random and new each time a reading is kept, so it names one reading of one series."""
+    return ",".join(str(t) for _, _, t in sorted(series, key=_series_key))
+
+
+def _series_key(series: tuple[str, str, Any]) -> tuple[str, str]:
+    return series[0], series[1]
 
 
 _HEAD_FIELDS = CaseloadRow._fields[:8]  # the fields before the concerns
@@ -469,15 +522,22 @@ _HEAD_FIELDS = CaseloadRow._fields[:8]  # the fields before the concerns
 def _kept_rows(data: bytes) -> list[CaseloadRow]:
     """The kept caseload's rows (``CaseloadRow.snapshot_line``, in UTF-8), the concerns
     left as bytes."""
+    return [row for row, _, _ in _kept_lines(data)]
+
+
+def _kept_lines(data: bytes) -> list[tuple[CaseloadRow, bytes, str]]:
+    """Each row of the kept caseload (``CaseloadRow.snapshot_line``, in UTF-8), the
+    concerns left as bytes, with its line and the series readings it was made from."""
     if not data:
         return []
-    lines = [line.partition(b"\t") for line in data.split(b"\n")]
+    raw = data.split(b"\n")
+    lines = [line.partition(b"\t") for line in raw]
     heads = json.loads(b"[" + b",".join(head for head, _, _ in lines) + b"]")
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
     return [
-        new(CaseloadRow, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
-            Concerns(raw=concerns, first=h[10]), h[8], h[9])
-        for h, (_, _, concerns) in zip(heads, lines, strict=True)
+        (new(CaseloadRow, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
+             Concerns(raw=concerns, first=h[10], began=h[11]), h[8], h[9]), line, h[12])
+        for h, (_, _, concerns), line in zip(heads, lines, raw, strict=True)
     ]  # fmt: skip
 
 
@@ -485,19 +545,27 @@ def _in_attention_order(rows: list[CaseloadRow]) -> list[CaseloadRow]:
     """Most severe first, then the most recently raised (the fewest sessions since the most
     severe concern began), then the most recently seen (undated last), then the id: stable
     sorts, the least significant first."""
-    rows.sort(key=lambda r: r.client_id)
-    rows.sort(key=lambda r: r.last_date or "", reverse=True)
-    rows.sort(key=_sessions_since_raised)
-    rows.sort(key=lambda r: reading.SEVERITY_ORDER.get(r.severity or "", 3))
+    order = reading.SEVERITY_ORDER
+    rows.sort(key=_client_id)
+    rows.sort(key=_last_date, reverse=True)
+    rows.sort(key=lambda r: (order.get(r.concerns.severity() or "", 3), _sessions_since_raised(r)))
     return rows
+
+
+def _client_id(row: CaseloadRow) -> str:
+    return row.client_id
+
+
+def _last_date(row: CaseloadRow) -> str:
+    return row.last_date or ""
 
 
 def _sessions_since_raised(row: CaseloadRow) -> int:
     """Sessions since the row's most severe concern began (none: last)."""
     if not row.concerns:
         return 1 << 30
-    began = row.concerns[0].get("began")
-    return max(0, row.last_session - began) if isinstance(began, int) else 1 << 30
+    began = row.concerns.began()
+    return max(0, row.last_session - began) if began is not None else 1 << 30
 
 
 def _today(
@@ -523,13 +591,16 @@ def _series_readings(
     catalog: Any,
     settings: reading.Settings,
     stamp: Callable[[str], str],
+    kept: list[tuple[Any, ...]] | None = None,
     kept_readings: dict[str, Any] | None = None,
     on_progress: OnProgress | None = None,
-) -> tuple[list[CaseloadRow], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Every series' row: kept ones whose stamp is current, the others read again (every
-    series of a client any of whose series changed); with what to keep of those
-    (``Store.keep_caseload``'s readings and gone series)."""
-    kept = store.kept_caseload()
+) -> tuple[list[CaseloadRow], dict[str, str], list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Every series' row (or those of ``kept``, ``Store.kept_caseload``'s rows): kept ones
+    whose stamp is current, the others read again (every series of a client any of whose
+    series changed); per client, what its row is made from (``made_from``); and what to
+    keep of those read (``Store.keep_caseload``'s readings, each with a new random token,
+    and gone series)."""
+    kept = store.kept_caseload() if kept is None else kept
     now = {inst_id: stamp(inst_id) for inst_id in {k[1] for k in kept}}
     stale_clients = {k[0] for k in kept if k[4] != now[k[1]]}
     versions = {(k[0], k[1], k[2]): k[3] for k in kept if k[0] in stale_clients}
@@ -539,21 +610,35 @@ def _series_readings(
         else []
     )
     found = {(r.client_id, r.instrument, r.rater) for r in read}
-    readings = [
-        (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
-         r.trend, r.concerns.json(), r.counselor,
-         r.client_id, r.instrument, r.rater, versions[(r.client_id, r.instrument, r.rater)])
-        for r in read
-    ]  # fmt: skip
+    tokens = _tokens(len(read))
+    series_of: dict[str, list[tuple[str, str, Any]]] = {}
+    readings = []
+    for r, token in zip(read, tokens, strict=True):
+        readings.append(
+            (stamp(r.instrument), r.sessions, r.last_session, r.last_date, r.last_total_pomp,
+             r.trend, r.concerns.json(), r.counselor, token,
+             r.client_id, r.instrument, r.rater, versions[(r.client_id, r.instrument, r.rater)])
+        )  # fmt: skip
+        series_of.setdefault(r.client_id, []).append((r.instrument, r.rater, token))
     gone = [(*key, seen) for key, seen in versions.items() if key not in found]
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
-    current = [
-        new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
-            Concerns(json.loads(k[10]) if k[10] else []), k[11], None)
-        for k in kept
-        if k[0] not in stale_clients
-    ]  # fmt: skip
-    return read + current, readings, gone
+    current = []
+    for k in kept:
+        if k[0] not in stale_clients:
+            current.append(
+                new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
+                    Concerns(json.loads(k[10]) if k[10] else []), k[11], None)
+            )  # fmt: skip
+            series_of.setdefault(k[0], []).append((k[1], k[2], k[12]))
+    made = {client_id: made_from(series) for client_id, series in series_of.items()}
+    return read + current, made, readings, gone
+
+
+def _tokens(count: int) -> list[int]:
+    """``count`` random 62-bit tokens (from the system's random source: a test that seeds
+    Python's generator cannot make two readings share one)."""
+    data = os.urandom(8 * count)
+    return [int.from_bytes(data[i : i + 8], "big") >> 2 for i in range(0, 8 * count, 8)]
 
 
 def keep_pending_said(
@@ -688,7 +773,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
 
 
 CASELOAD_RULES = 2  # raise when a rule changes: every kept caseload reading is then stale
-SNAPSHOT_FORMAT = "rows-2"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
+SNAPSHOT_FORMAT = "rows-3"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
 def _subscales(

@@ -1,0 +1,177 @@
+"""Issue 19, item 8: `clients` after a change reuses the kept list's rows of the clients the
+change did not touch, and reads only the others. Whatever the change, the list it shows is
+the one a reading from scratch shows (every kept reading and the kept list thrown away), and
+a forgotten client leaves nothing behind in what is kept.
+
+The scratch reading runs on a copy of the history with its caches emptied, so the history
+under test keeps its own kept list from one change to the next (patches on patches)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+HIGH = "5 5 5 5 5 5 5 5 5 5 5 4".split()
+LOW = "1 1 1 1 1 2 1 1 1 1 1 1".split()
+MID = "3 4 3 4 3 4 3 4 3 4 3 4".split()
+
+
+def _scratch(cli, db: Path, tmp_path: Path, *options: str) -> str:
+    """`clients -f json` on a copy of the history with nothing kept."""
+    copy = tmp_path / "scratch.sqlite"
+    for suffix in ("", "-wal", "-shm"):
+        copy.with_name(copy.name + suffix).unlink(missing_ok=True)
+    with sqlite3.connect(db) as con:  # (a consistent copy, the log folded in)
+        con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    shutil.copyfile(db, copy)
+    with sqlite3.connect(copy) as con:
+        con.execute("DELETE FROM caseload_kept")
+        con.execute("UPDATE caseload SET stamp = '', token = NULL")
+    result = cli("clients", "--db", str(copy), "-f", "json", *options)
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
+
+
+def _save(cli, db: Path, client: str, session: int, answers, form: str = "wai-sr", *more: str):
+    result = cli("score", form, *answers, "--client", client, "--session", str(session),
+                 "--save", "--db", str(db), "-q", *more)  # fmt: skip
+    assert result.exit_code in (0, 3), result.stderr
+
+
+def _kept_text(db: Path) -> bytes:
+    import zlib
+
+    with sqlite3.connect(db) as con:
+        row = con.execute("SELECT rows FROM caseload_kept").fetchone()
+    return zlib.decompress(row[0]) if row else b""
+
+
+def test_every_kind_of_change_gives_the_list_a_scratch_reading_gives(cli, tmp_path):
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2, 3, 4):
+        _save(cli, db, "X", session, HIGH)
+        _save(cli, db, "Y", session, MID)
+    _save(cli, db, "Z", 1, HIGH)
+    _save(cli, db, "Z", 1, ["8", "8", "8", "8"], "srs")
+    steps: list[tuple[str, list[str]]] = [
+        ("a rupture saved for one client", ["score X 5 LOW"]),
+        ("a new client", ["score N 1 LOW"]),
+        (
+            "other settings, then a filter, in between",
+            ["clients --early-sessions 9", "clients --open"],
+        ),
+        ("a session replaced", ["score X 5 HIGH --replace"]),
+        ("one session forgotten", ["forget Y --session 4"]),
+        ("one form forgotten", ["forget Z --instrument srs"]),
+        (
+            "a client forgotten, saved again, read by a filtered list",
+            ["forget Y", "score Y 1 MID", "clients --instrument wai-sr"],
+        ),
+        ("a batch for old and new clients", ["batch"]),
+        ("a therapist's form for an old client", ["score X 6 HIGH wai-sr-t"]),
+    ]
+    assert cli("clients", "--db", str(db), "-f", "json").exit_code == 0  # the list kept
+    answers = {"LOW": LOW, "HIGH": HIGH, "MID": MID}
+    for name, actions in steps:
+        for action in actions:
+            verb, *args = action.split()
+            if verb == "score":
+                client, session, which, *more = args
+                form = "wai-sr"
+                if more and not more[0].startswith("--"):
+                    form, *more = more
+                given = answers[which][: 10 if form == "wai-sr-t" else 12]  # (10 items)
+                _save(cli, db, client, int(session), given, form, *more)
+            elif verb == "batch":
+                src = tmp_path / "b.csv"
+                head = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+                src.write_text(f"{head}\nX,7,{','.join(LOW)}\nB,1,{','.join(MID)}\n")
+                saved = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db),
+                            "-o", str(tmp_path / "o.csv"), "-q")  # fmt: skip
+                assert saved.exit_code == 0, saved.stderr
+            else:
+                extra = ["--yes"] if verb == "forget" else ["-f", "json"]
+                assert cli(verb, *args, *extra, "--db", str(db)).exit_code == 0, action
+        shown = cli("clients", "--db", str(db), "-f", "json")
+        assert shown.exit_code == 0, (name, shown.stderr)
+        assert shown.stdout == _scratch(cli, db, tmp_path), name
+        again = cli("clients", "--db", str(db), "-f", "json").stdout  # the kept list, as is
+        assert again == shown.stdout, name
+
+
+def test_after_one_save_only_that_client_is_put_together_again(cli, tmp_path, monkeypatch):
+    """The patch is taken, not a full reading: after one client's save, the kept readings
+    of that client alone are asked for, and every other row is the kept line as it was."""
+    from alliance_cli.core import reading
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
+
+    db = tmp_path / "h.sqlite"
+    for client in ("A", "B", "C"):
+        for session in (1, 2, 3):
+            _save(cli, db, client, session, HIGH if client != "B" else MID)
+    assert cli("clients", "--db", str(db), "-f", "json").exit_code == 0
+    before = {line.split(b"\t")[0][:6]: line for line in _kept_text(db).split(b"\n")}
+    _save(cli, db, "B", 4, LOW)
+    asked: list[set[str] | None] = []
+    store = history.open_store(db)
+    real = store.kept_caseload
+
+    def kept_caseload(clients=None):  # type: ignore[no-untyped-def]
+        asked.append(clients)
+        return real(clients)
+
+    monkeypatch.setattr(store, "kept_caseload", kept_caseload)
+    try:
+        rows = views.caseload(store, load_catalog(), reading.Settings())
+    finally:
+        store.close()
+    assert asked == [{"B"}]
+    assert {r.client_id for r in rows} == {"A", "B", "C"}
+    after = {line.split(b"\t")[0][:6]: line for line in _kept_text(db).split(b"\n")}
+    assert after[b'["A", '] == before[b'["A", '] and after[b'["C", '] == before[b'["C", ']
+    assert after[b'["B", '] != before[b'["B", ']
+
+
+def test_a_forget_leaves_nothing_of_the_client_in_what_is_kept(cli, tmp_path):
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "SECRET-7", 1, LOW)
+    _save(cli, db, "K", 1, HIGH)
+    assert cli("clients", "--db", str(db), "-f", "json").exit_code == 0
+    assert b"SECRET-7" in _kept_text(db)
+    assert cli("forget", "SECRET-7", "--yes", "--db", str(db)).exit_code == 0
+    assert _kept_text(db) == b""
+    with sqlite3.connect(db) as con:
+        gone = con.execute("SELECT count(*) FROM caseload WHERE client_id = 'SECRET-7'")
+        assert gone.fetchone() == (0,)
+    assert "SECRET-7" not in cli("clients", "--db", str(db), "-f", "json").stdout
+
+
+@pytest.mark.parametrize("damage", ["not zlib", "a row in another order"])
+def test_a_damaged_kept_list_is_read_again_not_shown(cli, tmp_path, damage):
+    """The kept list is a cache: one that cannot be read, or whose rows name readings in
+    another order, is made again from the readings (the same list as from scratch)."""
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2):
+        _save(cli, db, "P", session, HIGH)
+        _save(cli, db, "Q", session, LOW)
+    first = cli("clients", "--db", str(db), "-f", "json").stdout
+    _save(cli, db, "Q", 3, HIGH)  # the kept list is stale: the next reader patches it
+    with sqlite3.connect(db) as con:
+        if damage == "not zlib":
+            con.execute("UPDATE caseload_kept SET rows = x'00ff'")
+        else:
+            import zlib
+
+            lines = _kept_text(db).split(b"\n")
+            reversed_text = zlib.compress(b"\n".join(lines[::-1]))
+            con.execute("UPDATE caseload_kept SET rows = ?", (reversed_text,))
+    shown = cli("clients", "--db", str(db), "-f", "json")
+    assert shown.exit_code == 0, shown.stderr
+    assert shown.stdout == _scratch(cli, db, tmp_path) != first
+    assert [r["client_id"] for r in json.loads(shown.stdout)] == ["P", "Q"]
