@@ -89,6 +89,7 @@ def _env(scratch: Path) -> dict[str, str]:
         ALLIANCE_DB="history.sqlite",  # relative: the scratch directory, shown as it is
         ALLIANCE_CACHE_DIR=str(scratch / "cache"),
         ALLIANCE_PROGRESS_AFTER="600",  # a page shows results: a bar only on a slow moment
+        ALLIANCE_TODAY="2026-12-03",  # the pages' days since a session count to this date
         COLUMNS="100",
         NO_COLOR="1",
         TERM="xterm",

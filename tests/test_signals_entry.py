@@ -464,3 +464,21 @@ def test_the_kept_caseload_writes_what_a_fresh_reading_writes(cli, tmp_path: Pat
     assert by_id["Tab\there"]["days_since"] is None
     assert by_id["Tab\there"]["counselor"] == 'Ríos "R"'
     assert [json.loads(line) for line in outputs["ndjson"].splitlines()] == records
+
+
+def test_alliance_today_sets_the_date_days_count_to(cli, tmp_path: Path, monkeypatch):
+    """Days since the latest session count to ALLIANCE_TODAY when set (reproducible pages and
+    reports); a value that is not a date is a usage error naming the variable."""
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "D", 1, HIGH, "--date", "2026-11-01")
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-01")
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["days_since"] == 30
+    assert [c["kind"] for c in row["concerns"]] == ["not_seen"]
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-11-02")
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["days_since"] == 1 and not row["concerns"]
+    monkeypatch.setenv("ALLIANCE_TODAY", "tomorrow")
+    bad = cli("clients", "--db", str(db))
+    assert bad.exit_code == 2
+    assert bad.stderr.strip() == "error: ALLIANCE_TODAY='tomorrow': give a date as YYYY-MM-DD"

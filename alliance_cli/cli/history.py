@@ -32,10 +32,13 @@ def _settings(early_sessions: int, early_pomp: float, gap: float, not_seen: int 
 
 
 def today() -> str:
-    """Today's date (ISO): days since a session, and the not-seen note, count from it."""
+    """Today's date (ISO), or ALLIANCE_TODAY's: days since a session, and the not-seen
+    note, count from it (a set date makes a caseload or a report reproducible)."""
     from datetime import date
 
-    return date.today().isoformat()
+    from alliance_cli.io.environment import iso_date
+
+    return iso_date("ALLIANCE_TODAY") or date.today().isoformat()
 
 
 InstrumentOpt = Annotated[
@@ -166,7 +169,7 @@ def clients_command(
     if fmt is Format.csv:
         from alliance_cli.io.csvout import write_rows_csv
 
-        header = [*views.CaseloadRow._fields, "severity"]
+        header = [*views.CaseloadRow._fields[:11], "severity"]  # (not kept_head)
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
     elif fmt is Format.json:  # each row's kept concerns written as they were kept
         emit_json_records([r.json_utf8() for r in rows])

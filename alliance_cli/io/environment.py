@@ -20,3 +20,16 @@ def number(name: str, default: float, what: str, lowest: float = 0.0) -> float:
     if not value >= lowest or value == float("inf"):  # (NaN fails every comparison)
         raise UsageProblem(f"{name}={text!r}: give {what} (a number, {lowest:g} or more)")
     return value
+
+
+def iso_date(name: str) -> str | None:
+    """``name``'s value as an ISO date (YYYY-MM-DD), None when unset or empty."""
+    from datetime import date
+
+    text = os.environ.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise UsageProblem(f"{name}={text!r}: give a date as YYYY-MM-DD") from None

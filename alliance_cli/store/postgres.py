@@ -23,6 +23,7 @@ import functools
 import json
 import queue
 import threading
+import zlib
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -296,6 +297,10 @@ GRANT EXECUTE ON FUNCTION claim(text[]), release(text) TO {COUNSELOR}, {SUPERVIS
     f"""
 ALTER TABLE caseload ADD COLUMN token bigint;
 UPDATE caseload SET token = floor(random() * 4611686018427387904)::bigint;
+-- the kept list compressed by the client (zlib, as in SQLite): 0.7 MB to fetch, not 13 MB
+DELETE FROM caseload_snapshot;
+ALTER TABLE caseload_snapshot ALTER COLUMN rows TYPE bytea USING NULL;
+ALTER TABLE caseload_snapshot ALTER COLUMN rows SET STORAGE EXTERNAL;
 CREATE OR REPLACE FUNCTION mark_old() RETURNS trigger {_DEFINER} AS $f$
 BEGIN
     WITH gone AS (SELECT DISTINCT client_id, instrument, rater FROM old_rows)
@@ -778,11 +783,11 @@ class Store(StoreBase):
         when none is kept; fresh when none of its series changed since (the fingerprint of
         its kept series is the same)."""
         self._fingerprint = str(self._all(self._FINGERPRINT)[0][0])
-        try:  # the rows as bytes, in binary: 11.7 MB for 10,000 clients, never decoded
+        try:  # the rows in binary: compressed, 0.7 MB for 10,000 clients
             row = (
                 self.db.cursor(binary=True)
                 .execute(
-                    "SELECT stamp, convert_to(rows, 'UTF8'), fingerprint = %s "
+                    "SELECT stamp, rows, fingerprint = %s "
                     "FROM caseload_snapshot WHERE role = session_user",  # (the owner sees all)
                     (self._fingerprint,),
                 )
@@ -791,9 +796,13 @@ class Store(StoreBase):
         except self.pg.Error as exc:
             self.rollback()
             raise self._error(exc) from None
-        if row is None:
+        if row is None or row[1] is None:
             return (0, None, None, False)
-        return (0, row[0], None if row[1] is None else bytes(row[1]), bool(row[2]))
+        try:
+            rows = zlib.decompress(row[1])
+        except zlib.error:  # not what keep_snapshot wrote: no list kept
+            return (0, None, None, False)
+        return (0, row[0], rows, bool(row[2]))
 
     def keep_snapshot(self, version: int, stamp: str, rows: bytes) -> None:
         """Keep this role's caseload as read at ``snapshot``, unless one of its series
@@ -807,7 +816,7 @@ class Store(StoreBase):
                     "ON CONFLICT (role) DO UPDATE SET "
                     "fingerprint = EXCLUDED.fingerprint, stamp = EXCLUDED.stamp, "
                     "rows = EXCLUDED.rows",
-                    (self._fingerprint, stamp, rows.decode(), self._fingerprint),
+                    (self._fingerprint, stamp, zlib.compress(rows, 1), self._fingerprint),
                 )
         except self.pg.Error:
             self.rollback()

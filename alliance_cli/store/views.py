@@ -356,34 +356,43 @@ class CaseloadRow(NamedTuple):
     concerns: Concerns  # the reading's open concerns, in order of attention
     counselor: str | None = None  # of the latest session
     days_since: int | None = None  # since the latest session (when dated)
+    # the JSON object of the first eight fields as the kept list holds it, without its
+    # closing brace (None for a row read now); a row whose first eight change loses it
+    kept_head: bytes | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON data (``alliance clients -f json``)."""
         data = self._asdict()
+        del data["kept_head"]
         data["concerns"] = list(self.concerns)
         data["severity"] = self.severity
         return data
 
+    def head_utf8(self) -> bytes:
+        """The JSON object of the first eight fields (``_ENCODE``), in UTF-8, without its
+        closing brace: the kept one when there is one."""
+        if self.kept_head is not None:
+            return self.kept_head
+        return _ENCODE(dict(zip(_HEAD_FIELDS, self[:8], strict=True)))[:-1].encode()
+
     def json_utf8(self) -> bytes:
         """``as_dict`` as ``clients -f json`` writes it (``_ENCODE``), in UTF-8, the
-        concerns' kept bytes put in as they are."""
-        head = _ENCODE(dict(zip(_HEAD_FIELDS, self[:8], strict=True)))
+        kept bytes put in as they are."""
         counselor = "null" if self.counselor is None else _ENCODE_TEXT(self.counselor)
         days = "null" if self.days_since is None else int.__repr__(self.days_since)
         severity = "null" if self.severity is None else _ENCODE_TEXT(self.severity)
         tail = f', "counselor": {counselor}, "days_since": {days}, "severity": {severity}}}'
-        return b"".join(
-            (head[:-1].encode(), b', "concerns": ', self.concerns.utf8(), tail.encode())
-        )
+        return b"".join((self.head_utf8(), b', "concerns": ', self.concerns.utf8(), tail.encode()))
 
-    def snapshot_line(self, made_from: str) -> str:
-        """The row as the kept caseload holds it: its other fields, its first concern's
-        severity and the session it began, and the series readings it was made from
-        (``views.made_from``) as a JSON array, a tab, then its concerns' JSON text (JSON
-        text holds no raw tab or line break)."""
+    def snapshot_line(self, made_from: str) -> bytes:
+        """The row as the kept caseload holds it, in UTF-8: its other fields, its first
+        concern's severity and the session it began, and the series readings it was made
+        from (``views.made_from``) as a JSON array; a tab, ``head_utf8`` (what ``clients -f
+        json`` writes first); a tab, then its concerns' JSON text (JSON text holds no raw
+        tab or line break)."""
         head = [*self[:8], self.counselor, self.days_since, self.severity,
                 self.concerns.began(), made_from]  # fmt: skip
-        return f"{_ENCODE(head)}\t{self.concerns.json()}"
+        return b"\t".join((_ENCODE(head).encode(), self.head_utf8(), self.concerns.utf8()))
 
     @property
     def severity(self) -> str | None:
@@ -479,7 +488,7 @@ def caseload(
         fresh_rows = [_one_row(series) for series in series_of.values()]
         rows = _in_attention_order(fresh_rows + [row for row, _ in reused])
         if whole:
-            lines = {id(r): r.snapshot_line(made[r.client_id]).encode() for r in fresh_rows}
+            lines = {id(r): r.snapshot_line(made[r.client_id]) for r in fresh_rows}
             lines.update((id(row), line) for row, line in reused)
             kept_text = b"\n".join(lines[id(r)] for r in rows)
             store.keep_snapshot(version, list_stamp(instruments), kept_text)
@@ -531,13 +540,14 @@ def _kept_lines(data: bytes) -> list[tuple[CaseloadRow, bytes, str]]:
     if not data:
         return []
     raw = data.split(b"\n")
-    lines = [line.partition(b"\t") for line in raw]
-    heads = json.loads(b"[" + b",".join(head for head, _, _ in lines) + b"]")
+    lines = [line.split(b"\t", 2) for line in raw]
+    heads = json.loads(b"[" + b",".join(parts[0] for parts in lines) + b"]")
     new = CaseloadRow.__new__  # tens of thousands of rows: skip the keyword-aware __init__
     return [
         (new(CaseloadRow, h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7],
-             Concerns(raw=concerns, first=h[10], began=h[11]), h[8], h[9]), line, h[12])
-        for h, (_, _, concerns), line in zip(heads, lines, raw, strict=True)
+             Concerns(raw=concerns, first=h[10], began=h[11]), h[8], h[9], kept),
+         line, h[12])
+        for h, (_, kept, concerns), line in zip(heads, lines, raw, strict=True)
     ]  # fmt: skip
 
 
@@ -773,7 +783,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
 
 
 CASELOAD_RULES = 2  # raise when a rule changes: every kept caseload reading is then stale
-SNAPSHOT_FORMAT = "rows-3"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
+SNAPSHOT_FORMAT = "rows-4"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
 def _subscales(
@@ -832,7 +842,9 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
         )
     )
     last_date = max((r.last_date for r in all_series if r.last_date), default=None)
-    return main._replace(concerns=concerns, counselor=latest.counselor, last_date=last_date)
+    return main._replace(
+        concerns=concerns, counselor=latest.counselor, last_date=last_date, kept_head=None
+    )
 
 
 def plain_story(view: SeriesView) -> list[tuple[str, str]]:
