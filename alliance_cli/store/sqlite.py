@@ -787,17 +787,23 @@ class Store(StoreBase):
 
     @contextlib.contextmanager
     def _cache_write(self) -> Iterator[None]:
-        """A write of what the caseload keeps, a cache: its commit need not wait for the disk
-        (in WAL mode the file stays whole; a power cut may only lose the cache's last write).
-        Sessions are still written with the connection's own setting (FULL)."""
-        before = self.db.execute("PRAGMA synchronous").fetchone()[0]
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        """A transaction writing what the caseload keeps: a cache, so never worth a wait or
+        an error (a locked or read-only store keeps what it had: the failure is dropped), and
+        its commit need not wait for the disk (in WAL mode the file stays whole; a power cut
+        may lose only the cache's last write). Sessions keep the connection's setting."""
         try:
-            yield
-        finally:
-            if self.db.in_transaction:  # (a failed write: rolled back before the setting)
-                self.rollback()
-            self.db.execute(f"PRAGMA synchronous={int(before)}")
+            before = int(self.db.execute("PRAGMA synchronous").fetchone()[0])
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+                yield
+                self.db.execute("COMMIT")
+            finally:
+                if self.db.in_transaction:  # (a failed write: rolled back before the setting)
+                    self.rollback()
+                self.db.execute(f"PRAGMA synchronous={before}")
+        except sqlite3.Error:
+            self.rollback()
 
     def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
         """(version, stamp, rows as UTF-8 bytes, fresh) of the kept caseload: rows None
@@ -819,18 +825,13 @@ class Store(StoreBase):
         (a forgotten client's row must not come back). A cache: a locked or read-only store
         keeps what it had."""
         packed = zlib.compress(rows, 1)
-        try:
-            with self._cache_write():
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.execute(
-                    "INSERT OR REPLACE INTO caseload_kept (id, version, stamp, rows) "
-                    "SELECT 1, ?, ?, ? WHERE (SELECT version FROM caseload_snapshot "
-                    "WHERE id = 1) = ?",
-                    (version, stamp, packed, version),
-                )
-                self.db.execute("COMMIT")
-        except sqlite3.Error:
-            self.rollback()
+        with self._cache_write():
+            self.db.execute(
+                "INSERT OR REPLACE INTO caseload_kept (id, version, stamp, rows) "
+                "SELECT 1, ?, ?, ? WHERE (SELECT version FROM caseload_snapshot "
+                "WHERE id = 1) = ?",
+                (version, stamp, packed, version),
+            )
 
     # the table is scanned in its key's order, and group_concat keeps the order it is given
     # (done, though not promised by SQLite's documentation): another order would only make
@@ -850,19 +851,14 @@ class Store(StoreBase):
         so never worth a wait or an error: a locked or read-only store keeps what it had.
         """
         key = "client_id = ? AND instrument = ? AND rater = ? AND version = ?"
-        try:
-            with self._cache_write():
-                self.db.execute("BEGIN IMMEDIATE")
-                self.db.executemany(
-                    "UPDATE caseload SET stamp = ?, sessions = ?, last_session = ?, "
-                    "last_date = ?, last_total_pomp = ?, trend = ?, open_flags = ?, "
-                    f"counselor = ?, token = ? WHERE {key}",
-                    readings,
-                )
-                self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
-                self.db.execute("COMMIT")
-        except sqlite3.Error:
-            self.rollback()
+        with self._cache_write():
+            self.db.executemany(
+                "UPDATE caseload SET stamp = ?, sessions = ?, last_session = ?, "
+                "last_date = ?, last_total_pomp = ?, trend = ?, open_flags = ?, "
+                f"counselor = ?, token = ? WHERE {key}",
+                readings,
+            )
+            self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
 
     def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
