@@ -175,3 +175,30 @@ def test_a_damaged_kept_list_is_read_again_not_shown(cli, tmp_path, damage):
     assert shown.exit_code == 0, shown.stderr
     assert shown.stdout == _scratch(cli, db, tmp_path) != first
     assert [r["client_id"] for r in json.loads(shown.stdout)] == ["P", "Q"]
+
+
+def test_many_series_not_most_are_read_by_their_clients_the_same(cli, tmp_path):
+    """More than 500 series to read, but not most of the store's: they are found by their
+    clients through the index (not one pass over every session); the rows are the same."""
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store.base import most_of
+
+    src = tmp_path / "many.csv"
+    head = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    rows = [f"M{n:04d},{s}," + ",".join(MID if (n + s) % 3 else HIGH)
+            for n in range(1000) for s in (1, 2)]  # fmt: skip
+    src.write_text(head + "\n" + "\n".join(rows) + "\n")
+    db = tmp_path / "h.sqlite"
+    saved = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o",
+                str(tmp_path / "o.csv"), "-q")  # fmt: skip
+    assert saved.exit_code == 0, saved.stderr
+    store = history.open_store(db)
+    try:
+        every = store.caseload_rows()
+        wanted = {tuple(r[:3]) for r in every[::3]} | {tuple(r[:3]) for r in every[1:301]}
+        assert len(wanted) > 500 and not most_of(len(wanted), lambda: len(every))
+        found = store.caseload_rows(only=wanted)
+    finally:
+        store.close()
+    assert sorted(found) == sorted(r for r in every if tuple(r[:3]) in wanted)
+    assert most_of(800, lambda: 1000) and not most_of(400, lambda: 401)

@@ -893,3 +893,10 @@ class FastRows:
             pomps = self.subscales(cells)[:-1]
             numbers.append(",".join(repr(float(c)) if c else "n" for c in pomps))
         return tuple(numbers)
+
+
+def most_of(wanted: int, count: Callable[[], int]) -> bool:
+    """Whether ``wanted`` series are most of the store's (``count()``, asked only when
+    ``wanted`` is more than a few hundred): then one pass over every session is faster than
+    finding theirs by the index."""
+    return wanted > 500 and wanted * 3 > count() * 2

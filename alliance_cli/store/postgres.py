@@ -37,6 +37,7 @@ from alliance_cli.store.base import (
     Conflict,
     StoreBase,
     lock_wait,
+    most_of,
     shown,
 )
 
@@ -857,14 +858,22 @@ class Store(StoreBase):
             f"string_agg(answers, ';'{order}) FROM sessions "
         )
         group = "GROUP BY client_id, instrument, rater"
-        if only is None or len(only) > 500:
+        if only is None or most_of(len(only), self._series_count):
             rows = self._all(sql + group)
             rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        elif len(only) > 500:  # many, not most: their clients, by the index
+            clients = sorted({key[0] for key in only})
+            rows = [r for r in self._all(sql + "WHERE client_id = ANY(%s) " + group, (clients,))
+                    if tuple(r[:3]) in only]  # fmt: skip
         else:
             where = "WHERE client_id = %s AND instrument = %s AND rater = %s "
             rows = [r for key in sorted(only) for r in self._all(sql + where + group, key)]
         ids = dict(self._all("SELECT id, coalesce(scale_ids, '') FROM definitions"))
         return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+
+    def _series_count(self) -> int:
+        """How many series of the caseload this role sees."""
+        return int(self._all("SELECT count(*) FROM caseload")[0][0])
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per series: sessions and total POMP, comma-joined (report sparklines)."""

@@ -32,6 +32,7 @@ from alliance_cli.store.base import (
     answers_text,
     answers_values,
     lock_wait,
+    most_of,
 )
 
 __all__ = ["Conflict", "FastRows", "Record", "Store", "answers_text", "answers_values"]
@@ -876,15 +877,25 @@ class Store(StoreBase):
             "FROM sessions "
         )
         group = "GROUP BY client_id, instrument, rater"
-        if only is None or len(only) > 500:  # many: one pass over the table is faster
+        if only is None or most_of(len(only), self._series_count):  # one pass is faster
             rows = self.db.execute(sql + group).fetchall()
             rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        elif len(only) > 500:  # many, not most: their clients, by the index (1,000 of 10,000
+            # clients: 0.14 s, where the whole table took 1.24 s)
+            clients = json.dumps(sorted({key[0] for key in only}))
+            where = "WHERE client_id IN (SELECT value FROM json_each(?)) "
+            rows = [r for r in self.db.execute(sql + where + group, (clients,))
+                    if tuple(r[:3]) in only]  # fmt: skip
         else:
             where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
             rows = [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
         # the subscale ids of the least and the greatest definition (kept once per definition)
         ids = dict(self.db.execute("SELECT id, ifnull(scale_ids, '') FROM definitions"))
         return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+
+    def _series_count(self) -> int:
+        """How many series the caseload keeps (one per client, instrument and rater)."""
+        return int(self.db.execute("SELECT count(*) FROM caseload").fetchone()[0])
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for
