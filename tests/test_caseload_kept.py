@@ -202,3 +202,43 @@ def test_many_series_not_most_are_read_by_their_clients_the_same(cli, tmp_path):
         store.close()
     assert sorted(found) == sorted(r for r in every if tuple(r[:3]) in wanted)
     assert most_of(800, lambda: 1000) and not most_of(400, lambda: 401)
+
+
+def test_filters_choose_among_the_kept_lists_rows(cli, tmp_path, monkeypatch):
+    """--counselor, --since and --open are answered from the kept list (they only choose
+    among its rows), with what the whole list from scratch gives, filtered by hand; the
+    instrument filter, which shows that instrument's numbers, reads its series."""
+    from alliance_cli.core import reading
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import sqlite as history
+    from alliance_cli.store import views
+
+    db = tmp_path / "h.sqlite"
+    for n, (who, date) in enumerate([("Lee", "2026-10-01"), ("Rivera", "2026-11-20"),
+                                     ("lee", "2026-11-25")]):  # fmt: skip
+        for session in (1, 2, 3):
+            _save(cli, db, f"F{n}", session, LOW if n == 1 and session == 3 else HIGH,
+                  "wai-sr", "--counselor", who, "--date", date)  # fmt: skip
+    _save(cli, db, "F0", 1, ["8", "8", "8", "8"], "srs")
+    whole = json.loads(_scratch(cli, db, tmp_path))
+    assert cli("clients", "--db", str(db), "-f", "json").exit_code == 0  # the list kept
+    picks = {
+        ("--counselor", "LEE"): lambda r: (r["counselor"] or "").lower() == "lee",
+        ("--since", "2026-11-01"): lambda r: (r["last_date"] or "") >= "2026-11-01",
+        ("--open",): lambda r: bool(r["concerns"]),
+    }
+    for options, keep in picks.items():
+        shown = json.loads(cli("clients", "--db", str(db), "-f", "json", *options).stdout)
+        assert shown == [r for r in whole if keep(r)], options
+        assert shown and len(shown) < len(whole), options
+    asked: list[object] = []
+    store = history.open_store(db)
+    monkeypatch.setattr(store, "kept_caseload", lambda *a: asked.append(a) or [])
+    try:
+        rows = views.caseload(store, load_catalog(), reading.Settings(),
+                              views.CaseloadFilter(counselor="Rivera"))  # fmt: skip
+    finally:
+        store.close()
+    assert [r.client_id for r in rows] == ["F1"] and asked == []  # the kept list alone
+    by_srs = json.loads(cli("clients", "--db", str(db), "-f", "json", "-i", "srs").stdout)
+    assert [(r["client_id"], r["instrument"]) for r in by_srs] == [("F0", "srs")]

@@ -442,10 +442,11 @@ def caseload(
     """One row per client (the one reading's open concerns), most in need of attention first.
     ``on_progress(done, total)`` hears of the clients read, when any must be.
 
-    The whole list (no filter) is kept, and each client's reading until one of their
-    sessions changes (``store.sqlite`` migrations 6, 7 and 10): after a change only the
-    clients whose series changed are read again, and every other client's row is the kept
-    one, as it was written (each row names the kept series readings it was made from).
+    The whole list (every client: each filter but ``instrument`` then chooses among its
+    rows) is kept, and each client's reading until one of their sessions changes
+    (``store.sqlite`` migrations 6, 7 and 10): after a change only the clients whose series
+    changed are read again, and every other client's row is the kept one, as it was written
+    (each row names the kept series readings it was made from).
     Days since the latest session, and the not-seen note, depend on today's date and are
     added to what was kept.
     """
@@ -463,7 +464,9 @@ def caseload(
     def list_stamp(instruments: Iterable[str]) -> str:  # (and the kept list's format)
         return "\n".join([SNAPSHOT_FORMAT, *(stamp(i) for i in sorted(set(instruments)))])
 
-    whole = want.keeps_all()  # no filter: the kept list may answer at once
+    # the whole list's rows hold for every filter but the instrument (which shows that
+    # instrument's numbers): the others only choose among them, at the end
+    whole = not want.instrument
     reused: list[tuple[CaseloadRow, bytes]] = []
     with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows, fresh = store.snapshot()
