@@ -292,7 +292,8 @@ def test_the_kept_list_is_patched_and_a_forget_clears_every_roles_list(database)
 def test_many_series_not_most_are_read_by_their_clients_on_the_server(database, tmp_path):
     """As on SQLite: more than 500 series, not most, are found by their clients (= ANY)."""
     from alliance_cli.store import postgres
-    from alliance_cli.store.base import most_of
+
+    from .test_caseload_kept import assert_found_by_clients_alike
 
     src = tmp_path / "many.csv"
     head = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
@@ -303,13 +304,9 @@ def test_many_series_not_most_are_read_by_their_clients_on_the_server(database, 
     assert code == 0, err
     store = postgres.open_store(owner, create=False)
     try:
-        every = store.caseload_rows()
-        wanted = {tuple(r[:3]) for r in every[::2]} | {tuple(r[:3]) for r in every[1:201]}
-        assert len(wanted) > 500 and not most_of(len(wanted), lambda: len(every))
-        found = store.caseload_rows(only=wanted)
+        assert_found_by_clients_alike(store)
     finally:
         store.close()
-    assert sorted(found) == sorted(r for r in every if tuple(r[:3]) in wanted)
 
 
 def _db(url: str) -> str:
