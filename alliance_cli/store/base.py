@@ -213,8 +213,11 @@ class HistoryStore(Protocol):
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
 
-    def kept_caseload(self, clients: set[str] | None = None) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series (or of these clients' series)."""
+    def kept_caseload(
+        self, clients: set[str] | None = None, instrument: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series (or of these clients' series, or of
+        one instrument's)."""
 
     def caseload_made_from(self, stamps: Sequence[str]) -> list[tuple[str, str, bool]]:
         """Per client: what a row made from its kept readings now would be made from
@@ -447,15 +450,19 @@ class StoreBase:
         """The instruments of every series the caseload keeps a reading for."""
         return [r[0] for r in self._rows("SELECT DISTINCT instrument FROM caseload")]
 
-    def kept_caseload(self, clients: set[str] | None = None) -> list[tuple[Any, ...]]:
-        """The caseload's kept reading of every series (or of these clients' series):
-        (client_id, instrument, rater, version, stamp, sessions, last_session, last_date,
-        last_total_pomp, trend, open_flags (JSON), counselor, token); a stale one has the
-        stamp ''."""
+    def kept_caseload(
+        self, clients: set[str] | None = None, instrument: str | None = None
+    ) -> list[tuple[Any, ...]]:
+        """The caseload's kept reading of every series (or of these clients' series, or of
+        one instrument's): (client_id, instrument, rater, version, stamp, sessions,
+        last_session, last_date, last_total_pomp, trend, open_flags (JSON), counselor,
+        token); a stale one has the stamp ''."""
         sql = (
             "SELECT client_id, instrument, rater, version, stamp, sessions, last_session, "
             "last_date, last_total_pomp, trend, open_flags, counselor, token FROM caseload"
         )
+        if instrument is not None:
+            return self._rows(f"{sql} WHERE instrument = ?", (instrument,))
         if clients is None:
             return self._rows(sql)
         found: list[tuple[Any, ...]] = []

@@ -476,7 +476,9 @@ def caseload(
             series_rows = None
         else:
             kept = None
-            if whole and kept_rows and (kept_stamp or "").startswith(SNAPSHOT_FORMAT + "\n"):
+            if want.instrument:
+                kept = _one_instrument(store, want.instrument, [stamp(i) for i in instruments])
+            elif kept_rows and (kept_stamp or "").startswith(SNAPSHOT_FORMAT + "\n"):
                 reused, kept = _reusable(store, kept_rows, [stamp(i) for i in instruments])
             series_rows, made, keep, gone = _series_readings(
                 store, catalog, settings, stamp, kept, readings, on_progress
@@ -515,6 +517,17 @@ def _reusable(
             reused.append((row, line))
             del now[row.client_id]
     return reused, store.kept_caseload(set(now)) if now else []
+
+
+def _one_instrument(store: Store, instrument: str, stamps: list[str]) -> list[tuple[Any, ...]]:
+    """The kept readings one instrument's view needs (``Store.kept_caseload``'s rows): its
+    series, and every series of a client any of whose readings is not current (that client
+    is read again whole: the reading is the client's, across forms)."""
+    stale = {c for c, _, current in store.caseload_made_from(stamps) if not current}
+    rows = store.kept_caseload(instrument=instrument)
+    if stale:
+        rows = [r for r in rows if r[0] not in stale] + store.kept_caseload(stale)
+    return rows
 
 
 def made_from(series: list[tuple[str, str, Any]]) -> str:
