@@ -472,6 +472,42 @@ class StoreBase:
             found += self._rows(f"{sql} WHERE client_id IN ({', '.join('?' * len(part))})", part)
         return found
 
+    # each back end's query of the caseload index (up to FROM sessions, ``?`` placeholders),
+    # and its WHERE for "these clients" with the one argument that names them
+    _CASELOAD_SQL = ""
+    _BY_CLIENTS = ""
+
+    def _clients_argument(self, clients: list[str]) -> Any:
+        """The argument of ``_BY_CLIENTS`` naming these clients."""
+        raise NotImplementedError
+
+    def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
+        """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
+        none; the caller sorts by session), the last date, a counselor (the series'
+        recorded one, if any), the subscale ids (the least and the greatest definition's:
+        they differ only if the definition changed them) and the subscale POMPs (per session
+        ',', sessions ';', in the session order of the first list). ``only``: just these
+        series: most of them by one pass over every session, a few hundred or more by their
+        clients through the index (1,000 of 10,000 clients: 0.14 s where the pass took
+        1.24 s), fewer one by one."""
+        sql, group = self._CASELOAD_SQL, "GROUP BY client_id, instrument, rater"
+        if only is None or most_of(len(only), self._series_count):
+            rows = self._rows(sql + group)
+            rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
+        elif len(only) > 500:
+            named = self._clients_argument(sorted({key[0] for key in only}))
+            rows = [r for r in self._rows(sql + self._BY_CLIENTS + group, (named,))
+                    if tuple(r[:3]) in only]  # fmt: skip
+        else:
+            where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
+            rows = [r for key in sorted(only) for r in self._rows(sql + where + group, key)]
+        ids = dict(self._rows("SELECT id, coalesce(scale_ids, '') FROM definitions"))
+        return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+
+    def _series_count(self) -> int:
+        """How many series of the caseload this store (this role) sees."""
+        return int(self._rows("SELECT count(*) FROM caseload")[0][0])
+
     _MADE_FROM = ""  # each back end's query for caseload_made_from (``?`` placeholders)
 
     def caseload_made_from(self, stamps: Sequence[str]) -> list[tuple[str, str, bool]]:

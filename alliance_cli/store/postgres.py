@@ -24,7 +24,7 @@ import json
 import queue
 import threading
 import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,6 @@ from alliance_cli.store.base import (
     Conflict,
     StoreBase,
     lock_wait,
-    most_of,
     shown,
 )
 
@@ -843,37 +842,22 @@ class Store(StoreBase):
         except self.pg.Error:
             self.rollback()
 
-    def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
-        """Per series, what the caseload reading reads (as ``sqlite.Store.caseload_rows``,
-        each list in session order)."""
-        order = " ORDER BY session"
-        sql = (
-            "SELECT client_id, instrument, rater, "
-            f"string_agg(session::text, ','{order}), "
-            f"string_agg(coalesce(total_pomp::text, 'n'), ','{order}), max(date), "
-            "max(counselor), min(definition), max(definition), "
-            f"string_agg(coalesce(scale_pomps, ''), ';'{order}), "
-            f"string_agg(coalesce(date, ''), ','{order}), "
-            f"string_agg(coalesce(counselor, ''), chr(31){order}), "
-            f"string_agg(answers, ';'{order}) FROM sessions "
-        )
-        group = "GROUP BY client_id, instrument, rater"
-        if only is None or most_of(len(only), self._series_count):
-            rows = self._all(sql + group)
-            rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
-        elif len(only) > 500:  # many, not most: their clients, by the index
-            clients = sorted({key[0] for key in only})
-            rows = [r for r in self._all(sql + "WHERE client_id = ANY(%s) " + group, (clients,))
-                    if tuple(r[:3]) in only]  # fmt: skip
-        else:
-            where = "WHERE client_id = %s AND instrument = %s AND rater = %s "
-            rows = [r for key in sorted(only) for r in self._all(sql + where + group, key)]
-        ids = dict(self._all("SELECT id, coalesce(scale_ids, '') FROM definitions"))
-        return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+    _ORDER = " ORDER BY session"
+    _CASELOAD_SQL = (  # as SQLite's, each list in session order
+        "SELECT client_id, instrument, rater, "
+        f"string_agg(session::text, ','{_ORDER}), "
+        f"string_agg(coalesce(total_pomp::text, 'n'), ','{_ORDER}), max(date), "
+        "max(counselor), min(definition), max(definition), "
+        f"string_agg(coalesce(scale_pomps, ''), ';'{_ORDER}), "
+        f"string_agg(coalesce(date, ''), ','{_ORDER}), "
+        f"string_agg(coalesce(counselor, ''), chr(31){_ORDER}), "
+        f"string_agg(answers, ';'{_ORDER}) FROM sessions "
+    )
+    _BY_CLIENTS = "WHERE client_id = ANY(?) "
 
-    def _series_count(self) -> int:
-        """How many series of the caseload this role sees."""
-        return int(self._all("SELECT count(*) FROM caseload")[0][0])
+    def _clients_argument(self, clients: list[str]) -> Any:
+        """These clients as a text array (``= ANY``)."""
+        return clients
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per series: sessions and total POMP, comma-joined (report sparklines)."""
@@ -928,10 +912,7 @@ class BatchRecorder(BatchBase):
         constants: tuple[str, int, str] | None,
     ) -> None:
         """(In the writer thread.) Store one chunk of COPY text and count it."""
-        new = [c for c in clients if c not in self.claimed]
-        if new:
-            self.store._claim(new)
-            self.claimed.update(new)
+        self._claim_new(clients)
         self.store.stage_text(text, columns)
         self._counted(count, self.store.move_staged(count, self.replace, True, constants))
 
@@ -1009,11 +990,15 @@ class BatchRecorder(BatchBase):
                 listed = json.load(handle)
         except (OSError, ValueError):
             return False
-        new = [c for c in listed if c not in self.claimed]
+        self._claim_new(listed)
+        return True
+
+    def _claim_new(self, clients: Iterable[str]) -> None:
+        """Claim these clients, but those this batch claimed already."""
+        new = [c for c in clients if c not in self.claimed]
         if new:
             self.store._claim(new)
             self.claimed.update(new)
-        return True
 
     def add_spooled(self, path: str) -> None:
         """Store, in their order, the rows a ``--jobs`` worker wrote as COPY text: the file

@@ -32,7 +32,6 @@ from alliance_cli.store.base import (
     answers_text,
     answers_values,
     lock_wait,
-    most_of,
 )
 
 __all__ = ["Conflict", "FastRows", "Record", "Store", "answers_text", "answers_values"]
@@ -56,7 +55,8 @@ _MARK_OLD = """
             AND rater = OLD.rater AND NOT EXISTS (SELECT 1 FROM sessions
                 WHERE client_id = OLD.client_id AND instrument = OLD.instrument
                 AND rater = OLD.rater);"""
-# ... and the whole list kept for `clients` is dropped.
+# ... and the whole list kept for `clients` is stale: the counter moves (the list itself,
+# `rows` here until migration 10, is kept in caseload_kept since, by the counter it was made at)
 _DROP_LIST = """
         UPDATE caseload_snapshot SET version = version + 1, rows = NULL WHERE id = 1;"""
 # ... (from migration 10, the list is kept in caseload_kept, stale when the counter moved;
@@ -861,41 +861,21 @@ class Store(StoreBase):
             )
             self.db.executemany(f"DELETE FROM caseload WHERE {key}", gone)
 
-    def caseload_rows(self, only: set[tuple[str, str, str]] | None = None) -> list[tuple[Any, ...]]:
-        """Per client, instrument and rater: sessions and total POMP (comma-joined, 'n' for
-        none; in no guaranteed order: the caller sorts by session), the last date, a
-        counselor (the series' recorded one, if any), the subscale ids (the least and the
-        greatest: they differ only if the definition changed them) and the subscale POMPs
-        (per session ',', sessions ';', in the session order of the first list).
-        ``only``: just these series."""
-        sql = (
-            "SELECT client_id, instrument, rater, group_concat(session, ','), "
-            "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor), "
-            "min(definition), max(definition), "
-            "group_concat(ifnull(scale_pomps, ''), ';'), group_concat(ifnull(date, ''), ','), "
-            "group_concat(ifnull(counselor, ''), char(31)), group_concat(answers, ';') "
-            "FROM sessions "
-        )
-        group = "GROUP BY client_id, instrument, rater"
-        if only is None or most_of(len(only), self._series_count):  # one pass is faster
-            rows = self.db.execute(sql + group).fetchall()
-            rows = rows if only is None else [r for r in rows if tuple(r[:3]) in only]
-        elif len(only) > 500:  # many, not most: their clients, by the index (1,000 of 10,000
-            # clients: 0.14 s, where the whole table took 1.24 s)
-            clients = json.dumps(sorted({key[0] for key in only}))
-            where = "WHERE client_id IN (SELECT value FROM json_each(?)) "
-            rows = [r for r in self.db.execute(sql + where + group, (clients,))
-                    if tuple(r[:3]) in only]  # fmt: skip
-        else:
-            where = "WHERE client_id = ? AND instrument = ? AND rater = ? "
-            rows = [r for key in sorted(only) for r in self.db.execute(sql + where + group, key)]
-        # the subscale ids of the least and the greatest definition (kept once per definition)
-        ids = dict(self.db.execute("SELECT id, ifnull(scale_ids, '') FROM definitions"))
-        return [(*r[:7], ids.get(r[7], ""), ids.get(r[8], ""), *r[9:]) for r in rows]
+    # the caseload index's columns (group_concat's lists in no promised order: the caller
+    # sorts them by session)
+    _CASELOAD_SQL = (
+        "SELECT client_id, instrument, rater, group_concat(session, ','), "
+        "group_concat(ifnull(total_pomp, 'n'), ','), max(date), max(counselor), "
+        "min(definition), max(definition), "
+        "group_concat(ifnull(scale_pomps, ''), ';'), group_concat(ifnull(date, ''), ','), "
+        "group_concat(ifnull(counselor, ''), char(31)), group_concat(answers, ';') "
+        "FROM sessions "
+    )
+    _BY_CLIENTS = "WHERE client_id IN (SELECT value FROM json_each(?)) "
 
-    def _series_count(self) -> int:
-        """How many series the caseload keeps (one per client, instrument and rater)."""
-        return int(self.db.execute("SELECT count(*) FROM caseload").fetchone()[0])
+    def _clients_argument(self, clients: list[str]) -> Any:
+        """These clients as a JSON array (``json_each``)."""
+        return json.dumps(clients)
 
     def total_series(self) -> list[tuple[Any, ...]]:
         """Per client, instrument and rater: sessions and total POMP, comma-joined ('n' for
