@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from alliance_cli import __version__
-from alliance_cli.cli.common import Command, RunOptions, error_line
+from alliance_cli.cli.common import Command, RunOptions, error_line, in_utf8
 from alliance_cli.core.errors import ExitCode
 
 HELP = "Score therapeutic alliance questionnaires and follow the alliance over sessions."
@@ -178,8 +178,7 @@ def _utf8_streams() -> None:
     name in another script must not fail the run. A terminal keeps its encoding; what it
     cannot show is replaced there, never raised."""
     for stream in (sys.stdout, sys.stderr):
-        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "")
-        if encoding.replace("_", "") == "utf8" or not hasattr(stream, "reconfigure"):
+        if in_utf8(stream) or not hasattr(stream, "reconfigure"):
             continue
         try:
             if stream.isatty():

@@ -485,14 +485,19 @@ def emit_json(data: Any, records_in: tuple[str, ...] = (), one_a_line: bool = Fa
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def in_utf8(stream: Any) -> bool:
+    """Whether a text stream writes UTF-8 ('utf-8', 'UTF8', 'utf_8' alike)."""
+    encoding = getattr(stream, "encoding", None) or ""
+    return encoding.lower().replace("-", "").replace("_", "") == "utf8"
+
+
 def emit_json_records(lines: list[bytes]) -> None:
     """Print a JSON list of records encoded already (``json.JSONEncoder(ensure_ascii=
     False)``, in UTF-8), one a line: as they are to a UTF-8 standard output (as text to any
     other)."""
     body = b"[\n  " + b",\n  ".join(lines) + b"\n]\n" if lines else b"[]\n"
     buffer = getattr(sys.stdout, "buffer", None)
-    encoding = (getattr(sys.stdout, "encoding", None) or "").lower().replace("-", "")
-    if buffer is None or encoding != "utf8":
+    if buffer is None or not in_utf8(sys.stdout):
         sys.stdout.write(body.decode())
         return
     sys.stdout.flush()

@@ -169,7 +169,7 @@ def clients_command(
     if fmt is Format.csv:
         from alliance_cli.io.csvout import write_rows_csv
 
-        header = [*views.CaseloadRow._fields[:11], "severity"]  # (not kept_head)
+        header = [*views.CASELOAD_COLUMNS, "severity"]
         write_rows_csv(sys.stdout, [r.as_dict() for r in rows], header)
     elif fmt is Format.json:  # each row's kept concerns written as they were kept
         emit_json_records([r.json_utf8() for r in rows])

@@ -6,6 +6,7 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import IO, Any, NamedTuple
 
 from alliance_cli.core import change, reading
@@ -534,14 +535,11 @@ def made_from(series: list[tuple[str, str, Any]]) -> str:
     """What a client's row is made from, as the kept list names it: the tokens of its
     series' kept readings, comma-joined in the order of (instrument, rater). A token is
     random and new each time a reading is kept, so it names one reading of one series."""
-    return ",".join(str(t) for _, _, t in sorted(series, key=_series_key))
-
-
-def _series_key(series: tuple[str, str, Any]) -> tuple[str, str]:
-    return series[0], series[1]
+    return ",".join(str(t) for _, _, t in sorted(series, key=itemgetter(0, 1)))
 
 
 _HEAD_FIELDS = CaseloadRow._fields[:8]  # the fields before the concerns
+CASELOAD_COLUMNS = CaseloadRow._fields[:11]  # what clients shows of a row (not kept_head)
 
 
 def _kept_rows(data: bytes) -> list[CaseloadRow]:
