@@ -7,6 +7,7 @@ data, keys typed from the scoring facts). The tests only read them: no R needed.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import sys
@@ -357,3 +358,24 @@ def test_norms_never_write_over_a_file_the_run_reads(cli, tmp_path: Path):
     over = cli("norms", str(export), "-i", "wai-sr", "--map", str(mapping), "-o", str(mapping))
     assert over.exit_code == 2 and "is the --map file" in over.stderr
     assert mapping.read_text() == kept
+
+
+def test_csv_carries_omega_on_each_scales_row(cli):
+    """-f csv has the JSON's figures: omega in the last column of a scale's row (empty on an
+    item's row, and everywhere with --no-omega)."""
+    pytest.importorskip("scipy.optimize")
+    src = str(FIXTURES / "alpha_answers.csv")
+    data = {
+        r["scale"]: r
+        for r in json.loads(cli("reliability", src, "-i", "wai-s", "-f", "json").stdout)
+    }
+    rows = list(
+        csv.DictReader(io.StringIO(cli("reliability", src, "-i", "wai-s", "-f", "csv").stdout))
+    )
+    scales = [r for r in rows if not r["item"]]
+    assert {r["scale"]: float(r["omega_total"]) for r in scales} == {
+        s: r["omega_total"] for s, r in data.items()
+    }
+    assert all(r["omega_total"] == "" for r in rows if r["item"])
+    plain = cli("reliability", src, "-i", "wai-s", "-f", "csv", "--no-omega").stdout
+    assert all(r["omega_total"] == "" for r in csv.DictReader(io.StringIO(plain)))

@@ -299,12 +299,13 @@ def _csv(handle: Any, records: list[dict[str, Any]]) -> None:
     writer = CsvWriter(handle)
     writer.writerow(
         ["scale", "item", "n", "alpha", "alpha_ci_low", "alpha_ci_high", "std_alpha",
-         "average_r", "mean", "sd", "r_drop", "alpha_if_deleted"]
+         "average_r", "mean", "sd", "r_drop", "alpha_if_deleted", "omega_total"]
     )  # fmt: skip
     for r in records:
         low, high = r["alpha_ci95"]
+        omega = "" if r["omega_total"] is None else r["omega_total"]
         writer.writerow([r["scale"], "", r["n"], r["alpha"], low, high, r["std_alpha"],
-                         r["average_r"], "", "", "", ""])  # fmt: skip
+                         r["average_r"], "", "", "", "", omega])  # fmt: skip
         for s in r["item_stats"]:
             writer.writerow([r["scale"], s["item"], r["n"], "", "", "", "", "", s["mean"],
-                             s["sd"], s["r_drop"], s["alpha_if_deleted"]])  # fmt: skip
+                             s["sd"], s["r_drop"], s["alpha_if_deleted"], ""])  # fmt: skip
