@@ -62,10 +62,9 @@ ASCII_SAFE = {"utf-8", "utf8", "utf-8-sig", "latin-1", "latin1", "iso-8859-1", "
 
 def default_jobs() -> int:
     """Every core this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    from alliance_cli.io.environment import usable_cores
+
+    return usable_cores()
 
 
 def _worker_sink(fmt: str, handle: IO[str]) -> Sink:

@@ -8,6 +8,14 @@ import os
 from alliance_cli.core.errors import UsageProblem
 
 
+def usable_cores() -> int:
+    """Every core this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 def number(name: str, default: float, what: str, lowest: float = 0.0) -> float:
     """``name``'s value as a number of at least ``lowest`` (``default`` when unset or empty)."""
     text = os.environ.get(name, "").strip()

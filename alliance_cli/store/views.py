@@ -723,34 +723,65 @@ def _read_clients(
     reading per client (kept in ``readings`` when given), and per series its latest numbers
     and open concerns; ``on_progress(clients read, clients)`` every 256 clients and at the
     end."""
+    from alliance_cli.store import reading_jobs
+
     rows = store.caseload_rows(only=keys)
     specs = Specs(catalog, {r[1] for r in rows})
     by_client: dict[str, list[tuple[Any, ...]]] = {}
     for row in rows:
         by_client.setdefault(row[0], []).append(row)
-    out: list[CaseloadRow] = []
-    clients = len(by_client)
-    for done, (client_id, client_rows) in enumerate(by_client.items()):
-        if on_progress is not None and not done & 255:
-            on_progress(done, clients)
+    keep = readings is not None
+
+    def read_one(item: tuple[str, list[tuple[Any, ...]]]) -> tuple[Any, list[CaseloadRow]]:
+        client_id, client_rows = item
         data = [_series_data(row, specs, store) for row in client_rows]
         read = reading.read_client(client_id, [d for d, _ in data], settings)
-        if readings is not None:
-            readings[client_id] = read
+        out = []
         for series, numbers in data:
             label = series.spec.label
             concerns = Concerns(
                 [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
             )
+            concerns.json()  # (encoded here: perhaps in a worker, on another core)
             inst_id, rater, n, last, last_date, total, trend, counselor = numbers
             out.append(
                 CaseloadRow(
                     client_id, inst_id, rater, n, last, last_date, total, trend, concerns, counselor
                 )
             )
+        return (read if keep else None), out
+
+    items = list(by_client.items())
+    # a client whose series changed its subscales is read with the store's help (rare):
+    # by this process, the others perhaps on every core (a forked worker has no store)
+    alone = {c for c, client_rows in items if any(map(_needs_store, client_rows))}
+    others = [item for item in items if item[0] not in alone]
+    results = reading_jobs.read_all(others, read_one, on_progress)
+    if results is None:
+        results_by = {}
+        for done, item in enumerate(items):
+            if on_progress is not None and not done & 255:
+                on_progress(done, len(items))
+            results_by[item[0]] = read_one(item)
+    else:
+        results_by = dict(zip((c for c, _ in others), results, strict=True))
+        results_by.update((item[0], read_one(item)) for item in items if item[0] in alone)
+    out: list[CaseloadRow] = []
+    for client_id, _ in items:
+        read, client_out = results_by[client_id]
+        if readings is not None:
+            readings[client_id] = read
+        out += client_out
     if on_progress is not None:
-        on_progress(clients, clients)
+        on_progress(len(items), len(items))
     return out
+
+
+def _needs_store(row: tuple[Any, ...]) -> bool:
+    """Whether a caseload-index row's subscales must be read session by session
+    (``_subscales``: the series' definition changed its subscales)."""
+    low, high = row[7], row[8]
+    return bool(high) and low != high
 
 
 def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any, tuple[Any, ...]]:
