@@ -15,9 +15,11 @@ import pytest
 from alliance_cli.store import reading_jobs
 
 
-def _history(cli, tmp_path: Path) -> Path:
+def _history(cli, tmp_path: Path, mini: Path) -> Path:
     """A history of 40 clients (WAI-SR, and a therapist's WAI-SR-T for some), saved by
-    batches large enough to leave the reading to the next reader."""
+    batches large enough to leave the reading to the next reader; and one client of a
+    form whose definition changed its subscales between sessions (read with the store's
+    help: by the parent)."""
     rng = random.Random(19)
     client_rows, therapist_rows = [], []
     for c in range(40):
@@ -37,13 +39,27 @@ def _history(cli, tmp_path: Path) -> Path:
         result = cli("batch", str(path), "-i", form, "--save", "--db", str(db), "-o",
                      str(tmp_path / f"{form}.out.csv"), "-q")  # fmt: skip
         assert result.exit_code in (0, 3), result.stderr
+    from tests.conftest import MINIMAL
+
+    for session, answers, text in (
+        (1, "4 2 4", MINIMAL),
+        (2, "4 2 5", MINIMAL),
+        (3, "1 5 1", MINIMAL.replace("{id: pair, name: Pair, dimension: goal, items: [1, 2]}",
+                                     "{id: other, name: Other, dimension: task, items: [2, 3]}")
+                            .replace('version: "1"', 'version: "2"')),
+    ):  # fmt: skip
+        (mini / "mini.yaml").write_text(text, encoding="utf-8")
+        result = cli("--instruments-dir", str(mini), "score", "mini", *answers.split(),
+                     "--client", "M1", "--session", str(session), "--save", "--db", str(db),
+                     "-q")  # fmt: skip
+        assert result.exit_code in (0, 3), result.stderr
     return db
 
 
-def _read(cli, db: Path, copy: Path) -> tuple[str, list[tuple]]:
+def _read(cli, db: Path, copy: Path, mini: Path) -> tuple[str, list[tuple]]:
     """`clients -f json` on a copy of the history, and what it kept as said per session."""
     shutil.copyfile(db, copy)
-    result = cli("clients", "--db", str(copy), "-f", "json")
+    result = cli("--instruments-dir", str(mini), "clients", "--db", str(copy), "-f", "json")
     assert result.exit_code == 0, result.stderr
     with sqlite3.connect(copy) as con:
         said = con.execute(
@@ -54,15 +70,18 @@ def _read(cli, db: Path, copy: Path) -> tuple[str, list[tuple]]:
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
-def test_many_clients_read_on_every_core_give_what_one_process_gives(cli, tmp_path, monkeypatch):
+def test_many_clients_read_on_every_core_give_what_one_process_gives(
+    cli, tmp_path, monkeypatch, mini_dir
+):
     from alliance_cli.cli import batch_run
+    from alliance_cli.store import views
 
     monkeypatch.setattr(batch_run, "READ_AFTER_SAVE", 10)  # leave the reading to the reader
-    db = _history(cli, tmp_path)
+    db = _history(cli, tmp_path, mini_dir)
     with sqlite3.connect(db) as con:
         con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         assert con.execute("SELECT count(*) FROM sessions WHERE said_flags IS NULL").fetchone()[0]
-    one, one_said = _read(cli, db, tmp_path / "one.sqlite")
+    one, one_said = _read(cli, db, tmp_path / "one.sqlite", mini_dir)
 
     used = []
     real = reading_jobs.read_all
@@ -76,12 +95,21 @@ def test_many_clients_read_on_every_core_give_what_one_process_gives(cli, tmp_pa
     monkeypatch.setattr(reading_jobs, "PARALLEL_CLIENTS", 2)
     monkeypatch.setattr(reading_jobs, "CHUNK", 3)  # many chunks, back in order
     monkeypatch.setattr("alliance_cli.io.environment.usable_cores", lambda: 2)
-    many, many_said = _read(cli, db, tmp_path / "many.sqlite")
+    by_parent = []
+    needs_store = views._needs_store
+
+    def spy_store(row):
+        by_parent.append(row[0]) if needs_store(row) else None
+        return needs_store(row)
+
+    monkeypatch.setattr(views, "_needs_store", spy_store)
+    many, many_said = _read(cli, db, tmp_path / "many.sqlite", mini_dir)
     assert used and all(used), "the clients were not read on many processes"
+    assert "M1" in by_parent  # the changed definition's client, read by the parent
     assert many == one
     assert many_said == one_said
     rows = json.loads(many)
-    assert len(rows) == 40
+    assert len(rows) == 41 and any(r["client_id"] == "M1" for r in rows)
     assert any(r["concerns"] for r in rows) and any(not r["concerns"] for r in rows)
     assert all(s[4] is not None for s in many_said)  # every session's said kept
 
