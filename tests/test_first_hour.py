@@ -52,7 +52,9 @@ def test_usage_errors_share_one_format_and_point_to_the_command(args, said):
 )  # fmt: skip
 def test_a_bad_date_says_what_is_wrong(cli, date, words):
     result = cli("score", "srs", "9", "9", "9", "9", "--date", date)
-    assert result.exit_code == 2 and f"date '{date}' {words}" in result.stderr
+    assert result.exit_code == 2 and f"error: --date: date '{date}' {words}" in result.stderr
+    since = cli("clients", "--since", date, "--db", "nowhere.sqlite")  # (checked first)
+    assert since.exit_code == 2 and f"error: --since: date '{date}' {words}" in since.stderr
 
 
 def test_session_is_read_one_way_everywhere(cli, tmp_path: Path):

@@ -86,7 +86,7 @@ def caseload_filter(
     return CaseloadFilter(
         counselor=counselor.strip() if counselor else None,
         instrument=instrument.strip().lower() if instrument else None,
-        since=validate_date(since),
+        since=validate_date(since, "--since"),
         only_open=only_open,
     )
 

@@ -62,7 +62,7 @@ def _respondent(
     return respondent_dict(
         client_id=client,
         session=_session(session),
-        date=validate_date(date),
+        date=validate_date(date, "--date"),
         rater=_rater(scorer, rater),
     )
 
@@ -154,7 +154,7 @@ def _filled(who: dict[str, Any], scorer: Scorer, given: Given) -> dict[str, Any]
     return respondent_dict(
         client_id=who["client_id"] or client,
         session=who["session"] if who["session"] is not None else _session(session),
-        date=who["date"] or validate_date(date),
+        date=who["date"] or validate_date(date, "--date"),
         rater=_rater(scorer, who["rater"] or rater),
     )
 

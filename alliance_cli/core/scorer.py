@@ -105,14 +105,16 @@ def verification_notice(instrument: CompiledInstrument) -> str | None:
     )
 
 
-def validate_date(text: str | None) -> str | None:
-    """Check an ISO date (YYYY-MM-DD) and return it, or raise UsageProblem."""
+def validate_date(text: str | None, option: str = "") -> str | None:
+    """Check an ISO date (YYYY-MM-DD) and return it, or raise UsageProblem (naming the
+    ``option`` it came from, when given)."""
     if text is None or text == "":
         return None
     try:
         return _date.fromisoformat(text.strip()).isoformat()
     except ValueError:
-        raise UsageProblem(f"date {text!r} {date_problem(text.strip())}") from None
+        where = f"{option}: " if option else ""
+        raise UsageProblem(f"{where}date {text!r} {date_problem(text.strip())}") from None
 
 
 def date_problem(text: str) -> str:
