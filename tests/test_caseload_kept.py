@@ -284,3 +284,28 @@ def assert_found_by_clients_alike(store) -> None:  # type: ignore[no-untyped-def
     assert len(wanted) > 500 and not most_of(len(wanted), lambda: len(every))
     found = store.caseload_rows(only=wanted)
     assert sorted(found) == sorted(r for r in every if tuple(r[:3]) in wanted)
+
+
+def test_local_norms_are_part_of_what_a_kept_reading_depends_on(cli, tmp_path, monkeypatch):
+    """A clinic's own norms (--norms, ALLIANCE_NORMS) change the reliable-change threshold,
+    not the definition's hash: `clients` with them must not show the readings kept without
+    them (nor the other way round)."""
+    from .conftest import ROOT
+
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    export = str(ROOT / "examples" / "clinic_wai_sr.csv")
+    norms = tmp_path / "norms.yaml"
+    assert cli("norms", export, "-i", "wai-sr", "-o", str(norms), "-q").exit_code == 3
+    db = tmp_path / "h.sqlite"
+    saved = cli("batch", export, "-i", "wai-sr", "--save", "--db", str(db), "-q", "-o",
+                str(tmp_path / "out.csv"))  # fmt: skip
+    assert saved.exit_code == 3, saved.stderr
+    plain = cli("clients", "--db", str(db), "-f", "json")
+    assert plain.exit_code == 0
+    monkeypatch.setenv("ALLIANCE_NORMS", str(norms))
+    with_norms = cli("clients", "--db", str(db), "-f", "json", "-q")
+    assert with_norms.stdout == _scratch(cli, db, tmp_path, "-q")
+    assert with_norms.stdout != plain.stdout  # (the norms do change this caseload)
+    monkeypatch.delenv("ALLIANCE_NORMS")
+    again = cli("clients", "--db", str(db), "-f", "json")
+    assert again.stdout == plain.stdout == _scratch(cli, db, tmp_path)

@@ -223,6 +223,18 @@ def _current_sha(catalog: Any, instrument_id: str) -> str | None:
         return None
 
 
+def _local_norms(catalog: Any, instrument_id: str) -> str:
+    """What a reading owes to a clinic's own norms for this instrument (``--norms``,
+    ``ALLIANCE_NORMS``): they change its reliable-change thresholds but not the definition's
+    hash, so a kept reading names them too ("" without)."""
+    norm = getattr(catalog, "local_norms", {}).get(instrument_id)
+    if norm is None:
+        return ""
+    import hashlib
+
+    return "|norms:" + hashlib.sha256(repr(norm).encode()).hexdigest()[:16]
+
+
 def defined_instruments(catalog: Any, ids: Iterable[str]) -> dict[str, Any]:
     """The instruments of these ids the catalog defines now (a stored series may outlive its
     definition: its scores stay readable, only what needs the definition is left out)."""
@@ -459,7 +471,7 @@ def caseload(
     def stamp(inst_id: str) -> str:  # what a kept reading depends on besides the sessions
         if inst_id not in stamps:
             sha = _current_sha(catalog, inst_id) or "-"
-            stamps[inst_id] = f"{CASELOAD_RULES}|{sha}|{settings!r}"
+            stamps[inst_id] = f"{CASELOAD_RULES}|{sha}{_local_norms(catalog, inst_id)}|{settings!r}"
         return stamps[inst_id]
 
     def list_stamp(instruments: Iterable[str]) -> str:  # (and the kept list's format)
