@@ -482,3 +482,33 @@ def test_alliance_today_sets_the_date_days_count_to(cli, tmp_path: Path, monkeyp
     bad = cli("clients", "--db", str(db))
     assert bad.exit_code == 2
     assert bad.stderr.strip() == "error: ALLIANCE_TODAY='tomorrow': give a date as YYYY-MM-DD"
+
+
+def test_a_session_dated_after_today_is_noted_at_save_and_in_the_caseload(
+    cli, tmp_path: Path, monkeypatch
+):
+    """A latest session dated more than a day after today is most likely a typo: the save
+    says so, and the caseload notes it (days_since negative) until the date is corrected."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    db = tmp_path / "h.sqlite"
+    saved = cli("score", "wai-sr", *HIGH, "--client", "F", "--session", "1", "--date",
+                "2027-01-10", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert saved.exit_code == 0
+    assert "note: session 1 is dated 2027-01-10, 37 days after today" in saved.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["days_since"] == -37
+    (note,) = row["concerns"]
+    assert note["kind"] == "future_date" and note["severity"] == "note"
+    assert note["sentence"] == (
+        "The latest session is dated 2027-01-10, 37 days after today: check its date."
+    )
+    monkeypatch.setenv("ALLIANCE_TODAY", "2027-01-09")  # one day ahead: time zones
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["days_since"] == -1 and not row["concerns"]
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    assert cli("forget", "F", "--session", "1", "--yes", "--db", str(db), "-q").exit_code == 0
+    again = cli("score", "wai-sr", *HIGH, "--client", "F", "--session", "1", "--date",
+                "2026-12-03", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert again.exit_code == 0 and "after today" not in again.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["days_since"] == 1 and not row["concerns"]

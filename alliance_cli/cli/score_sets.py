@@ -361,10 +361,20 @@ def save_outcome(
 
 
 def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
-    """Say when a saved session is dated before an earlier session (or after a later one)."""
+    """Say when a saved session is dated after today (more than a day: time zones), or
+    before an earlier session (or after a later one)."""
+    from alliance_cli.cli.history import today
+    from alliance_cli.core.reading import FUTURE_GRACE_DAYS, days_between
+
     who = data["respondent"]
     if not who["date"]:
         return
+    ahead = days_between(today(), who["date"])
+    if ahead is not None and ahead > FUTURE_GRACE_DAYS:
+        say(
+            f"note: session {who['session']} is dated {who['date']}, {ahead} days after today; "
+            "saved as given: check the date (the caseload notes it until corrected)"
+        )
     for rec in store.records(who["client_id"], data["instrument"]["id"]):
         if rec.rater != who["rater"] or not rec.date or rec.session == who["session"]:
             continue

@@ -69,6 +69,7 @@ Z_RELIABLE = 1.96
 MIN_EARLIER_CHANGES = 2  # changes of a scale before a session: from its fourth session on
 BASELINE_SESSIONS = 4  # the usual level: the mean of up to this many earlier sessions
 DECLINE_WINDOW = 3  # a decline compares the first and the latest this many sessions
+FUTURE_GRACE_DAYS = 1  # a latest session dated further ahead of today is noted (a typo)
 JT_SOURCE = "Jacobson & Truax, 1991"
 STRAUSS = "Strauss et al., 2006"
 STILES = "Stiles et al., 2004"
@@ -613,6 +614,8 @@ def _question(kind: str, cutoffs: Sequence[Cutoff] = ()) -> str:
         "gap": "Compare notes: ask the client how they see the work together.",
         "incomplete": "Ask about the missing answer before the client leaves.",
         "not_seen": "Reach out: check whether the client is still in treatment.",
+        "future_date": "Correct the session's date (alliance forget --session, then save it "
+        "again).",
     }[kind]
 
 
@@ -903,10 +906,30 @@ def days_between(earlier: str, later: str) -> int | None:
 def not_seen(
     last_date: str | None, today: str | None, settings: Settings, series: str = ""
 ) -> Concern | None:
-    """A note when the latest session is longer ago than ``not_seen_days``."""
+    """A note when the latest session is longer ago than ``not_seen_days``, or dated after
+    today (more than a day: time zones differ by at most one), most likely a typo."""
     if not last_date or not today:
         return None
     days = days_between(last_date, today)
+    if days is not None and days < -FUTURE_GRACE_DAYS:
+        return Concern(
+            "future_date",
+            series,
+            (),
+            (),
+            0,
+            None,
+            "note",
+            f"The latest session is dated {last_date}, {-days} days after today: check its date.",
+            _question("future_date"),
+            (
+                Evidence(
+                    "future_date",
+                    f"{last_date} is {-days} days after {today}",
+                    f"{DEFAULT} (a date more than {FUTURE_GRACE_DAYS} day ahead)",
+                ),
+            ),
+        )
     if days is None or days <= settings.not_seen_days:
         return None
     return Concern(
