@@ -681,3 +681,24 @@ def test_a_client_a_supervisor_saved_is_given_not_taken(database) -> None:
     assert cli("history", "S-9", "--db", a)[0] == 2
     assert cli("db", "grant", "S-9", "counselor_a", "--db", s, "-q")[0] == 0
     assert save_wai(a, "S-9", 2) == 0
+
+
+def test_a_batch_notes_sessions_dated_after_today_on_the_server(
+    database, tmp_path: Path, monkeypatch
+) -> None:
+    """As on SQLite: batch --save names the sessions it saved dated after today (the server
+    numbers its sessions by id, not rowid), and a counselor's caseload notes them."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    export = tmp_path / "export.csv"
+    rows = ["client_id,session,date," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"F-1,1,2026-11-01,{','.join(WAI)}", f"F-1,2,2027-11-02,{','.join(WAI)}"]
+    export.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    db = database(COUNSELORS[0])
+    code, _, err = cli("batch", str(export), "-i", "wai-sr", "--save", "--db", db, "-q",
+                       "-o", os.devnull)  # fmt: skip
+    assert code == 0, err
+    assert "note: 1 saved session is dated after today (the latest: client F-1 session 2, " \
+        "2027-11-02)" in err  # fmt: skip
+    code, out, err = cli("clients", "-f", "json", "--db", db)
+    (row,) = json.loads(out)
+    assert row["days_since"] == -333 and row["concerns"][-1]["kind"] == "future_date"

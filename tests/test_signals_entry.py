@@ -512,3 +512,31 @@ def test_a_session_dated_after_today_is_noted_at_save_and_in_the_caseload(
     assert again.exit_code == 0 and "after today" not in again.stderr
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert row["days_since"] == 1 and not row["concerns"]
+
+
+def test_a_batch_says_how_many_sessions_it_saved_dated_after_today(
+    cli, tmp_path: Path, monkeypatch
+):
+    """batch --save names the latest-dated of the sessions it saved after today (not one
+    saved before it), once; a day ahead is not noted (time zones)."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "OLD", 1, HIGH, "--date", "2027-05-01")  # before the batch: not counted
+    export = tmp_path / "export.csv"
+    rows = ["client_id,session,date," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    for client, session, day in (("A", 1, "2026-11-01"), ("A", 2, "2027-11-02"),
+                                 ("B", 1, "2027-03-01"), ("C", 1, "2026-12-05")):  # fmt: skip
+        rows.append(f"{client},{session},{day}," + ",".join(HIGH))
+    export.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    result = cli("batch", str(export), "-i", "wai-sr", "--save", "--db", str(db), "-q",
+                 "-o", str(tmp_path / "out.csv"))  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if "after today" in line]
+    assert notes == [
+        "note: 2 saved sessions are dated after today (the latest: client A session 2, "
+        "2027-11-02); check the dates: the caseload notes a client's latest one until corrected"
+    ]
+    rows_out = {r["client_id"]: r for r in json.loads(cli("clients", "--db", str(db),
+                                                          "-f", "json").stdout)}  # fmt: skip
+    assert [c["kind"] for c in rows_out["A"]["concerns"]] == ["future_date"]
+    assert not rows_out["C"]["concerns"]  # one day ahead

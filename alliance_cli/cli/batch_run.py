@@ -58,6 +58,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     store: Any = None
     recorder: Any = None
     since = 0
+    future: tuple[int, Any] = (0, None)  # saved sessions dated after today, the latest
     open_concerns: list[Any] = []
 
     def open_recorder() -> Any:
@@ -102,6 +103,8 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
                 progress.stop()
         if recorder is not None and not recorder.finished:
             recorder.finish(keep=written)
+        if recorder is not None and recorder.saved and store is not None:
+            future = _dated_after_today(store, since)
         if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             open_concerns = _read_after_save(store, since, quiet)
         elif recorder is not None and recorder.saved > READ_AFTER_SAVE and store is not None:
@@ -135,6 +138,13 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         say(f"history: {saved:,} sessions saved to {where}")
         if open_concerns:
             say(_concern_summary(open_concerns))
+    if future[0]:
+        client_id, session, day = future[1]
+        say(
+            f"note: {future[0]:,} saved session{'s are' if future[0] > 1 else ' is'} dated "
+            f"after today (the latest: client {client_id} session {session}, "
+            f"{day}); check the dates: the caseload notes a client's latest one until corrected"
+        )
     if recorder is not None and recorder.same and not quiet:
         say(
             f"history: {recorder.same:,} sessions were already recorded with the same "
@@ -230,6 +240,18 @@ def _storing_bar(progress: Any) -> Any:
         progress.update(task, rows=saved, rate=f"{rate:,.0f} rows/s")
 
     return on_stored
+
+
+def _dated_after_today(store: Any, since: int) -> tuple[int, Any]:
+    """The sessions this batch saved dated more than a day after today (typos, most
+    likely): how many, and the latest-dated (client_id, session, date)."""
+    from datetime import date, timedelta
+
+    from alliance_cli.cli.history import today
+    from alliance_cli.core.reading import FUTURE_GRACE_DAYS
+
+    day = date.fromisoformat(today()) + timedelta(days=FUTURE_GRACE_DAYS)
+    return store.dated_after(since, day.isoformat())  # type: ignore[no-any-return]
 
 
 READ_AFTER_SAVE = 50_000  # sessions: a larger batch leaves its reading to the next `clients`

@@ -175,6 +175,10 @@ class HistoryStore(Protocol):
     def keep_batch_said(self, said: list[tuple[str, int]]) -> None:
         """Keep what was said at each session a batch added, where nothing is kept yet."""
 
+    def dated_after(self, since: int, day: str) -> tuple[int, tuple[Any, ...] | None]:
+        """How many sessions saved after ``since`` are dated after ``day``, and the
+        latest-dated: (client_id, session, date)."""
+
     def leave_said_pending(self, since: int) -> None:
         """Leave the reading of a batch saved after row ``since`` to the next reader."""
 
@@ -363,6 +367,18 @@ class StoreBase:
             (json.dumps(concerns, ensure_ascii=False), str(who["client_id"]), inst["id"],
              who.get("rater") or "client", int(who["session"])),
         )  # fmt: skip
+
+    _ROW = "rowid"  # the column that numbers sessions in the order they were saved
+
+    def dated_after(self, since: int, day: str) -> tuple[int, tuple[Any, ...] | None]:
+        """How many sessions saved after row ``since`` are dated after ``day`` (most likely
+        typos), and the latest-dated of them: (client_id, session, date)."""
+        rows = self._rows(
+            f"SELECT count(*) OVER (), client_id, session, date FROM sessions "
+            f"WHERE {self._ROW} > ? AND date > ? ORDER BY date DESC, client_id, session LIMIT 1",
+            (since, day),
+        )
+        return (int(rows[0][0]), tuple(rows[0][1:])) if rows else (0, None)
 
     def leave_said_pending(self, since: int) -> None:
         """A batch saved after row ``since`` was not read while saving: the next reader

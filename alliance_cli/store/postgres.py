@@ -367,6 +367,8 @@ _STAGING = (
 class Store(StoreBase):
     """The PostgreSQL session store (``HistoryStore``)."""
 
+    _ROW = "id"  # (SQLite's rowid)
+
     def __init__(
         self, url: str, on_wait: Callable[[str], None] | None = None, writing: bool = True
     ) -> None:
