@@ -614,8 +614,8 @@ def _question(kind: str, cutoffs: Sequence[Cutoff] = ()) -> str:
         "gap": "Compare notes: ask the client how they see the work together.",
         "incomplete": "Ask about the missing answer before the client leaves.",
         "not_seen": "Reach out: check whether the client is still in treatment.",
-        "future_date": "Correct the session's date (alliance forget --session, then save it "
-        "again).",
+        "future_date": "Correct the session's date: save it again with the right --date and "
+        "--replace.",
     }[kind]
 
 
