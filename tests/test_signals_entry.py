@@ -540,3 +540,33 @@ def test_a_batch_says_how_many_sessions_it_saved_dated_after_today(
                                                           "-f", "json").stdout)}  # fmt: skip
     assert [c["kind"] for c in rows_out["A"]["concerns"]] == ["future_date"]
     assert not rows_out["C"]["concerns"]  # one day ahead
+
+
+def test_the_counselor_is_the_one_of_the_last_session_by_number_dated_or_not(
+    cli, tmp_path: Path, monkeypatch
+):
+    """Within a series the session number orders sessions: an undated session 2 by Lee comes
+    after a dated session 1 by Rivera, so the client is Lee's (the date used to win). The
+    save says the session has no date where an earlier one has, and the not-seen note says
+    it counts from the last dated session."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "K", 1, HIGH, "--date", "2026-11-01", "--counselor", "Rivera")
+    second = cli("score", "wai-sr", *HIGH, "--client", "K", "--session", "2", "--counselor",
+                 "Lee", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert second.exit_code == 0
+    assert "note: session 2 has no date, where session 1 has one (2026-11-01)" in second.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["counselor"] == "Lee"
+    assert json.loads(cli("clients", "--counselor", "lee", "--db", str(db), "-f", "json").stdout)
+    assert not json.loads(
+        cli("clients", "--counselor", "Rivera", "--db", str(db), "-f", "json").stdout
+    )
+    (note,) = [c for c in row["concerns"] if c["kind"] == "not_seen"]
+    assert note["sentence"] == "Not seen for 33 days (last dated session 2026-11-01)."
+    # a second form, dated later, by Okafor: the latest session over both is that one
+    srs = cli("score", "srs", "9", "9", "9", "9", "--client", "K", "--session", "1", "--date",
+              "2026-11-20", "--counselor", "Okafor", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert srs.exit_code == 0
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["counselor"] == "Okafor" and row["days_since"] == 14

@@ -368,6 +368,17 @@ def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
 
     who = data["respondent"]
     if not who["date"]:
+        dated = [
+            rec
+            for rec in store.records(who["client_id"], data["instrument"]["id"])
+            if rec.rater == who["rater"] and rec.date and rec.session < who["session"]
+        ]
+        if dated:
+            say(
+                f"note: session {who['session']} has no date, where session "
+                f"{dated[-1].session} has one ({dated[-1].date}); give --date (with --replace "
+                "to correct it): days since the last session count from a dated one"
+            )
         return
     ahead = days_between(today(), who["date"])
     if ahead is not None and ahead > FUTURE_GRACE_DAYS:

@@ -940,7 +940,7 @@ def not_seen(
         0,
         None,
         "note",
-        f"Not seen for {days} days (last session {last_date}).",
+        f"Not seen for {days} days (last dated session {last_date}).",
         _question("not_seen"),
         (
             Evidence(
@@ -1013,11 +1013,18 @@ def read_client(
 
 
 def _latest(series: Sequence[SeriesData]) -> Visit | None:
-    """The client's latest session over every series: the latest date, then session."""
-    visits = [v for s in series for v in s.visits]
-    if not visits:
+    """The client's latest session over every series. Within a series the session number
+    orders sessions (an undated session 2 comes after a dated session 1); between series,
+    each one's last session by its latest date, then its number; ties go to the first
+    instrument and rater in name order (as ``views._one_row``)."""
+    lasts = [
+        (max((v.date for v in s.visits if v.date), default=""), s.visits[-1].session, s)
+        for s in sorted(series, key=lambda s: (s.spec.instrument, s.spec.rater))
+        if s.visits
+    ]
+    if not lasts:
         return None
-    return max(visits, key=lambda v: (v.date or "", v.session))
+    return max(lasts, key=lambda t: (t[0], t[1]))[2].visits[-1]
 
 
 # -- specs from instrument files -----------------------------------------------------------

@@ -830,7 +830,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
         for i, s in enumerate(sessions)
     ]
     valid = [t for t in totals if t is not None]
-    latest = max(visits, key=lambda v: (v.date or "", v.session))
+    latest = visits[-1]  # the last session by number: its counselor is the series'
     last_date = max((d for d in dates if d), default=None)
     numbers = (
         inst_id, rater, len(sessions), sessions[-1], last_date, totals[-1],
@@ -839,7 +839,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
     return reading.SeriesData(spec, visits), numbers
 
 
-CASELOAD_RULES = 2  # raise when a rule changes: every kept caseload reading is then stale
+CASELOAD_RULES = 3  # raise when a rule changes: every kept caseload reading is then stale
 SNAPSHOT_FORMAT = "rows-4"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
