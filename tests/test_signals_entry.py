@@ -570,3 +570,40 @@ def test_the_counselor_is_the_one_of_the_last_session_by_number_dated_or_not(
     assert srs.exit_code == 0
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert row["counselor"] == "Okafor" and row["days_since"] == 14
+
+
+def test_a_stored_instrument_not_defined_here_is_said_once_by_every_view(
+    cli, tmp_path: Path, mini_dir: Path
+):
+    """A history saved with a user's instrument, read without its folder (or with a broken
+    definition): the sessions are shown, and a note says the reading leaves out what needs
+    the definition (its cutoff here), once per command; none with the folder, none with -q."""
+    db = tmp_path / "h.sqlite"
+    for session, answers in ((1, "4 2 4"), (2, "4 2 4"), (3, "1 5 1")):
+        saved = cli("--instruments-dir", str(mini_dir), "score", "mini", *answers.split(),
+                    "--client", "M", "--session", str(session), "--save", "--db", str(db),
+                    "-q")  # fmt: skip
+        assert saved.exit_code == 0, saved.stderr
+    note = "note: instrument 'mini' is not defined here"
+    commands = (
+        ("clients", "--db", str(db), "-f", "json"),
+        ("history", "M", "--db", str(db), "-f", "json"),
+        ("report", "M", "--db", str(db), "-o", str(tmp_path / "m.html")),
+        ("report", "--caseload", "--db", str(db), "-o", str(tmp_path / "c.html")),
+    )
+    for args in commands:
+        without = cli(*args)
+        assert without.exit_code == 0, without.stderr
+        assert without.stderr.count(note) == 1, args
+        with_dir = cli("--instruments-dir", str(mini_dir), *args)
+        assert with_dir.exit_code == 0 and "not defined here" not in with_dir.stderr
+        assert note not in cli(*args, "-q").stderr
+    with_dir = json.loads(cli("--instruments-dir", str(mini_dir), "clients", "--db", str(db),
+                              "-f", "json").stdout)  # fmt: skip
+    without = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    kinds = [{c["kind"] for c in rows[0]["concerns"]} for rows in (with_dir, without)]
+    assert kinds[0] - kinds[1] == {"low"}  # the cutoff needs the definition
+    (mini_dir / "mini.yaml").write_text("id: mini\nname: broken\n", encoding="utf-8")
+    broken = cli("--instruments-dir", str(mini_dir), "clients", "--db", str(db), "-f", "json")
+    assert broken.exit_code == 0
+    assert "note: instrument 'mini' has a definition that does not load here" in broken.stderr

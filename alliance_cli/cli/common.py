@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
@@ -405,6 +405,27 @@ def run_catalog(strict: bool = False, quiet: bool = False) -> Catalog:
         for problem in catalog.problems:
             say(f"warning: {problem} (skipped)")
     return catalog
+
+
+def say_undefined(catalog: Catalog, instruments: Iterable[str], quiet: bool) -> None:
+    """Say once per instrument of the history shown that has no definition here: its
+    sessions are shown as stored, but the reading leaves out what needs the definition."""
+    from alliance_cli.core.errors import InstrumentInvalid
+
+    if quiet:
+        return
+    for inst_id in sorted(set(instruments)):
+        try:
+            catalog.get(inst_id)
+        except InstrumentInvalid:
+            say(f"note: instrument '{inst_id}' has a definition that does not load here "
+                "('alliance instruments check' says why): its sessions are shown as stored, "
+                "and the reading leaves out its cutoffs, bands, norms and item pairs")  # fmt: skip
+        except AllianceError:
+            say(f"note: instrument '{inst_id}' is not defined here (not bundled; not in "
+                "--instruments-dir or ALLIANCE_INSTRUMENTS_PATH): its sessions are shown as "
+                "stored, and the reading leaves out its cutoffs, bands, norms and item "
+                "pairs")  # fmt: skip
 
 
 def say_verification(scorer: Any, quiet: bool) -> None:

@@ -18,6 +18,7 @@ from alliance_cli.cli.common import (
     progress_of,
     run_catalog,
     say,
+    say_undefined,
 )
 from alliance_cli.core.errors import visible
 
@@ -118,10 +119,11 @@ def history_command(
         history.open_store(db, create=False, on_wait=say) as store,
         progress_of("reading the history", quiet) as on_progress,
     ):
+        catalog = run_catalog(quiet=quiet)
         series = views.client_view(
-            store, client, instrument, run_catalog(quiet=quiet), settings,
-            on_progress=on_progress,
-        )  # fmt: skip
+            store, client, instrument, catalog, settings, on_progress=on_progress
+        )
+    say_undefined(catalog, (s.instrument for s in series), quiet)
 
     output(
         fmt,
@@ -158,11 +160,13 @@ def clients_command(
     filters = caseload_filter(counselor, instrument, since, only_open)
     with history.open_store(db, create=False, on_wait=say) as store:
         settings = _settings(early_sessions, early_pomp, gap, not_seen)
+        catalog = run_catalog(quiet=quiet)
+        seen: dict[str, Any] = {}
         with progress_of("reading the caseload", quiet) as on_progress:
             rows = views.caseload(
-                store, run_catalog(quiet=quiet), settings, filters, today(),
-                on_progress=on_progress,
-            )  # fmt: skip
+                store, catalog, settings, filters, today(), on_progress=on_progress, seen=seen
+            )
+    say_undefined(catalog, seen.get("instruments", ()), quiet)
     if not rows and not quiet:
         say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]

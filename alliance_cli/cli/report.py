@@ -13,6 +13,7 @@ from alliance_cli.cli.common import (
     progress_of,
     run_catalog,
     say,
+    say_undefined,
 )
 from alliance_cli.cli.history import (
     CounselorOpt,
@@ -108,6 +109,7 @@ def report_command(
                     store, client, instrument, catalog, settings, generated,
                     on_progress=on_progress,
                 )  # fmt: skip
+            say_undefined(catalog, {k[1] for k in store.series_keys(client)}, quiet)
             page = html.client_report(**data)
             with safe_writer(output) as out:
                 out.write(page)
@@ -125,6 +127,7 @@ def report_command(
                     store, catalog, settings, filters, described, generated, today(),
                     linked=out_dir is not None, on_progress=on_progress,
                 )  # fmt: skip
+            say_undefined(catalog, store.caseload_instruments(), quiet)
             page = html.caseload_report(**data)
             if out_dir is None:
                 assert output is not None

@@ -451,9 +451,11 @@ def caseload(
     today: str | None = None,
     readings: dict[str, Any] | None = None,
     on_progress: OnProgress | None = None,
+    seen: dict[str, Any] | None = None,
 ) -> list[CaseloadRow]:
     """One row per client (the one reading's open concerns), most in need of attention first.
-    ``on_progress(done, total)`` hears of the clients read, when any must be.
+    ``on_progress(done, total)`` hears of the clients read, when any must be; ``seen``, when
+    given, is told the instruments of the caseload's series (``"instruments"``).
 
     The whole list (every client: each filter but ``instrument`` then chooses among its
     rows) is kept, and each client's reading until one of their sessions changes
@@ -484,6 +486,8 @@ def caseload(
     with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows, fresh = store.snapshot()
         instruments = store.caseload_instruments()
+        if seen is not None:
+            seen["instruments"] = instruments
         if whole and fresh and kept_rows is not None and list_stamp(instruments) == kept_stamp:
             rows = _kept_rows(kept_rows)
             series_rows = None
