@@ -737,8 +737,8 @@ def _read_clients(
 ) -> list[CaseloadRow]:
     """Read these series from the caseload index, each client's series together: the one
     reading per client (kept in ``readings`` when given), and per series its latest numbers
-    and open concerns; ``on_progress(clients read, clients)`` every 256 clients and at the
-    end."""
+    and open concerns; ``on_progress(clients read, clients)`` every 256 clients (every chunk
+    when many are read on every core: ``reading_jobs``) and at the end."""
     from alliance_cli.store import reading_jobs
 
     rows = store.caseload_rows(only=keys)
@@ -758,7 +758,6 @@ def _read_clients(
             concerns = Concerns(
                 [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
             )
-            concerns.json()  # (encoded here: perhaps in a worker, on another core)
             inst_id, rater, n, last, last_date, total, trend, counselor = numbers
             out.append(
                 CaseloadRow(
