@@ -607,3 +607,26 @@ def test_a_stored_instrument_not_defined_here_is_said_once_by_every_view(
     broken = cli("--instruments-dir", str(mini_dir), "clients", "--db", str(db), "-f", "json")
     assert broken.exit_code == 0
     assert "note: instrument 'mini' has a definition that does not load here" in broken.stderr
+
+
+def test_a_bad_alliance_today_stops_a_save_before_anything_is_saved(
+    cli, tmp_path: Path, monkeypatch
+):
+    """The date checks of a save use today's date: a bad ALLIANCE_TODAY is the usage error
+    it is everywhere (exit 2, naming the variable), said before the history is touched,
+    never after a save that then looks failed."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "garbage")
+    db = tmp_path / "h.sqlite"
+    export = tmp_path / "export.csv"
+    export.write_text("client_id,session,date," + ",".join(f"wai_{i}" for i in range(1, 13))
+                      + "\nA,1,2026-11-01," + ",".join(HIGH) + "\n", encoding="utf-8")  # fmt: skip
+    for args in (
+        ("score", "wai-sr", *HIGH, "--client", "A", "--session", "1", "--date", "2026-11-01",
+         "--save", "--db", str(db)),
+        ("batch", str(export), "-i", "wai-sr", "--save", "--db", str(db), "-o",
+         str(tmp_path / "out.csv")),
+    ):  # fmt: skip
+        result = cli(*args)
+        assert result.exit_code == 2
+        assert "error: ALLIANCE_TODAY='garbage': give a date as YYYY-MM-DD" in result.stderr
+        assert not db.exists()

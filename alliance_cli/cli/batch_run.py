@@ -59,6 +59,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     recorder: Any = None
     since = 0
     future: tuple[int, Any] = (0, None)  # saved sessions dated after today, the latest
+    day = ""  # today, when saving
     open_concerns: list[Any] = []
 
     def open_recorder() -> Any:
@@ -87,8 +88,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         return open_recorder().fast_rows(scorer, ids, to_iso)
 
     if save:
+        from alliance_cli.cli.history import today
         from alliance_cli.store.backend import note_history
 
+        day = today()  # (ALLIANCE_TODAY checked before anything is saved)
         note_history(db)  # no output of this run may be the history it saves to
     args = (files, scorer, fmt, output, rejects, options, on_reject, on_progress)
     note = (lambda _text: None) if quiet else say
@@ -106,7 +109,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             # (a larger batch is not scanned again: 0.1-0.2 s a million rows, on a save that
             # must keep its pace; the caseload notes each client's latest session anyway)
-            future = _dated_after_today(store, since)
+            future = _dated_after_today(store, since, day)
         if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             open_concerns = _read_after_save(store, since, quiet)
         elif recorder is not None and recorder.saved > READ_AFTER_SAVE and store is not None:
@@ -244,15 +247,14 @@ def _storing_bar(progress: Any) -> Any:
     return on_stored
 
 
-def _dated_after_today(store: Any, since: int) -> tuple[int, Any]:
-    """The sessions this batch saved dated more than a day after today (typos, most
+def _dated_after_today(store: Any, since: int, today: str) -> tuple[int, Any]:
+    """The sessions this batch saved dated more than a day after ``today`` (typos, most
     likely): how many, and the latest-dated (client_id, session, date)."""
     from datetime import date, timedelta
 
-    from alliance_cli.cli.history import today
     from alliance_cli.core.reading import FUTURE_GRACE_DAYS
 
-    day = date.fromisoformat(today()) + timedelta(days=FUTURE_GRACE_DAYS)
+    day = date.fromisoformat(today) + timedelta(days=FUTURE_GRACE_DAYS)
     return store.dated_after(since, day.isoformat())  # type: ignore[no-any-return]
 
 

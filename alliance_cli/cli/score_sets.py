@@ -331,6 +331,9 @@ def save_outcome(
         outcome.scores, outcome.wheres, outcome.refs = [], [], []
         return
     all_refs = outcome.refs or [None] * len(outcome.scores)
+    from alliance_cli.cli.history import today
+
+    day = today()  # (ALLIANCE_TODAY checked before anything is saved)
     with history.open_store(db, on_wait=say) as store:
         if scorer is not None:  # the definition kept once: each Score is rebuilt from it
             store.define(scorer.instrument.to_data(), scorer.sha256)
@@ -349,7 +352,7 @@ def save_outcome(
                     if saved
                     else f"{what} is already recorded with the same answers (nothing to do)"
                 )
-            _warn_date_order(store, data)
+            _warn_date_order(store, data, day)
             said = views.said_at_save(store, data, catalog, Settings())
             outcome.concerns[len(kept)] = said
             if saved:  # what was said, kept as said: later sessions change the reading only
@@ -360,10 +363,9 @@ def save_outcome(
     outcome.scores, outcome.wheres, outcome.refs = kept, wheres, refs
 
 
-def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
-    """Say when a saved session is dated after today (more than a day: time zones), or
-    before an earlier session (or after a later one)."""
-    from alliance_cli.cli.history import today
+def _warn_date_order(store: Any, data: dict[str, Any], day: str) -> None:
+    """Say when a saved session is dated after ``day`` (today; more than a day ahead: time
+    zones), or before an earlier session (or after a later one)."""
     from alliance_cli.core.reading import FUTURE_GRACE_DAYS, days_between
 
     who = data["respondent"]
@@ -380,7 +382,7 @@ def _warn_date_order(store: Any, data: dict[str, Any]) -> None:
                 "to correct it): days since the last session count from a dated one"
             )
         return
-    ahead = days_between(today(), who["date"])
+    ahead = days_between(day, who["date"])
     if ahead is not None and ahead > FUTURE_GRACE_DAYS:
         say(
             f"note: session {who['session']} is dated {who['date']}, {ahead} days after today; "
