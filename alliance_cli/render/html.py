@@ -526,8 +526,9 @@ def caseload_report(
     out.append(
         "<footer>Open concerns: a drop not yet recovered, a slide, a score at or below the "
         "instrument's cutoff, a low early alliance, a client–therapist gap, an incomplete "
-        "form, or a client not seen for a while (the README says when each opens and "
-        "closes).</footer>"
+        "form, a client not seen for a while, or a latest session dated after today "
+        "(docs/history.md in alliance's documentation says when each opens and closes)."
+        "</footer>"
     )
     head = f"Alliance caseload · {esc(generated[:10])}"
     return _page("Alliance caseload", head, "\n".join(out))
