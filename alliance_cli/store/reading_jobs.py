@@ -4,7 +4,8 @@ touched most of the history reads every client again, tens of microseconds a ses
 The clients are read in order in chunks by forked worker processes (they inherit what to
 read: nothing is sent but each chunk's bounds), and the results come back in order: the
 same rows, in the same order, as one process gives. Fewer clients than
-``PARALLEL_CLIENTS``, one usable core, or a system without ``fork``: one process.
+``PARALLEL_CLIENTS``, one usable core, or a system other than Linux (the workers are
+forked, which only Linux does safely by default): one process.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ def read_all(
     jobs: int | None = None,
 ) -> list[R] | None:
     """``read_one`` of each item, in order, on up to ``jobs`` processes (every usable
-    core); None when one process should read them (too few, one core, no fork)."""
+    core); None when one process should read them (too few, one core, not Linux)."""
     from alliance_cli.io.environment import usable_cores
 
     jobs = usable_cores() if jobs is None else jobs
