@@ -107,11 +107,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         if recorder is not None and not recorder.finished:
             recorder.finish(keep=written)
         if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
-            # (a larger batch is not scanned again: 0.1-0.2 s a million rows, on a save that
-            # must keep its pace; the caseload notes each client's latest session anyway)
-            future = _dated_after_today(store, since, day)
-        if recorder is not None and 0 < recorder.saved <= READ_AFTER_SAVE and store is not None:
             open_concerns = _read_after_save(store, since, quiet)
+            # (a larger batch is not scanned again for dates: 0.1-0.2 s a million rows, on a
+            # save that must keep its pace; the caseload notes each client's latest anyway)
+            future = _dated_after_today(store, since, day)
         elif recorder is not None and recorder.saved > READ_AFTER_SAVE and store is not None:
             store.leave_said_pending(since)
             if not quiet:
@@ -144,11 +143,11 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         if open_concerns:
             say(_concern_summary(open_concerns))
     if future[0]:
-        client_id, session, day = future[1]
+        client_id, session, dated = future[1]
         say(
             f"note: {future[0]:,} saved session{'s are' if future[0] > 1 else ' is'} dated "
             f"after today (the latest: client {client_id} session {session}, "
-            f"{day}); check the dates: the caseload notes a client's latest one until corrected"
+            f"{dated}); check the dates: the caseload notes a client's latest one until corrected"
         )
     if recorder is not None and recorder.same and not quiet:
         say(
