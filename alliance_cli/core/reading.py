@@ -903,7 +903,7 @@ def days_between(earlier: str, later: str) -> int | None:
         return None
 
 
-def not_seen(
+def recency_note(
     last_date: str | None, today: str | None, settings: Settings, series: str = ""
 ) -> Concern | None:
     """A note when the latest session is longer ago than ``not_seen_days``, or dated after
@@ -1005,7 +1005,7 @@ def read_client(
     counselor = latest.counselor if latest else None
     last_date = max((v.date for s in series for v in s.visits if v.date), default=None)
     days = days_between(last_date, today) if last_date and today else None
-    away = not_seen(last_date, today, settings)
+    away = recency_note(last_date, today, settings)
     if away is not None:
         concerns.append(away)
     concerns.sort(key=order_key)

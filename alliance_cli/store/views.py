@@ -619,7 +619,7 @@ def _today(
     if not today or not row.last_date:
         return row
     if row.last_date not in dated:
-        away = reading.not_seen(row.last_date, today, settings)
+        away = reading.recency_note(row.last_date, today, settings)
         days = reading.days_between(row.last_date, today)
         dated[row.last_date] = (days, [away.as_dict()] if away is not None else [])
     days, note = dated[row.last_date]
