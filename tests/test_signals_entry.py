@@ -630,3 +630,23 @@ def test_a_bad_alliance_today_stops_a_save_before_anything_is_saved(
         assert result.exit_code == 2
         assert "error: ALLIANCE_TODAY='garbage': give a date as YYYY-MM-DD" in result.stderr
         assert not db.exists()
+
+
+def test_since_says_how_many_clients_it_cannot_place(cli, tmp_path: Path, monkeypatch):
+    """clients --since shows clients with a session on or after the date; a client whose
+    sessions have no date cannot be placed, and is left out with a note that counts them
+    (among those the other filters would show)."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "U1", 1, HIGH)
+    _save(cli, db, "U2", 1, HIGH, "--counselor", "Lee")
+    _save(cli, db, "D1", 1, HIGH, "--date", "2026-12-01", "--counselor", "Lee")
+    result = cli("clients", "--since", "2026-11-01", "--db", str(db), "-f", "json")
+    assert [r["client_id"] for r in json.loads(result.stdout)] == ["D1"]
+    assert "note: 2 clients with no dated session are left out by --since" in result.stderr
+    lee = cli("clients", "--since", "2026-11-01", "--counselor", "lee", "--db", str(db), "-f",
+              "json")  # fmt: skip
+    assert "note: 1 client with no dated session is left out by --since" in lee.stderr
+    plain = cli("clients", "--db", str(db), "-f", "json")
+    assert len(json.loads(plain.stdout)) == 3 and "left out" not in plain.stderr
+    assert "left out" not in cli("clients", "--since", "2026-11-01", "--db", str(db), "-q").stderr

@@ -167,6 +167,11 @@ def clients_command(
                 store, catalog, settings, filters, today(), on_progress=on_progress, seen=seen
             )
     say_undefined(catalog, seen.get("instruments", ()), quiet)
+    if seen.get("undated") and not quiet:
+        n = seen["undated"]
+        who = f"{n:,} clients with no dated session are" if n > 1 else (
+            "1 client with no dated session is")  # fmt: skip
+        say(f"note: {who} left out by --since (their sessions have no date)")
     if not rows and not quiet:
         say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -455,7 +456,8 @@ def caseload(
 ) -> list[CaseloadRow]:
     """One row per client (the one reading's open concerns), most in need of attention first.
     ``on_progress(done, total)`` hears of the clients read, when any must be; ``seen``, when
-    given, is told the instruments of the caseload's series (``"instruments"``).
+    given, is told the instruments of the caseload's series (``"instruments"``) and, with
+    ``since``, how many clients it leaves out for having no dated session (``"undated"``).
 
     The whole list (every client: each filter but ``instrument`` then chooses among its
     rows) is kept, and each client's reading until one of their sessions changes
@@ -515,7 +517,14 @@ def caseload(
             kept_text = b"\n".join(lines[id(r)] for r in rows)
             store.keep_snapshot(version, list_stamp(instruments), kept_text)
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
-    return [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
+    shown = [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
+    if seen is not None and want.since:  # the clients --since cannot place (no dated session)
+        others = dataclasses.replace(want, since=None)  # that the other filters would show
+        seen["undated"] = sum(
+            r.last_date is None and others.keeps_client(_today(r, today, settings, dated))
+            for r in rows
+        )
+    return shown
 
 
 def _reusable(
