@@ -249,12 +249,9 @@ def _storing_bar(progress: Any) -> Any:
 def _dated_after_today(store: Any, since: int, today: str) -> tuple[int, Any]:
     """The sessions this batch saved dated more than a day after ``today`` (typos, most
     likely): how many, and the latest-dated (client_id, session, date)."""
-    from datetime import date, timedelta
+    from alliance_cli.core.reading import future_limit
 
-    from alliance_cli.core.reading import FUTURE_GRACE_DAYS
-
-    day = date.fromisoformat(today) + timedelta(days=FUTURE_GRACE_DAYS)
-    return store.dated_after(since, day.isoformat())  # type: ignore[no-any-return]
+    return store.dated_after(since, future_limit(today))  # type: ignore[no-any-return]
 
 
 READ_AFTER_SAVE = 50_000  # sessions: a larger batch leaves its reading to the next `clients`

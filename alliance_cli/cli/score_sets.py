@@ -366,7 +366,7 @@ def save_outcome(
 def _warn_date_order(store: Any, data: dict[str, Any], day: str) -> None:
     """Say when a saved session is dated after ``day`` (today; more than a day ahead: time
     zones), or before an earlier session (or after a later one)."""
-    from alliance_cli.core.reading import FUTURE_GRACE_DAYS, days_between
+    from alliance_cli.core.reading import days_between, future_limit
 
     who = data["respondent"]
     if not who["date"]:
@@ -383,7 +383,7 @@ def _warn_date_order(store: Any, data: dict[str, Any], day: str) -> None:
             )
         return
     ahead = days_between(day, who["date"])
-    if ahead is not None and ahead > FUTURE_GRACE_DAYS:
+    if ahead is not None and who["date"] > future_limit(day):
         say(
             f"note: session {who['session']} is dated {who['date']}, {ahead} days after today; "
             "saved as given: check the date (the caseload notes it until corrected)"

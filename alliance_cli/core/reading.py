@@ -56,7 +56,7 @@ import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from statistics import NormalDist
 from typing import Any, Literal, NamedTuple
 
@@ -903,6 +903,13 @@ def days_between(earlier: str, later: str) -> int | None:
         return None
 
 
+def future_limit(today: str) -> str:
+    """The latest date a session may carry before it counts as dated after ``today`` (a day
+    ahead is allowed: time zones differ by at most one): the one rule of the future-date
+    note, of ``score --save``'s and of ``batch --save``'s."""
+    return (date.fromisoformat(today[:10]) + timedelta(days=FUTURE_GRACE_DAYS)).isoformat()
+
+
 def recency_note(
     last_date: str | None, today: str | None, settings: Settings, series: str = ""
 ) -> Concern | None:
@@ -911,7 +918,7 @@ def recency_note(
     if not last_date or not today:
         return None
     days = days_between(last_date, today)
-    if days is not None and days < -FUTURE_GRACE_DAYS:
+    if days is not None and last_date[:10] > future_limit(today):
         return Concern(
             "future_date",
             series,
