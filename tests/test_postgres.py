@@ -612,6 +612,7 @@ def test_pgpass_and_pgservice_give_the_password(password_role, tmp_path: Path, m
     assert save_wai(url, "PW-1", 1) == 0
     code, out, err = cli("clients", "--db", url, "-f", "json")
     assert code == 0 and '"PW-1"' in out, err
+    assert _clients_in_a_process("--db", url, "-f", "json") == ("0 False", out)  # libpq's own
     # a service file names the server, database and role: the URL names only the service
     parts = urlsplit(url)
     host = dict(p.split("=", 1) for p in parts.query.split("&"))["host"]
@@ -622,6 +623,8 @@ def test_pgpass_and_pgservice_give_the_password(password_role, tmp_path: Path, m
     monkeypatch.setenv("PGSERVICEFILE", str(services))
     code, out, err = cli("history", "PW-1", "--db", "postgresql://?service=clinic", "-f", "json")
     assert code == 0 and '"PW-1"' in out, err
+    first, out = _clients_in_a_process("--db", "postgresql://?service=clinic", "-f", "json")
+    assert first == "0 False" and '"PW-1"' in out
     # the password is never shown, and a password in the URL is refused
     code, out, err = cli("clients", "--db", url.replace("@", f":{secret}@", 1))
     assert code == 2 and secret not in out + err
@@ -702,3 +705,95 @@ def test_a_batch_notes_sessions_dated_after_today_on_the_server(
     code, out, err = cli("clients", "-f", "json", "--db", db)
     (row,) = json.loads(out)
     assert row["days_since"] == -333 and row["concerns"][-1]["kind"] == "future_date"
+
+
+# -- the kept caseload without psycopg --------------------------------------------------------
+_SHOW = """
+import contextlib, io, runpy, sys
+sys.argv = ["alliance", *sys.argv[1:]]
+out = io.StringIO()
+try:
+    with contextlib.redirect_stdout(out):
+        runpy.run_module("alliance_cli", run_name="__main__")
+except SystemExit as exc:
+    code = exc.code
+print(code, "psycopg" in sys.modules)
+print(out.getvalue(), end="")
+"""
+
+
+def _clients_in_a_process(*args: str, env: dict[str, str] | None = None) -> tuple[str, str]:
+    """`clients ARGS` run by a new Python: (exit code and whether psycopg was imported, the
+    output)."""
+    done = subprocess.run(
+        [sys.executable, "-c", _SHOW, "clients", *args], capture_output=True, text=True,
+        env={**os.environ, "NO_COLOR": "1", **(env or {})}, check=False, cwd=ROOT,
+    )  # fmt: skip
+    first, _, out = done.stdout.partition("\n")
+    return first, out
+
+
+def test_a_current_kept_list_is_shown_without_psycopg_and_the_same(database) -> None:
+    """The warm `clients` reads the kept list through libpq itself (store.libpq): the same
+    bytes as the list made by psycopg's store, each role its own list; a list that is not
+    current (after a save, or with a filter by instrument) is read through the store."""
+    a, b = database("counselor_a"), database("counselor_b")
+    for session in (1, 2, 3):
+        save_wai(a, "Q-1", session)
+        save_wai(b, "Q-2", session, ["1"] * 12)
+    made = {role: _clients_in_a_process("--db", role, "-f", "json") for role in (a, b)}
+    for role, other in ((a, '"Q-2"'), (b, '"Q-1"')):
+        assert made[role][0] == "0 True"  # read and kept through the store
+        assert _clients_in_a_process("--db", role, "-f", "json") == ("0 False", made[role][1])
+        assert other not in made[role][1]
+        table = _clients_in_a_process("--db", role)
+        assert table[0] == "0 False" and other.strip('"') not in table[1]
+    save_wai(a, "Q-1", 4, ["1"] * 12)
+    first, out = _clients_in_a_process("--db", a, "-f", "json")
+    assert first == "0 True" and '"drop"' in out
+    assert _clients_in_a_process("--db", a, "-f", "json") == ("0 False", out)
+    assert _clients_in_a_process("--db", a, "-i", "srs", "-f", "json")[0] == "0 True"
+
+
+def test_with_no_libpq_to_use_the_store_shows_the_list(database, monkeypatch) -> None:
+    """A libpq that cannot be loaded (or none found): `clients` opens the store, and shows
+    the same list."""
+    from alliance_cli.store import backend, libpq
+
+    a = database("counselor_a")
+    for session in (1, 2):
+        save_wai(a, "N-1", session)
+    code, out, err = cli("clients", "--db", a, "-f", "json")
+    assert code == 0 and '"N-1"' in out, err
+    assert backend.kept_on_server(a, lambda kept: kept.caseload_instruments()) == ["wai-sr"]
+    monkeypatch.setattr(libpq, "_LIB", None)
+    monkeypatch.setattr(libpq, "library_path", lambda: "/nonexistent/libpq.so.5")
+    assert backend.kept_on_server(a, lambda kept: kept.caseload_instruments()) is None
+    assert cli("clients", "--db", a, "-f", "json") == (0, out, err)
+
+
+def test_libpq_decodes_each_type_it_reads_and_refuses_others(database) -> None:
+    """store.libpq's results, type by type, against the server; anything it cannot read
+    (another type, a failed statement, no connection) is a LinkError, never a wrong value."""
+    from alliance_cli.store import libpq
+
+    link = libpq.Link(database())
+    try:
+        row = link.rows(
+            "SELECT true, false, '\\x00ff'::bytea, 9007199254740993::int8, -7::int4, "
+            "3::int2, 0.1::float8, %s::text, 'ü'::varchar, NULL::text, current_user::name",
+            ("tab\tand ü",),
+        )
+        assert row == [(True, False, b"\x00\xff", 9007199254740993, -7, 3, 0.1, "tab\tand ü",
+                        "ü", None, urlsplit(SERVER).username)]  # fmt: skip
+        assert link.rows("SELECT 1 WHERE false") == []
+        assert link.rows("SET search_path TO alliance") == []
+        for bad in ("SELECT 1.5::numeric", "SELECT * FROM no_such_table"):
+            with pytest.raises(libpq.LinkError):
+                link.rows(bad)
+    finally:
+        link.close()
+    link.close()  # twice: nothing
+    with pytest.raises(libpq.LinkError):
+        libpq.Link(as_role(database(), "no_such_role"))
+    assert libpq.numbered("a = %s AND b = %s") == "a = $1 AND b = $2"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.store.base import HistoryStore, has_password, shown
@@ -18,6 +19,7 @@ from alliance_cli.store.base import HistoryStore, has_password, shown
 ENV_DB = "ALLIANCE_DB"
 SERVER_SCHEMES = ("postgresql://", "postgres://")
 Location = Path | str  # a file, or a server's URL
+_T = TypeVar("_T")
 
 
 def is_server(db: object) -> bool:
@@ -87,6 +89,26 @@ def open_store(
     from alliance_cli.store import sqlite
 
     return sqlite.open_store(where, create=create, on_wait=on_wait)
+
+
+def kept_on_server(db: str | Path | None, show: Callable[[Any], _T | None]) -> _T | None:
+    """``show(reader)`` on a clinic server's ``postgres.KeptReader`` (the kept caseload,
+    read through libpq without importing psycopg: ``store.libpq``); None for a file, or
+    when that reader cannot be used or ``show`` finds the kept list not current (the
+    caller then opens the whole store, which says what is wrong, if anything is). A server
+    that refuses the connection is a ``HistoryError``, as from the store."""
+    where = location(db)
+    if not isinstance(where, str) or has_password(where):
+        return None
+    from alliance_cli.store import libpq, postgres
+
+    try:
+        with postgres.KeptReader(where) as reader:
+            return show(reader)
+    except libpq.ConnectFailed as exc:  # psycopg would fail the same way (and wait as long)
+        raise postgres.connect_error(shown(where), str(exc)) from None
+    except libpq.LinkError:
+        return None
 
 
 def client_ids(where: Location) -> list[str]:

@@ -252,6 +252,10 @@ class HistoryStore(Protocol):
         """How many sessions this history holds (that this role may see)."""
 
 
+SAID_PENDING = "SELECT min(since) FROM said_pending"  # (``StoreBase.said_pending``)
+CASELOAD_INSTRUMENTS = "SELECT DISTINCT instrument FROM caseload"
+
+
 class StoreBase:
     """The parts of a store that do not depend on the database: a Score's stored row, and a
     Score rebuilt from one (``_definition`` and ``_definition_data`` are the back end's)."""
@@ -387,7 +391,7 @@ class StoreBase:
 
     def said_pending(self) -> int | None:
         """The earliest row after which a batch's sessions wait for their reading."""
-        row = self._rows("SELECT min(since) FROM said_pending")
+        row = self._rows(SAID_PENDING)
         return None if not row or row[0][0] is None else int(row[0][0])
 
     def said_kept(self, since: int) -> None:
@@ -464,7 +468,7 @@ class StoreBase:
 
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
-        return [r[0] for r in self._rows("SELECT DISTINCT instrument FROM caseload")]
+        return [r[0] for r in self._rows(CASELOAD_INSTRUMENTS)]
 
     def kept_caseload(
         self, clients: set[str] | None = None, instrument: str | None = None

@@ -31,7 +31,9 @@ from typing import Any
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput
 from alliance_cli.store.base import (
+    CASELOAD_INSTRUMENTS,
     COPY_ROWS,
+    SAID_PENDING,
     SESSION_COLUMNS,
     BatchBase,
     Conflict,
@@ -364,6 +366,79 @@ _STAGING = (
 )
 
 
+# the kept caseload of this role (``Store.snapshot``, ``KeptReader.snapshot``): the
+# fingerprint of its series, then the kept list with whether it was made at that fingerprint
+FINGERPRINT = (
+    "SELECT count(*) || ':' || coalesce(sum(version), 0) || ':' || coalesce(sum(hashtext("
+    "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
+)
+SNAPSHOT = (
+    "SELECT stamp, rows, fingerprint = %s "
+    "FROM caseload_snapshot WHERE role = session_user"  # (the owner sees all)
+)
+SCHEMA = "SELECT value FROM alliance.meta WHERE key = 'schema_version'"
+
+
+def kept_snapshot(row: Sequence[Any] | None) -> tuple[int, str | None, bytes | None, bool]:
+    """``snapshot``'s answer from the kept list's row (stamp, compressed rows, fresh)."""
+    if row is None or row[1] is None:
+        return (0, None, None, False)
+    try:
+        rows = zlib.decompress(row[1])
+    except zlib.error:  # not what keep_snapshot wrote: no list kept
+        return (0, None, None, False)
+    return (0, row[0], rows, bool(row[2]))
+
+
+class KeptReader:
+    """Just enough of the store to show the caseload as kept (``views.kept_caseload``),
+    through libpq itself (``store.libpq``: no psycopg to import); a ``LinkError`` from any
+    of it, and the caller opens the whole ``Store``."""
+
+    def __init__(self, url: str) -> None:
+        from alliance_cli.store import libpq
+
+        self.link = libpq.Link(url)
+        try:
+            version = self.link.rows(SCHEMA)
+            if not version or int(version[0][0]) != SCHEMA_VERSION:  # to migrate: the Store
+                raise libpq.LinkError("schema")
+            self.link.rows("SET search_path TO alliance")
+        except BaseException:
+            self.link.close()
+            raise
+
+    def __enter__(self) -> KeptReader:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.link.close()
+
+    def said_pending(self) -> int | None:
+        """The earliest row after which a batch's sessions wait for their reading."""
+        row = self.link.rows(SAID_PENDING)
+        return None if not row or row[0][0] is None else int(row[0][0])
+
+    @contextlib.contextmanager
+    def reading(self) -> Iterator[None]:
+        """A read transaction (repeatable read), as ``Store.reading``."""
+        self.link.rows("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            self.link.rows("ROLLBACK")
+
+    def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
+        """As ``Store.snapshot``."""
+        fingerprint = str(self.link.rows(FINGERPRINT)[0][0])
+        found = self.link.rows(SNAPSHOT, (fingerprint,))
+        return kept_snapshot(found[0] if found else None)
+
+    def caseload_instruments(self) -> list[str]:
+        """The instruments of every series the caseload keeps a reading for."""
+        return [r[0] for r in self.link.rows(CASELOAD_INSTRUMENTS)]
+
+
 class Store(StoreBase):
     """The PostgreSQL session store (``HistoryStore``)."""
 
@@ -382,9 +457,7 @@ class Store(StoreBase):
         try:
             self.db = self.pg.connect(url, autocommit=True)
         except self.pg.Error as exc:
-            text = _first_line(exc)
-            hint = "; give the password in ~/.pgpass (or PGPASSFILE)" if "password" in text else ""
-            raise HistoryError(f"{self.path}: cannot connect ({text}){hint}") from None
+            raise connect_error(self.path, str(exc)) from None
         try:
             self.db.execute("SET search_path TO alliance")
             # a lock another counselor's save holds is waited for as long as on SQLite
@@ -775,36 +848,19 @@ class Store(StoreBase):
             yield from cursor
 
     # -- reading ---------------------------------------------------------------------------
-    _FINGERPRINT = (
-        "SELECT count(*) || ':' || coalesce(sum(version), 0) || ':' || coalesce(sum(hashtext("
-        "client_id || chr(31) || instrument || chr(31) || rater)::bigint), 0) FROM caseload"
-    )
+    _FINGERPRINT = FINGERPRINT
 
     def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
         """(0, stamp, rows as UTF-8 bytes, fresh) of this role's kept caseload: rows None
         when none is kept; fresh when none of its series changed since (the fingerprint of
         its kept series is the same)."""
-        self._fingerprint = str(self._all(self._FINGERPRINT)[0][0])
+        self._fingerprint = str(self._all(FINGERPRINT)[0][0])
         try:  # the rows in binary: compressed, 0.7 MB for 10,000 clients
-            row = (
-                self.db.cursor(binary=True)
-                .execute(
-                    "SELECT stamp, rows, fingerprint = %s "
-                    "FROM caseload_snapshot WHERE role = session_user",  # (the owner sees all)
-                    (self._fingerprint,),
-                )
-                .fetchone()
-            )
+            row = self.db.cursor(binary=True).execute(SNAPSHOT, (self._fingerprint,)).fetchone()
         except self.pg.Error as exc:
             self.rollback()
             raise self._error(exc) from None
-        if row is None or row[1] is None:
-            return (0, None, None, False)
-        try:
-            rows = zlib.decompress(row[1])
-        except zlib.error:  # not what keep_snapshot wrote: no list kept
-            return (0, None, None, False)
-        return (0, row[0], rows, bool(row[2]))
+        return kept_snapshot(row)
 
     def keep_snapshot(self, version: int, stamp: str, rows: bytes) -> None:
         """Keep this role's caseload as read at ``snapshot``, unless one of its series
@@ -1119,6 +1175,16 @@ def migration_scripts(start: int = 0) -> list[str]:
             f"'{version + 1}') ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value;"
         )
     return scripts
+
+
+def connect_error(where: str, message: str) -> HistoryError:
+    """The error for a connection the server refused or never answered: libpq's first line
+    (without psycopg's "connection failed: "), and where a password would go."""
+    text = message.strip().splitlines()[0] if message.strip() else "no reason given"
+    for prefix in ("connection failed: ", "connection is bad: "):
+        text = text.removeprefix(prefix)
+    hint = "; give the password in ~/.pgpass (or PGPASSFILE)" if "password" in text else ""
+    return HistoryError(f"{where}: cannot connect ({text}){hint}")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
-from typing import IO, Any, NamedTuple
+from typing import IO, Any, NamedTuple, Protocol
 
 from alliance_cli.core import change, reading
 from alliance_cli.core.compiled import TOTAL
@@ -470,17 +471,8 @@ def caseload(
     if readings is None:
         keep_pending_said(store, catalog, settings, on_progress)
     want = filters or CaseloadFilter()
-    stamps: dict[str, str] = {}
-
-    def stamp(inst_id: str) -> str:  # what a kept reading depends on besides the sessions
-        if inst_id not in stamps:
-            sha = _current_sha(catalog, inst_id) or "-"
-            stamps[inst_id] = f"{CASELOAD_RULES}|{sha}{_local_norms(catalog, inst_id)}|{settings!r}"
-        return stamps[inst_id]
-
-    def list_stamp(instruments: Iterable[str]) -> str:  # (and the kept list's format)
-        return "\n".join([SNAPSHOT_FORMAT, *(stamp(i) for i in sorted(set(instruments)))])
-
+    stamps = _Stamps(catalog, settings)
+    stamp, list_stamp = stamps.of, stamps.of_list
     # the whole list's rows hold for every filter but the instrument (which shows that
     # instrument's numbers): the others only choose among them, at the end
     whole = not want.instrument
@@ -516,6 +508,80 @@ def caseload(
             lines.update((id(row), line) for row, line in reused)
             kept_text = b"\n".join(lines[id(r)] for r in rows)
             store.keep_snapshot(version, list_stamp(instruments), kept_text)
+    return _shown(rows, want, today, settings, seen)
+
+
+class KeptSource(Protocol):
+    """What ``kept_caseload`` reads: a whole store, or a server's ``KeptReader``."""
+
+    def said_pending(self) -> int | None:
+        """The earliest row after which a batch's sessions wait for their reading."""
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        """A read transaction."""
+
+    def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
+        """(version, stamp, rows, fresh) of the kept caseload."""
+
+    def caseload_instruments(self) -> list[str]:
+        """The instruments of every series the caseload keeps a reading for."""
+
+
+def kept_caseload(
+    store: KeptSource,
+    catalog: Any,
+    settings: reading.Settings,
+    filters: CaseloadFilter | None = None,
+    today: str | None = None,
+    seen: dict[str, Any] | None = None,
+) -> list[CaseloadRow] | None:
+    """``caseload``, when it is the kept list as it was written: no batch waits for its
+    reading, the whole list is kept and current (no filter by instrument); else None (and
+    nothing read), for ``caseload`` to read and keep what it must."""
+    want = filters or CaseloadFilter()
+    if want.instrument or store.said_pending() is not None:
+        return None
+    with store.reading():
+        _, kept_stamp, kept_rows, fresh = store.snapshot()
+        instruments = store.caseload_instruments()
+    stamps = _Stamps(catalog, settings)
+    if not fresh or kept_rows is None or stamps.of_list(instruments) != kept_stamp:
+        return None
+    if seen is not None:
+        seen["instruments"] = instruments
+    return _shown(_kept_rows(kept_rows), want, today, settings, seen)
+
+
+class _Stamps:
+    """What a kept reading depends on besides the sessions, per instrument (``of``), and
+    the kept list's stamp (``of_list``: its format and its instruments' stamps)."""
+
+    def __init__(self, catalog: Any, settings: reading.Settings) -> None:
+        self.catalog, self.settings = catalog, settings
+        self.made: dict[str, str] = {}
+
+    def of(self, inst_id: str) -> str:
+        """One instrument's stamp: the rules, its definition, local norms, the settings."""
+        if inst_id not in self.made:
+            sha = _current_sha(self.catalog, inst_id) or "-"
+            norms = _local_norms(self.catalog, inst_id)
+            self.made[inst_id] = f"{CASELOAD_RULES}|{sha}{norms}|{self.settings!r}"
+        return self.made[inst_id]
+
+    def of_list(self, instruments: Iterable[str]) -> str:
+        """The kept list's stamp (and its format)."""
+        return "\n".join([SNAPSHOT_FORMAT, *(self.of(i) for i in sorted(set(instruments)))])
+
+
+def _shown(
+    rows: list[CaseloadRow],
+    want: CaseloadFilter,
+    today: str | None,
+    settings: reading.Settings,
+    seen: dict[str, Any] | None,
+) -> list[CaseloadRow]:
+    """The rows the filters keep, each with the days since its latest session as of today
+    (and, with ``--since``, how many clients it leaves out undated: ``seen["undated"]``)."""
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
     shown = [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
     if seen is not None and want.since:  # the clients --since cannot place (no dated session)
