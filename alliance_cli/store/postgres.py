@@ -376,6 +376,7 @@ SNAPSHOT = (
     "SELECT stamp, rows, fingerprint = %s "
     "FROM caseload_snapshot WHERE role = session_user"  # (the owner sees all)
 )
+FRESH = "SELECT fingerprint = %s FROM caseload_snapshot WHERE role = session_user"
 SCHEMA = "SELECT value FROM alliance.meta WHERE key = 'schema_version'"
 
 
@@ -429,8 +430,12 @@ class KeptReader:
             self.link.rows("ROLLBACK")
 
     def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
-        """As ``Store.snapshot``."""
+        """As ``Store.snapshot``, but a list that is not fresh is not fetched (rows None):
+        the whole store then reads what it must, and fetches it."""
         fingerprint = str(self.link.rows(FINGERPRINT)[0][0])
+        found = self.link.rows(FRESH, (fingerprint,))
+        if not found or not found[0][0]:
+            return (0, None, None, False)
         found = self.link.rows(SNAPSHOT, (fingerprint,))
         return kept_snapshot(found[0] if found else None)
 
