@@ -797,3 +797,31 @@ def test_libpq_decodes_each_type_it_reads_and_refuses_others(database) -> None:
     with pytest.raises(libpq.LinkError):
         libpq.Link(as_role(database(), "no_such_role"))
     assert libpq.numbered("a = %s AND b = %s") == "a = $1 AND b = $2"
+
+
+def test_ctrl_c_while_a_server_never_answers_stops_at_once(tmp_path: Path) -> None:
+    """A server that accepts the connection and then says nothing (a hung host): Ctrl-C
+    stops `clients` at once, one line, exit 130 (libpq's own wait would hold it)."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    threading.Thread(target=lambda: held.append(listener.accept()[0]), daemon=True).start()
+    try:
+        proc = _alliance("clients", "--db", f"postgresql://lee@127.0.0.1:{port}/clinic"
+                         "?sslmode=disable", env={"PGCONNECT_TIMEOUT": "0"})  # fmt: skip
+        deadline = time.monotonic() + 20
+        while not held and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held, "alliance never connected"
+        time.sleep(0.5)
+        assert proc.poll() is None  # waiting for the server
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=10)
+        assert proc.returncode == 130 and err.strip().splitlines() == ["interrupted"], err
+    finally:
+        listener.close()
+        for conn in held:
+            conn.close()

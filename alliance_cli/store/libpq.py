@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from typing import Any
 
 CONNECTION_OK = 0
+CONNECTION_BAD = 1
+PGRES_POLLING_FAILED, PGRES_POLLING_READING, PGRES_POLLING_WRITING, PGRES_POLLING_OK = 0, 1, 2, 3
 PGRES_COMMAND_OK = 1
 PGRES_TUPLES_OK = 2
 BINARY = 1  # results in binary: a bytea column arrives as its bytes, not as hex
@@ -94,7 +96,9 @@ def _library() -> ctypes.CDLL:
         raise LinkError(str(exc)) from None
     ptr, text, num = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int
     signatures: dict[str, tuple[Any, list[Any]]] = {
-        "PQconnectdb": (ptr, [text]),
+        "PQconnectStart": (ptr, [text]),
+        "PQconnectPoll": (num, [ptr]),
+        "PQsocket": (num, [ptr]),
         "PQstatus": (num, [ptr]),
         "PQerrorMessage": (text, [ptr]),
         "PQfinish": (None, [ptr]),
@@ -126,12 +130,35 @@ class Link:
 
     def __init__(self, url: str) -> None:
         self.lib = _library()
-        self.conn = self.lib.PQconnectdb(url.encode("utf-8"))
+        self.conn = self.lib.PQconnectStart(url.encode("utf-8"))
         if not self.conn:
             raise LinkError("out of memory")
-        if self.lib.PQstatus(self.conn) != CONNECTION_OK:
-            message = (self.lib.PQerrorMessage(self.conn) or b"").decode("utf-8", "replace")
+        try:
+            self._connect()
+        except BaseException:  # (Ctrl-C while waiting for the server, too)
             self.close()
+            raise
+
+    def _connect(self) -> None:
+        """Finish connecting, waiting for the socket in Python (libpq's own wait would not
+        let Ctrl-C through while an unreachable server is tried)."""
+        import select
+
+        lib = self.lib
+        state = PGRES_POLLING_WRITING
+        while lib.PQstatus(self.conn) != CONNECTION_BAD and state != PGRES_POLLING_OK:
+            if state == PGRES_POLLING_FAILED:
+                break
+            sock = lib.PQsocket(self.conn)
+            if sock < 0:
+                break
+            if state == PGRES_POLLING_READING:
+                select.select([sock], [], [])
+            else:
+                select.select([], [sock], [])
+            state = lib.PQconnectPoll(self.conn)
+        if lib.PQstatus(self.conn) != CONNECTION_OK:
+            message = (lib.PQerrorMessage(self.conn) or b"").decode("utf-8", "replace")
             raise ConnectFailed(message)
 
     def rows(self, sql: str, params: Sequence[str] = ()) -> list[tuple[Any, ...]]:
@@ -157,23 +184,29 @@ class Link:
                 if kind not in _DECODE:
                     raise LinkError(f"type {kind}")
                 decode.append(_DECODE[kind])
-            out = []
-            for row in range(lib.PQntuples(result)):
-                out.append(
-                    tuple(
-                        None
-                        if lib.PQgetisnull(result, row, col)
-                        else decode[col](
-                            ctypes.string_at(
-                                lib.PQgetvalue(result, row, col), lib.PQgetlength(result, row, col)
-                            )
-                        )
-                        for col in range(fields)
-                    )
-                )
-            return out
+            try:
+                return self._decoded(result, fields, decode)
+            except UnicodeDecodeError as exc:  # (the connection's encoding is set to UTF8)
+                raise LinkError(str(exc)) from None
         finally:
             lib.PQclear(result)
+
+    def _decoded(self, result: Any, fields: int, decode: list[Any]) -> list[tuple[Any, ...]]:
+        """Every row of a result, each value decoded by its column's function."""
+        lib = self.lib
+        out = []
+        for row in range(lib.PQntuples(result)):
+            values: list[Any] = []
+            for col in range(fields):
+                if lib.PQgetisnull(result, row, col):
+                    values.append(None)
+                    continue
+                length = lib.PQgetlength(result, row, col)
+                values.append(
+                    decode[col](ctypes.string_at(lib.PQgetvalue(result, row, col), length))
+                )
+            out.append(tuple(values))
+        return out
 
     def close(self) -> None:
         """Close the connection (again: nothing)."""

@@ -405,6 +405,9 @@ class KeptReader:
             if not version or int(version[0][0]) != SCHEMA_VERSION:  # to migrate: the Store
                 raise libpq.LinkError("schema")
             self.link.rows("SET search_path TO alliance")
+            self.link.rows("SET client_encoding TO 'UTF8'")
+            # a lock held by a migration is waited for no longer than by the Store
+            self.link.rows(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")
         except BaseException:
             self.link.close()
             raise
