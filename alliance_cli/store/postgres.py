@@ -696,13 +696,14 @@ class Store(StoreBase):
         batch's constants left out) into the temporary table as it is, unread by Python;
         returns how many rows it held."""
         self._stage()
+        cursor = self.db.cursor()
         with (
             open(path, "rb") as handle,
-            self.db.cursor().copy(f"COPY alliance_staging ({SPOOL_COLUMNS}) FROM STDIN") as copy,
+            cursor.copy(f"COPY alliance_staging ({SPOOL_COLUMNS}) FROM STDIN") as copy,
         ):
             while block := handle.read(1 << 20):
                 copy.write(block)
-        return int(self.db.execute("SELECT count(*) FROM alliance_staging").fetchone()[0])
+        return int(cursor.rowcount)  # the server's count of the rows copied ("COPY n")
 
     def move_staged(
         self,
