@@ -825,3 +825,15 @@ def test_ctrl_c_while_a_server_never_answers_stops_at_once(tmp_path: Path) -> No
         listener.close()
         for conn in held:
             conn.close()
+
+
+def test_a_newer_schema_is_said_not_shown_from_the_kept_list(database) -> None:
+    """The kept list is read without the store only at this alliance's schema version: a
+    history a newer alliance wrote is said (exit 5), never shown from what was kept."""
+    a = database("counselor_a")
+    save_wai(a, "V-1", 1)
+    assert cli("clients", "--db", a, "-f", "json")[0] == 0  # the list kept
+    assert _clients_in_a_process("--db", a, "-f", "json")[0] == "0 False"
+    admin_sql("UPDATE alliance.meta SET value = '999' WHERE key = 'schema_version'", _db(a))
+    code, out, err = cli("clients", "--db", a, "-f", "json")
+    assert code == 5 and "newer alliance" in err and out == "", err

@@ -66,10 +66,13 @@ _DECODE: dict[int, Any] = {
 
 def library_path() -> str | None:
     """The libpq psycopg would use here (None: not Linux, no psycopg, or none found)."""
-    if not sys.platform.startswith("linux") or importlib.util.find_spec("psycopg") is None:
+    try:
+        if not sys.platform.startswith("linux") or importlib.util.find_spec("psycopg") is None:
+            return None
+        impl = os.environ.get("PSYCOPG_IMPL", "")
+        binary = importlib.util.find_spec("psycopg_binary") if impl in ("", "binary") else None
+    except (ImportError, ValueError):  # (a module half set up: leave it to psycopg)
         return None
-    impl = os.environ.get("PSYCOPG_IMPL", "")
-    binary = importlib.util.find_spec("psycopg_binary") if impl in ("", "binary") else None
     if binary is not None and binary.submodule_search_locations:
         package = next(iter(binary.submodule_search_locations))
         found = sorted(glob.glob(os.path.join(package + ".libs", "libpq-*.so*")))
@@ -113,7 +116,10 @@ def _library() -> ctypes.CDLL:
         "PQclear": (None, [ptr]),
     }
     for name, (restype, argtypes) in signatures.items():
-        function = getattr(lib, name)
+        try:
+            function = getattr(lib, name)
+        except AttributeError:  # not a libpq this module knows
+            raise LinkError(f"no {name} in {path}") from None
         function.restype, function.argtypes = restype, argtypes
     _LIB = lib
     return lib

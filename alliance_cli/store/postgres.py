@@ -402,7 +402,7 @@ class KeptReader:
         self.link = libpq.Link(url)
         try:
             version = self.link.rows(SCHEMA)
-            if not version or int(version[0][0]) != SCHEMA_VERSION:  # to migrate: the Store
+            if not version or version[0][0] != str(SCHEMA_VERSION):  # to migrate: the Store
                 raise libpq.LinkError("schema")
             self.link.rows("SET search_path TO alliance")
             self.link.rows("SET client_encoding TO 'UTF8'")
