@@ -1,13 +1,14 @@
 """A few read-only queries sent through libpq itself, without psycopg: the warm ``clients``
 on a clinic's server only checks that the kept caseload is current and fetches it, and
 importing psycopg (its libpq binding, 250 exception classes, asyncio, importlib.metadata)
-costs more than all of that (0.15-0.25 s of a 0.5 s target; docs/performance.md).
+costs more than all of that (0.15-0.25 s of a 0.5 s target; docs/clinic-server.md).
 
-The library is the one psycopg uses: the libpq bundled with psycopg-binary, else the
+The library is a libpq psycopg loads: the one bundled with psycopg-binary, else the
 system's ``libpq.so.5``. Connection settings are libpq's own, as for psycopg: the URL,
 PGSERVICE, ~/.pgpass, sslmode. Linux only, and only where psycopg is installed (a history
 that cannot save must not seem to work). Every failure is a ``LinkError``: the caller then
-does the same work through psycopg, which says what went wrong.
+does the same work through psycopg, which says what went wrong; but a connection the server
+refused or never completed (``ConnectFailed``) is said at once, not tried twice.
 """
 
 from __future__ import annotations
