@@ -309,3 +309,31 @@ def test_local_norms_are_part_of_what_a_kept_reading_depends_on(cli, tmp_path, m
     monkeypatch.delenv("ALLIANCE_NORMS")
     again = cli("clients", "--db", str(db), "-f", "json")
     assert again.stdout == plain.stdout == _scratch(cli, db, tmp_path)
+
+
+def test_the_not_seen_days_are_said_from_the_kept_readings(cli, tmp_path, monkeypatch):
+    """--not-seen-days changes only today's note, added when the list is shown: the kept
+    readings and the kept list stay as they were (a caseload of 10,000 clients was read
+    again from scratch for it, twice: with the option and then without it), and the list is
+    the one a reading from scratch gives with the same option."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-01")
+    db = tmp_path / "h.sqlite"
+    for n, date in enumerate(["2026-10-01", "2026-11-20", "2026-11-28"]):
+        for session in (1, 2):
+            _save(cli, db, f"N{n}", session, HIGH, "wai-sr", "--date", date)
+    assert cli("clients", "--db", str(db), "-f", "json").exit_code == 0  # the list kept
+
+    def kept() -> tuple[object, ...]:
+        with sqlite3.connect(db) as con:
+            tokens = con.execute("SELECT token, stamp FROM caseload ORDER BY 1").fetchall()
+        return (tokens, _kept_text(db))
+
+    before = kept()
+    shown = cli("clients", "--db", str(db), "-f", "json", "--not-seen-days", "5").stdout
+    notes = {r["client_id"]: [c["kind"] for c in r["concerns"]] for r in json.loads(shown)}
+    assert notes == {"N0": ["not_seen"], "N1": ["not_seen"], "N2": []}
+    assert kept() == before
+    assert shown == _scratch(cli, db, tmp_path, "--not-seen-days", "5")
+    default = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert [c["kind"] for r in default for c in r["concerns"]] == ["not_seen"]  # N0's alone
+    assert kept() == before

@@ -90,6 +90,11 @@ class Settings:
     gap_pomp: float = 15.0
     not_seen_days: int = 28
 
+    def of_the_reading(self) -> Settings:
+        """These settings but those said only as of today (the not-seen note, which a
+        reading kept without today's date never holds): what a kept reading depends on."""
+        return replace(self, not_seen_days=Settings.not_seen_days)
+
 
 def series_label(instrument: str, rater: str) -> str:
     """``wai-sr``, or ``wai-sr-t, therapist`` for another rater than the client."""

@@ -565,7 +565,8 @@ class _Stamps:
         if inst_id not in self.made:
             sha = _current_sha(self.catalog, inst_id) or "-"
             norms = _local_norms(self.catalog, inst_id)
-            self.made[inst_id] = f"{CASELOAD_RULES}|{sha}{norms}|{self.settings!r}"
+            kept = self.settings.of_the_reading()  # (not the days before the not-seen note)
+            self.made[inst_id] = f"{CASELOAD_RULES}|{sha}{norms}|{kept!r}"
         return self.made[inst_id]
 
     def of_list(self, instruments: Iterable[str]) -> str:
