@@ -264,7 +264,10 @@ def _floats(text: str) -> list[float | None]:
     return [None if t == "n" else float(t) for t in text.split(",")]
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False).encode  # as ``clients -f json`` writes JSON
+# as ``clients -f json`` writes JSON; what it wrote is kept and written again as it is (the
+# kept list's lines, a kept series reading's open concerns): a change here must raise
+# CASELOAD_RULES and SNAPSHOT_FORMAT, so that nothing written the old way is reused
+_ENCODE = json.JSONEncoder(ensure_ascii=False).encode
 _ENCODE_TEXT = json.encoder.encode_basestring  # a string, as that encoder writes it
 
 
@@ -743,11 +746,19 @@ def _series_readings(
         if k[0] not in stale_clients:
             current.append(
                 new(CaseloadRow, k[0], k[1], k[2], k[5], k[6], k[7], k[8], k[9],
-                    Concerns(json.loads(k[10]) if k[10] else []), k[11], None)
+                    _kept_concerns(k[10]), k[11], None)
             )  # fmt: skip
             series_of.setdefault(k[0], []).append((k[1], k[2], k[12]))
     made = {client_id: made_from(series) for client_id, series in series_of.items()}
     return read + current, made, readings, gone
+
+
+def _kept_concerns(text: str | None) -> Concerns:
+    """A kept series reading's open concerns (its JSON text, as ``Concerns.json`` wrote it):
+    decoded for the order of attention, and written again as the bytes they were kept as."""
+    if not text:
+        return Concerns([])
+    return Concerns(json.loads(text), raw=text.encode())
 
 
 def _tokens(count: int) -> list[int]:
