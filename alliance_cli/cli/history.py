@@ -161,20 +161,18 @@ def clients_command(
     settings = _settings(early_sessions, early_pomp, gap, not_seen)
     seen: dict[str, Any] = {}
     day = today()
-    catalog, rows = None, None
-    if history.is_server(history.location(db)):  # the kept list, without psycopg if it can
-        catalog = run_catalog(quiet=quiet)
-        rows = history.kept_on_server(
-            db, lambda kept: views.kept_caseload(kept, catalog, settings, filters, day, seen)
-        )
+    catalog = run_catalog(quiet=quiet)
+    rows = history.kept_on_server(  # a server's current kept list, without psycopg
+        db, lambda kept: views.kept_caseload(kept, catalog, settings, filters, day, seen)
+    )
     if rows is None:
-        with history.open_store(db, create=False, on_wait=say) as store:
-            catalog = run_catalog(quiet=quiet) if catalog is None else catalog
-            with progress_of("reading the caseload", quiet) as on_progress:
-                rows = views.caseload(
-                    store, catalog, settings, filters, day, on_progress=on_progress, seen=seen
-                )
-    assert catalog is not None  # (loaded by either branch)
+        with (
+            history.open_store(db, create=False, on_wait=say) as store,
+            progress_of("reading the caseload", quiet) as on_progress,
+        ):
+            rows = views.caseload(
+                store, catalog, settings, filters, day, on_progress=on_progress, seen=seen
+            )
     say_undefined(catalog, seen.get("instruments", ()), quiet)
     if seen.get("undated") and not quiet:
         n = seen["undated"]

@@ -253,6 +253,13 @@ class HistoryStore(Protocol):
 
 
 SAID_PENDING = "SELECT min(since) FROM said_pending"  # (``StoreBase.said_pending``)
+
+
+def pending_since(rows: Sequence[Sequence[Any]]) -> int | None:
+    """``said_pending``'s answer from ``SAID_PENDING``'s rows."""
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+
 CASELOAD_INSTRUMENTS = "SELECT DISTINCT instrument FROM caseload"
 
 
@@ -391,8 +398,7 @@ class StoreBase:
 
     def said_pending(self) -> int | None:
         """The earliest row after which a batch's sessions wait for their reading."""
-        row = self._rows(SAID_PENDING)
-        return None if not row or row[0][0] is None else int(row[0][0])
+        return pending_since(self._rows(SAID_PENDING))
 
     def said_kept(self, since: int) -> None:
         """What was said at every session after ``since`` is kept: nothing waits."""

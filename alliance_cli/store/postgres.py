@@ -39,6 +39,7 @@ from alliance_cli.store.base import (
     Conflict,
     StoreBase,
     lock_wait,
+    pending_since,
     shown,
 )
 
@@ -420,8 +421,7 @@ class KeptReader:
 
     def said_pending(self) -> int | None:
         """The earliest row after which a batch's sessions wait for their reading."""
-        row = self.link.rows(SAID_PENDING)
-        return None if not row or row[0][0] is None else int(row[0][0])
+        return pending_since(self.link.rows(SAID_PENDING))
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

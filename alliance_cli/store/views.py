@@ -485,8 +485,11 @@ def caseload(
         instruments = store.caseload_instruments()
         if seen is not None:
             seen["instruments"] = instruments
-        if whole and fresh and kept_rows is not None and list_stamp(instruments) == kept_stamp:
-            rows = _kept_rows(kept_rows)
+        current = (
+            _current_list(kept_stamp, kept_rows, fresh, list_stamp(instruments)) if whole else None
+        )
+        if current is not None:
+            rows = current
             series_rows = None
         else:
             kept = None
@@ -547,12 +550,24 @@ def kept_caseload(
     with store.reading():
         _, kept_stamp, kept_rows, fresh = store.snapshot()
         instruments = store.caseload_instruments()
-    stamps = _Stamps(catalog, settings)
-    if not fresh or kept_rows is None or stamps.of_list(instruments) != kept_stamp:
+    rows = _current_list(
+        kept_stamp, kept_rows, fresh, _Stamps(catalog, settings).of_list(instruments)
+    )
+    if rows is None:
         return None
     if seen is not None:
         seen["instruments"] = instruments
-    return _shown(_kept_rows(kept_rows), want, today, settings, seen)
+    return _shown(rows, want, today, settings, seen)
+
+
+def _current_list(
+    kept_stamp: str | None, kept_rows: bytes | None, fresh: bool, stamp: str
+) -> list[CaseloadRow] | None:
+    """The kept list's rows when they still hold (no session changed since it was kept,
+    and it was kept with today's stamp); else None."""
+    if not fresh or kept_rows is None or kept_stamp != stamp:
+        return None
+    return _kept_rows(kept_rows)
 
 
 class _Stamps:
