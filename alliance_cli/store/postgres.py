@@ -381,6 +381,13 @@ FRESH = "SELECT fingerprint = %s FROM caseload_snapshot WHERE role = session_use
 SCHEMA = "SELECT value FROM alliance.meta WHERE key = 'schema_version'"
 
 
+def session_settings() -> tuple[str, str]:
+    """What every connection sets first: the schema, and how long a lock another
+    counselor's save (or a migration) holds is waited for: as long as on SQLite (at least
+    1 ms: a lock_timeout of 0 would mean no limit)."""
+    return ("SET search_path TO alliance", f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")
+
+
 def kept_snapshot(row: Sequence[Any] | None) -> tuple[int, str | None, bytes | None, bool]:
     """``snapshot``'s answer from the kept list's row (stamp, compressed rows, fresh)."""
     if row is None or row[1] is None:
@@ -405,10 +412,8 @@ class KeptReader:
             version = self.link.rows(SCHEMA)
             if not version or version[0][0] != str(SCHEMA_VERSION):  # to migrate: the Store
                 raise libpq.LinkError("schema")
-            self.link.rows("SET search_path TO alliance")
-            self.link.rows("SET client_encoding TO 'UTF8'")
-            # a lock held by a migration is waited for no longer than by the Store
-            self.link.rows(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")
+            for setting in (*session_settings(), "SET client_encoding TO 'UTF8'"):
+                self.link.rows(setting)
         except BaseException:
             self.link.close()
             raise
@@ -467,10 +472,8 @@ class Store(StoreBase):
         except self.pg.Error as exc:
             raise connect_error(self.path, str(exc)) from None
         try:
-            self.db.execute("SET search_path TO alliance")
-            # a lock another counselor's save holds is waited for as long as on SQLite
-            # (at least 1 ms: a lock_timeout of 0 would mean no limit)
-            self.db.execute(f"SET lock_timeout = {max(1, int(lock_wait() * 1000))}")
+            for setting in session_settings():
+                self.db.execute(setting)
             self._migrate()
         except self.pg.Error as exc:
             self._close_quietly()
@@ -857,8 +860,6 @@ class Store(StoreBase):
             yield from cursor
 
     # -- reading ---------------------------------------------------------------------------
-    _FINGERPRINT = FINGERPRINT
-
     def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
         """(0, stamp, rows as UTF-8 bytes, fresh) of this role's kept caseload: rows None
         when none is kept; fresh when none of its series changed since (the fingerprint of
@@ -879,7 +880,7 @@ class Store(StoreBase):
             with self.db.transaction():
                 self.db.execute(
                     "INSERT INTO caseload_snapshot (fingerprint, stamp, rows) "
-                    f"SELECT %s, %s, %s WHERE ({self._FINGERPRINT}) = %s "
+                    f"SELECT %s, %s, %s WHERE ({FINGERPRINT}) = %s "
                     "ON CONFLICT (role) DO UPDATE SET "
                     "fingerprint = EXCLUDED.fingerprint, stamp = EXCLUDED.stamp, "
                     "rows = EXCLUDED.rows",
