@@ -6,6 +6,9 @@ set -eu
 BIN=${1:-.venv/bin}
 A="$BIN/alliance"
 export COLUMNS=${COLUMNS:-110}
+# Days since a session count to today. The export's sessions end on 2026-11-03: the demo
+# counts to two days later, so its caseload reads as it did then, whatever today is.
+export ALLIANCE_TODAY=${ALLIANCE_TODAY:-2026-11-05}
 
 echo "== The bundled alliance instruments"
 "$A" instruments -f table
@@ -39,7 +42,7 @@ echo "== One client's alliance over sessions: a rupture in session 4, repaired i
 "$A" history C-107 --db "$DB" -f table
 
 echo
-echo "== The caseload, those needing attention first"
+echo "== The caseload, those needing attention first (as of $ALLIANCE_TODAY: ALLIANCE_TODAY)"
 "$A" clients --db "$DB" -f table --limit 10
 
 echo

@@ -337,3 +337,28 @@ def test_the_not_seen_days_are_said_from_the_kept_readings(cli, tmp_path, monkey
     default = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert [c["kind"] for r in default for c in r["concerns"]] == ["not_seen"]  # N0's alone
     assert kept() == before
+
+
+def test_a_client_not_seen_comes_before_those_with_nothing_open(cli, tmp_path, monkeypatch):
+    """Today's not-seen note is added when the list is shown, after the kept order: a
+    client with only that note still ranks above every client with nothing open (the most
+    recently seen first among them, as among other notes), fresh, kept and with a filter."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-01")
+    db = tmp_path / "h.sqlite"
+    seen = {"L": ("2026-11-27", LOW), "R": ("2026-11-28", HIGH),
+            "A": ("2026-10-20", HIGH), "B": ("2026-10-01", HIGH)}  # fmt: skip
+    for client, (date, answers) in seen.items():
+        _save(cli, db, client, 1, answers, "wai-sr", "--date", date)
+    expected = ["L", "A", "B", "R"]  # low early; not seen 42 and 61 days; nothing open
+    for _ in range(2):  # read and kept, then from the kept list
+        rows = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+        assert [r["client_id"] for r in rows] == expected
+        assert [r["severity"] for r in rows] == ["watch", "note", "note", None]
+    table = cli("clients", "--db", str(db), "-f", "table").stdout
+    assert [table.index(f" {c} ") for c in expected] == sorted(
+        table.index(f" {c} ") for c in expected
+    )
+    since = json.loads(
+        cli("clients", "--db", str(db), "-f", "json", "--since", "2026-09-01").stdout
+    )
+    assert [r["client_id"] for r in since] == expected

@@ -58,10 +58,14 @@ def test_the_demo_succeeds_and_stops_at_a_failing_step(tmp_path):
     shutil.copytree(ROOT / "examples", where / "examples")
     bin_dir = str(Path(sys.executable).parent)
     env = env_without_color()
+    env.pop("ALLIANCE_TODAY", None)
     good = subprocess.run(["sh", "examples/demo.sh", bin_dir], cwd=where, env=env,
                           capture_output=True, text=True, timeout=300)  # fmt: skip
     assert good.returncode == 0, good.stderr[-2000:]
     assert "open " in good.stdout and (where / "examples/.demo-report-C-107.html").is_file()
+    # the caseload counts days to the export's end, not to the day the demo runs
+    assert "(as of 2026-11-05: ALLIANCE_TODAY)" in good.stdout
+    assert "Not seen for 36 days" in good.stdout  # C-112, last seen 2026-09-30
     script = (where / "examples/demo.sh").read_text().replace("history C-107", "history C-9999")
     (where / "examples/demo.sh").write_text(script)
     bad = subprocess.run(["sh", "examples/demo.sh", bin_dir], cwd=where, env=env,

@@ -602,7 +602,15 @@ def _shown(
     """The rows the filters keep, each with the days since its latest session as of today
     (and, with ``--since``, how many clients it leaves out undated: ``seen["undated"]``)."""
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
-    shown = [r for r in (_today(r, today, settings, dated) for r in rows) if want.keeps_client(r)]
+    shown: list[CaseloadRow] = []
+    raised = False  # a client with nothing open until today's not-seen note
+    for row in rows:
+        now = _today(row, today, settings, dated)
+        if want.keeps_client(now):
+            shown.append(now)
+            raised = raised or (not row.concerns and bool(now.concerns))
+    if raised:  # the note ranks its client above those with nothing open: the order moves
+        _in_attention_order(shown)
     if seen is not None and want.since:  # the clients --since cannot place (no dated session)
         others = dataclasses.replace(want, since=None)  # that the other filters would show
         seen["undated"] = sum(
@@ -695,11 +703,14 @@ def _last_date(row: CaseloadRow) -> str:
 
 
 def _sessions_since_raised(row: CaseloadRow) -> int:
-    """Sessions since the row's most severe concern began (none: last)."""
+    """Sessions since the row's most severe concern began (none: last; a note of today's
+    date, not of a session, such as not seen: 0, as if raised now)."""
     if not row.concerns:
         return 1 << 30
     began = row.concerns.began()
-    return max(0, row.last_session - began) if began is not None else 1 << 30
+    if began is None:
+        return 1 << 30
+    return max(0, row.last_session - began) if began else 0
 
 
 def _today(
