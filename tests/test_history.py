@@ -124,7 +124,8 @@ time.sleep(60)
         store.close()
 
 
-def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path):
+def test_score_save_history_shows_rupture_and_repair(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-09-30")  # (seen lately: no not-seen note)
     db = tmp_path / "h.sqlite"
     for session, answers in V_SHAPE.items():
         result = _save(cli, db, "C-7", session, answers)
@@ -241,7 +242,8 @@ def test_batch_save_records_scored_rows_only(cli, tmp_path: Path):
     assert "6 sessions were already recorded" in again.stderr
 
 
-def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path):
+def test_caseload_early_risk_from_an_instrument_cutoff(cli, tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-09-30")  # (seen lately: no not-seen note)
     db = tmp_path / "h.sqlite"
     for session, marks in ((1, "8 8 8 8"), (2, "8.5 8 8.2 8")):  # totals 32, 32.7: <= 36
         result = _save(cli, db, "S-1", session, marks, "srs")
@@ -273,3 +275,33 @@ def test_batch_strict_save_stores_nothing_when_a_row_is_rejected(cli, tmp_path: 
     assert cli(*args).exit_code == 3  # without --strict the five good rows are kept
     with history.open_store(db) as store:
         assert store.db.execute("SELECT count(*) FROM sessions").fetchone()[0] == 5
+
+
+def test_history_and_the_client_report_say_the_not_seen_note_as_clients_does(
+    cli, tmp_path: Path, monkeypatch
+):
+    """One reading in every view: the note ``clients`` shows for a client not seen for 28
+    days is said by ``history`` (table and JSON, once: with the first series) and by the
+    client's report, as of the same today, and ``--not-seen-days`` moves it in each."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-11-01")
+    db = tmp_path / "h.sqlite"
+    for session in (1, 2):
+        assert _save(cli, db, "C-3", session, V_SHAPE[1]).exit_code == 0
+        assert _save(cli, db, "C-3", session, "8 8 8 8", "srs").exit_code == 0
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    (note,) = [c for c in row["concerns"] if c["kind"] == "not_seen"]
+    view = json.loads(cli("history", "C-3", "--db", str(db), "-f", "json").stdout)
+    said = [c for series in view for c in series["concerns"] if c["kind"] == "not_seen"]
+    assert said == [note] and note in view[0]["concerns"]  # once, the same words
+    assert "Not seen for 60 days" in note["sentence"]
+    table = cli("history", "C-3", "--db", str(db), "-f", "table").stdout
+    assert table.count("Not seen for 60 days") == 1
+    page = tmp_path / "C-3.html"
+    assert cli("report", "C-3", "--db", str(db), "-o", str(page), "-q").exit_code == 0
+    assert "Not seen for 60 days" in page.read_text(encoding="utf-8")
+    for command in (("history", "C-3", "-f", "json"), ("clients", "-f", "json")):
+        later = cli(*command, "--db", str(db), "--not-seen-days", "90").stdout
+        assert "not_seen" not in later
+    assert cli("report", "C-3", "--db", str(db), "-o", str(page), "-q",
+               "--not-seen-days", "90").exit_code == 0  # fmt: skip
+    assert "Not seen for" not in page.read_text(encoding="utf-8")

@@ -104,6 +104,7 @@ def history_command(
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
+    not_seen: NotSeenOpt = 28,
     db: DbOpt = None,
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
@@ -114,14 +115,14 @@ def history_command(
     from alliance_cli.store.views import write_history_csv
 
     fmt = pick_format(fmt)
-    settings = _settings(early_sessions, early_pomp, gap)
+    settings = _settings(early_sessions, early_pomp, gap, not_seen)
     with (
         history.open_store(db, create=False, on_wait=say) as store,
         progress_of("reading the history", quiet) as on_progress,
     ):
         catalog = run_catalog(quiet=quiet)
         series = views.client_view(
-            store, client, instrument, catalog, settings, on_progress=on_progress
+            store, client, instrument, catalog, settings, today(), on_progress=on_progress
         )
     say_undefined(catalog, (s.instrument for s in series), quiet)
 

@@ -21,6 +21,7 @@ from alliance_cli.cli.history import (
     EarlyPompOpt,
     GapOpt,
     InstrumentOpt,
+    NotSeenOpt,
     OpenOpt,
     SinceOpt,
     _settings,
@@ -67,6 +68,7 @@ def report_command(
     early_sessions: EarlyOpt = 3,
     early_pomp: EarlyPompOpt = 50.0,
     gap: GapOpt = 15.0,
+    not_seen: NotSeenOpt = 28,
     db: DbOpt = None,
     quiet: QuietOpt = False,
 ) -> int:
@@ -97,7 +99,8 @@ def report_command(
         if where.exists() and not where.is_dir():
             raise DataFileError(f"--out-dir {out_dir}: is not a folder")
         check_output(where / "index.html" if where.is_dir() else where, "--out-dir")
-    settings = _settings(early_sessions, early_pomp, gap)
+    settings = _settings(early_sessions, early_pomp, gap, not_seen)
+    day = today()
     generated = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
     catalog = run_catalog(quiet=quiet)
     written: list[str] = []
@@ -107,7 +110,7 @@ def report_command(
             with progress_of("reading the history", quiet) as on_progress:
                 data = report.client_data(
                     store, client, instrument, catalog, settings, generated,
-                    on_progress=on_progress,
+                    on_progress=on_progress, today=day,
                 )  # fmt: skip
             say_undefined(catalog, {k[1] for k in store.series_keys(client)}, quiet)
             page = html.client_report(**data)
@@ -124,7 +127,7 @@ def report_command(
             )  # fmt: skip
             with progress_of("reading the caseload", quiet) as on_progress:
                 data = report.caseload_data(
-                    store, catalog, settings, filters, described, generated, today(),
+                    store, catalog, settings, filters, described, generated, day,
                     linked=out_dir is not None, on_progress=on_progress,
                 )  # fmt: skip
             say_undefined(catalog, store.caseload_instruments(), quiet)
@@ -137,7 +140,7 @@ def report_command(
             else:
                 written += _write_pages(
                     Path(out_dir), page, data["pages"], store, instrument, catalog, settings,
-                    generated,
+                    generated, day,
                 )  # fmt: skip
     if not quiet:
         if output == "-":
@@ -158,6 +161,7 @@ def _write_pages(
     catalog: Any,
     settings: Any,
     generated: str,
+    day: str,
 ) -> list[str]:
     """DIR/index.html and DIR/clients/<page> for every client, each written safely."""
     from alliance_cli.io.files import check_output, safe_writer
@@ -174,11 +178,11 @@ def _write_pages(
     for client_id, name in pages.items():
         target = where / "clients" / name
         check_output(target, "--out-dir")
-        page = html.client_report(
-            **report.client_data(
-                store, client_id, instrument, catalog, settings, generated, index="../index.html"
-            )
-        )
+        data = report.client_data(
+            store, client_id, instrument, catalog, settings, generated, "../index.html",
+            today=day,
+        )  # fmt: skip
+        page = html.client_report(**data)
         with safe_writer(target) as out:
             out.write(page)
         written.append(str(target))

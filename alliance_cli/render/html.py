@@ -353,7 +353,11 @@ def client_report(
     if concerns:
         out.append('<ol class="before">')
         for c in concerns:
-            where = f"{c.series}: {', '.join(c.scale_names)}, from session {c.began}"
+            where = (
+                f"{c.series}: {', '.join(c.scale_names)}, from session {c.began}"
+                if c.series
+                else "as of this report"  # a dated note: of the client, not of a session
+            )
             out.append(
                 f'<li class="{esc(c.severity)}"><span class="sev">{esc(c.severity)}</span>'
                 f'{esc(c.sentence)} <span class="where">({esc(where)})</span>'

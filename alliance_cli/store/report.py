@@ -87,11 +87,12 @@ def client_data(
     generated: str,
     index: str | None = None,
     on_progress: views.OnProgress | None = None,
+    today: str | None = None,
 ) -> dict[str, Any]:
     """What one client's report shows (``render.html.client_report``'s arguments): the same
     reading as ``history`` and ``clients``, so the words and the concerns are the same."""
     series = views.client_view(
-        store, client_id, instrument, catalog, settings, on_progress=on_progress
+        store, client_id, instrument, catalog, settings, today, on_progress=on_progress
     )
     defined = views.defined_instruments(catalog, {s.instrument for s in series})
     stories = [(f"{s.instrument} ({s.rater})", views.plain_story(s)) for s in series]

@@ -167,7 +167,9 @@ def client_view(
     today: str | None = None,
     on_progress: OnProgress | None = None,
 ) -> list[SeriesView]:
-    """Per instrument and rater: sessions and the reading's concerns for one client."""
+    """Per instrument and rater: sessions and the reading's concerns for one client; with
+    ``today``, the client's dated notes (not seen, a date after today: ``recency_note``)
+    with the first series shown, as ``clients`` shows them with the client's row."""
     keep_pending_said(store, catalog, settings, on_progress)
     records = store.records(client_id, light=True)
     if not records:
@@ -180,7 +182,8 @@ def client_view(
         )
     data = series_of_records(records, Specs(catalog, {r.instrument for r in records}))
     read = reading.read_client(client_id, data, settings, today)
-    out = []
+    dated = [c for c in read.concerns if not c.series]  # of the client, not of one series
+    out: list[SeriesView] = []
     for series in data:
         spec = series.spec
         if instrument and spec.instrument != instrument:
@@ -197,7 +200,7 @@ def client_view(
                 sessions[-1].verification,
                 sessions,
                 reading.next_thresholds(series),
-                [c for c in read.concerns if c.series == spec.label],
+                [c for c in read.concerns if c.series == spec.label] + (dated if not out else []),
             )
         )
     return out
@@ -1024,7 +1027,9 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
     """What the reading says of a series, one plain sentence per concern, in session order:
     (when, sentence) pairs; rules, figures and sources are left to ``--details``."""
     lines = []
-    for c in sorted(view.concerns, key=lambda c: (c.began, reading.SEVERITY_ORDER[c.severity])):
+    for c in sorted(
+        view.concerns, key=lambda c: (c.began or 1 << 62, reading.SEVERITY_ORDER[c.severity])
+    ):  # today's dated notes (of no session) last
         when = f"Session {c.began}:" if c.began else "Now:"
         state = "" if not c.is_open else " (open)"
         lines.append((when, f"{c.sentence}{state}"))
