@@ -362,3 +362,32 @@ def test_a_client_not_seen_comes_before_those_with_nothing_open(cli, tmp_path, m
         cli("clients", "--db", str(db), "-f", "json", "--since", "2026-09-01").stdout
     )
     assert [r["client_id"] for r in since] == expected
+
+
+def test_one_instrument_counts_days_from_the_clients_latest_session_on_any_form(
+    cli, tmp_path, monkeypatch
+):
+    """`clients -i srs` showed "Not seen for 90 days" for a client seen five days ago on
+    the WAI-SR: the note (and the days) are the client's, as in the whole list and in
+    `history`, fresh and kept; after that later session is forgotten, the note is back
+    (the kept date of a series read again is not trusted)."""
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-11-30")
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "Q", 1, ["9.5"] * 4, "srs", "--date", "2026-09-01")
+    _save(cli, db, "Q", 1, HIGH, "wai-sr", "--date", "2026-11-25")
+
+    def srs_row() -> dict:
+        (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json", "-i", "srs").stdout)
+        return row
+
+    for _ in range(2):  # read, then kept
+        row = srs_row()
+        assert row["last_date"] == "2026-09-01" and row["days_since"] == 5
+        assert [c["kind"] for c in row["concerns"]] == []
+    (whole,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert whole["days_since"] == 5 and whole["concerns"] == []
+    gone = cli("forget", "Q", "--session", "1", "--instrument", "wai-sr", "--yes", "--db", str(db))
+    assert gone.exit_code == 0, gone.stderr
+    row = srs_row()
+    assert row["days_since"] == 90
+    assert [c["kind"] for c in row["concerns"]] == ["not_seen"]

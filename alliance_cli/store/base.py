@@ -217,6 +217,9 @@ class HistoryStore(Protocol):
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
 
+    def client_last_dates(self) -> dict[str, str]:
+        """Per client, the latest session date of its kept series readings (any form)."""
+
     def kept_caseload(
         self, clients: set[str] | None = None, instrument: str | None = None
     ) -> list[tuple[Any, ...]]:
@@ -475,6 +478,15 @@ class StoreBase:
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
         return [r[0] for r in self._rows(CASELOAD_INSTRUMENTS)]
+
+    def client_last_dates(self) -> dict[str, str]:
+        """Per client, the latest session date of its kept series readings (any form)."""
+        return dict(
+            self._rows(
+                "SELECT client_id, max(last_date) FROM caseload WHERE last_date IS NOT NULL "
+                "GROUP BY client_id"
+            )
+        )
 
     def kept_caseload(
         self, clients: set[str] | None = None, instrument: str | None = None
