@@ -364,30 +364,36 @@ def test_a_client_not_seen_comes_before_those_with_nothing_open(cli, tmp_path, m
     assert [r["client_id"] for r in since] == expected
 
 
-def test_one_instrument_counts_days_from_the_clients_latest_session_on_any_form(
+def test_one_instrument_s_rows_are_the_client_s_latest_date_and_counselor(
     cli, tmp_path, monkeypatch
 ):
-    """`clients -i srs` showed "Not seen for 90 days" for a client seen five days ago on
-    the WAI-SR: the note (and the days) are the client's, as in the whole list and in
-    `history`, fresh and kept; after that later session is forgotten, the note is back
-    (the kept date of a series read again is not trusted)."""
+    """`clients -i srs` said "Not seen for 90 days" of a client seen five days before on
+    the WAI-SR, and named the SRS's counselor: a row of one instrument has the numbers of
+    that form, and the client's latest date and counselor over every form, as the whole
+    list has them (the days, the not-seen note, --since and --counselor follow), fresh and
+    kept; after that later session is forgotten, the SRS's are back (the kept date of a
+    series read again is not trusted)."""
     monkeypatch.setenv("ALLIANCE_TODAY", "2026-11-30")
     db = tmp_path / "h.sqlite"
-    _save(cli, db, "Q", 1, ["9.5"] * 4, "srs", "--date", "2026-09-01")
-    _save(cli, db, "Q", 1, HIGH, "wai-sr", "--date", "2026-11-25")
+    _save(cli, db, "Q", 1, ["9.5"] * 4, "srs", "--date", "2026-09-01", "--counselor", "Rivera")
+    _save(cli, db, "Q", 1, HIGH, "wai-sr", "--date", "2026-11-25", "--counselor", "Lee")
 
-    def srs_row() -> dict:
-        (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json", "-i", "srs").stdout)
-        return row
+    def srs_rows(*more: str) -> list[dict]:
+        shown = cli("clients", "--db", str(db), "-f", "json", "-i", "srs", *more)
+        assert shown.exit_code == 0, shown.stderr
+        return json.loads(shown.stdout)
 
     for _ in range(2):  # read, then kept
-        row = srs_row()
-        assert row["last_date"] == "2026-09-01" and row["days_since"] == 5
-        assert [c["kind"] for c in row["concerns"]] == []
-    (whole,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
-    assert whole["days_since"] == 5 and whole["concerns"] == []
+        (row,) = srs_rows()
+        assert (row["instrument"], row["sessions"], row["last_total_pomp"]) == ("srs", 1, 95.0)
+        assert (row["last_date"], row["days_since"], row["counselor"]) == ("2026-11-25", 5, "Lee")
+        assert row["concerns"] == []
+        (whole,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+        assert (whole["last_date"], whole["counselor"]) == ("2026-11-25", "Lee")
+    assert len(srs_rows("--since", "2026-11-01")) == 1
+    assert len(srs_rows("--counselor", "Lee")) == 1 and srs_rows("--counselor", "Rivera") == []
     gone = cli("forget", "Q", "--session", "1", "--instrument", "wai-sr", "--yes", "--db", str(db))
     assert gone.exit_code == 0, gone.stderr
-    row = srs_row()
-    assert row["days_since"] == 90
+    (row,) = srs_rows()
+    assert (row["last_date"], row["days_since"], row["counselor"]) == ("2026-09-01", 90, "Rivera")
     assert [c["kind"] for c in row["concerns"]] == ["not_seen"]

@@ -136,6 +136,10 @@ def views(db: str) -> dict[str, str]:
             out[f"history {client}"] = text
     code, text, err = cli("clients", "-f", "csv", "--counselor", "nobody", "--db", db)
     out["filtered"] = text
+    for form in ("wai-sr", "srs"):  # one instrument's rows: the client's date and counselor
+        code, text, err = cli("clients", "-f", "json", "-i", form, "--db", db)
+        assert code == 0, err
+        out[f"clients -i {form}"] = text
     return out
 
 

@@ -483,12 +483,12 @@ def caseload(
     # instrument's numbers): the others only choose among them, at the end
     whole = not want.instrument
     reused: list[tuple[CaseloadRow, bytes]] = []
-    seen_on: dict[str, str] | None = None  # -i: when each client was last seen, on any form
+    latest: dict[str, tuple[str | None, str | None]] = {}  # -i: (date, counselor) per client
     with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows, fresh = store.snapshot()
         instruments = store.caseload_instruments()
-        if want.instrument:
-            seen_on = store.client_last_dates()
+        if want.instrument and len(instruments) > 1:  # (one: the whole list's rows)
+            latest = store.client_latest()
         if seen is not None:
             seen["instruments"] = instruments
         current = (
@@ -513,24 +513,16 @@ def caseload(
         for row in series_rows:
             if not want.instrument or row.instrument == want.instrument:
                 series_of.setdefault(row.client_id, []).append(row)
-        if seen_on is not None:  # a client read again has all its series here: the kept
-            read_again = {k[9] for k in keep}  # dates of its series may be out of date
-            fresh_dates: dict[str, str] = {}
-            for row in series_rows:
-                if row.client_id in read_again and row.last_date:
-                    fresh_dates[row.client_id] = max(fresh_dates.get(row.client_id, ""),
-                                                     row.last_date)  # fmt: skip
-            for client_id in read_again:
-                seen_on.pop(client_id, None)
-            seen_on.update(fresh_dates)
         fresh_rows = [_one_row(series) for series in series_of.values()]
+        if want.instrument:
+            fresh_rows = _as_the_clients(fresh_rows, series_rows, {k[9] for k in keep}, latest)
         rows = _in_attention_order(fresh_rows + [row for row, _ in reused])
         if whole:
             lines = {id(r): r.snapshot_line(made[r.client_id]) for r in fresh_rows}
             lines.update((id(row), line) for row, line in reused)
             kept_text = b"\n".join(lines[id(r)] for r in rows)
             store.keep_snapshot(version, list_stamp(instruments), kept_text)
-    return _shown(rows, want, today, settings, seen, seen_on)
+    return _shown(rows, want, today, settings, seen)
 
 
 class KeptSource(Protocol):
@@ -614,17 +606,14 @@ def _shown(
     today: str | None,
     settings: reading.Settings,
     seen: dict[str, Any] | None,
-    seen_on: dict[str, str] | None = None,
 ) -> list[CaseloadRow]:
-    """The rows the filters keep, each with the days since the client's latest session as
-    of today (its row's, or with ``seen_on`` its latest on any form: a row of one
-    instrument), and, with ``--since``, how many clients it leaves out undated
-    (``seen["undated"]``)."""
+    """The rows the filters keep, each with the days since its latest session as of today
+    (and, with ``--since``, how many clients it leaves out undated: ``seen["undated"]``)."""
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # clients share dates
     shown: list[CaseloadRow] = []
     raised = False  # a client with nothing open until today's not-seen note
     for row in rows:
-        now = _today(row, today, settings, dated, seen_on)
+        now = _today(row, today, settings, dated)
         if want.keeps_client(now):
             shown.append(now)
             raised = raised or (not row.concerns and bool(now.concerns))
@@ -633,7 +622,7 @@ def _shown(
     if seen is not None and want.since:  # the clients --since cannot place (no dated session)
         others = dataclasses.replace(want, since=None)  # that the other filters would show
         seen["undated"] = sum(
-            r.last_date is None and others.keeps_client(_today(r, today, settings, dated, seen_on))
+            r.last_date is None and others.keeps_client(_today(r, today, settings, dated))
             for r in rows
         )
     return shown
@@ -737,21 +726,16 @@ def _today(
     today: str | None,
     settings: reading.Settings,
     dated: dict[str, tuple[int | None, list[dict[str, Any]]]],
-    seen_on: dict[str, str] | None = None,
 ) -> CaseloadRow:
-    """Days since the client's latest session (``seen_on``'s, when given and later than the
-    row's), and the not-seen note, as of today (worked out once per date in ``dated``:
-    each row gets its own copy of the note)."""
-    last = row.last_date
-    if seen_on is not None and (other := seen_on.get(row.client_id)) and other > (last or ""):
-        last = other
-    if not today or not last:
+    """Days since the latest session, and the not-seen note, as of today (worked out once
+    per date in ``dated``: each row gets its own copy of the note)."""
+    if not today or not row.last_date:
         return row
-    if last not in dated:
-        away = reading.recency_note(last, today, settings)
-        days = reading.days_between(last, today)
-        dated[last] = (days, [away.as_dict()] if away is not None else [])
-    days, note = dated[last]
+    if row.last_date not in dated:
+        away = reading.recency_note(row.last_date, today, settings)
+        days = reading.days_between(row.last_date, today)
+        dated[row.last_date] = (days, [away.as_dict()] if away is not None else [])
+    days, note = dated[row.last_date]
     return row._replace(days_since=days, concerns=row.concerns + [dict(n) for n in note])
 
 
@@ -801,6 +785,34 @@ def _series_readings(
             series_of.setdefault(k[0], []).append((k[1], k[2], k[12]))
     made = {client_id: made_from(series) for client_id, series in series_of.items()}
     return read + current, made, readings, gone
+
+
+def _as_the_clients(
+    rows: list[CaseloadRow],
+    series_rows: list[CaseloadRow],
+    read_again: set[str],
+    latest: dict[str, tuple[str | None, str | None]],
+) -> list[CaseloadRow]:
+    """Rows of one instrument with the client's latest date and counselor, over every form,
+    as the whole list's rows have them (``_one_row``): the days, the not-seen note,
+    ``--since`` and ``--counselor`` are the client's. ``latest`` is the kept series'
+    (``Store.client_latest``); a client read again has every series in ``series_rows``,
+    whose kept dates may be out of date."""
+    mine: dict[str, list[CaseloadRow]] = {}
+    for row in series_rows:
+        if row.client_id in read_again:
+            mine.setdefault(row.client_id, []).append(row)
+    now = dict(latest)
+    for client_id, series in mine.items():
+        whole = _one_row(series)
+        now[client_id] = (whole.last_date, whole.counselor)
+    out = []
+    for row in rows:
+        date, counselor = now.get(row.client_id, (row.last_date, row.counselor))
+        if (date, counselor) != (row.last_date, row.counselor):
+            row = row._replace(last_date=date, counselor=counselor, kept_head=None)
+        out.append(row)
+    return out
 
 
 def _kept_concerns(text: str | None) -> Concerns:
