@@ -984,6 +984,12 @@ def short_words(concern: Mapping[str, Any]) -> str:
     return template.format(where=where, began=concern.get("began")) + series
 
 
+def told_session(concern: Concern) -> int:
+    """Where a concern is told among a series' sessions: the session it began; a note of
+    today's date (not seen, a date after today: of no session, ``began`` 0) after them."""
+    return concern.began or 1 << 62
+
+
 def order_key(concern: Concern) -> tuple[int, int, int]:
     """Open first, then most severe, then most recent."""
     return (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Sequence
@@ -410,12 +409,6 @@ _KIND_STYLE = {
 }
 
 
-def _told_order(concern: Any) -> float:
-    """A concern's place in the history's box: by the session it began, today's dated
-    notes (not seen, a date after today: of no session) last."""
-    return concern.began or math.inf
-
-
 def spark(values: Sequence[float | None], most: int | None = None) -> Text:
     """A sparkline of POMP values (0-100); gaps for missing scores; with ``most``, only the
     latest ``most`` values, after an ellipsis."""
@@ -495,6 +488,8 @@ SPARK_POINTS = 60  # sessions a sparkline shows (the latest)
 def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
     """Sessions table, a chart per scale, and what the reading says of each series (with
     ``details``, every concern's rules, figures and sources)."""
+    from alliance_cli.core.reading import told_session
+
     parts: list[Any] = []
     for view in views:
         sessions = view.sessions
@@ -589,7 +584,7 @@ def history_view(views: Sequence[SeriesView], details: bool = False) -> Group:
             chart.add_row(literal(names[sid]), spark(pomps, most=SPARK_POINTS), span)
         parts.append(Panel(chart, title="Over sessions (POMP)", expand=False))
         if view.concerns:
-            ordered = sorted(view.concerns, key=_told_order)  # a dated note (began 0) last
+            ordered = sorted(view.concerns, key=told_session)  # a dated note last
             parts.append(
                 concerns_panel(
                     [c.as_dict() for c in ordered], "What the history says", details=details

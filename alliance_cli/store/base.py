@@ -217,8 +217,9 @@ class HistoryStore(Protocol):
     def caseload_instruments(self) -> list[str]:
         """The instruments of every series the caseload keeps a reading for."""
 
-    def client_latest(self) -> dict[str, tuple[str | None, str | None]]:
-        """Per client, (date, counselor) of its latest session over every kept series."""
+    def series_last_seen(self) -> list[tuple[Any, ...]]:
+        """Per kept series: (client_id, instrument, rater, last_date, last_session,
+        counselor)."""
 
     def kept_caseload(
         self, clients: set[str] | None = None, instrument: str | None = None
@@ -479,27 +480,12 @@ class StoreBase:
         """The instruments of every series the caseload keeps a reading for."""
         return [r[0] for r in self._rows(CASELOAD_INSTRUMENTS)]
 
-    def client_latest(self) -> dict[str, tuple[str | None, str | None]]:
-        """Per client, (date, counselor) of its latest session over every kept series: the
-        latest date of any series, and the counselor of the series whose last session is
-        the latest (by date, then number; ties to the first instrument and rater), as
-        ``views._one_row`` chooses them. (Folded here: SQLite's window functions took
-        twice as long, 0.1 s on 30,000 series.)"""
-        best: dict[str, tuple[str, int, str, str, str | None, str]] = {}
-        for client_id, date, last, inst, rater, counselor in self._rows(
-            "SELECT client_id, last_date, last_session, instrument, rater, counselor FROM caseload"
-        ):
-            day, number = date or "", last or 0
-            was = best.get(client_id)
-            if was is None:
-                best[client_id] = (day, number, inst, rater, counselor, day)
-                continue
-            latest_day = max(was[5], day)
-            if (day, number) > was[:2] or ((day, number) == was[:2] and (inst, rater) < was[2:4]):
-                best[client_id] = (day, number, inst, rater, counselor, latest_day)
-            elif latest_day != was[5]:
-                best[client_id] = (*was[:5], latest_day)
-        return {c: (b[5] or None, b[4]) for c, b in best.items()}
+    def series_last_seen(self) -> list[tuple[Any, ...]]:
+        """Per kept series: (client_id, instrument, rater, last_date, last_session,
+        counselor)."""
+        return self._rows(
+            "SELECT client_id, instrument, rater, last_date, last_session, counselor FROM caseload"
+        )
 
     def kept_caseload(
         self, clients: set[str] | None = None, instrument: str | None = None

@@ -483,12 +483,12 @@ def caseload(
     # instrument's numbers): the others only choose among them, at the end
     whole = not want.instrument
     reused: list[tuple[CaseloadRow, bytes]] = []
-    latest: dict[str, tuple[str | None, str | None]] = {}  # -i: (date, counselor) per client
+    seen_rows: list[tuple[Any, ...]] = []  # -i: each kept series' last date and counselor
     with store.reading():  # the kept readings and the sessions, read at one moment
         version, kept_stamp, kept_rows, fresh = store.snapshot()
         instruments = store.caseload_instruments()
         if want.instrument and len(instruments) > 1:  # (one: the whole list's rows)
-            latest = store.client_latest()
+            seen_rows = store.series_last_seen()
         if seen is not None:
             seen["instruments"] = instruments
         current = (
@@ -515,7 +515,8 @@ def caseload(
                 series_of.setdefault(row.client_id, []).append(row)
         fresh_rows = [_one_row(series) for series in series_of.values()]
         if want.instrument:
-            fresh_rows = _as_the_clients(fresh_rows, series_rows, {k[9] for k in keep}, latest)
+            read_again = {k[9] for k in keep}
+            fresh_rows = _as_the_clients(fresh_rows, series_rows, read_again, seen_rows)
         rows = _in_attention_order(fresh_rows + [row for row, _ in reused])
         if whole:
             lines = {id(r): r.snapshot_line(made[r.client_id]) for r in fresh_rows}
@@ -787,32 +788,57 @@ def _series_readings(
     return read + current, made, readings, gone
 
 
+class _Seen(NamedTuple):
+    """A series' last session as the caseload keeps it (``Store.series_last_seen``)."""
+
+    client_id: str
+    instrument: str
+    rater: str
+    last_date: str | None
+    last_session: int
+
+
 def _as_the_clients(
     rows: list[CaseloadRow],
     series_rows: list[CaseloadRow],
     read_again: set[str],
-    latest: dict[str, tuple[str | None, str | None]],
+    seen_rows: list[tuple[Any, ...]],
 ) -> list[CaseloadRow]:
-    """Rows of one instrument with the client's latest date and counselor, over every form,
-    as the whole list's rows have them (``_one_row``): the days, the not-seen note,
-    ``--since`` and ``--counselor`` are the client's. ``latest`` is the kept series'
-    (``Store.client_latest``); a client read again has every series in ``series_rows``,
-    whose kept dates may be out of date."""
-    mine: dict[str, list[CaseloadRow]] = {}
+    """Rows of one instrument with the client's latest date and counselor over every form,
+    as the whole list's rows have them (``_last_seen``): the days, the not-seen note,
+    ``--since`` and ``--counselor`` are the client's. ``seen_rows`` are the kept series'
+    (``Store.series_last_seen``); a client read again has every series in
+    ``series_rows``, whose kept dates may be out of date."""
+    series_of: dict[str, list[Any]] = {}
+    for r in seen_rows:
+        if r[0] not in read_again:
+            series_of.setdefault(r[0], []).append((_Seen(*r[:5]), r[5]))
     for row in series_rows:
         if row.client_id in read_again:
-            mine.setdefault(row.client_id, []).append(row)
-    now = dict(latest)
-    for client_id, series in mine.items():
-        whole = _one_row(series)
-        now[client_id] = (whole.last_date, whole.counselor)
+            series_of.setdefault(row.client_id, []).append((row, row.counselor))
     out = []
     for row in rows:
-        date, counselor = now.get(row.client_id, (row.last_date, row.counselor))
+        series = series_of.get(row.client_id)
+        date, counselor = _last_seen(series) if series else (row.last_date, row.counselor)
         if (date, counselor) != (row.last_date, row.counselor):
             row = row._replace(last_date=date, counselor=counselor, kept_head=None)
         out.append(row)
     return out
+
+
+def _last_seen(series: Sequence[tuple[Any, str | None]]) -> tuple[str | None, str | None]:
+    """(date, counselor) of a client's latest session over its series, each given with its
+    counselor: the latest date of any series, and the counselor of the series whose last
+    session is the latest (by date, then number; a dated one before an undated one; ties go
+    to the first instrument and rater in name order)."""
+    best: tuple[tuple[str, int], tuple[str, str], str | None] | None = None
+    latest = ""
+    for one, counselor in series:  # (one pass: tens of thousands of series for -i)
+        when, form = (one.last_date or "", one.last_session), (one.instrument, one.rater)
+        if best is None or when > best[0] or (when == best[0] and form < best[1]):
+            best = (when, form, counselor)
+        latest = max(latest, when[0])
+    return latest or None, best[2] if best is not None else None
 
 
 def _kept_concerns(text: str | None) -> Concerns:
@@ -1043,16 +1069,15 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
     # the longest; ties go to the first instrument in name order (max keeps the first best)
     ordered = sorted(all_series, key=lambda r: (r.instrument, r.rater))
     main = max(ordered, key=lambda r: (r.rater == "client", r.last_date or "", r.sessions))
-    latest = max(ordered, key=lambda r: (r.last_date or "", r.last_session))
     concerns = Concerns(
         sorted(
             (c for r in all_series for c in r.concerns),
             key=lambda c: (reading.SEVERITY_ORDER[c["severity"]], -c["began"]),
         )
     )
-    last_date = max((r.last_date for r in all_series if r.last_date), default=None)
+    last_date, counselor = _last_seen([(r, r.counselor) for r in all_series])
     return main._replace(
-        concerns=concerns, counselor=latest.counselor, last_date=last_date, kept_head=None
+        concerns=concerns, counselor=counselor, last_date=last_date, kept_head=None
     )
 
 
@@ -1061,8 +1086,8 @@ def plain_story(view: SeriesView) -> list[tuple[str, str]]:
     (when, sentence) pairs; rules, figures and sources are left to ``--details``."""
     lines = []
     for c in sorted(
-        view.concerns, key=lambda c: (c.began or 1 << 62, reading.SEVERITY_ORDER[c.severity])
-    ):  # today's dated notes (of no session) last
+        view.concerns, key=lambda c: (reading.told_session(c), reading.SEVERITY_ORDER[c.severity])
+    ):
         when = f"Session {c.began}:" if c.began else "Now:"
         state = "" if not c.is_open else " (open)"
         lines.append((when, f"{c.sentence}{state}"))
