@@ -796,6 +796,7 @@ class _Seen(NamedTuple):
     rater: str
     last_date: str | None
     last_session: int
+    counselor: str | None
 
 
 def _as_the_clients(
@@ -812,10 +813,10 @@ def _as_the_clients(
     series_of: dict[str, list[Any]] = {}
     for r in seen_rows:
         if r[0] not in read_again:
-            series_of.setdefault(r[0], []).append((_Seen(*r[:5]), r[5]))
+            series_of.setdefault(r[0], []).append(_Seen(*r))
     for row in series_rows:
         if row.client_id in read_again:
-            series_of.setdefault(row.client_id, []).append((row, row.counselor))
+            series_of.setdefault(row.client_id, []).append(row)
     out = []
     for row in rows:
         series = series_of.get(row.client_id)
@@ -826,17 +827,17 @@ def _as_the_clients(
     return out
 
 
-def _last_seen(series: Sequence[tuple[Any, str | None]]) -> tuple[str | None, str | None]:
-    """(date, counselor) of a client's latest session over its series, each given with its
-    counselor: the latest date of any series, and the counselor of the series whose last
-    session is the latest (by date, then number; a dated one before an undated one; ties go
-    to the first instrument and rater in name order)."""
+def _last_seen(series: Sequence[_Seen | CaseloadRow]) -> tuple[str | None, str | None]:
+    """(date, counselor) of a client's latest session over its series: the latest date of
+    any series, and the counselor of the series whose last session is the latest (by date,
+    then number; a dated one before an undated one; ties go to the first instrument and
+    rater in name order)."""
     best: tuple[tuple[str, int], tuple[str, str], str | None] | None = None
     latest = ""
-    for one, counselor in series:  # (one pass: tens of thousands of series for -i)
+    for one in series:  # (one pass: tens of thousands of series for -i)
         when, form = (one.last_date or "", one.last_session), (one.instrument, one.rater)
         if best is None or when > best[0] or (when == best[0] and form < best[1]):
-            best = (when, form, counselor)
+            best = (when, form, one.counselor)
         latest = max(latest, when[0])
     return latest or None, best[2] if best is not None else None
 
@@ -1075,7 +1076,7 @@ def _one_row(all_series: list[CaseloadRow]) -> CaseloadRow:
             key=lambda c: (reading.SEVERITY_ORDER[c["severity"]], -c["began"]),
         )
     )
-    last_date, counselor = _last_seen([(r, r.counselor) for r in all_series])
+    last_date, counselor = _last_seen(all_series)
     return main._replace(
         concerns=concerns, counselor=counselor, last_date=last_date, kept_head=None
     )
