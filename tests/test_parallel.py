@@ -242,3 +242,29 @@ def test_a_save_on_several_processes_into_a_history_that_has_it_already(cli, tmp
     assert "20,000 sessions were already recorded" in again[0][1]
     conflict = [run(jobs, changed, tmp_path / f"h{jobs}.sqlite") for jobs in (1, 2)]
     assert conflict[0] == conflict[1] and conflict[0][0] == 3 and "R7" in conflict[0][1]
+
+
+def test_the_server_spool_writes_each_row_as_copy_line_writes_it() -> None:
+    """The column-wise COPY writer (a block of FastRows rows at once, with look-ups) gives
+    the very text of each row's fields written one by one, for escapes, none, repeats, and
+    float zeros of both signs (equal as keys, not as text)."""
+    from alliance_cli.store.postgres import copy_field, fast_block_writer
+
+    rows = [
+        ("C1", "client", 1, "2026-01-05", "4,4,5", 75.0, 4.0, 12.0, "75.0,n", None),
+        ("C\t2\\x", "client", 2, None, "1,1,1", 0.0, 1.0, 3.0, "0.0,0.0", "Lee\nRivera"),
+        ("C3", "therapist", 10, "2026-01-05", "1,1,1", -0.0, 1.0, 3.0, "0.0,0.0", "Lee"),
+        ("C1", "client", 3, "2026-01-05", "4,4,5", 75.0, 4.0, 12.0, "75.0,n", None),
+        ("C4", "client", 4, "2026-01-06", "", None, None, None, None, "Ng\r"),
+    ]
+
+    def one_by_one(row: tuple[object, ...]) -> str:
+        return "\t".join(map(copy_field, (*row, None))) + "\n"
+
+    block = fast_block_writer()
+    want = "".join(map(one_by_one, rows))
+    assert block(rows) == want
+    assert block(rows[::-1]) == "".join(map(one_by_one, rows[::-1]))  # remembered, same
+    assert "\t-0.0\t" in want and "C\\t2\\\\x" in want
+    assert block(rows[:1]) + block(rows[1:2]) == "".join(map(one_by_one, rows[:2]))
+    assert block([]) == ""

@@ -345,12 +345,12 @@ class _CopySpool:
     def add_fast(self, row: tuple[Any, ...]) -> None:
         """Keep one stored row from FastRows."""
         self.clients.add(row[0])
-        self.handle.write(self._fast(row))
+        self.handle.write(self._fast((row,)))
 
     def add_fast_rows(self, rows: list[tuple[Any, ...]]) -> None:
         """Keep the stored rows of a block scored column by column."""
         self.clients.update(r[0] for r in rows)
-        self.handle.writelines(map(self._fast, rows))
+        self.handle.write(self._fast(rows))
 
     def add_row(self, row: tuple[Any, ...]) -> None:
         """Keep one whole stored row (``Store._row``'s shape)."""

@@ -945,6 +945,7 @@ class BatchRecorder(BatchBase):
         self.store: Store = store
         self.claimed: set[str] = set()  # clients this batch has claimed (see _claim_listed)
         self.writer: _Writer | None = None  # stores the chunks while the next is scored
+        self._fast_block: Callable[[Sequence[tuple[Any, ...]]], str] | None = None
         store.begin()  # closing the store without finish() rolls this back
         self.last_rowid = int(store.db.execute("SELECT coalesce(max(id), 0) FROM sessions")
                               .fetchone()[0])  # fmt: skip
@@ -954,14 +955,15 @@ class BatchRecorder(BatchBase):
         while the batch scores the next ones. Python's part (each row as a line of COPY
         text, as a ``--jobs`` worker writes it) is done here; the thread's is the server's
         (copy, claim, move), waited for without holding the interpreter."""
-        fast, _ = self.copy_spool_lines()
+        if self._fast_block is None:
+            self._fast_block = self.copy_spool_lines()[0]
         for pending in (self.pending, self.pending_fast):
             if not pending:
                 continue
             count, clients = len(pending), {row[0] for row in pending}
             if pending is self.pending_fast:  # the batch's constants are the statement's
                 instrument, definition = self.fast_constants
-                text, columns = "".join(map(fast, pending)), SPOOL_COLUMNS
+                text, columns = self._fast_block(pending), SPOOL_COLUMNS
                 constants: tuple[str, int, str] | None = (instrument, definition, self.now)
             else:
                 text, columns, constants = "".join(map(copy_line, pending)), SESSION_COLUMNS, None
@@ -1031,24 +1033,16 @@ class BatchRecorder(BatchBase):
 
     @staticmethod
     def copy_spool_lines() -> tuple[
-        Callable[[tuple[Any, ...]], str], Callable[[tuple[Any, ...]], str]
+        Callable[[Sequence[tuple[Any, ...]]], str], Callable[[tuple[Any, ...]], str]
     ]:
-        """How a ``--jobs`` worker writes a FastRows row and a whole row: one line of COPY
-        text each, ``SPOOL_COLUMNS`` (the batch's instrument, definition and time, and what
-        was said, are the parent's statement's)."""
-        f = copy_field
-
-        def fast(row: tuple[Any, ...]) -> str:
-            c, rater, n, date, answers, pomp, mean, total, pomps, counselor = row
-            return (
-                f"{f(c)}\t{f(rater)}\t{n}\t{f(date)}\t{answers}\t{f(pomp)}\t{f(mean)}\t"
-                f"{f(total)}\t{f(pomps)}\t{f(counselor)}\t\\N\n"
-            )
+        """How a ``--jobs`` worker writes FastRows rows (a block at once) and a whole row:
+        one line of COPY text each, ``SPOOL_COLUMNS`` (the batch's instrument, definition
+        and time, and what was said, are the parent's statement's)."""
 
         def whole(row: tuple[Any, ...]) -> str:
             return copy_line(row[0:1] + row[2:5] + row[6:7] + row[8:13] + row[14:15])
 
-        return fast, whole
+        return fast_block_writer(), whole
 
     def _claim_listed(self, path: str) -> bool:
         """Claim the clients a worker listed beside its rows (JSON), but those this batch
@@ -1159,6 +1153,58 @@ def copy_field(value: Any) -> str:
     if isinstance(value, str):
         return value.translate(_COPY_ESCAPES) if _needs_escape(value) else value
     return repr(value) if isinstance(value, float) else str(value)
+
+
+class _Texts(dict[Any, str]):
+    """Values as COPY text, remembered (up to 100,000): a block's look-ups are C-level. A
+    key holding a float zero is not kept (0.0 and -0.0 are equal keys, but not the same
+    text)."""
+
+    def __init__(self, function: Callable[[Any], str]) -> None:
+        super().__init__()
+        self.function = function
+
+    def __missing__(self, key: Any) -> str:
+        text = self.function(key)
+        if len(self) < 100_000 and not (isinstance(key, tuple) and 0.0 in key):
+            self[key] = text
+        return text
+
+
+def _tail_text(values: tuple[Any, ...]) -> str:
+    return "\t".join(map(copy_field, values))
+
+
+def fast_block_writer() -> Callable[[Sequence[tuple[Any, ...]]], str]:
+    """A writer of FastRows rows as COPY text lines (``SPOOL_COLUMNS``), column by column:
+    the same text as ``copy_line`` of each row's fields, with look-ups for the values a
+    batch repeats (rater, date, counselor; a score's four numbers) instead of a call per
+    field."""
+    cells, tails = _Texts(copy_field), _Texts(_tail_text)
+
+    def block(rows: Sequence[tuple[Any, ...]]) -> str:
+        if not rows:
+            return ""
+        clients, raters, sessions, dates, answers, *scores, counselors = zip(*rows, strict=True)
+        ids: Iterable[str] = clients
+        if _needs_escape("".join(clients)):  # (an id is text: a non-empty, stripped cell)
+            ids = map(copy_field, clients)
+        lines = map(
+            "\t".join,
+            zip(
+                ids,
+                map(cells.__getitem__, raters),
+                map(str, sessions),
+                map(cells.__getitem__, dates),
+                answers,  # canonical numbers (FastRows.plain): nothing to escape
+                map(tails.__getitem__, zip(*scores, strict=True)),
+                map(cells.__getitem__, counselors),
+                strict=True,
+            ),
+        )
+        return "\t\\N\n".join(lines) + "\t\\N\n"
+
+    return block
 
 
 def _needs_escape(text: str) -> bool:
