@@ -493,9 +493,11 @@ def test_a_counselor_cannot_set_up_a_history(tmp_path) -> None:
         admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
 
 
-def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatch) -> None:
-    """batch --save --jobs 2 on a server (each worker writes COPY text the parent streams)
-    stores what one process stores on SQLite: the same views, byte for byte; ids holding a
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatch, jobs) -> None:
+    """batch --save on a server, --jobs 2 (each worker writes COPY text the parent streams)
+    or one process (its chunks written as COPY text a block at a time), stores what one
+    process stores on SQLite: the same views, byte for byte; ids and counselors holding a
     tab or a backslash are stored as they are; a session already recorded with other
     answers sends its range down the row-by-row path, told as a conflict."""
     monkeypatch.setenv("ALLIANCE_JOBS_MIN_BYTES", "1")
@@ -505,7 +507,8 @@ def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatc
     for n in range(600):
         client = ids[n % 5] + f"-{n % 40}"
         cells = [str((n * 7 + i) % 5 + 1) if (n + i) % 17 else "" for i in range(12)]
-        lines.append(f"{client},{n // 40 + 1},T{n % 3}," + ",".join(cells))
+        counselor = "T" + "\\" * (n % 2) + str(n % 3)  # T0, T\1, T2, T\0, ...
+        lines.append(f"{client},{n // 40 + 1},{counselor}," + ",".join(cells))
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     sqlite, server = str(tmp_path / "h.sqlite"), database(None)
     for db in (sqlite, server):
@@ -514,14 +517,15 @@ def test_jobs_store_what_one_process_stores(database, tmp_path: Path, monkeypatc
         assert save_wai(db, "J-1-0", 2, list("554545545455")) == 0
         views(db)  # readings kept now: the batch must make them stale, every range's series
     runs = {}
-    for db, jobs in ((sqlite, "1"), (server, "2")):
+    for db, n in ((sqlite, "1"), (server, jobs)):
         code, _, err = cli("batch", str(path), "-i", "wai-sr", "--save", "--db", db,
-                           "--jobs", jobs, "-o", os.devnull)  # fmt: skip
+                           "--jobs", n, "-o", os.devnull)  # fmt: skip
         runs[db] = (code, [line for line in err.splitlines() if "history" in line])
     assert runs[sqlite][0] == runs[server][0] == 3  # the conflict
     assert len(runs[server][1]) == len(runs[sqlite][1])
     assert views(server) == views(sqlite)
     assert '"J\\\\3-2"' in views(server)["clients"]  # (JSON escapes the backslash)
+    assert '"T\\\\1"' in views(server)["clients"]
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
