@@ -305,3 +305,22 @@ def test_history_and_the_client_report_say_the_not_seen_note_as_clients_does(
     assert cli("report", "C-3", "--db", str(db), "-o", str(page), "-q",
                "--not-seen-days", "90").exit_code == 0  # fmt: skip
     assert "Not seen for" not in page.read_text(encoding="utf-8")
+
+
+def test_db_copy_names_files_as_given(cli, tmp_path: Path, monkeypatch):
+    """`db copy` between two files says each by its path (a file is not a server URL: it
+    was said as "://history.sqlite"), and refuses a copy onto itself naming the file."""
+    monkeypatch.chdir(tmp_path)
+    for session in (1, 2):
+        result = cli("score", "srs", "8", "9", "7", "9", "--client", "C-1", "--session",
+                     str(session), "--save", "--db", "history.sqlite", "-q")  # fmt: skip
+        assert result.exit_code == 0, result.stderr
+    result = cli("db", "copy", "history.sqlite", "copy.sqlite")
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "copied 2 sessions (0 were there already with the same answers, 0 with other "
+        "answers); history.sqlite holds 2 sessions, copy.sqlite 2"
+    )
+    result = cli("db", "copy", "history.sqlite", "./history.sqlite")
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: history.sqlite: the source and the destination")

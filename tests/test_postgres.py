@@ -849,3 +849,77 @@ def test_a_newer_schema_is_said_not_shown_from_the_kept_list(database) -> None:
     admin_sql("UPDATE alliance.meta SET value = '999' WHERE key = 'schema_version'", _db(a))
     code, out, err = cli("clients", "--db", a, "-f", "json")
     assert code == 5 and "newer alliance" in err and out == "", err
+
+
+# -- the page's examples ----------------------------------------------------------------------
+DOC = ROOT / "docs" / "clinic-server.md"
+DOC_BASE = "/clinic?host=/tmp/pgdev"  # how the page names the server's database
+
+
+def _doc_sessions() -> list[list[tuple[str, list[str]]]]:
+    """Each shell block of docs/clinic-server.md (``$ `` lines and what they print; a block
+    inside a list item is indented), in page order."""
+    blocks: list[list[tuple[str, list[str]]]] = []
+    inside, indent, current = False, 0, []
+    for line in DOC.read_text(encoding="utf-8").splitlines():
+        if line.lstrip().startswith("```"):
+            if inside and current:
+                blocks.append(current)
+            inside, indent, current = not inside, len(line) - len(line.lstrip()), []
+        elif inside and line[indent:].startswith("$ "):
+            current.append((line[indent + 2 :], []))
+        elif inside and current:
+            current[-1][1].append(line[indent:])
+    return blocks
+
+
+def test_the_clinic_server_page_s_examples_print_what_it_shows(tmp_path: Path) -> None:
+    """docs/clinic-server.md's examples, run on the test server as a reader would (a
+    100-column terminal; a failing command's status shown as ``exit N``, as the page does):
+    set up a new database, the password refused, two counselors and a supervisor, then a
+    file copied twice into another new database. The page's URLs name its dev cluster; the
+    test's database and socket stand in for them, both ways."""
+    from tests.test_readme import _ESCAPES, _env, _matches, _normal
+
+    blocks = _doc_sessions()
+    assert [len(b) for b in blocks] == [1, 1, 7, 2], "the page's examples moved: update this"
+    setup, password, roles, copy = blocks
+    host = dict(p.split("=", 1) for p in urlsplit(SERVER).query.split("&"))["host"]
+    names = [f"alliance_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    for name in names:
+        admin_sql(f"CREATE DATABASE {name}")
+    env = _env(tmp_path)
+    env.update(ALLIANCE_TODAY="2026-12-04", HOME=str(tmp_path))
+    env.update(
+        LEE=as_role(SERVER, COUNSELORS[0], names[0]),
+        RIVERA=as_role(SERVER, COUNSELORS[1], names[0]),
+        SUPERVISOR=as_role(SERVER, SUPERVISOR, names[0]),
+        CLINIC=as_role(SERVER, None, names[1]),
+    )
+    history = str(tmp_path / "history.sqlite")  # the file the page copies
+    saved = run("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
+                "--save", "--db", history, "-o", os.devnull, "-q")  # fmt: skip
+    assert saved.exit_code == 3, saved.stderr  # (the export's two bad rows)
+    problems = []
+    try:
+        for session, name in ((setup, names[0]), (password, names[0]), (roles, names[0]),
+                              (copy, names[1])):  # fmt: skip
+            here = f"/{name}?host={host}"
+            for command, expected in session:
+                line = f"stty cols 100 rows 50\n{command.replace(DOC_BASE, here)}\necho __status=$?"
+                done = subprocess.run(
+                    ["script", "-qec", line, "/dev/null"], cwd=tmp_path, env=env,
+                    capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                )  # fmt: skip
+                plain = _ESCAPES.sub("", done.stdout).replace("\r\n", "\n")
+                text, _, tail = plain.rpartition("__status=")
+                status = int(tail.split()[0])
+                printed = [ln.rstrip().replace(here, DOC_BASE) for ln in text.splitlines()]
+                printed += [f"exit {status}"] if status else []
+                if not _matches(_normal(expected), _normal(printed)):
+                    problems.append(f"$ {command}\n--- the page shows:\n" + "\n".join(expected)
+                                    + "\n--- it prints:\n" + "\n".join(printed))  # fmt: skip
+    finally:
+        for name in names:
+            admin_sql(f"DROP DATABASE {name} WITH (FORCE)")
+    assert not problems, "\n\n".join(problems)

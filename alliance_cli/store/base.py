@@ -105,8 +105,9 @@ def has_password(url: str) -> bool:
 
 
 def shown(where: Path | str) -> str:
-    """A history's location as messages say it: a server URL without any password."""
-    if not isinstance(where, str):
+    """A history's location as messages say it: a server URL without any password; a
+    file's path as it is."""
+    if not isinstance(where, str) or not where.lower().startswith(("postgresql://", "postgres://")):
         return str(where)
     parts = urlsplit(where)
     netloc = parts.netloc
