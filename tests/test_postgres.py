@@ -264,6 +264,23 @@ def test_a_supervisor_assigns_and_forgets_everywhere(database) -> None:
     assert save_wai(b, "A-1", 1) == 0
 
 
+def test_a_client_given_before_any_session_is_said_to_have_none(database) -> None:
+    """A supervisor may give a client before their first session (an intake), but a grant
+    of an id with no session says so, with the recorded ids it may have meant (a typo
+    would otherwise be a silent assignment of nobody)."""
+    a, s = database("counselor_a"), database(SUPERVISOR)
+    assert save_wai(a, "C-101", 1) == 0
+    code, _, err = cli("db", "grant", "C-1O1", "counselor_b", "--db", s)
+    assert code == 0
+    assert err.strip() == (
+        "client C-1O1 is now assigned to counselor_b; no session of theirs is recorded yet "
+        "(did you mean 'C-101'?)"
+    )
+    code, _, err = cli("db", "grant", "C-101", "counselor_b", "--db", s)
+    assert code == 0 and err.strip() == "client C-101 is now assigned to counselor_b"
+    assert save_wai(database("counselor_b"), "C-1O1", 1) == 0  # given: theirs to save
+
+
 def test_the_kept_list_is_patched_and_a_forget_clears_every_roles_list(database) -> None:
     """As on SQLite (tests/test_caseload_kept.py): after a save, `clients` reuses the rows
     of the clients it did not touch and shows what a reading from scratch shows; a

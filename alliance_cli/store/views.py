@@ -211,13 +211,20 @@ def unknown_client(store: Store, client_id: str) -> UsageProblem:
 
     Typos are routine: the same id in another case, or the closest spellings, are offered.
     """
+    hint = close_ids(store, client_id)
+    return UsageProblem(f"no sessions recorded for client {client_id!r}{hint}")
+
+
+def close_ids(store: Store, client_id: str) -> str:
+    """The recorded ids a mistyped one may have meant, as a hint to end a message with
+    (" (did you mean 'C-101'?)"): the same id in another case, else the closest spellings;
+    "" when none is close."""
     import difflib
 
     ids = store.client_ids()
     same_case = [i for i in ids if i.lower() == client_id.lower()]
     close = same_case or difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6)
-    hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
-    return UsageProblem(f"no sessions recorded for client {client_id!r}{hint}")
+    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
 
 
 def _current_sha(catalog: Any, instrument_id: str) -> str | None:
