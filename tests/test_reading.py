@@ -61,6 +61,25 @@ def test_a_drop_that_stays_is_open_until_it_recovers(at, stay, fall):
     assert drop.resolved == at + stay + 1 and not back.open
 
 
+@pytest.mark.parametrize(
+    ("fallen", "words"),
+    [
+        (["bond"], "Bond fell in session 5 ("),
+        (["goal", "bond"], "Goal, Bond fell in session 5 ("),
+        (["goal", "task", "bond"], "All scales fell in session 5 ("),
+    ],
+)
+def test_a_drop_s_sentence_agrees_with_how_many_scales_fell(fallen, words):
+    """One scale "has stayed low"; several, or all, "have stayed low" (all said "has")."""
+    before = [{s: 90.0 + (i % 2) * 2.0 for s in WAI.scales} for i in range(4)]
+    down = {s: (30.0 if s in fallen else 91.0) for s in WAI.scales}
+    down["total"] = sum(down[s] for s in ("goal", "task", "bond")) / 3
+    (drop,) = [c for c in _read([*before, down, down]).concerns if c.kind == "drop"]
+    assert drop.sentence.startswith(words)
+    verb = "has" if len(fallen) == 1 else "have"
+    assert drop.sentence.endswith(f"and {verb} stayed low since."), drop.sentence
+
+
 def test_one_item_moving_one_step_never_raises_a_concern_on_its_own():
     steady = {s: 100.0 for s in WAI.scales}
     one = dict(steady, goal=100 - WAI.scales["goal"].unit, total=100 - WAI.scales["total"].unit)

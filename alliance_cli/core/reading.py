@@ -679,21 +679,27 @@ def _sentence(
 ) -> str:
     where = _scale_words(spec, sids)
     Where = where[:1].upper() + where[1:]
+    many = where == "all scales" or ", " in where  # several scales: the verb agrees
+    has, was = ("have", "were") if many else ("has", "was")
     before, at = lead.figures
     if kind == "drop":
         move = f"from a usual {_fmt(before)} to {_fmt(at)} % of the maximum"
         unusual = ", larger than this client's usual change" if lead.own else ""
         if resolved is None:
-            return f"{Where} fell in session {began} ({move}{unusual}) and has stayed low since."
+            return f"{Where} fell in session {began} ({move}{unusual}) and {has} stayed low since."
         return f"{Where} fell in session {began} ({move}) and recovered in session {resolved}."
     if kind == "decline":
         span = f"from {_fmt(before)} to {_fmt(at)} % of the maximum"
-        tail = "" if resolved is None else f"; it had recovered by session {resolved}"
-        return f"{Where} has slid gradually ({span}, first sessions against the latest){tail}."
+        tail = (
+            ""
+            if resolved is None
+            else f"; {'they' if many else 'it'} had recovered by session {resolved}"
+        )
+        return f"{Where} {has} slid gradually ({span}, first sessions against the latest){tail}."
     if kind == "low":
         cut = spec.scales[sids[0]].cutoff
         assert cut is not None
-        text = f"{Where} was {cut.words()} in session {began} ({cut.value(before):g})"
+        text = f"{Where} {was} {cut.words()} in session {began} ({cut.value(before):g})"
         text += "." if resolved is None else f"; above it again in session {resolved}."
         if began <= early_sessions:
             text += " A weak alliance early in treatment predicts dropout."
