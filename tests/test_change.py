@@ -129,6 +129,15 @@ def test_client_therapist_gap_scale_by_scale_where_the_keys_match():
     (gap,) = [c for c in read.concerns if c.kind == "gap"]
     assert (gap.scales, gap.began) == (("goal",), 3)
     assert "the therapist sees it as stronger" in gap.sentence
+    # every scale apart: "all scales", and "them" (it said "it" of all the scales)
+    low = {"bond": 20.0, "goal": 20.0, "task": 20.0, "total": 20.0}
+    read = reading.read_client("X", [
+        reading.SeriesData(client, [reading.Visit(3, None, mine)]),
+        reading.SeriesData(therapist, [reading.Visit(3, None, low)]),
+    ])  # fmt: skip
+    (gap,) = [c for c in read.concerns if c.kind == "gap"]
+    assert gap.sentence.startswith("Client and therapist see all scales differently")
+    assert "the client sees them as stronger" in gap.sentence
 
 
 @pytest.mark.parametrize(

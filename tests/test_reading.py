@@ -247,3 +247,23 @@ def test_a_batch_too_large_to_read_while_saving_keeps_what_was_said_at_the_next_
     with sqlite3.connect(large) as db:
         assert db.execute("SELECT count(*) FROM said_pending").fetchone()[0] == 0
     db.close()
+
+
+def test_a_caseload_row_says_all_scales_where_the_sentence_does():
+    """The caseload's few words follow the concern's sentence: "All scales slid", not the
+    four names (the history said "All scales have slid" of the same concern); each row
+    starts with a capital, as the sentences do."""
+    srs = reading.spec_of(load_catalog().get("srs").instrument, "client")
+    levels = [{s: 95.0 - 2.5 * i for s in srs.scales} for i in range(10)]
+    read = reading.read_client("D1", [reading.SeriesData(srs, _visits(levels))])
+    (decline,) = [c for c in read.concerns if c.kind == "decline"]
+    assert decline.sentence.startswith("All scales have slid gradually")
+    assert reading.short_words(decline.as_dict()).startswith("All scales slid, from session")
+    gap = {"kind": "gap", "scale_names": ["Goal", "Task", "Bond", "Total"], "began": 1,
+           "series": "wai-sr", "sentence": "Client and therapist see all scales apart"}  # fmt: skip
+    assert (
+        reading.short_words(gap)
+        == "Client and therapist differ on all scales from session 1 (wai-sr)"
+    )
+    low = {"kind": "early_low", "scale_names": ["Total"], "began": 2, "series": "wai-sr-t"}
+    assert reading.short_words(low) == "Low early alliance in session 2 (wai-sr-t)"

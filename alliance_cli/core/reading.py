@@ -597,10 +597,13 @@ def _names(spec: SeriesSpec, sids: Sequence[str]) -> tuple[str, ...]:
     return tuple(spec.scales[s].name if s in spec.scales else s for s in sids)
 
 
+ALL_SCALES = "all scales"  # a concern on every subscale of its form says so, not each name
+
+
 def _scale_words(spec: SeriesSpec, sids: Sequence[str]) -> str:
     subs = [s for s in spec.scales if s != TOTAL]
     if len(subs) > 1 and set(subs) <= set(sids):
-        return "all scales"
+        return ALL_SCALES
     names = [
         n for s, n in zip(sids, _names(spec, sids), strict=True) if s != TOTAL or len(sids) == 1
     ]
@@ -643,7 +646,7 @@ def _group(spec: SeriesSpec, episodes: list[_Episode], early_sessions: int) -> l
             severity = "act"  # every scale of the form fell at once: the whole alliance
         # the figures of the scale the sentence names: the total's for "all scales"
         named = [e for e in eps if e.scale != TOTAL]
-        whole = not named or _scale_words(spec, sids) == "all scales"
+        whole = not named or _scale_words(spec, sids) == ALL_SCALES
         lead = next(e for e in eps if e.scale == TOTAL) if whole and TOTAL in sids else eps[0]
         sentence = _sentence(kind, spec, sids, began, resolved, lead, early_sessions)
         evidence = tuple(
@@ -679,7 +682,7 @@ def _sentence(
 ) -> str:
     where = _scale_words(spec, sids)
     Where = where[:1].upper() + where[1:]
-    many = where == "all scales" or ", " in where  # several scales: the verb agrees
+    many = where == ALL_SCALES or ", " in where  # several scales: the verb agrees
     has, was = ("have", "were") if many else ("has", "was")
     before, at = lead.figures
     if kind == "drop":
@@ -888,8 +891,8 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
                 resolved,
                 "watch",
                 f"Client and therapist see {where} differently in session {began} (client "
-                f"{_fmt(c)}, therapist {_fmt(t)} % of the maximum; {higher} sees it as "
-                f"stronger){tail}.",
+                f"{_fmt(c)}, therapist {_fmt(t)} % of the maximum; {higher} sees "
+                f"{'them' if where == ALL_SCALES or ', ' in where else 'it'} as stronger){tail}.",
                 _question("gap"),
                 tuple(
                     Evidence(
@@ -986,8 +989,11 @@ def short_words(concern: Mapping[str, Any]) -> str:
     if template is None:  # (not seen: its sentence says it briefly)
         return str(concern.get("sentence", "")).split(" (")[0].rstrip(".")
     where = ", ".join(concern.get("scale_names") or ()) or "the form"
+    if ALL_SCALES in str(concern.get("sentence", "")).lower():  # as its sentence says
+        where = ALL_SCALES
     series = f" ({concern['series']})" if concern.get("series") else ""
-    return template.format(where=where, began=concern.get("began")) + series
+    words = template.format(where=where, began=concern.get("began"))
+    return words[:1].upper() + words[1:] + series
 
 
 def told_session(concern: Concern) -> int:
