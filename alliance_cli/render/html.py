@@ -458,11 +458,7 @@ def _session_table(view: Any) -> str:
         total = s.scales.get(TOTAL)
         pomp = "–" if total is None or total.pomp is None else f"{total.pomp:.0f}"
         now = ", ".join(flags.get(s.session, []))
-        said = ", ".join(
-            dict.fromkeys(
-                f.get("sentence") or f"{f.get('code')} on {f.get('scale')}" for f in s.flags_at_save
-            )
-        )
+        said = _said_at_save(s.flags_at_save)
         rows.append(
             f'<tr><th scope="row" class="num">{s.session}</th>'
             f'<td class="date">{esc(s.date or "")}</td>{"".join(cells)}'
@@ -536,3 +532,13 @@ def caseload_report(
     )
     head = f"Alliance caseload · {esc(generated[:10])}"
     return _page("Alliance caseload", head, "\n".join(out))
+
+
+def _said_at_save(flags: list[dict[str, Any]]) -> str:
+    """What was said when a session was saved, as a counselor reads it: the concerns'
+    sentences, each once (the Score's own cutoff flag is one of them, said again as its
+    code: left out); a history kept before 0.3 has codes only, shown as "code on scale"."""
+    sentences = [str(f["sentence"]) for f in flags if f.get("sentence")]
+    if sentences:
+        return " ".join(dict.fromkeys(sentences))
+    return ", ".join(dict.fromkeys(f"{f.get('code')} on {f.get('scale')}" for f in flags))
