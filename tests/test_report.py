@@ -175,13 +175,15 @@ def test_an_srs_is_drawn_in_its_own_metric_with_its_cutoff(cli, store, tmp_path)
 def test_what_was_said_at_save_is_the_sentences_once(cli, store, tmp_path):
     """The "said when saved" column reads as sentences: the Score's own cutoff flag, said
     again by the reading's concern, is not shown as its code beside it ("below_cutoff on
-    total, Total was at or below 36 …"), and sentences are not joined by ".,"."""
+    total, Total was at or below 36 …"), sentences are not joined by ".,", and a sentence
+    said again word for word at the next session is counted, not written out again."""
     page = _report(cli, store, tmp_path, HOSTILE)
     table = page[page.index("said when saved") :]
     said = [html.unescape(c) for c in re.findall(r'<td class="flag">(.*?)</td>', table)][1::2]
     early = "A weak alliance early in treatment predicts dropout."
     assert said[0] == f"Total was at or below 36 in session 1 (36). {early}"
     assert all("below_cutoff" not in c and ".," not in c for c in said), said
+    assert said[1] == "1 as before"  # the same sentence again at session 2: counted, not repeated
 
 
 # -- in a browser ------------------------------------------------------------------------------

@@ -449,6 +449,7 @@ def _session_table(view: Any) -> str:
         + '<th scope="col" class="num">POMP</th><th scope="col">flags now</th>'
         '<th scope="col">said when saved</th></tr></thead><tbody>'
     ]
+    said_before: set[str] = set()  # the sentences said at the session above
     for s in view.sessions:
         cells = []
         for sid in scales:
@@ -458,7 +459,7 @@ def _session_table(view: Any) -> str:
         total = s.scales.get(TOTAL)
         pomp = "–" if total is None or total.pomp is None else f"{total.pomp:.0f}"
         now = ", ".join(flags.get(s.session, []))
-        said = _said_at_save(s.flags_at_save)
+        said, said_before = _said_at_save(s.flags_at_save, said_before)
         rows.append(
             f'<tr><th scope="row" class="num">{s.session}</th>'
             f'<td class="date">{esc(s.date or "")}</td>{"".join(cells)}'
@@ -534,11 +535,19 @@ def caseload_report(
     return _page("Alliance caseload", head, "\n".join(out))
 
 
-def _said_at_save(flags: list[dict[str, Any]]) -> str:
-    """What was said when a session was saved, as a counselor reads it: the concerns'
-    sentences, each once (the Score's own cutoff flag is one of them, said again as its
-    code: left out); a history kept before 0.3 has codes only, shown as "code on scale"."""
-    sentences = [str(f["sentence"]) for f in flags if f.get("sentence")]
-    if sentences:
-        return " ".join(dict.fromkeys(sentences))
-    return ", ".join(dict.fromkeys(f"{f.get('code')} on {f.get('scale')}" for f in flags))
+def _said_at_save(flags: list[dict[str, Any]], before: set[str]) -> tuple[str, set[str]]:
+    """What was said when a session was saved, as a counselor reads it down the table: the
+    sentences new since the session above in full, those said again word for word counted
+    ("and 2 as before"); the Score's own cutoff flag, said by its concern too, is left out.
+    A history kept before 0.3 has codes only, shown as "code on scale". With the
+    sentences, for the next row."""
+    sentences = list(dict.fromkeys(str(f["sentence"]) for f in flags if f.get("sentence")))
+    if not sentences:
+        codes = dict.fromkeys(f"{f.get('code')} on {f.get('scale')}" for f in flags)
+        return ", ".join(codes), set()
+    new = [t for t in sentences if t not in before]
+    again = len(sentences) - len(new)
+    text = " ".join(new)
+    if again:
+        text += f" (and {again} as before)" if new else f"{again} as before"
+    return text, set(sentences)
