@@ -123,6 +123,17 @@ def test_hostile_json_on_stdin_is_a_rejected_set(cli, line, words):
     assert len(result.stdout.splitlines()) == 1  # the good set after it is still scored
 
 
+def test_an_answer_line_over_1_mib_is_one_rejected_set(cli):
+    """Plain answer lines on stdin were read whole: a stream of NUL bytes was "12 items; got
+    1 answers" after holding all of it in memory (an endless one, all memory). A line over
+    1 MiB is cut there and said; the sets around it are scored."""
+    lines = "4 " * 12 + "\n" + "\0" * (3 << 20) + "\n" + "5 " * 12 + "\n"
+    result = cli("score", "wai-sr", "-", "-f", "ndjson", input=lines)
+    assert result.exit_code == 3, result.stderr
+    assert len(result.stdout.splitlines()) == 2
+    assert "stdin:2: a line over 1 MiB: not a line of answers" in result.stderr
+
+
 def test_plain_answer_lines_on_stdin(cli):
     result = cli(
         "score",
@@ -235,3 +246,72 @@ def test_a_lone_quote_line_before_a_row_is_rejected_and_the_row_read_again(cli, 
     assert result.exit_code == 3, result.stderr
     assert "2 rows read, 1 scored, 1 rejected" in result.stderr
     assert "q.csv:2: a quoted field runs from line 2 to line 3" in result.stderr
+
+
+@pytest.mark.parametrize("source", ["file", "device"])
+def test_a_file_of_nul_bytes_is_one_error_at_its_header(cli, tmp_path: Path, source: str):
+    """A file of NUL bytes (a disk image, /dev/zero) was "internal error" (the reader's
+    field limit, hit while reading the header); /dev/zero never ended, taking all memory."""
+    if source == "device" and not Path("/dev/zero").exists():
+        pytest.skip("no /dev/zero on this system")
+    path = Path("/dev/zero") if source == "device" else tmp_path / "zeros.csv"
+    if source == "file":
+        path.write_bytes(b"\0" * 300_000)
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"))
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {path}:1: the header holds NUL bytes: not a text export (a UTF-16 file "
+        "without its byte order mark? give --encoding utf-16)"
+    )
+
+
+def test_a_header_with_no_line_end_is_refused(cli, tmp_path: Path):
+    path = tmp_path / "one-line.csv"
+    path.write_text("a," * (3 << 20))  # 6 MiB, no line end
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"))
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {path}:1: no line end in the first 4 MiB: not a CSV export (expected a header row)"
+    )
+
+
+def test_a_line_longer_than_any_record_is_given_cut_and_its_rest_dropped():
+    from io import StringIO
+
+    from alliance_cli.io.source import bounded_lines, line_cap
+
+    text = "a,b\n" + "x" * 50 + "\n" + "\0" * 25 + "\r\n" + "c,d\n" + "y" * 30
+    assert list(bounded_lines(StringIO(text, newline=""), 10)) == [
+        "a,b\n", "x" * 10 + "\n", "\0" * 10 + "\n", "c,d\n", "y" * 10 + "\n",
+    ]  # fmt: skip
+    assert line_cap(16) > 16 * 2 * (128 << 10)  # more than any record of 16 fields
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_line_of_100_mb_is_one_rejected_row_in_flat_memory(tmp_path: Path, jobs: str):
+    """A data line with no end in sight (NUL bytes, an export cut into one line) is one
+    rejected row, and the rows after it are read; the reader keeps at most a few MB of it
+    (before, the whole line twice over: 230 MB here; an endless stream, all memory)."""
+    import subprocess
+    import sys
+
+    from .conftest import env_without_color
+
+    src = _export(tmp_path, _row("C-1") + "\0" * 100_000_000 + "\n" + _row("C-3"))
+    probe = (
+        "import resource, subprocess, sys\n"
+        "done = subprocess.run([sys.executable, '-m', 'alliance_cli', 'batch', "
+        f"{str(src)!r}, '-i', 'wai-sr', '-j', {jobs!r}, '-o', {str(tmp_path / 'o.csv')!r}], "
+        "stderr=subprocess.PIPE, text=True)\n"
+        "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "print(done.stderr)\n"
+    )
+    env = {**env_without_color(), "ALLIANCE_JOBS_MIN_BYTES": "1"}
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                         env=env, check=True)  # fmt: skip
+    first, _, stderr = out.stdout.partition("\n")
+    code, peak_kib = map(int, first.split())
+    assert code == 3, stderr
+    assert "3 rows read, 2 scored, 1 rejected" in stderr
+    assert "x.csv:3: a field grew larger than 128 KiB on line 3" in stderr
+    assert peak_kib / 1024 < 100, peak_kib / 1024

@@ -52,7 +52,7 @@ from alliance_cli.batch.engine import (
 from alliance_cli.batch.sinks import CsvSink, FhirSink, JsonSink, Sink
 from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.csvin import encoding_for, open_sources
-from alliance_cli.io.source import Source
+from alliance_cli.io.source import Source, bounded_lines, line_cap
 
 SCAN_BLOCK = 1 << 22  # bytes a worker reads at a time while counting lines
 SAVE_RANGES = 8  # ranges (and workers) of a --save at most: SQLite attaches 10 databases
@@ -231,7 +231,8 @@ def _score_range(
     wanted = count + (1 if unterminated else 0)
     chunk = Source(
         source.name, text, source.header, source.delimiter,
-        skipped=lines_before - 1, lines=itertools.islice(text, wanted),
+        skipped=lines_before - 1,
+        lines=itertools.islice(bounded_lines(text, line_cap(len(source.header))), wanted),
     )  # fmt: skip
     source.handle.close()
     rejections: list[Rejection] = []

@@ -117,7 +117,16 @@ def sets_from_stdin(
     if not first:
         raise UsageProblem("stdin is empty: expected answers, a JSON object or NDJSON")
     if first not in "[{":
-        for number, line in enumerate(iter(rest.readline, ""), start=1):
+        from alliance_cli.io.answers import MAX_JSON_LINE
+        from alliance_cli.io.source import bounded_lines
+
+        # a line is cut at 1 MiB (an answer line is a few dozen characters): a stream of NUL
+        # bytes or with no line end never fills memory
+        for number, line in enumerate(bounded_lines(rest, MAX_JSON_LINE), start=1):
+            if len(line) > MAX_JSON_LINE:
+                reason = f"a line over {MAX_JSON_LINE >> 20} MiB: not a line of answers"
+                yield ResponseSet(f"stdin:{number}", None, respondent_dict(), reason)
+                continue
             if not line.strip():
                 continue
             try:

@@ -131,6 +131,9 @@ def find_id_columns(header: Sequence[str], named: dict[str, str | None]) -> dict
     return found
 
 
+HEADER_CAP = 4 << 20  # a header line longer than this (no line end) is not an export's
+
+
 def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list[str], str, int]:
     """Read the header line; sniff the delimiter; refuse empty files.
 
@@ -138,18 +141,32 @@ def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list
     many such lines came before it (0 or 1).
     """
     try:
-        first = handle.readline()
+        first = handle.readline(HEADER_CAP)
         before = 0
         excel = re.fullmatch(r"sep=(.)\r?\n?", first)
         if excel:
             delimiter = delimiter or excel.group(1)
-            first, before = handle.readline(), 1
+            first, before = handle.readline(HEADER_CAP), 1
     except UnicodeError as exc:
         raise decode_error(name, exc) from None
+    line = before + 1
+    if "\0" in first:
+        raise DataFileError(
+            f"{name}:{line}: the header holds NUL bytes: not a text export (a UTF-16 file "
+            "without its byte order mark? give --encoding utf-16)"
+        )
+    if len(first) >= HEADER_CAP and first[-1] not in "\n\r":
+        raise DataFileError(
+            f"{name}:{line}: no line end in the first {HEADER_CAP // (1 << 20)} MiB: not a "
+            "CSV export (expected a header row)"
+        )
     if not first.strip():
         raise DataFileError(f"{name}: empty file (expected a header row)")
     delim = delimiter or sniff_delimiter(first)
-    header = next(csv.reader([first], delimiter=delim))
+    try:
+        header = next(csv.reader([first], delimiter=delim))
+    except csv.Error as exc:  # (a header cell over the reader's 128 KiB)
+        raise DataFileError(f"{name}:{line}: the header cannot be read as CSV ({exc})") from None
     return header, delim, before
 
 

@@ -4,9 +4,10 @@ CSV reader and the readers that rebuild rows (FHIR, long format), which use it a
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import csv
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO
+from typing import IO, Protocol
 
 from alliance_cli.core.errors import DataFileError
 
@@ -50,8 +51,10 @@ class Source:
     long_lines: list[int] = field(default_factory=list)  # and each rebuilt row's file line
 
     def rows_from(self) -> Iterable[str]:
-        """The lines the rows are read from."""
-        return self.handle if self.lines is None else self.lines
+        """The lines the rows are read from (none longer than any record can be)."""
+        if self.lines is None:
+            return bounded_lines(self.handle, line_cap(len(self.header)))
+        return self.lines
 
     def file_line(self, line: int) -> int:
         """A line number as counted from the header (line 1) -> the file's line."""
@@ -65,3 +68,34 @@ class RowRefused(ValueError):
     def __init__(self, column: str, value: str, reason: str) -> None:
         super().__init__(reason)
         self.column, self.value, self.reason = column, value, reason
+
+
+def line_cap(width: int) -> int:
+    """The longest line a record of ``width`` fields can hold, in characters: each field
+    under the reader's limit (128 KiB), written with every character a doubled quote, plus
+    its quotes and delimiter. A longer line cannot be read as a record."""
+    return (width + 2) * (2 * csv.field_size_limit() + 3)
+
+
+class Lines(Protocol):
+    """What ``bounded_lines`` reads: anything with a text ``readline`` that takes a limit."""
+
+    def readline(self, limit: int = -1, /) -> str:
+        """One line, at most ``limit`` characters."""
+        ...
+
+
+def bounded_lines(handle: Lines, cap: int) -> Iterator[str]:
+    """The handle's lines as iterating it gives them, but none longer than ``cap``: a longer
+    one (a file of NUL bytes, /dev/zero, an export with no line ends) is given as its first
+    ``cap`` characters and a line end, which the reader then rejects as one record, and the
+    rest of it is read and dropped, so memory stays flat whatever the input."""
+    readline = handle.readline
+    while line := readline(cap):
+        if len(line) < cap or line[-1] in "\n\r":
+            yield line
+            continue
+        rest = line
+        while rest and rest[-1] not in "\n\r":
+            rest = readline(cap)
+        yield line + "\n"
