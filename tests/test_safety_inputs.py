@@ -315,3 +315,49 @@ def test_a_line_of_100_mb_is_one_rejected_row_in_flat_memory(tmp_path: Path, job
     assert "3 rows read, 2 scored, 1 rejected" in stderr
     assert "x.csv:3: a field grew larger than 128 KiB on line 3" in stderr
     assert peak_kib / 1024 < 100, peak_kib / 1024
+
+
+def _long(tmp_path: Path, cells: dict[tuple[int, int], str]) -> Path:
+    """A long-format file: three clients' twelve WAI-SR items, some cells replaced."""
+    rows = ["client_id,session,item,value"]
+    for c in range(1, 4):
+        rows += [f"C-{c},1,wai_{i},{cells.get((c, i), '4')}" for i in range(1, 13)]
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("cell", "words"),
+    [
+        ('"oops', "a quoted field runs from line 16 to line 37, over 21 line(s) that look "
+                  "like rows (a quote never closed?); this row is not read, and the 21 "
+                  "line(s) after it are read again"),
+        ("x" * 140_000, "a field grew larger than 128 KiB on line 16 (a cell that large, or "
+                        "a quote never closed); this row is not read"),
+    ],
+)  # fmt: skip
+def test_a_broken_line_of_a_long_file_is_one_rejected_row(cli, tmp_path: Path, cell, words):
+    """A long-format file was read whole by one CSV reader: a cell over 128 KiB was an
+    "internal error", and a quote never closed swallowed every later line (client C-3's
+    answers were nowhere, not even counted). Now that line is rejected and the lines after
+    it read again, as in a wide export."""
+    src = _long(tmp_path, {(2, 3): cell})
+    result = cli("batch", str(src), "-i", "wai-sr", "--layout", "long", "-o", "-")
+    assert result.exit_code == 3, result.stderr
+    assert f"rejected: {src}:16: {words}" in result.stderr
+    assert "4 rows read, 3 scored, 1 rejected" in result.stderr
+    assert [line.split(",")[0] for line in result.stdout.splitlines()[1:]] == ["C-1", "C-2", "C-3"]
+
+
+def test_a_qualtrics_export_with_a_line_over_128_kib_rejects_that_row(cli, tmp_path: Path):
+    """A Qualtrics export's first rows are read ahead (its extra header rows, the answer
+    codes' start): a cell over 128 KiB there was an "internal error"."""
+    header = "StartDate,Status,Finished,ResponseId," + ",".join(f"Q{i}" for i in range(1, 13))
+    row = "2020-01-01,0,1,R_1," + ",".join(["4"] * 12)
+    src = tmp_path / "qualtrics.csv"
+    src.write_text(f"{header}\n{'x' * 200_000}\n{row}\n")
+    result = cli("batch", str(src), "-i", "wai-sr", "-o", "-")
+    assert result.exit_code == 3, result.stderr
+    assert f"rejected: {src}:2: a field grew larger than 128 KiB on line 2" in result.stderr
+    assert "2 rows read, 1 scored, 1 rejected" in result.stderr

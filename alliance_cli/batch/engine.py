@@ -36,7 +36,13 @@ from alliance_cli.io.csvout import (
     score_columns,
     score_json_cells,
 )
-from alliance_cli.io.source import RowRefused, Source, decode_error
+from alliance_cli.io.source import (
+    RowRefused,
+    Source,
+    decode_error,
+    kept_lines,
+    swallowed_rows,
+)
 
 _RISKY = frozenset("".join(FORMULA_START))  # the first characters safe_text neutralises
 # Pass-through text the fast path cannot write as-is: quoting needed, or a formula start.
@@ -499,7 +505,7 @@ def score_stream(
         base = iter(lines_in)
         kept: collections.deque[str] = collections.deque()  # the latest lines, to read again
         keep_chars = 2 * (width + 2) * FIELD_LIMIT  # more than any record the reader allows
-        reader = csv.reader(_kept(base, kept, keep_chars), delimiter=source.delimiter)
+        reader = csv.reader(kept_lines(base, kept, keep_chars), delimiter=source.delimiter)
         delimiter = source.delimiter
         at = 0  # the reader's line count at the end of the record last read
         while True:  # a CSV error rejects one record; reading goes on after it
@@ -547,7 +553,7 @@ def score_stream(
                         if got is not None:
                             text = ",".join(kept_cells(row))
                             if text.count(",") != n_sep or needs_care(text) or text[:1] in _RISKY:
-                                if _swallowed(row, width, delimiter):
+                                if swallowed_rows(row, width, delimiter):
                                     got = None  # a runaway quote: the careful path rejects it
                                 else:
                                     text = csv_sink.line(safe_cells(row, keep))
@@ -565,7 +571,7 @@ def score_stream(
                     if not row or (len(row) == 1 and not row[0].strip()):
                         blank += 1
                         continue  # blank lines are not rows
-                    swallowed = _swallowed(row, width, delimiter) if at - prev > 1 else 0
+                    swallowed = swallowed_rows(row, width, delimiter) if at - prev > 1 else 0
                     if swallowed:  # a quote that runs over whole rows: reject its first line
                         start = prev + block_lines + 2
                         again = at - prev - 1
@@ -623,7 +629,7 @@ def score_stream(
                 block_lines += reader.line_num - again
                 kept.clear()
                 reader = csv.reader(
-                    _kept(itertools.chain(lines, base), kept, keep_chars), delimiter=delimiter
+                    kept_lines(itertools.chain(lines, base), kept, keep_chars), delimiter=delimiter
                 )
                 at = 0
         done += _position(source)
@@ -666,35 +672,6 @@ def renamed_columns(layout: Layout, scorer: Scorer) -> list[str]:
         for k, i in enumerate(layout.keep)
         if header[k] != layout.header[i]
     ]
-
-
-def _kept(lines: Iterable[str], kept: collections.deque[str], chars: int) -> Iterator[str]:
-    """The lines, each also kept in ``kept`` while the ones after it hold under ``chars``
-    characters: the lines of any record the reader is reading are there to read again."""
-    total = 0
-    for line in lines:
-        kept.append(line)
-        total += len(line)
-        while total - len(kept[0]) >= chars + len(line):
-            total -= len(kept.popleft())
-        yield line
-
-
-def _swallowed(row: list[str], width: int, delimiter: str) -> int:
-    """How many lines inside the row's quoted fields look like whole rows of the file.
-
-    A quote that is never closed swallows the rows after it into one field; a genuine
-    multi-line note does not hold lines with a full row's worth of delimiters.
-    """
-    if width < 2:
-        return 0
-    return sum(
-        1
-        for cell in row
-        if "\n" in cell or "\r" in cell
-        for line in cell.splitlines()[1:]
-        if line.count(delimiter) >= width - 1
-    )
 
 
 def _first_line(line_num: int, row: list[str]) -> int:
@@ -1023,7 +1000,14 @@ def _no_shifted_codes(source: Source, layout: Layout, scorer: Scorer) -> None:
     source.lines = itertools.chain(ahead, lines)
     reader = csv.reader(ahead, delimiter=source.delimiter)
     width = len(layout.header) - (layout.added is not None)
-    for row in reader:
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            return
+        except csv.Error:  # a record the reader refuses: rejected when it is read, later
+            return
         if len(row) != width:
             continue
         for p in layout.items:

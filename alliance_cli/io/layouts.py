@@ -20,6 +20,7 @@ The rules come from real exports (``../shared/real-formats/NOTES.md``):
 
 from __future__ import annotations
 
+import collections
 import csv
 import io
 import itertools
@@ -30,7 +31,14 @@ from pathlib import Path
 from typing import IO, NamedTuple
 
 from alliance_cli.core.errors import UsageProblem
-from alliance_cli.io.source import RowRefused, Source
+from alliance_cli.io.source import (
+    RowRefused,
+    Source,
+    bounded_lines,
+    kept_lines,
+    line_cap,
+    swallowed_rows,
+)
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
 
@@ -86,14 +94,18 @@ def qualtrics_header_rows(
     V1..V10 renamed from the second row), the file lines the extra rows took, and the lines
     to read the data from (what was peeked, then the rest)."""
     lines: list[str] = []
+    rest = bounded_lines(handle, line_cap(len(header)))  # (no line read whole past a record)
 
     def feed() -> Iterator[str]:
-        for line in handle:
+        for line in rest:
             lines.append(line)
             yield line
 
     reader = csv.reader(feed(), delimiter=delimiter)
-    peeked = list(itertools.islice(reader, 2))
+    try:
+        peeked = list(itertools.islice(reader, 2))
+    except csv.Error:  # not header rows: the engine reads these lines again, and rejects
+        peeked = []
     second = peeked[0] if peeked else []
     third = peeked[1] if len(peeked) > 1 else []
     names = list(header)
@@ -109,13 +121,13 @@ def qualtrics_header_rows(
     else:
         rows = 0
     if rows == 0:
-        return names, 0, itertools.chain(lines, handle)
+        return names, 0, itertools.chain(lines, rest)
     # the file lines the header rows took (question text may hold line breaks)
     replay = csv.reader(iter(lines), delimiter=delimiter)
     for _ in itertools.islice(replay, rows):
         pass
     taken = replay.line_num
-    return names, taken, itertools.chain(lines[taken:], handle)
+    return names, taken, itertools.chain(lines[taken:], rest)
 
 
 def adapter_for(
@@ -574,51 +586,99 @@ def pivot_long(
     spelling: dict[str, str] = {}  # an item name, lower-cased -> as first written
     early: list[tuple[int, str, str, str, str]] = []
     varied: dict[str, int] = {}  # person-level columns that vary within a set: sets
-    reader = csv.reader(lines, delimiter=delimiter)
+    # a cell over the reader's limit (or a quote never closed) rejects its record, and the
+    # lines it swallowed are read again, as the wide reader does (``score_stream``)
+    base = iter(lines)
+    recent: collections.deque[str] = collections.deque()  # the lines a record may span
+    keep_chars = 2 * (width + 2) * csv.field_size_limit()
+    reader = csv.reader(kept_lines(base, recent, keep_chars), delimiter=delimiter)
+    offset = 0  # the file's lines before this reader's first, but the header
     end = 1  # the line the previous record ended on (the header is line 1)
     count = 0
-    for row in reader:
-        start, end = end + 1 + skipped, reader.line_num + 1
-        if not row or (len(row) == 1 and not row[0].strip()):
-            continue
+
+    def read_again(first: int, now: int, reason: str) -> None:
+        """Reject the record of line ``first`` (read up to line ``now``) and read the lines
+        after its first again, with a new reader."""
+        nonlocal reader, offset, end, count
+        early.append((first + skipped, "", "", reason, ""))
         count += 1
-        if len(row) != width:
-            early.append((start, "", "", f"row has {len(row)} fields; the header has {width}", ""))
-            continue
-        key = tuple(row[id_columns[r]].strip() for r in key_roles)
-        key += tuple(row[c].strip() for c in counted)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Group(start)
-            order.append(key)
-        for role in extra_roles:
-            cell = row[id_columns[role]].strip()
-            had = group.extra.get(role)
-            if not had:
-                group.extra[role] = cell
-                group.extra_line[role] = start
-            elif role == "date" and cell and cell != had and not group.dates:
-                group.dates = (
-                    f"two dates for this response set (line {group.extra_line[role]}: "
-                    f"{had!r}, line {start}: {cell!r})"
-                )
-        for i in person:
-            cell = row[i].strip()
-            if names[i] not in group.person:
-                group.person[names[i]] = cell
-            elif group.person[names[i]] != cell and names[i] not in group.varied:
-                group.varied.add(names[i])
-        written, value = row[item_at].strip(), row[value_at]
-        name = spelling.setdefault(written.lower(), written)
-        cells = group.cells
-        if name in cells and cells[name][0].strip() != value.strip():
-            group.twice.append(
-                f"item {written} is given twice for this response set with different values "
-                f"(line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
-                f"{value.strip()!r})"
-            )
-        else:
-            cells.setdefault(name, (value, start))
+        again = now - first
+        swallowed = list(recent)[-again:] if again else []
+        recent.clear()
+        reader = csv.reader(
+            kept_lines(itertools.chain(swallowed, base), recent, keep_chars), delimiter=delimiter
+        )
+        offset, end = first - 1, first
+
+    def said_again(first: int, now: int) -> str:
+        return f", and the {now - first:,} line(s) after it are read again" if now > first else ""
+
+    while True:
+        restarted = False
+        try:
+            for row in reader:
+                start, end = end + 1 + skipped, offset + reader.line_num + 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                first = start - skipped
+                runs = swallowed_rows(row, width, delimiter) if end > first else 0
+                if runs:  # a quote that runs over whole rows: its first line only is rejected
+                    read_again(first, end, (
+                        f"a quoted field runs from line {start} to line {end + skipped}, over "
+                        f"{runs} line(s) that look like rows (a quote never closed?); this row "
+                        f"is not read{said_again(first, end)}"))  # fmt: skip
+                    restarted = True
+                    break
+                count += 1
+                if len(row) != width:
+                    early.append(
+                        (start, "", "", f"row has {len(row)} fields; the header has {width}", "")
+                    )
+                    continue
+                key = tuple(row[id_columns[r]].strip() for r in key_roles)
+                key += tuple(row[c].strip() for c in counted)
+                group = groups.get(key)
+                if group is None:
+                    group = groups[key] = _Group(start)
+                    order.append(key)
+                for role in extra_roles:
+                    cell = row[id_columns[role]].strip()
+                    had = group.extra.get(role)
+                    if not had:
+                        group.extra[role] = cell
+                        group.extra_line[role] = start
+                    elif role == "date" and cell and cell != had and not group.dates:
+                        group.dates = (
+                            f"two dates for this response set (line {group.extra_line[role]}: "
+                            f"{had!r}, line {start}: {cell!r})"
+                        )
+                for i in person:
+                    cell = row[i].strip()
+                    if names[i] not in group.person:
+                        group.person[names[i]] = cell
+                    elif group.person[names[i]] != cell and names[i] not in group.varied:
+                        group.varied.add(names[i])
+                written, value = row[item_at].strip(), row[value_at]
+                name = spelling.setdefault(written.lower(), written)
+                cells = group.cells
+                if name in cells and cells[name][0].strip() != value.strip():
+                    group.twice.append(
+                        f"item {written} is given twice for this response set with different "
+                        f"values (line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
+                        f"{value.strip()!r})"
+                    )
+                else:
+                    cells.setdefault(name, (value, start))
+            if not restarted:
+                break
+        except csv.Error as exc:
+            first, now = end + 1, offset + reader.line_num + 1  # the record's line, and here
+            limit = f"larger than {csv.field_size_limit() // 1024} KiB"
+            where = f"on line {first + skipped}" if now == first else (
+                f"from line {first + skipped} to {now + skipped}")  # fmt: skip
+            what = f"a field grew {limit}" if "field limit" in str(exc) else f"CSV error ({exc})"
+            read_again(first, now, f"{what} {where} (a cell that large, or a quote never "
+                       f"closed); this row is not read{said_again(first, now)}")  # fmt: skip
     out_roles: list[str] = [*key_roles, *extra_roles]
     if counted:  # the event (and instance) kept; the session counted once items are known
         out_roles = [*key_roles, *[names[c] for c in counted], "session", *extra_roles]

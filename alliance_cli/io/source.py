@@ -4,6 +4,7 @@ CSV reader and the readers that rebuild rows (FHIR, long format), which use it a
 
 from __future__ import annotations
 
+import collections
 import csv
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -99,3 +100,32 @@ def bounded_lines(handle: Lines, cap: int) -> Iterator[str]:
         while rest and rest[-1] not in "\n\r":
             rest = readline(cap)
         yield line + "\n"
+
+
+def kept_lines(lines: Iterable[str], kept: collections.deque[str], chars: int) -> Iterator[str]:
+    """The lines, each also kept in ``kept`` while the ones after it hold under ``chars``
+    characters: the lines of any record the reader is reading are there to read again."""
+    total = 0
+    for line in lines:
+        kept.append(line)
+        total += len(line)
+        while total - len(kept[0]) >= chars + len(line):
+            total -= len(kept.popleft())
+        yield line
+
+
+def swallowed_rows(row: list[str], width: int, delimiter: str) -> int:
+    """How many lines inside the row's quoted fields look like whole rows of the file.
+
+    A quote that is never closed swallows the rows after it into one field; a genuine
+    multi-line note does not hold lines with a full row's worth of delimiters.
+    """
+    if width < 2:
+        return 0
+    return sum(
+        1
+        for cell in row
+        if "\n" in cell or "\r" in cell
+        for line in cell.splitlines()[1:]
+        if line.count(delimiter) >= width - 1
+    )
