@@ -553,3 +553,20 @@ def test_a_malformed_questionnaire_is_a_clear_error_never_an_internal_one(cli, t
     form.write_text(json.dumps(nested))
     read = cli("batch", str(response), "-i", "srs", "--questionnaire", str(form), "-q")
     assert read.exit_code == 0, read.stderr  # the answers are plain numbers: no weight needed
+
+
+def test_a_fhir_input_longer_than_its_limit_is_refused(cli, tmp_path: Path, monkeypatch):
+    """A FHIR input is read whole (a Bundle is one JSON value): an endless stream starting
+    with "{" took all memory. Past the limit (512 MiB; 1 MiB here) it is one error naming
+    the input."""
+    from alliance_cli.io import fhir_rows
+
+    monkeypatch.setattr(fhir_rows, "MAX_FHIR_TEXT", 1 << 20)
+    path = tmp_path / "bundle.json"
+    path.write_text('{"resourceType": "Bundle", "entry": [' + " " * (2 << 20) + "]}")
+    result = cli("batch", str(path), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"))
+    assert result.exit_code == 5, result.stderr
+    assert result.stderr.strip() == (
+        f"error: {path}: more than 1 MiB of FHIR text: a FHIR input is read whole; split the "
+        "export into several files"
+    )

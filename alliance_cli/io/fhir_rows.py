@@ -6,11 +6,12 @@ import csv
 import io
 from typing import IO, Any
 
-from alliance_cli.core.errors import UsageProblem
+from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.io import fhir
 from alliance_cli.io.source import Source, decode_error
 
 ID_COLUMNS = ["client_id", "session", "date", "rater", "response", "subject", "subject_system"]
+MAX_FHIR_TEXT = 512 << 20  # characters of one FHIR input (a file is read whole)
 KEY_KINDS = ("Questionnaire", "ValueSet")  # resources that give answer weights, not answers
 
 
@@ -38,12 +39,17 @@ def fhir_source(
     """
     fhir.models()  # the extra is needed: say so before reading
     try:
-        text = handle.read()
+        text = handle.read(MAX_FHIR_TEXT + 1)
     except UnicodeError as exc:
         raise decode_error(name, exc) from None
     finally:
         if name != "stdin":
             handle.close()
+    if len(text) > MAX_FHIR_TEXT:  # (read whole: an endless stream must not fill memory)
+        raise DataFileError(
+            f"{name}: more than {MAX_FHIR_TEXT >> 20:,} MiB of FHIR text: a FHIR input is "
+            "read whole; split the export into several files"
+        )
     from alliance_cli.io.answers import parse_json
 
     documents: list[tuple[int, Any]]
