@@ -361,3 +361,23 @@ def test_a_qualtrics_export_with_a_line_over_128_kib_rejects_that_row(cli, tmp_p
     assert result.exit_code == 3, result.stderr
     assert f"rejected: {src}:2: a field grew larger than 128 KiB on line 2" in result.stderr
     assert "2 rows read, 1 scored, 1 rejected" in result.stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero on this system")
+@pytest.mark.parametrize(
+    ("args", "code", "words"),
+    [
+        (["instruments", "check", "/dev/zero"], 4, "error: /dev/zero: file is larger than 1024 "
+                                                    "KiB; refused"),
+        (["batch", str(EXPORT), "-i", "wai-sr", "--map", "/dev/zero", "-o", "/dev/null"], 5,
+         "error: /dev/zero: not valid YAML for a --map file (file is larger than 1024 KiB; "
+         "refused)"),
+    ],
+)  # fmt: skip
+def test_a_device_named_as_a_yaml_file_is_refused_at_its_size_limit(cli, args, code, words):
+    """The size limit of instrument, --map and norms files was checked on the file's size,
+    which a device reports as 0: /dev/zero was read until the system killed alliance (24 GB
+    here). At most one byte past the limit is read now."""
+    result = cli(*args)
+    assert result.exit_code == code, result.stderr
+    assert words in result.stderr

@@ -172,7 +172,9 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
     name = shown or str(path)
     note_read(path, "the instrument definition")
     try:
-        raw = path.read_bytes() if path.stat().st_size <= MAX_DEFINITION_BYTES else b""
+        with open(path, "rb") as handle:  # (a file over the limit: read_yaml refuses it)
+            raw = handle.read(MAX_DEFINITION_BYTES + 1)
+        raw = raw if len(raw) <= MAX_DEFINITION_BYTES else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
     sha = sha256(raw).hexdigest() if raw else ""

@@ -115,20 +115,23 @@ def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, dict[Loc, int]
     """Safely parse one YAML file: size limit, alias-bomb guard, line numbers for paths."""
     name = shown or str(path)
     try:
-        if path.stat().st_size > MAX_DEFINITION_BYTES:
-            raise InstrumentInvalid(
-                [
-                    Problem(
-                        name,
-                        None,
-                        "",
-                        f"file is larger than {MAX_DEFINITION_BYTES // 1024} KiB; refused",
-                    )
-                ]
-            )
-        raw = path.read_bytes()
+        # at most one byte past the limit is read: a device or FIFO that never ends (its
+        # size says 0) is refused, not held in memory
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_DEFINITION_BYTES + 1)
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    if len(raw) > MAX_DEFINITION_BYTES:
+        raise InstrumentInvalid(
+            [
+                Problem(
+                    name,
+                    None,
+                    "",
+                    f"file is larger than {MAX_DEFINITION_BYTES // 1024} KiB; refused",
+                )
+            ]
+        )
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
