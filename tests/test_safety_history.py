@@ -307,6 +307,24 @@ def test_a_batch_commits_its_history_before_its_output_is_put_in_place(tmp_path:
 # -- issue 20, item 8: store errors name the cause; a failed first save leaves nothing -------
 
 
+def test_a_store_path_that_is_a_device_or_a_fifo_says_so(cli, tmp_path: Path):
+    """--db /dev/null (or a FIFO) said "the disk reported an error … a failing disk"."""
+    import os
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    for where in (Path("/dev/null"), fifo):
+        for args in (["clients"], ["score", "srs", "9", "9", "9", "9", "--client", "X",
+                                   "--session", "1", "--save", "-q"]):  # fmt: skip
+            result = cli(*args, "--db", str(where))
+            assert result.exit_code == 5, result.stderr
+            assert result.stderr == (
+                f"error: {where}: not a regular file (a device, a FIFO or a socket); a history "
+                "is an SQLite file: give its path\n"
+            )
+    assert fifo.exists() and not fifo.is_file()  # (left as it was)
+
+
 def test_a_store_path_that_is_a_directory_says_so(cli, tmp_path: Path):
     for args in (["clients"], ["score", "srs", "9", "9", "9", "9", "--client", "C", "--session",
                                "1", "--save", "-q"]):  # fmt: skip

@@ -385,6 +385,11 @@ class Store(StoreBase):
         self._init_memos()
         if path.is_dir():
             raise HistoryError(f"{path}: is a directory; give the history's file name")
+        if path.exists() and not path.is_file():  # (SQLite would say "disk I/O error")
+            raise HistoryError(
+                f"{path}: not a regular file (a device, a FIFO or a socket); a history is an "
+                "SQLite file: give its path"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             if not path.exists():
