@@ -152,8 +152,7 @@ def read_header(handle: IO[str], name: str, delimiter: str | None) -> tuple[list
     line = before + 1
     if "\0" in first:
         raise DataFileError(
-            f"{name}:{line}: the header holds NUL bytes: not a text export (a UTF-16 file "
-            "without its byte order mark? give --encoding utf-16)"
+            f"{name}:{line}: the header holds NUL bytes: not a text export (a binary file?)"
         )
     if len(first) >= HEADER_CAP and first[-1] not in "\n\r":
         raise DataFileError(
