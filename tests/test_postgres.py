@@ -445,6 +445,22 @@ def test_a_duplicate_session_conflicts_as_on_sqlite(database, tmp_path: Path) ->
         assert code == 3 and "recorded with other answers" in err
 
 
+def test_a_row_whose_id_holds_a_nul_byte_is_rejected_not_the_batch(database, tmp_path) -> None:
+    """PostgreSQL's text cannot hold a NUL byte: one such client id failed the whole batch
+    ("cannot use the history"), and "run it again" could not help. That row is rejected
+    now, as on SQLite, and the rest saved."""
+    src = tmp_path / "x.csv"
+    rows = ["client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"N-{i},1," + ",".join(WAI) for i in range(5)] + ["N-\x005,1," + ",".join(WAI)]
+    src.write_text("\n".join(rows) + "\n")
+    server = database(None)
+    code, _, err = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", server, "-o",
+                       os.devnull)  # fmt: skip
+    assert code == 3, err
+    assert f"{src}:7: client_id: client_id holds a NUL byte" in err
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0] == 5
+
+
 # -- moving a history -------------------------------------------------------------------------
 def test_copy_is_idempotent_and_keeps_what_was_said(database, tmp_path: Path) -> None:
     sqlite = str(tmp_path / "history.sqlite")

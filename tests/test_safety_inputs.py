@@ -380,3 +380,36 @@ def test_a_device_named_as_a_yaml_file_is_refused_at_its_size_limit(cli, args, c
     result = cli(*args)
     assert result.exit_code == code, result.stderr
     assert words in result.stderr
+
+
+@pytest.mark.parametrize("fastpath", [True, False])
+def test_an_id_holding_a_nul_byte_rejects_its_row(cli, tmp_path: Path, monkeypatch, fastpath):
+    """A client id (or counselor) with a NUL byte was saved to an SQLite history, and made a
+    PostgreSQL history refuse the whole batch (its text cannot hold one): one row's fault.
+    Now that row is rejected, whatever the output, and the others are scored and saved."""
+    if not fastpath:
+        monkeypatch.setenv("ALLIANCE_NO_FASTPATH", "1")
+    rows = ["client_id,session,counselor," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"C-{i},1,Lee," + ",".join(["4"] * 12) for i in range(1, 300)]
+    rows[100] = "C-\x00100,1,Lee," + ",".join(["4"] * 12)
+    rows[200] = "C-200,1,L\0ee," + ",".join(["4"] * 12)
+    src = tmp_path / "x.csv"
+    src.write_text("\n".join(rows) + "\n")
+    db = tmp_path / "h.sqlite"
+    result = cli("batch", str(src), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-")
+    assert result.exit_code == 3, result.stderr
+    assert "299 rows read, 297 scored, 2 rejected" in result.stderr
+    assert f"{src}:101: client_id: client_id holds a NUL byte" in result.stderr
+    assert f"{src}:201: counselor: counselor holds a NUL byte" in result.stderr
+    assert "\0" not in result.stdout
+    listed = cli("clients", "--db", str(db), "-f", "csv").stdout
+    assert len(listed.splitlines()) == 1 + 297 and "\0" not in listed
+
+
+def test_a_json_set_whose_client_id_holds_a_nul_byte_is_rejected(cli):
+    sets = '{"client_id": "J\\u0000X", "session": 1, "answers": [4,4,4,4,4,4,4,4,4,4,4,4]}\n'
+    sets += '{"client_id": "J", "session": 1, "answers": [4,4,4,4,4,4,4,4,4,4,4,4]}\n'
+    result = cli("score", "wai-sr", "-", "-f", "csv", input=sets)
+    assert result.exit_code == 3, result.stderr
+    assert "stdin:1: client_id holds a NUL byte: not text a history can keep" in result.stderr
+    assert len(result.stdout.splitlines()) == 2

@@ -294,8 +294,11 @@ def score_stream(
     header_names = layout.header
     to_iso = layout.to_iso
     checks = _id_checks(ids, scorer.instrument.respondent, to_iso, layout.plain_ids)
+    # a row read on its own also has its ids checked for a NUL byte (a block holding one
+    # sends its rows here, so the block path needs no check of its own)
+    row_checks = _without_nul(checks, ids)
     fast_rows = FastRows(scorer, layout.items)
-    fast = fast_rows.compile(checks)
+    fast = fast_rows.compile(row_checks)
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
     sha = scorer.sha256
     added = layout.added
@@ -404,7 +407,7 @@ def score_stream(
     keyed_fast = sink.wants_keyed and not os.environ.get(NO_FASTPATH)
     known_cells = frozenset(scorer.answer_tables[0]).issuperset
     cells_of: Callable[[list[str]], Sequence[str]] = get_items or (lambda row: (row[first_item],))
-    id_checks = sorted(checks.items())
+    id_checks = sorted(row_checks.items())
     slow_scored = 0
     csv_sink = sink if isinstance(sink, CsvSink) else CsvSink(io.StringIO())  # fast_ok: real
     write_text = csv_sink.handle.write
@@ -704,6 +707,9 @@ def _id_problem(
     for role in required:
         if not row[ids[role]].strip():
             return role, "", f"{role} is blank (ids are required)"
+    for role in ("client_id", "counselor"):  # (the other ids are checked for what they hold)
+        if role in ids and "\0" in row[ids[role]]:
+            return role, row[ids[role]], f"{role} holds a NUL byte: not text a history can keep"
     if plain:
         for role in PLAIN_ROLES:
             if role in ids:
@@ -740,6 +746,19 @@ def _id_problem(
 
 
 PLAIN_ROLES = ("client_id", "counselor", "session", "rater")  # what --require-plain-ids checks
+
+
+def _without_nul(
+    checks: dict[int, Callable[[str], bool]], ids: dict[str, int]
+) -> dict[int, Callable[[str], bool]]:
+    """``checks``, and the client id and counselor cells refused when they hold a NUL byte
+    (no history can keep one: PostgreSQL refuses it, and an id must read the same on both)."""
+    out = dict(checks)
+    for role in ("client_id", "counselor"):
+        if role in ids:
+            other = out.get(ids[role], lambda _cell: True)
+            out[ids[role]] = lambda cell, other=other: "\0" not in cell and other(cell)  # type: ignore[misc]
+    return out
 
 
 def _id_checks(

@@ -318,6 +318,8 @@ class Columns:
         if max(map(len, lines)) > self.longest:  # a cell may pass the csv module's limit
             return [i for i, line in enumerate(lines) if len(line) > self.longest]
         text = "".join(lines)
+        if "\0" in text:  # a NUL byte: that row is read on its own (an id holding one is refused)
+            return [i for i, line in enumerate(lines) if "\0" in line]
         if '"' in text or "\r" in text:
             if '"' in text or text.count("\r") != text.count("\r\n"):
                 self.quoted = True  # a record may span lines, or a bare CR ends one

@@ -160,6 +160,8 @@ Given = tuple[str | None, int | None, str | None, str | None]
 def _filled(who: dict[str, Any], scorer: Scorer, given: Given) -> dict[str, Any]:
     """A set's respondent, what it leaves out filled from the options (or UsageProblem)."""
     client, session, date, rater = given
+    if "\0" in (who["client_id"] or ""):  # (an id from the command line cannot hold one)
+        raise UsageProblem("client_id holds a NUL byte: not text a history can keep")
     return respondent_dict(
         client_id=who["client_id"] or client,
         session=who["session"] if who["session"] is not None else _session(session),
