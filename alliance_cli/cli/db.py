@@ -151,14 +151,18 @@ def copy_command(
         done = copy_history(src, dst)
     for conflict in done.conflicts[:20]:
         say(f"conflict: {conflict}")
+    for refusal in done.refused[:20]:
+        say(f"not copied: {refusal}")
     if not quiet:
         say(
             f"copied {done.added:,} sessions ({done.same:,} were there already with the same "
-            f"answers, {len(done.conflicts):,} with other answers); {backend.shown(source)} "
+            f"answers, {len(done.conflicts):,} with other answers"
+            + (f", {len(done.refused):,} not copied" if done.refused else "")
+            + f"); {backend.shown(source)} "
             f"holds {done.source_count:,} sessions, {backend.shown(destination)} "
             f"{done.destination_count:,}"
         )
-    if done.conflicts:
+    if done.conflicts or done.refused:
         return int(ExitCode.REJECTED)
     if not done.complete:
         say("error: the counts differ: not every session read is in the destination")

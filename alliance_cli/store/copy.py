@@ -21,13 +21,14 @@ class Copied:
     added: int = 0
     same: int = 0  # already in the destination with the same answers
     conflicts: list[Conflict] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # sessions the destination cannot keep
     source_count: int = 0  # sessions the source holds (that this role sees)
     destination_count: int = 0  # sessions the destination holds afterwards
 
     @property
     def complete(self) -> bool:
         """Whether every session read is now in the destination (added, or already there)."""
-        return self.added + self.same == self.read == self.source_count
+        return self.added + self.same + len(self.refused) == self.read == self.source_count
 
 
 def copy_history(
@@ -40,6 +41,7 @@ def copy_history(
     ids: dict[str, int] = {}
     recorder: Any = destination.batch_recorder(replace=False)
     store: Any = destination
+    keeps_nul = getattr(destination, "text_keeps_nul", True)  # (PostgreSQL's does not)
     try:
         for row in source.copy_rows():
             sha, instrument, version, scale_ids, data, *cols = row
@@ -49,8 +51,14 @@ def copy_history(
                 scales = str(scale_ids).split(",") if scale_ids else []
                 ids[sha] = store._definition(sha, instrument, version, scales)[0]
             client, inst, rater, session, date, answers, *rest = cols
-            recorder.add_row((client, inst, rater, session, date, ids[sha], answers, *rest))
             done.read += 1
+            if not keeps_nul and any(isinstance(v, str) and "\0" in v for v in cols):
+                done.refused.append(
+                    f"session {session} of client {client!r} ({inst}, {rater}): it holds a "
+                    "NUL byte, which this history's text cannot keep"
+                )
+                continue
+            recorder.add_row((client, inst, rater, session, date, ids[sha], answers, *rest))
             if on_progress is not None and not done.read % 10000:
                 on_progress(done.read)
         recorder.finish(keep=True)

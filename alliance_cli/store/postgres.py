@@ -456,6 +456,7 @@ class Store(StoreBase):
     """The PostgreSQL session store (``HistoryStore``)."""
 
     _ROW = "id"  # (SQLite's rowid)
+    text_keeps_nul = False  # PostgreSQL's text cannot hold a NUL byte (db copy refuses it)
 
     def __init__(
         self, url: str, on_wait: Callable[[str], None] | None = None, writing: bool = True
