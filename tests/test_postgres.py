@@ -480,10 +480,11 @@ def test_copy_is_idempotent_and_keeps_what_was_said(database, tmp_path: Path) ->
     assert views(back) == views(sqlite)
 
 
-def test_copy_leaves_out_and_says_a_session_with_a_nul_byte(database, tmp_path: Path) -> None:
-    """A history saved before NUL bytes were refused may hold one in a client id: copying
-    it to a server failed whole ("cannot use the history"). That session is now left out
-    and said (exit 3); the rest is copied, and a second copy adds nothing."""
+def test_copy_leaves_out_and_says_a_session_a_server_cannot_keep(database, tmp_path: Path) -> None:
+    """A history saved before such ids were refused may hold a client id with a NUL byte,
+    or one too long for the server's key index: copying it to a server failed whole
+    ("cannot use the history"). Those sessions are now left out and said (exit 3); the rest
+    is copied, and a second copy adds nothing."""
     import sqlite3
 
     sqlite = tmp_path / "old.sqlite"
@@ -491,16 +492,19 @@ def test_copy_leaves_out_and_says_a_session_with_a_nul_byte(database, tmp_path: 
         assert save_wai(str(sqlite), client, 1) == 0
     with sqlite3.connect(sqlite) as db:
         db.execute("UPDATE sessions SET client_id = 'K-' || char(0) || '3' WHERE client_id = 'K-3'")
+        db.execute("UPDATE sessions SET client_id = ? WHERE client_id = 'K-2'", ("Z" * 3000,))
     db.close()
     server = database(None)
-    for added, same in ((2, 0), (0, 2)):
+    for added, same in ((1, 0), (0, 1)):
         code, _, err = cli("db", "copy", str(sqlite), server)
         assert code == 3, err
-        assert ("not copied: session 1 of client 'K-\\x003' (wai-sr, client): it holds a NUL "
-                "byte, which this history's text cannot keep") in err  # fmt: skip
+        assert ("not copied: session 1 of client 'K-\\x003' (wai-sr, client): its client id "
+                "holds a NUL byte: not text a history can keep") in err  # fmt: skip
+        assert (f"not copied: session 1 of client '{'Z' * 64}…' (wai-sr, client): its client "
+                "id is longer than 512 characters (3,000)") in err  # fmt: skip
         assert f"copied {added} sessions ({same} were there already" in err
-        assert ", 1 not copied); " in err
-    assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0] == 2
+        assert ", 2 not copied); " in err
+    assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0] == 1
 
 
 # -- passwords and messages -------------------------------------------------------------------

@@ -413,3 +413,25 @@ def test_a_json_set_whose_client_id_holds_a_nul_byte_is_rejected(cli):
     assert result.exit_code == 3, result.stderr
     assert "stdin:1: client_id holds a NUL byte: not text a history can keep" in result.stderr
     assert len(result.stdout.splitlines()) == 2
+
+
+@pytest.mark.parametrize("fastpath", [True, False])
+def test_a_client_id_too_long_for_a_server_rejects_its_row(cli, tmp_path, monkeypatch, fastpath):
+    """A client id of thousands of characters failed a whole PostgreSQL batch (its key
+    index holds 2,704 bytes). Over 512 characters, that row is rejected on every back end
+    and output; score refuses it as --client."""
+    if not fastpath:
+        monkeypatch.setenv("ALLIANCE_NO_FASTPATH", "1")
+    rows = ["client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))]
+    rows += [f"C-{i},1," + ",".join(["4"] * 12) for i in range(1, 50)]
+    rows[20] = "L" * 513 + ",1," + ",".join(["4"] * 12)
+    rows[30] = "M" * 512 + ",1," + ",".join(["4"] * 12)  # (at the limit: kept)
+    src = tmp_path / "x.csv"
+    src.write_text("\n".join(rows) + "\n")
+    result = cli("batch", str(src), "-i", "wai-sr", "-o", "-")
+    assert result.exit_code == 3, result.stderr
+    assert f"{src}:21: client_id: client_id is longer than 512 characters (513)" in result.stderr
+    assert "49 rows read, 48 scored, 1 rejected" in result.stderr
+    long = cli("score", "srs", "9", "9", "9", "9", "--client", "L" * 513, "--session", "1")
+    assert long.exit_code == 2
+    assert "client_id is longer than 512 characters (513)" in long.stderr

@@ -22,7 +22,13 @@ from typing import Any
 
 from alliance_cli.batch.fastpath import Columns, FastRows
 from alliance_cli.batch.sinks import CsvSink, Sink
-from alliance_cli.core.contract import plain_problem, rater_problem, session_problem
+from alliance_cli.core.contract import (
+    MAX_ID_CHARS,
+    plain_problem,
+    rater_problem,
+    session_problem,
+    stored_id_problem,
+)
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, date_problem, validate_date
 from alliance_cli.io import columns as colmap
@@ -447,8 +453,9 @@ def score_stream(
     ):
         status = scorer.instrument.verification.status
         columns = Columns(
-            fast_rows, width, items, keep, layout.delimiter, checks, f"{status},{sha}"
-        )
+            fast_rows, width, items, keep, layout.delimiter, checks, f"{status},{sha}",
+            client_col,
+        )  # fmt: skip
     block_lines = block_rows = 0  # what the blocks took (before the reader's current row)
 
     def in_blocks(lines: Iterable[str]) -> Iterator[str]:
@@ -707,9 +714,16 @@ def _id_problem(
     for role in required:
         if not row[ids[role]].strip():
             return role, "", f"{role} is blank (ids are required)"
-    for role in ("client_id", "counselor"):  # (the other ids are checked for what they hold)
-        if role in ids and "\0" in row[ids[role]]:
-            return role, row[ids[role]], f"{role} holds a NUL byte: not text a history can keep"
+    if "client_id" in ids:
+        problem = stored_id_problem(row[ids["client_id"]])
+        if problem is not None:
+            return "client_id", row[ids["client_id"]][:64], f"client_id {problem}"
+    if "counselor" in ids and "\0" in row[ids["counselor"]]:  # (other ids: checked below)
+        return (
+            "counselor",
+            row[ids["counselor"]],
+            "counselor holds a NUL byte: not text a history can keep",
+        )
     if plain:
         for role in PLAIN_ROLES:
             if role in ids:
@@ -751,13 +765,17 @@ PLAIN_ROLES = ("client_id", "counselor", "session", "rater")  # what --require-p
 def _without_nul(
     checks: dict[int, Callable[[str], bool]], ids: dict[str, int]
 ) -> dict[int, Callable[[str], bool]]:
-    """``checks``, and the client id and counselor cells refused when they hold a NUL byte
-    (no history can keep one: PostgreSQL refuses it, and an id must read the same on both)."""
+    """``checks``, and the client id and counselor cells refused when no history could keep
+    them alike: a NUL byte (PostgreSQL's text cannot hold one), a client id over
+    ``MAX_ID_CHARS`` (its key index)."""
     out = dict(checks)
     for role in ("client_id", "counselor"):
         if role in ids:
             other = out.get(ids[role], lambda _cell: True)
-            out[ids[role]] = lambda cell, other=other: "\0" not in cell and other(cell)  # type: ignore[misc]
+            limit = MAX_ID_CHARS if role == "client_id" else None
+            out[ids[role]] = lambda cell, other=other, limit=limit: (  # type: ignore[misc]
+                "\0" not in cell and (limit is None or len(cell) <= limit) and other(cell)
+            )
     return out
 
 

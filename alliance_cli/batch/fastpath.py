@@ -20,6 +20,7 @@ from itertools import count, repeat
 from operator import add, itemgetter
 from typing import Any, Final, cast
 
+from alliance_cli.core.contract import MAX_ID_CHARS
 from alliance_cli.core.memo import Remembered
 from alliance_cli.core.scorer import ScaleResult, Scorer
 from alliance_cli.io.csvout import FORMULA_START, csv_join, scale_cells
@@ -275,7 +276,9 @@ class Columns:
         delimiter: str,
         id_checks: dict[int, Callable[[str], bool]],
         tail: str,
+        client_col: int | None = None,
     ) -> None:
+        self.client_col = client_col  # a block with a client id too long to keep: row by row
         scorer = rows.scorer
         self.width, self.delimiter, self.tail = width, delimiter, tail
         self.keep = list(keep)
@@ -330,6 +333,8 @@ class Columns:
         if set(map(len, rows)) != {self.width}:  # a blank line, or a row of another width
             return [i for i, row in enumerate(rows) if len(row) != self.width]
         cols = list(zip(*rows, strict=True))
+        if self.client_col is not None and max(map(len, cols[self.client_col])) > MAX_ID_CHARS:
+            return [i for i, cell in enumerate(cols[self.client_col]) if len(cell) > MAX_ID_CHARS]
         for col, check, good in self.checks:
             bad = set()
             for cell in set(cols[col]) - good:

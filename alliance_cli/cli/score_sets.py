@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from alliance_cli.cli.common import error_line, say
-from alliance_cli.core.contract import rater_problem, respondent_dict, session_problem
+from alliance_cli.core.contract import (
+    rater_problem,
+    respondent_dict,
+    session_problem,
+    stored_id_problem,
+)
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
 from alliance_cli.io.answers import parse_answer_args, peek, read_json_sets, response_from_json
@@ -60,11 +65,19 @@ def _respondent(
     scorer: Scorer, client: str | None, session: int | None, date: str | None, rater: str | None
 ) -> dict[str, Any]:
     return respondent_dict(
-        client_id=client,
+        client_id=_client(client),
         session=_session(session),
         date=validate_date(date, "--date"),
         rater=_rater(scorer, rater),
     )
+
+
+def _client(client: str | None) -> str | None:
+    """A client id every history can keep alike (``stored_id_problem``), or UsageProblem."""
+    problem = None if client is None else stored_id_problem(client)
+    if problem is not None:
+        raise UsageProblem(f"client_id {problem}")
+    return client
 
 
 def _session(session: int | None) -> int | None:
@@ -160,10 +173,8 @@ Given = tuple[str | None, int | None, str | None, str | None]
 def _filled(who: dict[str, Any], scorer: Scorer, given: Given) -> dict[str, Any]:
     """A set's respondent, what it leaves out filled from the options (or UsageProblem)."""
     client, session, date, rater = given
-    if "\0" in (who["client_id"] or ""):  # (an id from the command line cannot hold one)
-        raise UsageProblem("client_id holds a NUL byte: not text a history can keep")
     return respondent_dict(
-        client_id=who["client_id"] or client,
+        client_id=_client(who["client_id"] or client),
         session=who["session"] if who["session"] is not None else _session(session),
         date=who["date"] or validate_date(date, "--date"),
         rater=_rater(scorer, who["rater"] or rater),

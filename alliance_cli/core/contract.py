@@ -38,6 +38,19 @@ def plain_problem(value: str) -> str | None:
     return None
 
 
+MAX_ID_CHARS = 512  # a client id's length: a server's key index holds at most 2,704 bytes
+
+
+def stored_id_problem(value: str) -> str | None:
+    """Why a client id cannot be kept in every history alike, or None: a NUL byte (no text
+    on PostgreSQL can hold one) or more than ``MAX_ID_CHARS`` characters (its key index)."""
+    if "\0" in value:
+        return "holds a NUL byte: not text a history can keep"
+    if len(value) > MAX_ID_CHARS:
+        return f"is longer than {MAX_ID_CHARS} characters ({len(value):,})"
+    return None
+
+
 def session_problem(value: str) -> str | None:
     """Why a session (as text, stripped, not blank) is not a session number, or None."""
     if value.isascii() and value.isdigit() and len(value) <= 9 and int(value) >= 1:

@@ -52,11 +52,11 @@ def copy_history(
                 ids[sha] = store._definition(sha, instrument, version, scales)[0]
             client, inst, rater, session, date, answers, *rest = cols
             done.read += 1
-            if not keeps_nul and any(isinstance(v, str) and "\0" in v for v in cols):
-                done.refused.append(
-                    f"session {session} of client {client!r} ({inst}, {rater}): it holds a "
-                    "NUL byte, which this history's text cannot keep"
-                )
+            problem = None if keeps_nul else _unkept(client, cols)
+            if problem is not None:
+                shown = client if len(client) <= 64 else client[:64] + "…"
+                done.refused.append(f"session {session} of client {shown!r} ({inst}, {rater}): "
+                                    f"{problem}")  # fmt: skip
                 continue
             recorder.add_row((client, inst, rater, session, date, ids[sha], answers, *rest))
             if on_progress is not None and not done.read % 10000:
@@ -70,3 +70,17 @@ def copy_history(
     done.source_count = source.count_sessions()
     done.destination_count = destination.count_sessions()
     return done
+
+
+def _unkept(client: str, cols: list[Any]) -> str | None:
+    """Why a server's history cannot keep a stored session (saved before alliance refused
+    such ids), or None: its client id (a NUL byte, or too long for the key index), or a NUL
+    byte in another of its texts."""
+    from alliance_cli.core.contract import stored_id_problem
+
+    problem = stored_id_problem(client)
+    if problem is not None:
+        return f"its client id {problem}"
+    if any(isinstance(v, str) and "\0" in v for v in cols):
+        return "it holds a NUL byte, which this history's text cannot keep"
+    return None
