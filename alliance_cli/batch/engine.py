@@ -300,9 +300,10 @@ def score_stream(
     header_names = layout.header
     to_iso = layout.to_iso
     checks = _id_checks(ids, scorer.instrument.respondent, to_iso, layout.plain_ids)
-    # a row read on its own also has its ids checked for a NUL byte (a block holding one
-    # sends its rows here, so the block path needs no check of its own)
-    row_checks = _without_nul(checks, ids)
+    # a row read on its own also has its client id and counselor checked for what no
+    # history could keep (a NUL byte, a client id over 512 characters): a block holding one
+    # sends its rows here (Columns.score), so the block path needs no check of its own
+    row_checks = _keepable_ids(checks, ids)
     fast_rows = FastRows(scorer, layout.items)
     fast = fast_rows.compile(row_checks)
     item_columns = dict(zip(scorer.item_ids, (header_names[p] for p in layout.items), strict=True))
@@ -762,7 +763,7 @@ def _id_problem(
 PLAIN_ROLES = ("client_id", "counselor", "session", "rater")  # what --require-plain-ids checks
 
 
-def _without_nul(
+def _keepable_ids(
     checks: dict[int, Callable[[str], bool]], ids: dict[str, int]
 ) -> dict[int, Callable[[str], bool]]:
     """``checks``, and the client id and counselor cells refused when no history could keep
