@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from alliance_cli.core.compiled import CompiledInstrument
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem, UnknownInstrument
-from alliance_cli.io.files import MAX_DEFINITION_BYTES, note_read
+from alliance_cli.io.files import MAX_DEFINITION_BYTES, note_read, read_at_most
 
 try:  # the standard library's own SHA-256: hashlib's import loads OpenSSL (2.5 ms at start-up)
     from _sha256 import sha256  # type: ignore[import-not-found,unused-ignore]
@@ -172,8 +172,7 @@ def load_file(path: Path, shown: str | None = None, bundled: bool = False) -> Lo
     name = shown or str(path)
     note_read(path, "the instrument definition")
     try:
-        with open(path, "rb") as handle:  # (a file over the limit: read_yaml refuses it)
-            raw = handle.read(MAX_DEFINITION_BYTES + 1)
+        raw = read_at_most(path, MAX_DEFINITION_BYTES)  # (over the limit: read_yaml refuses)
         raw = raw if len(raw) <= MAX_DEFINITION_BYTES else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None

@@ -361,6 +361,13 @@ def _atomic(
         raise
 
 
+def read_at_most(path: Path, limit: int) -> bytes:
+    """A file's bytes, but never more than ``limit`` + 1 of them: a longer file (or a device
+    or FIFO that never ends, whose size says 0) is told by the length, not held in memory."""
+    with open(path, "rb") as handle:
+        return handle.read(limit + 1)
+
+
 def read_side_file(path: Path, option: str) -> str:
     """The text of a file an option names beside the inputs (``--sessions``,
     ``--dictionary``, ``--questionnaire``): noted as read (no output may replace it), at most
@@ -368,8 +375,7 @@ def read_side_file(path: Path, option: str) -> str:
     memory), UTF-8 with or without a BOM. Errors name the file and the option."""
     note_read(path, f"the {option} file")
     try:
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_SIDE_BYTES + 1)
+        raw = read_at_most(path, MAX_SIDE_BYTES)
     except IsADirectoryError:
         raise DataFileError(f"{path}: {option}: is a directory") from None
     except OSError as exc:

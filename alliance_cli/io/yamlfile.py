@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 from alliance_cli.core.errors import DataFileError, InstrumentInvalid, Problem
-from alliance_cli.io.files import MAX_DEFINITION_BYTES
+from alliance_cli.io.files import MAX_DEFINITION_BYTES, read_at_most
 
 MAX_NODES = 100_000  # nodes after alias expansion: far above any real instrument
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -115,10 +115,7 @@ def read_yaml(path: Path, shown: str | None = None) -> tuple[Any, dict[Loc, int]
     """Safely parse one YAML file: size limit, alias-bomb guard, line numbers for paths."""
     name = shown or str(path)
     try:
-        # at most one byte past the limit is read: a device or FIFO that never ends (its
-        # size says 0) is refused, not held in memory
-        with open(path, "rb") as handle:
-            raw = handle.read(MAX_DEFINITION_BYTES + 1)
+        raw = read_at_most(path, MAX_DEFINITION_BYTES)  # (a device: refused, not held)
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
     if len(raw) > MAX_DEFINITION_BYTES:
