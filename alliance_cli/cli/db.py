@@ -81,12 +81,10 @@ def _assign(client: str, role: str, db: str | None, grant: bool, quiet: bool) ->
     from alliance_cli.store import backend, postgres, views
 
     _server(db, "db grant" if grant else "db revoke")
-    unseen = ""  # a client given before their first session: perhaps a mistyped id
     with backend.open_store(db, create=False, on_wait=say) as store:
         assert isinstance(store, postgres.Store)
         changed = store.grant(client, role) if grant else store.revoke(client, role)
-        if grant and not store.records(client, light=True):
-            unseen = f"; no session of theirs is recorded yet{views.close_ids(store, client)}"
+        unseen = views.not_seen_yet(store, client) if grant else ""
     if not quiet:
         if grant:
             say(f"client {client} is {'now' if changed else 'already'} assigned to {role}{unseen}")

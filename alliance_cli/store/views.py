@@ -215,6 +215,14 @@ def unknown_client(store: Store, client_id: str) -> UsageProblem:
     return UsageProblem(f"no sessions recorded for client {client_id!r}{hint}")
 
 
+def not_seen_yet(store: Store, client_id: str) -> str:
+    """For a client given to a counselor: "; no session of theirs is recorded yet" (with the
+    recorded ids it may have meant) when none is, as at an intake or after a typo; else ""."""
+    if store.records(client_id, light=True):
+        return ""
+    return f"; no session of theirs is recorded yet{close_ids(store, client_id)}"
+
+
 def close_ids(store: Store, client_id: str) -> str:
     """The recorded ids a mistyped one may have meant, as a hint to end a message with
     (" (did you mean 'C-101'?)"): the same id in another case, else the closest spellings;
