@@ -324,3 +324,10 @@ def test_db_copy_names_files_as_given(cli, tmp_path: Path, monkeypatch):
     result = cli("db", "copy", "history.sqlite", "./history.sqlite")
     assert result.exit_code == 2
     assert result.stderr.startswith("error: history.sqlite: the source and the destination")
+
+
+def test_clients_refuses_a_negative_limit(cli, tmp_path: Path):
+    """--limit -1 showed every row, as 0 does: a typo taken for a choice."""
+    result = cli("clients", "--limit", "-1", "--db", str(tmp_path / "h.sqlite"))
+    assert result.exit_code == 2
+    assert "Invalid value for '--limit': -1 is not in the range x>=0" in result.stderr

@@ -139,7 +139,8 @@ def history_command(
 @funnel
 def clients_command(
     limit: Annotated[
-        int, typer.Option("--limit", help="Rows in the table (0: all); json and csv list all.")
+        int,
+        typer.Option("--limit", min=0, help="Rows in the table (0: all); json and csv list all."),
     ] = 50,
     counselor: CounselorOpt = None,
     instrument: InstrumentOpt = None,
