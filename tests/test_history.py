@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from alliance_cli.store import sqlite as history
 
 from .conftest import write
@@ -326,8 +328,21 @@ def test_db_copy_names_files_as_given(cli, tmp_path: Path, monkeypatch):
     assert result.stderr.startswith("error: history.sqlite: the source and the destination")
 
 
-def test_clients_refuses_a_negative_limit(cli, tmp_path: Path):
-    """--limit -1 showed every row, as 0 does: a typo taken for a choice."""
-    result = cli("clients", "--limit", "-1", "--db", str(tmp_path / "h.sqlite"))
+@pytest.mark.parametrize(
+    ("option", "value", "words"),
+    [
+        ("--limit", "-1", "-1 is not in the range x>=0"),
+        ("--early-sessions", "-1", "-1 is not in the range x>=0"),
+        ("--early-pomp", "500", "500.0 is not in the range 0<=x<=100"),
+        ("--early-pomp", "nan", "nan is not a number of POMP points (0 to 100)"),
+        ("--gap", "-1", "-1.0 is not in the range 0<=x<=100"),
+        ("--gap", "nan", "nan is not a number of POMP points (0 to 100)"),
+    ],
+)
+def test_clients_refuses_a_setting_out_of_its_range(cli, tmp_path: Path, option, value, words):
+    """--limit -1 showed every row (as 0 does), a negative --early-sessions or an --early-pomp
+    of 500 were taken as given, and a NaN turned its rule off without a word (it compares
+    false with everything)."""
+    result = cli("clients", option, value, "--db", str(tmp_path / "h.sqlite"))
     assert result.exit_code == 2
-    assert "Invalid value for '--limit': -1 is not in the range x>=0" in result.stderr
+    assert f"Invalid value for '{option}': {words}" in result.stderr

@@ -1,5 +1,6 @@
 """alliance history, clients and forget: the stored sessions, read and deleted."""
 
+import math
 import sys
 from typing import Annotated, Any
 
@@ -46,20 +47,38 @@ InstrumentOpt = Annotated[
     str | None, typer.Option("--instrument", "-i", help="Only this instrument's sessions.")
 ]
 EarlyOpt = Annotated[
-    int, typer.Option("--early-sessions", help="Sessions that count as early treatment.")
+    int,
+    typer.Option("--early-sessions", min=0, help="Sessions that count as early treatment."),
 ]
+
+
+def _finite(value: float) -> float:
+    """A POMP option's value: a number (a NaN would compare false with everything, and so
+    turn its rule off without a word)."""
+    if not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a number of POMP points (0 to 100)")
+    return value
+
 
 EarlyPompOpt = Annotated[
     float,
     typer.Option(
-        "--early-pomp", help="Low early total (POMP) when the instrument has no cutoff or bands."
+        "--early-pomp",
+        min=0,
+        max=100,
+        callback=_finite,
+        help="Low early total (POMP) when the instrument has no cutoff or bands.",
     ),
 ]
 
 GapOpt = Annotated[
     float,
     typer.Option(
-        "--gap", help="Client–therapist gap worth raising, in POMP points (alliance's default)."
+        "--gap",
+        min=0,
+        max=100,
+        callback=_finite,
+        help="Client–therapist gap worth raising, in POMP points (alliance's default).",
     ),
 ]
 NotSeenOpt = Annotated[
