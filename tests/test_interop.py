@@ -280,11 +280,17 @@ def test_iso_dates_are_read_beside_a_date_format(cli, tmp_path: Path):
     assert f'{path}:4: date: date "10/09/2026" does not match --date-format' in result.stderr
 
 
-def test_a_bad_date_format_is_a_usage_error(cli, tmp_path: Path):
+@pytest.mark.parametrize("fmt", ["%Q", "XX", "MM/YYYY", "DD.MM.YYYYYYYY"])
+def test_a_bad_date_format_is_a_usage_error(cli, tmp_path: Path, fmt: str):
+    """XX (no directive) was taken, and then matched no date; a directive given twice
+    (YYYYYYYY) was an internal error; a format needs a day, a month and a year."""
     path = tmp_path / "d.csv"
     path.write_text("client_id," + ",".join(ITEMS12) + "\nA," + ",".join(["4"] * 12) + "\n")
-    result = cli("batch", str(path), "-i", "wai-sr", "--date-format", "%Q")
-    assert result.exit_code == 2 and "--date-format '%Q' is not a date format" in result.stderr
+    result = cli("batch", str(path), "-i", "wai-sr", "--date-format", fmt)
+    assert result.exit_code == 2, result.stderr
+    assert f"--date-format {fmt!r} is not a date format with a day, a month and a year" in (
+        result.stderr
+    )
 
 
 def test_recode_moves_codes_onto_the_scale(cli, tmp_path: Path):

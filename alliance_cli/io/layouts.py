@@ -463,12 +463,18 @@ def parse_date_format(text: str | None) -> Callable[[str], str] | None:
         fmt = re.sub(r"YYYY|YY|MM|M|DD|D", lambda m: tokens[m.group(0)], text)
     from datetime import date, datetime
 
+    whole = (
+        ("%Y" in fmt or "%y" in fmt) and any(m in fmt for m in ("%m", "%b", "%B")) and ("%d" in fmt)
+    )  # a format without a day, a month and a year dates nothing
     try:
         datetime.strptime(datetime(2026, 9, 3).strftime(fmt), fmt)
-    except ValueError:
+    except (ValueError, re.error):  # (re.error: a directive given twice, as YYYYYYYY)
+        whole = False
+    if not whole:
         raise UsageProblem(
-            f"--date-format {text!r} is not a date format (e.g. DD.MM.YYYY, M/D/YYYY or %d.%m.%Y)"
-        ) from None
+            f"--date-format {text!r} is not a date format with a day, a month and a year "
+            "(e.g. DD.MM.YYYY, M/D/YYYY or %d.%m.%Y)"
+        )
 
     def to_iso(cell: str) -> str:
         text = cell.strip()
