@@ -650,3 +650,19 @@ def test_since_says_how_many_clients_it_cannot_place(cli, tmp_path: Path, monkey
     plain = cli("clients", "--db", str(db), "-f", "json")
     assert len(json.loads(plain.stdout)) == 3 and "left out" not in plain.stderr
     assert "left out" not in cli("clients", "--since", "2026-11-01", "--db", str(db), "-q").stderr
+
+
+def test_a_date_years_ahead_says_its_days_with_separators(cli, tmp_path: Path, monkeypatch):
+    """ "dated 9999-12-31, 2912105 days after today": long counts of days read grouped."""
+    import datetime
+
+    monkeypatch.setenv("ALLIANCE_TODAY", "2026-12-04")
+    days = (datetime.date(9999, 12, 31) - datetime.date(2026, 12, 4)).days
+    db = tmp_path / "h.sqlite"
+    saved = cli("score", "wai-sr", *HIGH, "--client", "F", "--session", "1", "--date",
+                "9999-12-31", "--save", "--db", str(db), "-q")  # fmt: skip
+    assert f"9999-12-31, {days:,} days after today" in saved.stderr
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert row["concerns"][0]["sentence"] == (
+        f"The latest session is dated 9999-12-31, {days:,} days after today: check its date."
+    )

@@ -407,7 +407,7 @@ def _warn_date_order(store: Any, data: dict[str, Any], day: str) -> None:
     ahead = days_between(day, who["date"])
     if ahead is not None and who["date"] > future_limit(day):
         say(
-            f"note: session {who['session']} is dated {who['date']}, {ahead} days after today; "
+            f"note: session {who['session']} is dated {who['date']}, {ahead:,} days after today; "
             "saved as given: check the date (the caseload notes it until corrected)"
         )
     for rec in store.records(who["client_id"], data["instrument"]["id"]):

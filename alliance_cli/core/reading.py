@@ -941,7 +941,7 @@ def recency_note(
             0,
             None,
             "note",
-            f"The latest session is dated {last_date}, {-days} days after today: check its date.",
+            f"The latest session is dated {last_date}, {-days:,} days after today: check its date.",
             _question("future_date"),
             (
                 Evidence(
@@ -961,7 +961,7 @@ def recency_note(
         0,
         None,
         "note",
-        f"Not seen for {days} days (last dated session {last_date}).",
+        f"Not seen for {days:,} days (last dated session {last_date}).",
         _question("not_seen"),
         (
             Evidence(
