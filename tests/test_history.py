@@ -220,7 +220,7 @@ def test_forget_asks_or_needs_yes(cli, tmp_path: Path):
     refused = cli("forget", "C-1", "--db", str(db))
     assert refused.exit_code == 2 and "--yes" in refused.stderr
     done = cli("forget", "C-1", "--yes", "--db", str(db))
-    assert done.exit_code == 0 and "deleted 1 records" in done.stderr
+    assert done.exit_code == 0 and "deleted 1 record of client C-1" in done.stderr
     gone = cli("history", "C-1", "--db", str(db))
     assert gone.exit_code == 2 and "no sessions recorded" in gone.stderr
 

@@ -77,14 +77,12 @@ def test_forget_one_session_or_one_instrument(cli, tmp_path: Path):
     cli("score", "srs", "8", "8", "8", "8", "--client", "T", "--session", "2", "--save",
         "--db", str(db), "-q")  # fmt: skip
     one = cli("forget", "T", "--session", "2", "--instrument", "wai-sr", "--yes", "--db", str(db))
-    assert (
-        one.exit_code == 0 and "deleted 1 records of client T (session 2) on wai-sr" in one.stderr
-    )
+    assert one.exit_code == 0 and "deleted 1 record of client T (session 2) on wai-sr" in one.stderr
     left = json.loads(cli("history", "T", "--db", str(db), "-f", "json").stdout)
     sessions = {v["instrument"]: [s["session"] for s in v["sessions"]] for v in left}
     assert sessions == {"wai-sr": [1, 3], "srs": [2]}
     none = cli("forget", "T", "--session", "9", "--yes", "--db", str(db))
-    assert none.exit_code == 2 and "has no records session 9" in none.stderr
+    assert none.exit_code == 2 and "client 'T' has no record in session 9" in none.stderr
 
 
 def test_history_suggests_close_ids_and_names_other_instruments(cli, tmp_path: Path):

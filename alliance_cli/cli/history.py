@@ -270,11 +270,14 @@ def forget_command(
                 raise unknown_client(store, client)
             which = " ".join(
                 part
-                for part in (f"session {session}" if session else "", f"on {inst}" if inst else "")
+                for part in (
+                    f"in session {session}" if session else "",
+                    f"on {inst}" if inst else "",
+                )
                 if part
             )
-            raise UsageProblem(f"client {client!r} has no records {which}".rstrip())
-        what = f"{len(records)} records of client {client}"
+            raise UsageProblem(f"client {client!r} has no record {which}".rstrip())
+        what = f"{len(records)} record{'s' if len(records) != 1 else ''} of client {client}"
         what += f" (session {session})" if session is not None else ""
         what += f" on {inst}" if inst else ""
         if not yes:
