@@ -12,6 +12,7 @@ from .conftest import ROOT
 COMMANDS = [
     ["score"], ["batch"], ["history"], ["clients"], ["forget"], ["reliability"], ["norms"],
     ["instruments"], ["instruments", "show"], ["instruments", "check"], ["instruments", "schema"],
+    ["db", "setup"], ["db", "grant"], ["db", "revoke"], ["db", "assignments"], ["db", "copy"],
 ]  # fmt: skip
 
 

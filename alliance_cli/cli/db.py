@@ -42,7 +42,11 @@ def _server(db: str | None, what: str) -> str:
     return where
 
 
-@db_app.command("setup", cls=Command)
+@db_app.command(
+    "setup",
+    cls=Command,
+    epilog="Example: alliance db setup --db postgresql://owner@clinic-db/alliance --apply",
+)
 @funnel
 def setup_command(
     apply: Annotated[
@@ -93,7 +97,11 @@ def _assign(client: str, role: str, db: str | None, grant: bool, quiet: bool) ->
     return 0
 
 
-@db_app.command("grant", cls=Command)
+@db_app.command(
+    "grant",
+    cls=Command,
+    epilog="Example: alliance db grant C-205 lee --db postgresql://kim@clinic-db/alliance",
+)
 @funnel
 def grant_command(
     client: ClientArg, role: RoleArg, db: DbOpt = None, quiet: QuietOpt = False
@@ -102,7 +110,11 @@ def grant_command(
     return _assign(client, role, db, True, quiet)
 
 
-@db_app.command("revoke", cls=Command)
+@db_app.command(
+    "revoke",
+    cls=Command,
+    epilog="Example: alliance db revoke C-205 lee --db postgresql://kim@clinic-db/alliance",
+)
 @funnel
 def revoke_command(
     client: ClientArg, role: RoleArg, db: DbOpt = None, quiet: QuietOpt = False
@@ -111,7 +123,7 @@ def revoke_command(
     return _assign(client, role, db, False, quiet)
 
 
-@db_app.command("assignments", cls=Command)
+@db_app.command("assignments", cls=Command, epilog="Example: alliance db assignments -f csv")
 @funnel
 def assignments_command(db: DbOpt = None, quiet: QuietOpt = False, fmt: FormatOpt = None) -> int:
     """List which counselor has which client (a counselor sees their own)."""
@@ -128,7 +140,11 @@ def assignments_command(db: DbOpt = None, quiet: QuietOpt = False, fmt: FormatOp
     return 0
 
 
-@db_app.command("copy", cls=Command)
+@db_app.command(
+    "copy",
+    cls=Command,
+    epilog="Example: alliance db copy history.sqlite postgresql://lee@clinic-db/alliance",
+)
 @funnel
 def copy_command(
     source: Annotated[str, typer.Argument(help="The history to copy from.", metavar="SRC")],
