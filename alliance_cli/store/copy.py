@@ -27,7 +27,8 @@ class Copied:
 
     @property
     def complete(self) -> bool:
-        """Whether every session read is now in the destination (added, or already there)."""
+        """Whether every session read is accounted for: now in the destination (added, or
+        already there), or named as one it cannot keep."""
         return self.added + self.same + len(self.refused) == self.read == self.source_count
 
 
@@ -41,7 +42,7 @@ def copy_history(
     ids: dict[str, int] = {}
     recorder: Any = destination.batch_recorder(replace=False)
     store: Any = destination
-    keeps_nul = getattr(destination, "text_keeps_nul", True)  # (PostgreSQL's does not)
+    keeps_any = getattr(destination, "keeps_any_id", True)  # (a server's history does not)
     try:
         for row in source.copy_rows():
             sha, instrument, version, scale_ids, data, *cols = row
@@ -52,7 +53,7 @@ def copy_history(
                 ids[sha] = store._definition(sha, instrument, version, scales)[0]
             client, inst, rater, session, date, answers, *rest = cols
             done.read += 1
-            problem = None if keeps_nul else _unkept(client, cols)
+            problem = None if keeps_any else _unkept(client, cols)
             if problem is not None:
                 shown = client if len(client) <= 64 else client[:64] + "…"
                 done.refused.append(f"session {session} of client {shown!r} ({inst}, {rater}): "
