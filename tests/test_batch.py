@@ -360,3 +360,24 @@ def test_column_options_naming_missing_columns_are_usage_errors(cli, tmp_path: P
     mapped = cli("batch", str(path), "-i", "wai-sr", "--map", str(bad_map))
     assert mapped.exit_code == 5 and len(mapped.stderr.splitlines()) == 1
     assert f"{bad_map}:" in mapped.stderr and "not valid YAML" in mapped.stderr
+
+
+def test_a_file_given_twice_is_noted(cli, tmp_path: Path):
+    """The same export given twice (a glob and a name, or a hard link) had its rows scored
+    and counted twice without a word."""
+    from .conftest import ROOT
+
+    src = tmp_path / "x.csv"
+    src.write_text((ROOT / "examples" / "clinic_wai_sr.csv").read_text(encoding="utf-8"))
+    os.link(src, tmp_path / "link.csv")
+    twice = cli("batch", str(src), str(src), "-i", "wai-sr", "-o", os.devnull)
+    assert f"note: {src} is given twice: its rows are read, scored and counted twice" in (
+        twice.stderr
+    )
+    assert "398 rows read" in twice.stderr  # (counted twice: the note says so)
+    linked = cli("batch", str(src), str(tmp_path / "link.csv"), "-i", "wai-sr", "-o", os.devnull)
+    assert f"note: {src} and {tmp_path / 'link.csv'} are one file: its rows are read" in (
+        linked.stderr
+    )
+    once = cli("batch", str(src), "-i", "wai-sr", "-o", os.devnull)
+    assert "note:" not in once.stderr

@@ -101,6 +101,8 @@ def run_files(
     from alliance_cli.io.files import check_unchanged, stamps
 
     before = stamps(inputs)
+    for note in _read_twice(inputs, before):
+        on_note(note)
     sources = _open(inputs, scorer, options)
     try:
         layout = read_layout(sources, scorer, options, on_note)
@@ -266,6 +268,28 @@ def check_outputs(outputs: Sequence[tuple[str, Path | str | None]], inputs: Sequ
     for what, path in outputs:
         if path is not None:
             check_output(path, what)
+
+
+def _read_twice(inputs: Sequence[str], known: dict[str, tuple[int, int, int, int]]) -> list[str]:
+    """A note for each file given more than once (by name, link or path: one device and
+    inode), whose rows would each be read, scored and counted again."""
+    names: dict[tuple[int, int], list[str]] = {}
+    for name in inputs:
+        if name in known:
+            names.setdefault(known[name][:2], []).append(name)
+    notes = []
+    for given in names.values():
+        if len(given) < 2:
+            continue
+        times = "twice" if len(given) == 2 else f"{len(given)} times"
+        spelled = list(dict.fromkeys(given))
+        what = (
+            f"{spelled[0]} is given {times}"
+            if len(spelled) == 1
+            else f"{', '.join(spelled[:-1])} and {spelled[-1]} are one file"
+        )
+        notes.append(f"note: {what}: its rows are read, scored and counted {times}")
+    return notes
 
 
 def _open(inputs: Sequence[str], scorer: Scorer, options: BatchOptions) -> list[Any]:
