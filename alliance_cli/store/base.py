@@ -130,6 +130,7 @@ class HistoryStore(Protocol):
     path: Any  # where the history is, as said in messages (a server's URL has no password)
     writing: bool
     log_busy: bool
+    keeps_any_id: bool  # False: a client id ``contract.stored_id_problem`` names is not kept
 
     @property
     def source_name(self) -> str:
@@ -273,6 +274,7 @@ class StoreBase:
     Score rebuilt from one (``_definition`` and ``_definition_data`` are the back end's)."""
 
     db: Any  # the back end's connection
+    keeps_any_id = True  # an SQLite file keeps any text (a server's history: False)
 
     def _init_memos(self) -> None:
         self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)

@@ -42,7 +42,6 @@ def copy_history(
     ids: dict[str, int] = {}
     recorder: Any = destination.batch_recorder(replace=False)
     store: Any = destination
-    keeps_any = getattr(destination, "keeps_any_id", True)  # (a server's history does not)
     try:
         for row in source.copy_rows():
             sha, instrument, version, scale_ids, data, *cols = row
@@ -53,7 +52,7 @@ def copy_history(
                 ids[sha] = store._definition(sha, instrument, version, scales)[0]
             client, inst, rater, session, date, answers, *rest = cols
             done.read += 1
-            problem = None if keeps_any else _unkept(client, cols)
+            problem = None if destination.keeps_any_id else _unkept(client, cols)
             if problem is not None:
                 shown = client if len(client) <= 64 else client[:64] + "…"
                 done.refused.append(f"session {session} of client {shown!r} ({inst}, {rater}): "
