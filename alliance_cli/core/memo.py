@@ -11,18 +11,21 @@ V = TypeVar("V")
 
 class Remembered(dict[K, V], Generic[K, V]):
     """``table[key]`` is ``function(key)``, computed on the first look-up and kept while the
-    table holds fewer than ``limit`` keys (then computed each time: memory stays flat).
+    table holds fewer than ``limit`` keys (then computed each time: memory stays flat), and
+    ``keeps(key)`` allows (a key equal to another yet giving another value: not kept).
 
     A dict subclass, so a look-up that hits is C-level (``map(table.__getitem__, keys)``
     runs no Python for known keys).
     """
 
-    def __init__(self, function: Callable[[K], V], limit: int) -> None:
+    def __init__(
+        self, function: Callable[[K], V], limit: int, keeps: Callable[[K], bool] | None = None
+    ) -> None:
         super().__init__()
-        self.function, self.limit = function, limit
+        self.function, self.limit, self.keeps = function, limit, keeps
 
     def __missing__(self, key: K) -> V:
         value = self.function(key)
-        if len(self) < self.limit:
+        if len(self) < self.limit and (self.keeps is None or self.keeps(key)):
             self[key] = value
         return value

@@ -30,6 +30,7 @@ from typing import Any
 
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import HistoryError, RejectedInput
+from alliance_cli.core.memo import Remembered
 from alliance_cli.store.base import (
     CASELOAD_INSTRUMENTS,
     COPY_ROWS,
@@ -1158,20 +1159,10 @@ def copy_field(value: Any) -> str:
     return repr(value) if isinstance(value, float) else str(value)
 
 
-class _Texts(dict[Any, str]):
-    """Values as COPY text, remembered (up to 100,000): a block's look-ups are C-level. A
-    key holding a float zero is not kept (0.0 and -0.0 are equal keys, but not the same
-    text)."""
-
-    def __init__(self, function: Callable[[Any], str]) -> None:
-        super().__init__()
-        self.function = function
-
-    def __missing__(self, key: Any) -> str:
-        text = self.function(key)
-        if len(self) < 100_000 and not (isinstance(key, tuple) and 0.0 in key):
-            self[key] = text
-        return text
+def _no_float_zero(key: Any) -> bool:
+    """Whether a look-up key may be kept: not a tuple holding a float zero (0.0 and -0.0
+    are equal keys, but not the same COPY text)."""
+    return not (isinstance(key, tuple) and 0.0 in key)
 
 
 def _tail_text(values: tuple[Any, ...]) -> str:
@@ -1183,7 +1174,9 @@ def fast_block_writer() -> Callable[[Sequence[tuple[Any, ...]]], str]:
     the same text as ``copy_line`` of each row's fields, with look-ups for the values a
     batch repeats (rater, date, counselor; a score's four numbers) instead of a call per
     field."""
-    cells, tails = _Texts(copy_field), _Texts(_tail_text)
+    # values as COPY text, remembered: a block's look-ups are C-level
+    cells = Remembered(copy_field, 100_000)
+    tails = Remembered(_tail_text, 100_000, keeps=_no_float_zero)
 
     def block(rows: Sequence[tuple[Any, ...]]) -> str:
         if not rows:
