@@ -21,7 +21,13 @@ from alliance_cli.core.contract import (
 )
 from alliance_cli.core.errors import RejectedInput, UsageProblem
 from alliance_cli.core.scorer import InvalidPolicy, Scorer, validate_date
-from alliance_cli.io.answers import parse_answer_args, peek, read_json_sets, response_from_json
+from alliance_cli.io.answers import (
+    MAX_JSON_LINE,
+    parse_answer_args,
+    peek,
+    read_json_sets,
+    response_from_json,
+)
 
 if TYPE_CHECKING:
     from alliance_cli.io.catalog import LoadedInstrument
@@ -130,7 +136,6 @@ def sets_from_stdin(
     if not first:
         raise UsageProblem("stdin is empty: expected answers, a JSON object or NDJSON")
     if first not in "[{":
-        from alliance_cli.io.answers import MAX_JSON_LINE
         from alliance_cli.io.source import bounded_lines
 
         # a line is cut at 1 MiB (an answer line is a few dozen characters): a stream of NUL
