@@ -23,7 +23,6 @@ from typing import Any
 from alliance_cli.batch.fastpath import Columns, FastRows
 from alliance_cli.batch.sinks import CsvSink, Sink
 from alliance_cli.core.contract import (
-    MAX_ID_CHARS,
     plain_problem,
     rater_problem,
     session_problem,
@@ -767,16 +766,17 @@ def _keepable_ids(
     checks: dict[int, Callable[[str], bool]], ids: dict[str, int]
 ) -> dict[int, Callable[[str], bool]]:
     """``checks``, and the client id and counselor cells refused when no history could keep
-    them alike: a NUL byte (PostgreSQL's text cannot hold one), a client id over
-    ``MAX_ID_CHARS`` (its key index)."""
+    them alike (``contract.stored_id_problem``, as ``_id_problem`` says it; a counselor:
+    a NUL byte only)."""
     out = dict(checks)
-    for role in ("client_id", "counselor"):
-        if role in ids:
-            other = out.get(ids[role], lambda _cell: True)
-            limit = MAX_ID_CHARS if role == "client_id" else None
-            out[ids[role]] = lambda cell, other=other, limit=limit: (  # type: ignore[misc]
-                "\0" not in cell and (limit is None or len(cell) <= limit) and other(cell)
-            )
+    if "client_id" in ids:
+        other = out.get(ids["client_id"], lambda _cell: True)
+        out[ids["client_id"]] = lambda cell, other=other: (  # type: ignore[misc]
+            stored_id_problem(cell) is None and other(cell)
+        )
+    if "counselor" in ids:
+        other = out.get(ids["counselor"], lambda _cell: True)
+        out[ids["counselor"]] = lambda cell, other=other: "\0" not in cell and other(cell)  # type: ignore[misc]
     return out
 
 
