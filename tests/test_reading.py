@@ -267,3 +267,22 @@ def test_a_caseload_row_says_all_scales_where_the_sentence_does():
     )
     low = {"kind": "early_low", "scale_names": ["Total"], "began": 2, "series": "wai-sr-t"}
     assert reading.short_words(low) == "Low early alliance in session 2 (wai-sr-t)"
+
+
+def test_a_caseload_row_names_the_scales_its_sentence_names():
+    """A bond drop that also moved the total: the sentence says "Bond fell in session 4",
+    and the caseload row said "Bond, Total fell in session 4" of the same concern. Both now
+    leave the total beside a subscale unsaid, by one rule (``named_scales``)."""
+    wai = reading.spec_of(load_catalog().get("wai-sr").instrument, "client")
+    bonds = [93.75, 100.0, 100.0, 6.25, 25.0, 25.0]
+    levels = [
+        {"goal": 75.0, "task": 75.0, "bond": b, "total": (75.0 * 8 + b * 4) / 12} for b in bonds
+    ]
+    read = reading.read_client("B1", [reading.SeriesData(wai, _visits(levels))])
+    (drop,) = [c for c in read.concerns if c.kind == "drop"]
+    assert drop.scales == ("bond", "total")
+    assert drop.sentence.startswith("Bond fell in session 4")
+    assert reading.short_words(drop.as_dict()) == "Bond fell in session 4 (wai-sr)"
+    alone = {"kind": "drop", "scales": ["total"], "scale_names": ["Total"], "began": 5,
+             "series": "wai-sr"}  # fmt: skip
+    assert reading.short_words(alone) == "Total fell in session 5 (wai-sr)"

@@ -186,6 +186,17 @@ def test_what_was_said_at_save_is_the_sentences_once(cli, store, tmp_path):
     assert said[1] == "1 as before"  # the same sentence again at session 2: counted, not repeated
 
 
+def test_the_flags_now_cells_name_the_scales_as_the_sentences_do(cli, store, tmp_path):
+    """C-107 fell on every scale at session 4 and recovered at 5: the sentence says "All
+    scales fell", and the "flags now" cells said "drop (act) on Goal, Task, Bond, Total"."""
+    page = _report(cli, store, tmp_path, "C-107")
+    table = page[page.index("said when saved") :]
+    cells = [html.unescape(c) for c in re.findall(r'<td class="flag">(.*?)</td>', table)]
+    now = [c for c in cells[0::2] if c]
+    assert now == ["drop (act) on all scales", "drop over on all scales"], now
+    assert "All scales fell in session 4" in cells[7]
+
+
 # -- in a browser ------------------------------------------------------------------------------
 
 

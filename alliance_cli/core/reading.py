@@ -600,14 +600,18 @@ def _names(spec: SeriesSpec, sids: Sequence[str]) -> tuple[str, ...]:
 ALL_SCALES = "all scales"  # a concern on every subscale of its form says so, not each name
 
 
+def named_scales(sids: Sequence[str], names: Sequence[str]) -> str:
+    """The scales a concern names, as its sentence and its short words say them: the total
+    beside subscales is left unsaid (the subscales' fall is the news)."""
+    kept = [n for s, n in zip(sids, names, strict=True) if s != TOTAL or len(sids) == 1]
+    return ", ".join(kept) if kept else "the total"
+
+
 def _scale_words(spec: SeriesSpec, sids: Sequence[str]) -> str:
     subs = [s for s in spec.scales if s != TOTAL]
     if len(subs) > 1 and set(subs) <= set(sids):
         return ALL_SCALES
-    names = [
-        n for s, n in zip(sids, _names(spec, sids), strict=True) if s != TOTAL or len(sids) == 1
-    ]
-    return ", ".join(names) if names else "the total"
+    return named_scales(sids, _names(spec, sids))
 
 
 def _question(kind: str, cutoffs: Sequence[Cutoff] = ()) -> str:
@@ -878,8 +882,6 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
         higher = "the therapist" if t > c else "the client"
         began, resolved = run.began, run.resolved
         where = _scale_words(client.spec, sids)
-        if where == "the total":
-            where = "the alliance"
         tail = "" if resolved is None else f"; closer again in session {resolved}"
         concerns.append(
             Concern(
@@ -983,14 +985,22 @@ _SHORT = {
 }
 
 
+def scales_said(concern: Mapping[str, Any]) -> str:
+    """The scales of a concern (as data) as its sentence names them: "all scales", or the
+    names without the total beside subscales."""
+    if ALL_SCALES in str(concern.get("sentence", "")).lower():
+        return ALL_SCALES
+    names = list(concern.get("scale_names") or ())
+    sids = list(concern.get("scales") or names)
+    return named_scales(sids, names) if names and len(sids) == len(names) else "the form"
+
+
 def short_words(concern: Mapping[str, Any]) -> str:
     """A concern (as data) in a few plain words, for a caseload row: what, where, when."""
     template = _SHORT.get(str(concern.get("kind")))
     if template is None:  # (not seen: its sentence says it briefly)
         return str(concern.get("sentence", "")).split(" (")[0].rstrip(".")
-    where = ", ".join(concern.get("scale_names") or ()) or "the form"
-    if ALL_SCALES in str(concern.get("sentence", "")).lower():  # as its sentence says
-        where = ALL_SCALES
+    where = scales_said(concern)
     series = f" ({concern['series']})" if concern.get("series") else ""
     words = template.format(where=where, began=concern.get("began"))
     return words[:1].upper() + words[1:] + series

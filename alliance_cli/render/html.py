@@ -429,6 +429,8 @@ def client_report(
 
 
 def _session_table(view: Any) -> str:
+    from alliance_cli.core.reading import scales_said
+
     names: dict[str, str] = {}
     for s in view.sessions:
         for sid, point in s.scales.items():
@@ -436,7 +438,7 @@ def _session_table(view: Any) -> str:
     scales = [s for s in names if s != TOTAL] + [s for s in names if s == TOTAL]
     flags: dict[int, list[str]] = {}
     for c in view.concerns:
-        where = ", ".join(c.scale_names)
+        where = scales_said(c.as_dict())
         flags.setdefault(c.began, []).append(f"{c.kind} ({c.severity}) on {where}")
         if c.resolved is not None:
             flags.setdefault(c.resolved, []).append(f"{c.kind} over on {where}")
