@@ -241,8 +241,19 @@ def test_each_counselor_sees_only_their_own_clients(database, tmp_path: Path) ->
 
 def test_a_supervisor_assigns_and_forgets_everywhere(database) -> None:
     a, b, s = database("counselor_a"), database("counselor_b"), database(SUPERVISOR)
-    assert save_wai(a, "A-1", 1) == 0
+    code, _, err = cli("clients", "--db", s)
+    assert code == 0 and err.strip() == "no clients in the history yet"
     assert save_wai(b, "B-1", 1) == 0
+    # a counselor with no client is told why, not that the clinic's history is empty
+    code, out, err = cli("clients", "--db", a, "-f", "csv")
+    assert code == 0 and out.startswith("client_id,") and len(out.splitlines()) == 1
+    assert err.strip() == (
+        "no clients assigned to you yet (you see a client once you save a session for them, "
+        "or once a supervisor assigns them to you: alliance db grant)"
+    )
+    code, out, err = cli("clients", "--db", s, "-i", "srs")
+    assert code == 0 and err.strip() == "no clients match"
+    assert save_wai(a, "A-1", 1) == 0
     assert cli("db", "grant", "A-1", "counselor_b", "--db", s, "-q")[0] == 0
     assert cli("history", "A-1", "--db", b, "-f", "json")[0] == 0
     assert save_wai(b, "A-1", 2) == 0  # now B's client too

@@ -155,6 +155,19 @@ def history_command(
     return 0
 
 
+def _nobody_yet(db: str | None) -> str:
+    """What an empty caseload says: a counselor on a clinic's server sees only their own."""
+    from alliance_cli.store import backend as history
+
+    with history.open_store(db, create=False) as store:
+        if store.sees_everything():
+            return "no clients in the history yet"
+    return (
+        "no clients assigned to you yet (you see a client once you save a session for them, "
+        "or once a supervisor assigns them to you: alliance db grant)"
+    )
+
+
 @funnel
 def clients_command(
     limit: Annotated[
@@ -201,7 +214,7 @@ def clients_command(
             "1 client with no dated session is")  # fmt: skip
         say(f"note: {who} left out by --since (their sessions have no date)")
     if not rows and not quiet:
-        say("no clients match" if not filters.keeps_all() else "no clients in the history yet")
+        say("no clients match" if not filters.keeps_all() else _nobody_yet(db))
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     if fmt is Format.csv:
         from alliance_cli.io.csvout import write_rows_csv

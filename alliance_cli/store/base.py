@@ -136,6 +136,10 @@ class HistoryStore(Protocol):
     def source_name(self) -> str:
         """The history's name for a report (a file name, or a server's database)."""
 
+    def sees_everything(self) -> bool:
+        """Whether this login sees the whole history (False: a counselor on a server, who
+        sees only the clients assigned to them)."""
+
     def close(self) -> None:
         """Close the connection."""
 
@@ -275,6 +279,10 @@ class StoreBase:
 
     db: Any  # the back end's connection
     keeps_any_id = True  # an SQLite file keeps any text (a server's history: False)
+
+    def sees_everything(self) -> bool:
+        """Whether this login sees the whole history (an SQLite file: always)."""
+        return True
 
     def _init_memos(self) -> None:
         self._data: dict[str, dict[str, Any]] = {}  # definition JSON by hash (define)

@@ -806,12 +806,17 @@ class Store(StoreBase):
         )
 
     # -- the clinic's assignments (a supervisor's) -------------------------------------------
-    def _supervisor_only(self) -> None:
-        """Refuse a counselor's change of assignments before the server has to."""
+    def sees_everything(self) -> bool:
+        """Whether this login role sees the whole clinic: a supervisor or the schema's
+        owner (a counselor sees only the clients assigned to them)."""
         found = self.db.execute(f"SELECT {_SUPERVISES} OR pg_has_role(session_user, "
                                 "(SELECT nspowner FROM pg_namespace WHERE nspname = "
                                 "'alliance'), 'MEMBER')").fetchone()  # fmt: skip
-        if not found[0]:
+        return bool(found[0])
+
+    def _supervisor_only(self) -> None:
+        """Refuse a counselor's change of assignments before the server has to."""
+        if not self.sees_everything():
             raise HistoryError(
                 f"{self.path}: only a supervisor (a member of {SUPERVISOR}) may assign "
                 "clients; nothing was changed"
