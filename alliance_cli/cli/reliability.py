@@ -76,8 +76,7 @@ def reliability_command(
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
-    """Reliability of each scale in your data: alpha with Feldt's 95 % interval, the mean
-    inter-item correlation, and per item the corrected item-total r and alpha if deleted."""
+    """Reliability of each scale in your data: alpha (Feldt's 95 % interval), omega, items."""
     answers, scorer, source, rejected = _read(
         "reliability", files=files, instrument=instrument, columns=columns, map_file=map_file,
         questionnaire=questionnaire, rater=rater, layout=layout, id_column=id_column,
@@ -193,8 +192,7 @@ def norms_command(
     db: DbOpt = None,
     quiet: QuietOpt = False,
 ) -> int:
-    """Write local norms (level: local) from your data: per scale mean, SD, alpha and n, for
-    --norms FILE (z-scores and the reliable-change threshold)."""
+    """Write local norms from your data (mean, SD, alpha, n per scale) for --norms FILE."""
     from datetime import date
 
     from alliance_cli.core.reliability import form_reliability
