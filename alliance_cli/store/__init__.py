@@ -1,1 +1,1 @@
-"""The local session history: the SQLite store and the views built on it."""
+"""The session history: one store interface, SQLite and PostgreSQL, and the views on it."""
