@@ -177,6 +177,30 @@ def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
     (gap,) = [c for c in row["concerns"] if c["kind"] == "gap"]
     assert gap["scales"] == ["goal", "total"] and gap["series"] == "wai-sr"
     assert "alliance's default" in gap["evidence"][0]["source"]
+    # the therapist's save opened the gap: its box says so, and so does what it keeps (the
+    # gap is the client series' concern, and was said at neither form's save before)
+    (score,) = json.loads(therapist.stdout)
+    assert [c["kind"] for c in score["concerns"]] == ["gap"]
+    assert _said(cli, db, "C-9", "wai-sr-t") == [["gap"]]
+    assert _said(cli, db, "C-9", "wai-sr") == [[]]  # (saved before the therapist's form)
+    # a batch of therapist forms keeps the same
+    batched = tmp_path / "b.sqlite"
+    assert _save(cli, batched, "C-9", 1, "5 5 5 5 5 5 5 5 5 5 5 5").exit_code == 0
+    export = tmp_path / "t.csv"
+    export.write_text("client_id,session," + ",".join(f"wai_{i}" for i in range(1, 11))
+                      + "\nC-9,1,5,5,2,5,5,2,5,2,5,5\n", encoding="utf-8")  # fmt: skip
+    result = cli("batch", str(export), "-i", "wai-sr-t", "--save", "--db", str(batched), "-o",
+                 "-", "-q")  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert _said(cli, batched, "C-9", "wai-sr-t") == [["gap"]]
+
+
+def _said(cli, db: Path, client: str, instrument: str) -> list[list[str]]:
+    """The kinds of concern kept at each session's save, of one form."""
+    out = cli("history", client, "-i", instrument, "--db", str(db), "-f", "json")
+    assert out.exit_code == 0, out.stderr
+    (view,) = json.loads(out.stdout)
+    return [[c["kind"] for c in s["flags_at_save"]] for s in view["sessions"]]
 
 
 def test_the_same_topic_on_both_forms_is_no_gap(cli, tmp_path: Path):

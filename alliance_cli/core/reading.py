@@ -273,6 +273,9 @@ class Reading:
     counselor: str | None = None  # of the latest session
     last_date: str | None = None
     days_since: int | None = None
+    # the therapist series compared with each client series (gaps are the client series'
+    # concerns, and are said at the therapist's sessions too)
+    compared: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def open(self) -> list[Concern]:
@@ -281,11 +284,13 @@ class Reading:
 
     def said_at(self, series: str, session: int) -> list[Concern]:
         """What the reading says at a session of a series: the concerns open there (that
-        began there or stayed from before), and those this session resolved."""
+        began there or stayed from before), and those this session resolved. A gap between
+        client and therapist is said at the sessions of both forms (the therapist's form,
+        often saved last, is the one that opens it)."""
         return [
             c
             for c in self.concerns
-            if c.series == series
+            if (c.series == series or (c.kind == "gap" and self.compared.get(c.series) == series))
             and c.began <= session
             and (c.resolved is None or c.resolved >= session)
         ]
@@ -1031,6 +1036,7 @@ def read_client(
     settings = settings or Settings()
     concerns: list[Concern] = []
     by_key = {(s.spec.instrument, s.spec.rater): s for s in series}
+    compared: dict[str, str] = {}
     for data in series:
         concerns += _series_concerns(data, settings)
         other = data.spec.counterpart
@@ -1041,6 +1047,7 @@ def read_client(
             )
             if twin is not None:
                 concerns += _gaps(data, twin, settings)
+                compared[data.spec.label] = twin.spec.label
     latest = _latest(series)
     counselor = latest.counselor if latest else None
     last_date = max((v.date for s in series for v in s.visits if v.date), default=None)
@@ -1049,7 +1056,7 @@ def read_client(
     if away is not None:
         concerns.append(away)
     concerns.sort(key=order_key)
-    return Reading(client_id, concerns, counselor, last_date, days)
+    return Reading(client_id, concerns, counselor, last_date, days, compared)
 
 
 def _latest(series: Sequence[SeriesData]) -> Visit | None:
