@@ -82,6 +82,14 @@ def test_list_json_names_every_instrument(cli):
     assert wai_sr["verification"] == "verified"
 
 
+def test_instruments_list_is_the_list_too(cli):
+    """What a new user types ("No such command 'list'" before): the same list."""
+    listed = cli("instruments", "list", "-f", "csv")
+    assert listed.exit_code == 0, listed.stderr
+    assert listed.stdout == cli("instruments", "-f", "csv").stdout
+    assert listed.stdout.startswith("id,name,respondent,")
+
+
 def test_list_table_shows_verification(cli):
     result = cli("instruments", "-f", "table")
     assert result.exit_code == 0

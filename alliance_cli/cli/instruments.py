@@ -46,9 +46,10 @@ def instruments_callback(
         instruments_list(fmt, quiet)
 
 
+@instruments_app.command("list", cls=Command, epilog="Example: alliance instruments list -f csv")
 @funnel
-def instruments_list(fmt: Format | None, quiet: bool = False) -> int:
-    """The instrument list, as a table, JSON, NDJSON or CSV."""
+def instruments_list(fmt: FormatOpt = None, quiet: QuietOpt = False) -> int:
+    """List every instrument alliance knows (as 'alliance instruments' alone does)."""
     catalog = run_catalog(strict=True, quiet=quiet)
     chosen = pick_format(fmt)
     rows = [_instrument_summary(catalog, key) for key in catalog.ids()]
