@@ -286,3 +286,19 @@ def test_a_caseload_row_names_the_scales_its_sentence_names():
     alone = {"kind": "drop", "scales": ["total"], "scale_names": ["Total"], "began": 5,
              "series": "wai-sr"}  # fmt: skip
     assert reading.short_words(alone) == "Total fell in session 5 (wai-sr)"
+
+
+def test_answers_are_read_only_for_the_forms_a_gap_compares_item_by_item():
+    """The WAI-SR and its therapist form (which declares topic pairs) are compared item by
+    item; an SRS, or a WAI-SR without its therapist form, never needs its answers read."""
+    catalog = load_catalog()
+    wai = reading.spec_of(catalog.get("wai-sr").instrument, "client")
+    wai_t = reading.spec_of(catalog.get("wai-sr-t").instrument, "therapist")
+    srs = reading.spec_of(catalog.get("srs").instrument, "client")
+    assert reading.compared_item_by_item([srs, wai, wai_t]) == {wai.label, wai_t.label}
+    assert reading.compared_item_by_item([srs, wai]) == set()
+    assert reading.compared_item_by_item([wai_t]) == set()
+    # the 36-item WAI and its therapist form share their key: compared scale by scale
+    full = reading.spec_of(catalog.get("wai").instrument, "client")
+    full_t = reading.spec_of(catalog.get("wai-t").instrument, "therapist")
+    assert reading.compared_item_by_item([full, full_t]) == set()

@@ -8,9 +8,7 @@ neither it nor each other's callers (no circle).
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -29,31 +27,11 @@ from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer
 from alliance_cli.io.csvin import open_sources
 from alliance_cli.io.csvout import CsvWriter
+from alliance_cli.io.environment import collector_paused
 
 
 class _Discard(Exception):
     """Raised inside an atomic write to leave the target untouched (--strict)."""
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector for a batch; reference counting still frees
-    every row.
-
-    A batch makes millions of short-lived, acyclic objects (each row's list, each stored
-    row's tuple) beside large, long-lived memo tables; the collector's passes over them
-    took a quarter of a ``--save`` run (``bench/batch.py --save``). The only cycles are the
-    memo tables that hold their owner's methods, one set per stream: collected when the
-    pause ends, and by a ``--jobs`` worker after each of its ranges, so memory stays flat
-    (the bench reports peak RSS).
-    """
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def run_files(

@@ -535,9 +535,10 @@ def _indented(value: Any, records_in: tuple[str, ...], pad: str) -> str:
         return "[\n" + ",\n".join(items) + "\n" + pad + "]"
     if isinstance(value, dict) and value:
         parts = []
+        encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a record
         for key, item in value.items():
             if key in records_in and isinstance(item, list) and item:
-                lines = ",\n".join(inner + "  " + json.dumps(v, ensure_ascii=False) for v in item)
+                lines = ",\n".join(inner + "  " + encode(v) for v in item)
                 text = "[\n" + lines + "\n" + inner + "]"
             else:
                 text = json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n" + inner)

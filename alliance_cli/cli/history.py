@@ -129,29 +129,30 @@ def history_command(
     fmt: FormatOpt = None,
 ) -> int:
     """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
+    from alliance_cli.io.environment import collector_paused
     from alliance_cli.store import backend as history
     from alliance_cli.store import views
     from alliance_cli.store.views import write_history_csv
 
     fmt = pick_format(fmt)
     settings = _settings(early_sessions, early_pomp, gap, not_seen)
-    with (
-        history.open_store(db, create=False, on_wait=say) as store,
-        progress_of("reading the history", quiet) as on_progress,
-    ):
-        catalog = run_catalog(quiet=quiet)
-        series = views.client_view(
-            store, client, instrument, catalog, settings, today(), on_progress=on_progress
+    with collector_paused():  # a long history: many objects, no cycles
+        with (
+            history.open_store(db, create=False, on_wait=say) as store,
+            progress_of("reading the history", quiet) as on_progress,
+        ):
+            catalog = run_catalog(quiet=quiet)
+            series = views.client_view(
+                store, client, instrument, catalog, settings, today(), on_progress=on_progress
+            )
+        say_undefined(catalog, (s.instrument for s in series), quiet)
+        output(
+            fmt,
+            [s.as_dict() for s in series],
+            lambda render: render.history_view(series, details),
+            lambda handle: write_history_csv(handle, series),
+            records_in=("sessions",),  # one session a line
         )
-    say_undefined(catalog, (s.instrument for s in series), quiet)
-
-    output(
-        fmt,
-        [s.as_dict() for s in series],
-        lambda render: render.history_view(series, details),
-        lambda handle: write_history_csv(handle, series),
-        records_in=("sessions",),  # one session a line
-    )
     return 0
 
 
@@ -200,7 +201,10 @@ def clients_command(
         db, lambda kept: views.kept_caseload(kept, catalog, settings, filters, day, seen)
     )
     if rows is None:
+        from alliance_cli.io.environment import collector_paused
+
         with (
+            collector_paused(),  # read cold: many objects, no cycles (forked workers too)
             history.open_store(db, create=False, on_wait=say) as store,
             progress_of("reading the caseload", quiet) as on_progress,
         ):

@@ -76,6 +76,7 @@ def report_command(
     from datetime import UTC, datetime
 
     from alliance_cli.core.errors import DataFileError, UsageProblem
+    from alliance_cli.io.environment import collector_paused
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.render import html
     from alliance_cli.store import backend as history
@@ -104,7 +105,7 @@ def report_command(
     generated = datetime.now(UTC).astimezone().isoformat(timespec="seconds")
     catalog = run_catalog(quiet=quiet)
     written: list[str] = []
-    with history.open_store(db, create=False, on_wait=say) as store:
+    with collector_paused(), history.open_store(db, create=False, on_wait=say) as store:
         if client is not None:
             assert output is not None
             with progress_of("reading the history", quiet) as on_progress:

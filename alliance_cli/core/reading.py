@@ -1035,19 +1035,13 @@ def read_client(
     """The one reading of a client: every concern over every series, in order of attention."""
     settings = settings or Settings()
     concerns: list[Concern] = []
-    by_key = {(s.spec.instrument, s.spec.rater): s for s in series}
     compared: dict[str, str] = {}
     for data in series:
         concerns += _series_concerns(data, settings)
-        other = data.spec.counterpart
-        if data.spec.rater == "client" and other:
-            twin = next(
-                (s for (inst, rater), s in by_key.items() if inst == other and rater != "client"),
-                None,
-            )
-            if twin is not None:
-                concerns += _gaps(data, twin, settings)
-                compared[data.spec.label] = twin.spec.label
+        twin = _twin(data, series)
+        if twin is not None:
+            concerns += _gaps(data, twin, settings)
+            compared[data.spec.label] = twin.spec.label
     latest = _latest(series)
     counselor = latest.counselor if latest else None
     last_date = max((v.date for s in series for v in s.visits if v.date), default=None)
@@ -1057,6 +1051,30 @@ def read_client(
         concerns.append(away)
     concerns.sort(key=order_key)
     return Reading(client_id, concerns, counselor, last_date, days, compared)
+
+
+def _twin(data: SeriesData, series: Sequence[SeriesData]) -> SeriesData | None:
+    """The therapist's series a client series is compared with: the first of the client's
+    series on its counterpart form rated by another than the client (None: not compared)."""
+    other = data.spec.counterpart
+    if data.spec.rater != "client" or not other:
+        return None
+    return next((s for s in series if s.spec.instrument == other and s.spec.rater != "client"),
+                None)  # fmt: skip
+
+
+def compared_item_by_item(specs: Sequence[SeriesSpec]) -> set[str]:
+    """The labels of a client's series whose answers a gap compares item by item (the
+    therapist form declares topic pairs): only these series need their answers read."""
+    labels: set[str] = set()
+    for spec in specs:
+        other = spec.counterpart
+        if spec.rater != "client" or not other:
+            continue
+        twin = next((t for t in specs if t.instrument == other and t.rater != "client"), None)
+        if twin is not None and twin.pairs:
+            labels |= {spec.label, twin.label}
+    return labels
 
 
 def _latest(series: Sequence[SeriesData]) -> Visit | None:

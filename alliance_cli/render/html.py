@@ -229,19 +229,20 @@ def chart_svg(data: ChartData) -> str:
             f'<text class="cut-label" x="{LEFT + 2}" y="{y(at) - 3:.1f}">'
             f"{_num(at, data.unit)}</text>"
         )
+    at_x = {s: f"{x(s):.1f}" for s in sessions}  # each point's place, worked out once
     for k, line in enumerate(data.lines[:2]):
+        at_y = {s: f"{y(v):.1f}" for s, v in line.points.items()}
         for segment in _segments(sessions, line.points):
             if len(segment) > 1:
-                path = " ".join(f"{x(s):.1f},{y(line.points[s]):.1f}" for s in segment)
+                path = " ".join(f"{at_x[s]},{at_y[s]}" for s in segment)
                 parts.append(f'<polyline class="l{k}" points="{path}"/>')
-        for s in sessions:
-            if s in line.points:
-                value = line.points[s]
-                parts.append(
-                    f'<circle class="point p{k}" cx="{x(s):.1f}" cy="{y(value):.1f}" r="3">'
-                    f"<title>{esc(line.rater)}, session {s}: {_num(value, data.unit)}</title>"
-                    "</circle>"
-                )
+        rater = esc(line.rater)
+        parts += [
+            f'<circle class="point p{k}" cx="{at_x[s]}" cy="{at_y[s]}" r="3">'
+            f"<title>{rater}, session {s}: {_num(line.points[s], data.unit)}</title></circle>"
+            for s in sessions
+            if s in at_y
+        ]
     main = data.lines[0].points if data.lines else {}
     for s in data.drops:
         if s in main:

@@ -457,9 +457,14 @@ class StoreBase:
             args.append(instrument)
         sql += " ORDER BY s.instrument, s.rater, s.session"
         out = []
+        # a concern open over many sessions is kept as the same text at each: read once
+        # (the lists are shared between records, and never changed)
+        parsed: dict[str | None, list[dict[str, Any]]] = {None: []}
         for r in self._rows(sql, args):  # (text in byte order on both back ends)
             score = self._score(r[:12], light)
-            kept = json.loads(r[9]) if r[9] is not None else []
+            kept = parsed.get(r[9])
+            if kept is None:
+                kept = parsed[r[9]] = json.loads(r[9])
             # kept: the concerns said at save time; before 0.3, every flag said (with codes)
             said = kept if any("code" in f for f in kept) else score["flags"] + kept
             out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))

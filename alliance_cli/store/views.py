@@ -49,22 +49,28 @@ def series_of_records(records: Sequence[Record], specs: Specs) -> list[Any]:
     groups: dict[tuple[str, str], list[Record]] = {}
     for rec in records:
         groups.setdefault((rec.instrument, rec.rater), []).append(rec)
-    out = []
+    made = []
     for (inst_id, rater), recs in groups.items():
         recs.sort(key=lambda r: r.session)
         names = {sid: s["name"] for r in recs for sid, s in r.score["scales"].items()}
-        visits = [
-            reading.Visit(
-                r.session,
-                r.date,
-                {sid: s["pomp"] for sid, s in r.score["scales"].items()},
-                r.counselor,
-                tuple(answers_values(r.answers)),
-            )
-            for r in recs
-        ]
-        out.append(reading.SeriesData(specs.of(inst_id, rater, names), visits))
-    return out
+        made.append((specs.of(inst_id, rater, names), recs))
+    compared = reading.compared_item_by_item([spec for spec, _ in made])
+    return [
+        reading.SeriesData(
+            spec,
+            [
+                reading.Visit(
+                    r.session,
+                    r.date,
+                    {sid: s["pomp"] for sid, s in r.score["scales"].items()},
+                    r.counselor,
+                    tuple(answers_values(r.answers)) if spec.label in compared else (),
+                )
+                for r in recs
+            ],
+        )
+        for spec, recs in made
+    ]
 
 
 def client_reading(store: Store, client_id: str, catalog: Any, settings: reading.Settings) -> Any:
@@ -154,8 +160,16 @@ def _session_view(rec: Record, current: str | None) -> SessionView:
         rec.score["instrument"].get("verification"),
         rec.sha256,
         current is None or rec.sha256 == current,
-        [{k: v for k, v in f.items() if k != "session"} for f in rec.said_flags],
+        _without_session(rec.said_flags),
     )
+
+
+def _without_session(said: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """What was said at a save, without a "session" key (a flag kept before 0.3 has one):
+    the list itself when none has (shared, never changed: a long series repeats it)."""
+    if not any("session" in f for f in said):
+        return said
+    return [{k: v for k, v in f.items() if k != "session"} for f in said]
 
 
 def client_view(
@@ -1013,6 +1027,10 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
     subs = {sid: v for sid, v in subs.items() if len(v) == len(sessions)}
     names = {sid: sid for sid in [*subs, TOTAL]}
     spec = specs.of(inst_id, rater, names)
+    # answers only where a gap may compare them item by item (reading.compared_item_by_item
+    # takes those of these: a client form with a counterpart, a form with topic pairs)
+    if not (spec.pairs or (spec.rater == "client" and spec.counterpart)):
+        answers = [""] * len(sessions)
     visits = [
         reading.Visit(
             s,
