@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from statistics import NormalDist
@@ -67,6 +67,7 @@ Severity = Literal["act", "watch", "note"]
 SEVERITY_ORDER: dict[str, int] = {"act": 0, "watch": 1, "note": 2}
 Z_RELIABLE = 1.96
 MIN_EARLIER_CHANGES = 2  # changes of a scale before a session: from its fourth session on
+INFINITE_SESSION = 1 << 62  # after every session (an open concern's end)
 BASELINE_SESSIONS = 4  # the usual level: the mean of up to this many earlier sessions
 DECLINE_WINDOW = 3  # a decline compares the first and the latest this many sessions
 FUTURE_GRACE_DAYS = 1  # a latest session dated further ahead of today is noted (a typo)
@@ -287,13 +288,17 @@ class Reading:
         began there or stayed from before), and those this session resolved. A gap between
         client and therapist is said at the sessions of both forms (the therapist's form,
         often saved last, is the one that opens it)."""
-        return [
-            c
+        return self.said_at_each(series, (session,))[session]
+
+    def said_at_each(self, series: str, sessions: Iterable[int]) -> dict[int, list[Concern]]:
+        """``said_at`` of many sessions of one series (a batch's), its concerns found once."""
+        compared = self.compared
+        mine = [
+            (c, c.began, INFINITE_SESSION if c.resolved is None else c.resolved)
             for c in self.concerns
-            if (c.series == series or (c.kind == "gap" and self.compared.get(c.series) == series))
-            and c.began <= session
-            and (c.resolved is None or c.resolved >= session)
+            if c.series == series or (c.kind == "gap" and compared.get(c.series) == series)
         ]
+        return {s: [c for c, began, last in mine if began <= s <= last] for s in sessions}
 
 
 # -- the rules -----------------------------------------------------------------------------

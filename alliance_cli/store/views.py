@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -919,14 +920,23 @@ def after_batch(
         keys = set(store.series_keys(client_id))
         _read_clients(store, catalog, settings, keys, readings)
     said = []
-    texts: dict[tuple[int, ...], str] = {}  # a concern open over many sessions: one text
-    for rowid, client_id, inst_id, rater, session in added:
-        label = reading.series_label(inst_id, rater)
-        here = readings[client_id].said_at(label, session) if client_id in readings else []
-        key = tuple(id(c) for c in here)
-        if key not in texts:
-            texts[key] = json.dumps([c.as_dict() for c in here]) if here else "[]"
-        said.append((texts[key], rowid))
+    texts: dict[tuple[int, ...], str] = {(): "[]"}  # a concern open over many sessions:
+    added.sort(key=itemgetter(1, 2, 3))  # one text; each series' sessions together
+    for (client_id, inst_id, rater), group in itertools.groupby(added, key=itemgetter(1, 2, 3)):
+        rows = list(group)
+        read = readings.get(client_id)
+        if read is None:
+            said += [("[]", row[0]) for row in rows]
+            continue
+        at = read.said_at_each(reading.series_label(inst_id, rater), {row[4] for row in rows})
+        for rowid, _, _, _, session in rows:
+            here = at[session]
+            key = tuple(map(id, here))
+            text = texts.get(key)
+            if text is None:
+                text = texts[key] = json.dumps([c.as_dict() for c in here]) if here else "[]"
+            said.append((text, rowid))
+    said.sort(key=itemgetter(1))  # written in the order the sessions were saved
     store.keep_batch_said(said)
     touched = {r[1] for r in added}
     return [c for cid, r in readings.items() if cid in touched for c in r.open]
