@@ -1041,12 +1041,13 @@ def read_client(
     settings = settings or Settings()
     concerns: list[Concern] = []
     compared: dict[str, str] = {}
+    specs = [s.spec for s in series]
     for data in series:
         concerns += _series_concerns(data, settings)
-        twin = _twin(data, series)
-        if twin is not None:
-            concerns += _gaps(data, twin, settings)
-            compared[data.spec.label] = twin.spec.label
+        at = _twin(data.spec, specs)
+        if at is not None:
+            concerns += _gaps(data, series[at], settings)
+            compared[data.spec.label] = specs[at].label
     latest = _latest(series)
     counselor = latest.counselor if latest else None
     last_date = max((v.date for s in series for v in s.visits if v.date), default=None)
@@ -1058,14 +1059,16 @@ def read_client(
     return Reading(client_id, concerns, counselor, last_date, days, compared)
 
 
-def _twin(data: SeriesData, series: Sequence[SeriesData]) -> SeriesData | None:
-    """The therapist's series a client series is compared with: the first of the client's
-    series on its counterpart form rated by another than the client (None: not compared)."""
-    other = data.spec.counterpart
-    if data.spec.rater != "client" or not other:
+def _twin(spec: SeriesSpec, specs: Sequence[SeriesSpec]) -> int | None:
+    """Where among a client's series is the therapist's one a client series is compared
+    with: the first on its counterpart form rated by another than the client (None: not
+    compared)."""
+    other = spec.counterpart
+    if spec.rater != "client" or not other:
         return None
-    return next((s for s in series if s.spec.instrument == other and s.spec.rater != "client"),
-                None)  # fmt: skip
+    return next(
+        (n for n, t in enumerate(specs) if t.instrument == other and t.rater != "client"), None
+    )
 
 
 def compared_item_by_item(specs: Sequence[SeriesSpec]) -> set[str]:
@@ -1073,12 +1076,9 @@ def compared_item_by_item(specs: Sequence[SeriesSpec]) -> set[str]:
     therapist form declares topic pairs): only these series need their answers read."""
     labels: set[str] = set()
     for spec in specs:
-        other = spec.counterpart
-        if spec.rater != "client" or not other:
-            continue
-        twin = next((t for t in specs if t.instrument == other and t.rater != "client"), None)
-        if twin is not None and twin.pairs:
-            labels |= {spec.label, twin.label}
+        at = _twin(spec, specs)
+        if at is not None and specs[at].pairs:
+            labels |= {spec.label, specs[at].label}
     return labels
 
 
