@@ -920,8 +920,8 @@ def after_batch(
         keys = set(store.series_keys(client_id))
         _read_clients(store, catalog, settings, keys, readings)
     said = []
-    texts: dict[tuple[int, ...], str] = {(): "[]"}  # a concern open over many sessions:
-    added.sort(key=itemgetter(1, 2, 3))  # one text; each series' sessions together
+    texts: dict[tuple[int, ...], str] = {(): "[]"}  # concerns said at many sessions: one text
+    added.sort(key=itemgetter(1, 2, 3))  # each series' sessions together
     for (client_id, inst_id, rater), group in itertools.groupby(added, key=itemgetter(1, 2, 3)):
         rows = list(group)
         read = readings.get(client_id)
