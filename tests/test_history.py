@@ -370,3 +370,18 @@ def test_clients_refuses_a_setting_out_of_its_range(cli, tmp_path: Path, option,
     result = cli("clients", option, value, "--db", str(tmp_path / "h.sqlite"))
     assert result.exit_code == 2
     assert f"Invalid value for '{option}': {words}" in result.stderr
+
+
+def test_the_clients_left_out_of_the_table_are_counted_in_words(cli, tmp_path: Path):
+    """The table left out "… and 49996 more clients": counts are grouped, and one is one."""
+    db = tmp_path / "h.sqlite"
+    export = tmp_path / "many.csv"
+    lines = [f"M-{n:04d},1," + ",".join(["4"] * 12) for n in range(1002)]
+    export.write_text("client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+                      + "\n" + "\n".join(lines) + "\n", encoding="utf-8")  # fmt: skip
+    saved = cli("batch", str(export), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-", "-q")
+    assert saved.exit_code == 0, saved.stderr
+    shown = cli("clients", "--db", str(db), "-f", "table", "--limit", "1")
+    assert "… and 1,001 more clients (" in shown.stderr, shown.stderr
+    shown = cli("clients", "--db", str(db), "-f", "table", "--limit", "1001")
+    assert "… and 1 more client (" in shown.stderr, shown.stderr

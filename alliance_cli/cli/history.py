@@ -236,7 +236,8 @@ def clients_command(
         hidden = rows[len(shown) :]
         flagged = sum(bool(r.concerns) for r in hidden)
         sys.stderr.write(
-            f"… and {len(hidden)} more clients ({flagged} with open concerns); "
+            f"… and {len(hidden):,} more client{'' if len(hidden) == 1 else 's'} "
+            f"({flagged:,} with open concerns); "
             "--limit 0 shows all, -f csv lists them\n"
         )
     return 0
@@ -294,7 +295,7 @@ def forget_command(
                 if part
             )
             raise UsageProblem(f"client {client!r} has no record {which}".rstrip())
-        what = f"{len(records)} record{'s' if len(records) != 1 else ''} of client {client}"
+        what = f"{len(records):,} record{'s' if len(records) != 1 else ''} of client {client}"
         what += f" (session {session})" if session is not None else ""
         what += f" on {inst}" if inst else ""
         if not yes:

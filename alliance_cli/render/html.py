@@ -506,7 +506,7 @@ def caseload_report(
         points = totals.get((row.client_id, row.instrument, row.rater), [])
         shown = [p for p in points if p is not None]
         label = (
-            f"total from {shown[0]:.0f} to {shown[-1]:.0f} over {len(points)} sessions"
+            f"total from {shown[0]:.0f} to {shown[-1]:.0f} over {len(points):,} sessions"
             if shown
             else "no total"
         )
