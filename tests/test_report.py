@@ -148,6 +148,10 @@ def test_out_dir_links_the_caseload_and_every_client_both_ways(cli, store, tmp_p
         assert '<a href="../index.html">' in page
     bad = cli("report", "C-118", "--out-dir", str(where), "--db", str(store))
     assert bad.exit_code == 2
+    # P-1 alone has the therapist's form: one client page
+    one = cli("report", "--caseload", "-i", "wai-sr-t", "--out-dir", str(tmp_path / "one"),
+              "--db", str(store))  # fmt: skip
+    assert one.exit_code == 0 and one.stderr.rstrip().endswith("and 1 client page"), one.stderr
 
 
 def test_client_and_therapist_share_one_chart_per_scale(cli, store, tmp_path):

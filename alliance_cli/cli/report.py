@@ -147,7 +147,8 @@ def report_command(
         if output == "-":
             pass
         elif out_dir is not None:
-            say(f"report: wrote {written[0]} and {len(written) - 1:,} client pages")
+            pages = len(written) - 1
+            say(f"report: wrote {written[0]} and {pages:,} client page{'' if pages == 1 else 's'}")
         else:
             say(f"report: wrote {written[0]}")
     return 0
