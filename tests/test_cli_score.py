@@ -215,6 +215,6 @@ def test_stdin_json_list_and_a_string_line_are_located(cli):
     listed = cli("score", "wai-sr", "-", "-f", "ndjson",
                  input=json.dumps([{"answers": answers}, {"answers": ["9"]}]))  # fmt: skip
     assert listed.exit_code == 3 and len(listed.stdout.splitlines()) == 1
-    assert listed.stderr == "error: stdin[1]: wai-sr has 12 items; got 1 answers\n"
+    assert listed.stderr == "error: stdin[1]: wai-sr has 12 items; got 1 answer\n"
     text = cli("score", "wai-sr", "-", input=json.dumps({"answers": answers}) + '\n"text"\n')
     assert "error: stdin:2: expected a JSON object, got str" in text.stderr

@@ -385,3 +385,24 @@ def test_the_clients_left_out_of_the_table_are_counted_in_words(cli, tmp_path: P
     assert "… and 1,001 more clients (" in shown.stderr, shown.stderr
     shown = cli("clients", "--db", str(db), "-f", "table", "--limit", "1001")
     assert "… and 1 more client (" in shown.stderr, shown.stderr
+
+
+def test_a_batch_says_one_session_as_one(cli, tmp_path: Path):
+    """ "1 sessions were already recorded", "1 sessions are recorded with other answers and
+    were not saved", "1 rows read": a count of one agrees with its noun and verb."""
+    db = tmp_path / "h.sqlite"
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    same = write(tmp_path / "a.csv", f"{header}\nR-1,1," + ",".join(["3"] * 12) + "\n")
+    other = write(tmp_path / "b.csv", f"{header}\nR-1,1," + ",".join(["3"] * 11 + ["1"]) + "\n")
+    assert (
+        cli("batch", str(same), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-").exit_code == 0
+    )
+    again = cli("batch", str(same), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-")
+    assert "history: 1 session was already recorded with the same answers" in again.stderr
+    assert "batch: 1 row read, 1 scored, 0 rejected" in again.stderr
+    clash = cli("batch", str(other), "-i", "wai-sr", "--save", "--db", str(db), "-o", "-")
+    assert clash.exit_code == 3
+    assert (
+        "history: 1 session is recorded with other answers and was not saved (--replace "
+        "overwrites it with this file's)"
+    ) in clash.stderr

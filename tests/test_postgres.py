@@ -513,7 +513,8 @@ def test_copy_leaves_out_and_says_a_session_a_server_cannot_keep(database, tmp_p
                 "holds a NUL byte: not text a history can keep") in err  # fmt: skip
         assert (f"not copied: session 1 of client '{'Z' * 64}…' (wai-sr, client): its client "
                 "id is longer than 512 characters (3,000)") in err  # fmt: skip
-        assert f"copied {added} sessions ({same} were there already" in err
+        assert (f"copied {added} session{'' if added == 1 else 's'} ({same} "
+                f"{'was' if same == 1 else 'were'} there already") in err  # fmt: skip
         assert ", 2 not copied); " in err
     assert admin_sql("SELECT count(*) FROM alliance.sessions", _db(server))[0][0] == 1
 

@@ -228,7 +228,7 @@ def test_qualtrics_2017_data_table_and_legacy_samples_are_scored(cli, name):
                  "one-choice", "--columns", "Q{item}", "-f", "csv")  # fmt: skip
     assert result.exit_code == 0, result.stderr
     assert "layout: Qualtrics export" in result.stderr
-    assert "1 rows read, 1 scored, 0 rejected" in result.stderr
+    assert "1 row read, 1 scored, 0 rejected" in result.stderr
     (row,) = csv.DictReader(io.StringIO(result.stdout))
     assert (row["total_sum"], row["total_answered"], row["Q2"]) == ("2", "1", "Hello World!")
 

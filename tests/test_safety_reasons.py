@@ -51,7 +51,7 @@ def test_hostile_fhir_is_a_rejection_with_a_reason(cli, tmp_path: Path, text: st
     result = cli("batch", str(src), "-i", "srs")
     assert result.exit_code == 3, result.stderr
     assert words in result.stderr and "internal error" not in result.stderr
-    assert "1 rows read, 0 scored, 1 rejected" in result.stderr
+    assert "1 row read, 0 scored, 1 rejected" in result.stderr
 
 
 def test_one_empty_bundle_entry_rejects_only_itself(cli, tmp_path: Path):

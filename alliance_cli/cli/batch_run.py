@@ -11,6 +11,7 @@ from alliance_cli.batch import engine as batch
 from alliance_cli.batch import run as runner
 from alliance_cli.cli.common import say
 from alliance_cli.core.scorer import Scorer
+from alliance_cli.core.words import counted
 
 SHOWN_REJECTIONS = 20
 PROGRESS_AFTER = 0.5  # seconds before the progress bar appears
@@ -150,9 +151,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             f"{dated}); check the dates: the caseload notes a client's latest one until corrected"
         )
     if recorder is not None and recorder.same and not quiet:
+        same = recorder.same
         say(
-            f"history: {recorder.same:,} sessions were already recorded with the same "
-            "answers (nothing to do)"
+            f"history: {counted(same, 'session')} {'was' if same == 1 else 'were'} already "
+            "recorded with the same answers (nothing to do)"
         )
     if recorder is not None and recorder.conflicts:
         for conflict in recorder.conflicts[:SHOWN_REJECTIONS]:
@@ -160,9 +162,11 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         more = len(recorder.conflicts) - SHOWN_REJECTIONS
         if more > 0:
             say(f"conflict: … and {more:,} more")
+        n = len(recorder.conflicts)
         say(
-            f"history: {len(recorder.conflicts):,} sessions are recorded with other answers "
-            "and were not saved (--replace overwrites them with this file's)"
+            f"history: {counted(n, 'session')} {'is' if n == 1 else 'are'} recorded with other "
+            f"answers and {'was' if n == 1 else 'were'} not saved (--replace overwrites "
+            f"{'it' if n == 1 else 'them'} with this file's)"
         )
         stats.not_saved = len(recorder.conflicts)
     if stats.output_cut:
@@ -182,7 +186,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
             if count
         )
         sys.stderr.write(
-            f"batch: {stats.read:,} rows read, {stats.scored:,} scored, "
+            f"batch: {counted(stats.read, 'row')} read, {stats.scored:,} scored, "
             f"{stats.rejected:,} rejected{where}{others} in {stats.seconds:.2f} s{withheld}\n"
         )
     return stats, written

@@ -15,6 +15,7 @@ from alliance_cli.cli.common import (
     pick_format,
     say,
 )
+from alliance_cli.core.words import counted
 
 db_app = typer.Typer(
     help="A clinic's shared history on PostgreSQL: setup, client assignments, copying.",
@@ -169,11 +170,12 @@ def copy_command(
         say(f"not copied: {refusal}")
     if not quiet:
         say(
-            f"copied {done.added:,} sessions ({done.same:,} were there already with the same "
+            f"copied {counted(done.added, 'session')} ({done.same:,} "
+            f"{'was' if done.same == 1 else 'were'} there already with the same "
             f"answers, {len(done.conflicts):,} with other answers"
             + (f", {len(done.refused):,} not copied" if done.refused else "")
             + f"); {backend.shown(source)} "
-            f"holds {done.source_count:,} sessions, {backend.shown(destination)} "
+            f"holds {counted(done.source_count, 'session')}, {backend.shown(destination)} "
             f"{done.destination_count:,}"
         )
     if done.conflicts or done.refused:

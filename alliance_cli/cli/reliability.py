@@ -30,6 +30,7 @@ from alliance_cli.cli.common import (
     say,
 )
 from alliance_cli.core.errors import RejectedInput
+from alliance_cli.core.words import counted
 
 FilesArg = Annotated[
     list[str] | None,
@@ -163,11 +164,11 @@ def _read(
         say(f"rejected: {r}")
     if not quiet:
         say(
-            f"{what}: {stats.read:,} rows read, {stats.scored:,} scored, "
+            f"{what}: {counted(stats.read, 'row')} read, {stats.scored:,} scored, "
             f"{stats.rejected:,} rejected; each scale on its complete cases (rows with every "
             "item of the scale answered)"
         )
-    return answers, scorer, f"{stats.scored:,} rows of {', '.join(files)}", stats.rejected
+    return answers, scorer, f"{counted(stats.scored, 'row')} of {', '.join(files)}", stats.rejected
 
 
 @funnel

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 from alliance_cli.core.compiled import TOTAL, BandSet, CompiledInstrument, Cutoff
 from alliance_cli.core.contract import SCHEMA_VERSION, respondent_dict
 from alliance_cli.core.errors import AnswerProblem, DraftInstrument, RejectedInput, UsageProblem
+from alliance_cli.core.words import counted
 
 if TYPE_CHECKING:
     from alliance_cli.core.score import Respondent, Score
@@ -329,7 +330,8 @@ class Scorer:
         values = list(answers)
         if len(values) != len(self.item_ids):
             raise UsageProblem(
-                f"{self.instrument.id} has {len(self.item_ids)} items; got {len(values)} answers"
+                f"{self.instrument.id} has {counted(len(self.item_ids), 'item')}; got "
+                f"{counted(len(values), 'answer')}"
             )
         return values
 

@@ -29,6 +29,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from alliance_cli.core.errors import visible
+from alliance_cli.core.words import counted
 
 if TYPE_CHECKING:
     from alliance_cli.store.report import ChartData, Group, InstrumentInfo
@@ -490,8 +491,9 @@ def caseload_report(
     out = [
         "<header><h1>Therapeutic alliance: caseload</h1>",
         f'<p class="meta">Generated {esc(generated)} by alliance from the history '
-        f"<code>{esc(source)}</code>{esc(filters)}. {len(rows):,} clients, {flagged:,} with "
-        "open concerns, the most severe and most recent first. The line is the main "
+        f"<code>{esc(source)}</code>{esc(filters)}. {counted(len(rows), 'client')}, "
+        f"{flagged:,} with open concerns, the most severe and most recent first. The line is "
+        "the main "
         "series' total over sessions (percent of maximum possible), the dashed line its "
         "cutoff.</p></header><main>",
         '<div class="scroll" role="region" tabindex="0" aria-label="Caseload">'
