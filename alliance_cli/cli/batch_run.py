@@ -140,7 +140,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
 
         where = backend.shown(store.path if store is not None else backend.location(db))
         saved = recorder.saved if recorder is not None else 0
-        say(f"history: {saved:,} session{'' if saved == 1 else 's'} saved to {where}")
+        say(f"history: {counted(saved, 'session')} saved to {where}")
         if open_concerns:
             say(_concern_summary(open_concerns))
     if future[0]:
@@ -275,7 +275,7 @@ def _concern_summary(concerns: list[Any]) -> str:
     counts = {s: sum(c.severity == s for c in concerns) for s in ("act", "watch", "note")}
     parts = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
     return (
-        f"history: {len(concerns):,} open concern{'' if len(concerns) == 1 else 's'} for the "
+        f"history: {counted(len(concerns), 'open concern')} for the "
         f"clients of this batch ({parts}); "
         "'alliance clients --open' lists them, most severe first"
     )

@@ -22,6 +22,7 @@ from alliance_cli.cli.common import (
     say_undefined,
 )
 from alliance_cli.core.errors import visible
+from alliance_cli.core.words import counted
 
 
 # -- history -------------------------------------------------------------------------------
@@ -236,7 +237,7 @@ def clients_command(
         hidden = rows[len(shown) :]
         flagged = sum(bool(r.concerns) for r in hidden)
         sys.stderr.write(
-            f"… and {len(hidden):,} more client{'' if len(hidden) == 1 else 's'} "
+            f"… and {counted(len(hidden), 'more client')} "
             f"({flagged:,} with open concerns); "
             "--limit 0 shows all, -f csv lists them\n"
         )
@@ -295,7 +296,7 @@ def forget_command(
                 if part
             )
             raise UsageProblem(f"client {client!r} has no record {which}".rstrip())
-        what = f"{len(records):,} record{'s' if len(records) != 1 else ''} of client {client}"
+        what = f"{counted(len(records), 'record')} of client {client}"
         what += f" (session {session})" if session is not None else ""
         what += f" on {inst}" if inst else ""
         if not yes:

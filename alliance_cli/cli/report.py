@@ -76,6 +76,7 @@ def report_command(
     from datetime import UTC, datetime
 
     from alliance_cli.core.errors import DataFileError, UsageProblem
+    from alliance_cli.core.words import counted
     from alliance_cli.io.environment import collector_paused
     from alliance_cli.io.files import check_output, safe_writer
     from alliance_cli.render import html
@@ -148,7 +149,7 @@ def report_command(
             pass
         elif out_dir is not None:
             pages = len(written) - 1
-            say(f"report: wrote {written[0]} and {pages:,} client page{'' if pages == 1 else 's'}")
+            say(f"report: wrote {written[0]} and {counted(pages, 'client page')}")
         else:
             say(f"report: wrote {written[0]}")
     return 0

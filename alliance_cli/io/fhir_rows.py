@@ -7,6 +7,7 @@ import io
 from typing import IO, Any
 
 from alliance_cli.core.errors import DataFileError, UsageProblem
+from alliance_cli.core.words import counted
 from alliance_cli.io import fhir
 from alliance_cli.io.source import Source, decode_error
 
@@ -146,7 +147,7 @@ def fhir_source(
         links = sorted(ignored, key=fhir.link_order)
         n = sum(ignored.values())
         source.note += (
-            f"; {n:,} answer{'s' if n != 1 else ''} to linkIds that are no item of "
+            f"; {counted(n, 'answer')} to linkIds that are no item of "
             f"{instrument.id!r} left out ({', '.join(links[:6])}{', …' if len(links) > 6 else ''})"
         )
     return source
