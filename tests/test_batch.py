@@ -381,3 +381,14 @@ def test_a_file_given_twice_is_noted(cli, tmp_path: Path):
     )
     once = cli("batch", str(src), "-i", "wai-sr", "-o", os.devnull)
     assert "note:" not in once.stderr
+
+
+def test_the_rejections_not_shown_are_counted_grouped(cli, tmp_path: Path):
+    """Past the first rejections on the terminal, "… and 1001 more" is "… and 1,001 more"."""
+    rows = [[f"B-{n}", "1", "", *["9"] * 12] for n in range(1021)]
+    src = write(tmp_path / "bad.csv", _csv(rows))
+    result = cli("batch", str(src), "-i", "wai-sr", "-o", str(tmp_path / "o.csv"))
+    assert result.exit_code == 3
+    shown = result.stderr.count("rejected: ") - 1  # (the last says how many more)
+    assert f"rejected: … and {1021 - shown:,} more (use --rejects FILE" in result.stderr
+    assert 1021 - shown >= 1000

@@ -133,7 +133,7 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
         say(f"rejected: {r}")
     if count > len(shown) and rejects is None:
         sys.stderr.write(
-            f"rejected: … and {count - len(shown)} more (use --rejects FILE to keep them all)\n"
+            f"rejected: … and {count - len(shown):,} more (use --rejects FILE to keep them all)\n"
         )
     if save and not quiet:
         from alliance_cli.store import backend
