@@ -244,3 +244,15 @@ def test_batch_save_shows_a_bar_for_storing_under_the_one_for_scoring(tmp_path: 
     )
     assert shown.returncode == 0
     assert b"scoring" in shown.stdout and b"storing" in shown.stdout
+
+
+def test_a_bar_s_clock_runs_until_its_step_ends():
+    """The first clients after a large import read every client, then kept what was said at
+    each session: the bar's clock (rich's, which stops when the count is complete) stood at
+    0:00:14 for seconds, as if hung. It counts from the step's start until the step ends."""
+    import time
+
+    from alliance_cli.cli.common import step_elapsed
+
+    column = step_elapsed(time.perf_counter() - 75)
+    assert str(column.render(None)) == "0:01:15"

@@ -440,6 +440,25 @@ def say_verification(scorer: Any, quiet: bool) -> None:
         say(f"licence: {' '.join(condition.split())}")
 
 
+def step_elapsed(start: float) -> Any:
+    """A bar's elapsed time, counted from ``start`` until the step ends: rich's own stops
+    when the count is complete, and a step may go on after it (the first ``clients``
+    after a large import reads every client, then keeps what was said at a million
+    sessions: its clock stood still for seconds, as if it had hung)."""
+    import time
+    from datetime import timedelta
+
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class _Elapsed(ProgressColumn):
+        def render(self, task: Any) -> Text:
+            seconds = int(time.perf_counter() - start)
+            return Text(str(timedelta(seconds=seconds)), style="progress.elapsed")
+
+    return _Elapsed()
+
+
 @contextlib.contextmanager
 def progress_of(what: str, quiet: bool = False) -> Iterator[Callable[[int, int], None] | None]:
     """A bar on a terminal's stderr for a step that may take over a second: what it is
@@ -450,23 +469,17 @@ def progress_of(what: str, quiet: bool = False) -> Iterator[Callable[[int, int],
         return
     import time
 
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from alliance_cli.render import terminal as render
 
     after = float(os.environ.get("ALLIANCE_PROGRESS_AFTER") or 1.0)
+    start = time.perf_counter()
     progress = Progress(
         TextColumn(what, markup=False), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=render.console(stderr=True), transient=True,
+        step_elapsed(start), console=render.console(stderr=True), transient=True,
     )  # fmt: skip
     task = progress.add_task(what, total=None)
-    start = time.perf_counter()
 
     def update(done: int, total: int) -> None:
         if not progress.live.is_started:
