@@ -27,6 +27,7 @@ from alliance_cli.core.contract import (
     rater_problem,
     session_problem,
     stored_id_problem,
+    stored_text_problem,
 )
 from alliance_cli.core.errors import DataFileError, UsageProblem
 from alliance_cli.core.scorer import Scorer, date_problem, validate_date
@@ -718,12 +719,10 @@ def _id_problem(
         problem = stored_id_problem(row[ids["client_id"]])
         if problem is not None:
             return "client_id", row[ids["client_id"]][:64], f"client_id {problem}"
-    if "counselor" in ids and "\0" in row[ids["counselor"]]:  # (other ids: checked below)
-        return (
-            "counselor",
-            row[ids["counselor"]],
-            "counselor holds a NUL byte: not text a history can keep",
-        )
+    if "counselor" in ids:  # (other ids: checked below)
+        problem = stored_text_problem(row[ids["counselor"]])
+        if problem is not None:
+            return "counselor", row[ids["counselor"]], f"counselor {problem}"
     if plain:
         for role in PLAIN_ROLES:
             if role in ids:
@@ -776,7 +775,9 @@ def _keepable_ids(
         )
     if "counselor" in ids:
         other = out.get(ids["counselor"], lambda _cell: True)
-        out[ids["counselor"]] = lambda cell, other=other: "\0" not in cell and other(cell)  # type: ignore[misc]
+        out[ids["counselor"]] = lambda cell, other=other: (  # type: ignore[misc]
+            stored_text_problem(cell) is None and other(cell)
+        )
     return out
 
 
@@ -1038,26 +1039,24 @@ def _no_shifted_codes(source: Source, layout: Layout, scorer: Scorer) -> None:
     source.lines = itertools.chain(ahead, lines)
     reader = csv.reader(ahead, delimiter=source.delimiter)
     width = len(layout.header) - (layout.added is not None)
-    rows = iter(reader)
-    while True:
-        try:
-            row = next(rows)
-        except StopIteration:
-            return
-        except csv.Error:  # a record the reader refuses: rejected when it is read, later
-            return
-        if len(row) != width:
-            continue
-        for p in layout.items:
-            if row[p].strip() == code:
-                line = source.skipped + reader.line_num + 1
-                raise DataFileError(
-                    f"{source.name}:{line}: {layout.header[p]}: answer code {code}, one below "
-                    f"this scale's {num(scorer.low)}–{num(scorer.high)}: this export's codes "
-                    f"seem to start at {code}, so every row would score one step low; give "
-                    f"--recode '{code}-{num(scorer.high - scorer.step)}:{num(scorer.low)}-"
-                    f"{num(scorer.high)}' if so (nothing was scored)"
-                )
+    try:  # the first item cell holding the code below the scale (the reader stops there)
+        p = next(
+            (p for row in reader if len(row) == width for p in layout.items
+             if row[p].strip() == code),
+            None,
+        )  # fmt: skip
+    except csv.Error:  # a record the reader refuses: rejected when it is read, later
+        return
+    if p is None:
+        return
+    line = source.skipped + reader.line_num + 1
+    raise DataFileError(
+        f"{source.name}:{line}: {layout.header[p]}: answer code {code}, one below "
+        f"this scale's {num(scorer.low)}–{num(scorer.high)}: this export's codes "
+        f"seem to start at {code}, so every row would score one step low; give "
+        f"--recode '{code}-{num(scorer.high - scorer.step)}:{num(scorer.low)}-"
+        f"{num(scorer.high)}' if so (nothing was scored)"
+    )
 
 
 def check_id_columns(layout: Layout) -> None:

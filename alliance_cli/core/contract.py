@@ -41,11 +41,18 @@ def plain_problem(value: str) -> str | None:
 MAX_ID_CHARS = 512  # a client id's length: a server's key index holds at most 2,704 bytes
 
 
+def stored_text_problem(value: str) -> str | None:
+    """Why a text (a counselor, any stored cell) cannot be kept in every history alike, or
+    None: a NUL byte (no text on PostgreSQL can hold one)."""
+    return "holds a NUL byte: not text a history can keep" if "\0" in value else None
+
+
 def stored_id_problem(value: str) -> str | None:
-    """Why a client id cannot be kept in every history alike, or None: a NUL byte (no text
-    on PostgreSQL can hold one) or more than ``MAX_ID_CHARS`` characters (its key index)."""
-    if "\0" in value:
-        return "holds a NUL byte: not text a history can keep"
+    """Why a client id cannot be kept in every history alike, or None: a NUL byte
+    (``stored_text_problem``) or more than ``MAX_ID_CHARS`` characters (its key index)."""
+    problem = stored_text_problem(value)
+    if problem is not None:
+        return problem
     if len(value) > MAX_ID_CHARS:
         return f"is longer than {MAX_ID_CHARS} characters ({len(value):,})"
     return None

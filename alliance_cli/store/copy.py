@@ -76,11 +76,11 @@ def _unkept(client: str, cols: list[Any]) -> str | None:
     """Why a server's history cannot keep a stored session (saved before alliance refused
     such ids), or None: its client id (a NUL byte, or too long for the key index), or a NUL
     byte in another of its texts."""
-    from alliance_cli.core.contract import stored_id_problem
+    from alliance_cli.core.contract import stored_id_problem, stored_text_problem
 
     problem = stored_id_problem(client)
     if problem is not None:
         return f"its client id {problem}"
-    if any(isinstance(v, str) and "\0" in v for v in cols):
-        return "it holds a NUL byte, which this history's text cannot keep"
-    return None
+    texts = (stored_text_problem(v) for v in cols if isinstance(v, str))
+    problem = next((p for p in texts if p is not None), None)
+    return None if problem is None else f"one of its texts {problem}"
