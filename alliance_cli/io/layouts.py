@@ -20,7 +20,6 @@ The rules come from real exports (``../shared/real-formats/NOTES.md``):
 
 from __future__ import annotations
 
-import collections
 import csv
 import io
 import itertools
@@ -35,9 +34,8 @@ from alliance_cli.io.source import (
     RowRefused,
     Source,
     bounded_lines,
-    kept_lines,
     line_cap,
-    swallowed_rows,
+    records_read_again,
 )
 
 LAYOUTS = ("auto", "csv", "redcap", "qualtrics", "long")
@@ -592,99 +590,51 @@ def pivot_long(
     spelling: dict[str, str] = {}  # an item name, lower-cased -> as first written
     early: list[tuple[int, str, str, str, str]] = []
     varied: dict[str, int] = {}  # person-level columns that vary within a set: sets
+    count = 0
     # a cell over the reader's limit (or a quote never closed) rejects its record, and the
     # lines it swallowed are read again, as the wide reader does (``score_stream``)
-    base = iter(lines)
-    recent: collections.deque[str] = collections.deque()  # the lines a record may span
-    keep_chars = 2 * (width + 2) * csv.field_size_limit()
-    reader = csv.reader(kept_lines(base, recent, keep_chars), delimiter=delimiter)
-    offset = 0  # the file's lines before this reader's first, but the header
-    end = 1  # the line the previous record ended on (the header is line 1)
-    count = 0
-
-    def read_again(first: int, now: int, reason: str) -> None:
-        """Reject the record of line ``first`` (read up to line ``now``) and read the lines
-        after its first again, with a new reader."""
-        nonlocal reader, offset, end, count
-        early.append((first + skipped, "", "", reason, ""))
+    for row, start, refused in records_read_again(lines, width, delimiter, skipped):
         count += 1
-        again = now - first
-        swallowed = list(recent)[-again:] if again else []
-        recent.clear()
-        reader = csv.reader(
-            kept_lines(itertools.chain(swallowed, base), recent, keep_chars), delimiter=delimiter
-        )
-        offset, end = first - 1, first
-
-    def said_again(first: int, now: int) -> str:
-        return f", and the {now - first:,} line(s) after it are read again" if now > first else ""
-
-    while True:
-        restarted = False
-        try:
-            for row in reader:
-                start, end = end + 1 + skipped, offset + reader.line_num + 1
-                if not row or (len(row) == 1 and not row[0].strip()):
-                    continue
-                first = start - skipped
-                runs = swallowed_rows(row, width, delimiter) if end > first else 0
-                if runs:  # a quote that runs over whole rows: its first line only is rejected
-                    read_again(first, end, (
-                        f"a quoted field runs from line {start} to line {end + skipped}, over "
-                        f"{runs} line(s) that look like rows (a quote never closed?); this row "
-                        f"is not read{said_again(first, end)}"))  # fmt: skip
-                    restarted = True
-                    break
-                count += 1
-                if len(row) != width:
-                    early.append(
-                        (start, "", "", f"row has {len(row)} fields; the header has {width}", "")
-                    )
-                    continue
-                key = tuple(row[id_columns[r]].strip() for r in key_roles)
-                key += tuple(row[c].strip() for c in counted)
-                group = groups.get(key)
-                if group is None:
-                    group = groups[key] = _Group(start)
-                    order.append(key)
-                for role in extra_roles:
-                    cell = row[id_columns[role]].strip()
-                    had = group.extra.get(role)
-                    if not had:
-                        group.extra[role] = cell
-                        group.extra_line[role] = start
-                    elif role == "date" and cell and cell != had and not group.dates:
-                        group.dates = (
-                            f"two dates for this response set (line {group.extra_line[role]}: "
-                            f"{had!r}, line {start}: {cell!r})"
-                        )
-                for i in person:
-                    cell = row[i].strip()
-                    if names[i] not in group.person:
-                        group.person[names[i]] = cell
-                    elif group.person[names[i]] != cell and names[i] not in group.varied:
-                        group.varied.add(names[i])
-                written, value = row[item_at].strip(), row[value_at]
-                name = spelling.setdefault(written.lower(), written)
-                cells = group.cells
-                if name in cells and cells[name][0].strip() != value.strip():
-                    group.twice.append(
-                        f"item {written} is given twice for this response set with different "
-                        f"values (line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
-                        f"{value.strip()!r})"
-                    )
-                else:
-                    cells.setdefault(name, (value, start))
-            if not restarted:
-                break
-        except csv.Error as exc:
-            first, now = end + 1, offset + reader.line_num + 1  # the record's line, and here
-            limit = f"larger than {csv.field_size_limit() // 1024} KiB"
-            where = f"on line {first + skipped}" if now == first else (
-                f"from line {first + skipped} to {now + skipped}")  # fmt: skip
-            what = f"a field grew {limit}" if "field limit" in str(exc) else f"CSV error ({exc})"
-            read_again(first, now, f"{what} {where} (a cell that large, or a quote never "
-                       f"closed); this row is not read{said_again(first, now)}")  # fmt: skip
+        if row is None:
+            early.append((start, "", "", refused, ""))
+            continue
+        if len(row) != width:
+            early.append((start, "", "", f"row has {len(row)} fields; the header has {width}", ""))
+            continue
+        key = tuple(row[id_columns[r]].strip() for r in key_roles)
+        key += tuple(row[c].strip() for c in counted)
+        group = groups.get(key)
+        if group is None:
+            group = groups[key] = _Group(start)
+            order.append(key)
+        for role in extra_roles:
+            cell = row[id_columns[role]].strip()
+            had = group.extra.get(role)
+            if not had:
+                group.extra[role] = cell
+                group.extra_line[role] = start
+            elif role == "date" and cell and cell != had and not group.dates:
+                group.dates = (
+                    f"two dates for this response set (line {group.extra_line[role]}: "
+                    f"{had!r}, line {start}: {cell!r})"
+                )
+        for i in person:
+            cell = row[i].strip()
+            if names[i] not in group.person:
+                group.person[names[i]] = cell
+            elif group.person[names[i]] != cell and names[i] not in group.varied:
+                group.varied.add(names[i])
+        written, value = row[item_at].strip(), row[value_at]
+        name = spelling.setdefault(written.lower(), written)
+        cells = group.cells
+        if name in cells and cells[name][0].strip() != value.strip():
+            group.twice.append(
+                f"item {written} is given twice for this response set with different values "
+                f"(line {cells[name][1]}: {cells[name][0].strip()!r}, line {start}: "
+                f"{value.strip()!r})"
+            )
+        else:
+            cells.setdefault(name, (value, start))
     out_roles: list[str] = [*key_roles, *extra_roles]
     if counted:  # the event (and instance) kept; the session counted once items are known
         out_roles = [*key_roles, *[names[c] for c in counted], "session", *extra_roles]

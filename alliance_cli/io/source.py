@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import collections
 import csv
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import IO, Protocol
@@ -129,3 +130,64 @@ def swallowed_rows(row: list[str], width: int, delimiter: str) -> int:
         for line in cell.splitlines()[1:]
         if line.count(delimiter) >= width - 1
     )
+
+
+def records_read_again(
+    lines: Iterable[str], width: int, delimiter: str, skipped: int = 0
+) -> Iterator[tuple[list[str] | None, int, str]]:
+    """The records of a CSV body (its header was line 1, ``skipped`` lines before the body),
+    each as (row, its first file line, ""), blank lines left out. A record the reader
+    refuses (a cell over its limit) or a quoted field that runs over whole rows (a quote
+    never closed) is (None, its first line, why it is not read), and the lines after its
+    first are read again with a new reader: one bad record never swallows the rest."""
+    base = iter(lines)
+    recent: collections.deque[str] = collections.deque()  # the lines a record may span
+    keep_chars = 2 * (width + 2) * csv.field_size_limit()
+    offset = 0  # the body's lines before the current reader's first
+    end = 1  # the line the previous record ended on (the header is line 1)
+    while True:
+        reader = csv.reader(kept_lines(base, recent, keep_chars), delimiter=delimiter)
+        try:
+            for row in reader:
+                start, end = end + 1 + skipped, offset + reader.line_num + 1
+                if not row or (len(row) == 1 and not row[0].strip()):
+                    continue
+                first = start - skipped
+                runs = swallowed_rows(row, width, delimiter) if end > first else 0
+                if not runs:
+                    yield row, start, ""
+                    continue
+                yield (
+                    None,
+                    start,
+                    (  # a quote that runs over whole rows: its first line only
+                        f"a quoted field runs from line {start} to line {end + skipped}, over "
+                        f"{runs} line(s) that look like rows (a quote never closed?); this row is "
+                        f"not read{_read_again(first, end)}"
+                    ),
+                )
+                break
+            else:
+                return
+        except csv.Error as exc:
+            first, end = end + 1, offset + reader.line_num + 1  # the record's line, and here
+            limit = f"larger than {csv.field_size_limit() // 1024} KiB"
+            where = f"on line {first + skipped}" if end == first else (
+                f"from line {first + skipped} to {end + skipped}")  # fmt: skip
+            what = f"a field grew {limit}" if "field limit" in str(exc) else f"CSV error ({exc})"
+            yield (
+                None,
+                first + skipped,
+                (
+                    f"{what} {where} (a cell that large, or a quote never closed); this row is not "
+                    f"read{_read_again(first, end)}"
+                ),
+            )
+        again = end - first  # the lines after the refused record's first: read again
+        base = itertools.chain(list(recent)[-again:] if again else [], base)
+        recent.clear()
+        offset, end = first - 1, first
+
+
+def _read_again(first: int, now: int) -> str:
+    return f", and the {now - first:,} line(s) after it are read again" if now > first else ""
