@@ -302,3 +302,18 @@ def test_answers_are_read_only_for_the_forms_a_gap_compares_item_by_item():
     full = reading.spec_of(catalog.get("wai").instrument, "client")
     full_t = reading.spec_of(catalog.get("wai-t").instrument, "therapist")
     assert reading.compared_item_by_item([full, full_t]) == set()
+
+
+def test_a_form_alone_says_whether_its_answers_may_be_compared():
+    """The caseload reads one series before the client's others: a form tells whether its
+    answers may be compared (a superset of what compared_item_by_item takes)."""
+    catalog = load_catalog()
+    forms = (("wai-sr", "client"), ("wai-sr-t", "therapist"), ("srs", "client"))
+    specs = {i: reading.spec_of(catalog.get(i).instrument, r) for i, r in forms}
+    compared = {i for i, s in specs.items() if reading.may_compare_item_by_item(s)}
+    assert compared == {"wai-sr", "wai-sr-t"}
+    assert all(
+        reading.may_compare_item_by_item(s)
+        for s in specs.values()
+        if s.label in reading.compared_item_by_item(list(specs.values()))
+    )

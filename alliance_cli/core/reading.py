@@ -1071,6 +1071,13 @@ def _twin(spec: SeriesSpec, specs: Sequence[SeriesSpec]) -> int | None:
     )
 
 
+def may_compare_item_by_item(spec: SeriesSpec) -> bool:
+    """Whether a form may be compared item by item with a counterpart (a client form with
+    one, or a form declaring topic pairs): what ``compared_item_by_item`` can take, known
+    from the form alone (one series is read before the client's others)."""
+    return bool(spec.pairs) or (spec.rater == "client" and bool(spec.counterpart))
+
+
 def compared_item_by_item(specs: Sequence[SeriesSpec]) -> set[str]:
     """The labels of a client's series whose answers a gap compares item by item (the
     therapist form declares topic pairs): only these series need their answers read."""

@@ -1037,9 +1037,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
     subs = {sid: v for sid, v in subs.items() if len(v) == len(sessions)}
     names = {sid: sid for sid in [*subs, TOTAL]}
     spec = specs.of(inst_id, rater, names)
-    # answers only where a gap may compare them item by item (reading.compared_item_by_item
-    # takes those of these: a client form with a counterpart, a form with topic pairs)
-    if not (spec.pairs or (spec.rater == "client" and spec.counterpart)):
+    if not reading.may_compare_item_by_item(spec):  # its answers are never compared
         answers = [""] * len(sessions)
     visits = [
         reading.Visit(
