@@ -23,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from alliance_cli.core.words import counted
+
 if TYPE_CHECKING:
     from alliance_cli.core.scorer import Scorer
 
@@ -173,12 +175,17 @@ def scale_reliability(
     only when asked for and the extra is installed)."""
     n, k = m.n, len(item_ids)
     if n < 3 or k < 2:
-        raise ValueError(f"{scale}: needs 3 complete rows and 2 items (has {n} and {k})")
+        short = [f"{counted(n, 'complete row')} of the 3 it needs"] if n < 3 else []
+        short += [f"{counted(k, 'item')} of the 2 it needs"] if k < 2 else []
+        raise ValueError(f"{scale}: has {' and '.join(short)}")
     cov, means = m.cov, m.means
     sds = [math.sqrt(max(cov[i][i], 0.0)) for i in range(k)]
     if any(sd == 0 for sd in sds):
         constant = [item_ids[i] for i in range(k) if sds[i] == 0]
-        raise ValueError(f"{scale}: item {', '.join(constant)} has the same answer in every row")
+        items = f"item {constant[0]} has" if len(constant) == 1 else (
+            f"items {', '.join(constant[:-1])} and {constant[-1]} have"
+        )
+        raise ValueError(f"{scale}: {items} the same answer in every row")
     corr = [[cov[i][j] / (sds[i] * sds[j]) for j in range(k)] for i in range(k)]
     average_r = _mean([corr[i][j] for i in range(k) for j in range(k) if i != j])
     alpha = _alpha(cov, range(k))
