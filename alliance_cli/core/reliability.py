@@ -182,8 +182,10 @@ def scale_reliability(
     sds = [math.sqrt(max(cov[i][i], 0.0)) for i in range(k)]
     if any(sd == 0 for sd in sds):
         constant = [item_ids[i] for i in range(k) if sds[i] == 0]
-        items = f"item {constant[0]} has" if len(constant) == 1 else (
-            f"items {', '.join(constant[:-1])} and {constant[-1]} have"
+        items = (
+            f"item {constant[0]} has"
+            if len(constant) == 1
+            else (f"items {', '.join(constant[:-1])} and {constant[-1]} have")
         )
         raise ValueError(f"{scale}: {items} the same answer in every row")
     corr = [[cov[i][j] / (sds[i] * sds[j]) for j in range(k)] for i in range(k)]
