@@ -283,3 +283,26 @@ def test_check_warns_about_an_unknown_counterpart(cli, tmp_path: Path):
     (entry,) = json.loads(result.stdout)
     assert entry["valid"] and "counterpart 'nope' is not a known instrument" in entry["warnings"][0]
     assert "warning:" in result.stderr
+
+
+def test_check_warns_about_topic_pairs_the_counterpart_cannot_meet(cli, tmp_path: Path):
+    """A therapist form whose topic pairs name an item the client form lacks, or whose
+    client form names another therapist form, is valid but warned about: those pairs
+    would never be compared."""
+    bundled = (ROOT / "instruments" / "wai-sr-t.yaml").read_text(encoding="utf-8")
+    mine = bundled.replace("id: wai-sr-t\n", "id: my-t\n", 1).replace(
+        "counterpart_items: {1: 12,", "counterpart_items: {1: 13,", 1
+    )
+    assert mine != bundled and "counterpart: wai-sr\n" in mine
+    path = write(tmp_path / "my-t.yaml", mine)
+    result = cli("instruments", "check", str(path), "-f", "json")
+    assert result.exit_code == 0, result.stderr
+    (entry,) = json.loads(result.stdout)
+    assert entry["valid"]
+    assert entry["warnings"] == [
+        "counterpart_items: wai-sr has no item 13 (those topic pairs are never compared)",
+        "wai-sr names 'wai-sr-t' as its counterpart, not 'my-t': a gap compares wai-sr with "
+        "wai-sr-t, never with my-t",
+    ]
+    bundled_check = cli("instruments", "check", str(ROOT / "instruments" / "wai-sr-t.yaml"))
+    assert bundled_check.exit_code == 0 and "warning" not in bundled_check.stderr

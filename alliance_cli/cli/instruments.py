@@ -118,7 +118,7 @@ def instruments_check(
     from alliance_cli.io.catalog import check_files
 
     chosen = pick_format(fmt)
-    results = check_files(files, known=set(run_catalog(quiet=quiet).sources))
+    results = check_files(files, run_catalog(quiet=quiet))
     if chosen is Format.json:
         emit_json([r.as_dict() for r in results])
     for result in results:

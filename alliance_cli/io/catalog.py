@@ -11,7 +11,7 @@ import contextlib
 import functools
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -423,8 +423,9 @@ class CheckResult:
         }
 
 
-def check_files(paths: Sequence[Path], known: set[str]) -> list[CheckResult]:
-    """Validate each file; warn about a counterpart no catalog directory defines."""
+def check_files(paths: Sequence[Path], catalog: Catalog | None = None) -> list[CheckResult]:
+    """Validate each file; warn about a counterpart no file or catalog directory defines, a
+    topic pair naming an item the counterpart lacks, and a counterpart naming another form."""
     results: list[CheckResult] = []
     loaded: list[LoadedInstrument] = []
     for path in paths:
@@ -439,17 +440,57 @@ def check_files(paths: Sequence[Path], known: set[str]) -> list[CheckResult]:
             continue
         loaded.append(entry)
         results.append(CheckResult(str(path), [], [], entry.sha256))
-    ids = known | {e.instrument.id for e in loaded}
+    checked = {e.instrument.id: e.instrument for e in loaded}
+
+    def instrument(wanted: str) -> Any:
+        if wanted in checked:
+            return checked[wanted]
+        if catalog is None or wanted not in catalog.sources:
+            return None
+        try:
+            return catalog.get(wanted).instrument
+        except InstrumentInvalid:
+            return False  # known, but it does not load: said when it is used
+
     by_file = {str(e.path): e for e in loaded}
     for result in results:
         found = by_file.get(result.file)
-        counterpart = found.instrument.counterpart if found else None
-        if counterpart and counterpart not in ids:
-            result.warnings.append(
-                f"counterpart {counterpart!r} is not a known instrument (client-therapist gaps "
-                "need both forms)"
-            )
+        if found is None or not found.instrument.counterpart:
+            continue
+        result.warnings += _counterpart_warnings(found.instrument, instrument)
     return results
+
+
+def _counterpart_warnings(mine: Any, instrument: Callable[[str], Any]) -> list[str]:
+    """What a form's counterpart says against it (see ``check_files``)."""
+    other_id = mine.counterpart
+    other = instrument(other_id)
+    if other is None:
+        return [
+            f"counterpart {other_id!r} is not a known instrument (client-therapist gaps need "
+            "both forms)"
+        ]
+    if other is False:
+        return []
+    warnings = []
+    theirs = set(other.item_ids())
+    pairs = mine.data.get("counterpart_items") or {}
+    missing = [str(v) for v in pairs.values() if str(v) not in theirs]
+    if missing:
+        warnings.append(
+            f"counterpart_items: {other_id} has no item {', '.join(missing)} (those topic "
+            "pairs are never compared)"
+        )
+    if other.counterpart and other.counterpart != mine.id:
+        why = (
+            f"a gap compares {other_id} with {other.counterpart}, never with {mine.id}"
+            if mine.respondent != "client"
+            else f"its topic pairs, if any, are written for {other.counterpart}"
+        )
+        warnings.append(
+            f"{other_id} names {other.counterpart!r} as its counterpart, not {mine.id!r}: {why}"
+        )
+    return warnings
 
 
 def _display(path: Path) -> str:
