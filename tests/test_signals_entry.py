@@ -664,3 +664,19 @@ def test_a_date_years_ahead_says_its_days_with_separators(cli, tmp_path: Path, m
     assert row["concerns"][0]["sentence"] == (
         f"The latest session is dated 9999-12-31, {days:,} days after today: check its date."
     )
+
+
+def test_answers_pasted_short_of_the_form_are_counted_not_called_a_bad_value(cli):
+    """Pasting 3 answers of the SRS's 4 says so (not '"9 8 7" is not a number'); commas keep
+    an empty place as no answer, and an anchor of several words is still one answer."""
+    short = cli("score", "srs", "-I", "-f", "json", input="9 8 7\nq\n")
+    assert short.exit_code == 6
+    assert "3 answers pasted, and the form has 4 items: paste all 4" in short.stderr
+    assert "is not a number" not in short.stderr
+    gap = cli("score", "srs", "-I", "-f", "json", input="9,8,7,\n\n")
+    assert gap.exit_code == 0, gap.stderr
+    (data,) = json.loads(gap.stdout)
+    assert data["answers"] == {"1": 9.0, "2": 8.0, "3": 7.0, "4": None}
+    worded = cli("score", "wai-sr", "-I", "-f", "json", input="Fairly often\n" + "4\n" * 11 + "\n")
+    assert worded.exit_code == 0, worded.stderr
+    assert json.loads(worded.stdout)[0]["answers"]["1"] == 3.0

@@ -10,10 +10,12 @@ import sys
 
 from alliance_cli.core.errors import QuitByUser, visible
 from alliance_cli.core.scorer import Scorer
+from alliance_cli.core.words import counted
 
 HELP = (
     "Enter a number or anchor text · Enter alone = no answer · b = back · q = quit\n"
-    "(or paste every answer at the first question: 4 4 5 3 ... or 4,4,5,3,...)"
+    "(or paste every answer at the first question: 4 4 5 3 ... or 4,4,5,3,...; - or an empty\n"
+    "place between commas for an item left unanswered: 4 - 5 3 ... or 4,,5,3,...)"
 )
 
 
@@ -49,9 +51,15 @@ def _anchors(scorer: Scorer, pos: int | None = None, bare: bool = False) -> str:
     return f"{scale.min:g} to {scale.max:g} in steps of {scale.step:g}"
 
 
+def _words(text: str) -> list[str]:
+    """A pasted line's answers: between commas (an empty place is no answer), else between
+    spaces."""
+    return [w.strip() for w in text.split(",")] if "," in text else text.split()
+
+
 def _pasted(scorer: Scorer, text: str) -> list[str] | None:
     """Every answer given at once (as many values as items, spaces or commas), or None."""
-    words = text.replace(",", " ").split() if "," in text else text.split()
+    words = _words(text)
     if len(words) != len(scorer.item_ids):
         return None
     return ["" if w in ("-", "_") else w for w in words]
@@ -90,6 +98,14 @@ def _ask(scorer: Scorer, pos: int, current: str, whole: bool = False) -> str:
         _, _, problem = scorer.parse(pos, answer)
         if problem is None:
             return answer
+        given = len(_words(answer))
+        if whole and given > 1:  # answers pasted, but not one for every item
+            _tell(
+                f"  {counted(given, 'answer')} pasted, and the form has {counted(n, 'item')}: "
+                f"paste all {n} (- or an empty place between commas for one left unanswered), "
+                "or answer item 1 alone"
+            )
+            continue
         _tell(f"  {problem}; {_anchors(scorer, pos)}")
 
 
