@@ -94,6 +94,11 @@ def test_history_suggests_close_ids_and_names_other_instruments(cli, tmp_path: P
     assert "did you mean 'C-107'?" in typo.stderr
     other = cli("history", "C-107", "-i", "srs", "--db", str(db))
     assert other.exit_code == 2 and "their sessions are on wai-sr" in other.stderr
+    for near in ("C-137", "C-117", "C-119"):  # one letter from C-1O7 as well
+        _save(cli, db, near, 1, HIGH)
+    look_alike = cli("history", "C-1O7", "--db", str(db))  # a letter O typed for a zero
+    assert look_alike.exit_code == 2
+    assert "(did you mean 'C-107', " in look_alike.stderr, look_alike.stderr
 
 
 def test_an_existing_session_is_refused_before_any_question(cli, tmp_path: Path):

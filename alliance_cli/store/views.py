@@ -240,14 +240,26 @@ def not_seen_yet(store: Store, client_id: str) -> str:
 
 def close_ids(store: Store, client_id: str) -> str:
     """The recorded ids a mistyped one may have meant, as a hint to end a message with
-    (" (did you mean 'C-101'?)"): the same id in another case, else the closest spellings;
-    "" when none is close."""
+    (" (did you mean 'C-101'?)"): the same id but for case or a look-alike character (O
+    and 0, I, l and 1) first, then the closest spellings; "" when none is close."""
     import difflib
 
     ids = store.client_ids()
-    same_case = [i for i in ids if i.lower() == client_id.lower()]
-    close = same_case or difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6)
-    return f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+    folded = _look_alike(client_id)
+    alike = [i for i in ids if _look_alike(i) == folded]
+    close = alike + [
+        c for c in difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6) if c not in alike
+    ]
+    return f" (did you mean {', '.join(repr(c) for c in close[:3])}?)" if close else ""
+
+
+_LOOK_ALIKE = str.maketrans({"o": "0", "i": "1", "l": "1"})
+
+
+def _look_alike(text: str) -> str:
+    """An id as it looks: case and the characters typed for one another (O and 0; I, l
+    and 1) folded together."""
+    return text.lower().translate(_LOOK_ALIKE)
 
 
 def _current_sha(catalog: Any, instrument_id: str) -> str | None:
