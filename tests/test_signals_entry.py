@@ -98,7 +98,9 @@ def test_history_suggests_close_ids_and_names_other_instruments(cli, tmp_path: P
         _save(cli, db, near, 1, HIGH)
     look_alike = cli("history", "C-1O7", "--db", str(db))  # a letter O typed for a zero
     assert look_alike.exit_code == 2
-    assert "(did you mean 'C-107', " in look_alike.stderr, look_alike.stderr
+    assert "(did you mean 'C-107'?)" in look_alike.stderr, look_alike.stderr
+    typo = cli("history", "C-170", "--db", str(db))
+    assert "'C-107'" in typo.stderr and "'C-117'" in typo.stderr  # no look-alike: the closest
 
 
 def test_an_existing_session_is_refused_before_any_question(cli, tmp_path: Path):
@@ -682,6 +684,8 @@ def test_answers_pasted_short_of_the_form_are_counted_not_called_a_bad_value(cli
     assert gap.exit_code == 0, gap.stderr
     (data,) = json.loads(gap.stdout)
     assert data["answers"] == {"1": 9.0, "2": 8.0, "3": 7.0, "4": None}
+    typo = cli("score", "wai-sr", "-I", "-f", "json", input="Fairly oftn\nq\n")
+    assert '"Fairly oftn" is not a number or an anchor' in typo.stderr  # a typo, not a paste
     worded = cli("score", "wai-sr", "-I", "-f", "json", input="Fairly often\n" + "4\n" * 11 + "\n")
     assert worded.exit_code == 0, worded.stderr
     assert json.loads(worded.stdout)[0]["answers"]["1"] == 3.0

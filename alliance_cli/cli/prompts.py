@@ -98,8 +98,10 @@ def _ask(scorer: Scorer, pos: int, current: str, whole: bool = False) -> str:
         _, _, problem = scorer.parse(pos, answer)
         if problem is None:
             return answer
-        given = len(_words(answer))
-        if whole and given > 1:  # answers pasted, but not one for every item
+        words = _words(answer)
+        given = len(words)
+        pasted = "," in answer or any(scorer.parse(pos, w)[2] is None for w in words)
+        if whole and given > 1 and pasted:  # answers pasted, but not one for every item
             _tell(
                 f"  {counted(given, 'answer')} pasted, and the form has {counted(n, 'item')}: "
                 f"paste all {n} (- or an empty place between commas for one left unanswered), "

@@ -241,15 +241,13 @@ def not_seen_yet(store: Store, client_id: str) -> str:
 def close_ids(store: Store, client_id: str) -> str:
     """The recorded ids a mistyped one may have meant, as a hint to end a message with
     (" (did you mean 'C-101'?)"): the same id but for case or a look-alike character (O
-    and 0, I, l and 1) first, then the closest spellings; "" when none is close."""
+    and 0; I, l and 1), else the closest spellings; "" when none is close."""
     import difflib
 
     ids = store.client_ids()
     folded = _look_alike(client_id)
     alike = [i for i in ids if _look_alike(i) == folded]
-    close = alike + [
-        c for c in difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6) if c not in alike
-    ]
+    close = alike or difflib.get_close_matches(client_id, ids, n=3, cutoff=0.6)
     return f" (did you mean {', '.join(repr(c) for c in close[:3])}?)" if close else ""
 
 
