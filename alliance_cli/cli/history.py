@@ -229,8 +229,11 @@ def clients_command(
     elif fmt is Format.json:  # each row's kept concerns written as they were kept
         emit_json_records([r.json_utf8() for r in rows])
     elif fmt is Format.table:  # (only the rows shown have their concerns decoded)
-        if rows:
-            output(fmt, [], lambda render: render.caseload_table(shown))
+        if rows:  # a long caseload is printed a block at a time, as it is drawn
+            from alliance_cli.render import terminal as render
+
+            for table in render.caseload_tables(shown):
+                render.console().print(table)
     else:
         output(fmt, [r.as_dict() for r in rows], lambda render: render.caseload_table(shown))
     if len(shown) < len(rows) and not quiet:
