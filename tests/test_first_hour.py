@@ -256,3 +256,24 @@ def test_a_bar_s_clock_runs_until_its_step_ends():
 
     column = step_elapsed(time.perf_counter() - 75)
     assert str(column.render(None)) == "0:01:15"
+
+
+def test_a_batch_without_an_instrument_names_the_forms_its_columns_fit(cli, tmp_path: Path):
+    """`batch FILE` without -i: the forms whose items the header has (every one, none
+    beyond, not another form's named columns), else the ids to choose from; exit 2."""
+    plain = cli("batch", str(EXPORT), "-o", os.devnull)  # wai_1..wai_12: three 12-item forms
+    assert plain.exit_code == 2
+    assert plain.stderr.strip() == (
+        f"error: which instrument are the rows? add -i ID: the item columns of {EXPORT} fit "
+        "wai-s, wai-s-t and wai-sr: the form the clinic used (alliance instruments show ID "
+        "tells them apart)"
+    )
+    redcap = ROOT / "examples" / "exports" / "redcap_wai_sr.csv"  # wai_sr_1..12: only one
+    named = cli("batch", str(redcap), "-o", os.devnull)
+    assert named.exit_code == 2 and named.stderr.strip().endswith("fit wai-sr (-i wai-sr)")
+    srs = tmp_path / "srs.csv"
+    srs.write_text("client_id,q1,q2,q3,q4\nA,9,9,9,9\n")
+    assert "fit srs (-i srs)" in cli("batch", str(srs)).stderr
+    piped = cli("batch", "-", input="client_id,wai_1\nA,4\n")  # stdin is never read for it
+    assert piped.exit_code == 2 and "(haq-ii, haq-ii-t, srs, wai," in piped.stderr
+    assert "star-p" not in piped.stderr  # a draft never scores: never offered

@@ -360,3 +360,20 @@ def foreign_instrument(
 def _plain(name: str) -> str:
     """A name reduced to lower-case words joined by '_' (``WAI-SR `` -> ``wai_sr``)."""
     return "_".join(re.findall(r"[a-z0-9]+", name.lower()))
+
+
+def instruments_fitting(header: Sequence[str], instruments: dict[str, list[str]]) -> list[str]:
+    """The instruments (id: item ids) whose items ``detect`` finds in a header, every one
+    and none beyond: what a batch without ``-i`` may have meant."""
+    fitting = []
+    known = sorted(instruments)
+    for inst_id in known:
+        try:
+            found = detect(header, instruments[inst_id], own_names=known)
+        except UsageProblem:
+            continue
+        counts = {i: len(items) for i, items in instruments.items()}
+        if found and foreign_instrument(header, found[0], inst_id, known, counts.get):
+            continue  # wai_sr_1..12 are not a WAI-S's items
+        fitting.append(inst_id)
+    return fitting
