@@ -277,3 +277,6 @@ def test_a_batch_without_an_instrument_names_the_forms_its_columns_fit(cli, tmp_
     piped = cli("batch", "-", input="client_id,wai_1\nA,4\n")  # stdin is never read for it
     assert piped.exit_code == 2 and "(haq-ii, haq-ii-t, srs, wai," in piped.stderr
     assert "star-p" not in piped.stderr  # a draft never scores: never offered
+    for command in ("reliability", "norms"):  # they read exports as batch does
+        said = cli(command, str(redcap))
+        assert said.exit_code == 2 and said.stderr.strip().endswith("fit wai-sr (-i wai-sr)")

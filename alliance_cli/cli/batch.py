@@ -29,6 +29,7 @@ from alliance_cli.cli.common import (
     funnel,
     run_catalog,
     say_verification,
+    which_instrument,
 )
 from alliance_cli.core.errors import ExitCode, UsageProblem
 
@@ -179,7 +180,7 @@ def batch_command(
         raise UsageProblem(f"--layout {layout!r}: choose {', '.join(layouts.LAYOUTS)}")
     catalog = run_catalog(quiet=quiet)
     if instrument is None:
-        raise UsageProblem(_which_instrument(files, catalog, encoding, delimiter))
+        raise UsageProblem(which_instrument(files, catalog, encoding, delimiter))
     if suggest_map:
         return _suggest_map(files, catalog.get(instrument), encoding, delimiter)
     scorer = score_sets.make_scorer(catalog.get(instrument), invalid.value)
@@ -228,41 +229,6 @@ def _map_recode(map_file: Path | None) -> dict[str, str] | None:
     from alliance_cli.io.columns import map_recode
 
     return map_recode(map_file)
-
-
-def _which_instrument(files: list[str], catalog: Any, encoding: str, delimiter: str | None) -> str:
-    """The error of a batch without ``-i``: the instruments whose item columns the first
-    file's header has (read from a file, never from stdin), or how to list them."""
-    from alliance_cli.core.errors import AllianceError
-    from alliance_cli.io.columns import instruments_fitting
-    from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
-
-    usable = {
-        inst_id: [str(i.id) for i in entry.instrument.items]
-        for inst_id, entry in catalog.entries.items()
-        if entry.instrument.verification.status != "draft"
-    }
-    ask = "which instrument are the rows? add -i ID"
-    fitting: list[str] = []
-    if files and files[0] != "-":
-        try:
-            handle = open_input(files[0], encoding)
-            try:
-                header, _, _ = read_header(handle, files[0], parse_delimiter(delimiter))
-            finally:
-                handle.close()
-            fitting = instruments_fitting(header, usable)
-        except AllianceError:
-            pass  # (the file's own error is said when it is read with -i)
-    if len(fitting) == 1:
-        return f"{ask}: the item columns of {files[0]} fit {fitting[0]} (-i {fitting[0]})"
-    if fitting:
-        return (
-            f"{ask}: the item columns of {files[0]} fit {', '.join(fitting[:-1])} and "
-            f"{fitting[-1]}: the form the clinic used (alliance instruments show ID tells them "
-            "apart)"
-        )
-    return f"{ask} ({', '.join(sorted(usable))}; alliance instruments lists them)"
 
 
 def _suggest_map(files: list[str], entry: Any, encoding: str, delimiter: str | None) -> int:

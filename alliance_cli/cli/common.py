@@ -6,7 +6,7 @@ import contextlib
 import functools
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
@@ -116,11 +116,11 @@ PlainIdsOpt = Annotated[
 ]
 # Input options shared by batch, reliability and norms (one spelling, one help text).
 InstrumentIdOpt = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--instrument",
         "-i",
-        help="Instrument id.",
+        help="Instrument id (without it, the ids whose items the header has are named).",
         autocompletion=lambda incomplete: complete_instruments(incomplete),
     ),
 ]
@@ -603,3 +603,42 @@ def output(
         from alliance_cli.render import terminal as render
 
         render.console().print(table(render))
+
+
+def which_instrument(
+    files: Sequence[str] | None, catalog: Any, encoding: str = "utf-8", delimiter: str | None = None
+) -> str:
+    """The error of a command without ``-i`` (batch, reliability, norms): the instruments
+    whose item columns the first file's header has (read from a file, never from stdin),
+    else the ids to choose from; never one picked for the user."""
+    from alliance_cli.core.errors import AllianceError
+    from alliance_cli.io.columns import instruments_fitting
+    from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
+
+    usable = {
+        inst_id: [str(i.id) for i in entry.instrument.items]
+        for inst_id, entry in catalog.entries.items()
+        if entry.instrument.verification.status != "draft"
+    }
+    ask = "which instrument are the rows? add -i ID"
+    fitting: list[str] = []
+    first = files[0] if files else "-"
+    if first != "-":
+        try:
+            handle = open_input(first, encoding)
+            try:
+                header, _, _ = read_header(handle, first, parse_delimiter(delimiter))
+            finally:
+                handle.close()
+            fitting = instruments_fitting(header, usable)
+        except AllianceError:
+            pass  # (the file's own error is said when it is read with -i)
+    if len(fitting) == 1:
+        return f"{ask}: the item columns of {first} fit {fitting[0]} (-i {fitting[0]})"
+    if fitting:
+        return (
+            f"{ask}: the item columns of {first} fit {', '.join(fitting[:-1])} and "
+            f"{fitting[-1]}: the form the clinic used (alliance instruments show ID tells them "
+            "apart)"
+        )
+    return f"{ask} ({', '.join(sorted(usable))}; alliance instruments lists them)"

@@ -28,6 +28,7 @@ from alliance_cli.cli.common import (
     progress_of,
     run_catalog,
     say,
+    which_instrument,
 )
 from alliance_cli.core.errors import RejectedInput
 from alliance_cli.core.words import counted
@@ -58,7 +59,7 @@ OmegaOpt = Annotated[
 
 @funnel
 def reliability_command(
-    instrument: InstrumentIdOpt,
+    instrument: InstrumentIdOpt = None,
     files: FilesArg = None,
     columns: ColumnsOpt = None,
     map_file: MapOpt = None,
@@ -92,7 +93,7 @@ def _read(
     what: str,
     *,
     files: list[str] | None,
-    instrument: str,
+    instrument: str | None,
     columns: str | None,
     map_file: Path | None,
     questionnaire: Path | None,
@@ -124,6 +125,8 @@ def _read(
     if session is not None and not from_history:
         raise UsageProblem("--session chooses sessions of the history: add --from-history")
     catalog = run_catalog(quiet=quiet)
+    if instrument is None:
+        raise UsageProblem(which_instrument(files, catalog, encoding))
     scorer = score_sets.make_scorer(catalog.get(instrument), "reject")
     if from_history:
         from alliance_cli.core.reliability import keyed_rows
@@ -173,7 +176,7 @@ def _read(
 
 @funnel
 def norms_command(
-    instrument: InstrumentIdOpt,
+    instrument: InstrumentIdOpt = None,
     files: FilesArg = None,
     output_file: Annotated[
         str, typer.Option("--output", "-o", metavar="FILE", help="Write the norms here (YAML).")
