@@ -98,6 +98,11 @@ def test_batch_reads_a_bundle_and_ndjson_and_writes_observations(
     result = cli("batch", str(bundle), "-i", "wai-sr")
     assert result.exit_code == 0, result.stderr
     assert "3 rows read, 2 scored, 0 rejected, 1 entered in error" in result.stderr
+    assert "(3 QuestionnaireResponse resources; answers by linkId" in result.stderr
+    single = tmp_path / "one.json"
+    single.write_text(json.dumps(one))
+    alone = cli("batch", str(single), "-i", "wai-sr")
+    assert "(1 QuestionnaireResponse resource; answers by linkId" in alone.stderr, alone.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["response"] for r in rows] == [
         "QuestionnaireResponse/qr-1",

@@ -140,7 +140,7 @@ def fhir_source(
     source.excluded = excluded
     weights = f"; weights from {given.url or 'the Questionnaire given'}" if given else ""
     source.note = (
-        f"layout: FHIR in {name} ({count:,} QuestionnaireResponse resources; answers by "
+        f"layout: FHIR in {name} ({counted(count, 'QuestionnaireResponse resource')}; answers by "
         f"linkId{weights}; validated with fhir.resources)"
     )
     if ignored:
