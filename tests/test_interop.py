@@ -516,3 +516,23 @@ def test_an_option_for_another_kind_of_input_is_refused_not_ignored(
     result = cli("batch", str(ROOT / "examples" / "clinic_wai_sr.csv"), "-i", "wai-sr",
                  option, argument)  # fmt: skip
     assert result.exit_code == 2 and said in result.stderr and result.stdout == ""
+
+
+def test_a_long_file_short_of_the_form_s_items_says_rows_not_columns(cli, tmp_path: Path):
+    """In long format the items are rows: a form's items that no row names are said so (not
+    "have no column ... --columns or --map", which a long file cannot use); exit 2."""
+    some = tmp_path / "some.csv"
+    some.write_text("client_id,session,item,value\nA,1,1,4\nA,1,2,5\n")
+    short = cli("batch", str(some), "-i", "wai-sr", "--long", "-o", "-")
+    assert short.exit_code == 2
+    assert short.stderr.strip().endswith(
+        "items 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 are in no row of the item column (the item "
+        "names it has: 1, 2): is it another questionnaire?"
+    ), short.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("client_id,session,item,value\nA,1,age,44\n")
+    none = cli("batch", str(other), "-i", "wai-sr", "--long", "-o", "-")
+    assert none.exit_code == 2 and "no row of the item column names an item of this form" in (
+        none.stderr
+    )
+    assert "--columns" not in short.stderr + none.stderr

@@ -298,6 +298,11 @@ def detect(
             "choose with --columns 'PREFIX{item}' or --map FILE.yaml"
         )
     best = max(families.items(), key=lambda kv: sum(w in kv[1] for w in wanted), default=None)
+    if (best is None or not any(w in best[1] for w in wanted)) and extra is not None:
+        raise UsageProblem(
+            f"no row of the item column names an item of this form ({', '.join(items)}): is "
+            "it another questionnaire, or is the item column another (--item-column)?"
+        )
     if best is None or not any(w in best[1] for w in wanted):
         raise UsageProblem(
             f"no item columns found for items {', '.join(items)} "
@@ -306,6 +311,11 @@ def detect(
     (prefix, suffix), cols = best
     lacking = [i for i, w in zip(items, wanted, strict=True) if w not in cols]
     candidates = ", ".join(header[p] for p in sorted(cols.values()))
+    if extra is not None:  # long format: the items are rows, not columns
+        raise UsageProblem(
+            f"items {', '.join(lacking)} are in no row of the item column (the item names "
+            f"it has: {candidates}): is it another questionnaire?"
+        )
     raise UsageProblem(
         f"items {', '.join(lacking)} have no column; columns that look like items: "
         f"{candidates}; name them with --columns or --map"

@@ -666,7 +666,8 @@ def pivot_long(
         line_of.append(group.line)
     note = (
         f"layout: long format in {source_name} (items in {names[item_at]!r}, values in "
-        f"{names[value_at]!r}; {count:,} answer rows, {len(order):,} response sets"
+        f"{names[value_at]!r}; {count:,} answer row{'s' if count != 1 else ''}, "
+        f"{len(order):,} response set{'s' if len(order) != 1 else ''}"
         + (f"; kept per set: {', '.join(kept)}" if kept else "")
         + ")"
     )
