@@ -6,6 +6,7 @@ The real samples are read from ../shared/real-formats (never copied into the pro
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -404,3 +405,13 @@ def test_every_sample_read_with_an_alliance_form_gives_a_documented_outcome(cli,
         lines = [ln for ln in result.stderr.splitlines() if ln.startswith(("error", "rejected"))]
         assert lines and all(sample.name in ln for ln in lines), lines
         assert result.stdout.count("\n") <= 1  # a header at most: nothing scored
+
+
+def test_a_legacy_qualtrics_export_s_v1_to_v10_are_not_offered_as_a_form(cli):
+    """A batch without -i names the forms whose items the header has, reading the header as
+    the batch would: a legacy Qualtrics export's V1..V10 are its metadata (ResponseID...),
+    never a 10-item form (they were offered as wai-sr-t's items)."""
+    path = _sample("qualtrics", "qualtricstools-matrix-legacy-2016.csv")
+    said = cli("batch", str(path), "-o", os.devnull)
+    assert said.exit_code == 2 and "which instrument are the rows?" in said.stderr
+    assert "fit" not in said.stderr, said.stderr

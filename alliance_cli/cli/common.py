@@ -612,6 +612,7 @@ def which_instrument(
     whose item columns the first file's header has (read from a file, never from stdin),
     else the ids to choose from; never one picked for the user."""
     from alliance_cli.core.errors import AllianceError
+    from alliance_cli.io import layouts
     from alliance_cli.io.columns import instruments_fitting
     from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
 
@@ -627,7 +628,9 @@ def which_instrument(
         try:
             handle = open_input(first, encoding)
             try:
-                header, _, _ = read_header(handle, first, parse_delimiter(delimiter))
+                header, sep, _ = read_header(handle, first, parse_delimiter(delimiter))
+                if layouts.recognise_header(header) == "qualtrics":  # its V1..V10 are no items
+                    header = layouts.qualtrics_header_rows(header, handle, sep)[0]
             finally:
                 handle.close()
             fitting = instruments_fitting(header, usable)
