@@ -165,6 +165,12 @@ def test_ambiguous_mapping_stops(cli, tmp_path: Path):
     path = write(tmp_path / "in.csv", _csv([["4"] * 24], header))
     result = cli("batch", str(path), "-i", "wai-sr")
     assert result.exit_code == 2 and "ambiguous" in result.stderr
+    assert "'pre_<item>' and 'post_<item>' both fit" in result.stderr
+    header += [f"mid_{i}" for i in range(1, 13)]
+    three = cli(
+        "batch", str(write(tmp_path / "in3.csv", _csv([["4"] * 36], header))), "-i", "wai-sr"
+    )
+    assert "'pre_<item>', 'post_<item>' and 'mid_<item>' all fit" in three.stderr, three.stderr
 
 
 @pytest.mark.parametrize(

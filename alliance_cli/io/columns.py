@@ -293,8 +293,13 @@ def detect(
         names = [
             "'{}<item>{}'".format(*_as_written(header, families[key], key)) for key in complete
         ]
+        which = (
+            f"{names[0]} and {names[1]} both"
+            if len(names) == 2
+            else f"{', '.join(names[:-1])} and {names[-1]} all"
+        )
         raise UsageProblem(
-            f"item columns are ambiguous: {' and '.join(names)} both fit; "
+            f"item columns are ambiguous: {which} fit; "
             "choose with --columns 'PREFIX{item}' or --map FILE.yaml"
         )
     best = max(families.items(), key=lambda kv: sum(w in kv[1] for w in wanted), default=None)
