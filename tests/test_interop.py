@@ -536,3 +536,23 @@ def test_a_long_file_short_of_the_form_s_items_says_rows_not_columns(cli, tmp_pa
         none.stderr
     )
     assert "--columns" not in short.stderr + none.stderr
+
+
+def test_a_redcap_data_dictionary_given_as_the_export_is_named_as_one(cli, tmp_path: Path):
+    """The dictionary (alliance's own from `instruments export --to redcap`, or REDCap's
+    download) given where the records export goes: said for what it is, exit 2, instead of
+    "no item columns found" over its 18 column names."""
+    dictionary = tmp_path / "wai_sr_dictionary.csv"
+    made = cli("instruments", "export", "wai-sr", "--to", "redcap", "-o", str(dictionary))
+    assert made.exit_code == 0, made.stderr
+    said = cli("batch", str(dictionary), "-i", "wai-sr", "-o", "-")
+    assert said.exit_code == 2
+    assert said.stderr.strip() == (
+        f"error: {dictionary}: this is a REDCap data dictionary (the project's fields), not "
+        "its answers: score the records export (Data Exports), and give a dictionary with "
+        "--dictionary FILE only to read a label export"
+    )
+    api = tmp_path / "metadata.csv"  # the API's metadata export names the same columns so
+    api.write_text("field_name,form_name,section_header,field_type,field_label\nwai_sr_1,"
+                   "wai_sr,,radio,Goal item\n")  # fmt: skip
+    assert "this is a REDCap data dictionary" in cli("reliability", str(api), "-i", "wai-sr").stderr

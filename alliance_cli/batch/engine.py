@@ -914,6 +914,12 @@ def _read_layout(
         for source in sources:
             on_note(source.note)
         return layout
+    if layouts.is_dictionary(first.header):
+        raise UsageProblem(
+            "this is a REDCap data dictionary (the project's fields), not its answers: score "
+            "the records export (Data Exports), and give a dictionary with --dictionary FILE "
+            "only to read a label export"
+        )
     _only_for(options.questionnaire, "--questionnaire", "FHIR", first.name)
     _only_for(options.fhir_rater, "--rater", "FHIR (a CSV names its rater with --rater-column)",
               first.name)  # fmt: skip

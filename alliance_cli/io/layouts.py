@@ -798,6 +798,19 @@ class Dictionary:
         return mapping
 
 
+_DICTIONARY_HEADS = (
+    ("variable / field name", "form name", "field type"),  # the download from REDCap's pages
+    ("field_name", "form_name", "field_type"),  # the API's metadata export
+)
+
+
+def is_dictionary(header: Sequence[str]) -> bool:
+    """Whether a header is a REDCap data dictionary's (the UI download or the API's
+    metadata): the project's fields, not its answers."""
+    names = {h.strip().lower().lstrip("\ufeff") for h in header}
+    return any(all(n in names for n in head) for head in _DICTIONARY_HEADS)
+
+
 def read_dictionary(path: Path) -> Dictionary:
     """``--dictionary FILE``: REDCap's data dictionary download (CSV, a BOM allowed)."""
     from alliance_cli.core.errors import DataFileError
