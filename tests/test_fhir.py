@@ -575,3 +575,16 @@ def test_a_fhir_input_longer_than_its_limit_is_refused(cli, tmp_path: Path, monk
         f"error: {path}: more than 1 MiB of FHIR text: a FHIR input is read whole; split the "
         "export into several files"
     )
+
+
+def test_a_qualtrics_survey_file_is_named_not_called_a_bad_fhir_resource(cli, tmp_path: Path):
+    """A .qsf (Qualtrics' survey definition, JSON) given as the export: its one record is
+    rejected as what it is, with where the responses come from (exit 3, as any rejection)."""
+    qsf = tmp_path / "survey.qsf"
+    qsf.write_text(json.dumps({"SurveyEntry": {"SurveyID": "SV_1"}, "SurveyElements": []}))
+    said = cli("batch", str(qsf), "-i", "srs", "-o", "-")
+    assert said.exit_code == 3
+    assert "a Qualtrics survey definition (QSF), not its responses: export the responses" in (
+        said.stderr
+    )
+    assert "no resourceType" not in said.stderr

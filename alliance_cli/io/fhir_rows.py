@@ -96,7 +96,13 @@ def fhir_source(
             early.append((number, "", "", str(exc).lstrip(), ""))
             continue
         if found is None:
-            early.append((number, "", "", "not a FHIR resource (no resourceType)", ""))
+            why = "not a FHIR resource (no resourceType)"
+            if isinstance(doc, dict) and "SurveyEntry" in doc:  # a .qsf file
+                why = (
+                    "a Qualtrics survey definition (QSF), not its responses: export the "
+                    "responses as CSV (Data & Analysis, Export Data)"
+                )
+            early.append((number, "", "", why, ""))
             continue
         for label, resource in found:
             count += 1
