@@ -280,3 +280,33 @@ def test_a_batch_without_an_instrument_names_the_forms_its_columns_fit(cli, tmp_
     for command in ("reliability", "norms"):  # they read exports as batch does
         said = cli(command, str(redcap))
         assert said.exit_code == 2 and said.stderr.strip().endswith("fit wai-sr (-i wai-sr)")
+
+
+def test_a_workbook_an_archive_or_a_pdf_is_said_for_what_it_is(cli, tmp_path: Path):
+    """An .xlsx (a ZIP), an old .xls, a gzipped export or a PDF given as the export: named
+    by its first bytes, with what to do instead (exit 5), never "not utf-8 text at byte 12
+    (try --encoding latin-1)" or a PDF's first line taken for a header."""
+    import gzip
+    import zipfile
+
+    book = tmp_path / "export.xlsx"
+    with zipfile.ZipFile(book, "w") as archive:
+        archive.writestr("xl/workbook.xml", "<workbook/>")
+    packed = tmp_path / "export.csv.gz"
+    packed.write_bytes(gzip.compress(EXPORT.read_bytes()))
+    old = tmp_path / "export.xls"
+    old.write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 64)
+    pdf = tmp_path / "export.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    for path, said in [
+        (book, "a ZIP archive (an Excel workbook, or zipped exports), not CSV text: save the "
+               "sheet as CSV UTF-8"),
+        (packed, "gzip-compressed, not CSV text: unzip it first"),
+        (old, "an old Excel workbook (.xls), not CSV text"),
+        (pdf, "a PDF, not CSV text"),
+    ]:  # fmt: skip
+        result = cli("batch", str(path), "-i", "wai-sr", "-o", os.devnull)
+        assert result.exit_code == 5, result.stderr
+        assert result.stderr.strip().startswith(f"error: {path}: {said}"), result.stderr
+    piped = cli("batch", "-", "-i", "wai-sr", "-o", os.devnull, input=EXPORT.read_text())
+    assert piped.exit_code == 3  # (a CSV on stdin still reads: its two bad rows)

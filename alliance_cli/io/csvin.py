@@ -71,7 +71,24 @@ def open_input(name: str, encoding: str) -> IO[str]:
         head = raw.peek(4)[:4] if hasattr(raw, "peek") else b""
     except OSError as exc:
         raise DataFileError(f"{name}: cannot read ({exc.strerror or exc})") from None
+    kind = next((what for magic, what in _NOT_TEXT if head.startswith(magic)), None)
+    if kind is not None:
+        if name != "-":
+            raw.close()
+        raise DataFileError(f"{name}: {kind}")
     return io.TextIOWrapper(raw, encoding=encoding_for(encoding, head), newline="")
+
+
+# files that are no text export, known by their first bytes, and what to do instead
+_NOT_TEXT = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel workbook, or zipped exports), not CSV text: "
+     "save the sheet as CSV UTF-8, or unzip it first"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel workbook (.xls), not CSV text: save the sheet as "
+     "CSV UTF-8"),
+    (b"\x1f\x8b", "gzip-compressed, not CSV text: unzip it first (or zcat FILE | alliance "
+     "batch - …)"),
+    (b"%PDF", "a PDF, not CSV text: export the data itself as CSV"),
+)  # fmt: skip
 
 
 def encoding_for(encoding: str, head: bytes) -> str:
