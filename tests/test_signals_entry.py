@@ -298,7 +298,7 @@ def test_the_history_says_what_happened_in_plain_sentences(cli, tmp_path: Path, 
     detailed = " ".join(
         cli("history", "P", "--db", str(db), "--details", "-f", "table").stdout.split()
     )
-    assert "rupture_2sd: Total:" in detailed and "Stiles et al., 2004" in detailed
+    assert "rupture_2sd: Total:" in detailed and "; source: Stiles et al., 2004" in detailed
 
 
 def test_a_concern_on_one_subscale_is_open_in_the_caseload(cli, tmp_path: Path):

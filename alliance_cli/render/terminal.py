@@ -383,7 +383,9 @@ def concerns_panel(concerns: Sequence[dict[str, Any]], title: str, details: bool
             grid.add_row("", literal("To ask: " + c["question"], style="italic"))
         if details:
             for e in c.get("evidence", []):
-                grid.add_row("", literal(f"{e['rule']}: {e['figures']} ({e['source']})", "dim"))
+                # the source after a semicolon: it may hold parentheses of its own
+                said = f"{e['rule']}: {e['figures']}; source: {e['source']}"
+                grid.add_row("", literal(said, "dim"))
     border = SEVERITY_STYLE.get(concerns[0]["severity"], "") if concerns else ""
     return Panel(grid, title=title, border_style=border.replace("bold ", ""), expand=False)
 
