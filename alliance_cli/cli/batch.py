@@ -13,6 +13,7 @@ from alliance_cli.cli.common import (
     EncodingOpt,
     FhirRaterOpt,
     IdColumnOpt,
+    InstrumentIdOpt,
     Invalid,
     InvalidOpt,
     ItemColumnOpt,
@@ -24,7 +25,6 @@ from alliance_cli.cli.common import (
     ReplaceOpt,
     SaveOpt,
     ValueColumnOpt,
-    complete_instruments,
     fhir_rater,
     funnel,
     run_catalog,
@@ -39,15 +39,7 @@ def batch_command(
     files: Annotated[
         list[str], typer.Argument(help="CSV exports to score; - reads stdin.", metavar="FILE...")
     ],
-    instrument: Annotated[
-        str | None,
-        typer.Option(
-            "--instrument",
-            "-i",
-            help="Instrument id (without it, the ids whose items the header has are named).",
-            autocompletion=lambda incomplete: complete_instruments(incomplete),
-        ),
-    ] = None,
+    instrument: InstrumentIdOpt = None,
     output: Annotated[
         str | None,  # text, not Path: Path("") would silently become "."
         typer.Option(
