@@ -382,12 +382,12 @@ def instruments_fitting(header: Sequence[str], instruments: dict[str, list[str]]
     and none beyond: what a batch without ``-i`` may have meant."""
     fitting = []
     known = sorted(instruments)
+    counts = {i: len(items) for i, items in instruments.items()}
     for inst_id in known:
         try:
             found = detect(header, instruments[inst_id], own_names=known)
         except UsageProblem:
             continue
-        counts = {i: len(items) for i, items in instruments.items()}
         if found and foreign_instrument(header, found[0], inst_id, known, counts.get):
             continue  # wai_sr_1..12 are not a WAI-S's items
         fitting.append(inst_id)
