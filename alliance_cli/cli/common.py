@@ -612,9 +612,7 @@ def which_instrument(
     whose item columns the first file's header has (read from a file, never from stdin),
     else the ids to choose from; never one picked for the user."""
     from alliance_cli.core.errors import AllianceError
-    from alliance_cli.io import layouts
-    from alliance_cli.io.columns import instruments_fitting
-    from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
+    from alliance_cli.io.columns import instruments_fitting_file
 
     usable = {
         inst_id: [str(i.id) for i in entry.instrument.items]
@@ -625,17 +623,8 @@ def which_instrument(
     fitting: list[str] = []
     first = files[0] if files else "-"
     if first != "-":
-        try:
-            handle = open_input(first, encoding)
-            try:
-                header, sep, _ = read_header(handle, first, parse_delimiter(delimiter))
-                if layouts.recognise_header(header) == "qualtrics":  # its V1..V10 are no items
-                    header = layouts.qualtrics_header_rows(header, handle, sep)[0]
-            finally:
-                handle.close()
-            fitting = instruments_fitting(header, usable)
-        except AllianceError:
-            pass  # (the file's own error is said when it is read with -i)
+        with contextlib.suppress(AllianceError):  # (its own error is said, read with -i)
+            fitting = instruments_fitting_file(first, usable, encoding, delimiter)
     if len(fitting) == 1:
         return f"{ask}: the item columns of {first} fit {fitting[0]} (-i {fitting[0]})"
     if fitting:

@@ -392,3 +392,21 @@ def instruments_fitting(header: Sequence[str], instruments: dict[str, list[str]]
             continue  # wai_sr_1..12 are not a WAI-S's items
         fitting.append(inst_id)
     return fitting
+
+
+def instruments_fitting_file(
+    name: str, instruments: dict[str, list[str]], encoding: str, delimiter: str | None
+) -> list[str]:
+    """``instruments_fitting`` of a file's header, read as a batch reads it (a Qualtrics
+    export's header rows: its legacy V1..V10 are metadata, never items)."""
+    from alliance_cli.io import layouts
+    from alliance_cli.io.csvin import open_input, parse_delimiter, read_header
+
+    handle = open_input(name, encoding)
+    try:
+        header, sep, _ = read_header(handle, name, parse_delimiter(delimiter))
+        if layouts.recognise_header(header) == "qualtrics":
+            header = layouts.qualtrics_header_rows(header, handle, sep)[0]
+    finally:
+        handle.close()
+    return instruments_fitting(header, instruments)
