@@ -252,6 +252,8 @@ def test_a_supervisor_assigns_and_forgets_everywhere(database) -> None:
         "or once a supervisor assigns them to you: alliance db grant)"
     )
     code, out, err = cli("clients", "--db", s, "-i", "srs")
+    assert code == 0 and err.strip() == "no session in the history is on srs yet (it holds wai-sr)"
+    code, out, err = cli("clients", "--db", s, "--counselor", "nobody")
     assert code == 0 and err.strip() == "no clients match"
     assert save_wai(a, "A-1", 1) == 0
     assert cli("db", "grant", "A-1", "counselor_b", "--db", s, "-q")[0] == 0

@@ -689,3 +689,25 @@ def test_answers_pasted_short_of_the_form_are_counted_not_called_a_bad_value(cli
     worded = cli("score", "wai-sr", "-I", "-f", "json", input="Fairly often\n" + "4\n" * 11 + "\n")
     assert worded.exit_code == 0, worded.stderr
     assert json.loads(worded.stdout)[0]["answers"]["1"] == 3.0
+
+
+def test_clients_of_a_form_the_history_does_not_hold(cli, tmp_path: Path):
+    """`clients -i` / `report --caseload -i` with an id no instrument has (a typo) is refused
+    with the forms the history holds (exit 2); a form of the catalog with no client yet is
+    an empty list that says so (exit 0, the CSV's header kept)."""
+    db = tmp_path / "h.sqlite"
+    _save(cli, db, "F-1", 1, HIGH)
+    typo = cli("clients", "-i", "wai-rs", "--db", str(db))
+    assert typo.exit_code == 2
+    assert typo.stderr.strip() == (
+        "error: -i wai-rs: no session in the history is on wai-rs (did you mean 'wai-sr'? it "
+        "holds wai-sr)"
+    )
+    report = cli(
+        "report", "--caseload", "-i", "wai-rs", "--db", str(db), "-o", str(tmp_path / "r.html")
+    )
+    assert report.exit_code == 2 and "did you mean 'wai-sr'?" in report.stderr
+    none = cli("clients", "-i", "srs", "--db", str(db), "-f", "csv")
+    assert none.exit_code == 0
+    assert none.stdout.startswith("client_id,") and len(none.stdout.splitlines()) == 1
+    assert none.stderr.strip() == "no session in the history is on srs yet (it holds wai-sr)"

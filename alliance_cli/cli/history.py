@@ -2,6 +2,7 @@
 
 import math
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -157,6 +158,23 @@ def history_command(
     return 0
 
 
+def held_instrument(wanted: str | None, instruments: Sequence[str], known: Any) -> str:
+    """What to say of ``-i`` naming a form no session of the history is on: an id no
+    instrument has either is refused (a typo, most likely: exit 2, with the forms the
+    history holds); a form of the catalog has no client yet ("" when it has some)."""
+    if wanted is None or wanted in instruments or not instruments:
+        return ""
+    holds = f"it holds {', '.join(sorted(instruments))}"
+    if wanted in known:
+        return f"no session in the history is on {wanted} yet ({holds})"
+    from alliance_cli.core.errors import UsageProblem
+    from alliance_cli.io.catalog import nearest
+
+    close = nearest(wanted, list(instruments))
+    hint = f"did you mean {close!r}? " if close else ""
+    raise UsageProblem(f"-i {wanted}: no session in the history is on {wanted} ({hint}{holds})")
+
+
 def _nobody_yet(db: str | None) -> str:
     """What an empty caseload says: a counselor on a clinic's server sees only their own."""
     from alliance_cli.store import backend as history
@@ -218,8 +236,13 @@ def clients_command(
         who = f"{n:,} clients with no dated session are" if n > 1 else (
             "1 client with no dated session is")  # fmt: skip
         say(f"note: {who} left out by --since (their sessions have no date)")
+    none_on = (
+        ""
+        if rows
+        else held_instrument(filters.instrument, seen.get("instruments", ()), catalog.sources)
+    )
     if not rows and not quiet:
-        say("no clients match" if not filters.keeps_all() else _nobody_yet(db))
+        say(none_on or ("no clients match" if not filters.keeps_all() else _nobody_yet(db)))
     shown = rows if limit <= 0 or fmt is not Format.table else rows[:limit]
     if fmt is Format.csv:
         from alliance_cli.io.csvout import write_rows_csv

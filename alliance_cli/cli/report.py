@@ -26,6 +26,7 @@ from alliance_cli.cli.history import (
     SinceOpt,
     _settings,
     caseload_filter,
+    held_instrument,
     today,
 )
 
@@ -121,6 +122,7 @@ def report_command(
             written.append(output)
         else:
             filters = caseload_filter(counselor, instrument, since, only_open)
+            held_instrument(filters.instrument, store.caseload_instruments(), catalog.sources)
             described = "".join(
                 f"; {name} {value}"
                 for name, value in (("counselor", counselor), ("instrument", instrument),
