@@ -6,7 +6,7 @@ The public Python API lives in ``alliance_cli.api`` and is re-exported here lazi
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 __all__ = ["__version__", "frame_columns", "load_instrument", "score", "score_frame", "score_rows"]
 
