@@ -711,3 +711,7 @@ def test_clients_of_a_form_the_history_does_not_hold(cli, tmp_path: Path):
     assert none.exit_code == 0
     assert none.stdout.startswith("client_id,") and len(none.stdout.splitlines()) == 1
     assert none.stderr.strip() == "no session in the history is on srs yet (it holds wai-sr)"
+    page = tmp_path / "srs.html"
+    empty = cli("report", "--caseload", "-i", "srs", "--db", str(db), "-o", str(page))
+    assert empty.exit_code == 0 and page.exists()
+    assert "no session in the history is on srs yet (it holds wai-sr)" in empty.stderr

@@ -122,7 +122,11 @@ def report_command(
             written.append(output)
         else:
             filters = caseload_filter(counselor, instrument, since, only_open)
-            held_instrument(filters.instrument, store.caseload_instruments(), catalog.sources)
+            none_on = held_instrument(
+                filters.instrument, store.caseload_instruments(), catalog.sources
+            )
+            if none_on and not quiet:  # (the report is written all the same: it says so)
+                say(none_on)
             described = "".join(
                 f"; {name} {value}"
                 for name, value in (("counselor", counselor), ("instrument", instrument),
