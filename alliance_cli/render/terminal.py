@@ -627,11 +627,8 @@ def caseload_tables(rows: Sequence[CaseloadRow]) -> Iterator[Table]:
     long caseload blocks of ``CASELOAD_BLOCK`` rows with the same column widths, each under
     the header again, printed as they are drawn (a whole caseload of 10,000 clients took
     13 s to draw before its first line showed)."""
-    if len(rows) <= CASELOAD_BLOCK:
-        yield caseload_table(rows)
-        return
-    widths = _caseload_widths(rows)
-    if widths is None:
+    widths = _caseload_widths(rows) if len(rows) > CASELOAD_BLOCK else None
+    if widths is None:  # short, or too narrow to line blocks up: one table
         yield caseload_table(rows)
         return
     for start in range(0, len(rows), CASELOAD_BLOCK):
