@@ -130,7 +130,7 @@ def history_command(
     quiet: QuietOpt = False,
     fmt: FormatOpt = None,
 ) -> int:
-    """One client's sessions over time: scores, a chart per scale, and flags in plain words."""
+    """One client's sessions over time: scores, a chart per scale, and concerns in plain words."""
     from alliance_cli.io.environment import collector_paused
     from alliance_cli.store import backend as history
     from alliance_cli.store import views
