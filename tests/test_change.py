@@ -117,27 +117,75 @@ def _concerns_of(spec, total):
     return reading.read_client("X", [reading.SeriesData(spec, [visit])]).concerns
 
 
+def _pair(client, therapist, mine, theirs, sessions=4):
+    """One client's and their therapist's series, the same answers at every session."""
+    return reading.read_client("X", [
+        reading.SeriesData(client, [reading.Visit(s, None, mine) for s in range(1, sessions + 1)]),
+        reading.SeriesData(
+            therapist, [reading.Visit(s, None, theirs) for s in range(1, sessions + 1)]
+        ),
+    ])  # fmt: skip
+
+
 def test_client_therapist_gap_scale_by_scale_where_the_keys_match():
     client = reading.spec_of(scorer_for("wai").instrument, "client")
     therapist = reading.spec_of(scorer_for("wai-t").instrument, "therapist")
     mine = {"bond": 90.0, "goal": 60.0, "task": 70.0, "total": 73.0}
     theirs = {"bond": 85.0, "goal": 80.0, "task": None, "total": 80.0}
-    read = reading.read_client("X", [
-        reading.SeriesData(client, [reading.Visit(3, None, mine)]),
-        reading.SeriesData(therapist, [reading.Visit(3, None, theirs)]),
-    ])  # fmt: skip
-    (gap,) = [c for c in read.concerns if c.kind == "gap"]
-    assert (gap.scales, gap.began) == (("goal",), 3)
+    # compared from the fourth session of each form: before it there is no measure of noise
+    assert [c for c in _pair(client, therapist, mine, theirs, 3).concerns if c.kind == "gap"] == []
+    (gap,) = [c for c in _pair(client, therapist, mine, theirs).concerns if c.kind == "gap"]
+    assert (gap.scales, gap.began) == (("goal",), 4)
     assert "the therapist sees it as stronger" in gap.sentence
+    # answers that never varied: no error to allow, the default threshold alone
+    assert "neither rater's answers have varied" in gap.evidence[0].source
     # every scale apart: "all scales", and "them" (it said "it" of all the scales)
     low = {"bond": 20.0, "goal": 20.0, "task": 20.0, "total": 20.0}
-    read = reading.read_client("X", [
-        reading.SeriesData(client, [reading.Visit(3, None, mine)]),
-        reading.SeriesData(therapist, [reading.Visit(3, None, low)]),
-    ])  # fmt: skip
-    (gap,) = [c for c in read.concerns if c.kind == "gap"]
+    (gap,) = [c for c in _pair(client, therapist, mine, low).concerns if c.kind == "gap"]
     assert gap.sentence.startswith("Client and therapist see all scales differently")
     assert "the client sees them as stronger" in gap.sentence
+
+
+def _noisy(level: float, sessions: int, swing: float) -> list[dict[str, float]]:
+    """A form's scales moving up and down by ``swing`` around a level, session by session."""
+    return [
+        {s: level + (swing if n % 2 else -swing) for s in ("bond", "goal", "task", "total")}
+        for n in range(sessions)
+    ]
+
+
+def test_a_gap_must_be_beyond_the_error_of_the_comparison():
+    # Raters whose scales swing by 10 POMP a session: each one's item-level SD is about
+    # 20 · √12 / √2 ≈ 49 POMP on a 12-item scale, so a mean of 12 items differs between two
+    # raters who agree by about 20 POMP: 25 apart is no gap, 60 apart is one.
+    client = reading.spec_of(scorer_for("wai").instrument, "client")
+    therapist = reading.spec_of(scorer_for("wai-t").instrument, "therapist")
+
+    def gaps(apart: float) -> list[reading.Concern]:
+        mine, theirs = _noisy(70.0, 6, 10.0), _noisy(70.0 - apart, 6, 10.0)
+        read = reading.read_client("X", [
+            reading.SeriesData(client, [reading.Visit(s + 1, None, v) for s, v in enumerate(mine)]),
+            reading.SeriesData(
+                therapist, [reading.Visit(s + 1, None, v) for s, v in enumerate(theirs)]
+            ),
+        ])  # fmt: skip
+        return [c for c in read.concerns if c.kind == "gap"]
+
+    assert gaps(25.0) == []  # beyond the default 15, within the comparison's error
+    (gap,) = gaps(60.0)
+    assert gap.began == 4 and gap.is_open
+    source = gap.evidence[0].source
+    assert "Student's t" in source and "Welch–Satterthwaite" in source
+    assert "never below 15 POMP (alliance's default" in source
+
+
+def test_the_t_quantile_agrees_with_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for tests in range(1, 9):  # the tails the gap rule uses: 2.5 % over up to 8 scales
+        p = 1 - reading.GAP_ALPHA / 2 / tests
+        for df in (reading.MIN_GAP_DF, 6.5, 9.5, 12, 30, 120):
+            exact = float(stats.t.ppf(p, df))
+            assert reading.t_quantile(p, df) == pytest.approx(exact, rel=1e-3), (p, df)
 
 
 @pytest.mark.parametrize(

@@ -165,34 +165,37 @@ def test_save_needs_client_and_session(cli, tmp_path: Path):
 
 
 def test_client_therapist_gap_from_counterpart_forms(cli, tmp_path: Path):
+    # the 10-item therapist form: goal is items 3, 6 and 8; the same answers at every session
+    # (no noise: the default threshold alone), compared from the fourth session of each form
     db = tmp_path / "h.sqlite"
-    assert _save(cli, db, "C-9", 1, "5 5 5 5 5 5 5 5 5 5 5 5").exit_code == 0
-    therapist = cli(
-        # the 10-item therapist form: goal is items 3, 6 and 8
-        "score", "wai-sr-t", *"5 5 2 5 5 2 5 2 5 5".split(), "--client", "C-9",
-        "--session", "1", "--save", "--db", str(db), "-f", "json",
-    )  # fmt: skip
-    assert therapist.exit_code == 0, therapist.stderr
+    client, therapist = "5 5 5 5 5 5 5 5 5 5 5 5", "5 5 2 5 5 2 5 2 5 5"
+    for session in range(1, 5):
+        assert _save(cli, db, "C-9", session, client).exit_code == 0
+        saved = _save(cli, db, "C-9", session, therapist, "wai-sr-t")
+        assert saved.exit_code == 0, saved.stderr
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     (gap,) = [c for c in row["concerns"] if c["kind"] == "gap"]
     assert gap["scales"] == ["goal", "total"] and gap["series"] == "wai-sr"
+    assert gap["began"] == 4
     assert "alliance's default" in gap["evidence"][0]["source"]
     # the therapist's save opened the gap: its box says so, and so does what it keeps (the
     # gap is the client series' concern, and was said at neither form's save before)
-    (score,) = json.loads(therapist.stdout)
+    (score,) = json.loads(saved.stdout)
     assert [c["kind"] for c in score["concerns"]] == ["gap"]
-    assert _said(cli, db, "C-9", "wai-sr-t") == [["gap"]]
-    assert _said(cli, db, "C-9", "wai-sr") == [[]]  # (saved before the therapist's form)
+    assert _said(cli, db, "C-9", "wai-sr-t") == [[], [], [], ["gap"]]
+    assert _said(cli, db, "C-9", "wai-sr") == [[], [], [], []]  # (saved before the therapist's)
     # a batch of therapist forms keeps the same
     batched = tmp_path / "b.sqlite"
-    assert _save(cli, batched, "C-9", 1, "5 5 5 5 5 5 5 5 5 5 5 5").exit_code == 0
+    for session in range(1, 5):
+        assert _save(cli, batched, "C-9", session, client).exit_code == 0
     export = tmp_path / "t.csv"
+    rows = "".join(f"C-9,{s},{therapist.replace(' ', ',')}\n" for s in range(1, 5))
     export.write_text("client_id,session," + ",".join(f"wai_{i}" for i in range(1, 11))
-                      + "\nC-9,1,5,5,2,5,5,2,5,2,5,5\n", encoding="utf-8")  # fmt: skip
+                      + "\n" + rows, encoding="utf-8")  # fmt: skip
     result = cli("batch", str(export), "-i", "wai-sr-t", "--save", "--db", str(batched), "-o",
                  "-", "-q")  # fmt: skip
     assert result.exit_code == 0, result.stderr
-    assert _said(cli, batched, "C-9", "wai-sr-t") == [["gap"]]
+    assert _said(cli, batched, "C-9", "wai-sr-t") == [[], [], [], ["gap"]]
 
 
 def _said(cli, db: Path, client: str, instrument: str) -> list[list[str]]:
@@ -211,10 +214,10 @@ def test_the_same_topic_on_both_forms_is_no_gap(cli, tmp_path: Path):
     client[8 - 1] = "1"
     therapist = ["5"] * 10
     therapist[10 - 1] = "1"
-    assert _save(cli, db, "C-10", 1, " ".join(client)).exit_code == 0
-    saved = cli("score", "wai-sr-t", *therapist, "--client", "C-10", "--session", "1",
-                "--save", "--db", str(db), "-q")  # fmt: skip
-    assert saved.exit_code == 0, saved.stderr
+    for session in range(1, 5):  # (compared from the fourth session of each form)
+        assert _save(cli, db, "C-10", session, " ".join(client)).exit_code == 0
+        saved = _save(cli, db, "C-10", session, " ".join(therapist), "wai-sr-t")
+        assert saved.exit_code == 0, saved.stderr
     (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
     assert [c for c in row["concerns"] if c["kind"] == "gap"] == []
 

@@ -80,7 +80,8 @@ GapOpt = Annotated[
         min=0,
         max=100,
         callback=_finite,
-        help="Client–therapist gap worth raising, in POMP points (alliance's default).",
+        help="Smallest client–therapist gap worth raising, in POMP points (alliance's "
+        "default); a gap must also be beyond the error of the comparison.",
     ),
 ]
 NotSeenOpt = Annotated[

@@ -40,10 +40,14 @@ The rules (the same for every instrument; their parameters come from the instrum
     above it. A weak early alliance predicts dropout, most strongly shown in substance-use
     treatment (Horvath et al., 2011; Meier et al., 2005).
 ``gap`` (client and therapist)
-    In a session rated on both forms: the client's and the therapist's answers differ by at
-    least ``gap_pomp`` POMP (alliance's default, 15) on matched content: item by item
-    through the topic pairs the therapist form declares where the two keys differ, else
-    scale by scale. Open while the latest shared session shows it.
+    In a session rated on both forms: the client's and the therapist's answers differ on
+    matched content (item by item through the topic pairs the therapist form declares where
+    the two keys differ, else scale by scale) by at least ``gap_pomp`` POMP (alliance's
+    default, 15) and by more than the error of the comparison: t · √((σc² + σt²) / k), each
+    rater's item-level SD from their own earlier changes (``Noise``), k items a side, t
+    Student's for 2.5 % over the form's scales (half the 5 % a stable client's reading may
+    raise), with Welch–Satterthwaite's degrees of freedom; so from the fourth session of
+    each form on. Open while the latest shared session shows it.
 ``incomplete``
     A session whose form left a scale unscored: a note, resolved by a complete session.
 ``not_seen``
@@ -373,6 +377,20 @@ class Noise:
 def bonferroni_z(tests: int) -> float:
     """The z that keeps a two-sided 5 % rate of a false alarm over ``tests`` tests."""
     return NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
+
+
+def t_quantile(p: float, df: float) -> float:
+    """Student's t quantile: the Cornish–Fisher expansion about the normal's (Abramowitz &
+    Stegun, 1964, 26.7.5): within 0.1 % of the exact value from 6 degrees of freedom on, in
+    the tails the gap rule uses (up to 8 scales; tests/test_change.py checks it against
+    scipy)."""
+    z = NormalDist().inv_cdf(p)
+    z2 = z * z
+    g1 = (z2 + 1) * z / 4
+    g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
+    g3 = (((3 * z2 + 19) * z2 + 17) * z2 - 15) * z / 384
+    g4 = ((((79 * z2 + 776) * z2 + 1482) * z2 - 1920) * z2 - 945) * z / 92160
+    return z + g1 / df + g2 / df**2 + g3 / df**3 + g4 / df**4
 
 
 class Threshold(NamedTuple):
@@ -830,9 +848,10 @@ def _gap_values(
     therapist: SeriesSpec,
     tv: Visit,
     plan: list[_Pair] | None = None,
-) -> dict[str, tuple[float, float]]:
-    """(client, therapist) POMP per compared scale (the client's scale ids). Item POMPs are
-    ``SeriesSpec.item_pomps``' arithmetic, by answer position through ``_gap_plan``."""
+) -> dict[str, tuple[float, float, int]]:
+    """(client, therapist) POMP per compared scale (the client's scale ids), with how many
+    items each side's mean is of. Item POMPs are ``SeriesSpec.item_pomps``' arithmetic, by
+    answer position through ``_gap_plan``."""
     if therapist.pairs:
         c_low, c_high = client.scale_range
         t_low, t_high = therapist.scale_range
@@ -856,27 +875,76 @@ def _gap_values(
             if scale is not None:
                 by_scale.setdefault(scale, []).append(pair)
         return {
-            s: (_mean([p[0] for p in pairs]), _mean([p[1] for p in pairs]))
+            s: (_mean([p[0] for p in pairs]), _mean([p[1] for p in pairs]), len(pairs))
             for s, pairs in by_scale.items()
         }
     out = {}
-    for sid in client.scales:
+    for sid, spec in client.scales.items():
         c, t = cv.pomps.get(sid), tv.pomps.get(sid)
         if sid in therapist.scales and c is not None and t is not None:
-            out[sid] = (c, t)
+            out[sid] = (c, t, min(spec.items, therapist.scales[sid].items))
     return out
 
 
+MIN_GAP_DF = 6.0  # degrees of freedom of a gap's error before it is compared (t_quantile)
+GAP_ALPHA = 0.025  # half of the 5 % a stable client's reading may raise: gaps and drops share it
+
+
+class _Wide(NamedTuple):
+    """One compared scale at a session where client and therapist differ: their POMPs, the
+    threshold the difference met, and what the threshold was made of."""
+
+    client: float
+    therapist: float
+    threshold: float
+    items: int  # items each side's mean is of
+    noise: tuple[float, float]  # each rater's item-level SD (POMP)
+    changes: tuple[int, int]  # the earlier changes each SD is from
+    t: float  # the quantile the error was multiplied by
+    df: float  # its degrees of freedom
+
+
 def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list[Concern]:
-    """Client–therapist gaps on matched content, one concern per run of sessions."""
-    tv_by = {v.session: v for v in therapist.visits}
-    shared = [(cv, tv_by[cv.session]) for cv in client.visits if cv.session in tv_by]
-    steps = []
+    """Client–therapist gaps on matched content, one concern per run of sessions.
+
+    A difference is a gap when it is at least ``gap_pomp`` and beyond the error of the
+    comparison: t · √((σc² + σt²) / k), each rater's item-level SD σ from the changes of
+    their own earlier sessions (``Noise``), k the items each mean is of, and t Student's
+    quantile for 2.5 % over the form's scales (Bonferroni), its degrees of freedom those of
+    the two SDs (Welch–Satterthwaite): the SDs are estimates from a few changes. So the
+    forms are compared from the fourth session of each on, as a drop is found: before
+    then there is no measure of the noise (on two to four items a side, two raters who
+    agree differ by 15 POMP on some scale at more than half of the sessions)."""
+    t_at = {v.session: i for i, v in enumerate(therapist.visits)}
+    shared = [(i, cv, t_at[cv.session]) for i, cv in enumerate(client.visits) if cv.session in t_at]
+    steps: list[tuple[int, dict[str, _Wide]]] = []
     plan = _gap_plan(client.spec, therapist.spec) if therapist.spec.pairs else None
-    for cv, tv in shared:
-        values = _gap_values(client.spec, cv, therapist.spec, tv, plan)
-        wide = {s: ct for s, ct in values.items() if abs(ct[0] - ct[1]) >= settings.gap_pomp}
+    least = MIN_EARLIER_CHANGES + 1  # earlier sessions of each form before one is compared
+    tests = len(client.spec.scales)
+    if any(i >= least and j >= least for i, _, j in shared):
+        c_noise, t_noise = (
+            Noise(client.spec, client.visits),
+            Noise(therapist.spec, therapist.visits),
+        )
+    for i, cv, j in shared:
+        wide: dict[str, _Wide] = {}
         steps.append((cv.session, wide))
+        if i < least or j < least:
+            continue
+        (c_sd, c_n), (t_sd, t_n) = c_noise.before(i), t_noise.before(j)
+        a, b = c_sd * c_sd, t_sd * t_sd
+        if a + b > 0:
+            df = (a + b) ** 2 / ((a * a / c_n if c_n else 0.0) + (b * b / t_n if t_n else 0.0))
+            if df < MIN_GAP_DF:
+                continue
+            q = t_quantile(1 - GAP_ALPHA / 2 / tests, df)
+        else:
+            df, q = math.inf, 0.0  # neither rater's answers ever varied: no error to allow
+        values = _gap_values(client.spec, cv, therapist.spec, therapist.visits[j], plan)
+        for s, (c, t, k) in values.items():
+            limit = max(settings.gap_pomp, q * math.sqrt((a + b) / k))
+            if abs(c - t) >= limit:
+                wide[s] = _Wide(c, t, limit, k, (c_sd, t_sd), (c_n, t_n), q, df)
     concerns = []
     pairs = (
         "item by item through the topic pairs the therapist form declares"
@@ -887,8 +955,8 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
         wide = run.what
         order = list(client.spec.scales)
         sids = tuple(sorted(wide, key=lambda s: order.index(s) if s in order else len(order)))
-        head = TOTAL if TOTAL in wide else sids[0]
-        c, t = wide[head]
+        head = wide[TOTAL if TOTAL in wide else sids[0]]
+        c, t = head.client, head.therapist
         higher = "the therapist" if t > c else "the client"
         began, resolved = run.began, run.resolved
         where = _scale_words(client.spec, sids)
@@ -906,19 +974,36 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
                 f"{_fmt(c)}, therapist {_fmt(t)} % of the maximum; {higher} sees "
                 f"{'them' if where == ALL_SCALES or ', ' in where else 'it'} as stronger){tail}.",
                 _question("gap"),
-                tuple(
-                    Evidence(
-                        "rater_gap",
-                        f"{client.spec.scales[s].name if s in client.spec.scales else s}: "
-                        f"|{_fmt(ct[0])} − {_fmt(ct[1])}| ≥ {settings.gap_pomp:g}, compared "
-                        f"{pairs}",
-                        f"{DEFAULT} (gap threshold; no published source)",
-                    )
-                    for s, ct in ((s, wide[s]) for s in sids)
-                ),
+                tuple(_gap_evidence(client.spec, s, wide[s], pairs, settings) for s in sids),
             )
         )
     return concerns
+
+
+def _gap_evidence(
+    spec: SeriesSpec, sid: str, wide: _Wide, pairs: str, settings: Settings
+) -> Evidence:
+    """A gap's rule on one scale, with its figures and where its threshold comes from."""
+    name = spec.scales[sid].name if sid in spec.scales else sid
+    items = f"{wide.items} item{'s' if wide.items != 1 else ''} a side"
+    figures = (
+        f"{name}: |{_fmt(wide.client)} − {_fmt(wide.therapist)}| ≥ {wide.threshold:.1f}, "
+        f"compared {pairs} ({items})"
+    )
+    floor = f"{settings.gap_pomp:g} POMP ({DEFAULT}: gap threshold; no published source)"
+    if not wide.t:
+        return Evidence("rater_gap", figures, f"{floor}; neither rater's answers have varied")
+    (c_sd, t_sd), (c_n, t_n) = wide.noise, wide.changes
+    error = (
+        f"the error of the comparison, {wide.t:.2f} · √((σc² + σt²) / {wide.items}), the "
+        f"item-level SDs {c_sd:.1f} and {t_sd:.1f} from the client's own {c_n} and the "
+        f"therapist's own {t_n} earlier changes (Student's t with {wide.df:.1f} degrees of "
+        f"freedom, Welch–Satterthwaite, for {GAP_ALPHA * 100:g} % over the form's "
+        f"{len(spec.scales)} scales, Bonferroni; {JT_SOURCE} in form)"
+    )
+    if wide.threshold > settings.gap_pomp:
+        return Evidence("rater_gap", figures, f"{error}; never below {floor}")
+    return Evidence("rater_gap", figures, f"{floor}, above {error}")
 
 
 def days_between(earlier: str, later: str) -> int | None:
