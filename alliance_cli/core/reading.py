@@ -379,12 +379,17 @@ def bonferroni_z(tests: int) -> float:
     return NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
 
 
+@functools.cache
+def _normal_quantile(p: float) -> float:
+    return NormalDist().inv_cdf(p)
+
+
 def t_quantile(p: float, df: float) -> float:
     """Student's t quantile: the Cornish–Fisher expansion about the normal's (Abramowitz &
     Stegun, 1964, 26.7.5): within 0.1 % of the exact value from 6 degrees of freedom on, in
     the tails the gap rule uses (up to 8 scales; tests/test_change.py checks it against
     scipy)."""
-    z = NormalDist().inv_cdf(p)
+    z = _normal_quantile(p)
     z2 = z * z
     g1 = (z2 + 1) * z / 4
     g2 = ((5 * z2 + 16) * z2 + 3) * z / 96
@@ -748,13 +753,12 @@ def _sentence(
     raise ValueError(kind)
 
 
-def _series_concerns(data: SeriesData, settings: Settings) -> list[Concern]:
+def _series_concerns(data: SeriesData, settings: Settings, noise: Noise) -> list[Concern]:
     spec = data.spec
     visits = data.visits
     if not visits:
         return []
     episodes: list[_Episode] = []
-    noise = Noise(spec, visits)
     for sid, scale in spec.scales.items():
         points = _points(visits, sid)
         episodes += _scale_episodes(sid, scale, points, noise)
@@ -904,7 +908,12 @@ class _Wide(NamedTuple):
     df: float  # its degrees of freedom
 
 
-def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list[Concern]:
+def _gaps(
+    client: SeriesData,
+    therapist: SeriesData,
+    settings: Settings,
+    noises: tuple[Noise, Noise] | None = None,
+) -> list[Concern]:
     """Client–therapist gaps on matched content, one concern per run of sessions.
 
     A difference is a gap when it is at least ``gap_pomp`` and beyond the error of the
@@ -922,7 +931,7 @@ def _gaps(client: SeriesData, therapist: SeriesData, settings: Settings) -> list
     least = MIN_EARLIER_CHANGES + 1  # earlier sessions of each form before one is compared
     tests = len(client.spec.scales)
     if any(i >= least and j >= least for i, _, j in shared):
-        c_noise, t_noise = (
+        c_noise, t_noise = noises or (
             Noise(client.spec, client.visits),
             Noise(therapist.spec, therapist.visits),
         )
@@ -1127,11 +1136,12 @@ def read_client(
     concerns: list[Concern] = []
     compared: dict[str, str] = {}
     specs = [s.spec for s in series]
-    for data in series:
-        concerns += _series_concerns(data, settings)
+    noises = [Noise(s.spec, s.visits) for s in series]  # (the drops' and the gaps')
+    for n, data in enumerate(series):
+        concerns += _series_concerns(data, settings, noises[n])
         at = _twin(data.spec, specs)
         if at is not None:
-            concerns += _gaps(data, series[at], settings)
+            concerns += _gaps(data, series[at], settings, (noises[n], noises[at]))
             compared[data.spec.label] = specs[at].label
     latest = _latest(series)
     counselor = latest.counselor if latest else None
