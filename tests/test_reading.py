@@ -204,6 +204,46 @@ def test_every_surface_names_the_same_concerns(cli, tmp_path: Path):
         assert short_words(concern) in text
 
 
+def test_a_gap_is_named_alike_on_every_surface(cli, tmp_path: Path):
+    # the client rates every item 5; the therapist rates the goal items (3, 6, 8) 2: a gap
+    # from the fourth session of both forms (answers that never vary: 15 POMP decides)
+    db = tmp_path / "h.sqlite"
+    therapist = ["5", "5", "2", "5", "5", "2", "5", "2", "5", "5"]
+    for session in range(1, 6):
+        _save(cli, db, "B-1", session, ["5"] * 12)
+        box = cli("score", "wai-sr-t", *therapist, "--client", "B-1", "--session", str(session),
+                  "--save", "--db", str(db), "-q", "-f", "json")  # fmt: skip
+        assert box.exit_code == 0, box.stderr
+
+    def key(c: dict) -> tuple:
+        return (c["kind"], c["series"], tuple(c["scales"]), c["began"])
+
+    gap = ("gap", "wai-sr", ("goal", "total"), 4)
+    views = json.loads(cli("history", "B-1", "--db", str(db), "-f", "json").stdout)
+    for view in views:  # the client's series holds it; both forms said it at their saves
+        said = [{key(c) for c in s["flags_at_save"]} for s in view["sessions"]]
+        if view["instrument"] == "wai-sr":
+            assert {key(c) for c in view["concerns"] if c["kind"] == "gap"} == {gap}
+            assert said == [set(), set(), set(), set(), {gap}]  # (saved before the therapist's)
+        else:
+            assert said == [set(), set(), set(), {gap}, {gap}]
+    (row,) = json.loads(cli("clients", "--db", str(db), "-f", "json").stdout)
+    assert {key(c) for c in row["concerns"]} == {gap}
+    assert {key(c) for c in json.loads(box.stdout)[0]["concerns"]} == {gap}
+    out = tmp_path / "b1.html"
+    assert cli("report", "B-1", "--db", str(db), "-o", str(out), "-q").exit_code == 0
+    page = out.read_text(encoding="utf-8").replace("&#x27;", "'")
+    (sentence,) = [c["sentence"] for c in row["concerns"]]
+    assert sentence in page[page.index('id="h-before"') : page.index('id="h-story"')]
+    assert page.count('class="gap"') >= 1  # shaded between the two lines
+    caseload = tmp_path / "all.html"
+    assert cli("report", "--caseload", "--db", str(db), "-o", str(caseload), "-q").exit_code == 0
+    from alliance_cli.core.reading import short_words
+
+    text = caseload.read_text(encoding="utf-8").replace("&#x27;", "'")
+    assert short_words(row["concerns"][0]) in text
+
+
 @pytest.mark.parametrize("first_reader", ["clients", "history"])
 def test_a_batch_too_large_to_read_while_saving_keeps_what_was_said_at_the_next_read(
     cli, tmp_path: Path, monkeypatch, first_reader
