@@ -66,3 +66,14 @@ def test_the_bench_runs_and_prints_its_three_tables():
     assert "| client and therapist who agree, a gap open after 10 sessions | <= 5 % |" in (
         done.stdout
     )
+
+
+def test_one_form_holds_its_targets_on_a_fixed_seed():
+    signals = _signals()
+    for form in (signals.Form("wai-sr", 0.90, 0.6), signals.Form("srs", 0.88, 0.8)):
+        rates = signals.measure(form, 100, seed=11)
+        assert rates["stable open"] <= 7.0, rates  # target 5 %
+        assert rates["stays open"] >= 93.0, rates  # target 95 %
+        assert rates["decline open"] >= 75.0, rates  # target 80 %
+        assert rates["repaired closed"] >= 88.0, rates  # target 90 %
+        assert rates["rupture named"] >= 88.0, rates  # target 90 %
