@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -86,6 +88,15 @@ def bands(scale: str, metric: str, *levels: tuple[str, float]) -> dict:
 def definition_with(instrument_id: str, **fields: object) -> dict:
     """A bundled instrument's definition as data, with some fields replaced."""
     return {**load_catalog().get(instrument_id).instrument.to_data(), **fields}
+
+
+def bench_module(name: str) -> Any:
+    """A script of bench/ loaded as a module (the benchmarks are scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def write(path: Path, text: str) -> Path:

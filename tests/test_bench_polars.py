@@ -17,19 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import bench_module
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("polars") is None, reason="polars (a test extra) not installed"
 )
-
-
-def _bench() -> object:
-    spec = importlib.util.spec_from_file_location("bench_batch", ROOT / "bench" / "batch.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_benchmarks_polars_script_scores_as_alliance_does(cli, tmp_path: Path):
@@ -54,7 +46,7 @@ def test_the_benchmarks_polars_script_scores_as_alliance_does(cli, tmp_path: Pat
     result = cli("batch", str(src), "-i", "wai-sr", "-o", str(ours), "-q")
     assert result.exit_code == 3  # the rejected rows
     theirs = tmp_path / "polars.csv"
-    script = _bench().POLARS_SAME  # type: ignore[attr-defined]
+    script = bench_module("batch").POLARS_SAME
     subprocess.run([sys.executable, "-c", script, str(src), str(theirs)], check=True)
 
     with ours.open(newline="") as a, theirs.open(newline="") as b:

@@ -9,7 +9,6 @@ bench.
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import subprocess
 import sys
@@ -17,15 +16,11 @@ from typing import Any
 
 from alliance_cli.core import reading
 
-from .conftest import ROOT
+from .conftest import ROOT, bench_module
 
 
 def _signals() -> Any:
-    spec = importlib.util.spec_from_file_location("bench_signals", ROOT / "bench" / "signals.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_module("signals")
 
 
 def test_agreeing_client_and_therapist_rarely_end_with_a_gap_and_real_gaps_are_found():
