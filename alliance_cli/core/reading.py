@@ -912,7 +912,7 @@ def _gaps(
     client: SeriesData,
     therapist: SeriesData,
     settings: Settings,
-    noises: tuple[Noise, Noise] | None = None,
+    noises: tuple[Noise, Noise],
 ) -> list[Concern]:
     """Client–therapist gaps on matched content, one concern per run of sessions.
 
@@ -930,11 +930,7 @@ def _gaps(
     plan = _gap_plan(client.spec, therapist.spec) if therapist.spec.pairs else None
     least = MIN_EARLIER_CHANGES + 1  # earlier sessions of each form before one is compared
     tests = len(client.spec.scales)
-    if any(i >= least and j >= least for i, _, j in shared):
-        c_noise, t_noise = noises or (
-            Noise(client.spec, client.visits),
-            Noise(therapist.spec, therapist.visits),
-        )
+    c_noise, t_noise = noises  # (each series' own, as its drops use it)
     for i, cv, j in shared:
         wide: dict[str, _Wide] = {}
         steps.append((cv.session, wide))
