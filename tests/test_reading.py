@@ -48,6 +48,39 @@ def test_noise_below_one_unit_per_scale_never_raises_a_concern(level, noise):
     assert _read(levels).concerns == []
 
 
+WAI_T = reading.spec_of(load_catalog().get("wai-sr-t").instrument, "therapist")
+
+
+def _pair_series(answers: list[list[int]], shift: int = 0) -> list[reading.SeriesData]:
+    """A client's WAI-SR answers, and a therapist who answers each topic pair as the client
+    did (``shift`` steps lower, kept on the scale)."""
+    back = {WAI_T.items.index(t): WAI.items.index(c) for t, c in WAI_T.pairs.items()}
+    visits, theirs = [], []
+    for n, row in enumerate(answers, start=1):
+        mine = [float(a) for a in row]
+        pomps = {s: 0.0 for s in WAI.scales}  # (the drops are not what is tested here)
+        visits.append(reading.Visit(n, None, pomps, None, tuple(mine)))
+        t_row = [0.0] * len(WAI_T.items)
+        for t_pos, c_pos in back.items():
+            t_row[t_pos] = max(1.0, mine[c_pos] - shift)
+        theirs.append(reading.Visit(n, None, {s: 0.0 for s in WAI_T.scales}, None, tuple(t_row)))
+    return [reading.SeriesData(WAI, visits), reading.SeriesData(WAI_T, theirs)]
+
+
+@settings(max_examples=60)
+@given(st.lists(st.lists(st.integers(1, 5), min_size=12, max_size=12), min_size=1, max_size=10))
+def test_a_therapist_who_answers_each_topic_as_the_client_did_is_never_a_gap(answers):
+    read = reading.read_client("X", _pair_series(answers))
+    assert [c for c in read.concerns if c.kind == "gap"] == []
+
+
+def test_a_gap_of_one_step_on_every_topic_pair_is_a_gap_from_the_fourth_session():
+    steady = [[5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4]] * 6  # every topic 1 step lower: 25 POMP
+    (gap,) = [c for c in reading.read_client("X", _pair_series(steady, 1)).concerns
+              if c.kind == "gap"]  # fmt: skip
+    assert gap.began == 4 and gap.is_open and "the client sees" in gap.sentence
+
+
 @given(st.integers(5, 8), st.integers(0, 6), st.floats(min_value=30, max_value=60))
 def test_a_drop_that_stays_is_open_until_it_recovers(at, stay, fall):
     before = [{s: 90.0 + (i % 2) * 2.0 for s in WAI.scales} for i in range(at - 1)]
