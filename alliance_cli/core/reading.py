@@ -61,7 +61,6 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
-from statistics import NormalDist
 from typing import Any, Literal, NamedTuple
 
 from alliance_cli.core import change
@@ -376,11 +375,13 @@ class Noise:
 @functools.cache
 def bonferroni_z(tests: int) -> float:
     """The z that keeps a two-sided 5 % rate of a false alarm over ``tests`` tests."""
-    return NormalDist().inv_cdf(1 - 0.025 / tests) if tests else Z_RELIABLE
+    return _normal_quantile(1 - 0.025 / tests) if tests else Z_RELIABLE
 
 
 @functools.cache
 def _normal_quantile(p: float) -> float:
+    from statistics import NormalDist  # (imported when a reading needs it: 5 ms at start-up)
+
     return NormalDist().inv_cdf(p)
 
 
