@@ -146,6 +146,26 @@ def test_client_therapist_gap_scale_by_scale_where_the_keys_match():
     assert "the client sees them as stronger" in gap.sentence
 
 
+def test_equal_ratings_are_never_a_gap_even_with_no_threshold():
+    # --gap 0 and raters whose answers never vary: no threshold at all, and still equal
+    # ratings are no gap (they were said as "see all scales differently", 70 against 70)
+    client = reading.spec_of(scorer_for("wai").instrument, "client")
+    therapist = reading.spec_of(scorer_for("wai-t").instrument, "therapist")
+    same = {"bond": 70.0, "goal": 70.0, "task": 70.0, "total": 70.0}
+    close = {"bond": 70.0, "goal": 69.0, "task": 70.0, "total": 70.0}
+    settings = reading.Settings(gap_pomp=0.0)
+
+    def gaps(theirs: dict[str, float]) -> list[tuple[str, ...]]:
+        read = reading.read_client("X", [
+            reading.SeriesData(client, [reading.Visit(s, None, same) for s in range(1, 6)]),
+            reading.SeriesData(therapist, [reading.Visit(s, None, theirs) for s in range(1, 6)]),
+        ], settings)  # fmt: skip
+        return [c.scales for c in read.concerns if c.kind == "gap"]
+
+    assert gaps(same) == []
+    assert gaps(close) == [("goal",)]  # any difference is one at --gap 0 without noise
+
+
 def _noisy(level: float, sessions: int, swing: float) -> list[dict[str, float]]:
     """A form's scales moving up and down by ``swing`` around a level, session by session."""
     return [

@@ -949,7 +949,7 @@ def _gaps(
         values = _gap_values(client.spec, cv, therapist.spec, therapist.visits[j], plan)
         for s, (c, t, k) in values.items():
             limit = max(settings.gap_pomp, q * math.sqrt((a + b) / k))
-            if abs(c - t) >= limit:
+            if abs(c - t) >= limit and c != t:  # (--gap 0 with no noise: equal is no gap)
                 wide[s] = _Wide(c, t, limit, k, (c_sd, t_sd), (c_n, t_n), q, df)
     concerns = []
     pairs = (
