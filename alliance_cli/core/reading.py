@@ -65,6 +65,7 @@ from typing import Any, Literal, NamedTuple
 
 from alliance_cli.core import change
 from alliance_cli.core.compiled import TOTAL
+from alliance_cli.core.words import counted
 
 Severity = Literal["act", "watch", "note"]
 SEVERITY_ORDER: dict[str, int] = {"act": 0, "watch": 1, "note": 2}
@@ -416,8 +417,7 @@ class Threshold(NamedTuple):
         if not self.own or self.value is None:
             return self.cited
         return (
-            f"{self.z:.2f} · √2 · SEM (z for 5 % over the form's {self.tests} "
-            f"scale{'s' if self.tests != 1 else ''}, "
+            f"{self.z:.2f} · √2 · SEM (z for 5 % over the form's {counted(self.tests, 'scale')}, "
             f"Bonferroni), the SEM from this client's own {self.n} earlier changes ({JT_SOURCE} "
             "in form; no published norms)"
         )
@@ -991,7 +991,7 @@ def _gap_evidence(
 ) -> Evidence:
     """A gap's rule on one scale, with its figures and where its threshold comes from."""
     name = spec.scales[sid].name if sid in spec.scales else sid
-    items = f"{wide.items} item{'s' if wide.items != 1 else ''} a side"
+    items = f"{counted(wide.items, 'item')} a side"
     figures = (
         f"{name}: |{_fmt(wide.client)} − {_fmt(wide.therapist)}| ≥ {wide.threshold:.1f}, "
         f"compared {pairs} ({items})"

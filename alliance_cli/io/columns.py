@@ -303,12 +303,12 @@ def detect(
             "choose with --columns 'PREFIX{item}' or --map FILE.yaml"
         )
     best = max(families.items(), key=lambda kv: sum(w in kv[1] for w in wanted), default=None)
-    if (best is None or not any(w in best[1] for w in wanted)) and extra is not None:
-        raise UsageProblem(
-            f"no row of the item column names an item of this form ({', '.join(items)}): is "
-            "it another questionnaire, or is the item column another (--item-column)?"
-        )
     if best is None or not any(w in best[1] for w in wanted):
+        if extra is not None:  # long format: the items are rows, not columns
+            raise UsageProblem(
+                f"no row of the item column names an item of this form ({', '.join(items)}): "
+                "is it another questionnaire, or is the item column another (--item-column)?"
+            )
         raise UsageProblem(
             f"no item columns found for items {', '.join(items)} "
             f"(columns: {', '.join(header)}); name them with --columns or --map"

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, NamedTuple
 
+from alliance_cli.core import words
 from alliance_cli.core.errors import UsageProblem
 from alliance_cli.io.source import (
     RowRefused,
@@ -666,14 +667,14 @@ def pivot_long(
         line_of.append(group.line)
     note = (
         f"layout: long format in {source_name} (items in {names[item_at]!r}, values in "
-        f"{names[value_at]!r}; {count:,} answer row{'s' if count != 1 else ''}, "
-        f"{len(order):,} response set{'s' if len(order) != 1 else ''}"
+        f"{names[value_at]!r}; {words.counted(count, 'answer row')}, "
+        f"{words.counted(len(order), 'response set')}"
         + (f"; kept per set: {', '.join(kept)}" if kept else "")
         + ")"
     )
     if varied:
         note += "; " + ", ".join(
-            f"{name!r} differs within {n:,} set{'s' if n != 1 else ''} (left blank there)"
+            f"{name!r} differs within {words.counted(n, 'set')} (left blank there)"
             for name, n in varied.items()
         )
     return LongResult(text.getvalue(), line_of, early, note, item_names)
