@@ -1,6 +1,6 @@
 """The signals, calibrated: a simulated caseload with known truth, read by alliance's rules.
 
-    python bench/signals.py [--clients 400] [--seeds 1 2 3 4 5] [--alpha-wai 0.90]
+    python bench/signals.py [--clients 1000] [--seeds 1 2 3 4 5] [--alpha-wai 0.90]
 
 Each client answers a WAI-SR (12 items, 1-5) or an SRS (four 0-10 lines, to 0.1) after each
 of 10 sessions. Answers are scored by alliance's own scorer and read by ``core.reading``,
@@ -12,13 +12,18 @@ a true level (the mean item answer) that leaves room for a 30-point fall:
   stable    the true level never changes (only item-level noise);
   repaired  a rupture: 30 POMP down for one session (4-8), back the next;
   stays     a drop of 30 POMP at session 4-7 that stays to session 10;
-  decline   a straight slide of 30 POMP from session 1 to 10.
+  decline   a straight slide of 30 POMP from session 1 to 10;
+  second    a rupture at session 4-5, repaired the next, then a drop of 30 POMP at 8-9
+            that stays (is a second rupture named, and open at the end?).
 Stable clients are drawn above any cutoff by at least 2 standard errors of measurement, so
 an open concern on one is a false alarm; the rate for stable clients near the cutoff is
 printed too (there a 'low' concern is the cutoff doing its job on noisy answers).
 Targets (issue 19): stable with an open concern at the end <= 5 %; drops that stay, open at
 the end >= 95 %; declines, open at the end >= 80 %; repaired ruptures, not open at the end
->= 90 %; ruptures named at their session >= 90 %.
+>= 90 %; ruptures named at their session >= 90 %. The second rupture's two rates are shown
+(the issue set no target for them). 1,000 clients of each kind a seed: at 400, a rate near 4 %
+has a binomial error of about a point, and the worst of five seeds passes 5 % by chance (the
+stable SRS line: mean 4.0 %, worst seed 5.5 %, 22 of 400, where 1,000 a seed gives 4.5 %).
 
 Then client and therapist: each client's counselor fills in the WAI-SR-T (10 items, 1-5,
 simulated at the same alpha) after the same sessions. Pairs who agree share one true level,
@@ -46,7 +51,7 @@ from alliance_cli.io.catalog import load_catalog
 
 SESSIONS = 10
 DROP = 30.0  # POMP
-KINDS = ("stable", "repaired", "stays", "decline")
+KINDS = ("stable", "repaired", "stays", "decline", "second")
 
 
 class Form:
@@ -110,9 +115,14 @@ def simulate(
     level = rng.uniform(floor, top)
     fall = DROP / 100 * span
     at = rng.randint(4, 8) if kind == "repaired" else rng.randint(4, 7)
+    then = 0
+    if kind == "second":
+        at, then = rng.randint(4, 5), rng.randint(8, 9)
     levels: list[float] = []
     for s in range(1, SESSIONS + 1):
-        if kind == "repaired":
+        if kind == "second":
+            levels.append(level - (fall if s == at or s >= then else 0))
+        elif kind == "repaired":
             levels.append(level - (fall if s == at else 0))
         elif kind == "stays":
             levels.append(level - (fall if s >= at else 0))
@@ -121,7 +131,7 @@ def simulate(
         else:
             levels.append(level)
     visits = [form.visit(s, form.answers(rng, lv)) for s, lv in enumerate(levels, start=1)]
-    return {"visits": visits, "at": at}
+    return {"visits": visits, "at": at, "then": then}
 
 
 def alpha_of(form: Form, rng: random.Random, n: int = 2000) -> float:
@@ -161,6 +171,10 @@ def measure(form: Form, clients: int, seed: int) -> dict[str, float]:
     out["rupture named"] = rate(
         "repaired", lambda r, s: any(c.kind == "drop" and c.began == s["at"] for c in r.concerns)
     )
+    out["second named"] = rate(
+        "second", lambda r, s: any(c.kind == "drop" and c.began == s["then"] for c in r.concerns)
+    )
+    out["second open"] = rate("second", lambda r, s: bool(r.open))
     if form.cut_item is not None:
         out["near-cut stable open"] = rate("stable", lambda r, s: bool(r.open), near=True)
     return out
@@ -205,27 +219,33 @@ def measure_pairs(client: Form, therapist: Form, pairs: int, seed: int) -> dict[
     return out
 
 
-PAIR_TARGETS = {
+PAIR_TARGETS: dict[str, tuple[str, str, float | None]] = {
     "agree gap": ("client and therapist who agree, a gap open after 10 sessions", "<=", 5.0),
     "gap open": ("gaps of 30 POMP between them, open at the end", ">=", 80.0),
-    "agree any": ("(who agree: any concern open on either form)", "", 0),
+    "agree any": ("(who agree: any concern open on either form)", "<=", None),
 }
 
 
-TARGETS = {
+TARGETS: dict[str, tuple[str, str, float | None]] = {
     "stable open": ("stable clients with an open concern after 10 sessions", "<=", 5.0),
     "stays open": ("drops of 30 POMP that stay, still open at the end", ">=", 95.0),
     "decline open": ("declines of 30 POMP over 10 sessions, open at the end", ">=", 80.0),
     "repaired closed": ("repaired ruptures, not open at the end", ">=", 90.0),
     "rupture named": ("ruptures named at their session in the history", ">=", 90.0),
-    "near-cut stable open": ("(stable within 2 SEM above the cutoff: open, mostly 'low')", "", 0),
+    "second named": ("(a second rupture, after a repaired one: named at its session)", ">=", None),
+    "second open": ("(... a second that stays: open at the end)", ">=", None),
+    "near-cut stable open": (
+        "(stable within 2 SEM above the cutoff: open, mostly 'low')",
+        "<=",
+        None,
+    ),
 }
 
 
 def main() -> None:
     """Print the calibration table: each rate's worst seed and its mean over the seeds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, default=400, help="clients of each kind")
+    parser.add_argument("--clients", type=int, default=1000, help="clients of each kind")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--alpha-wai", type=float, default=0.90)
     parser.add_argument("--alpha-srs", type=float, default=0.88)
@@ -251,8 +271,9 @@ def main() -> None:
     sys.exit(1 if failed else 0)
 
 
-def table(targets: dict[str, tuple[str, str, float]], runs: list[dict[str, float]]) -> bool:
-    """Print one calibration table (mean and worst seed of each rate); whether any missed."""
+def table(targets: dict[str, tuple[str, str, float | None]], runs: list[dict[str, float]]) -> bool:
+    """Print one calibration table (mean and worst seed of each rate); whether any missed.
+    A rate without a target is shown; its worst seed is still its worse side (``op``)."""
     failed = False
     print("| measure | target | mean | worst seed |\n|---|---|---|---|")
     for key, (label, op, goal) in targets.items():
@@ -260,10 +281,10 @@ def table(targets: dict[str, tuple[str, str, float]], runs: list[dict[str, float
             continue
         values = [r[key] for r in runs]
         mean = statistics.fmean(values)
-        worst = min(values) if op == ">=" else max(values)  # (a shown rate: its highest)
-        met = (op == "<=" and worst <= goal) or (op == ">=" and worst >= goal) or not op
+        worst = min(values) if op == ">=" else max(values)
+        met = goal is None or (worst <= goal if op == "<=" else worst >= goal)
         failed |= not met
-        target = f"{op} {goal:g} %" if op else "(shown)"
+        target = "(shown)" if goal is None else f"{op} {goal:g} %"
         print(f"| {label} | {target} | {mean:.1f} % | {worst:.1f} %{'' if met else ' MISSED'} |")
     print()
     return failed

@@ -72,3 +72,6 @@ def test_one_form_holds_its_targets_on_a_fixed_seed():
         assert rates["decline open"] >= 75.0, rates  # target 80 %
         assert rates["repaired closed"] >= 88.0, rates  # target 90 %
         assert rates["rupture named"] >= 88.0, rates  # target 90 %
+        # a second rupture after a repaired one (shown, no target): the rupture itself in the
+        # noise and the usual level named it for 27 % of WAI-SR and 49 % of SRS clients
+        assert rates["second named"] >= (60.0 if form.spec.instrument == "wai-sr" else 90.0)

@@ -57,6 +57,41 @@ def test_without_norms_the_client_own_earlier_changes_are_used_and_labelled():
     assert few.value is None  # fewer than 3 earlier sessions: not assessed
 
 
+def test_a_second_rupture_after_a_repaired_one_is_named():
+    values = [80, 82, 79, 81, 50, 80, 81, 79, 50, 80]
+    noise = reading.Noise(TOTAL_ONLY, _visits(values))
+    # changes 2, -3, 2 before session 5: item-level SD² = (4 + 9 + 4) * 4 / 2 / 3 = 11.333;
+    # T at 5 = 1.959964 * sqrt(2) * sqrt(11.333) / sqrt(4) = 4.665648, and 50 is 30.5 below
+    # the usual 80.5. The fall (31) and the repair (30) enter the noise as 4.665648 each:
+    # SD² = (34 + 2 * 2 * 4.665648²) / 5 = 24.2150 after session 6 (not (34 + 2 * (961 +
+    # 900)) / 5 = 751.2, which put the bar at session 9 at 32.1 points)
+    assert math.isclose(noise.sds[6], math.sqrt((34 + 4 * 4.665648**2) / 5), abs_tol=1e-5)
+    # then changes 1, -2: SD² = (24.2150 * 5 + 2 + 8) / 7 = 18.7251, T at 9 = 5.997093; the
+    # usual level is sessions 6-8 and 4 (80.25; session 5 was inside the drop, not usual)
+    first, second = noise.drops["total"]
+    assert (first.onset, first.resolved, second.onset, second.resolved) == (4, 5, 8, 9)
+    assert math.isclose(second.threshold, 5.997093, abs_tol=1e-5)
+    assert math.isclose(second.level, 80.25)
+    assert sorted(_concerns(values), key=lambda c: c[1]) == [
+        ("drop", 5, 6, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
+        ("drop", 9, 10, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
+    ]
+    read = reading.read_client("X", [reading.SeriesData(TOTAL_ONLY, _visits(values))])
+    later = next(c for c in read.concerns if c.began == 9)
+    assert "usual 80 (mean of 4 earlier sessions outside a drop)" in later.evidence[0].figures
+
+
+def test_a_threshold_at_its_floor_says_so():
+    steady = reading.Noise(TOTAL_ONLY, _visits([80, 80, 80, 80, 70]))
+    t = reading.threshold_at(TOTAL_ONLY.scales["total"], steady, 4, 4)
+    assert t.value == 1.0 and t.floor  # no change at all: one item, one unit
+    assert "least threshold" in t.source and "3 earlier changes, is below it" in t.source
+    top = reading.Noise(TOTAL_ONLY, _visits([100, 100, 100, 100, 60]))
+    t = reading.threshold_at(TOTAL_ONLY.scales["total"], top, 4, 4)
+    assert t.value == 1.0 and "each was at the top of the scale" in t.source
+    assert "0 earlier" not in t.source
+
+
 def test_steady_series_with_small_noise_raises_nothing():
     assert _concerns([80, 82, 79, 81, 80, 83, 81, 79]) == []
 
