@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -26,6 +27,43 @@ def _read(levels: list[dict[str, float]]) -> reading.Reading:
 
 
 POMP = st.floats(min_value=55, max_value=100)
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.fixed_dictionaries({s: st.floats(min_value=0, max_value=100) for s in WAI.scales}),
+        min_size=4,
+        max_size=12,
+    ),
+    st.sampled_from(list(WAI.scales)),
+)
+def test_the_band_the_report_shades_is_the_rule_the_next_session_meets(levels, sid):
+    """Just below the band's lower edge the next session starts a drop on that scale (or,
+    with a drop open, does not repair it); just above, it does neither (the band used to be
+    drawn around the latest session, not the usual level a drop is measured from)."""
+    following = reading.next_session(reading.SeriesData(WAI, _visits(levels)))
+    band = following.bands[sid]
+    assert band is not None  # four sessions: every scale has a threshold
+    before = [c for c in _read(levels).concerns if c.kind == "drop" and sid in c.scales]
+    was_open = any(c.resolved is None for c in before)
+    low, high = band
+    assert high > low
+    if not was_open:
+        assert math.isclose(high - low, 2 * following.thresholds[sid])
+    nxt = len(levels) + 1
+    for value, inside in ((low - 1e-6, False), (low + 1e-6, True)):
+        if not 0 <= value <= 100:
+            continue
+        visits = _visits([*levels, {**levels[-1], sid: value}])
+        if was_open:  # the next session is the repair exactly when it is inside the band
+            # (the scale's own drop: a concern of several scales ends when all have)
+            last = reading.Noise(WAI, visits).drops[sid][-1]
+            assert (last.resolved == nxt - 1) == inside
+        else:  # the next session starts a drop exactly when it is below the band
+            after = reading.read_client("X", [reading.SeriesData(WAI, visits)]).concerns
+            drops = [c for c in after if c.kind == "drop" and sid in c.scales]
+            assert any(c.began == nxt for c in drops) == (not inside)
 
 
 @given(st.fixed_dictionaries({s: POMP for s in WAI.scales}), st.integers(1, 20))

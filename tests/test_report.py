@@ -176,6 +176,27 @@ def test_an_srs_is_drawn_in_its_own_metric_with_its_cutoff(cli, store, tmp_path)
     assert "dashed red: cutoff 36 (sum)" in page
 
 
+def test_the_shaded_band_is_the_reading_s_next_session_in_the_chart_s_metric(store):
+    """The band is what the next session is measured by (``reading.next_session``), drawn on
+    the SRS's 0-40 sum; it was the latest session ± the threshold, which the rule never uses."""
+    from alliance_cli.core import reading
+    from alliance_cli.io.catalog import load_catalog
+    from alliance_cli.store import report, views
+    from alliance_cli.store.backend import open_store
+
+    catalog = load_catalog()
+    with open_store(str(store), create=False) as opened:
+        data = report.client_data(opened, HOSTILE, None, catalog, reading.Settings(), "now")
+        (series,) = views.client_view(opened, HOSTILE, None, catalog, reading.Settings())
+    total = data["groups"][0].charts[-1]
+    low, high = series.bands["total"]
+    assert total.unit == "sum" and total.band == pytest.approx((low * 0.4, high * 0.4))
+    # sums 36, 36, 36.7, 26, 36: the drop of session 4 repaired at 5, the usual level is
+    # sessions 1, 2, 3 and 5 (26 was inside the drop), not the latest session alone
+    usual = (90 + 90 + 91.75 + 90) / 4  # POMP
+    assert (low + high) / 2 == pytest.approx(usual)
+
+
 def test_what_was_said_at_save_is_the_sentences_once(cli, store, tmp_path):
     """The "said when saved" column reads as sentences: the Score's own cutoff flag, said
     again by the reading's concern, is not shown as its code beside it ("below_cutoff on

@@ -451,6 +451,20 @@ class Noise:
                 w.seen += 1
             sums.append((total, n))
             sds.append(math.sqrt(total / n) if n else 0.0)
+        # what the next session is measured against, per scale (the report's shaded band)
+        self.next_bands: dict[str, tuple[float, float] | None] = {}
+        for sid, w, _, factor, unit, norm_t, _ in scales:
+            t = norm_t
+            if t is None and w.seen >= least:
+                t = max(factor * sds[-1], unit)
+            band = None
+            if w.drop is not None:  # back within half its threshold of its level: repaired
+                half = w.drop.threshold / 2
+                band = (w.drop.level - half, w.drop.level + half)
+            elif t is not None and w.outside:
+                usual = _mean(w.outside[-BASELINE_SESSIONS:])
+                band = (usual - t, usual + t)
+            self.next_bands[sid] = band
 
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
@@ -553,15 +567,25 @@ def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int)
     return Threshold(value, _OWN_WORDS, "", True, n, noise.z, noise.tests, floor)
 
 
-def next_thresholds(data: SeriesData) -> dict[str, float | None]:
-    """Per scale: the threshold the next session of a series would be tested against."""
+class NextSession(NamedTuple):
+    """What a series' next session is measured against, per scale (POMP)."""
+
+    thresholds: dict[str, float | None]  # the drop threshold it meets (None: too early)
+    # the usual level ± that threshold (below it, a drop begins); while a drop is open, the
+    # level it fell from ± half its threshold (back inside, it is repaired); None: too early
+    bands: dict[str, tuple[float, float] | None]
+
+
+def next_session(data: SeriesData) -> NextSession:
+    """Per scale: the threshold and the band the next session of a series is measured by."""
     noise = Noise(data.spec, data.visits)
-    return {
+    thresholds = {
         sid: threshold_at(
             spec, noise, len(data.visits), sum(v.pomps.get(sid) is not None for v in data.visits)
         ).value
         for sid, spec in data.spec.scales.items()
     }
+    return NextSession(thresholds, noise.next_bands)
 
 
 def _drop_onset(

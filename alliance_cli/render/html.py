@@ -406,9 +406,11 @@ def client_report(
                 if twin
                 else ""
             )
-            + ". Shaded band: how far the next session may fall before it counts as a drop "
-            "(larger than this client's usual session-to-session change). ▼ a drop began, "
-            "▲ recovered. A missing form breaks its line.</p>"
+            + ". Shaded band: the usual level (the mean of up to 4 earlier sessions outside "
+            "a drop) ± the threshold of a drop; the next session below it starts one. While "
+            "a drop is open, the band is the level it fell from ± half that threshold: back "
+            "inside it, the drop has recovered. ▼ a drop began, ▲ recovered. A missing form "
+            "breaks its line.</p>"
         )
         for view in group.views:
             out.append(_session_table(view))

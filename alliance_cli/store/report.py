@@ -39,7 +39,7 @@ class ChartData:
     sessions: list[int]  # every session on the x axis, in order
     lines: list[Line]  # the main form first, then its counterpart (therapist) if any
     cutoff: tuple[float, str] | None = None  # (value in the unit, label)
-    band: tuple[float, float] | None = None  # how far the next session may move, around the latest
+    band: tuple[float, float] | None = None  # what the next session is measured by (NextSession)
     drops: list[int] = field(default_factory=list)  # sessions a drop began
     recovered: list[int] = field(default_factory=list)  # sessions a drop ended
     gaps: list[tuple[int, int | None]] = field(default_factory=list)  # (began, resolved) runs
@@ -186,13 +186,11 @@ def _charts(members: list[views.SeriesView], inst: Any, n: int) -> list[ChartDat
             missing = [s for s in sessions if s not in line.points]
             if missing and line.points:
                 notes.append(f"no {line.rater} form in {_sessions_text(missing)}")
-        threshold = main.thresholds.get(sid)
-        main_values = lines[0].points
-        latest = main_values[max(main_values)] if main_values else None
+        next_band = main.bands.get(sid)  # in POMP: drawn in the chart's own metric
         band = None
-        if threshold is not None and latest is not None:
+        if next_band is not None:
             scale = (high - low) / 100
-            band = (latest - threshold * scale, latest + threshold * scale)
+            band = (low + next_band[0] * scale, low + next_band[1] * scale)
         drawn_cut = None
         if cutoff is not None:
             value_pomp, text, _metric, raw = cutoff

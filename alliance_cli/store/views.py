@@ -8,7 +8,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, Any, NamedTuple, Protocol
 
@@ -132,6 +132,8 @@ class SeriesView:
     sessions: list[SessionView]
     thresholds: dict[str, float | None]  # the drop threshold the next session meets (POMP)
     concerns: list[reading.Concern]  # the reading's concerns of this series
+    # the band the next session is measured by, per scale (POMP; ``reading.NextSession``)
+    bands: dict[str, tuple[float, float] | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The series as JSON data (``alliance history -f json``)."""
@@ -206,6 +208,7 @@ def client_view(
         recs = [r for r in records if (r.instrument, r.rater) == (spec.instrument, spec.rater)]
         current = _current_sha(catalog, spec.instrument)
         sessions = [_session_view(r, current) for r in recs]
+        following = reading.next_session(series)
         out.append(
             SeriesView(
                 client_id,
@@ -214,8 +217,9 @@ def client_view(
                 recs[0].score["metric"],
                 sessions[-1].verification,
                 sessions,
-                reading.next_thresholds(series),
+                following.thresholds,
                 [c for c in read.concerns if c.series == spec.label] + (dated if not out else []),
+                following.bands,
             )
         )
     return out
