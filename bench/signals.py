@@ -65,6 +65,7 @@ class Form:
         self.low, self.high = entry.instrument.scale.min, entry.instrument.scale.max
         self.step = entry.instrument.scale.step
         self.k = len(entry.instrument.items)
+        self.reversed = {n for n, item in enumerate(self.spec.items) if item in self.spec.reverse}
         # parallel items: alpha = k tau^2 / (k tau^2 + sigma^2), tau the between-client SD
         self.sigma = spread * (self.k * (1 - alpha) / alpha) ** 0.5
         self.spread = spread
@@ -72,11 +73,14 @@ class Form:
         self.cut_item = None if cut is None else cut.threshold / self.k  # item level at cutoff
 
     def answers(self, rng: random.Random, level: float) -> list[str]:
-        """One session's answers around a true item level."""
+        """One session's answers around a true item level (a reverse-keyed item answered
+        the other way round, so that its scored value is around the level too)."""
         out = []
-        for _ in range(self.k):
+        for n in range(self.k):
             x = rng.gauss(level, self.sigma)
             x = min(self.high, max(self.low, round(x / self.step) * self.step))
+            if n in self.reversed:
+                x = self.low + self.high - x
             out.append(f"{x:g}" if self.step >= 1 else f"{x:.1f}")
         return out
 
@@ -164,7 +168,10 @@ def measure(form: Form, clients: int, seed: int) -> dict[str, float]:
             hits += test(reading.read_client("X", [data], settings), sim)
         return 100 * hits / clients
 
+    label = form.spec.label
     out["stable open"] = rate("stable", lambda r, s: bool(r.open))
+    out["stable trend"] = rate("stable", lambda r, s: r.trends[label] != "steady")
+    out["decline trend"] = rate("decline", lambda r, s: r.trends[label] == "down")
     out["stays open"] = rate("stays", lambda r, s: bool(r.open))
     out["decline open"] = rate("decline", lambda r, s: bool(r.open))
     out["repaired closed"] = rate("repaired", lambda r, s: not r.open)
@@ -232,6 +239,8 @@ TARGETS: dict[str, tuple[str, str, float | None]] = {
     "decline open": ("declines of 30 POMP over 10 sessions, open at the end", ">=", 80.0),
     "repaired closed": ("repaired ruptures, not open at the end", ">=", 90.0),
     "rupture named": ("ruptures named at their session in the history", ">=", 90.0),
+    "stable trend": ("(stable clients shown with a trend, up or down, in `clients`)", "<=", None),
+    "decline trend": ("(declines shown going down in `clients`)", ">=", None),
     "second named": ("(a second rupture, after a repaired one: named at its session)", ">=", None),
     "second open": ("(... a second that stays: open at the end)", ">=", None),
     "near-cut stable open": (

@@ -75,3 +75,7 @@ def test_one_form_holds_its_targets_on_a_fixed_seed():
         # a second rupture after a repaired one (shown, no target): the rupture itself in the
         # noise and the usual level named it for 27 % of WAI-SR and 49 % of SRS clients
         assert rates["second named"] >= (60.0 if form.spec.instrument == "wai-sr" else 90.0)
+        # the trend `clients` shows: the fitted line's plain direction showed one for two
+        # stable WAI-SR clients in three
+        assert rates["stable trend"] <= 10.0, rates
+        assert rates["decline trend"] >= (65.0 if form.spec.instrument == "wai-sr" else 90.0)

@@ -243,12 +243,31 @@ def test_the_t_quantile_agrees_with_scipy():
             assert reading.t_quantile(p, df) == pytest.approx(exact, rel=1e-3), (p, df)
 
 
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [([60, 62, 61, 63], "steady"), ([60, 66, 72, 78], "up"), ([80, 74, 68, 60], "down")],
-)
-def test_trend(values, expected):
-    assert change.trend(values, 10.0) == expected
+def _trend(values, spec=TOTAL_ONLY):
+    data = reading.SeriesData(spec, _visits(values))
+    return reading.read_client("X", [data]).trends[spec.label]
+
+
+def test_a_trend_is_said_only_beyond_the_error_of_the_fitted_line():
+    # 82, 86, 78, 84, 76, 80: the fitted line falls 4.857 over the 6 sessions (slope -17 /
+    # 17.5), which the plain direction called 'down'. Its error: changes 4, -8, 6, -8, 4,
+    # item-level SD² = (16 + 64 + 36 + 64 + 16) * 4 / 2 / 5 = 78.4; SEM 8.854 / 2 = 4.427;
+    # SE of the change 4.427 * 5 / √17.5 = 5.291; t(0.975, 6 df) 2.447: 12.95. Not a trend.
+    assert _trend([82, 86, 78, 84, 76, 80]) == "steady"
+    # 80, 78, ..., 70: a fall of 10 against changes of 2 (SD² 8, SEM 1.414, SE 1.690,
+    # limit 4.136): down; and its mirror up
+    assert _trend([80, 78, 76, 74, 72, 70]) == "down"
+    assert _trend([70, 72, 74, 76, 78, 80]) == "up"
+    assert _trend([80]) == _trend([]) == "steady"
+    # one change is its own noise: never a trend
+    assert _trend([90, 30]) == "steady"
+
+
+def test_a_repaired_rupture_is_no_trend():
+    # the v-shaped drop of session 5 and its repair at 6 are left out: 85, 88, 86, 87, 87
+    assert _trend([85, 88, 86, 87, 50, 87]) == "steady"
+    # a drop that stays is the client's level now: the line through it falls
+    assert _trend([85, 88, 86, 87, 50, 52, 49]) == "down"
 
 
 def test_pomp_of_a_value_and_back():

@@ -282,6 +282,8 @@ class Reading:
     # the therapist series compared with each client series (gaps are the client series'
     # concerns, and are said at the therapist's sessions too)
     compared: Mapping[str, str] = field(default_factory=dict)
+    # each series' trend of the total ("up", "down" or "steady": ``series_trend``)
+    trends: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def open(self) -> list[Concern]:
@@ -1262,7 +1264,51 @@ def read_client(
     if away is not None:
         concerns.append(away)
     concerns.sort(key=order_key)
-    return Reading(client_id, concerns, counselor, last_date, days, compared)
+    trends = {data.spec.label: series_trend(data, noises[n]) for n, data in enumerate(series)}
+    return Reading(client_id, concerns, counselor, last_date, days, compared, trends)
+
+
+TREND_SESSIONS = 6  # the trend is the total's over the latest this many sessions
+
+
+def series_trend(data: SeriesData, noise: Noise) -> str:
+    """'up', 'down' or 'steady': the least-squares change of the total over the latest
+    sessions (up to 6, leaving out a repaired drop's), said only beyond Student's t for
+    2.5 % a side times its standard error, the error from this client's own noise
+    (``Noise``: the SEM of the total is the item-level SD over √k; the change of a line
+    fitted over n sessions has SE = SEM · (n − 1) / √Σ(x − x̄)²; the t's degrees of freedom
+    are the changes behind the SD, at least 6), and never under one unit of the total."""
+    scale = data.spec.scales.get(TOTAL)
+    # a rupture and its repair are an excursion, not a trend: the sessions of a repaired
+    # drop (on any scale) are left out
+    excursion = {
+        i
+        for drops in noise.drops.values()
+        for d in drops
+        if d.resolved is not None
+        for i in range(d.onset, d.resolved)
+    }
+    values = [
+        p
+        for i, v in enumerate(data.visits)
+        if i not in excursion and (p := v.pomps.get(TOTAL)) is not None
+    ][-TREND_SESSIONS:]
+    n = len(values)
+    if scale is None or n < 2:
+        return "steady"
+    mx, my = (n - 1) / 2, math.fsum(values) / n
+    sxx = sum((x - mx) ** 2 for x in range(n))
+    slope = math.fsum((x - mx) * (y - my) for x, y in enumerate(values)) / sxx
+    fitted = slope * (n - 1)
+    sd, changes = noise.before(len(data.visits))
+    se = sd / math.sqrt(scale.items) * (n - 1) / math.sqrt(sxx)
+    # Student's t: the SD is estimated from the changes behind it (at least 6 taken)
+    limit = max(t_quantile(1 - 0.025, max(changes, MIN_GAP_DF)) * se, scale.unit)
+    if fitted > limit:
+        return "up"
+    if fitted < -limit:
+        return "down"
+    return "steady"
 
 
 def _twin(spec: SeriesSpec, specs: Sequence[SeriesSpec]) -> int | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import IO, Any, NamedTuple, Protocol
 
-from alliance_cli.core import change, reading
+from alliance_cli.core import reading
 from alliance_cli.core.compiled import TOTAL
 from alliance_cli.core.errors import AllianceError, UsageProblem
 from alliance_cli.core.scorer import DIGITS
@@ -987,7 +987,8 @@ def _read_clients(
             concerns = Concerns(
                 [c.as_dict() for c in read.concerns if c.series == label and c.is_open]
             )
-            inst_id, rater, n, last, last_date, total, trend, counselor = numbers
+            inst_id, rater, n, last, last_date, total, counselor = numbers
+            trend = read.trends.get(label, "steady")
             out.append(
                 CaseloadRow(
                     client_id, inst_id, rater, n, last, last_date, total, trend, concerns, counselor
@@ -1030,7 +1031,7 @@ def _needs_store(row: tuple[Any, ...]) -> bool:
 
 def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any, tuple[Any, ...]]:
     """One series from its caseload-index row: the reading's data, and its row numbers
-    (instrument, rater, sessions, last session, last date, last total, trend, counselor)."""
+    (instrument, rater, sessions, last session, last date, last total, counselor)."""
     from alliance_cli.store.base import answers_values
 
     client_id, inst_id, rater, sessions_text, pomps = row[:5]
@@ -1063,17 +1064,15 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
         )
         for i, s in enumerate(sessions)
     ]
-    valid = [t for t in totals if t is not None]
     latest = visits[-1]  # the last session by number: its counselor is the series'
     last_date = max((d for d in dates if d), default=None)
     numbers = (
-        inst_id, rater, len(sessions), sessions[-1], last_date, totals[-1],
-        change.trend(valid[-6:], None), latest.counselor,
+        inst_id, rater, len(sessions), sessions[-1], last_date, totals[-1], latest.counselor,
     )  # fmt: skip
     return reading.SeriesData(spec, visits), numbers
 
 
-CASELOAD_RULES = 7  # raise when a rule changes: every kept caseload reading is then stale
+CASELOAD_RULES = 8  # raise when a rule changes: every kept caseload reading is then stale
 SNAPSHOT_FORMAT = "rows-4"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
