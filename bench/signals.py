@@ -144,7 +144,10 @@ def alpha_of(form: Form, rng: random.Random, n: int = 2000) -> float:
     for _ in range(n):
         mid = form.low + 0.7 * (form.high - form.low)
         level = rng.gauss(mid, form.spread)
-        rows.append([float(x) for x in form.answers(rng, level)])
+        answers = [float(x) for x in form.answers(rng, level)]
+        # (scored: a reverse-keyed item turned back)
+        rows.append([form.low + form.high - x if n in form.reversed else x
+                     for n, x in enumerate(answers)])  # fmt: skip
     k = form.k
     items = list(zip(*rows, strict=True))
     item_var = sum(statistics.variance(c) for c in items)
@@ -258,11 +261,20 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--alpha-wai", type=float, default=0.90)
     parser.add_argument("--alpha-srs", type=float, default=0.88)
+    parser.add_argument(
+        "--forms",
+        nargs="+",
+        metavar="ID",
+        help="other forms instead, each simulated at --alpha-wai (e.g. wai wai-s haq-ii)",
+    )
     args = parser.parse_args()
     forms = {
         "WAI-SR": Form("wai-sr", args.alpha_wai, 0.6),
         "SRS": Form("srs", args.alpha_srs, 0.8),
     }
+    if args.forms:
+        rater = {i: "therapist" if i.endswith("-t") else "client" for i in args.forms}
+        forms = {i.upper(): Form(i, args.alpha_wai, 0.6, rater[i]) for i in args.forms}
     failed = False
     for name, form in forms.items():
         realised = alpha_of(form, random.Random(0))
@@ -270,6 +282,8 @@ def main() -> None:
               f"{args.clients} clients of each kind, seeds {args.seeds}")  # fmt: skip
         runs = [measure(form, args.clients, seed) for seed in args.seeds]
         failed |= table(TARGETS, runs)
+    if args.forms:
+        sys.exit(1 if failed else 0)
     therapist = Form("wai-sr-t", args.alpha_wai, 0.6, "therapist")
     realised = alpha_of(therapist, random.Random(0))
     print(f"WAI-SR with the WAI-SR-T: therapist item noise SD {therapist.sigma:.2f}, "
