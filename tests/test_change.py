@@ -58,27 +58,43 @@ def test_without_norms_the_client_own_earlier_changes_are_used_and_labelled():
 
 
 def test_a_second_rupture_after_a_repaired_one_is_named():
-    values = [80, 82, 79, 81, 50, 80, 81, 79, 50, 80]
+    values = [80, 82, 79, 81, 80, 82, 79, 50, 80, 81, 79, 50, 80]
     noise = reading.Noise(TOTAL_ONLY, _visits(values))
-    # changes 2, -3, 2 before session 5: item-level SD² = (4 + 9 + 4) * 4 / 2 / 3 = 11.333;
-    # T at 5 = 1.959964 * sqrt(2) * sqrt(11.333) / sqrt(4) = 4.665648, and 50 is 30.5 below
-    # the usual 80.5. The fall (31) and the repair (30) enter the noise as 4.665648 each:
-    # SD² = (34 + 2 * 2 * 4.665648²) / 5 = 24.2150 after session 6 (not (34 + 2 * (961 +
-    # 900)) / 5 = 751.2, which put the bar at session 9 at 32.1 points)
-    assert math.isclose(noise.sds[6], math.sqrt((34 + 4 * 4.665648**2) / 5), abs_tol=1e-5)
-    # then changes 1, -2: SD² = (24.2150 * 5 + 2 + 8) / 7 = 18.7251, T at 9 = 5.997093; the
-    # usual level is sessions 6-8 and 4 (80.25; session 5 was inside the drop, not usual)
+    # changes 2, -3, 2, -1, 2, -3 before session 8: item-level SD² = 31 * 4 / 2 / 6 = 10.333;
+    # T at 8 = 1.959964 * sqrt(2) * sqrt(10.333) / sqrt(4) = 4.455057, and 50 is 30.5 below
+    # the usual 80.5. With 6 changes behind T, the fall (29) and the repair (30) enter the
+    # noise as 4.455057 each: SD² = (62 + 2 * 2 * 4.455057²) / 8 = 17.674 after session 9
+    # (not (62 + 2 * (29² + 30²)) / 8 = 443.0, which put the bar at session 12 at 26.1)
+    assert math.isclose(noise.sds[9], math.sqrt((62 + 4 * 4.455057**2) / 8), abs_tol=1e-5)
+    # then changes 1, -2: SD² = (141.390 + 2 + 8) / 10 = 15.139, T at 12 = 5.392398; the usual
+    # level is sessions 7 and 9-11 (79.75; session 8 was inside the drop, not usual)
     first, second = noise.drops["total"]
-    assert (first.onset, first.resolved, second.onset, second.resolved) == (4, 5, 8, 9)
-    assert math.isclose(second.threshold, 5.997093, abs_tol=1e-5)
-    assert math.isclose(second.level, 80.25)
+    assert (first.onset, first.resolved, second.onset, second.resolved) == (7, 8, 11, 12)
+    assert first.cap == first.threshold  # 6 changes behind it: capped
+    assert math.isclose(second.threshold, 5.392398, abs_tol=1e-5)
+    assert math.isclose(second.level, 79.75)
     assert sorted(_concerns(values), key=lambda c: c[1]) == [
-        ("drop", 5, 6, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
-        ("drop", 9, 10, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
+        ("drop", 8, 9, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
+        ("drop", 12, 13, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
     ]
     read = reading.read_client("X", [reading.SeriesData(TOTAL_ONLY, _visits(values))])
-    later = next(c for c in read.concerns if c.began == 9)
+    later = next(c for c in read.concerns if c.began == 12)
     assert "usual 80 (mean of 4 earlier sessions outside a drop)" in later.evidence[0].figures
+
+
+def test_a_noise_too_young_to_trust_is_not_capped():
+    # three equal sessions leave no noise (the floor, one unit, is the threshold), so 78 at
+    # session 4 is a drop; had its changes been capped at that floor (1), the noise would
+    # never learn the client's usual ±2 and every later 78 would be a drop again. Its
+    # threshold had 2 changes behind it (fewer than 6): its changes count in full, the
+    # noise is then SD² = (0 + 0 + 4 + 4) * 4 / 2 / 4 = 4, T = 1.96 * √2 * 2 / 2 = 2.77,
+    # and the later falls of 2 from the usual 80 are none
+    values = [80, 80, 80, 78, 80, 78, 80, 78, 80]
+    assert _concerns(values) == [
+        ("drop", 4, 5, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"])
+    ]
+    (drop,) = reading.Noise(TOTAL_ONLY, _visits(values)).drops["total"]
+    assert drop.cap is None
 
 
 def test_a_threshold_at_its_floor_says_so():
