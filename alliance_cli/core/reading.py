@@ -385,7 +385,7 @@ class Noise:
     ended with a drop open, where 6.4 % do now (5.9 % before the cap; the WAI's forms pool
     three subscales, 6 changes by their fourth session). With the whole rupture in both, a second
     rupture of 30 POMP after a repaired one was named at its session for 27 % of simulated
-    WAI-SR clients and 49 % of SRS clients; now 73 % and 99.9 % (``bench/signals.py``).
+    WAI-SR clients and 49 % of SRS clients; now 72 % and 99.8 % (``bench/signals.py``).
     Leaving such changes out altogether would name more (82 % on the WAI-SR) but biases the
     noise low on stable clients after a false alarm: 4.8 % of stable SRS clients would end
     with something open, where the limit is 5 %.
