@@ -82,6 +82,15 @@ def test_a_second_rupture_after_a_repaired_one_is_named():
     assert "usual 80 (mean of 4 earlier sessions outside a drop)" in later.evidence[0].figures
 
 
+def test_a_session_without_the_scale_is_not_called_a_drop_left_out():
+    visits = _visits([80, 82, 79, 81, 80, 50])
+    visits[2] = reading.Visit(3, None, {})  # the form of session 3 left the total unscored
+    read = reading.read_client("X", [reading.SeriesData(TOTAL_ONLY, visits)])
+    (drop,) = [c for c in read.concerns if c.kind == "drop"]
+    assert "mean of 4 earlier sessions);" in drop.evidence[0].figures
+    assert "outside a drop" not in " ".join(e.figures for e in drop.evidence)
+
+
 def test_a_noise_too_young_to_trust_is_not_capped():
     # three equal sessions leave no noise (the floor, one unit, is the threshold), so 78 at
     # session 4 is a drop; had its changes been capped at that floor (1), the noise would

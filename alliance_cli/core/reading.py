@@ -362,7 +362,7 @@ class _ScaleWalk:
         self.outside: list[float] = []  # the sessions outside a drop: the usual
         self.drop: _Drop | None = None  # the drop open now
         self.last: float | None = None  # the latest session's POMP
-        self.cap: float | None = None  # the latest session was in a drop: its threshold
+        self.cap: float | None = None  # the latest session was in a drop: that drop's cap
 
 
 class Noise:
@@ -381,11 +381,12 @@ class Noise:
     are measured from, and a change into, within or out of a drop enters the noise at most
     as large as the drop's threshold (winsorised), when that threshold had at least 6
     changes behind it: capped at a younger one, the noise of a form of one scale (the
-    HAQ-II: one change a session) could not learn, and 8.5 % of its stable simulated clients
-    ended with a drop open, where 6.4 % do now (5.9 % before the cap; the WAI's forms pool
-    three subscales, 6 changes by their fourth session). With the whole rupture in both, a second
-    rupture of 30 POMP after a repaired one was named at its session for 27 % of simulated
-    WAI-SR clients and 49 % of SRS clients; now 72 % and 99.8 % (``bench/signals.py``).
+    HAQ-II: one change a session) could not learn, and 8.5 % of its stable simulated
+    clients ended with a drop open, where 6.4 % do now (5.9 % before the cap; the WAI's
+    forms pool three subscales, 6 changes by their fourth session). With the whole rupture
+    in both, a second rupture of 30 POMP after a repaired one was named at its session for
+    27 % of simulated WAI-SR clients and 49 % of SRS clients; now 72 % and 99.8 %
+    (``bench/signals.py``).
     Leaving such changes out altogether would name more (82 % on the WAI-SR) but biases the
     noise low on stable clients after a false alarm: 4.8 % of stable SRS clients would end
     with something open, where the limit is 5 %.
@@ -604,13 +605,14 @@ def next_session(data: SeriesData) -> NextSession:
 
 
 def _drop_onset(
-    sid: str, spec: ScaleSpec, session: int, value: float, found: _Drop, t: Threshold
+    sid: str, spec: ScaleSpec, session: int, value: float, found: _Drop, t: Threshold, i: int
 ) -> _Episode:
-    """The drop the noise's walk found at this session, graded by the rupture rules."""
+    """The drop the noise's walk found at this session (the scale's ``i``-th scored one),
+    graded by the rupture rules."""
     assert t.value is not None
     fall = found.level - value
     earlier = found.earlier
-    outside = " outside a drop" if len(earlier) < found.onset else ""
+    outside = " outside a drop" if len(earlier) < i else ""  # (an earlier drop's left out)
     evidence = [
         Evidence(
             "reliable_drop",
@@ -683,7 +685,7 @@ def _scale_episodes(
         elif index in onsets:
             found = onsets[index]
             t = threshold_at(spec, noise, index, i)  # its words, for the evidence
-            drop = _drop_onset(sid, spec, session, value, found, t)
+            drop = _drop_onset(sid, spec, session, value, found, t, i)
             episodes.append(drop)
         if drop is not None:
             in_drop = i
