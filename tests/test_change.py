@@ -49,29 +49,60 @@ def test_without_norms_the_client_own_earlier_changes_are_used_and_labelled():
     noise = reading.Noise(TOTAL_ONLY, visits)
     t = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 5, 5)
     # changes 4, -6, 4, -1: item-level SD sqrt((16 + 36 + 16 + 1) * 4 / 2 / 4) = 5.873670;
-    # SEM 5.873670 / sqrt(4) = 2.936835; T = 1.959964 * sqrt(2) * 2.936835 = 8.140342
-    assert math.isclose(t.value, 8.140342, abs_tol=1e-6)
+    # SEM 5.873670 / sqrt(4) = 2.936835. A form of one scale is tested with Student's t, its
+    # degrees of freedom the 4 changes behind the SD, at least 6: t(0.975, 6) = 2.446912
+    # (scipy); T = 2.446912 * sqrt(2) * 2.936835 = 10.162789 (t_quantile within 0.1 %)
+    assert math.isclose(t.value, 10.162789, rel_tol=1e-4)
     assert t.own and "usual session-to-session change" in t.words
     assert "4 earlier changes" in t.source and "no published norms" in t.source
+    assert "Student's t for 2.5 % with 6 degrees of freedom" in t.source
     few = reading.threshold_at(TOTAL_ONLY.scales["total"], noise, 2, 2)
     assert few.value is None  # fewer than 3 earlier sessions: not assessed
+
+
+TWO = reading.SeriesSpec(
+    "y",
+    "client",
+    "Y",
+    {
+        "a": reading.ScaleSpec("A", 1.0, 2),
+        "b": reading.ScaleSpec("B", 1.0, 2),
+        "total": reading.ScaleSpec("Total", 0.5, 4),
+    },
+)
+
+
+def test_a_form_with_subscales_keeps_the_bonferroni_z():
+    a, b = [70, 74, 68, 72, 71], [60, 62, 60, 61, 60]
+    pairs = enumerate(zip(a, b, strict=True))
+    visits = [reading.Visit(i + 1, None, {"a": x, "b": y}) for i, (x, y) in pairs]
+    noise = reading.Noise(TWO, visits)
+    t = reading.threshold_at(TWO.scales["a"], noise, 4, 4)
+    # pooled over the subscales (2 items each): changes 4, -6, 4 and 2, -2, 1, item-level
+    # SD² = (16 + 36 + 16 + 4 + 4 + 1) * 2 / 2 / 6 = 12.833, SD 3.582364; A's SEM 3.582364 /
+    # sqrt(2) = 2.533114; z for 5 % over the form's 3 scales (Bonferroni): the normal's
+    # 1 - 0.025 / 3 quantile, 2.393980; T = 2.393980 * sqrt(2) * 2.533114 = 8.576108
+    assert math.isclose(t.value, 8.576108, abs_tol=1e-6)
+    assert "z for 5 % over the form's 3 scales, Bonferroni" in t.source
 
 
 def test_a_second_rupture_after_a_repaired_one_is_named():
     values = [80, 82, 79, 81, 80, 82, 79, 50, 80, 81, 79, 50, 80]
     noise = reading.Noise(TOTAL_ONLY, _visits(values))
     # changes 2, -3, 2, -1, 2, -3 before session 8: item-level SD² = 31 * 4 / 2 / 6 = 10.333;
-    # T at 8 = 1.959964 * sqrt(2) * sqrt(10.333) / sqrt(4) = 4.455057, and 50 is 30.5 below
-    # the usual 80.5. With 6 changes behind T, the fall (29) and the repair (30) enter the
-    # noise as 4.455057 each: SD² = (62 + 2 * 2 * 4.455057²) / 8 = 17.674 after session 9
-    # (not (62 + 2 * (29² + 30²)) / 8 = 443.0, which put the bar at session 12 at 26.1)
-    assert math.isclose(noise.sds[9], math.sqrt((62 + 4 * 4.455057**2) / 8), abs_tol=1e-5)
-    # then changes 1, -2: SD² = (141.390 + 2 + 8) / 10 = 15.139, T at 12 = 5.392398; the usual
-    # level is sessions 7 and 9-11 (79.75; session 8 was inside the drop, not usual)
+    # T at 8 = t(0.975, 6) * sqrt(2) * sqrt(10.333) / sqrt(4) = 2.446912 * ... = 5.561905 (a
+    # form of one scale: Student's t), and 50 is 30.5 below the usual 80.5. The fall (29) and
+    # the repair (30) enter the noise as 5.561905 each: SD² = (62 + 2 * 2 * 5.561905²) / 8 =
+    # 23.217 after session 9 (not (62 + 2 * (29² + 30²)) / 8 = 443.0, which put the bar at
+    # session 12 at 29.7, over the fall of 22.5 from a usual level that counted session 8)
+    assert math.isclose(noise.sds[9], math.sqrt((62 + 4 * 5.561905**2) / 8), rel_tol=1e-4)
+    # then changes 1, -2: SD² = (185.739 + 2 + 8) / 10 = 19.574, T at 12 = t(0.975, 10) *
+    # sqrt(2) * 4.424242 / 2 = 2.228139 * ... = 6.970535; the usual level is sessions 7 and
+    # 9-11 (79.75; session 8 was inside the drop, not usual)
     first, second = noise.drops["total"]
     assert (first.onset, first.resolved, second.onset, second.resolved) == (7, 8, 11, 12)
     assert first.cap == first.threshold  # 6 changes behind it: capped
-    assert math.isclose(second.threshold, 5.392398, abs_tol=1e-5)
+    assert math.isclose(second.threshold, 6.970535, rel_tol=1e-4)
     assert math.isclose(second.level, 79.75)
     assert sorted(_concerns(values), key=lambda c: c[1]) == [
         ("drop", 8, 9, "act", ["reliable_drop", "rupture_1sd", "rupture_2sd"]),
@@ -95,8 +126,8 @@ def test_a_noise_too_young_to_trust_is_not_capped():
     # three equal sessions leave no noise (the floor, one unit, is the threshold), so 78 at
     # session 4 is a drop; had its changes been capped at that floor (1), the noise would
     # never learn the client's usual ±2 and every later 78 would be a drop again. Its
-    # threshold had 2 changes behind it (fewer than 6): its changes count in full, the
-    # noise is then SD² = (0 + 0 + 4 + 4) * 4 / 2 / 4 = 4, T = 1.96 * √2 * 2 / 2 = 2.77,
+    # threshold was the floor from 2 changes (fewer than 6): its changes count in full, the
+    # noise is then SD² = (0 + 0 + 4 + 4) * 4 / 2 / 4 = 4, T = t(0.975, 6) * √2 * 2 / 2 = 3.46,
     # and the later falls of 2 from the usual 80 are none
     values = [80, 80, 80, 78, 80, 78, 80, 78, 80]
     assert _concerns(values) == [
@@ -128,15 +159,20 @@ def test_v_shaped_drop_and_repair_is_one_concern():
 
 
 def test_the_one_sd_rule_grades_a_drop_as_watch():
-    # earlier 70, 75, 80, 85 (mean 77.5, SD 6.45): 66 is 1.8 SD below, beyond T (9.80)
-    assert _concerns([70, 75, 80, 85, 66]) == [
+    # earlier 70, 75, 80, 85 (mean 77.5, SD 6.45): 65 is 1.9 SD below, beyond T (changes of
+    # 5: item-level SD 7.071, SEM 3.536, t(0.975, 6) 2.4469: T = 12.24; the fall is 12.5)
+    assert _concerns([70, 75, 80, 85, 65]) == [
         ("drop", 5, None, "watch", ["reliable_drop", "rupture_1sd"])
     ]
+    assert _concerns([70, 75, 80, 85, 66]) == []  # a fall of 11.5 is within T
 
 
 def test_slow_decline_without_a_drop():
+    # the latest three sessions' mean against the first three's (89.3): at session 9 the
+    # latest 77.3 is 12 below, beyond T / √1.5 = 9.95 / 1.2247 = 8.13; at 7 and 8 the
+    # latest (81.3, 80.7) were 8.0 and 8.7 below, within 10.03 / 1.2247 = 8.19 and 8.93
     assert _concerns([90, 92, 86, 88, 82, 84, 78, 80, 74]) == [
-        ("decline", 7, None, "watch", ["slow_decline"])
+        ("decline", 9, None, "watch", ["slow_decline"])
     ]
 
 

@@ -19,15 +19,17 @@ The rules (the same for every instrument; their parameters come from the instrum
     the item-level spread of the earlier changes pooled over the form's subscales
     (``Noise``; a change into, within or out of a drop counts at most as its threshold, so
     one rupture does not raise the bar for the next), and z the Bonferroni z for 5 % over
-    the form's scales; it is said as "larger than this client's usual session-to-session
-    change". ``T`` is never below the change of one item by one unit of its scale (one
-    step; one point on a 0-10 line), so one item moving one step never raises a concern on
-    its own. The rupture rules grade a drop: 1 SD (Strauss et al., 2006) and 2 SD (Stiles
-    et al., 2004) below the mean of the earlier sessions outside a drop, their SD floored
-    at one unit; a 2 SD rupture is *act*, and so is a fall of every scale of the form at
-    once; else *watch*. On their own they raise nothing: on a steady client any small move
-    is "many SDs". The drop is repaired (resolved) by the first later session back within
-    ``T / 2`` of the level it fell from (a return to the earlier level; Gumz et al., 2012).
+    the form's scales (on a form of one scale, Student's t for 2.5 % with the changes behind
+    the noise as degrees of freedom, at least 6); it is said as "larger than this client's
+    usual session-to-session change". ``T`` is never below the change of one item by one
+    unit of its scale (one step; one point on a 0-10 line), so one item moving one step
+    never raises a concern on its own. The rupture rules grade a drop: 1 SD (Strauss et
+    al., 2006) and 2 SD (Stiles et al., 2004) below the mean of the earlier sessions
+    outside a drop, their SD floored at one unit; a 2 SD rupture is *act*, and so is a fall
+    of every scale of the form at once; else *watch*. On their own they raise nothing: on a
+    steady client any small move is "many SDs". The drop is repaired (resolved) by the
+    first later session back within ``T / 2`` of the level it fell from (a return to the
+    earlier level; Gumz et al., 2012).
 ``decline`` (a slow slide)
     From the sixth session on: the mean of the latest 3 sessions is more than ``T`` below
     the mean of the first 3 (no single step needs to be large). Open while that holds.
@@ -379,17 +381,22 @@ class Noise:
     A drop does not raise the bar for the next one. The sessions inside a drop (from its
     onset until the session that repairs it) are left out of the usual level later drops
     are measured from, and a change into, within or out of a drop enters the noise at most
-    as large as the drop's threshold (winsorised), when that threshold had at least 6
-    changes behind it: capped at a younger one, the noise of a form of one scale (the
-    HAQ-II: one change a session) could not learn, and 8.5 % of its stable simulated
-    clients ended with a drop open, where 6.4 % do now (5.9 % before the cap; the WAI's
-    forms pool three subscales, 6 changes by their fourth session). With the whole rupture
-    in both, a second rupture of 30 POMP after a repaired one was named at its session for
-    27 % of simulated WAI-SR clients and 49 % of SRS clients; now 72 % and 99.8 %
-    (``bench/signals.py``).
-    Leaving such changes out altogether would name more (82 % on the WAI-SR) but biases the
-    noise low on stable clients after a false alarm: 4.8 % of stable SRS clients would end
-    with something open, where the limit is 5 %.
+    as large as the drop's threshold (winsorised), unless that threshold was only the
+    one-unit floor from fewer than 6 changes (a form whose first answers were all alike:
+    capped there, its noise could not learn, and a stable simulated HAQ-II client got drop
+    after drop). With the whole rupture in both, a second rupture of 30 POMP after a
+    repaired one was named at its session for 27 % of simulated WAI-SR clients and 49 % of
+    SRS clients; now 73 % and 99.8 % (``bench/signals.py``). Leaving such changes out
+    altogether would name more (82 % on the WAI-SR) but biases the noise low on stable
+    clients after a false alarm: 4.8 % of stable SRS clients would end with something open,
+    where the limit is 5 %.
+
+    A form with subscales tests its scales with the Bonferroni z; a form of one scale (the
+    HAQ-II) with Student's t, since its noise has one change a session behind it and its one
+    test has none of the slack of several correlated ones: with the z, 6.4 % of its stable
+    simulated clients ended with something open (8.5 % with the cap at any threshold);
+    with the t, 4.3 %. The t on the WAI-SR as well would leave 85 % of its ruptures named at
+    their session, under the 90 % target.
     """
 
     def __init__(self, spec: SeriesSpec, visits: Sequence[Visit]) -> None:
@@ -398,38 +405,39 @@ class Noise:
         # false alarm at 5 % (two-sided) for the form
         self.tests = len(spec.scales)
         self.z = bonferroni_z(self.tests)
+        # a form of one scale has no Bonferroni slack to absorb its SD being estimated:
+        # its test is Student's t (``drop_t``); a form with subscales keeps the z
+        self.student = self.tests == 1
         self.sums: list[tuple[float, int]] = [(0.0, 0)]  # (Σ squares, n) before each visit
         self.sds = [0.0]  # the item-level SD before each visit
+        self.qs = [self.quantile(0)]  # the test's z (or t) before each visit
         self.drops: dict[str, list[_Drop]] = {}  # each scale's drops, in order
-        zs2 = self.z * math.sqrt(2)
         least = MIN_EARLIER_CHANGES + 1
-        # per scale: its walk, items, unit, a cited norm's threshold, whether it is pooled
+        # per scale: its walk, items, √items, unit, a cited norm's threshold, pooled or not
         scales = [
             (
                 sid,
                 _ScaleWalk(),
                 scale.items,
-                zs2 / math.sqrt(scale.items),
+                math.sqrt(scale.items),
                 scale.unit,
                 None if scale.norm is None else max(scale.norm[0], scale.unit),
                 sid in pooled,
             )
             for sid, scale in spec.scales.items()
         ]
-        sums, sds = self.sums, self.sds
+        sums, sds, qs = self.sums, self.sds, self.qs
         total, n = 0.0, 0
         for index, v in enumerate(visits):
-            sd = sds[-1]
+            sd, q = sds[-1], qs[-1]
             pomps = v.pomps
-            for sid, w, items, factor, unit, norm_t, in_pool in scales:
+            for sid, w, items, root, unit, norm_t, in_pool in scales:
                 p = pomps.get(sid)
                 if p is None:
                     continue
                 t = norm_t  # the threshold in force (threshold_values')
                 if t is None and w.seen >= least:
-                    t = factor * sd
-                    if t < unit:
-                        t = unit
+                    t = own_threshold(q, sd, root, unit)
                 cap = w.cap
                 drop = w.drop
                 outside = w.outside
@@ -441,11 +449,10 @@ class Noise:
                     base = outside[-BASELINE_SESSIONS:]
                     # (a plain sum first: the exact mean only when it may be a drop)
                     if sum(base) / len(base) - p > t - 1e-9 and (level := _mean(base)) - p > t:
-                        # its changes are capped only when its threshold had 6 changes
-                        # behind it (or a cited norm): a younger threshold is too uncertain to
-                        # cut the noise at (on a form of one scale, 1 change a session, the
-                        # cap kept the noise from learning: see the class's docstring)
-                        trusted = norm_t is not None or n >= MIN_GAP_DF
+                        # its changes are capped at its threshold, unless that was only
+                        # the one-unit floor from fewer than 6 changes (early answers all
+                        # alike): capped there, the noise could not learn (class docstring)
+                        trusted = norm_t is not None or n >= MIN_GAP_DF or t > unit
                         w.drop = drop = _Drop(
                             index, level, len(base), tuple(outside), t, cap=t if trusted else None
                         )
@@ -467,12 +474,13 @@ class Noise:
                 w.seen += 1
             sums.append((total, n))
             sds.append(math.sqrt(total / n) if n else 0.0)
+            qs.append(self.quantile(n))
         # what the next session is measured against, per scale (the report's shaded band)
         self.next_bands: dict[str, tuple[float, float] | None] = {}
-        for sid, w, _, factor, unit, norm_t, _ in scales:
+        for sid, w, _, root, unit, norm_t, _ in scales:
             t = norm_t
             if t is None and w.seen >= least:
-                t = max(factor * sds[-1], unit)
+                t = own_threshold(qs[-1], sds[-1], root, unit)
             band = None
             if w.drop is not None:  # back within half its threshold of its level: repaired
                 half = w.drop.threshold / 2
@@ -482,9 +490,27 @@ class Noise:
                 band = (usual - t, usual + t)
             self.next_bands[sid] = band
 
+    def quantile(self, changes: int) -> float:
+        """The z (or, on a form of one scale, Student's t) of a drop's test with ``changes``
+        behind the noise."""
+        return drop_t(changes) if self.student else self.z
+
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
         return self.sds[index], self.sums[index][1]
+
+
+def own_threshold(q: float, sd: float, root_items: float, unit: float) -> float:
+    """A drop's threshold from the client's own noise: q · √2 · SEM (SEM = item-level SD over
+    √k), never under one unit (one expression, so the walk, the rules and the band agree)."""
+    return max(q * math.sqrt(2) * sd / root_items, unit)
+
+
+@functools.cache
+def drop_t(changes: int) -> float:
+    """Student's t for a one-sided 2.5 % with the ``changes`` behind the noise as degrees of
+    freedom (at least ``MIN_GAP_DF``, where ``t_quantile`` holds)."""
+    return t_quantile(1 - 0.025, max(changes, MIN_GAP_DF))
 
 
 @functools.cache
@@ -525,16 +551,20 @@ class Threshold(NamedTuple):
     z: float = 0.0  # own: the z of the test, and over how many scales
     tests: int = 0
     floor: bool = False  # own: the least threshold (one item, one unit) held, not the SEM's
+    student: bool = False  # own: z is Student's t (a form of one scale)
 
     @property
     def source(self) -> str:
         """Where the rule comes from (worked out only when a concern quotes it)."""
         if not self.own or self.value is None:
             return self.cited
-        rule = (
-            f"{self.z:.2f} · √2 · SEM (z for 5 % over the form's {counted(self.tests, 'scale')}, "
-            f"Bonferroni; the form of {JT_SOURCE}, with no published norms)"
+        test = (
+            f"Student's t for 2.5 % with {max(self.n, MIN_GAP_DF):g} degrees of freedom, the "
+            "form's one scale"
+            if self.student
+            else f"z for 5 % over the form's {counted(self.tests, 'scale')}, Bonferroni"
         )
+        rule = f"{self.z:.2f} · √2 · SEM ({test}; the form of {JT_SOURCE}, with no published norms)"
         if not self.floor:
             return f"{rule}, the SEM from this client's own {counted(self.n, 'earlier change')}"
         if not self.n:
@@ -562,10 +592,10 @@ def threshold_values(
         return [max(spec.norm[0], spec.unit)] * len(indices)
     if noise is None:
         return [None] * len(indices)
-    zs2, root_items, unit = noise.z * math.sqrt(2), math.sqrt(spec.items), spec.unit
+    root, unit, sds, qs = math.sqrt(spec.items), spec.unit, noise.sds, noise.qs
     least = MIN_EARLIER_CHANGES + 1
     return [
-        None if start + k < least else max(zs2 * noise.sds[index] / root_items, unit)
+        None if start + k < least else own_threshold(qs[index], sds[index], root, unit)
         for k, index in enumerate(indices)
     ]
 
@@ -579,8 +609,9 @@ def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int)
     if value is None or noise is None:
         return _NO_THRESHOLD
     sd, n = noise.before(index)
-    floor = noise.z * math.sqrt(2) * sd / math.sqrt(spec.items) < spec.unit
-    return Threshold(value, _OWN_WORDS, "", True, n, noise.z, noise.tests, floor)
+    q = noise.qs[index]
+    floor = own_threshold(q, sd, math.sqrt(spec.items), 0.0) < spec.unit
+    return Threshold(value, _OWN_WORDS, "", True, n, q, noise.tests, floor, noise.student)
 
 
 class NextSession(NamedTuple):
