@@ -337,7 +337,6 @@ class _Episode:
     evidence: list[Evidence]
     figures: tuple[float, float] = (0.0, 0.0)  # (level before, value at onset)
     own: bool = False  # the threshold is the client's own usual change
-    threshold: float = 0.0  # a drop's threshold at onset: its repair is within half of it
 
 
 @dataclass
@@ -548,7 +547,7 @@ class Threshold(NamedTuple):
     cited: str  # the published norm's source ("" when the threshold is the client's own)
     own: bool  # from the client's own earlier changes (no published norms)
     n: int = 0  # own: the earlier changes behind it
-    z: float = 0.0  # own: the z of the test, and over how many scales
+    z: float = 0.0  # own: the test's quantile (z, or t on a form of one scale), its scales
     tests: int = 0
     floor: bool = False  # own: the least threshold (one item, one unit) held, not the SEM's
     student: bool = False  # own: z is Student's t (a form of one scale)
@@ -666,9 +665,7 @@ def _drop_onset(
                 )
             )
             severity = "act" if k >= 2 else severity
-    return _Episode(
-        "drop", sid, session, None, severity, evidence, (found.level, value), t.own, t.value
-    )
+    return _Episode("drop", sid, session, None, severity, evidence, (found.level, value), t.own)
 
 
 _ROOT_HALF_WINDOW = math.sqrt(DECLINE_WINDOW / 2)  # a decline's threshold: the session's over it
