@@ -75,6 +75,17 @@ def test_the_band_the_report_shades_is_the_rule_the_next_session_meets(levels, s
             assert any(c.began == nxt for c in drops) == (not inside)
 
 
+def test_a_client_at_the_top_who_collapses_twice_is_named_twice():
+    """Four sessions of every answer at the top measure no noise (the ceiling), so the first
+    collapse is a drop at the one-unit floor; its changes count as that floor, else the
+    100-point fall and its repair made the next threshold 220 POMP and the second collapse
+    was never said."""
+    top, bottom = dict.fromkeys(WAI.scales, 100.0), dict.fromkeys(WAI.scales, 0.0)
+    read = _read([top, top, top, top, bottom, top, top, bottom])
+    drops = sorted((c.began, c.resolved) for c in read.concerns if c.kind == "drop")
+    assert drops == [(5, 6), (8, None)]
+
+
 @given(st.fixed_dictionaries({s: POMP for s in WAI.scales}), st.integers(1, 20))
 def test_a_constant_series_never_raises_a_concern(level, sessions):
     assert _read([level] * sessions).concerns == []

@@ -381,14 +381,15 @@ class Noise:
     onset until the session that repairs it) are left out of the usual level later drops
     are measured from, and a change into, within or out of a drop enters the noise at most
     as large as the drop's threshold (winsorised), unless that threshold was only the
-    one-unit floor from fewer than 6 changes (a form whose first answers were all alike:
-    capped there, its noise could not learn, and a stable simulated HAQ-II client got drop
-    after drop). With the whole rupture in both, a second rupture of 30 POMP after a
-    repaired one was named at its session for 27 % of simulated WAI-SR clients and 49 % of
-    SRS clients; now 73 % and 99.8 % (``bench/signals.py``). Leaving such changes out
-    altogether would name more (82 % on the WAI-SR) but biases the noise low on stable
-    clients after a false alarm: 4.8 % of stable SRS clients would end with something open,
-    where the limit is 5 %.
+    one-unit floor from 1 to 5 changes (a form whose first answers were all alike: capped
+    there, its noise could not learn, and a stable simulated HAQ-II client got drop after
+    drop). With no change measured at all (every answer at the top) the cap holds: a client
+    at the top who collapses and recovers would otherwise have a threshold of 220 POMP.
+    With the whole rupture in both, a second rupture of 30 POMP after a repaired one was
+    named at its session for 27 % of simulated WAI-SR clients and 49 % of SRS clients; now
+    73 % and 99.8 % (``bench/signals.py``). Leaving such changes out altogether would name
+    more (82 % on the WAI-SR) but biases the noise low on stable clients after a false
+    alarm: 4.8 % of stable SRS clients would end with something open, where the limit is 5 %.
 
     A form with subscales tests its scales with the Bonferroni z; a form of one scale (the
     HAQ-II) with Student's t, since its noise has one change a session behind it and its one
@@ -428,7 +429,7 @@ class Noise:
         sums, sds, qs = self.sums, self.sds, self.qs
         total, n = 0.0, 0
         for index, v in enumerate(visits):
-            sd, q = sds[-1], qs[-1]
+            sd, q, behind = sds[-1], qs[-1], n  # (the noise before this visit)
             pomps = v.pomps
             for sid, w, items, root, unit, norm_t, in_pool in scales:
                 p = pomps.get(sid)
@@ -449,9 +450,11 @@ class Noise:
                     # (a plain sum first: the exact mean only when it may be a drop)
                     if sum(base) / len(base) - p > t - 1e-9 and (level := _mean(base)) - p > t:
                         # its changes are capped at its threshold, unless that was only
-                        # the one-unit floor from fewer than 6 changes (early answers all
-                        # alike): capped there, the noise could not learn (class docstring)
-                        trusted = norm_t is not None or n >= MIN_GAP_DF or t > unit
+                        # the one-unit floor from 1-5 nil changes (early answers all alike):
+                        # capped there, the noise could not learn (class docstring)
+                        trusted = (
+                            norm_t is not None or behind >= MIN_GAP_DF or t > unit or not behind
+                        )
                         w.drop = drop = _Drop(
                             index, level, len(base), tuple(outside), t, cap=t if trusted else None
                         )

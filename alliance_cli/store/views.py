@@ -1072,7 +1072,7 @@ def _series_data(row: tuple[Any, ...], specs: Specs, store: Store) -> tuple[Any,
     return reading.SeriesData(spec, visits), numbers
 
 
-CASELOAD_RULES = 9  # raise when a rule changes: every kept caseload reading is then stale
+CASELOAD_RULES = 10  # raise when a rule changes: every kept caseload reading is then stale
 SNAPSHOT_FORMAT = "rows-4"  # the kept whole list's format (``CaseloadRow.snapshot_line``)
 
 
