@@ -50,6 +50,7 @@ def test_the_band_the_report_shades_is_the_rule_the_next_session_meets(levels, s
     with a drop open, does not repair it); just above, it does neither (the band used to be
     drawn around the latest session, not the usual level a drop is measured from)."""
     following = reading.next_session(reading.SeriesData(WAI, _visits(levels)))
+    assert _read(levels).following[WAI.label] == following  # what every view shows
     band = following.bands[sid]
     assert band is not None  # four sessions: every scale has a threshold
     # (the scale's own drop: a concern of several scales stays open until all have recovered)

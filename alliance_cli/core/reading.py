@@ -286,6 +286,8 @@ class Reading:
     compared: Mapping[str, str] = field(default_factory=dict)
     # each series' trend of the total ("up", "down" or "steady": ``series_trend``)
     trends: Mapping[str, str] = field(default_factory=dict)
+    # what each series' next session is measured by (its noise's walk, read once)
+    following: Mapping[str, NextSession] = field(default_factory=dict)
 
     @property
     def open(self) -> list[Concern]:
@@ -337,6 +339,15 @@ class _Episode:
     evidence: list[Evidence]
     figures: tuple[float, float] = (0.0, 0.0)  # (level before, value at onset)
     own: bool = False  # the threshold is the client's own usual change
+
+
+class NextSession(NamedTuple):
+    """What a series' next session is measured against, per scale (POMP)."""
+
+    thresholds: dict[str, float | None]  # the drop threshold it meets (None: too early)
+    # the usual level ± that threshold (below it, a drop begins); while a drop is open, the
+    # level it fell from ± half its threshold (back inside, it is repaired); None: too early
+    bands: dict[str, tuple[float, float] | None]
 
 
 @dataclass
@@ -406,7 +417,7 @@ class Noise:
         self.tests = len(spec.scales)
         self.z = bonferroni_z(self.tests)
         # a form of one scale has no Bonferroni slack to absorb its SD being estimated:
-        # its test is Student's t (``drop_t``); a form with subscales keeps the z
+        # its test is Student's t (``student_t``); a form with subscales keeps the z
         self.student = self.tests == 1
         self.sums: list[tuple[float, int]] = [(0.0, 0)]  # (Σ squares, n) before each visit
         self.sds = [0.0]  # the item-level SD before each visit
@@ -478,11 +489,13 @@ class Noise:
             sds.append(math.sqrt(total / n) if n else 0.0)
             qs.append(self.quantile(n))
         # what the next session is measured against, per scale (the report's shaded band)
-        self.next_bands: dict[str, tuple[float, float] | None] = {}
+        bands: dict[str, tuple[float, float] | None] = {}
+        thresholds: dict[str, float | None] = {}
         for sid, w, _, root, unit, norm_t, _ in scales:
             t = norm_t
             if t is None and w.seen >= least:
                 t = own_threshold(qs[-1], sds[-1], root, unit)
+            thresholds[sid] = t
             band = None
             if w.drop is not None:  # back within half its threshold of its level: repaired
                 half = w.drop.threshold / 2
@@ -490,12 +503,13 @@ class Noise:
             elif t is not None and w.outside:
                 usual = _mean(w.outside[-BASELINE_SESSIONS:])
                 band = (usual - t, usual + t)
-            self.next_bands[sid] = band
+            bands[sid] = band
+        self.following = NextSession(thresholds, bands)
 
     def quantile(self, changes: int) -> float:
         """The z (or, on a form of one scale, Student's t) of a drop's test with ``changes``
         behind the noise."""
-        return drop_t(changes) if self.student else self.z
+        return student_t(changes) if self.student else self.z
 
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
@@ -509,9 +523,10 @@ def own_threshold(q: float, sd: float, root_items: float, unit: float) -> float:
 
 
 @functools.cache
-def drop_t(changes: int) -> float:
+def student_t(changes: int) -> float:
     """Student's t for a one-sided 2.5 % with the ``changes`` behind the noise as degrees of
-    freedom (at least ``MIN_GAP_DF``, where ``t_quantile`` holds)."""
+    freedom (at least ``MIN_GAP_DF``, where ``t_quantile`` holds): a one-scale form's drop
+    test, and every trend's."""
     return t_quantile(1 - 0.025, max(changes, MIN_GAP_DF))
 
 
@@ -616,25 +631,10 @@ def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int)
     return Threshold(value, _OWN_WORDS, "", True, n, q, noise.tests, floor, noise.student)
 
 
-class NextSession(NamedTuple):
-    """What a series' next session is measured against, per scale (POMP)."""
-
-    thresholds: dict[str, float | None]  # the drop threshold it meets (None: too early)
-    # the usual level ± that threshold (below it, a drop begins); while a drop is open, the
-    # level it fell from ± half its threshold (back inside, it is repaired); None: too early
-    bands: dict[str, tuple[float, float] | None]
-
-
 def next_session(data: SeriesData) -> NextSession:
-    """Per scale: the threshold and the band the next session of a series is measured by."""
-    noise = Noise(data.spec, data.visits)
-    thresholds = {
-        sid: threshold_at(
-            spec, noise, len(data.visits), sum(v.pomps.get(sid) is not None for v in data.visits)
-        ).value
-        for sid, spec in data.spec.scales.items()
-    }
-    return NextSession(thresholds, noise.next_bands)
+    """Per scale: the threshold and the band the next session of a series is measured by
+    (``Reading.following`` has it for every series read)."""
+    return Noise(data.spec, data.visits).following
 
 
 def _drop_onset(
@@ -1311,7 +1311,8 @@ def read_client(
         concerns.append(away)
     concerns.sort(key=order_key)
     trends = {data.spec.label: series_trend(data, noises[n]) for n, data in enumerate(series)}
-    return Reading(client_id, concerns, counselor, last_date, days, compared, trends)
+    following = {data.spec.label: noises[n].following for n, data in enumerate(series)}
+    return Reading(client_id, concerns, counselor, last_date, days, compared, trends, following)
 
 
 TREND_SESSIONS = 6  # the trend is the total's over the latest this many sessions
@@ -1342,14 +1343,14 @@ def series_trend(data: SeriesData, noise: Noise) -> str:
     n = len(values)
     if scale is None or n < 2:
         return "steady"
-    mx, my = (n - 1) / 2, math.fsum(values) / n
+    mx, my = (n - 1) / 2, _mean(values)
     sxx = sum((x - mx) ** 2 for x in range(n))
     slope = math.fsum((x - mx) * (y - my) for x, y in enumerate(values)) / sxx
     fitted = slope * (n - 1)
     sd, changes = noise.before(len(data.visits))
     se = sd / math.sqrt(scale.items) * (n - 1) / math.sqrt(sxx)
-    # Student's t: the SD is estimated from the changes behind it (at least 6 taken)
-    limit = max(t_quantile(1 - 0.025, max(changes, MIN_GAP_DF)) * se, scale.unit)
+    # Student's t: the SD is estimated from the changes behind it
+    limit = max(student_t(changes) * se, scale.unit)
     if fitted > limit:
         return "up"
     if fitted < -limit:

@@ -8,7 +8,7 @@ import itertools
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from operator import itemgetter
 from typing import IO, Any, NamedTuple, Protocol
 
@@ -133,7 +133,7 @@ class SeriesView:
     thresholds: dict[str, float | None]  # the drop threshold the next session meets (POMP)
     concerns: list[reading.Concern]  # the reading's concerns of this series
     # the band the next session is measured by, per scale (POMP; ``reading.NextSession``)
-    bands: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    bands: dict[str, tuple[float, float] | None]
 
     def as_dict(self) -> dict[str, Any]:
         """The series as JSON data (``alliance history -f json``)."""
@@ -208,7 +208,7 @@ def client_view(
         recs = [r for r in records if (r.instrument, r.rater) == (spec.instrument, spec.rater)]
         current = _current_sha(catalog, spec.instrument)
         sessions = [_session_view(r, current) for r in recs]
-        following = reading.next_session(series)
+        following = read.following[spec.label]
         out.append(
             SeriesView(
                 client_id,
