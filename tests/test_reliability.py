@@ -100,6 +100,62 @@ def test_from_history_equals_the_file_it_was_saved_from(cli, tmp_path: Path):
     assert json.loads(first.stdout)[0]["n"] < from_file[0]["n"]
     both = cli("reliability", export, "--from-history", "-i", "wai-sr")
     assert both.exit_code == 2
+    # --session on the file keeps the same rows as on the history it was saved to
+    from_file_first = cli("reliability", export, "-i", "wai-sr", "--session", "1", "-f", "json")
+    assert from_file_first.exit_code == 3, from_file_first.stderr  # (the 2 rejected rows)
+    assert json.loads(from_file_first.stdout) == json.loads(first.stdout)
+
+
+def test_one_clients_rows_are_said_and_session_keeps_one_each(cli, tmp_path, monkeypatch):
+    """A clinic export holds every session of each client. Found as a user: norms and
+    reliability pooled the 197 rows of 36 clients as if independent, without a word. Now the
+    note says so, the norms' sample names its clients, and --session 1 keeps each client's
+    first session, on the fast path and the careful one alike."""
+    import yaml
+
+    from alliance_cli.batch.engine import NO_FASTPATH
+
+    from .conftest import ROOT
+
+    export = ROOT / "examples" / "clinic_wai_sr.csv"
+    with open(export, encoding="utf-8", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    clients = {r["record_id"] for r in rows}
+    firsts = [r for r in rows if r["session"] == "1"]
+    most = max(sum(r["record_id"] == c for r in rows) for c in clients)
+    pooled = cli("norms", str(export), "-i", "wai-sr", "-o", str(tmp_path / "all.yaml"))
+    assert pooled.exit_code == 3, pooled.stderr  # (2 rejected rows, as batch)
+    note = f"the 197 rows come from {len(clients)} clients (up to {most} each)"
+    assert note in pooled.stderr and "--session 1" in pooled.stderr
+    data = yaml.safe_load((tmp_path / "all.yaml").read_text(encoding="utf-8"))
+    assert data["sample"] == f"197 rows ({len(clients)} clients) of {export}"
+    first = cli("norms", str(export), "-i", "wai-sr", "--session", "1", "-o",
+                str(tmp_path / "first.yaml"))  # fmt: skip
+    assert "not independent" not in first.stderr
+    assert f"{197 - len(firsts):,} of other sessions left out" in first.stderr  # (scored)
+    data = yaml.safe_load((tmp_path / "first.yaml").read_text(encoding="utf-8"))
+    assert data["sample"] == (
+        f"{len(firsts)} rows of session 1 ({len(firsts)} clients) of {export}"
+    )
+    # the first sessions alone, written out as a file of their own, give the same norms
+    alone = tmp_path / "firsts.csv"
+    with open(alone, "w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(firsts)
+    same = cli("norms", str(alone), "-i", "wai-sr", "-o", str(tmp_path / "alone.yaml"), "-q")
+    scales = yaml.safe_load((tmp_path / "alone.yaml").read_text(encoding="utf-8"))["scales"]
+    assert same.exit_code == 0 and scales == data["scales"]
+    monkeypatch.setenv(NO_FASTPATH, "1")
+    careful = cli("reliability", str(export), "-i", "wai-sr", "--session", "1", "-f", "json")
+    monkeypatch.delenv(NO_FASTPATH)
+    fast = cli("reliability", str(export), "-i", "wai-sr", "--session", "1", "-f", "json")
+    assert careful.stdout == fast.stdout and json.loads(fast.stdout)[0]["n"] < 40
+    bare = tmp_path / "bare.csv"  # no session column: --session cannot choose
+    header = ",".join(f"wai_{i}" for i in range(1, 13))
+    bare.write_text(header + "\n" + "4,5,3,4,4,5,4,3,4,4,5,4\n" * 40, encoding="utf-8")
+    refused = cli("reliability", str(bare), "-i", "wai-sr", "--session", "1")
+    assert refused.exit_code == 2 and "has no session column" in refused.stderr, refused.stderr
 
 
 def test_local_norms_are_written_and_used_for_z_and_reliable_change(cli, tmp_path, monkeypatch):

@@ -297,6 +297,7 @@ def score_stream(
     keep = layout.keep
     ids = layout.ids
     client_col = ids.get("client_id")
+    session_col = ids.get("session")
     header_names = layout.header
     to_iso = layout.to_iso
     checks = _id_checks(ids, scorer.instrument.respondent, to_iso, layout.plain_ids)
@@ -340,7 +341,7 @@ def score_stream(
         if sink.wants_keyed:  # the answers only, keyed (alliance reliability, norms)
             keyed, problems = scorer.keyed_answers(answers)
             if not problems:
-                sink.keyed(keyed)
+                sink.keyed(keyed, client, _cell(row, session_col))
                 return True
         elif wants_json:
             where = (name, end_line, client)
@@ -384,7 +385,6 @@ def score_stream(
         and not os.environ.get(NO_FASTPATH)
     )
     saver: Any = None  # made at the first row to save (a usage error creates no store)
-    session_col = ids.get("session")
 
     def make_saver() -> Any:
         """The saver of fast-path rows, made at the first row to save; False when this
@@ -412,6 +412,8 @@ def score_stream(
     # answers only (reliability): a row on one line whose cells the answer tables all know
     # and whose id cells pass their checks is kept as it is; the rest go through general()
     keyed_fast = sink.wants_keyed and not os.environ.get(NO_FASTPATH)
+    client_of = _cell_of(client_col)  # (what a keyed sink is told of each row: whose, when)
+    session_of = _cell_of(session_col)
     known_cells = frozenset(scorer.answer_tables[0]).issuperset
     cells_of: Callable[[list[str]], Sequence[str]] = get_items or (lambda row: (row[first_item],))
     id_checks = sorted(row_checks.items())
@@ -552,7 +554,7 @@ def score_stream(
                         if known_cells(cells) and (
                             not id_checks or all(ok(row[c]) for c, ok in id_checks)
                         ):
-                            sink.keyed(cells)
+                            sink.keyed(cells, client_of(row), session_of(row))
                             scored += 1
                             if on_progress is not None and not scored & 8191:
                                 on_progress(scored + rejected, done + _position(source))
@@ -701,6 +703,18 @@ def _position(source: Source) -> int:
         return source.handle.buffer.tell() if source.name != "stdin" else 0  # type: ignore[attr-defined]
     except (AttributeError, OSError, ValueError):
         return 0
+
+
+def _cell(row: list[str], column: int | None) -> str:
+    """A row's cell in ``column``, stripped ("" for no such column)."""
+    return row[column].strip() if column is not None and column < len(row) else ""
+
+
+def _cell_of(column: int | None) -> Callable[[list[str]], str]:
+    """``_cell`` of one column, bound (the answers-only fast path calls it per row)."""
+    if column is None:
+        return lambda _row: ""
+    return lambda row: row[column].strip()
 
 
 def _id_problem(

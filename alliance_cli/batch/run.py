@@ -8,6 +8,8 @@ neither it nor each other's callers (no circle).
 
 from __future__ import annotations
 
+import collections
+import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -280,13 +282,36 @@ def _open(inputs: Sequence[str], scorer: Scorer, options: BatchOptions) -> list[
 
 class _Collected(Sink):
     """Each row's answers in item order (``alliance reliability`` reads them): cell texts
-    the answer tables know, or keyed values, None where missing."""
+    the answer tables know, or keyed values, None where missing; how many rows each client
+    gave, and (with a session number to keep) how many rows of other sessions were left out."""
 
     wants_keyed = True
 
-    def __init__(self) -> None:
+    def __init__(self, session: int | None) -> None:
         self.rows: list[Sequence[str | float | None]] = []
-        self.keyed = self.rows.append  # type: ignore[method-assign,assignment]
+        self.per_client: collections.Counter[str] = collections.Counter()
+        self.session = None if session is None else str(session)
+        self.other_sessions = 0
+
+    def keyed(self, values: Sequence[str | float | None], client: str, session: str) -> None:
+        """Keep one row (unless it is of another session than the one asked for)."""
+        if self.session is not None and session.lstrip("0") != self.session:
+            self.other_sessions += 1
+            return
+        self.rows.append(values)
+        if client:
+            self.per_client[client] += 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Collected:
+    """What ``collect_answers`` read: the rows kept, the batch's counts, the rows each client
+    gave (empty when the layout names no client), rows of other sessions left out."""
+
+    rows: list[Sequence[str | float | None]]
+    stats: Stats
+    per_client: collections.Counter[str]
+    other_sessions: int
 
 
 def collect_answers(
@@ -296,17 +321,24 @@ def collect_answers(
     on_reject: Callable[[Rejection], None],
     on_note: Callable[[str], None] = lambda _note: None,
     on_progress: Callable[[int, int], None] | None = None,
-) -> tuple[list[Sequence[str | float | None]], Stats]:
+    session: int | None = None,
+) -> Collected:
     """Every row's answers in item order (a cell text the Scorer's answer tables know, or a
     keyed value, None where missing), read exactly as ``batch`` reads it (layouts, maps,
-    recodes, FHIR, Parquet, the same rejects)."""
+    recodes, FHIR, Parquet, the same rejects); only one session number's rows when given
+    (a usage error when the layout has no session column)."""
     sources = _open(inputs, scorer, options)
     try:
         layout = read_layout(sources, scorer, options, on_note)
-        sink = _Collected()
+        if session is not None and "session" not in layout.ids:
+            raise UsageProblem(
+                f"--session {session}: {sources[0].name} has no session column "
+                "(name it with --columns or --map)"
+            )
+        sink = _Collected(session)
         stats = score_stream(sources, scorer, layout, sink, on_reject, on_progress=on_progress)
     finally:
         for source in sources:
             if source.name != "stdin":
                 source.handle.close()
-    return sink.rows, stats
+    return Collected(sink.rows, stats, sink.per_client, sink.other_sessions)

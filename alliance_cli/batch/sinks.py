@@ -22,9 +22,10 @@ class Sink:
     def end(self) -> None:
         """Called once after the last row."""
 
-    def keyed(self, values: Sequence[str | float | None]) -> None:
+    def keyed(self, values: Sequence[str | float | None], client: str, session: str) -> None:
         """Keep one row's answers in item order (answer sinks only): each a cell text the
-        Scorer's answer tables know, or a keyed value, or None when missing."""
+        Scorer's answer tables know, or a keyed value, or None when missing; with the row's
+        client id and session number as text ("" where the layout has none)."""
 
     wants_json = False
     wants_keyed = False

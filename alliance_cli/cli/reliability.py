@@ -1,6 +1,7 @@
 """alliance reliability: how reliable each scale is in a clinic's own data (alpha, Feldt's
 interval, the mean inter-item correlation, item statistics), read as batch reads a file."""
 
+import collections
 import os
 from pathlib import Path
 from typing import Annotated, Any
@@ -45,7 +46,11 @@ FromHistoryOpt = Annotated[
 ]
 HistorySessionOpt = Annotated[
     int | None,
-    typer.Option("--session", help="With --from-history: only this session number.", min=1),
+    typer.Option(
+        "--session",
+        help="Only this session number (1: each client's first, one row per client).",
+        min=1,
+    ),
 ]
 
 OmegaOpt = Annotated[
@@ -122,8 +127,6 @@ def _read(
 
     if bool(files) == from_history:
         raise UsageProblem("give FILE..., or --from-history (not both)")
-    if session is not None and not from_history:
-        raise UsageProblem("--session chooses sessions of the history: add --from-history")
     catalog = run_catalog(quiet=quiet)
     if instrument is None:
         raise UsageProblem(which_instrument(files, catalog, encoding))
@@ -136,12 +139,17 @@ def _read(
             history.note_history(db)  # the history is read: never the output
             check_outputs([("-o", output)], [])
         with history.open_store(db, create=False, on_wait=say) as store:
-            stored = keyed_rows(scorer, store.answers_of(scorer.instrument.id, session))
+            kept = store.answers_of(scorer.instrument.id, session)
+        stored = keyed_rows(scorer, [answers for _client, answers in kept])
         where = f"session {session} of " if session is not None else ""
         if not quiet:
             say(f"{what}: {len(stored):,} answer sets from {where}the history "
                 f"({scorer.instrument.id}); each scale on its complete cases")  # fmt: skip
-        return stored, scorer, f"{len(stored):,} answer sets from {where}the history", 0
+        per_client = collections.Counter(client for client, _answers in kept)
+        sets = counted(len(stored), "answer set")
+        sample = f"{sets}{_clients(per_client)} from {where}the history"
+        _say_repeated(what, per_client, len(stored), quiet)
+        return stored, scorer, sample, 0
     assert files is not None
     options = BatchOptions(
         template=columns, map_file=map_file, layout=layout, encoding=encoding,
@@ -159,19 +167,44 @@ def _read(
     except OSError:  # a missing file is told by the reading itself
         size = 0
     with progress_of(f"{what}: reading", quiet) as bar:
-        answers, stats = collect_answers(
+        got = collect_answers(
             files, scorer, options, rejected.append, (lambda _n: None) if quiet else say,
             (lambda _rows, done: bar(done, size)) if bar is not None and size else None,
+            session=session,
         )  # fmt: skip
+    stats = got.stats
     for r in rejected[:5]:
         say(f"rejected: {r}")
+    others = f", {got.other_sessions:,} of other sessions left out" if session is not None else ""
     if not quiet:
         say(
             f"{what}: {counted(stats.read, 'row')} read, {stats.scored:,} scored, "
-            f"{stats.rejected:,} rejected; each scale on its complete cases (rows with every "
-            "item of the scale answered)"
+            f"{stats.rejected:,} rejected{others}; each scale on its complete cases (rows with "
+            "every item of the scale answered)"
         )
-    return answers, scorer, f"{counted(stats.scored, 'row')} of {', '.join(files)}", stats.rejected
+    _say_repeated(what, got.per_client, len(got.rows), quiet)
+    where = f" of session {session}" if session is not None else ""
+    sample = f"{counted(len(got.rows), 'row')}{where}{_clients(got.per_client)}"
+    sample += f" of {', '.join(files)}"
+    return got.rows, scorer, sample, stats.rejected
+
+
+def _clients(per_client: collections.Counter[str]) -> str:
+    """ " (N clients)" for a sample's description, or "" when the rows name no client."""
+    return f" ({counted(len(per_client), 'client')})" if per_client else ""
+
+
+def _say_repeated(what: str, per_client: collections.Counter[str], rows: int, quiet: bool) -> None:
+    """Say, once, that some client gave more than one row: such rows are not independent."""
+    if quiet or not per_client or max(per_client.values()) < 2:
+        return
+    most = max(per_client.values())
+    say(
+        f"note: {what}: the {rows:,} rows come from {counted(len(per_client), 'client')} (up to "
+        f"{most} each): one client's sessions are not independent, so Feldt's interval is too "
+        "narrow and an SD mixes change within clients with differences between them; "
+        "--session 1 reads each client's first session"
+    )
 
 
 @funnel

@@ -209,8 +209,10 @@ class HistoryStore(Protocol):
     ) -> list[Record]:
         """A client's records, by instrument, rater and session."""
 
-    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
-        """Every stored answer set of an instrument, by item id."""
+    def answers_of(
+        self, instrument: str, session: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored answer set of an instrument: (client id, answers by item id)."""
 
     def snapshot(self) -> tuple[int, str | None, bytes | None, bool]:
         """(version, stamp, rows, fresh) of the kept caseload, the rows as UTF-8 bytes (read
@@ -470,26 +472,29 @@ class StoreBase:
             out.append(Record(r[0], r[1], r[2], r[3], r[4], r[5], r[6], score, said, r[7], r[12]))
         return out
 
-    def answers_of(self, instrument: str, session: int | None = None) -> list[dict[str, Any]]:
-        """Every stored answer set of an instrument (one session number only, when given),
-        as raw values by item id, each read in the item order of the definition it was saved
-        with (``alliance reliability --from-history``)."""
-        sql = "SELECT s.answers, s.definition, s.extra FROM sessions s WHERE s.instrument = ?" + (
-            " AND s.session = ?" if session is not None else ""
+    def answers_of(
+        self, instrument: str, session: int | None = None
+    ) -> list[tuple[str, dict[str, Any]]]:
+        """Every stored answer set of an instrument (one session number only, when given):
+        (client id, raw values by item id), each read in the item order of the definition it
+        was saved with (``alliance reliability --from-history``)."""
+        sql = (
+            "SELECT s.answers, s.definition, s.extra, s.client_id FROM sessions s "
+            "WHERE s.instrument = ?" + (" AND s.session = ?" if session is not None else "")
         )
         args: list[Any] = [instrument] + ([session] if session is not None else [])
         orders: dict[int, list[str]] = {}
         out = []
-        for answers, definition, extra in self._rows(sql, args):
+        for answers, definition, extra, client in self._rows(sql, args):
             kept = json.loads(extra) if extra else {}
             if "schema_version" in kept:  # saved whole (older stores): its answers as kept
-                out.append(dict(kept.get("answers") or {}))
+                out.append((client, dict(kept.get("answers") or {})))
                 continue
             if definition not in orders:
                 data = json.loads(self._definition_data(definition))
                 orders[definition] = [str(i["id"]) for i in data["items"]]
             values = answers_values(answers)
-            out.append(dict(zip(orders[definition], values, strict=False)))
+            out.append((client, dict(zip(orders[definition], values, strict=False))))
         return out
 
     def caseload_instruments(self) -> list[str]:
