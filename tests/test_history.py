@@ -409,3 +409,22 @@ def test_a_batch_says_one_session_as_one(cli, tmp_path: Path):
         "history: 1 session is recorded with other answers and was not saved (--replace "
         "overwrites it with this file's)"
     ) in clash.stderr
+
+
+def test_a_resolved_concern_is_not_coloured_as_one_to_act_on():
+    """Seen in `make demo`: a rupture repaired at the next session was listed in bold red
+    'act' among the open ones, and coloured the box's border; a counselor scanning colours
+    would act on what is already repaired. It keeps its word, greyed; the border is the
+    first open concern's."""
+    from alliance_cli.render.terminal import SEVERITY_STYLE, concerns_panel
+
+    def concern(severity: str, resolved: int | None) -> dict:
+        return {"severity": severity, "resolved": resolved, "sentence": "s", "question": "q"}
+
+    panel = concerns_panel([concern("act", 5), concern("note", None)], "t")
+    heads = panel.renderable.columns[0]._cells  # (the grid's first column: each row's word)
+    words = [(h.plain, str(h.style)) for h in heads if h]
+    assert words == [("act", "dim"), ("note", SEVERITY_STYLE["note"])]
+    assert panel.border_style == SEVERITY_STYLE["note"]
+    assert concerns_panel([concern("act", 5)], "t").border_style == ""
+    assert concerns_panel([concern("act", None)], "t").border_style == "red"

@@ -376,7 +376,9 @@ def concerns_panel(concerns: Sequence[dict[str, Any]], title: str, details: bool
     grid.add_column(no_wrap=True)
     grid.add_column(overflow="fold")
     for c in concerns:
-        head = Text(c["severity"], style=SEVERITY_STYLE.get(c["severity"], ""))
+        # a resolved concern keeps its severity's word, not its colour: nothing to act on now
+        colour = SEVERITY_STYLE.get(c["severity"], "") if c["resolved"] is None else "dim"
+        head = Text(c["severity"], style=colour)
         state = Text(" (open)" if c["resolved"] is None else "", style="dim")  # else said
         grid.add_row(head, literal(c["sentence"]) + state)
         if c["resolved"] is None:
@@ -386,7 +388,8 @@ def concerns_panel(concerns: Sequence[dict[str, Any]], title: str, details: bool
                 # the source after a semicolon: it may hold parentheses of its own
                 said = f"{e['rule']}: {e['figures']}; source: {e['source']}"
                 grid.add_row("", literal(said, "dim"))
-    border = SEVERITY_STYLE.get(concerns[0]["severity"], "") if concerns else ""
+    first_open = next((c for c in concerns if c["resolved"] is None), None)
+    border = SEVERITY_STYLE.get(first_open["severity"], "") if first_open else ""
     return Panel(grid, title=title, border_style=border.replace("bold ", ""), expand=False)
 
 
