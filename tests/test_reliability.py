@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -435,3 +436,20 @@ def test_csv_carries_omega_on_each_scales_row(cli):
     assert all(r["omega_total"] == "" for r in rows if r["item"])
     plain = cli("reliability", src, "-i", "wai-s", "-f", "csv", "--no-omega").stdout
     assert all(r["omega_total"] == "" for r in csv.DictReader(io.StringIO(plain)))
+
+
+def test_the_summary_accounts_for_every_row_as_batch_does(cli):
+    """Found as a user: on a REDCap export, reliability said '14 rows read, 10 scored, 0
+    rejected', leaving 4 rows unaccounted for; batch says they were not administered."""
+    from .conftest import ROOT
+
+    export = str(ROOT / "examples" / "exports" / "redcap_wai_sr.csv")
+    batch = cli("batch", export, "-i", "wai-sr", "-o", "-")
+    assert "14 rows read, 10 scored, 0 rejected, 4 not administered" in batch.stderr
+    runs = {
+        "reliability": cli("reliability", export, "-i", "wai-sr", "-f", "csv"),
+        "norms": cli("norms", export, "-i", "wai-sr", "-o", os.devnull),  # (refused: < 30)
+    }
+    for command, result in runs.items():
+        said = f"{command}: 14 rows read, 10 scored, 0 rejected, 4 not administered;"
+        assert said in result.stderr, result.stderr

@@ -138,6 +138,12 @@ class Stats:
     lines: int = 0  # physical lines read after the header (records < lines: a field held one)
     records: int = 0  # CSV records read, blank lines too
 
+    def left_out(self) -> str:
+        """The rows neither scored nor rejected, as a summary line's tail: ", 4 not
+        administered, 2 <why>" ("" when there are none)."""
+        counts = [("not administered", self.not_administered), *self.excluded.items()]
+        return "".join(f", {count:,} {why}" for why, count in counts if count)
+
 
 def _iso_date(cell: str) -> str:
     """An ISO date, or the date of an ISO date and time (REDCap's ``2026-09-03 14:05``)."""

@@ -177,17 +177,10 @@ def run_with_progress(request: BatchRequest) -> tuple[batch.Stats, bool]:
     if not quiet:
         where = f" (reasons in {rejects})" if rejects is not None and stats.rejected else ""
         withheld = "; --strict: no output written" if not written else ""
-        others = "".join(
-            f", {count:,} {why}"
-            for why, count in [
-                ("not administered", stats.not_administered),
-                *stats.excluded.items(),
-            ]
-            if count
-        )
         sys.stderr.write(
             f"batch: {counted(stats.read, 'row')} read, {stats.scored:,} scored, "
-            f"{stats.rejected:,} rejected{where}{others} in {stats.seconds:.2f} s{withheld}\n"
+            f"{stats.rejected:,} rejected{where}{stats.left_out()} in {stats.seconds:.2f} s"
+            f"{withheld}\n"
         )
     return stats, written
 

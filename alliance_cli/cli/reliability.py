@@ -179,8 +179,8 @@ def _read(
     if not quiet:
         say(
             f"{what}: {counted(stats.read, 'row')} read, {stats.scored:,} scored, "
-            f"{stats.rejected:,} rejected{others}; each scale on its complete cases (rows with "
-            "every item of the scale answered)"
+            f"{stats.rejected:,} rejected{stats.left_out()}{others}; each scale on its complete "
+            "cases (rows with every item of the scale answered)"
         )
     _say_repeated(what, got.per_client, len(got.rows), quiet)
     where = f" of session {session}" if session is not None else ""
