@@ -453,3 +453,15 @@ def test_the_summary_accounts_for_every_row_as_batch_does(cli):
     for command, result in runs.items():
         said = f"{command}: 14 rows read, 10 scored, 0 rejected, 4 not administered;"
         assert said in result.stderr, result.stderr
+
+
+def test_a_client_is_one_client_on_either_path(cli, tmp_path: Path):
+    """Found in review: the fast path counted a row's client id stripped, the careful path
+    (a cell the answer tables do not know) as written, so ' A' and 'A' were two clients."""
+    header = "client_id,session," + ",".join(f"wai_{i}" for i in range(1, 13))
+    rows = ["A,1," + ",".join("4" * 12), " A ,2, 4," + ",".join("4" * 11)]
+    rows += [f"B{k},1," + ",".join("35"[k % 2] * 12) for k in range(4)]
+    src = tmp_path / "two-paths.csv"
+    src.write_text("\n".join([header, *rows]) + "\n", encoding="utf-8")
+    result = cli("reliability", str(src), "-i", "wai-sr", "-f", "json", "--no-omega")
+    assert "the 6 rows come from 5 clients (up to 2 each)" in result.stderr, result.stderr

@@ -347,7 +347,7 @@ def score_stream(
         if sink.wants_keyed:  # the answers only, keyed (alliance reliability, norms)
             keyed, problems = scorer.keyed_answers(answers)
             if not problems:
-                sink.keyed(keyed, client, _cell(row, session_col))
+                sink.keyed(keyed, _cell(row, client_col), _cell(row, session_col))
                 return True
         elif wants_json:
             where = (name, end_line, client)

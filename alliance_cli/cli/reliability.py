@@ -196,9 +196,9 @@ def _clients(per_client: collections.Counter[str]) -> str:
 
 def _say_repeated(what: str, per_client: collections.Counter[str], rows: int, quiet: bool) -> None:
     """Say, once, that some client gave more than one row: such rows are not independent."""
-    if quiet or not per_client or max(per_client.values()) < 2:
+    most = max(per_client.values(), default=0)
+    if quiet or most < 2:
         return
-    most = max(per_client.values())
     say(
         f"note: {what}: the {rows:,} rows come from {counted(len(per_client), 'client')} (up to "
         f"{most} each): one client's sessions are not independent, so Feldt's interval is too "
