@@ -49,7 +49,7 @@ def test_the_band_the_report_shades_is_the_rule_the_next_session_meets(levels, s
     """Just below the band's lower edge the next session starts a drop on that scale (or,
     with a drop open, does not repair it); just above, it does neither (the band used to be
     drawn around the latest session, not the usual level a drop is measured from)."""
-    following = reading.next_session(reading.SeriesData(WAI, _visits(levels)))
+    following = reading.Noise(WAI, _visits(levels)).following
     assert _read(levels).following[WAI.label] == following  # what every view shows
     band = following.bands[sid]
     assert band is not None  # four sessions: every scale has a threshold

@@ -177,7 +177,7 @@ def test_an_srs_is_drawn_in_its_own_metric_with_its_cutoff(cli, store, tmp_path)
 
 
 def test_the_shaded_band_is_the_reading_s_next_session_in_the_chart_s_metric(store):
-    """The band is what the next session is measured by (``reading.next_session``), drawn on
+    """The band is what the next session is measured by (``reading.Reading.following``), drawn on
     the SRS's 0-40 sum; it was the latest session ± the threshold, which the rule never uses."""
     from alliance_cli.core import reading
     from alliance_cli.io.catalog import load_catalog
@@ -189,7 +189,7 @@ def test_the_shaded_band_is_the_reading_s_next_session_in_the_chart_s_metric(sto
         data = report.client_data(opened, HOSTILE, None, catalog, reading.Settings(), "now")
         (series,) = views.client_view(opened, HOSTILE, None, catalog, reading.Settings())
     total = data["groups"][0].charts[-1]
-    low, high = series.bands["total"]
+    low, high = series.following.bands["total"]
     assert total.unit == "sum" and total.band == pytest.approx((low * 0.4, high * 0.4))
     # sums 36, 36, 36.7, 26, 36: the drop of session 4 repaired at 5, the usual level is
     # sessions 1, 2, 3 and 5 (26 was inside the drop), not the latest session alone

@@ -631,12 +631,6 @@ def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int)
     return Threshold(value, _OWN_WORDS, "", True, n, q, noise.tests, floor, noise.student)
 
 
-def next_session(data: SeriesData) -> NextSession:
-    """Per scale: the threshold and the band the next session of a series is measured by
-    (``Reading.following`` has it for every series read)."""
-    return Noise(data.spec, data.visits).following
-
-
 def _drop_onset(
     sid: str, spec: ScaleSpec, session: int, value: float, found: _Drop, t: Threshold, i: int
 ) -> _Episode:

@@ -186,7 +186,7 @@ def _charts(members: list[views.SeriesView], inst: Any, n: int) -> list[ChartDat
             missing = [s for s in sessions if s not in line.points]
             if missing and line.points:
                 notes.append(f"no {line.rater} form in {_sessions_text(missing)}")
-        next_band = main.bands.get(sid)  # in POMP: drawn in the chart's own metric
+        next_band = main.following.bands.get(sid)  # in POMP: drawn in the chart's own metric
         band = None
         if next_band is not None:
             scale = (high - low) / 100

@@ -130,10 +130,9 @@ class SeriesView:
     metric: str
     verification: str | None
     sessions: list[SessionView]
-    thresholds: dict[str, float | None]  # the drop threshold the next session meets (POMP)
     concerns: list[reading.Concern]  # the reading's concerns of this series
-    # the band the next session is measured by, per scale (POMP; ``reading.NextSession``)
-    bands: dict[str, tuple[float, float] | None]
+    # per scale, the threshold and band the next session is measured by (POMP)
+    following: reading.NextSession
 
     def as_dict(self) -> dict[str, Any]:
         """The series as JSON data (``alliance history -f json``)."""
@@ -145,7 +144,8 @@ class SeriesView:
             "verification": self.verification,
             "sessions": [s.as_dict() for s in self.sessions],
             "thresholds": {
-                k: None if v is None else round(v, DIGITS) for k, v in self.thresholds.items()
+                k: None if v is None else round(v, DIGITS)
+                for k, v in self.following.thresholds.items()
             },
             "concerns": [c.as_dict() for c in self.concerns],
         }
@@ -208,7 +208,6 @@ def client_view(
         recs = [r for r in records if (r.instrument, r.rater) == (spec.instrument, spec.rater)]
         current = _current_sha(catalog, spec.instrument)
         sessions = [_session_view(r, current) for r in recs]
-        following = read.following[spec.label]
         out.append(
             SeriesView(
                 client_id,
@@ -217,9 +216,8 @@ def client_view(
                 recs[0].score["metric"],
                 sessions[-1].verification,
                 sessions,
-                following.thresholds,
                 [c for c in read.concerns if c.series == spec.label] + (dated if not out else []),
-                following.bands,
+                read.following[spec.label],
             )
         )
     return out
