@@ -367,7 +367,7 @@ class _Drop:
 class _ScaleWalk:
     """One scale's state in the noise's walk."""
 
-    __slots__ = ("cap", "drop", "last", "outside", "seen")
+    __slots__ = ("cap", "drop", "last", "outside", "seen", "thresholds")
 
     def __init__(self) -> None:
         self.seen = 0  # scored sessions so far
@@ -375,6 +375,7 @@ class _ScaleWalk:
         self.drop: _Drop | None = None  # the drop open now
         self.last: float | None = None  # the latest session's POMP
         self.cap: float | None = None  # the latest session was in a drop: that drop's cap
+        self.thresholds: list[float | None] = []  # the threshold at each scored session
 
 
 class Noise:
@@ -423,7 +424,8 @@ class Noise:
         self.sds = [0.0]  # the item-level SD before each visit
         self.qs = [self.quantile(0)]  # the test's z (or t) before each visit
         self.drops: dict[str, list[_Drop]] = {}  # each scale's drops, in order
-        least = MIN_EARLIER_CHANGES + 1
+        # each scale's threshold at each of its scored sessions, in order (the rules read it)
+        self.thresholds: dict[str, list[float | None]] = {}
         # per scale: its walk, items, √items, unit, a cited norm's threshold, pooled or not
         scales = [
             (
@@ -432,7 +434,7 @@ class Noise:
                 scale.items,
                 math.sqrt(scale.items),
                 scale.unit,
-                None if scale.norm is None else max(scale.norm[0], scale.unit),
+                _norm_threshold(scale),
                 sid in pooled,
             )
             for sid, scale in spec.scales.items()
@@ -446,9 +448,8 @@ class Noise:
                 p = pomps.get(sid)
                 if p is None:
                     continue
-                t = norm_t  # the threshold in force (threshold_values')
-                if t is None and w.seen >= least:
-                    t = own_threshold(q, sd, root, unit)
+                t = threshold_in_force(norm_t, w.seen, q, sd, root, unit)
+                w.thresholds.append(t)
                 cap = w.cap
                 drop = w.drop
                 outside = w.outside
@@ -492,9 +493,8 @@ class Noise:
         bands: dict[str, tuple[float, float] | None] = {}
         thresholds: dict[str, float | None] = {}
         for sid, w, _, root, unit, norm_t, _ in scales:
-            t = norm_t
-            if t is None and w.seen >= least:
-                t = own_threshold(qs[-1], sds[-1], root, unit)
+            self.thresholds[sid] = w.thresholds
+            t = threshold_in_force(norm_t, w.seen, qs[-1], sds[-1], root, unit)
             thresholds[sid] = t
             band = None
             if w.drop is not None:  # back within half its threshold of its level: repaired
@@ -514,6 +514,22 @@ class Noise:
     def before(self, index: int) -> tuple[float, int]:
         """(item-level SD in POMP, changes behind it) from the visits before ``index``."""
         return self.sds[index], self.sums[index][1]
+
+
+def threshold_in_force(
+    norm: float | None, earlier: int, q: float, sd: float, root_items: float, unit: float
+) -> float | None:
+    """A scale's drop threshold at a session with ``earlier`` scored sessions of it before:
+    a cited norm's (Jacobson & Truax, never under one unit), else the client's own from the
+    fourth session on (``own_threshold``), else None (too early to tell)."""
+    if norm is not None:
+        return norm
+    return None if earlier <= MIN_EARLIER_CHANGES else own_threshold(q, sd, root_items, unit)
+
+
+def _norm_threshold(spec: ScaleSpec) -> float | None:
+    """A scale's Jacobson–Truax threshold from a cited norm, never under one unit (or None)."""
+    return None if spec.norm is None else max(spec.norm[0], spec.unit)
 
 
 def own_threshold(q: float, sd: float, root_items: float, unit: float) -> float:
@@ -599,35 +615,19 @@ _NO_THRESHOLD = Threshold(None, "", "", True)
 _OWN_WORDS = "larger than this client's usual session-to-session change"
 
 
-def threshold_values(
-    spec: ScaleSpec, noise: Noise | None, indices: Sequence[int], start: int = 0
-) -> list[float | None]:
-    """The thresholds' values alone (``threshold_at``'s, without their words) at the
-    visits ``indices`` of a scale, the k-th with ``start + k`` earlier scored sessions:
-    the walk asks at every session, and words are needed only where a concern begins."""
-    if spec.norm is not None:
-        return [max(spec.norm[0], spec.unit)] * len(indices)
-    if noise is None:
-        return [None] * len(indices)
-    root, unit, sds, qs = math.sqrt(spec.items), spec.unit, noise.sds, noise.qs
-    least = MIN_EARLIER_CHANGES + 1
-    return [
-        None if start + k < least else own_threshold(qs[index], sds[index], root, unit)
-        for k, index in enumerate(indices)
-    ]
-
-
 def threshold_at(spec: ScaleSpec, noise: Noise | None, index: int, earlier: int) -> Threshold:
     """The threshold for the visit at ``index``, with ``earlier`` scored sessions of this
     scale before it: Jacobson & Truax from a cited norm, else from the client's own noise."""
-    (value,) = threshold_values(spec, noise, [index], earlier)
     if spec.norm is not None:
-        return Threshold(value, "beyond reliable change", spec.norm[1], False)
-    if value is None or noise is None:
+        return Threshold(_norm_threshold(spec), "beyond reliable change", spec.norm[1], False)
+    if noise is None:
         return _NO_THRESHOLD
     sd, n = noise.before(index)
-    q = noise.qs[index]
-    floor = own_threshold(q, sd, math.sqrt(spec.items), 0.0) < spec.unit
+    q, root = noise.qs[index], math.sqrt(spec.items)
+    value = threshold_in_force(None, earlier, q, sd, root, spec.unit)
+    if value is None:
+        return _NO_THRESHOLD
+    floor = own_threshold(q, sd, root, 0.0) < spec.unit
     return Threshold(value, _OWN_WORDS, "", True, n, q, noise.tests, floor, noise.student)
 
 
@@ -700,7 +700,7 @@ def _scale_episodes(
     in_drop = -DECLINE_WINDOW  # the latest position inside a drop: a decline's window clears it
     values = [v for _, v, _ in points]
     first = _mean(values[:DECLINE_WINDOW]) if values else 0.0  # a decline's first sessions
-    thresholds = threshold_values(spec, noise, [index for _, _, index in points])
+    thresholds = noise.thresholds[sid]  # (the walk's, at these same scored sessions)
     onsets = {d.onset: d for d in noise.drops.get(sid, ())}
     for i, ((session, value, index), t_value) in enumerate(zip(points, thresholds, strict=True)):
         if drop is not None and found is not None:
